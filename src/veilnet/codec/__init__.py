@@ -1,0 +1,32 @@
+"""Veilnet's wire formats: canonical versioned CBOR for internal messages, ABI for EVM contracts.
+Same value, same bytes, everywhere; every decoder is bounded and raises typed CodecErrors."""
+
+from veilnet.codec._abi import abi_decode, abi_encode
+from veilnet.codec._canonical import Value, decode, encode
+from veilnet.codec._records import Record, decode_record, encode_record, record
+from veilnet.codec.errors import (
+    CodecError,
+    NotCanonical,
+    Oversized,
+    SchemaMismatch,
+    TrailingBytes,
+    UnknownVersion,
+)
+
+__all__ = [
+    "CodecError",
+    "NotCanonical",
+    "Oversized",
+    "Record",
+    "SchemaMismatch",
+    "TrailingBytes",
+    "UnknownVersion",
+    "Value",
+    "abi_decode",
+    "abi_encode",
+    "decode",
+    "decode_record",
+    "encode",
+    "encode_record",
+    "record",
+]

@@ -1,0 +1,130 @@
+"""Canonical, versioned CBOR (RFC 8949 §4.2 deterministic encoding) for internal messages.
+Only null, bool, 64-bit ints, bytes, text, lists and text-keyed maps: no floats, no tags."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cbor2
+
+from veilnet.codec.constants import (
+    CODEC_VERSION,
+    MAX_DEPTH,
+    MAX_ENCODED_SIZE,
+    MAX_INT,
+    MAX_ITEMS,
+    MIN_INT,
+)
+from veilnet.codec.errors import (
+    CodecError,
+    NotCanonical,
+    Oversized,
+    TrailingBytes,
+    UnknownVersion,
+)
+
+Value = None | bool | int | bytes | str | list["Value"] | dict[str, "Value"]
+"""The values the canonical codec carries."""
+
+__all__ = ["Value", "decode", "encode"]
+
+
+def _check(value: Any, depth: int, max_depth: int, budget: list[int]) -> None:
+    """Raise TypeError/Oversized unless ``value`` is a codec Value within limits."""
+    if depth > max_depth:
+        raise Oversized("value nests too deeply", max_depth=max_depth)
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise Oversized("value has too many items")
+    if value is None or isinstance(value, bool | bytes | str):
+        return
+    if isinstance(value, int):
+        if not MIN_INT <= value <= MAX_INT:
+            raise Oversized("integers must fit in 64 bits")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("map keys must be str")
+            _check(item, depth + 1, max_depth, budget)
+        return
+    if isinstance(value, Sequence):
+        for item in value:
+            _check(item, depth + 1, max_depth, budget)
+        return
+    raise TypeError(f"type {type(value).__name__} cannot be encoded canonically")
+
+
+def encode(value: Any) -> bytes:
+    """The one canonical encoding of ``value``: version byte, then deterministic CBOR.
+
+    Tuples encode as lists; map keys sort by their encoded bytes (RFC 8949 §4.2.1).
+
+    Raises:
+        TypeError: a value of an unsupported type (floats, sets, objects): a caller bug.
+        Oversized: integers beyond 64 bits, or nesting deeper than MAX_DEPTH.
+    """
+    _check(value, 0, MAX_DEPTH, [MAX_ITEMS])
+    return bytes([CODEC_VERSION]) + cbor2.dumps(value, canonical=True)
+
+
+def decode(
+    data: bytes,
+    *,
+    max_size: int = MAX_ENCODED_SIZE,
+    max_depth: int = MAX_DEPTH,
+    max_items: int = MAX_ITEMS,
+) -> Value:
+    """Decode bytes made by ``encode``; anything else is a typed CodecError.
+
+    Rejects unknown versions, trailing bytes, oversized input, excessive nesting, floats,
+    tags, indefinite lengths, duplicate or non-text map keys, and non-canonical encodings
+    (so equal values always have equal bytes).
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("decode() takes bytes")
+    data = bytes(data)
+    if len(data) > max_size:
+        raise Oversized("encoded value is larger than allowed", max_size=max_size)
+    if not data:
+        raise CodecError("empty input")
+    if data[0] != CODEC_VERSION:
+        raise UnknownVersion(f"codec version {data[0]} is not supported")
+    stream = io.BytesIO(data)
+    stream.seek(1)
+    try:
+        decoder = cbor2.CBORDecoder(
+            stream,
+            max_depth=max_depth + 1,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+            tag_hook=_reject_tag,
+        )
+        value = decoder.decode()
+    except CodecError:
+        raise
+    except cbor2.CBORDecodeError as exc:
+        if "depth" in str(exc):
+            raise Oversized("value nests too deeply", max_depth=max_depth) from exc
+        raise CodecError("malformed encoding") from exc
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        raise CodecError("malformed encoding") from exc
+    if stream.tell() != len(data):
+        raise TrailingBytes(f"{len(data) - stream.tell()} bytes after the value")
+    try:
+        canonical = encode(value)
+    except TypeError as exc:  # floats, semantic tags decoded to other types
+        raise CodecError("value of an unsupported type") from exc
+    except Oversized as exc:
+        raise Oversized(exc.message) from exc
+    if len(canonical) != len(data) or canonical != data:
+        raise NotCanonical("input is not the canonical encoding of its value")
+    budget = [max_items]
+    _check(value, 0, max_depth, budget)
+    return value  # type: ignore[no-any-return]
+
+
+def _reject_tag(decoder: object, tag: object) -> object:
+    raise CodecError("CBOR tags are not allowed")

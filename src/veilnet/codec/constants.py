@@ -1,0 +1,14 @@
+"""Limits and version numbers of Veilnet's canonical encoding, named once.
+Decoders take these as defaults; callers facing smaller budgets pass tighter ones."""
+
+from typing import Final
+
+CODEC_VERSION: Final = 1
+"""First byte of every canonical encoding."""
+
+MAX_ENCODED_SIZE: Final = 8 * 1024 * 1024
+MAX_DEPTH: Final = 32
+MAX_ITEMS: Final = 100_000
+"""Largest number of values (all containers' members together) one decode accepts."""
+MAX_INT: Final = 2**64 - 1
+MIN_INT: Final = -(2**64)

@@ -1,0 +1,45 @@
+"""Veilnet's cryptographic recipes: keys, HPKE envelopes, typed signatures, sealed values.
+Suites, version tags and bindings are fixed here; raw primitives live in ``crypto._hazmat``."""
+
+from veilnet.crypto.envelope import Binding, EnvelopeHeader, open_envelope, peek_envelope, seal_for
+from veilnet.crypto.errors import EnvelopeInvalid, KeyInvalid, SignatureInvalid, UnsupportedVersion
+from veilnet.crypto.keys import Address, PublicKeys, SecretKey, Suite, SymmetricKey
+from veilnet.crypto.signing import (
+    Domain,
+    MessageType,
+    recover_text,
+    recover_typed,
+    sign_text,
+    sign_typed,
+    text_digest,
+    typed_digest,
+    verify_text,
+    verify_typed,
+)
+
+__all__ = [
+    "Address",
+    "Binding",
+    "Domain",
+    "EnvelopeHeader",
+    "EnvelopeInvalid",
+    "KeyInvalid",
+    "MessageType",
+    "PublicKeys",
+    "SecretKey",
+    "SignatureInvalid",
+    "Suite",
+    "SymmetricKey",
+    "UnsupportedVersion",
+    "open_envelope",
+    "peek_envelope",
+    "recover_text",
+    "recover_typed",
+    "seal_for",
+    "sign_text",
+    "sign_typed",
+    "text_digest",
+    "typed_digest",
+    "verify_text",
+    "verify_typed",
+]

@@ -1,0 +1,176 @@
+"""Canonical codec and records: round trips, canonical bytes, bounded and typed rejection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from veilnet.codec import (
+    CodecError,
+    NotCanonical,
+    Oversized,
+    Record,
+    SchemaMismatch,
+    TrailingBytes,
+    UnknownVersion,
+    abi_decode,
+    abi_encode,
+    decode,
+    encode,
+    record,
+)
+
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64 - 1)
+    | st.binary(max_size=64)
+    | st.text(max_size=32),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@given(values)
+def test_round_trip_and_canonical(value: object) -> None:
+    encoded = encode(value)
+    assert decode(encoded) == value
+    assert encode(decode(encoded)) == encoded
+
+
+@given(st.dictionaries(st.text(max_size=6), st.integers(0, 9), max_size=8))
+def test_map_order_does_not_change_bytes(mapping: dict[str, int]) -> None:
+    reversed_mapping = dict(reversed(list(mapping.items())))
+    assert encode(mapping) == encode(reversed_mapping)
+
+
+@given(st.binary(max_size=200))
+def test_garbage_is_a_typed_error_never_a_crash(data: bytes) -> None:
+    try:
+        value = decode(data)
+    except CodecError:
+        return
+    assert encode(value) == data
+
+
+@given(values, st.data())
+def test_mutations_either_fail_or_stay_canonical(value: object, data: st.DataObject) -> None:
+    encoded = bytearray(encode(value))
+    index = data.draw(st.integers(0, len(encoded) - 1))
+    encoded[index] ^= data.draw(st.integers(1, 255))
+    try:
+        decoded = decode(bytes(encoded))
+    except CodecError:
+        return
+    assert encode(decoded) == bytes(encoded)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "code"),
+    [
+        (b"", CodecError, "codec_malformed"),
+        (b"\x02\x01", UnknownVersion, "codec_unknown_version"),
+        (encode(1) + b"\x00", TrailingBytes, "codec_trailing_bytes"),
+        (b"\x01\x18\x01", NotCanonical, "codec_not_canonical"),  # 1 encoded in two bytes
+        (b"\x01\xa2\x61b\x01\x61a\x02", NotCanonical, "codec_not_canonical"),  # unsorted keys
+        (b"\x01\xfb" + b"\x00" * 8, CodecError, "codec_malformed"),  # float
+        (b"\x01\xc1\x01", CodecError, "codec_malformed"),  # tag
+        (b"\x01\x9f\x01\xff", CodecError, "codec_malformed"),  # indefinite list
+        (b"\x01\xa2\x61a\x01\x61a\x02", CodecError, "codec_malformed"),  # duplicate key
+        (b"\x01\xa1\x01\x01", CodecError, "codec_malformed"),  # int key
+        (b"\x01\x5a\xff\xff\xff\xff", CodecError, "codec_malformed"),  # truncated huge bytes
+        (b"\x01" + b"\x81" * 40 + b"\x01", Oversized, "codec_oversized"),  # too deep
+    ],
+)
+def test_rejections_have_codes(data: bytes, error: type[CodecError], code: str) -> None:
+    with pytest.raises(error) as info:
+        decode(data)
+    assert info.value.code == code
+
+
+def test_size_and_item_limits() -> None:
+    with pytest.raises(Oversized):
+        decode(encode(b"x" * 100), max_size=50)
+    with pytest.raises(Oversized):
+        decode(encode(list(range(100))), max_items=50)
+    with pytest.raises(Oversized):
+        encode(2**64)
+    with pytest.raises(TypeError):
+        encode(1.5)
+    with pytest.raises(TypeError):
+        encode({1: 2})
+
+
+@record("test.transfer")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transfer(Record):
+    amount: int
+    to: bytes
+    memo: str | None
+    tags: tuple[str, ...]
+
+
+@record("test.batch")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Batch(Record):
+    items: tuple[Transfer, ...]
+    meta: dict[str, int]
+    final: bool
+
+
+def test_records_round_trip() -> None:
+    batch = Batch(
+        items=(Transfer(amount=5, to=b"\x01" * 20, memo=None, tags=("a",)),),
+        meta={"n": 1},
+        final=True,
+    )
+    assert Batch.from_bytes(batch.to_bytes()) == batch
+    assert batch.to_bytes() == Batch.from_bytes(batch.to_bytes()).to_bytes()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["test.unknown", 1],
+        ["test.transfer", 1, b"x", None],  # missing field
+        ["test.transfer", "1", b"x", None, []],  # wrong type
+        ["test.transfer", True, b"x", None, []],  # bool is not int
+        ["test.transfer", 1, b"x", 5, []],  # not str | None
+        [1, 2],
+        "not a record",
+    ],
+)
+def test_record_schema_mismatch(value: object) -> None:
+    with pytest.raises(SchemaMismatch) as info:
+        Transfer.from_bytes(encode(value))
+    assert info.value.code == "codec_schema_mismatch"
+
+
+def test_record_of_other_kind_is_rejected() -> None:
+    transfer = Transfer(amount=1, to=b"", memo="m", tags=())
+    with pytest.raises(SchemaMismatch):
+        Batch.from_bytes(transfer.to_bytes())
+
+
+def test_abi_round_trip_and_strictness() -> None:
+    data = abi_encode(["uint256", "bytes", "address"], [7, b"abc", "0x" + "11" * 20])
+    assert abi_decode(["uint256", "bytes", "address"], data)[:2] == (7, b"abc")
+    with pytest.raises(TrailingBytes):
+        abi_decode(["uint256"], abi_encode(["uint256"], [1]) + b"\x00" * 32)
+    with pytest.raises(CodecError):
+        abi_decode(["uint256", "bytes"], data[:40])
+    with pytest.raises(Oversized):
+        abi_decode(["bytes"], data, max_size=10)
+
+
+@given(st.binary(max_size=200))
+def test_abi_garbage_never_crashes(data: bytes) -> None:
+    try:
+        abi_decode(["uint64", "bytes", "bytes32"], data)
+    except CodecError:
+        pass
