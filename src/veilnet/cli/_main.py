@@ -17,6 +17,7 @@ from veilnet.errors import VeilnetError
 SUBCOMMANDS: dict[str, str] = {
     "bench": "veilnet.cli.bench:bench",
     "attest": "veilnet.cli.attest:attest",
+    "inference": "veilnet.cli.inference:inference",
 }
 
 

@@ -1,7 +1,16 @@
 """Veilnet's cryptographic recipes: keys, HPKE envelopes, typed signatures, sealed values.
 Suites, version tags and bindings are fixed here; raw primitives live in ``crypto._hazmat``."""
 
-from veilnet.crypto.envelope import Binding, EnvelopeHeader, open_envelope, peek_envelope, seal_for
+from veilnet.crypto.envelope import (
+    Binding,
+    EnvelopeHeader,
+    open_envelope,
+    open_key_envelope,
+    peek_envelope,
+    seal_for,
+    seal_key_for,
+    suite_for_public_key,
+)
 from veilnet.crypto.errors import EnvelopeInvalid, KeyInvalid, SignatureInvalid, UnsupportedVersion
 from veilnet.crypto.keys import Address, PublicKeys, SecretKey, Suite, SymmetricKey
 from veilnet.crypto.signing import (
@@ -32,12 +41,15 @@ __all__ = [
     "SymmetricKey",
     "UnsupportedVersion",
     "open_envelope",
+    "open_key_envelope",
     "peek_envelope",
     "recover_text",
     "recover_typed",
     "seal_for",
+    "seal_key_for",
     "sign_text",
     "sign_typed",
+    "suite_for_public_key",
     "text_digest",
     "typed_digest",
     "verify_text",

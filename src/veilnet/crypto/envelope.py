@@ -13,7 +13,16 @@ from veilnet.crypto.constants import ENVELOPE_VERSION, MAX_ENVELOPE_SIZE
 from veilnet.crypto.errors import EnvelopeInvalid, UnsupportedVersion
 from veilnet.crypto.keys import PublicKeys, SecretKey
 
-__all__ = ["Binding", "EnvelopeHeader", "open_envelope", "peek_envelope", "seal_for"]
+__all__ = [
+    "Binding",
+    "EnvelopeHeader",
+    "open_envelope",
+    "open_key_envelope",
+    "peek_envelope",
+    "seal_for",
+    "seal_key_for",
+    "suite_for_public_key",
+]
 
 _HEADER = struct.Struct(">BBI")
 
@@ -121,3 +130,31 @@ def open_envelope(
     return raw_hpke.open_(
         header.suite, private, bytes(envelope[_HEADER.size :]), binding.info(header.suite)
     )
+
+
+def suite_for_public_key(raw: bytes) -> Suite:
+    """The HPKE suite a raw public key belongs to, by its length (32 or 1216 bytes)."""
+    if len(raw) == raw_hpke.X25519_PUBLIC_LENGTH:
+        return Suite.X25519_SHA256_AES256GCM
+    if len(raw) == raw_hpke.HYBRID_PUBLIC_LENGTH:
+        return Suite.MLKEM768_X25519_SHA256_AES256GCM
+    raise EnvelopeInvalid("public key length matches no HPKE suite")
+
+
+def seal_key_for(recipient: PublicKeys | bytes, key: SecretKey, *, binding: Binding) -> bytes:
+    """Wrap a secret key for ``recipient`` (suite chosen by the recipient key's type).
+
+    The seed is encrypted inside this module only; callers never see it.
+    """
+    if isinstance(recipient, PublicKeys):
+        return seal_for(recipient, key._seed_bytes(), binding=binding)
+    suite = suite_for_public_key(recipient)
+    return seal_for(recipient, key._seed_bytes(), binding=binding, suite=suite)
+
+
+def open_key_envelope(key: SecretKey, envelope: bytes, *, binding: Binding) -> SecretKey:
+    """Unwrap a key made by ``seal_key_for``; raises EnvelopeInvalid on any mismatch."""
+    seed = open_envelope(key, envelope, binding=binding)
+    if len(seed) != 32:
+        raise EnvelopeInvalid()
+    return SecretKey._from_seed(seed)

@@ -165,6 +165,15 @@ class SecretKey(_Secret):
         """Inverse of ``seal``; raises EnvelopeInvalid if the blob or AAD do not match."""
         return cls(sealer.open(blob, aad=b"secret-key:" + aad), _token=_CONSTRUCT)
 
+    @classmethod
+    def _from_seed(cls, seed: bytes) -> SecretKey:
+        """Hazardous: only ``crypto.envelope`` (key wrapping) calls this."""
+        return cls(seed, _token=_CONSTRUCT)
+
+    def _seed_bytes(self) -> bytes:
+        """Hazardous: only ``crypto.envelope`` (key wrapping) calls this."""
+        return self._seed
+
     def seal(self, sealer: SymmetricKey, *, aad: bytes) -> bytes:
         """This key's seed encrypted under ``sealer`` and bound to ``aad``."""
         return sealer.seal(self._seed, aad=b"secret-key:" + aad)

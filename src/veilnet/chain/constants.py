@@ -1,0 +1,67 @@
+"""Limits and fixed values of ``veilnet.chain``, named once.
+Contract-side limits mirror the constants in ``contracts/*.vy`` (a test checks they agree)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from eth_hash.auto import keccak
+
+# --- contract limits (mirrors of the Vyper constants) ---------------------------------------
+MAX_HPKE_KEY: Final = 1216
+"""Largest worker/cluster/contract HPKE public key: the ML-KEM-768+X25519 hybrid key."""
+MAX_QUOTE: Final = 8192
+MAX_CODE: Final = 24576
+MAX_INIT: Final = 4096
+MAX_PAYLOAD_BOUND: Final = 32768
+"""Hard ABI bound of Bus payloads; the configurable limit is ``DEFAULT_MAX_PAYLOAD``."""
+DEFAULT_MAX_PAYLOAD: Final = 16384
+MAX_CLUSTER_WORKERS: Final = 64
+SIGNATURE_LENGTH: Final = 65
+
+# --- origin kinds (Registry.origin_kind) -------------------------------------------------
+KIND_NONE: Final = 0
+KIND_WORKER: Final = 1
+KIND_MASTER: Final = 2
+KIND_CLUSTER: Final = 3
+KIND_CONTRACT: Final = 4
+
+# --- egress topics routed to the Registry (keccak256 of the names) --------------------------
+TOPIC_MASTER_KEY: Final = keccak(b"veil/egress/master-key")
+TOPIC_ENDORSE: Final = keccak(b"veil/egress/endorse")
+TOPIC_CLUSTER_KEY: Final = keccak(b"veil/egress/cluster-key")
+TOPIC_CONTRACT_KEY: Final = keccak(b"veil/egress/contract-key")
+TOPIC_ROTATION_PROPOSE: Final = keccak(b"veil/egress/rotation-propose")
+TOPIC_ROTATION_CONFIRM: Final = keccak(b"veil/egress/rotation-confirm")
+ROUTED_TOPICS: Final = frozenset(
+    {
+        TOPIC_MASTER_KEY,
+        TOPIC_ENDORSE,
+        TOPIC_CLUSTER_KEY,
+        TOPIC_CONTRACT_KEY,
+        TOPIC_ROTATION_PROPOSE,
+        TOPIC_ROTATION_CONFIRM,
+    }
+)
+
+# --- follower / relay / devnet -------------------------------------------------------------
+DEFAULT_FINALITY_DEPTH: Final = 2
+"""A block is final once this many blocks are built on top of it."""
+DEFAULT_BLOCK_TIME: Final = 0.5
+MAX_BLOCKS_PER_POLL: Final = 256
+"""The follower fetches at most this many headers in one batched request."""
+MAX_RPC_BATCH: Final = 500
+MAX_RPC_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+RPC_TIMEOUT_S: Final = 30.0
+RELAY_MAX_ATTEMPTS: Final = 5
+GAS_MARGIN_PERCENT: Final = 25
+POST_BASE_GAS: Final = 600_000
+"""Gas limit for a routed post: the Bus asserts it can forward 400k to the Registry."""
+DEFAULT_CHAIN_ID_EMBEDDED: Final = 1337
+DEFAULT_CHAIN_ID_ANVIL: Final = 31337
+EVM_VERSION: Final = "cancun"
+VYPER_VERSION: Final = "0.4.3"
+ANVIL_NPM_PACKAGE: Final = "@foundry-rs/anvil"
+ANVIL_VERSION: Final = "1.7.1"
+DEV_MNEMONIC: Final = "test test test test test test test test test test test junk"
+DEV_ACCOUNTS: Final = 10

@@ -1,0 +1,538 @@
+# pragma version 0.4.3
+# pragma evm-version cancun
+"""
+@title Veilnet Registry
+@notice Public registry of a Veilnet network: governance, allowed measurements, workers,
+        gatekeepers, the master public key and its rotation, clusters and agent contracts.
+        Every change a worker's enclave core must replay is an event carrying all its fields.
+        Effects that come from enclave keys (endorsements, keys, rotation steps) arrive as
+        signed egress messages relayed by the Bus, which calls `on_egress`.
+"""
+
+from snekmate.auth import ownable
+from snekmate.auth import ownable_2step
+
+initializes: ownable
+initializes: ownable_2step[ownable := ownable]
+
+exports: (
+    ownable.owner,
+    ownable_2step.pending_owner,
+    ownable_2step.transfer_ownership,
+    ownable_2step.accept_ownership,
+)
+
+MAX_HPKE_KEY: constant(uint256) = 1216
+MAX_QUOTE: constant(uint256) = 8192
+MAX_CODE: constant(uint256) = 24576
+MAX_INIT: constant(uint256) = 4096
+MAX_EGRESS: constant(uint256) = 32768
+MAX_CLUSTER_WORKERS: constant(uint256) = 64
+
+KIND_NONE: constant(uint8) = 0
+KIND_WORKER: constant(uint8) = 1
+KIND_MASTER: constant(uint8) = 2
+KIND_CLUSTER: constant(uint8) = 3
+KIND_CONTRACT: constant(uint8) = 4
+
+STATUS_UNKNOWN: constant(uint8) = 0
+STATUS_ACTIVE: constant(uint8) = 1
+STATUS_PAUSED: constant(uint8) = 2
+
+TOPIC_MASTER_KEY: public(constant(bytes32)) = keccak256("veil/egress/master-key")
+TOPIC_ENDORSE: public(constant(bytes32)) = keccak256("veil/egress/endorse")
+TOPIC_CLUSTER_KEY: public(constant(bytes32)) = keccak256("veil/egress/cluster-key")
+TOPIC_CONTRACT_KEY: public(constant(bytes32)) = keccak256("veil/egress/contract-key")
+TOPIC_ROTATION_PROPOSE: public(constant(bytes32)) = keccak256("veil/egress/rotation-propose")
+TOPIC_ROTATION_CONFIRM: public(constant(bytes32)) = keccak256("veil/egress/rotation-confirm")
+
+
+struct Worker:
+    operator: address
+    hpke_key: Bytes[MAX_HPKE_KEY]
+    tee_kind: uint8
+    measurement: bytes32
+    confidence: uint8
+    quote_hash: bytes32
+    collateral_hash: bytes32
+    cluster: bytes32
+
+
+struct Cluster:
+    owner: address
+    key_epoch: uint64
+    key_address: address
+    public_key: Bytes[MAX_HPKE_KEY]
+    worker_count: uint256
+
+
+struct AgentContract:
+    cluster: bytes32
+    code_hash: bytes32
+    owner: address
+    controller: address
+    key_epoch: uint64
+    key_address: address
+    public_key: Bytes[MAX_HPKE_KEY]
+    paused: bool
+
+
+event BusSet:
+    bus: indexed(address)
+
+event MeasurementSet:
+    measurement: indexed(bytes32)
+    allowed: bool
+
+event GatekeeperAdded:
+    gatekeeper: indexed(address)
+
+event GatekeeperRemoved:
+    gatekeeper: indexed(address)
+
+event WorkerRegistered:
+    worker: indexed(address)
+    operator: indexed(address)
+    hpke_key: Bytes[MAX_HPKE_KEY]
+    tee_kind: uint8
+    measurement: bytes32
+    quote_hash: bytes32
+    collateral_hash: bytes32
+    quote: Bytes[MAX_QUOTE]
+
+event WorkerEndorsed:
+    worker: indexed(address)
+    confidence: uint8
+    quote_hash: bytes32
+
+event MasterKeySet:
+    gatekeeper: indexed(address)
+    key_address: indexed(address)
+    public_key: Bytes[MAX_HPKE_KEY]
+
+event RotationLocked:
+    rotation: indexed(uint256)
+
+event RotationProposed:
+    rotation: indexed(uint256)
+    proposer: indexed(address)
+    key_address: address
+    public_key: Bytes[MAX_HPKE_KEY]
+
+event RotationConfirmed:
+    rotation: indexed(uint256)
+    gatekeeper: indexed(address)
+    confirmations: uint256
+
+event MasterKeyRotated:
+    rotation: indexed(uint256)
+    key_address: indexed(address)
+    public_key: Bytes[MAX_HPKE_KEY]
+
+event RotationAborted:
+    rotation: indexed(uint256)
+
+event ClusterCreated:
+    cluster_id: indexed(bytes32)
+    owner: indexed(address)
+
+event ClusterWorkerAdded:
+    cluster_id: indexed(bytes32)
+    worker: indexed(address)
+
+event ClusterWorkerRemoved:
+    cluster_id: indexed(bytes32)
+    worker: indexed(address)
+
+event ClusterKeySet:
+    cluster_id: indexed(bytes32)
+    epoch: uint64
+    key_address: indexed(address)
+    public_key: Bytes[MAX_HPKE_KEY]
+
+event ContractDeployed:
+    contract_id: indexed(bytes32)
+    cluster_id: indexed(bytes32)
+    owner: indexed(address)
+    controller: address
+    code_hash: bytes32
+    code: Bytes[MAX_CODE]
+    init_args: Bytes[MAX_INIT]
+
+event ContractKeySet:
+    contract_id: indexed(bytes32)
+    epoch: uint64
+    key_address: indexed(address)
+    public_key: Bytes[MAX_HPKE_KEY]
+
+event ContractPaused:
+    contract_id: indexed(bytes32)
+    paused: bool
+    by: indexed(address)
+
+event ContractUpgraded:
+    contract_id: indexed(bytes32)
+    code_hash: bytes32
+    code: Bytes[MAX_CODE]
+
+event ContractOwnerChanged:
+    contract_id: indexed(bytes32)
+    owner: indexed(address)
+
+event ContractControllerChanged:
+    contract_id: indexed(bytes32)
+    controller: indexed(address)
+
+
+bus: public(address)
+allowed_measurements: public(HashMap[bytes32, bool])
+workers: public(HashMap[address, Worker])
+origin_kind: public(HashMap[address, uint8])
+gatekeepers: public(HashMap[address, bool])
+gatekeeper_count: public(uint256)
+master_key_address: public(address)
+master_public_key: public(Bytes[MAX_HPKE_KEY])
+rotation_counter: public(uint256)
+rotation_locked: public(bool)
+proposal_key_address: public(address)
+proposal_public_key: public(Bytes[MAX_HPKE_KEY])
+rotation_confirmed: public(HashMap[uint256, HashMap[address, bool]])
+rotation_confirmations: public(uint256)
+clusters: public(HashMap[bytes32, Cluster])
+cluster_members: public(HashMap[bytes32, HashMap[address, bool]])
+contracts: public(HashMap[bytes32, AgentContract])
+
+
+@deploy
+def __init__():
+    ownable.__init__()
+    ownable_2step.__init__()
+
+
+# --- governance -------------------------------------------------------------------------
+
+@external
+def set_bus(bus: address):
+    ownable._check_owner()
+    assert self.bus == empty(address), "bus already set"
+    assert bus != empty(address), "zero address"
+    self.bus = bus
+    log BusSet(bus=bus)
+
+
+@external
+def set_measurement(measurement: bytes32, allowed: bool):
+    ownable._check_owner()
+    self.allowed_measurements[measurement] = allowed
+    log MeasurementSet(measurement=measurement, allowed=allowed)
+
+
+@external
+def add_gatekeeper(gatekeeper: address):
+    ownable._check_owner()
+    assert not self.rotation_locked, "rotation in progress"
+    assert self.origin_kind[gatekeeper] == KIND_WORKER, "not a registered worker"
+    assert not self.gatekeepers[gatekeeper], "already a gatekeeper"
+    self.gatekeepers[gatekeeper] = True
+    self.gatekeeper_count += 1
+    log GatekeeperAdded(gatekeeper=gatekeeper)
+
+
+@external
+def remove_gatekeeper(gatekeeper: address):
+    ownable._check_owner()
+    assert not self.rotation_locked, "rotation in progress"
+    assert self.gatekeepers[gatekeeper], "not a gatekeeper"
+    self.gatekeepers[gatekeeper] = False
+    self.gatekeeper_count -= 1
+    log GatekeeperRemoved(gatekeeper=gatekeeper)
+
+
+@external
+def lock_rotation():
+    ownable._check_owner()
+    assert self.master_key_address != empty(address), "no master key"
+    assert not self.rotation_locked, "rotation in progress"
+    self.rotation_locked = True
+    log RotationLocked(rotation=self.rotation_counter + 1)
+
+
+@external
+def abort_rotation():
+    ownable._check_owner()
+    assert self.rotation_locked, "no rotation in progress"
+    self.rotation_locked = False
+    self.proposal_key_address = empty(address)
+    self.proposal_public_key = b""
+    self.rotation_confirmations = 0
+    log RotationAborted(rotation=self.rotation_counter + 1)
+
+
+@external
+def create_cluster(cluster_id: bytes32, owner: address):
+    ownable._check_owner()
+    assert self.clusters[cluster_id].owner == empty(address), "cluster exists"
+    assert owner != empty(address), "zero address"
+    self.clusters[cluster_id].owner = owner
+    log ClusterCreated(cluster_id=cluster_id, owner=owner)
+
+
+# --- workers ----------------------------------------------------------------------------
+
+@external
+def register_worker(
+    operator: address,
+    hpke_key: Bytes[MAX_HPKE_KEY],
+    tee_kind: uint8,
+    measurement: bytes32,
+    quote: Bytes[MAX_QUOTE],
+    collateral_hash: bytes32,
+):
+    """
+    @notice Called by the worker's identity address. The quote stays in calldata and in the
+            event so anyone can re-verify the registration later. Re-registering (new quote)
+            resets the endorsement.
+    """
+    assert self.allowed_measurements[measurement], "measurement not allowed"
+    assert len(hpke_key) > 0, "empty key"
+    kind: uint8 = self.origin_kind[msg.sender]
+    assert kind == KIND_NONE or kind == KIND_WORKER, "origin in use"
+    quote_hash: bytes32 = keccak256(quote)
+    self.workers[msg.sender].operator = operator
+    self.workers[msg.sender].hpke_key = hpke_key
+    self.workers[msg.sender].tee_kind = tee_kind
+    self.workers[msg.sender].measurement = measurement
+    self.workers[msg.sender].confidence = 0
+    self.workers[msg.sender].quote_hash = quote_hash
+    self.workers[msg.sender].collateral_hash = collateral_hash
+    self.origin_kind[msg.sender] = KIND_WORKER
+    log WorkerRegistered(
+        worker=msg.sender,
+        operator=operator,
+        hpke_key=hpke_key,
+        tee_kind=tee_kind,
+        measurement=measurement,
+        quote_hash=quote_hash,
+        collateral_hash=collateral_hash,
+        quote=quote,
+    )
+
+
+# --- clusters ---------------------------------------------------------------------------
+
+@external
+def add_cluster_worker(cluster_id: bytes32, worker: address):
+    assert self.clusters[cluster_id].owner == msg.sender, "not cluster owner"
+    assert self.workers[worker].confidence > 0, "worker not endorsed"
+    assert self.workers[worker].cluster == empty(bytes32), "worker in a cluster"
+    assert self.clusters[cluster_id].worker_count < MAX_CLUSTER_WORKERS, "cluster full"
+    self.workers[worker].cluster = cluster_id
+    self.cluster_members[cluster_id][worker] = True
+    self.clusters[cluster_id].worker_count += 1
+    log ClusterWorkerAdded(cluster_id=cluster_id, worker=worker)
+
+
+@external
+def remove_cluster_worker(cluster_id: bytes32, worker: address):
+    assert self.clusters[cluster_id].owner == msg.sender, "not cluster owner"
+    assert self.cluster_members[cluster_id][worker], "not a member"
+    self.workers[worker].cluster = empty(bytes32)
+    self.cluster_members[cluster_id][worker] = False
+    self.clusters[cluster_id].worker_count -= 1
+    log ClusterWorkerRemoved(cluster_id=cluster_id, worker=worker)
+
+
+# --- agent contracts --------------------------------------------------------------------
+
+@view
+@external
+def contract_id_for(owner: address, salt: bytes32) -> bytes32:
+    return keccak256(abi_encode(owner, salt))
+
+
+@external
+def deploy_contract(
+    salt: bytes32,
+    cluster_id: bytes32,
+    controller: address,
+    code: Bytes[MAX_CODE],
+    init_args: Bytes[MAX_INIT],
+) -> bytes32:
+    """
+    @notice Deploys an agent into a cluster. The id is derived from the sender and a salt,
+            so nobody can take another's id. `init_args` is opaque (normally encrypted to the
+            cluster key); `code` is public.
+    """
+    assert self.clusters[cluster_id].owner != empty(address), "unknown cluster"
+    contract_id: bytes32 = keccak256(abi_encode(msg.sender, salt))
+    assert self.contracts[contract_id].owner == empty(address), "contract exists"
+    code_hash: bytes32 = keccak256(code)
+    self.contracts[contract_id].cluster = cluster_id
+    self.contracts[contract_id].code_hash = code_hash
+    self.contracts[contract_id].owner = msg.sender
+    self.contracts[contract_id].controller = controller
+    log ContractDeployed(
+        contract_id=contract_id,
+        cluster_id=cluster_id,
+        owner=msg.sender,
+        controller=controller,
+        code_hash=code_hash,
+        code=code,
+        init_args=init_args,
+    )
+    return contract_id
+
+
+@internal
+@view
+def _check_control(contract_id: bytes32):
+    owner: address = self.contracts[contract_id].owner
+    assert owner != empty(address), "unknown contract"
+    assert msg.sender == owner or msg.sender == self.contracts[contract_id].controller, "not owner or controller"
+
+
+@external
+def set_paused(contract_id: bytes32, paused: bool):
+    self._check_control(contract_id)
+    self.contracts[contract_id].paused = paused
+    log ContractPaused(contract_id=contract_id, paused=paused, by=msg.sender)
+
+
+@external
+def upgrade_contract(contract_id: bytes32, code: Bytes[MAX_CODE]):
+    self._check_control(contract_id)
+    code_hash: bytes32 = keccak256(code)
+    self.contracts[contract_id].code_hash = code_hash
+    log ContractUpgraded(contract_id=contract_id, code_hash=code_hash, code=code)
+
+
+@external
+def transfer_contract(contract_id: bytes32, new_owner: address):
+    self._check_control(contract_id)
+    assert new_owner != empty(address), "zero address"
+    self.contracts[contract_id].owner = new_owner
+    log ContractOwnerChanged(contract_id=contract_id, owner=new_owner)
+
+
+@external
+def set_controller(contract_id: bytes32, controller: address):
+    self._check_control(contract_id)
+    self.contracts[contract_id].controller = controller
+    log ContractControllerChanged(contract_id=contract_id, controller=controller)
+
+
+@view
+@external
+def contract_status(contract_id: bytes32) -> uint8:
+    if self.contracts[contract_id].owner == empty(address):
+        return STATUS_UNKNOWN
+    if self.contracts[contract_id].paused:
+        return STATUS_PAUSED
+    return STATUS_ACTIVE
+
+
+# --- effects of egress messages (called by the Bus after it checked signature and seq) ----
+
+@external
+def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_EGRESS]):
+    """
+    @notice A revert here does not undo the egress: the Bus records `EgressRejected` and the
+            origin's sequence still advances, so a bad message can never block an origin.
+    """
+    assert msg.sender == self.bus, "only bus"
+    if topic == TOPIC_ENDORSE:
+        assert kind == KIND_MASTER, "wrong origin"
+        worker: address = empty(address)
+        confidence: uint8 = 0
+        quote_hash: bytes32 = empty(bytes32)
+        worker, confidence, quote_hash = abi_decode(payload, (address, uint8, bytes32))
+        assert self.origin_kind[worker] == KIND_WORKER, "unknown worker"
+        assert self.workers[worker].quote_hash == quote_hash, "stale quote"
+        assert confidence <= 5, "bad confidence"
+        self.workers[worker].confidence = confidence
+        log WorkerEndorsed(worker=worker, confidence=confidence, quote_hash=quote_hash)
+    elif topic == TOPIC_MASTER_KEY:
+        assert kind == KIND_WORKER and self.gatekeepers[origin], "wrong origin"
+        assert self.master_key_address == empty(address), "master key exists"
+        key_address: address = empty(address)
+        public_key: Bytes[MAX_HPKE_KEY] = b""
+        key_address, public_key = abi_decode(payload, (address, Bytes[MAX_HPKE_KEY]))
+        assert self.origin_kind[key_address] == KIND_NONE, "origin in use"
+        self.master_key_address = key_address
+        self.master_public_key = public_key
+        self.origin_kind[key_address] = KIND_MASTER
+        log MasterKeySet(gatekeeper=origin, key_address=key_address, public_key=public_key)
+    elif topic == TOPIC_CLUSTER_KEY:
+        assert kind == KIND_MASTER and origin == self.master_key_address, "wrong origin"
+        cluster_id: bytes32 = empty(bytes32)
+        epoch: uint64 = 0
+        key_address: address = empty(address)
+        public_key: Bytes[MAX_HPKE_KEY] = b""
+        cluster_id, epoch, key_address, public_key = abi_decode(
+            payload, (bytes32, uint64, address, Bytes[MAX_HPKE_KEY])
+        )
+        assert self.clusters[cluster_id].owner != empty(address), "unknown cluster"
+        assert epoch > self.clusters[cluster_id].key_epoch, "stale epoch"
+        assert self.origin_kind[key_address] == KIND_NONE, "origin in use"
+        self.clusters[cluster_id].key_epoch = epoch
+        self.clusters[cluster_id].key_address = key_address
+        self.clusters[cluster_id].public_key = public_key
+        self.origin_kind[key_address] = KIND_CLUSTER
+        log ClusterKeySet(cluster_id=cluster_id, epoch=epoch, key_address=key_address, public_key=public_key)
+    elif topic == TOPIC_CONTRACT_KEY:
+        assert kind == KIND_CLUSTER, "wrong origin"
+        contract_id: bytes32 = empty(bytes32)
+        epoch: uint64 = 0
+        key_address: address = empty(address)
+        public_key: Bytes[MAX_HPKE_KEY] = b""
+        contract_id, epoch, key_address, public_key = abi_decode(
+            payload, (bytes32, uint64, address, Bytes[MAX_HPKE_KEY])
+        )
+        cluster_id: bytes32 = self.contracts[contract_id].cluster
+        assert self.contracts[contract_id].owner != empty(address), "unknown contract"
+        assert self.clusters[cluster_id].key_address == origin, "not the cluster key"
+        assert epoch == self.clusters[cluster_id].key_epoch, "wrong epoch"
+        assert epoch > self.contracts[contract_id].key_epoch, "stale epoch"
+        assert self.origin_kind[key_address] == KIND_NONE, "origin in use"
+        self.contracts[contract_id].key_epoch = epoch
+        self.contracts[contract_id].key_address = key_address
+        self.contracts[contract_id].public_key = public_key
+        self.origin_kind[key_address] = KIND_CONTRACT
+        log ContractKeySet(contract_id=contract_id, epoch=epoch, key_address=key_address, public_key=public_key)
+    elif topic == TOPIC_ROTATION_PROPOSE:
+        assert kind == KIND_WORKER and self.gatekeepers[origin], "wrong origin"
+        assert self.rotation_locked, "no rotation in progress"
+        assert self.proposal_key_address == empty(address), "already proposed"
+        rotation: uint256 = 0
+        key_address: address = empty(address)
+        public_key: Bytes[MAX_HPKE_KEY] = b""
+        rotation, key_address, public_key = abi_decode(payload, (uint256, address, Bytes[MAX_HPKE_KEY]))
+        assert rotation == self.rotation_counter + 1, "wrong rotation"
+        assert self.origin_kind[key_address] == KIND_NONE, "origin in use"
+        self.proposal_key_address = key_address
+        self.proposal_public_key = public_key
+        log RotationProposed(rotation=rotation, proposer=origin, key_address=key_address, public_key=public_key)
+    elif topic == TOPIC_ROTATION_CONFIRM:
+        assert kind == KIND_WORKER and self.gatekeepers[origin], "wrong origin"
+        rotation: uint256 = 0
+        key_address: address = empty(address)
+        rotation, key_address = abi_decode(payload, (uint256, address))
+        assert self.rotation_locked, "no rotation in progress"
+        assert rotation == self.rotation_counter + 1, "wrong rotation"
+        assert key_address == self.proposal_key_address and key_address != empty(address), "wrong key"
+        assert not self.rotation_confirmed[rotation][origin], "already confirmed"
+        self.rotation_confirmed[rotation][origin] = True
+        self.rotation_confirmations += 1
+        log RotationConfirmed(rotation=rotation, gatekeeper=origin, confirmations=self.rotation_confirmations)
+        if self.rotation_confirmations >= self.gatekeeper_count:
+            self.master_key_address = key_address
+            self.master_public_key = self.proposal_public_key
+            self.origin_kind[key_address] = KIND_MASTER
+            self.rotation_counter = rotation
+            self.rotation_locked = False
+            self.proposal_key_address = empty(address)
+            self.proposal_public_key = b""
+            self.rotation_confirmations = 0
+            log MasterKeyRotated(rotation=rotation, key_address=key_address, public_key=self.master_public_key)
+    else:
+        raise "unknown topic"

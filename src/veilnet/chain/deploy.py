@@ -1,0 +1,223 @@
+"""Genesis of a fresh network (Registry + Bus) and typed helpers for every Registry/Bus action.
+Each helper sends one transaction from a ``TxSender``; reverts surface as ContractReverted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.abi import encode as abi_encode
+
+from veilnet.chain.artifacts import load_artifact
+from veilnet.chain.constants import DEFAULT_MAX_PAYLOAD, POST_BASE_GAS, ROUTED_TOPICS
+from veilnet.chain.contracts import ContractHandle, Receipt, TxSender
+from veilnet.chain.egress import EgressMessage
+from veilnet.chain.errors import ChainNotReady
+from veilnet.chain.model import ChainAddresses
+from veilnet.chain.rpc import JSONRPCClient, from_quantity
+from veilnet.crypto import Address
+
+__all__ = ["Deployment", "Network", "deploy"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deployment:
+    """A deployed network: contract addresses, governance and the block to follow from."""
+
+    addresses: ChainAddresses
+    admin: Address
+    genesis_block: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.addresses.to_json(),
+            "admin": self.admin.hex,
+            "genesis_block": self.genesis_block,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Deployment:
+        return cls(
+            addresses=ChainAddresses.from_json(doc),
+            admin=Address.parse(doc["admin"]),
+            genesis_block=int(doc["genesis_block"]),
+        )
+
+
+def deploy(
+    client: JSONRPCClient,
+    admin_key: bytes,
+    *,
+    measurements: Iterable[bytes] = (),
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+) -> Deployment:
+    """Deploy Registry and Bus, link them, allow ``measurements``; the deployer is governance.
+
+    Raises:
+        ContractReverted / RPCError / RPCUnavailable: a genesis transaction failed.
+    """
+    chain_id = from_quantity(client.call("eth_chainId"))
+    sender = TxSender(client, admin_key, chain_id=chain_id)
+    registry_receipt = sender.transact(None, load_artifact("Registry").bytecode)
+    if registry_receipt.contract_address is None:
+        raise ChainNotReady("Registry deployment produced no contract")
+    registry = registry_receipt.contract_address
+    bus_code = load_artifact("Bus").bytecode + abi_encode(
+        ["address", "uint256"], [registry.hex, max_payload]
+    )
+    bus_receipt = sender.transact(None, bus_code)
+    if bus_receipt.contract_address is None:
+        raise ChainNotReady("Bus deployment produced no contract")
+    addresses = ChainAddresses(
+        chain_id=chain_id, registry=registry, bus=bus_receipt.contract_address
+    )
+    network = Network(client, addresses)
+    network.set_bus(sender)
+    for measurement in measurements:
+        network.set_measurement(sender, measurement, True)
+    return Deployment(
+        addresses=addresses, admin=sender.address, genesis_block=registry_receipt.block_number
+    )
+
+
+class Network:
+    """Typed calls into a deployed network's Registry and Bus."""
+
+    def __init__(self, client: JSONRPCClient, addresses: ChainAddresses) -> None:
+        self.client = client
+        self.addresses = addresses
+        self.registry = ContractHandle("Registry", addresses.registry)
+        self.bus = ContractHandle("Bus", addresses.bus)
+
+    def sender(self, private_key: bytes) -> TxSender:
+        return TxSender(self.client, private_key, chain_id=self.addresses.chain_id)
+
+    def _registry_tx(self, sender: TxSender, fn: str, *args: Any) -> Receipt:
+        return sender.transact(self.registry.address, self.registry.encode(fn, *args))
+
+    # governance
+    def set_bus(self, sender: TxSender) -> Receipt:
+        return self._registry_tx(sender, "set_bus", self.addresses.bus)
+
+    def set_measurement(self, sender: TxSender, measurement: bytes, allowed: bool) -> Receipt:
+        return self._registry_tx(sender, "set_measurement", measurement, allowed)
+
+    def add_gatekeeper(self, sender: TxSender, gatekeeper: Address) -> Receipt:
+        return self._registry_tx(sender, "add_gatekeeper", gatekeeper)
+
+    def remove_gatekeeper(self, sender: TxSender, gatekeeper: Address) -> Receipt:
+        return self._registry_tx(sender, "remove_gatekeeper", gatekeeper)
+
+    def lock_rotation(self, sender: TxSender) -> Receipt:
+        return self._registry_tx(sender, "lock_rotation")
+
+    def abort_rotation(self, sender: TxSender) -> Receipt:
+        return self._registry_tx(sender, "abort_rotation")
+
+    def create_cluster(self, sender: TxSender, cluster_id: bytes, owner: Address) -> Receipt:
+        return self._registry_tx(sender, "create_cluster", cluster_id, owner)
+
+    def set_bus_params(
+        self, sender: TxSender, *, max_payload: int, command_fee: int, fee_hook: Address | None
+    ) -> Receipt:
+        hook = fee_hook.hex if fee_hook is not None else "0x" + "00" * 20
+        data = self.bus.encode("set_params", max_payload, command_fee, hook)
+        return sender.transact(self.bus.address, data)
+
+    # workers and clusters
+    def register_worker(
+        self,
+        sender: TxSender,
+        *,
+        operator: Address,
+        hpke_key: bytes,
+        tee_kind: int,
+        measurement: bytes,
+        quote: bytes,
+        collateral_hash: bytes,
+    ) -> Receipt:
+        """Sent by the worker identity itself (``sender`` holds the worker's key)."""
+        return self._registry_tx(
+            sender,
+            "register_worker",
+            operator,
+            hpke_key,
+            tee_kind,
+            measurement,
+            quote,
+            collateral_hash,
+        )
+
+    def add_cluster_worker(self, sender: TxSender, cluster_id: bytes, worker: Address) -> Receipt:
+        return self._registry_tx(sender, "add_cluster_worker", cluster_id, worker)
+
+    def remove_cluster_worker(
+        self, sender: TxSender, cluster_id: bytes, worker: Address
+    ) -> Receipt:
+        return self._registry_tx(sender, "remove_cluster_worker", cluster_id, worker)
+
+    # agent contracts
+    def contract_id_for(self, owner: Address, salt: bytes) -> bytes:
+        return bytes(self.registry.call(self.client, "contract_id_for", owner, salt))
+
+    def deploy_contract(
+        self,
+        sender: TxSender,
+        *,
+        salt: bytes,
+        cluster_id: bytes,
+        code: bytes,
+        init_args: bytes = b"",
+        controller: Address | None = None,
+    ) -> bytes:
+        """Deploy an agent; returns its contract id."""
+        ctrl = controller.hex if controller is not None else "0x" + "00" * 20
+        self._registry_tx(sender, "deploy_contract", salt, cluster_id, ctrl, code, init_args)
+        return self.contract_id_for(sender.address, salt)
+
+    def set_paused(self, sender: TxSender, contract_id: bytes, paused: bool) -> Receipt:
+        return self._registry_tx(sender, "set_paused", contract_id, paused)
+
+    def upgrade_contract(self, sender: TxSender, contract_id: bytes, code: bytes) -> Receipt:
+        return self._registry_tx(sender, "upgrade_contract", contract_id, code)
+
+    def transfer_contract(
+        self, sender: TxSender, contract_id: bytes, new_owner: Address
+    ) -> Receipt:
+        return self._registry_tx(sender, "transfer_contract", contract_id, new_owner)
+
+    def set_controller(self, sender: TxSender, contract_id: bytes, controller: Address) -> Receipt:
+        return self._registry_tx(sender, "set_controller", contract_id, controller)
+
+    # bus
+    def push_command(
+        self, sender: TxSender, contract_id: bytes, payload: bytes, *, value: int = 0
+    ) -> Receipt:
+        data = self.bus.encode("push_command", contract_id, payload)
+        return sender.transact(self.bus.address, data, value=value)
+
+    def post_data(self, message: EgressMessage) -> bytes:
+        return self.bus.encode(
+            "post", message.origin, message.seq, message.topic, message.payload, message.signature
+        )
+
+    def post_gas(self, message: EgressMessage) -> int | None:
+        """Routed topics get a fixed generous limit (the Bus demands gas for the Registry)."""
+        return POST_BASE_GAS + 16 * len(message.payload) if message.topic in ROUTED_TOPICS else None
+
+    def post(self, sender: TxSender, message: EgressMessage) -> Receipt:
+        return sender.transact(
+            self.bus.address, self.post_data(message), gas=self.post_gas(message)
+        )
+
+    # views
+    def origin_kind(self, origin: Address) -> int:
+        return int(self.registry.call(self.client, "origin_kind", origin))
+
+    def next_seq(self, origin: Address) -> int:
+        return int(self.bus.call(self.client, "next_seq", origin))
+
+    def view(self, contract: str, fn: str, *args: Any) -> Any:
+        handle = self.registry if contract == "Registry" else self.bus
+        return handle.call(self.client, fn, *args)

@@ -1,0 +1,142 @@
+"""Proofs over node data: a header's fields hash to its hash, receipts hash to its receipts root.
+With these, a host cannot change, drop, reorder or inject a log without the follower noticing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import rlp
+from eth_hash.auto import keccak
+from trie.hexary import HexaryTrie
+
+from veilnet.chain.errors import HeaderHashMismatch, LogProofFailed
+from veilnet.chain.rpc import from_hex, from_quantity
+
+__all__ = [
+    "EMPTY_TRIE_ROOT",
+    "bloom_may_contain",
+    "header_hash",
+    "receipts_root",
+    "verify_header",
+    "verify_receipts",
+]
+
+EMPTY_TRIE_ROOT = keccak(rlp.encode(b""))
+
+# (JSON key, kind): the RLP field order of an execution-layer header, oldest fork first.
+_HEADER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("parentHash", "bytes"),
+    ("sha3Uncles", "bytes"),
+    ("miner", "bytes"),
+    ("stateRoot", "bytes"),
+    ("transactionsRoot", "bytes"),
+    ("receiptsRoot", "bytes"),
+    ("logsBloom", "bytes"),
+    ("difficulty", "int"),
+    ("number", "int"),
+    ("gasLimit", "int"),
+    ("gasUsed", "int"),
+    ("timestamp", "int"),
+    ("extraData", "bytes"),
+    ("mixHash", "bytes"),
+    ("nonce", "bytes"),
+)
+_OPTIONAL_FIELDS: tuple[tuple[str, str], ...] = (
+    ("baseFeePerGas", "int"),
+    ("withdrawalsRoot", "bytes"),
+    ("blobGasUsed", "int"),
+    ("excessBlobGas", "int"),
+    ("parentBeaconBlockRoot", "bytes"),
+    ("requestsHash", "bytes"),
+)
+
+
+def header_hash(doc: Mapping[str, Any]) -> bytes:
+    """keccak256 of the RLP header rebuilt from a JSON-RPC block object (London to Prague)."""
+    items: list[Any] = []
+    for key, kind in _HEADER_FIELDS:
+        items.append(_field(doc[key], kind))
+    for key, kind in _OPTIONAL_FIELDS:
+        if doc.get(key) is None:
+            break
+        items.append(_field(doc[key], kind))
+    return keccak(rlp.encode(items))
+
+
+def _field(value: Any, kind: str) -> Any:
+    return from_quantity(value) if kind == "int" else from_hex(value)
+
+
+def verify_header(doc: Mapping[str, Any]) -> bytes:
+    """The block hash, after checking the header fields hash to it; else HeaderHashMismatch."""
+    try:
+        claimed = from_hex(doc["hash"])
+        computed = header_hash(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HeaderHashMismatch("block header is malformed") from exc
+    if computed != claimed:
+        raise HeaderHashMismatch(
+            "block header fields do not hash to the block hash", block=doc.get("number")
+        )
+    return claimed
+
+
+def _encode_receipt(receipt: Mapping[str, Any]) -> bytes:
+    status = from_quantity(receipt["status"])
+    logs = [
+        [from_hex(log["address"]), [from_hex(t) for t in log["topics"]], from_hex(log["data"])]
+        for log in receipt["logs"]
+    ]
+    body = rlp.encode(
+        [
+            b"\x01" if status == 1 else b"",
+            from_quantity(receipt["cumulativeGasUsed"]),
+            from_hex(receipt["logsBloom"]),
+            logs,
+        ]
+    )
+    tx_type = from_quantity(receipt.get("type") or "0x0")
+    encoded: bytes = body if tx_type == 0 else bytes([tx_type]) + body
+    return encoded
+
+
+def receipts_root(receipts: Sequence[Mapping[str, Any]]) -> bytes:
+    """The receipts trie root of a block's receipts (EIP-2718 typed receipts included)."""
+    if not receipts:
+        return EMPTY_TRIE_ROOT
+    trie = HexaryTrie({})
+    for index, receipt in enumerate(receipts):
+        trie[rlp.encode(index)] = _encode_receipt(receipt)
+    root: bytes = trie.root_hash
+    return bytes(root)
+
+
+def verify_receipts(
+    receipts: Sequence[Mapping[str, Any]], *, expected_root: bytes, block_hash: bytes
+) -> None:
+    """Raise LogProofFailed unless the receipts hash to ``expected_root`` and are the block's."""
+    try:
+        computed = receipts_root(receipts)
+        for index, receipt in enumerate(receipts):
+            if from_quantity(receipt["transactionIndex"]) != index:
+                raise LogProofFailed("receipts out of order")
+            if from_hex(receipt["blockHash"]) != block_hash:
+                raise LogProofFailed("receipt from another block")
+    except LogProofFailed:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise LogProofFailed("receipts are malformed") from exc
+    if computed != expected_root:
+        raise LogProofFailed("receipts do not match the block's receipts root")
+
+
+def bloom_may_contain(bloom: bytes, items: Iterable[bytes]) -> bool:
+    """Whether a 2048-bit logs bloom may contain any of ``items`` (addresses or topics)."""
+    value = int.from_bytes(bloom, "big")
+    for item in items:
+        digest = keccak(item)
+        bits = [((digest[i] << 8) | digest[i + 1]) & 2047 for i in (0, 2, 4)]
+        if all(value >> bit & 1 for bit in bits):
+            return True
+    return False

@@ -1,0 +1,41 @@
+"""Fixed names and default limits of the enclave core, named once.
+Egress topics are keccak256 of their names; routed ones match the Registry's constants."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from eth_hash.auto import keccak
+
+# Topics routed by the Bus to the Registry (must equal Registry.vy's constants).
+TOPIC_MASTER_KEY: Final = keccak(b"veil/egress/master-key")
+TOPIC_ENDORSE: Final = keccak(b"veil/egress/endorse")
+TOPIC_CLUSTER_KEY: Final = keccak(b"veil/egress/cluster-key")
+TOPIC_CONTRACT_KEY: Final = keccak(b"veil/egress/contract-key")
+TOPIC_ROTATION_PROPOSE: Final = keccak(b"veil/egress/rotation-propose")
+TOPIC_ROTATION_CONFIRM: Final = keccak(b"veil/egress/rotation-confirm")
+# Topics only workers read.
+TOPIC_COLLATERAL: Final = keccak(b"veil/egress/collateral")
+TOPIC_CLUSTER_KEY_SHARE: Final = keccak(b"veil/egress/cluster-key-share")
+TOPIC_MASTER_KEY_SHARE: Final = keccak(b"veil/egress/master-key-share")
+TOPIC_STATE_COMMITMENT: Final = keccak(b"veil/egress/state-commitment")
+TOPIC_HEARTBEAT: Final = keccak(b"veil/egress/heartbeat")
+
+FIRST_CLUSTER_EPOCH: Final = 1
+DEFAULT_KEY_WINDOW_BLOCKS: Final = 200
+"""Blocks an old contract/cluster key epoch stays usable after the next one is keyed."""
+DEFAULT_COMMITMENT_INTERVAL: Final = 20
+"""A worker posts its state commitment every this many blocks (0 disables)."""
+DEFAULT_HEARTBEAT_INTERVAL: Final = 0
+"""Blocks between heartbeats; 0 until the economy issue defines challenges."""
+MAX_OUTCOMES_PER_CONTRACT: Final = 4096
+"""Command outcomes kept per contract for senders to fetch (oldest dropped first)."""
+MAX_COMMAND_PLAINTEXT: Final = 64 * 1024
+MAX_QUERY_ENVELOPE: Final = 256 * 1024
+MAX_STATE_VALUE: Final = 256 * 1024
+MAX_CALL_DEPTH: Final = 4
+DEFAULT_MIN_CONFIDENCE: Final = 1
+"""Lowest attestation confidence level (1 best .. 5 worst) is configured as a maximum."""
+DEFAULT_MAX_CONFIDENCE_LEVEL: Final = 3
+QUERY_CERT_MAX_BLOCKS: Final = 7200
+"""Longest lifetime a query certificate may claim, in blocks."""

@@ -1,0 +1,67 @@
+"""Errors of the enclave core; each leaves the core's state exactly as it was.
+
+InvalidInput
+├── BlockRejected          a block does not extend the applied chain (number, parent hash)
+├── CommandRejected        a command cannot be opened or is replayed (recorded, no state change)
+├── QueryRejected          a query envelope, certificate or request is bad
+└── CheckpointInvalid      a checkpoint does not unseal or does not belong to this worker
+PolicyRejected
+├── NotAuthorized          the caller may not do this (pause, upgrade, secrets)
+├── ContractUnavailable    unknown, paused or not yet keyed contract
+└── KeyEpochExpired        an envelope names a key epoch outside the kept window
+Unavailable
+└── NotReady               the core has no key for this yet (catching up, not in the cluster)
+"""
+
+from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
+
+
+class BlockRejected(InvalidInput):
+    """The block does not extend the applied chain (wrong number or parent hash)."""
+
+    code = "runtime_block_rejected"
+    http_status = 409
+
+
+class CommandRejected(InvalidInput):
+    """A command could not be opened, was replayed, or did not match its sender."""
+
+    code = "runtime_command_rejected"
+
+
+class QueryRejected(InvalidInput):
+    """The query envelope, its certificate or the request inside it is not acceptable."""
+
+    code = "runtime_query_rejected"
+
+
+class CheckpointInvalid(InvalidInput):
+    """The checkpoint does not unseal, or belongs to another worker or network."""
+
+    code = "runtime_checkpoint_invalid"
+
+
+class NotAuthorized(PolicyRejected):
+    """The caller is not allowed to do this."""
+
+    code = "runtime_not_authorized"
+
+
+class ContractUnavailable(PolicyRejected):
+    """The contract is unknown, paused, or has no key yet."""
+
+    code = "runtime_contract_unavailable"
+    http_status = 404
+
+
+class KeyEpochExpired(PolicyRejected):
+    """The envelope is encrypted to a key epoch that is no longer (or not yet) kept."""
+
+    code = "runtime_key_epoch_expired"
+    http_status = 410
+
+
+class NotReady(Unavailable):
+    """The core does not hold the keys for this yet; retry after it catches up."""
+
+    code = "runtime_not_ready"

@@ -1,0 +1,74 @@
+"""What the enclave core needs from outside, as Protocols passed to its constructor.
+The TEE platform, the quote verifier and the agent engine; fakes live in ``veilnet.testing``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from veilnet.sandbox.interfaces import Context, Entry, HostAPI, JSONValue, Language, Limits, Outcome
+
+
+class Platform(Protocol):
+    """The trusted platform the core runs on (a TEE backend from ``veilnet.tee``)."""
+
+    @property
+    def kind(self) -> str:
+        """``"tdx"``, ``"sgx"`` or ``"dev"``."""
+
+    @property
+    def measurement(self) -> bytes:
+        """32-byte measurement id of the running code, as the Registry allowlist stores it."""
+
+    def random_bytes(self, n: int) -> bytes:
+        """Entropy from inside the TEE (used only at boot, never while applying blocks)."""
+
+    def quote(self, report_data: bytes) -> bytes:
+        """A DCAP quote over 64 bytes of report data."""
+
+    def collateral(self) -> bytes:
+        """Serialized collateral for this platform's quotes (JSON bytes)."""
+
+    def seal(self, data: bytes, aad: bytes) -> bytes:
+        """Encrypt for this enclave only (survives restarts of the same code)."""
+
+    def unseal(self, blob: bytes, aad: bytes) -> bytes:
+        """Inverse of ``seal``; raises a VeilnetError subclass if it does not open."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """A gatekeeper's reading of a registration quote."""
+
+    accepted: bool
+    confidence: int
+    """1 (best) .. 5; meaningful only when accepted."""
+    measurement: bytes
+    """32-byte measurement id found in the quote."""
+    reasons: tuple[str, ...] = ()
+
+
+class QuoteVerifier(Protocol):
+    """Verifies a worker's quote at a given time (the block timestamp) under the network policy."""
+
+    def __call__(
+        self, *, quote: bytes, collateral: bytes, at: int, report_data: bytes
+    ) -> Verdict: ...
+
+
+class AgentEngine(Protocol):
+    """Runs agent code: loads it once, then invokes entry points against a HostAPI."""
+
+    def load(self, language: Language, code: bytes, limits: Limits | None = None) -> Any:
+        """Validate and prepare code; raises a SandboxError for code that can never run."""
+
+    def invoke(
+        self,
+        agent: Any,
+        entry: Entry,
+        payload: JSONValue,
+        host: HostAPI,
+        ctx: Context,
+        limits: Limits | None = None,
+    ) -> Outcome:
+        """Run one entry point; deterministic in command mode."""

@@ -1,0 +1,291 @@
+"""Wire formats shared by clients and the core: command plaintexts, query envelopes, responses.
+Pure and I/O-free, so the SDK builds and checks exactly what the core opens and signs."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from eth_hash.auto import keccak
+
+from veilnet.codec import Record, decode, encode, record
+from veilnet.crypto import (
+    Address,
+    Binding,
+    Domain,
+    MessageType,
+    PublicKeys,
+    SecretKey,
+    open_envelope,
+    recover_text,
+    seal_for,
+    sign_text,
+    sign_typed,
+    verify_typed,
+)
+
+PURPOSE_COMMAND = "command"
+PURPOSE_INIT = "init"
+PURPOSE_QUERY = "query"
+PURPOSE_QUERY_RESPONSE = "query-response"
+PURPOSE_CLUSTER_KEY = "cluster-key"
+PURPOSE_MASTER_KEY = "master-key"
+
+INIT_PUBLIC_TAG = 0x00
+"""First byte of public (unencrypted) init arguments; encrypted ones start with an envelope."""
+
+QUERY_RESPONSE_TYPE = MessageType(
+    "QueryResponse",
+    (
+        ("request_id", "bytes32"),
+        ("contract_id", "bytes32"),
+        ("block_number", "uint64"),
+        ("block_hash", "bytes32"),
+        ("state_commitment", "bytes32"),
+        ("ciphertext", "bytes"),
+    ),
+)
+
+
+# --- agent code ------------------------------------------------------------------------------
+
+
+def pack_code(language: str, source: bytes) -> bytes:
+    """The bytes deployed on chain for an agent: canonical ``{"lang", "src"}``."""
+    if language not in ("js", "py"):
+        raise ValueError("language must be 'js' or 'py'")
+    return encode({"lang": language, "src": source})
+
+
+def unpack_code(code: bytes, *, max_size: int = 1 << 20) -> tuple[str, bytes]:
+    """Inverse of ``pack_code``; raises a CodecError or ValueError on anything else."""
+    value = decode(code, max_size=max_size)
+    if not isinstance(value, dict) or set(value) != {"lang", "src"}:
+        raise ValueError("agent code must be {lang, src}")
+    lang, src = value["lang"], value["src"]
+    if lang not in ("js", "py") or not isinstance(src, bytes):
+        raise ValueError("agent code must be {lang: js|py, src: bytes}")
+    return str(lang), src
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@record("command.plaintext")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandPlaintext(Record):
+    """What a command envelope carries.
+
+    ``kind`` is ``"call"`` (``body`` = JSON text for ``handle``) or ``"secret"`` (``body`` =
+    canonical ``[name, value]``; owner only). ``sender`` must equal the transaction's sender and
+    ``nonce`` must exceed the sender's last one for this contract (replay protection).
+    """
+
+    sender: bytes
+    nonce: int
+    kind: str
+    body: bytes
+
+
+def command_binding(chain_id: int, contract_id: bytes, epoch: int) -> Binding:
+    return Binding(chain_id=chain_id, target=contract_id, epoch=epoch, purpose=PURPOSE_COMMAND)
+
+
+def seal_command(
+    contract_public: PublicKeys | bytes,
+    plaintext: CommandPlaintext,
+    *,
+    chain_id: int,
+    contract_id: bytes,
+    epoch: int,
+) -> bytes:
+    """The ``push_command`` payload for a command."""
+    return seal_for(
+        contract_public,
+        plaintext.to_bytes(),
+        binding=command_binding(chain_id, contract_id, epoch),
+    )
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+
+def certificate_text(chain_id: int, ephemeral_key: bytes, expires_block: int) -> str:
+    """The text a wallet signs (EIP-191) to certify a short-lived query key."""
+    return (
+        "Veilnet query key\n"
+        f"chain: {chain_id}\n"
+        f"key: 0x{ephemeral_key.hex()}\n"
+        f"expires at block: {expires_block}"
+    )
+
+
+@record("query.certificate")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryCertificate(Record):
+    wallet: bytes
+    ephemeral_key: bytes
+    chain_id: int
+    expires_block: int
+    signature: bytes
+
+    def verify(self) -> None:
+        """Raise SignatureInvalid unless ``wallet`` signed this certificate."""
+        text = certificate_text(self.chain_id, self.ephemeral_key, self.expires_block)
+        recovered = recover_text(self.signature, text)
+        if not hmac.compare_digest(recovered.raw, self.wallet):
+            from veilnet.crypto import SignatureInvalid
+
+            raise SignatureInvalid("certificate was not signed by its wallet")
+
+    @property
+    def digest(self) -> bytes:
+        return keccak(self.to_bytes())
+
+
+def make_certificate(
+    wallet: SecretKey, ephemeral: SecretKey, *, chain_id: int, expires_block: int
+) -> QueryCertificate:
+    ephemeral_key = ephemeral.public.x25519
+    text = certificate_text(chain_id, ephemeral_key, expires_block)
+    return QueryCertificate(
+        wallet=wallet.address.raw,
+        ephemeral_key=ephemeral_key,
+        chain_id=chain_id,
+        expires_block=expires_block,
+        signature=sign_text(wallet, text),
+    )
+
+
+@record("query.plaintext")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryPlaintext(Record):
+    """Inside a query envelope: ``kind`` is ``"call"`` (``body`` = JSON for ``query``) or
+    ``"outcome"`` (``body`` = canonical command seq; only its sender may read it)."""
+
+    request_id: bytes
+    certificate_digest: bytes
+    kind: str
+    body: bytes
+
+
+@record("query.request")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryRequest(Record):
+    contract_id: bytes
+    certificate: QueryCertificate
+    ciphertext: bytes
+
+
+@record("query.response")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryResponse(Record):
+    request_id: bytes
+    contract_id: bytes
+    worker: bytes
+    block_number: int
+    block_hash: bytes
+    state_commitment: bytes
+    ciphertext: bytes
+    signature: bytes
+
+    def signed_values(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "contract_id": self.contract_id,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "state_commitment": self.state_commitment,
+            "ciphertext": self.ciphertext,
+        }
+
+
+def query_binding(chain_id: int, contract_id: bytes, epoch: int) -> Binding:
+    return Binding(chain_id=chain_id, target=contract_id, epoch=epoch, purpose=PURPOSE_QUERY)
+
+
+def response_binding(chain_id: int, request_id: bytes) -> Binding:
+    return Binding(chain_id=chain_id, target=request_id, epoch=0, purpose=PURPOSE_QUERY_RESPONSE)
+
+
+def build_query(
+    *,
+    contract_public: PublicKeys | bytes,
+    contract_id: bytes,
+    epoch: int,
+    chain_id: int,
+    certificate: QueryCertificate,
+    request_id: bytes,
+    kind: str,
+    body: bytes,
+) -> bytes:
+    """Client side: the bytes to POST to a worker's ``/v1/query``."""
+    plaintext = QueryPlaintext(
+        request_id=request_id, certificate_digest=certificate.digest, kind=kind, body=body
+    )
+    ciphertext = seal_for(
+        contract_public, plaintext.to_bytes(), binding=query_binding(chain_id, contract_id, epoch)
+    )
+    return QueryRequest(
+        contract_id=contract_id, certificate=certificate, ciphertext=ciphertext
+    ).to_bytes()
+
+
+def sign_response(
+    worker: SecretKey,
+    domain: Domain,
+    *,
+    request_id: bytes,
+    contract_id: bytes,
+    block_number: int,
+    block_hash: bytes,
+    state_commitment: bytes,
+    ciphertext: bytes,
+) -> QueryResponse:
+    unsigned = QueryResponse(
+        request_id=request_id,
+        contract_id=contract_id,
+        worker=worker.address.raw,
+        block_number=block_number,
+        block_hash=block_hash,
+        state_commitment=state_commitment,
+        ciphertext=ciphertext,
+        signature=b"",
+    )
+    signature = sign_typed(worker, domain, QUERY_RESPONSE_TYPE, unsigned.signed_values())
+    return QueryResponse(**{**_fields(unsigned), "signature": signature})
+
+
+def open_response(
+    response: QueryResponse,
+    *,
+    domain: Domain,
+    ephemeral: SecretKey,
+    expected_request_id: bytes,
+) -> bytes:
+    """Client side: check the worker's signature and the request id, then decrypt.
+
+    The caller must still check that ``response.worker`` is a registered, attested worker and
+    that ``block_hash`` is on its own view of the chain and fresh.
+    """
+    from veilnet.crypto import SignatureInvalid
+
+    if not hmac.compare_digest(response.request_id, expected_request_id):
+        raise SignatureInvalid("response answers another request")
+    verify_typed(
+        Address(response.worker),
+        response.signature,
+        domain,
+        QUERY_RESPONSE_TYPE,
+        response.signed_values(),
+    )
+    return open_envelope(
+        ephemeral,
+        response.ciphertext,
+        binding=response_binding(domain.chain_id, response.request_id),
+    )
+
+
+def _fields(item: Record) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in item.__dataclass_fields__}  # type: ignore[attr-defined]

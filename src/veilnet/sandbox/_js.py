@@ -1,0 +1,563 @@
+"""JavaScript agents on QuickJS compiled to wasm (the guest shipped in ``quickjs-rs``), driven by
+our own lean host loop on ``wasmtime`` with fuel, store memory limits and deterministic WASI.
+
+Theory of operation: ``compile`` instantiates the guest once per agent, installs the prelude and
+evaluates the agent's ES module, then copies the whole linear memory (plus the stack pointer) as
+the agent's clean image. Every invocation restores that image (in place into the warm instance
+when its memory has not grown, else into a fresh instance) so all replicas start from identical
+bytes, sets the fuel, and makes exactly one guest call, ``__veil_invoke(json)``, which returns
+result, buffered state writes and events as one JSON string. Host calls arrive through one
+import (``env.host_call``) carrying ``[op, args]`` as JSON. A refusal raises inside the import,
+which traps the guest: no JavaScript ``catch`` can intercept it. The clock reads the block
+timestamp, ``random_get`` a hash stream of it; stdout/stderr are discarded; files don't exist.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi
+from wasmtime._func import enter_wasm as _enter_wasm
+
+from veilnet.sandbox import constants as c
+from veilnet.sandbox._bridge import Bridge, failure
+from veilnet.sandbox._jsprelude import PRELUDE
+from veilnet.sandbox.errors import (
+    SandboxAgentError,
+    SandboxCallDepth,
+    SandboxCompileError,
+    SandboxError,
+    SandboxForbidden,
+    SandboxInternalError,
+    SandboxMemoryLimit,
+    SandboxOutOfFuel,
+    SandboxTimeout,
+)
+from veilnet.sandbox.interfaces import Context, Entry, HostAPI, JSONValue, Limits, Outcome
+
+_STATUS_OK = 0
+_STATUS_JS_ERROR = 1
+_PAGE = 65536
+_LOAD_FUEL = 2_000_000_000
+_ERRNO_BADF = 8
+_ERRNO_NOSYS = 52
+_HOST_FN = b"__veil_host"
+_CHECK_AGENT = (
+    b"(function () { const a = globalThis.__veil_agent;"
+    b" if (a === null || typeof a !== 'object' || a instanceof Promise"
+    b" || !('handle' in a || 'query' in a || 'init' in a || 'job' in a))"
+    b" throw new Error('module failed or exports no entry point'); })();"
+)
+
+
+class _FastFunc:
+    """Calls an all-``i32`` export without wasmtime-py's per-call type introspection (~10x less
+    overhead); traps still surface as ``wasmtime.Trap``/``WasmtimeError`` through ``enter_wasm``."""
+
+    __slots__ = ("_context", "_func", "_nparams", "_nresults", "_params", "_results", "_store")
+
+    def __init__(self, store: wasmtime.Store, func: wasmtime.Func) -> None:
+        ty = func.type(store)
+        if any(p != wasmtime.ValType.i32() for p in [*ty.params, *ty.results]):
+            raise SandboxInternalError("guest export is not all-i32")
+        self._store = store
+        self._context = store._context()
+        self._func = ctypes.byref(func._func)
+        self._nparams = len(ty.params)
+        self._nresults = len(ty.results)
+        self._params = (_ffi.wasmtime_val_t * max(1, self._nparams))()
+        for i in range(self._nparams):
+            self._params[i].kind = _ffi.WASMTIME_I32
+        self._results = (_ffi.wasmtime_val_t * max(1, self._nresults))()
+
+    def __call__(self, *args: int) -> int:
+        params = self._params
+        for i, value in enumerate(args):
+            params[i].of.i32 = value
+        with _enter_wasm(self._store) as trap:
+            error = _ffi.wasmtime_func_call(
+                self._context,
+                self._func,
+                params,
+                self._nparams,
+                self._results,
+                self._nresults,
+                trap,
+            )
+            if error:
+                raise wasmtime.WasmtimeError._from_ptr(error)
+        return int(self._results[0].of.i32) if self._nresults else 0
+
+
+class _GuestTrap(Exception):
+    """Raised inside a host import to stop the guest (the cause is in the active ``_Run``)."""
+
+
+def _guest_wasm() -> bytes:
+    return (files("quickjs_rs") / "_guest.wasm").read_bytes()
+
+
+@dataclass(slots=True)
+class _Run:
+    """Per-call state the shared imports route to (thread-local)."""
+
+    instance: _Instance
+    bridge: Bridge | None = None
+    clock_ns: int = 0
+    rng_seed: bytes = b""
+    rng_counter: int = 0
+    deadline: float = 0.0
+    timed_out: bool = False
+    forbidden_import: str | None = None
+
+
+class _Instance:
+    """One guest instance: store, memory and the exports we call."""
+
+    def __init__(self, engine: JSEngine, memory_bytes: int) -> None:
+        self.store = wasmtime.Store(engine.engine)
+        self.store.set_limits(memory_size=memory_bytes)
+        self.store.set_fuel(_LOAD_FUEL)
+        self.instance = engine.linker.instantiate(self.store, engine.module)
+        exports = self.instance.exports(self.store)
+        self.memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
+        self.sp: wasmtime.Global = exports["__stack_pointer"]  # type: ignore[assignment]
+        self.fn: dict[str, _FastFunc] = {}
+        for name in (
+            "qjs_alloc", "qjs_free", "qjs_last_len", "qjs_last_ptr", "qjs_result_free",
+            "new_string", "get_string", "new_function", "global_object", "set_prop", "get_prop",
+            "eval_code", "eval_module", "call_function", "free_value", "last_exception",
+            "set_memory_limit", "set_max_stack_size",
+        ):  # fmt: skip
+            self.fn[name] = _FastFunc(self.store, exports[name])  # type: ignore[arg-type]
+        self.poisoned = False
+
+    def call(self, name: str, *args: int) -> int:
+        return self.fn[name](*args)
+
+    def read(self, ptr: int, length: int) -> bytes:
+        size = self.memory.data_len(self.store)
+        if ptr < 0 or length < 0 or ptr + length > size:
+            raise SandboxInternalError("guest pointer out of range")
+        return bytes(self.memory.read(self.store, ptr, ptr + length))
+
+    def write_new(self, data: bytes) -> int:
+        ptr = int(self.call("qjs_alloc", max(1, len(data))))
+        if ptr == 0:
+            raise SandboxMemoryLimit("JavaScript agent reached its memory limit")
+        if data:
+            self.memory.write(self.store, data, ptr)
+        return ptr
+
+    def new_string(self, text: bytes) -> int:
+        ptr = self.write_new(text)
+        try:
+            return int(self.call("new_string", ptr, len(text)))
+        finally:
+            self.call("qjs_free", ptr, max(1, len(text)))
+
+    def take_string(self, handle: int, *, free: bool = True) -> bytes | None:
+        if self.call("get_string", handle) != _STATUS_OK:
+            return None
+        n = self.call("qjs_last_len")
+        data = self.read(self.call("qjs_last_ptr"), n) if n else b""
+        if free:
+            self.call("qjs_result_free")
+        return data
+
+    def out_i32(self, fn: str, *args: int) -> tuple[int, int]:
+        slot = int(self.call("qjs_alloc", 4))
+        try:
+            status = int(self.call(fn, *args, slot))
+            (value,) = struct.unpack("<i", self.read(slot, 4))
+        finally:
+            self.call("qjs_free", slot, 4)
+        return status, value
+
+    def exception(self) -> tuple[str, str]:
+        status, exc = self.out_i32("last_exception")
+        if status != _STATUS_OK:
+            return "Error", "unknown error"
+        try:
+            parts = []
+            for field in (b"name", b"message"):
+                ptr = self.write_new(field)
+                try:
+                    st, handle = self.out_i32("get_prop", exc, ptr, len(field))
+                finally:
+                    self.call("qjs_free", ptr, len(field))
+                text = self.take_string(handle) if st == _STATUS_OK else None
+                if st == _STATUS_OK:
+                    self.call("free_value", handle)
+                parts.append((text or b"").decode("utf-8", "replace"))
+            if not parts[0]:
+                return "Error", "non-Error value thrown"
+            return parts[0], parts[1]
+        finally:
+            self.call("free_value", exc)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+@dataclass(slots=True)
+class JSAgent:
+    """A compiled JS agent: its clean memory image and the handles valid within it."""
+
+    image: bytes
+    sp: int
+    invoke_fn: int
+    global_obj: int
+    scratch: int
+    memory_bytes: int
+    stack_bytes: int
+    warm: _Instance | None = None
+    lock: threading.Lock | None = None
+
+
+class JSEngine:
+    """Compiles the guest once per process and runs JS agents; thread-safe per agent."""
+
+    def __init__(self) -> None:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.cranelift_nan_canonicalization = True
+        self.engine = wasmtime.Engine(config)
+        self.module = wasmtime.Module(self.engine, _guest_wasm())
+        self._tls = threading.local()
+        self.linker = self._linker()
+
+    def close(self) -> None:
+        return None
+
+    # ---- imports (registered once; they route to the thread's active _Run) ----
+
+    def _run(self) -> _Run:
+        run: _Run = self._tls.run
+        return run
+
+    def _linker(self) -> wasmtime.Linker:
+        linker = wasmtime.Linker(self.engine)
+        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+
+        def define(module: str, name: str, params: list[Any], results: list[Any], fn: Any) -> None:
+            linker.define_func(module, name, wasmtime.FuncType(params, results), fn)
+
+        wasi = "wasi_snapshot_preview1"
+        define(wasi, "random_get", [i32, i32], [i32], self._random_get)
+        define(wasi, "environ_get", [i32, i32], [i32], lambda _a, _b: 0)
+        define(wasi, "environ_sizes_get", [i32, i32], [i32], self._environ_sizes_get)
+        define(wasi, "clock_time_get", [i32, i64, i32], [i32], self._clock_time_get)
+        define(wasi, "fd_close", [i32], [i32], lambda _fd: _ERRNO_BADF)
+        define(wasi, "fd_fdstat_get", [i32, i32], [i32], lambda _fd, _p: _ERRNO_BADF)
+        define(wasi, "fd_seek", [i32, i64, i32, i32], [i32], lambda _a, _b, _c, _d: _ERRNO_BADF)
+        define(wasi, "fd_write", [i32, i32, i32, i32], [i32], self._fd_write)
+        define(wasi, "proc_exit", [i32], [], self._proc_exit)
+        define("env", "host_interrupt", [], [i32], self._host_interrupt)
+        define("env", "host_call", [i32] * 5, [i32], self._host_call)
+        define("env", "host_module_normalize", [i32] * 5, [i32], self._module_normalize)
+        define("env", "host_module_load", [i32] * 3, [i32], lambda _a, _b, _c: 0)
+        return linker
+
+    def _environ_sizes_get(self, count_ptr: int, size_ptr: int) -> int:
+        inst = self._run().instance
+        inst.memory.write(inst.store, b"\0" * 4, count_ptr)
+        inst.memory.write(inst.store, b"\0" * 4, size_ptr)
+        return 0
+
+    def _clock_time_get(self, _clock: int, _precision: int, out_ptr: int) -> int:
+        run = self._run()
+        run.instance.memory.write(run.instance.store, struct.pack("<Q", run.clock_ns), out_ptr)
+        return 0
+
+    def _random_get(self, ptr: int, length: int) -> int:
+        run = self._run()
+        out = b""
+        while len(out) < length:
+            run.rng_counter += 1
+            out += hashlib.sha256(run.rng_seed + run.rng_counter.to_bytes(8, "big")).digest()
+        run.instance.memory.write(run.instance.store, out[:length], ptr)
+        return 0
+
+    def _fd_write(self, _fd: int, iovs: int, iovs_len: int, nwritten_ptr: int) -> int:
+        inst = self._run().instance
+        total = 0
+        raw = inst.read(iovs, 8 * iovs_len)
+        for i in range(iovs_len):
+            _ptr, length = struct.unpack_from("<II", raw, 8 * i)
+            total += length
+        inst.memory.write(inst.store, struct.pack("<I", total), nwritten_ptr)
+        return 0
+
+    def _proc_exit(self, _code: int) -> None:
+        raise _GuestTrap("proc_exit")
+
+    def _host_interrupt(self) -> int:
+        run = self._run()
+        if run.deadline and time.monotonic() > run.deadline:
+            run.timed_out = True
+            return 1
+        return 0
+
+    def _module_normalize(self, _b: int, _bl: int, spec_ptr: int, spec_len: int, _out: int) -> int:
+        run = self._run()
+        spec = run.instance.read(spec_ptr, min(spec_len, 64)).decode("utf-8", "replace")
+        run.forbidden_import = spec
+        return 0
+
+    def _host_call(self, name_ptr: int, name_len: int, _this: int, argc: int, argv_ptr: int) -> int:
+        run = self._run()
+        inst = run.instance
+        bridge = run.bridge
+        if bridge is None or inst.read(name_ptr, name_len) != _HOST_FN or argc != 1:
+            raise _GuestTrap("host call outside an invocation")
+        (handle,) = struct.unpack("<i", inst.read(argv_ptr, 4))
+        raw = inst.take_string(handle)
+        if raw is None:
+            raise _GuestTrap("malformed host call")
+        try:
+            op, args = json.loads(raw)
+        except (ValueError, TypeError) as exc:
+            raise _GuestTrap("malformed host call") from exc
+        remaining = int(inst.store.get_fuel())
+
+        def fuel_left() -> int:
+            return max(0, remaining - c.HOST_CALL_FUEL)
+
+        try:
+            value = bridge.dispatch(str(op), list(args), fuel_left)
+        except (SandboxError, SandboxInternalError) as exc:
+            raise _GuestTrap(str(op)) from exc
+        charge = c.HOST_CALL_FUEL + bridge.nested_fuel
+        bridge.nested_fuel = 0
+        if charge > remaining:
+            inst.store.set_fuel(0)
+            bridge.abort = SandboxOutOfFuel(
+                "JavaScript agent ran out of fuel", limit=bridge.limits.fuel
+            )
+            raise _GuestTrap("out of fuel")
+        inst.store.set_fuel(remaining - charge)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return inst.new_string(text)
+
+    # ---- compile / invoke ----
+
+    def _with_run(self, run: _Run) -> None:
+        self._tls.run = run
+
+    def compile(self, code: bytes, limits: Limits) -> JSAgent:
+        try:
+            source = code.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SandboxCompileError("agent source is not UTF-8") from exc
+        inst = _Instance(self, limits.memory_bytes)
+        run = _Run(instance=inst, rng_seed=b"veil/js/load")
+        self._with_run(run)
+        stack_bytes = min(limits.stack_depth * c.JS_STACK_BYTES_PER_FRAME, 512 * 1024)
+        try:
+            inst.call("set_memory_limit", limits.memory_bytes)
+            inst.call("set_max_stack_size", stack_bytes)
+            name_ptr = inst.write_new(_HOST_FN)
+            fn_handle = int(inst.call("new_function", name_ptr, len(_HOST_FN)))
+            global_obj = int(inst.call("global_object"))
+            if inst.call("set_prop", global_obj, name_ptr, len(_HOST_FN), fn_handle) != 0:
+                raise SandboxInternalError("could not install the host function")
+            inst.call("free_value", fn_handle)
+            inst.call("qjs_free", name_ptr, len(_HOST_FN))
+            self._eval(inst, PRELUDE.encode(), module=False, what="prelude")
+            namespace = self._eval(inst, code, module=True, what="agent", source=source)
+            if run.forbidden_import is not None:
+                raise SandboxForbidden(
+                    f"import of {run.forbidden_import!r} is not allowed",
+                    module=run.forbidden_import,
+                )
+            key = b"__veil_agent"
+            ptr = inst.write_new(key)
+            inst.call("set_prop", global_obj, ptr, len(key), namespace)
+            inst.call("qjs_free", ptr, len(key))
+            inst.call("free_value", namespace)
+            self._eval(inst, _CHECK_AGENT, module=False, what="agent module")
+            key = b"__veil_invoke"
+            ptr = inst.write_new(key)
+            status, invoke_fn = inst.out_i32("get_prop", global_obj, ptr, len(key))
+            inst.call("qjs_free", ptr, len(key))
+            if status != _STATUS_OK:
+                raise SandboxInternalError("prelude did not define __veil_invoke")
+            scratch = inst.write_new(bytes(8))
+            image = bytes(inst.memory.read(inst.store, 0, inst.memory.data_len(inst.store)))
+            sp = int(inst.sp.value(inst.store))
+        except wasmtime.WasmtimeError as exc:
+            inst.close()
+            raise SandboxCompileError("agent module trapped while loading") from exc
+        except SandboxError:
+            inst.close()
+            raise
+        finally:
+            self._tls.run = None
+        return JSAgent(
+            image=image,
+            sp=sp,
+            invoke_fn=invoke_fn,
+            global_obj=global_obj,
+            scratch=scratch,
+            memory_bytes=limits.memory_bytes,
+            stack_bytes=stack_bytes,
+            warm=inst,
+            lock=threading.Lock(),
+        )
+
+    def _eval(
+        self, inst: _Instance, code: bytes, *, module: bool, what: str, source: str = ""
+    ) -> int:
+        ptr = inst.write_new(code)
+        try:
+            if module:
+                name = b"agent.js"
+                name_ptr = inst.write_new(name)
+                status, handle = inst.out_i32("eval_module", ptr, len(code), name_ptr, len(name))
+                inst.call("qjs_free", name_ptr, len(name))
+            else:
+                status, handle = inst.out_i32("eval_code", ptr, len(code))
+        finally:
+            inst.call("qjs_free", ptr, max(1, len(code)))
+        if status == _STATUS_JS_ERROR:
+            kind, message = inst.exception()
+            run = self._run()
+            if run.forbidden_import is not None:
+                raise SandboxForbidden(
+                    f"import of {run.forbidden_import!r} is not allowed",
+                    module=run.forbidden_import,
+                )
+            raise SandboxCompileError(f"{what} failed to load: {kind}: {message[:200]}")
+        if status != _STATUS_OK:
+            raise SandboxCompileError(f"{what} failed to load (status {status})")
+        if not module:
+            inst.call("free_value", handle)
+        return handle
+
+    def _restore(self, agent: JSAgent) -> _Instance:
+        inst = agent.warm
+        if inst is None or inst.poisoned or inst.memory.data_len(inst.store) != len(agent.image):
+            if inst is not None:
+                inst.close()
+            inst = _Instance(self, agent.memory_bytes)
+            pages = len(agent.image) // _PAGE - inst.memory.size(inst.store)
+            if pages > 0:
+                inst.memory.grow(inst.store, pages)
+            agent.warm = inst
+        ctypes.memmove(inst.memory.data_ptr(inst.store), agent.image, len(agent.image))
+        inst.sp.set_value(inst.store, agent.sp)
+        return inst
+
+    def invoke(
+        self,
+        agent: JSAgent,
+        entry: Entry,
+        payload: JSONValue,
+        host: HostAPI,
+        ctx: Context,
+        limits: Limits,
+    ) -> Outcome:
+        assert agent.lock is not None
+        with agent.lock:
+            return self._invoke_locked(agent, entry, payload, host, ctx, limits)
+
+    def _invoke_locked(
+        self,
+        agent: JSAgent,
+        entry: Entry,
+        payload: JSONValue,
+        host: HostAPI,
+        ctx: Context,
+        limits: Limits,
+    ) -> Outcome:
+        bridge = Bridge(host, ctx, limits)
+        inst = self._restore(agent)
+        if limits.memory_bytes != agent.memory_bytes:
+            inst.store.set_limits(memory_size=limits.memory_bytes)
+        run = _Run(
+            instance=inst,
+            bridge=bridge,
+            clock_ns=ctx.block_timestamp * 1_000_000_000,
+            rng_seed=hashlib.sha256(
+                f"veil/js/{ctx.contract_id}/{ctx.block_number}/{ctx.depth}".encode()
+            ).digest(),
+            deadline=time.monotonic() + limits.wall_clock_s,
+        )
+        self._with_run(run)
+        request = json.dumps(
+            {"entry": entry.value, "payload": payload, "ctx": ctx.to_json()},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        inst.store.set_fuel(limits.fuel)
+        result_text: bytes | None = None
+        trapped: BaseException | None = None
+        status = _STATUS_OK
+        kind = message = ""
+        try:
+            # Nothing allocated here is freed: the next invocation restores the clean image.
+            ptr = inst.write_new(request)
+            arg = inst.call("new_string", ptr, len(request))
+            inst.memory.write(inst.store, struct.pack("<i", arg), agent.scratch)
+            argv, slot = agent.scratch, agent.scratch + 4
+            status = inst.call("call_function", agent.invoke_fn, agent.global_obj, argv, 1, slot)
+            (handle,) = struct.unpack("<i", inst.read(slot, 4))
+            if status == _STATUS_OK:
+                result_text = inst.take_string(handle, free=False)
+            else:
+                kind, message = inst.exception()
+        except (wasmtime.WasmtimeError, wasmtime.Trap, _GuestTrap, SandboxError) as exc:
+            trapped = exc
+            inst.poisoned = True
+        finally:
+            self._tls.run = None
+            fuel_left = int(inst.store.get_fuel())
+        fuel_used = limits.fuel - fuel_left
+        memory_full = inst.memory.data_len(inst.store) + _PAGE > limits.memory_bytes
+        if bridge.crash is not None:
+            raise SandboxInternalError("host call failed") from bridge.crash
+        if run.timed_out:
+            inst.poisoned = True
+            raise SandboxTimeout("JavaScript agent hit the wall-clock backstop")
+        error: SandboxError | None = bridge.abort
+        if error is None and trapped is not None:
+            if isinstance(trapped, SandboxError):
+                error = trapped
+            elif fuel_left == 0:
+                error = SandboxOutOfFuel("JavaScript agent ran out of fuel", limit=limits.fuel)
+            elif memory_full:
+                error = SandboxMemoryLimit("JavaScript agent reached its memory limit")
+            elif "call stack exhausted" in str(trapped):
+                error = SandboxCallDepth("JavaScript agent recursed too deeply", kind="stack")
+            else:
+                raise SandboxInternalError("JavaScript engine trapped") from trapped
+        if error is None and memory_full:
+            error = SandboxMemoryLimit("JavaScript agent reached its memory limit")
+        if error is None and status != _STATUS_OK:
+            if "out of memory" in message:
+                error = SandboxMemoryLimit("JavaScript agent reached its memory limit")
+            elif "stack overflow" in message:
+                error = SandboxCallDepth("JavaScript agent recursed too deeply", kind="stack")
+            else:
+                error = SandboxAgentError(f"agent threw {kind}: {message[:200]}", exception=kind)
+        if error is not None:
+            return failure(error, fuel_used=fuel_used, host_calls=bridge.calls)
+        try:
+            if result_text is None:
+                raise SandboxInternalError("guest returned no result")
+            output = json.loads(result_text)
+            return bridge.finish(output, fuel_used=fuel_used)
+        except SandboxError as exc:
+            return failure(exc, fuel_used=fuel_used, host_calls=bridge.calls)
+        except ValueError as exc:
+            raise SandboxInternalError("guest returned malformed JSON") from exc

@@ -1,0 +1,199 @@
+"""A multi-replica harness: several enclave cores fed the same blocks from a LedgerSim.
+Runs whole protocols (registration, clusters, rotation) in-process and deterministically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from veilnet.attestation import Policy
+from veilnet.crypto import SecretKey
+from veilnet.runtime import CoreConfig, EnclaveCore
+from veilnet.runtime import protocol as proto
+from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
+from veilnet.runtime.egress import EgressMessage
+from veilnet.runtime.interfaces import AgentEngine
+from veilnet.tee import DevEnclave
+from veilnet.testing.ledger import LedgerSim
+
+NETWORK_SEED = b"veilnet-testing-network-seed-000"
+TEST_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z: dev collateral is issued here
+
+
+@dataclass(slots=True)
+class Network:
+    """A LedgerSim, a gatekeeper and workers, each with its own core, run block by block."""
+
+    engine: AgentEngine
+    ledger: LedgerSim = field(default_factory=LedgerSim)
+    cores: dict[str, EnclaveCore] = field(default_factory=dict)
+    platforms: dict[str, TEEPlatform] = field(default_factory=dict)
+    config: CoreConfig | None = None
+    key_window_blocks: int = 20
+    commitment_interval: int = 0
+    posted: list[EgressMessage] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ledger.genesis_time = TEST_TIME
+        self.config = CoreConfig(
+            chain_id=self.ledger.chain_id,
+            registry=self.ledger.registry,
+            bus=self.ledger.bus,
+            key_window_blocks=self.key_window_blocks,
+            commitment_interval=self.commitment_interval,
+        )
+
+    def _platform(self, name: str) -> TEEPlatform:
+        enclave = DevEnclave(
+            NETWORK_SEED, allow_insecure_dev_tee=True, collateral_issued_at=TEST_TIME - 3600
+        )
+        return SeededPlatform(enclave, seed=name.encode())
+
+    def verifier(self) -> PolicyVerifier:
+        root = DevEnclave(NETWORK_SEED, allow_insecure_dev_tee=True).trust_root
+        return PolicyVerifier(policy=Policy.development(), root=root)
+
+    def add_core(self, name: str, *, sealed_identity: bytes | None = None) -> EnclaveCore:
+        assert self.config is not None
+        platform = self.platforms.get(name) or self._platform(name)
+        self.platforms[name] = platform
+        core = EnclaveCore.boot(
+            config=self.config,
+            platform=platform,
+            engine=self.engine,
+            verifier=self.verifier(),
+            sealed_identity=sealed_identity,
+        )
+        for block in self.ledger.blocks:  # a new worker replays the chain from genesis
+            for message in core.apply_block(block):
+                self.ledger.post(message)
+        self.cores[name] = core
+        return core
+
+    def register(self, name: str) -> EnclaveCore:
+        core = self.cores.get(name) or self.add_core(name)
+        self.ledger.set_measurement(core.platform.measurement)
+        self.ledger.register_worker(core.registration(operator=b"\x0b" * 20))
+        return core
+
+    def step(self, *, only: Iterable[str] | None = None) -> None:
+        """Mine one block, feed it to every core, post their egress in name order."""
+        block = self.ledger.mine()
+        outputs: list[EgressMessage] = []
+        for name in sorted(self.cores):
+            if only is not None and name not in only:
+                continue
+            outputs.extend(self.cores[name].apply_block(block))
+        for message in outputs:
+            if self.ledger.post(message):
+                self.posted.append(message)
+
+    def settle(self, max_blocks: int = 30) -> None:
+        """Step until a block with no events, then one more (bounded)."""
+        for _ in range(max_blocks):
+            self.step()
+            if not self.ledger.blocks[-1].events and not self.ledger.pending:
+                return
+        raise AssertionError("network did not settle")
+
+    def bootstrap(
+        self,
+        *,
+        gatekeeper: str = "gk",
+        workers: Iterable[str] = ("w1", "w2"),
+        clusters: dict[str, list[str]] | None = None,
+    ) -> None:
+        """Genesis: gatekeeper registered and added, workers registered, endorsed, clustered."""
+        self.register(gatekeeper)
+        self.settle()
+        self.ledger.add_gatekeeper(self.cores[gatekeeper].address)
+        self.settle()
+        for name in workers:
+            self.register(name)
+        self.settle()
+        for cluster, members in (clusters or {"c1": list(workers)}).items():
+            cluster_id = cluster_id_of(cluster)
+            self.ledger.create_cluster(cluster_id)
+            for member in members:
+                self.ledger.add_cluster_worker(cluster_id, self.cores[member].address)
+        self.settle()
+
+    # --- user actions ---
+
+    def deploy(
+        self,
+        owner: SecretKey,
+        language: str,
+        source: bytes,
+        *,
+        cluster: str = "c1",
+        salt: bytes = b"\x01" * 32,
+        init: Any = None,
+    ) -> bytes:
+        init_args = (
+            b"" if init is None else bytes([proto.INIT_PUBLIC_TAG]) + json.dumps(init).encode()
+        )
+        contract_id = self.ledger.deploy_contract(
+            sender=owner.address.raw,
+            salt=salt,
+            cluster_id=cluster_id_of(cluster),
+            code=proto.pack_code(language, source),
+            init_args=init_args,
+        )
+        self.settle()
+        return contract_id
+
+    def contract_key_info(self, contract_id: bytes) -> tuple[bytes, int]:
+        """(public key, epoch) of a contract, as a client reads them from the chain."""
+        for block in reversed(self.ledger.blocks):
+            for event in reversed(block.events):
+                if (
+                    getattr(event, "contract_id", None) == contract_id
+                    and type(event).__name__ == "ContractKeySet"
+                ):
+                    return event.public_key, event.epoch  # type: ignore[attr-defined]
+        raise LookupError("contract has no key yet")
+
+    def command(
+        self,
+        sender: SecretKey,
+        contract_id: bytes,
+        msg: Any,
+        *,
+        nonce: int,
+        epoch: int | None = None,
+        public: bytes | None = None,
+    ) -> int:
+        key, current = self.contract_key_info(contract_id)
+        payload = proto.seal_command(
+            public or key,
+            proto.CommandPlaintext(
+                sender=sender.address.raw, nonce=nonce, kind="call", body=json.dumps(msg).encode()
+            ),
+            chain_id=self.ledger.chain_id,
+            contract_id=contract_id,
+            epoch=current if epoch is None else epoch,
+        )
+        return self.ledger.push_command(contract_id, payload, sender=sender.address.raw)
+
+
+class SeededPlatform(TEEPlatform):
+    """A dev platform whose entropy is a fixed function of a seed, so test runs repeat exactly."""
+
+    def __init__(self, enclave: DevEnclave, *, seed: bytes) -> None:
+        super().__init__(enclave)
+        self._seed = seed
+        self._draws = 0
+
+    def random_bytes(self, n: int) -> bytes:
+        self._draws += 1
+        return (
+            hashlib.sha256(self._seed + self._draws.to_bytes(8, "big")).digest()[:n].ljust(n, b"\0")
+        )
+
+
+def cluster_id_of(name: str) -> bytes:
+    return name.encode().ljust(32, b"\x00")

@@ -1,0 +1,75 @@
+"""decode_log: typed errors for unknown, misplaced or malformed logs; artifacts and constants."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+from eth_abi import encode
+
+from veilnet.chain import ArtifactMismatch
+from veilnet.chain.artifacts import ARTIFACTS_DIR, CONTRACTS_DIR
+from veilnet.chain.constants import ROUTED_TOPICS
+from veilnet.chain.errors import EventDecodeError
+from veilnet.chain.model import ChainAddresses, Command, RawLog, decode_log, event_topic
+from veilnet.crypto import Address
+
+ADDRS = ChainAddresses(chain_id=1, registry=Address(b"\x01" * 20), bus=Address(b"\x02" * 20))
+
+
+def _command_log(**overrides: object) -> RawLog:
+    fields: dict[str, object] = {
+        "address": b"\x02" * 20,
+        "topics": (event_topic(Command), b"\x09" * 32, b"\x00" * 12 + b"\x05" * 20),
+        "data": encode(["uint64", "bytes"], [3, b"hello"]),
+        "block_number": 7,
+        "log_index": 1,
+        "tx_hash": b"\xaa" * 32,
+    }
+    fields.update(overrides)
+    return RawLog(**fields)  # type: ignore[arg-type]
+
+
+def test_decode_command() -> None:
+    event = decode_log(_command_log(), ADDRS)
+    assert isinstance(event, Command)
+    assert (event.seq, event.payload, event.sender) == (3, b"hello", Address(b"\x05" * 20))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"address": b"\x01" * 20},  # a Command from the Registry
+        {"address": b"\x03" * 20},  # from an unknown contract
+        {"topics": (b"\x00" * 32,)},  # unknown event
+        {"topics": ()},
+        {"topics": (event_topic(Command), b"\x09" * 32)},  # missing indexed field
+        {"data": b"\x00" * 10},  # truncated data
+        {"topics": (event_topic(Command), b"\x09" * 32, b"\xff" * 32)},  # dirty address
+        {"data": b"\x00" * (200 * 1024)},
+    ],
+)
+def test_decode_rejects(overrides: dict[str, object]) -> None:
+    with pytest.raises(EventDecodeError) as info:
+        decode_log(_command_log(**overrides), ADDRS)
+    assert info.value.code == "chain_event_invalid"
+
+
+def test_routed_topics_match_vyper_constants() -> None:
+    abi = json.loads((ARTIFACTS_DIR / "Registry.json").read_text())["abi"]
+    names = {e["name"] for e in abi if e.get("name", "").startswith("TOPIC_")}
+    assert len(names) == len(ROUTED_TOPICS) == 6
+    source = (CONTRACTS_DIR / "Bus.vy").read_text()
+    for name in names:
+        assert name in source
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vyper") is None, reason="vyper not installed")
+def test_artifacts_match_sources() -> None:
+    from veilnet.chain.compile import check_artifacts
+
+    try:
+        check_artifacts()
+    except ArtifactMismatch as exc:
+        pytest.fail(str(exc))

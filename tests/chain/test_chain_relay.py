@@ -1,0 +1,53 @@
+"""Egress relay: batching, duplicates as success, restart without double submission."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from veilnet.chain import EgressRelay, RelayJournal, egress_domain, sign_egress
+from veilnet.chain.egress import topic
+from veilnet.chain.rpc import to_hex
+
+from .conftest import Net, key, register
+
+STATE = topic("veil/egress/state-commitment")
+
+
+def _messages(net: Net, n: int) -> list:
+    worker = key("relay-worker")
+    register(net, worker)
+    domain = egress_domain(net.deployment.addresses.chain_id, net.deployment.addresses.bus)
+    return [sign_egress(worker, domain, seq=i, topic=STATE, payload=b"m%d" % i) for i in range(n)]
+
+
+def test_relay_posts_in_order_and_counts_duplicates_as_success(net: Net, tmp_path: Path) -> None:
+    messages = _messages(net, 5)
+    relay = EgressRelay(net.network, net.relayer, journal=RelayJournal(tmp_path / "j"))
+    outcomes = relay.submit(list(reversed(messages)))
+    assert {o.status for o in outcomes} == {"landed"}
+    assert net.network.next_seq(messages[0].origin) == 5
+    again = EgressRelay(net.network, net.user).submit(messages[:2])
+    assert [o.status for o in again] == ["already_used", "already_used"]
+
+
+def test_relay_restart_rebroadcasts_the_same_transaction(net: Net, tmp_path: Path) -> None:
+    messages = _messages(net, 2)
+    path = tmp_path / "journal"
+    # First life: sign and journal, then "crash" before broadcasting.
+    first = EgressRelay(net.network, net.relayer, journal=RelayJournal(path))
+    entries = first._signed([((m.origin.hex.lower(), m.seq), m) for m in messages], fresh=False)
+    nonce_before = net.network.client.call(
+        "eth_getTransactionCount", net.relayer.address.hex, "latest"
+    )
+    # Second life: a new relay with a fresh sender reuses the journaled transactions.
+    sender = net.network.sender(net.backend.dev_accounts[2][1])
+    outcomes = EgressRelay(net.network, sender, journal=RelayJournal(path)).submit(messages)
+    assert [o.tx_hash for o in outcomes] == [bytes.fromhex(e["tx_hash"][2:]) for e in entries]
+    nonce_after = net.network.client.call(
+        "eth_getTransactionCount", net.relayer.address.hex, "latest"
+    )
+    assert int(nonce_after, 16) - int(nonce_before, 16) == 2
+    # Third life: everything is done; nothing is sent.
+    third = EgressRelay(net.network, sender, journal=RelayJournal(path)).submit(messages)
+    assert [o.status for o in third] == ["already_used", "already_used"]
+    assert to_hex(outcomes[0].tx_hash or b"") == entries[0]["tx_hash"]
