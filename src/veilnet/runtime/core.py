@@ -1104,7 +1104,7 @@ class EnclaveCore:
         result = self._answer(parsed.contract_id, contract, rt, cert, inner, io)
         ciphertext = seal_for(
             cert.ephemeral_key,
-            encode(result),
+            json.dumps(result, sort_keys=True, separators=(",", ":")).encode(),
             binding=proto.response_binding(self.config.chain_id, inner.request_id),
         )
         response = proto.sign_response(

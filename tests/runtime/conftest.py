@@ -1,0 +1,41 @@
+"""Fixtures for enclave-core tests: one agent engine per session, bootstrapped networks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from veilnet.crypto import SecretKey
+from veilnet.sandbox import AgentRuntime
+from veilnet.testing import Network
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
+OWNER = SecretKey.derive(b"\x77" * 32, "owner")
+ALICE = SecretKey.derive(b"\x77" * 32, "alice")
+MALLORY = SecretKey.derive(b"\x77" * 32, "mallory")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[AgentRuntime]:
+    runtime = AgentRuntime()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def network(engine: AgentRuntime) -> Network:
+    """1 gatekeeper and 2 workers in cluster c1, every worker endorsed and keyed."""
+    net = Network(engine=engine)
+    net.bootstrap()
+    return net
+
+
+@pytest.fixture
+def counter(network: Network) -> bytes:
+    return network.deploy(OWNER, "py", (EXAMPLES / "counter.py").read_bytes(), init={"start": 0})
+
+
+def outcomes(network: Network, contract_id: bytes, worker: str = "w1") -> dict[int, dict]:
+    return network.cores[worker].runtimes[contract_id].outcomes

@@ -1,0 +1,109 @@
+"""A whole network in-process: registration, endorsement, cluster keys, commands, replicas agree."""
+
+from __future__ import annotations
+
+import pytest
+
+from veilnet.sandbox import AgentRuntime
+from veilnet.testing import Network, cluster_id_of
+
+from .conftest import ALICE, EXAMPLES, OWNER, outcomes
+
+
+def test_bootstrap_endorses_and_keys_everyone(network: Network) -> None:
+    gk = network.cores["gk"]
+    assert gk.master is not None
+    for name in ("gk", "w1", "w2"):
+        assert network.ledger.workers[network.cores[name].address].confidence == 1
+    for name in ("w1", "w2"):
+        core = network.cores[name]
+        assert (cluster_id_of("c1"), 1) in core.keys.cluster_keys
+    assert network.ledger.rejected == []
+
+
+def test_two_clusters_three_workers_identical_replicas(engine: AgentRuntime) -> None:
+    net = Network(engine=engine)
+    net.bootstrap(workers=("w1", "w2", "w3"), clusters={"c1": ["w1", "w2"], "c2": ["w3"]})
+    py_counter = (EXAMPLES / "counter.py").read_bytes()
+    js_counter = (EXAMPLES / "counter.js").read_bytes()
+    a = net.deploy(OWNER, "py", py_counter, cluster="c1", salt=b"\x01" * 32, init={"start": 10})
+    b = net.deploy(OWNER, "js", js_counter, cluster="c2", salt=b"\x02" * 32, init={"start": 0})
+    for nonce in range(1, 6):
+        net.command(ALICE, a, {"by": nonce}, nonce=nonce)
+        net.command(ALICE, b, {"by": 1}, nonce=nonce)
+    net.settle()
+    w1, w2, w3 = (net.cores[n] for n in ("w1", "w2", "w3"))
+    assert w1.runtimes[a].state.values["count"] == b"25"
+    assert w3.runtimes[b].state.values["count"] == b"5"
+    assert b not in w1.runtimes and a not in w3.runtimes  # each cluster keeps only its own state
+    assert w1.cluster_commitment(cluster_id_of("c1")) == w2.cluster_commitment(cluster_id_of("c1"))
+    assert w1.state_root() == w2.state_root()
+    assert not any(core.diverged for core in net.cores.values())
+
+
+def test_command_events_and_results_recorded_for_sender(network: Network, counter: bytes) -> None:
+    seq = network.command(ALICE, counter, {"by": 3}, nonce=1)
+    network.settle()
+    outcome = outcomes(network, counter)[seq]
+    assert outcome["ok"] and outcome["result"] == 3
+    assert outcome["events"][0]["type"] == "counted"
+    assert outcome["sender"] == ALICE.address.raw
+
+
+def test_state_commitments_posted_and_equal(engine: AgentRuntime) -> None:
+    net = Network(engine=engine, commitment_interval=5)
+    net.bootstrap()
+    contract = net.deploy(OWNER, "py", (EXAMPLES / "counter.py").read_bytes())
+    net.command(ALICE, contract, {"by": 1}, nonce=1)
+    for _ in range(6):
+        net.step()
+    from veilnet.runtime import constants as C  # noqa: N812
+
+    posted = [m for m in net.posted if m.topic == C.TOPIC_STATE_COMMITMENT]
+    by_block: dict[bytes, set[bytes]] = {}
+    for message in posted:
+        by_block.setdefault(message.payload[32:64], set()).add(message.payload[64:96])
+    assert posted and all(len(values) == 1 for values in by_block.values())
+
+
+@pytest.mark.parametrize("language", ["py", "js"])
+def test_agent_to_agent_call_is_all_or_nothing(engine: AgentRuntime, language: str) -> None:
+    net = Network(engine=engine)
+    net.bootstrap()
+    ext = "py" if language == "py" else "js"
+    source = (EXAMPLES / f"counter.{ext}").read_bytes()
+    callee = net.deploy(OWNER, language, source, salt=b"\x05" * 32)
+    caller_src = _caller_source(language, callee)
+    caller = net.deploy(OWNER, language, caller_src, salt=b"\x06" * 32)
+    net.command(ALICE, caller, {"by": 4}, nonce=1)
+    net.command(ALICE, caller, {"by": 4, "fail": True}, nonce=2)
+    net.settle()
+    w1 = net.cores["w1"]
+    assert w1.runtimes[callee].state.values["count"] == b"4"
+    results = outcomes(net, caller)
+    assert results[0]["ok"] and not results[1]["ok"]
+
+
+def _caller_source(language: str, callee: bytes) -> bytes:
+    target = "0x" + callee.hex()
+    if language == "py":
+        return (
+            f'TARGET = "{target}"\n'
+            "def init(args):\n    pass\n"
+            "def handle(cmd):\n"
+            '    value = call(TARGET, {"by": cmd["by"]})\n'
+            '    state.set("last", value)\n'
+            '    if cmd.get("fail"):\n        raise ValueError("caller fails after the call")\n'
+            "    return value\n"
+            'def query(req):\n    return state.get("last")\n'
+        ).encode()
+    return (
+        f'const TARGET = "{target}";\n'
+        "export function init(args) {}\n"
+        "export function handle(cmd) {\n"
+        "  const value = call(TARGET, { by: cmd.by });\n"
+        '  state.set("last", value);\n'
+        '  if (cmd.fail) { throw new Error("caller fails after the call"); }\n'
+        "  return value;\n}\n"
+        'export function query(req) { return state.get("last"); }\n'
+    ).encode()

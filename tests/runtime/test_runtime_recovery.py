@@ -1,0 +1,220 @@
+"""Checkpoints, crashes at random points, replay from genesis, determinism across processes."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from veilnet.runtime import CheckpointInvalid, EnclaveCore
+from veilnet.runtime.events import Block, BlockHeader
+from veilnet.sandbox import AgentRuntime
+from veilnet.testing import Network
+
+from .conftest import ALICE, EXAMPLES, OWNER
+
+
+def _restore(net: Network, name: str, blob: bytes) -> EnclaveCore:
+    assert net.config is not None
+    core = net.cores[name]
+    return EnclaveCore.restore(
+        blob,
+        config=net.config,
+        platform=net.platforms[name],
+        engine=core.engine,
+        verifier=core.verifier,
+    )
+
+
+def _replay(core: EnclaveCore, blocks: list[Block]) -> None:
+    assert core.head is not None
+    for block in blocks:
+        if block.header.number > core.head.number:
+            core.apply_block(block)
+
+
+def test_checkpoint_round_trip(network: Network, counter: bytes) -> None:
+    network.command(ALICE, counter, {"by": 2}, nonce=1)
+    network.settle()
+    w1 = network.cores["w1"]
+    restored = _restore(network, "w1", w1.checkpoint())
+    assert restored.address == w1.address
+    assert restored.state_root() == w1.state_root()
+    assert restored.runtimes[counter].state.values == w1.runtimes[counter].state.values
+
+
+def test_checkpoint_is_bound_to_network_and_tamper_evident(
+    network: Network, counter: bytes
+) -> None:
+    import dataclasses
+
+    blob = network.cores["w1"].checkpoint()
+    flipped = bytearray(blob)
+    flipped[len(blob) // 2] ^= 1
+    for bad in (bytes(flipped), blob[:-10], b"", b"\x01\xa0"):
+        with pytest.raises(CheckpointInvalid) as info:
+            _restore(network, "w1", bad)
+        assert info.value.code == "runtime_checkpoint_invalid"
+    assert network.config is not None
+    other = dataclasses.replace(network.config, chain_id=1)
+    with pytest.raises(CheckpointInvalid):
+        EnclaveCore.restore(
+            blob,
+            config=other,
+            platform=network.platforms["w1"],
+            engine=network.cores["w1"].engine,
+            verifier=network.cores["w1"].verifier,
+        )
+    # code with another measurement cannot unseal it (sealing is bound to the measurement)
+    from veilnet.runtime.adapters import TEEPlatform
+    from veilnet.tee import DevEnclave
+    from veilnet.testing.network import NETWORK_SEED
+
+    other_code = TEEPlatform(DevEnclave(NETWORK_SEED, kind="sgx", allow_insecure_dev_tee=True))
+    with pytest.raises(CheckpointInvalid):
+        EnclaveCore.restore(
+            blob,
+            config=network.config,
+            platform=other_code,
+            engine=network.cores["w1"].engine,
+            verifier=network.cores["w1"].verifier,
+        )
+
+
+def test_crash_at_random_points_loses_nothing_and_applies_nothing_twice(
+    engine: AgentRuntime,
+) -> None:
+    """50 crashes: restart from the newest checkpoint (taken every 3 blocks) and replay."""
+    net = Network(engine=engine)
+    net.bootstrap()
+    contract = net.deploy(OWNER, "py", (EXAMPLES / "counter.py").read_bytes())
+    rng = random.Random(1234)
+    checkpoint = net.cores["w2"].checkpoint()
+    sent = 0
+    for round_ in range(50):
+        for _ in range(rng.randint(1, 3)):
+            sent += 1
+            net.command(ALICE, contract, {"by": 1}, nonce=sent)
+        net.step()
+        if round_ % 3 == 0:
+            checkpoint = net.cores["w2"].checkpoint()
+        # crash: everything since the checkpoint is lost; restore and catch up from the chain
+        net.cores["w2"] = _restore(net, "w2", checkpoint)
+        _replay(net.cores["w2"], net.ledger.blocks)
+    net.settle()
+    w1, w2 = net.cores["w1"], net.cores["w2"]
+    assert int(w2.runtimes[contract].state.values["count"]) == sent
+    assert w1.state_root() == w2.state_root()
+    assert sorted(w2.runtimes[contract].outcomes) == sorted(w1.runtimes[contract].outcomes)
+
+
+def test_replay_from_genesis_gives_the_same_commitment(network: Network, counter: bytes) -> None:
+    for nonce in range(1, 8):
+        network.command(ALICE, counter, {"by": nonce}, nonce=nonce)
+        network.step()
+    network.settle()
+    live = network.cores["w1"]
+    sealed = live.sealed_identity()
+    fresh = EnclaveCore.boot(
+        config=live.config,
+        platform=network.platforms["w1"],
+        engine=live.engine,
+        verifier=live.verifier,
+        sealed_identity=sealed,
+    )
+    for block in network.ledger.blocks:
+        fresh.apply_block(block)
+    assert fresh.address == live.address
+    assert fresh.state_root() == live.state_root()
+    assert fresh.cluster_commitment(b"c1".ljust(32, b"\0")) == live.cluster_commitment(
+        b"c1".ljust(32, b"\0")
+    )
+
+
+def test_blocks_must_extend_the_applied_chain(network: Network) -> None:
+    from veilnet.runtime import BlockRejected
+
+    core = network.cores["w1"]
+    head = core.head
+    assert head is not None
+    root = core.state_root()
+    for header in (
+        BlockHeader(
+            number=head.number + 2,
+            hash=b"\x01" * 32,
+            parent_hash=head.hash,
+            timestamp=head.timestamp,
+        ),
+        BlockHeader(
+            number=head.number + 1,
+            hash=b"\x01" * 32,
+            parent_hash=b"\x02" * 32,
+            timestamp=head.timestamp,
+        ),
+        head,
+    ):
+        with pytest.raises(BlockRejected) as info:
+            core.apply_block(Block(header=header, events=()))
+        assert info.value.code == "runtime_block_rejected"
+    assert core.state_root() == root
+
+
+_REPLAY = """
+import sys
+from pathlib import Path
+from veilnet.codec import decode
+from veilnet.runtime import CoreConfig, EnclaveCore
+from veilnet.runtime.events import Block
+from veilnet.sandbox import AgentRuntime
+from veilnet.testing import Network
+log = decode(Path(sys.argv[1]).read_bytes())
+with AgentRuntime() as engine:
+    net = Network(engine=engine)
+    platform = net._platform("w1")
+    core = EnclaveCore.boot(config=net.config, platform=platform, engine=engine,
+                            verifier=net.verifier(), sealed_identity=log["identity"])
+    for raw in log["blocks"]:
+        core.apply_block(Block.from_bytes(raw))
+    print(core.state_root().hex())
+"""
+
+
+@pytest.mark.slow
+def test_one_log_replays_to_one_state_root_under_any_hash_seed(
+    network: Network, counter: bytes, tmp_path: Path
+) -> None:
+    """Replay the same finalized log in fresh processes with different PYTHONHASHSEEDs."""
+    from veilnet.codec import encode
+
+    js = network.deploy(OWNER, "js", (EXAMPLES / "counter.js").read_bytes(), salt=b"\x02" * 32)
+    for nonce in range(1, 6):
+        network.command(ALICE, counter, {"by": nonce}, nonce=nonce)
+        network.command(ALICE, js, {"by": nonce}, nonce=nonce)
+    network.settle()
+    w1 = network.cores["w1"]
+    log = tmp_path / "log.cbor"
+    log.write_bytes(
+        encode(
+            {
+                "identity": w1.sealed_identity(),
+                "blocks": [b.to_bytes() for b in network.ledger.blocks],
+            }
+        )
+    )
+    roots = {w1.state_root().hex()}
+    for seed in ("0", "1", "4242"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", _REPLAY, str(log)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        roots.add(out.stdout.strip())
+    assert len(roots) == 1
