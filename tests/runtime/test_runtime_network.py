@@ -107,3 +107,19 @@ def _caller_source(language: str, callee: bytes) -> bytes:
         "  return value;\n}\n"
         'export function query(req) { return state.get("last"); }\n'
     ).encode()
+
+
+def test_registered_workers_post_heartbeats(engine: AgentRuntime) -> None:
+    from veilnet.codec import abi_decode
+    from veilnet.runtime import constants as C  # noqa: N812
+
+    net = Network(engine=engine, heartbeat_interval=5)
+    net.bootstrap()
+    for _ in range(10):
+        net.step()
+    beats = [m for m in net.posted if m.topic == C.TOPIC_HEARTBEAT]
+    senders = {m.origin for m in beats}
+    assert senders == {net.cores[n].address for n in ("gk", "w1", "w2")}
+    for message in beats:
+        number, block_hash = abi_decode(["uint64", "bytes32"], message.payload)
+        assert net.ledger.blocks[number - 1].header.hash == block_hash

@@ -26,8 +26,9 @@ DEFAULT_KEY_WINDOW_BLOCKS: Final = 200
 """Blocks an old contract/cluster key epoch stays usable after the next one is keyed."""
 DEFAULT_COMMITMENT_INTERVAL: Final = 20
 """A worker posts its state commitment every this many blocks (0 disables)."""
-DEFAULT_HEARTBEAT_INTERVAL: Final = 0
-"""Blocks between heartbeats; 0 until the economy issue defines challenges."""
+DEFAULT_HEARTBEAT_INTERVAL: Final = 50
+"""Blocks between a registered worker's heartbeats (liveness for ``veil status``; 0 disables).
+Challenge-response rules arrive with the economy milestone."""
 MAX_OUTCOMES_PER_CONTRACT: Final = 4096
 """Command outcomes kept per contract for senders to fetch (oldest dropped first)."""
 MAX_COMMAND_PLAINTEXT: Final = 64 * 1024

@@ -92,6 +92,7 @@ class CoreConfig:
     bus: bytes
     key_window_blocks: int = C.DEFAULT_KEY_WINDOW_BLOCKS
     commitment_interval: int = C.DEFAULT_COMMITMENT_INTERVAL
+    heartbeat_interval: int = C.DEFAULT_HEARTBEAT_INTERVAL
     max_confidence_level: int = C.DEFAULT_MAX_CONFIDENCE_LEVEL
     limits: Limits = field(default_factory=Limits)
 
@@ -339,6 +340,7 @@ class EnclaveCore:
         self.head = header
         self._expire_epochs(header)
         self._maybe_commit(header)
+        self._maybe_heartbeat(header)
         return self.outbox.drain()
 
     def _apply_event(self, header: ev.BlockHeader, event: ev.ChainEvent) -> None:
@@ -1010,6 +1012,14 @@ class EnclaveCore:
                 ["bytes32", "uint64", "bytes32"], [cluster_id, h.number, commitment]
             )
             self.outbox.emit(self.keys.identity, self.address, C.TOPIC_STATE_COMMITMENT, payload)
+
+    def _maybe_heartbeat(self, h: ev.BlockHeader) -> None:
+        """Registered workers prove liveness: the block they applied, signed by their identity."""
+        interval = self.config.heartbeat_interval
+        if interval <= 0 or h.number % interval != 0 or self.address not in self.workers:
+            return
+        payload = abi_encode(["uint64", "bytes32"], [h.number, h.hash])
+        self.outbox.emit(self.keys.identity, self.address, C.TOPIC_HEARTBEAT, payload)
 
     # ---- buffering for members waiting for a key ----
 

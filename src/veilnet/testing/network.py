@@ -34,6 +34,9 @@ class Network:
     config: CoreConfig | None = None
     key_window_blocks: int = 20
     commitment_interval: int = 0
+    finality: int = 0
+    heartbeat_interval: int = 0
+    """Cores see block n only once n + finality blocks exist (as the real follower does)."""
     posted: list[EgressMessage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -44,6 +47,7 @@ class Network:
             bus=self.ledger.bus,
             key_window_blocks=self.key_window_blocks,
             commitment_interval=self.commitment_interval,
+            heartbeat_interval=self.heartbeat_interval,
         )
 
     def _platform(self, name: str) -> TEEPlatform:
@@ -67,7 +71,8 @@ class Network:
             verifier=self.verifier(),
             sealed_identity=sealed_identity,
         )
-        for block in self.ledger.blocks:  # a new worker replays the chain from genesis
+        final = self.ledger.blocks[: max(0, len(self.ledger.blocks) - self.finality)]
+        for block in final:  # a new worker replays the chain from genesis
             for message in core.apply_block(block):
                 self.ledger.post(message)
         self.cores[name] = core
@@ -81,21 +86,30 @@ class Network:
 
     def step(self, *, only: Iterable[str] | None = None) -> None:
         """Mine one block, feed it to every core, post their egress in name order."""
-        block = self.ledger.mine()
+        self.ledger.mine()
+        final_number = len(self.ledger.blocks) - self.finality
+        if final_number < 1:
+            return
+        block = self.ledger.blocks[final_number - 1]
         outputs: list[EgressMessage] = []
         for name in sorted(self.cores):
             if only is not None and name not in only:
                 continue
-            outputs.extend(self.cores[name].apply_block(block))
+            core = self.cores[name]
+            if core.head is not None and core.head.number >= block.header.number:
+                continue
+            outputs.extend(core.apply_block(block))
         for message in outputs:
             if self.ledger.post(message):
                 self.posted.append(message)
 
     def settle(self, max_blocks: int = 30) -> None:
         """Step until a block with no events, then one more (bounded)."""
+        quiet = 0
         for _ in range(max_blocks):
             self.step()
-            if not self.ledger.blocks[-1].events and not self.ledger.pending:
+            quiet = 0 if (self.ledger.blocks[-1].events or self.ledger.pending) else quiet + 1
+            if quiet > self.finality:
                 return
         raise AssertionError("network did not settle")
 

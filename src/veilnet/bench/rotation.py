@@ -1,0 +1,114 @@
+"""``veil bench rotation``: blocks from the rotation lock until every cluster is on its new epoch,
+and how many commands and queries failed while they kept flowing (finality depth 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from veilnet.bench._registry import benchmark
+from veilnet.crypto import SecretKey
+from veilnet.errors import VeilnetError
+from veilnet.runtime import protocol as proto
+from veilnet.sandbox import AgentRuntime
+from veilnet.testing import Network
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "agents"
+FINALITY = 2
+
+
+def _query(net: Network, worker: str, contract: bytes, wallet: SecretKey, counter: int) -> bool:
+    core = net.cores[worker]
+    public, epoch = net.contract_key_info(contract)
+    ephemeral = SecretKey.generate()
+    cert = proto.make_certificate(
+        wallet, ephemeral, chain_id=net.ledger.chain_id, expires_block=net.ledger.head.number + 100
+    )
+    request_id = counter.to_bytes(32, "big")
+    request = proto.build_query(
+        contract_public=public,
+        contract_id=contract,
+        epoch=epoch,
+        chain_id=net.ledger.chain_id,
+        certificate=cert,
+        request_id=request_id,
+        kind="call",
+        body=b"{}",
+    )
+    try:
+        raw = core.query(request)
+        assert net.config is not None
+        answer = proto.open_response(
+            proto.QueryResponse.from_bytes(raw),
+            domain=net.config.response_domain,
+            ephemeral=ephemeral,
+            expected_request_id=request_id,
+        )
+    except VeilnetError:
+        return False
+    return bool(json.loads(answer).get("ok"))
+
+
+@benchmark("rotation")
+def _bench(quick: bool) -> dict[str, Any]:
+    rounds = 1 if quick else int(os.environ.get("VEIL_BENCH_ROTATIONS", "3"))
+    owner = SecretKey.derive(b"\x42" * 32, "bench-owner")
+    figures: dict[str, Any] = {}
+    blocks_to_clusters: list[int] = []
+    blocks_to_contracts: list[int] = []
+    failed = calls = 0
+    with AgentRuntime() as engine:
+        net = Network(engine=engine, finality=FINALITY, key_window_blocks=50)
+        net.bootstrap(workers=("w1", "w2", "w3"), clusters={"c1": ["w1", "w2"], "c2": ["w3"]})
+        contracts = {
+            "w1": net.deploy(
+                owner, "js", (EXAMPLES / "counter.js").read_bytes(), cluster="c1", salt=b"\x01" * 32
+            ),
+            "w3": net.deploy(
+                owner, "js", (EXAMPLES / "counter.js").read_bytes(), cluster="c2", salt=b"\x02" * 32
+            ),
+        }
+        nonce = 0
+        for _ in range(rounds):
+            lock = net.ledger.head.number + 1
+            net.ledger.lock_rotation()
+            target = max(net.contract_key_info(c)[1] for c in contracts.values()) + 1
+            for _ in range(40):
+                for worker, contract in contracts.items():
+                    nonce += 1
+                    net.command(owner, contract, {"by": 1}, nonce=nonce)
+                    calls += 2
+                    failed += 0 if _query(net, worker, contract, owner, nonce) else 1
+                net.step()
+                if all(net.contract_key_info(c)[1] >= target for c in contracts.values()):
+                    break
+            net.settle()
+            landed = [
+                (b.header.number, type(e).__name__)
+                for b in net.ledger.blocks[lock - 1 :]
+                for e in b.events
+            ]
+            blocks_to_clusters.append(max(n for n, k in landed if k == "ClusterKeySet") - lock)
+            blocks_to_contracts.append(max(n for n, k in landed if k == "ContractKeySet") - lock)
+        for contract in contracts.values():
+            for core_name in ("w1", "w2", "w3"):
+                runtime = net.cores[core_name].runtimes.get(contract)
+                if runtime is not None:
+                    failed += sum(1 for o in runtime.outcomes.values() if not o["ok"])
+    figures["rotation_blocks"] = max(blocks_to_clusters)
+    figures["rotation_blocks_to_contract_keys"] = max(blocks_to_contracts)
+    figures["failed_calls"] = failed
+    figures["calls_during_rotations"] = calls
+    return {
+        "figures": figures,
+        "params": {
+            "finality_depth": FINALITY,
+            "rotations": rounds,
+            "clusters": 2,
+            "workers": 3,
+            "load": "one command and one encrypted query per contract per block",
+            "chain": "veilnet.testing.LedgerSim (in-memory Registry/Bus model)",
+        },
+    }
