@@ -27,5 +27,5 @@ export function query(req) {
     ],
     max_tokens: 256,
   });
-  return { answer: reply.choices[0].message.content, model: reply.model };
+  return { answer: reply.choices[0].message.content, model: reply.model, receipt_id: reply.receipt_id || null };
 }

@@ -36,4 +36,8 @@ def query(req):
             "max_tokens": 256,
         }
     )
-    return {"answer": reply["choices"][0]["message"]["content"], "model": reply["model"]}
+    return {
+        "answer": reply["choices"][0]["message"]["content"],
+        "model": reply["model"],
+        "receipt_id": reply.get("receipt_id"),
+    }

@@ -23,6 +23,7 @@ from veilnet.inference._serve import serve_in_thread
 from veilnet.inference._server import RECEIPT_HEADER, Gateway, create_app
 from veilnet.inference.backends import LlamaCppBackend, UpstreamBackend, UpstreamKey
 from veilnet.inference.client import (
+    agent_llm_chat,
     GatewayClient,
     GatewayVerifier,
     VerifiedCompletion,
@@ -49,6 +50,7 @@ from veilnet.inference.interfaces import (
 )
 
 __all__ = [
+    "agent_llm_chat",
     "RECEIPT_HEADER",
     "AllowedMeasurements",
     "Backend",

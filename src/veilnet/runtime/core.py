@@ -1477,12 +1477,19 @@ class _Host:
     def http_fetch(self, requests: list[JSONValue]) -> list[JSONValue]:
         if self.ctx.mode is Mode.COMMAND or self.io is None or self.io.http_fetch is None:
             raise SandboxAgentError("http.fetch is not available here")
-        return self.io.http_fetch(requests)
+        try:
+            return self.io.http_fetch(requests)
+        except VeilnetError as exc:
+            raise SandboxAgentError(f"http.fetch failed: {exc.code}: {exc.message}") from exc
 
     def llm_chat(self, request: JSONValue) -> JSONValue:
+        """Only answers whose gateway receipt verified reach the agent; others are its error."""
         if self.ctx.mode is Mode.COMMAND or self.io is None or self.io.llm_chat is None:
             raise SandboxAgentError("llm.chat is not available here")
-        return self.io.llm_chat(request)
+        try:
+            return self.io.llm_chat(request)
+        except VeilnetError as exc:
+            raise SandboxAgentError(f"llm.chat failed: {exc.code}: {exc.message}") from exc
 
 
 # ---------------------------------------------------------------------- helpers -------------
