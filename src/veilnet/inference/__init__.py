@@ -23,10 +23,10 @@ from veilnet.inference._serve import serve_in_thread
 from veilnet.inference._server import RECEIPT_HEADER, Gateway, create_app
 from veilnet.inference.backends import LlamaCppBackend, UpstreamBackend, UpstreamKey
 from veilnet.inference.client import (
-    agent_llm_chat,
     GatewayClient,
     GatewayVerifier,
     VerifiedCompletion,
+    agent_llm_chat,
     verify_receipt,
 )
 from veilnet.inference.errors import (
@@ -50,7 +50,6 @@ from veilnet.inference.interfaces import (
 )
 
 __all__ = [
-    "agent_llm_chat",
     "RECEIPT_HEADER",
     "AllowedMeasurements",
     "Backend",
@@ -84,6 +83,7 @@ __all__ = [
     "UpstreamKey",
     "VerifiedCompletion",
     "VerifiedQuote",
+    "agent_llm_chat",
     "attestation_report",
     "create_app",
     "default_model_path",

@@ -30,9 +30,9 @@ from veilnet.inference.constants import (
     NONCE_LENGTH,
 )
 from veilnet.inference.errors import (
-    InferenceRequestInvalid,
     InferenceBackendUnavailable,
     InferenceReceiptInvalid,
+    InferenceRequestInvalid,
     InferenceResponseInvalid,
 )
 from veilnet.inference.interfaces import MeasurementPolicy, QuoteReport, QuoteVerifier
