@@ -10,6 +10,8 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from veilnet.codec import Record, decode, encode, record
+
+
 from veilnet.crypto import (
     Address,
     Binding,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veilnet.attestation import Policy
+from veilnet.codec import encode
 from veilnet.crypto import SecretKey
 from veilnet.runtime import CoreConfig, EnclaveCore
 from veilnet.runtime import protocol as proto
@@ -207,6 +208,48 @@ class SeededPlatform(TEEPlatform):
         return (
             hashlib.sha256(self._seed + self._draws.to_bytes(8, "big")).digest()[:n].ljust(n, b"\0")
         )
+
+
+def query_core(
+    net: Network,
+    wallet: SecretKey,
+    contract_id: bytes,
+    msg: Any,
+    *,
+    worker: str = "w1",
+    kind: str = "call",
+    io: Any = None,
+) -> dict[str, Any]:
+    """Run an encrypted, certified query against one core and return the verified answer."""
+    public, epoch = net.contract_key_info(contract_id)
+    ephemeral = SecretKey.generate()
+    certificate = proto.make_certificate(
+        wallet, ephemeral, chain_id=net.ledger.chain_id, expires_block=net.ledger.head.number + 100
+    )
+    request_id = hashlib.sha256(ephemeral.public.x25519 + json.dumps(msg).encode()).digest()
+    body = encode(msg) if kind == "outcome" else json.dumps(msg).encode()
+    raw = net.cores[worker].query(
+        proto.build_query(
+            contract_public=public,
+            contract_id=contract_id,
+            epoch=epoch,
+            chain_id=net.ledger.chain_id,
+            certificate=certificate,
+            request_id=request_id,
+            kind=kind,
+            body=body,
+        ),
+        io=io,
+    )
+    assert net.config is not None
+    plain = proto.open_response(
+        proto.QueryResponse.from_bytes(raw),
+        domain=net.config.response_domain,
+        ephemeral=ephemeral,
+        expected_request_id=request_id,
+    )
+    answer: dict[str, Any] = json.loads(plain)
+    return answer
 
 
 def cluster_id_of(name: str) -> bytes:
