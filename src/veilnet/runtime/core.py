@@ -517,20 +517,34 @@ class EnclaveCore:
             [e.rotation, proposal.address.hex, proposal.public.x25519],
         )
         self.outbox.emit(self.keys.identity, self.address, C.TOPIC_ROTATION_PROPOSE, payload)
+        if len(self.gatekeepers) == 1:
+            # A sole gatekeeper's proposal completes the rotation in the same transaction, so
+            # the new epoch's cluster keys can follow it in the same block: one on-chain hop.
+            self.keys.masters[e.rotation] = proposal
+            for cluster_id in list(self.clusters):
+                self._key_cluster(
+                    cluster_id,
+                    rotation=e.rotation,
+                    master=proposal,
+                    origin=proposal.address.raw,
+                )
 
     def _on_rotation_proposed(self, h: ev.BlockHeader, e: ev.RotationProposed) -> None:
         if self.rotation != e.rotation or self.proposal is not None:
             return
         self.proposal = (e.proposer, e.key_address)
-        if not self._is_gatekeeper():
-            return
+        if len(self.gatekeepers) == 1 and not self._keyed_for_rotation(e.rotation):
+            held = self.keys.masters.get(e.rotation)
+            for cluster_id in list(self.clusters):
+                self._key_cluster(
+                    cluster_id, rotation=e.rotation, master=held, origin=e.key_address
+                )
+        if not self._is_gatekeeper() or e.proposer == self.address:
+            return  # the proposal is the proposer's own confirmation
         key: SecretKey | None = None
-        if e.proposer == self.address:
-            key = self.keys.proposals.get(e.rotation)
-        else:
-            wrapped = self.master_shares.get((e.rotation, e.proposer))
-            if wrapped is not None:
-                key = self._unwrap_master(wrapped, e.rotation)
+        wrapped = self.master_shares.get((e.rotation, e.proposer))
+        if wrapped is not None:
+            key = self._unwrap_master(wrapped, e.rotation)
         if key is None or key.address.raw != e.key_address:
             return
         self.keys.masters[e.rotation] = key
@@ -543,13 +557,19 @@ class EnclaveCore:
         self.proposal = None
         self.keys.proposals.pop(e.rotation, None)
         self.master_shares = {k: v for k, v in self.master_shares.items() if k[0] > e.rotation}
-        for cluster_id in list(self.clusters):
-            self._key_cluster(cluster_id)
+        mine = self.keys.masters.get(e.rotation)
+        if mine is not None and mine.address.raw != e.key_address:
+            self.keys.masters.pop(e.rotation)
+        if not self._keyed_for_rotation(e.rotation):
+            for cluster_id in list(self.clusters):
+                self._key_cluster(cluster_id)
 
     def _on_rotation_aborted(self, h: ev.BlockHeader, e: ev.RotationAborted) -> None:
         self.rotation = None
         self.proposal = None
         self.keys.proposals.pop(e.rotation, None)
+        if self.master is None or self.master[0] != e.rotation:
+            self.keys.masters.pop(e.rotation, None)
 
     def _unwrap_master(self, wrapped: bytes, rotation: int) -> SecretKey | None:
         binding = Binding(
@@ -572,15 +592,27 @@ class EnclaveCore:
         if self.master is not None:
             self._key_cluster(e.cluster_id)
 
-    def _key_cluster(self, cluster_id: bytes) -> None:
-        """Gatekeepers: publish the cluster key of the next epoch, derived from the master,
-        and wrap it to every member. Others only advance the master origin's counter."""
-        if self.master is None:
-            return
+    def _key_cluster(
+        self,
+        cluster_id: bytes,
+        *,
+        rotation: int | None = None,
+        master: SecretKey | None = None,
+        origin: bytes | None = None,
+    ) -> None:
+        """Gatekeepers: publish the cluster key of the next epoch, derived from a master key,
+        and wrap it to every member. Others only advance that master origin's counter.
+
+        Without ``rotation`` the current master is used; with it, the given (new) master.
+        """
+        if rotation is None:
+            if self.master is None:
+                return
+            rotation, origin, master = self.master[0], self.master[1], self._master_key()
+        assert origin is not None
         cluster = self.clusters[cluster_id]
         epoch = max([cluster.current_epoch, *cluster.master_rotation]) + 1
-        cluster.master_rotation[epoch] = self.master[0]
-        master = self._master_key()
+        cluster.master_rotation[epoch] = rotation
         payload = b""
         if master is not None:
             key = master.child("cluster", cluster_id, epoch)
@@ -588,24 +620,38 @@ class EnclaveCore:
                 ["bytes32", "uint64", "address", "bytes"],
                 [cluster_id, epoch, key.address.hex, key.public.x25519],
             )
-        self.outbox.emit(master, self.master[1], C.TOPIC_CLUSTER_KEY, payload)
+        self.outbox.emit(master, origin, C.TOPIC_CLUSTER_KEY, payload)
         for member in cluster.members:
-            self._share_cluster_key(cluster_id, member, epochs=[epoch])
+            self._share_cluster_key(
+                cluster_id, member, epochs=[epoch], master=master, origin=origin
+            )
 
-    def _share_cluster_key(self, cluster_id: bytes, member: bytes, *, epochs: list[int]) -> None:
-        """Gatekeepers: wrap cluster keys of ``epochs`` to a member (one message for all)."""
-        if self.master is None:
-            return
-        master = self._master_key()
+    def _keyed_for_rotation(self, rotation: int) -> bool:
+        return any(rotation in c.master_rotation.values() for c in self.clusters.values())
+
+    def _share_cluster_key(
+        self,
+        cluster_id: bytes,
+        member: bytes,
+        *,
+        epochs: list[int],
+        master: SecretKey | None = None,
+        origin: bytes | None = None,
+    ) -> None:
+        """Gatekeepers: wrap cluster keys of ``epochs`` to a member (one message for all),
+        sent from the current master origin unless another (new) one is given."""
+        if origin is None:
+            if self.master is None:
+                return
+            origin, master = self.master[1], self._master_key()
         worker = self.workers.get(member)
         if master is None or worker is None:
-            self.outbox.emit(None, self.master[1], C.TOPIC_CLUSTER_KEY_SHARE, b"")
+            self.outbox.emit(None, origin, C.TOPIC_CLUSTER_KEY_SHARE, b"")
             return
         cluster = self.clusters[cluster_id]
         shares = []
         for epoch in epochs:
-            rotation = cluster.master_rotation.get(epoch, self.master[0])
-            source = self.keys.masters.get(rotation)
+            source = self.keys.masters.get(cluster.master_rotation.get(epoch, -1))
             if source is None:
                 continue
             key = source.child("cluster", cluster_id, epoch)
@@ -617,16 +663,17 @@ class EnclaveCore:
             )
             shares.append([epoch, seal_key_for(worker.hpke_key, key, binding=binding)])
         payload = encode([cluster_id, member, shares])
-        self.outbox.emit(master, self.master[1], C.TOPIC_CLUSTER_KEY_SHARE, payload)
+        self.outbox.emit(master, origin, C.TOPIC_CLUSTER_KEY_SHARE, payload)
 
     def _on_cluster_worker_added(self, h: ev.BlockHeader, e: ev.ClusterWorkerAdded) -> None:
         cluster = self.clusters.get(e.cluster_id)
         if cluster is None or e.worker in cluster.members:
             return
+        served_before = self._serves(e.cluster_id)  # before joining: membership makes it True
         cluster.members.append(e.worker)
         if e.worker in self.workers:
             self.workers[e.worker].cluster = e.cluster_id
-        if e.worker == self.address and cluster.has_history and not self._serves(e.cluster_id):
+        if e.worker == self.address and cluster.has_history and not served_before:
             self.resync_required = True
         if self.master is not None and cluster.master_rotation:
             self._share_cluster_key(e.cluster_id, e.worker, epochs=sorted(cluster.master_rotation))

@@ -10,8 +10,6 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from veilnet.codec import Record, decode, encode, record
-
-
 from veilnet.crypto import (
     Address,
     Binding,

@@ -366,27 +366,34 @@ class LedgerSim:
                     rotation=rotation, proposer=origin, key_address=key, public_key=public
                 )
             )
+            self._confirm(rotation, origin, key)
         elif topic == C.TOPIC_ROTATION_CONFIRM:
             if kind != KIND_WORKER or origin not in self.gatekeepers or not self.rotation_locked:
                 raise Revert("wrong origin")
             rotation, address = abi_decode(["uint256", "address"], payload)
             key = bytes.fromhex(address[2:])
-            if self.proposal is None or key != self.proposal[0] or origin in self.confirmations:
+            if self.proposal is None or key != self.proposal[0]:
                 raise Revert("wrong key")
-            self.confirmations.add(origin)
-            self.pending.append(
-                ev.RotationConfirmed(
-                    rotation=rotation, gatekeeper=origin, confirmations=len(self.confirmations)
-                )
+            self._confirm(rotation, origin, key)
+
+    def _confirm(self, rotation: int, gatekeeper: bytes, key: bytes) -> None:
+        """Registry._confirm_rotation: the proposer's proposal counts as its confirmation."""
+        if gatekeeper in self.confirmations or self.proposal is None:
+            raise Revert("already confirmed")
+        self.confirmations.add(gatekeeper)
+        self.pending.append(
+            ev.RotationConfirmed(
+                rotation=rotation, gatekeeper=gatekeeper, confirmations=len(self.confirmations)
             )
-            if len(self.confirmations) >= len(self.gatekeepers):
-                self.master = key
-                self.origin_kind[key] = KIND_MASTER
-                self.rotation_counter = rotation
-                self.rotation_locked = False
-                public = self.proposal[1]
-                self.proposal = None
-                self.confirmations = set()
-                self.pending.append(
-                    ev.MasterKeyRotated(rotation=rotation, key_address=key, public_key=public)
-                )
+        )
+        if len(self.confirmations) >= len(self.gatekeepers):
+            self.master = key
+            self.origin_kind[key] = KIND_MASTER
+            self.rotation_counter = rotation
+            self.rotation_locked = False
+            public = self.proposal[1]
+            self.proposal = None
+            self.confirmations = set()
+            self.pending.append(
+                ev.MasterKeyRotated(rotation=rotation, key_address=key, public_key=public)
+            )

@@ -431,6 +431,24 @@ def contract_status(contract_id: bytes32) -> uint8:
     return STATUS_ACTIVE
 
 
+@internal
+def _confirm_rotation(rotation: uint256, gatekeeper: address, key_address: address):
+    assert not self.rotation_confirmed[rotation][gatekeeper], "already confirmed"
+    self.rotation_confirmed[rotation][gatekeeper] = True
+    self.rotation_confirmations += 1
+    log RotationConfirmed(rotation=rotation, gatekeeper=gatekeeper, confirmations=self.rotation_confirmations)
+    if self.rotation_confirmations >= self.gatekeeper_count:
+        self.master_key_address = key_address
+        self.master_public_key = self.proposal_public_key
+        self.origin_kind[key_address] = KIND_MASTER
+        self.rotation_counter = rotation
+        self.rotation_locked = False
+        self.proposal_key_address = empty(address)
+        self.proposal_public_key = b""
+        self.rotation_confirmations = 0
+        log MasterKeyRotated(rotation=rotation, key_address=key_address, public_key=self.master_public_key)
+
+
 # --- effects of egress messages (called by the Bus after it checked signature and seq) ----
 
 @external
@@ -512,6 +530,9 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         self.proposal_key_address = key_address
         self.proposal_public_key = public_key
         log RotationProposed(rotation=rotation, proposer=origin, key_address=key_address, public_key=public_key)
+        # The proposer holds the key it proposed: its proposal is also its confirmation, so a
+        # network with a single gatekeeper rotates in one step.
+        self._confirm_rotation(rotation, origin, key_address)
     elif topic == TOPIC_ROTATION_CONFIRM:
         assert kind == KIND_WORKER and self.gatekeepers[origin], "wrong origin"
         rotation: uint256 = 0
@@ -520,19 +541,6 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         assert self.rotation_locked, "no rotation in progress"
         assert rotation == self.rotation_counter + 1, "wrong rotation"
         assert key_address == self.proposal_key_address and key_address != empty(address), "wrong key"
-        assert not self.rotation_confirmed[rotation][origin], "already confirmed"
-        self.rotation_confirmed[rotation][origin] = True
-        self.rotation_confirmations += 1
-        log RotationConfirmed(rotation=rotation, gatekeeper=origin, confirmations=self.rotation_confirmations)
-        if self.rotation_confirmations >= self.gatekeeper_count:
-            self.master_key_address = key_address
-            self.master_public_key = self.proposal_public_key
-            self.origin_kind[key_address] = KIND_MASTER
-            self.rotation_counter = rotation
-            self.rotation_locked = False
-            self.proposal_key_address = empty(address)
-            self.proposal_public_key = b""
-            self.rotation_confirmations = 0
-            log MasterKeyRotated(rotation=rotation, key_address=key_address, public_key=self.master_public_key)
+        self._confirm_rotation(rotation, origin, key_address)
     else:
         raise "unknown topic"
