@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "veilnet.cli.bench:bench",
     "attest": "veilnet.cli.attest:attest",
     "inference": "veilnet.cli.inference:inference",
+    "worker": "veilnet.cli.worker:worker",
 }
 
 

@@ -1,0 +1,294 @@
+"""The worker's HTTP API (Starlette, served by uvicorn in a thread): health, info, attestation,
+encrypted queries, public contract info and Prometheus metrics. Errors are ``{"error": {...}}``."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from veilnet._version import __version__
+from veilnet.crypto import Address
+from veilnet.errors import InternalError, VeilnetError
+from veilnet.runtime.errors import ContractUnavailable
+from veilnet.worker.constants import MAX_NONCE_HEX, MAX_QUERY_BODY, MAX_RATE_CLIENTS
+from veilnet.worker.errors import BadRequest, RateLimited, RequestTooLarge, RouteNotFound
+from veilnet.worker.metrics import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from veilnet.worker.host import WorkerHost
+
+__all__ = ["APIServer", "TokenBuckets", "create_app"]
+
+_log = logging.getLogger("veilnet.worker.api")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class TokenBuckets:
+    """A token bucket per client: ``rate`` tokens per second up to ``burst``.
+
+    Args:
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = MAX_RATE_CLIENTS,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate = rate
+        self.burst = float(burst)
+        self._clock = clock
+        self._max = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> float:
+        """Spend one token; returns 0.0 if allowed, else seconds until the next token."""
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.pop(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                wait = 0.0
+            else:
+                self._buckets[client] = (tokens, now)
+                wait = (1.0 - tokens) / self.rate
+            while len(self._buckets) > self._max:
+                self._buckets.popitem(last=False)
+            return wait
+
+
+def _error(host: WorkerHost, exc: VeilnetError) -> JSONResponse:
+    host.metrics.http_errors.labels(code=exc.code).inc()
+    headers = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, int(exc.details.get("retry_after_s", 1) + 0.999)))
+    return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers)
+
+
+def create_app(
+    host: WorkerHost,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    limiter: TokenBuckets | None = None,
+) -> Starlette:
+    """The ASGI app of one worker host.
+
+    Args:
+        clock: monotonic seconds for the per-client token buckets.
+        limiter: the buckets to use (default: the host config's rate and burst on ``clock``).
+    """
+    buckets = limiter or TokenBuckets(
+        rate=host.config.rate_per_s, burst=host.config.rate_burst, clock=clock
+    )
+
+    def guarded(handler: Handler, *, limited: bool = True) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            try:
+                if limited:
+                    client = request.client.host if request.client else "unknown"
+                    wait = buckets.take(client)
+                    if wait > 0:
+                        raise RateLimited("too many requests", retry_after_s=round(wait, 3))
+                return await handler(request)
+            except VeilnetError as exc:
+                return _error(host, exc)
+            except Exception:
+                _log.exception("worker API handler failed")
+                return _error(host, InternalError("the worker failed to answer"))
+
+        return endpoint
+
+    async def health(request: Request) -> Response:
+        status = host.status()
+        body = {
+            "status": status,
+            "applied_block": host.applied_block,
+            "chain_head": host.chain_head,
+            "registered": host.registered,
+        }
+        return JSONResponse(body, status_code=200 if status == "ok" else 503)
+
+    async def info(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(_info, host))
+
+    async def attestation(request: Request) -> Response:
+        raw = request.query_params.get("nonce", "")
+        nonce = _hex(raw, "nonce", max_chars=MAX_NONCE_HEX)
+        if len(nonce) != 32:
+            raise BadRequest("nonce must be 32 bytes of hex")
+        return JSONResponse(await run_in_threadpool(host.attest, nonce))
+
+    async def query(request: Request) -> Response:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            body = await _read_bounded(request, MAX_QUERY_BODY)
+            answer = await run_in_threadpool(host.query, body)
+        except VeilnetError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            host.metrics.queries.labels(outcome=outcome).inc()
+            host.metrics.query_seconds.observe(time.perf_counter() - started)
+        return Response(answer, media_type="application/octet-stream")
+
+    async def contract(request: Request) -> Response:
+        contract_id = _hex(request.path_params["id_hex"], "contract id", max_chars=64)
+        if len(contract_id) != 32:
+            raise BadRequest("contract id must be 32 bytes of hex")
+        return JSONResponse(await run_in_threadpool(_contract_info, host, contract_id))
+
+    async def metrics(request: Request) -> Response:
+        return Response(host.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        error = RouteNotFound("no such endpoint", method=request.method, status=status)
+        host.metrics.http_errors.labels(code=error.code).inc()
+        return JSONResponse(error.to_json(), status_code=status if status in (404, 405) else 404)
+
+    routes = [
+        Route("/v1/health", guarded(health, limited=False), methods=["GET"]),
+        Route("/v1/info", guarded(info), methods=["GET"]),
+        Route("/v1/attestation", guarded(attestation), methods=["GET"]),
+        Route("/v1/query", guarded(query), methods=["POST"]),
+        Route("/v1/contracts/{id_hex}", guarded(contract), methods=["GET"]),
+        Route("/metrics", guarded(metrics, limited=False), methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+
+
+def _hex(text: str, what: str, *, max_chars: int) -> bytes:
+    raw = text.removeprefix("0x")
+    if len(raw) > max_chars:
+        raise BadRequest(f"{what} is too long")
+    try:
+        return bytes.fromhex(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{what} is not hex") from exc
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError as exc:
+            raise BadRequest("bad Content-Length") from exc
+        if size > limit:
+            raise RequestTooLarge("request body is too large", max_size=limit)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise RequestTooLarge("request body is too large", max_size=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _info(host: WorkerHost) -> dict[str, Any]:
+    with host.lock:
+        core = host.core
+        head = core.head
+        me = core.workers.get(core.address)
+        commitments = {}
+        for cluster_id, cluster in sorted(core.clusters.items()):
+            if core.address in cluster.members:
+                commitment = core.cluster_commitment(cluster_id)
+                if commitment is not None:
+                    commitments["0x" + cluster_id.hex()] = "0x" + commitment.hex()
+        addresses = host.config.deployment.addresses
+        return {
+            "name": host.config.name,
+            "address": host.address,
+            "operator": host.operator.hex,
+            "chain_id": addresses.chain_id,
+            "registry": addresses.registry.hex,
+            "bus": addresses.bus.hex,
+            "tee": core.platform.kind,
+            "measurement": "0x" + core.platform.measurement.hex(),
+            "clusters": ["0x" + c.hex() for c in sorted(core.clusters)],
+            "cluster": None if me is None or me.cluster is None else "0x" + me.cluster.hex(),
+            "confidence": None if me is None else me.confidence,
+            "last_applied_block": None if head is None else head.number,
+            "last_applied_hash": None if head is None else "0x" + head.hash.hex(),
+            "state_commitments": commitments,
+            "status": host.status(),
+            "version": __version__,
+        }
+
+
+def _contract_info(host: WorkerHost, contract_id: bytes) -> dict[str, Any]:
+    with host.lock:
+        contract = host.core.contracts.get(contract_id)
+        if contract is None:
+            raise ContractUnavailable("unknown contract", contract_id="0x" + contract_id.hex())
+        epoch = contract.epochs.get(contract.epoch)
+        public = epoch.public_key if epoch is not None and contract.epoch > 0 else b""
+        key_address = epoch.key_address if epoch is not None and contract.epoch > 0 else b""
+        return {
+            "contract_id": "0x" + contract_id.hex(),
+            "cluster": "0x" + contract.cluster.hex(),
+            "owner": Address(contract.owner).hex,
+            "controller": Address(contract.controller).hex,
+            "code_hash": "0x" + contract.code_hash.hex(),
+            "paused": contract.paused,
+            "epoch": contract.epoch,
+            "public_key": "0x" + public.hex(),
+            "key_address": Address(key_address).hex if len(key_address) == 20 else None,
+        }
+
+
+class APIServer:
+    """Runs an ASGI app under uvicorn in a daemon thread on a socket bound up front."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        bound = self._sock.getsockname()
+        display = f"[{host}]" if ":" in host else host
+        self.url = f"http://{display}:{bound[1]}"
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise InternalError("the worker API did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()

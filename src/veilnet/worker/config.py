@@ -1,0 +1,73 @@
+"""``WorkerConfig``: everything one worker host needs, as a small immutable value.
+Network parameters shared by every replica come from the deployment (network.json)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from veilnet.chain.deploy import Deployment
+from veilnet.runtime import constants as RC  # noqa: N812
+from veilnet.worker import constants as C  # noqa: N812
+
+__all__ = ["WorkerConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    """Configuration of one ``WorkerHost``.
+
+    Args:
+        name: label for logs and metrics.
+        data_dir: sealed identity, checkpoints and the relay journal live here.
+        rpc_url: any JSON-RPC endpoint (anvil, the served embedded chain, geth, an L2).
+        deployment: the network's contract addresses and genesis block.
+        operator_key: funded EOA paying gas for egress posts; also the registered operator.
+        network_seed: the devnet's dev-TEE seed (only with ``allow_insecure_dev_tee``).
+        allow_insecure_dev_tee: run on the INSECURE development TEE.
+        enclave: a production TEE backend (``veilnet.tee``); None means the dev TEE.
+        engine: agent engine to share (tests); None makes one and closes it at stop.
+        finality_depth: confirmations before a block is applied.
+        api_host, api_port: where the HTTP API listens (port 0 = ephemeral); serve_api=False
+            runs without HTTP.
+        checkpoint_every: blocks between checkpoints; keep_checkpoints: how many are kept.
+        gateway_url: attested inference gateway for ``llm.chat`` in query mode.
+        gateway_measurements: allowed gateway measurement ids (dev defaults in dev mode).
+        fund_from: a funded dev key the host sends its identity gas money from (devnets).
+        poll_interval: seconds between chain polls when idle.
+        max_lag_blocks: how far behind the final head the worker may be and still serve.
+        rate_per_s, rate_burst: token bucket per client address for the API.
+        key_window_blocks, commitment_interval: network parameters (identical on replicas).
+    """
+
+    name: str = "worker"
+    data_dir: Path
+    rpc_url: str
+    deployment: Deployment
+    operator_key: bytes
+    network_seed: bytes | None = None
+    allow_insecure_dev_tee: bool = False
+    enclave: Any = field(default=None, repr=False, compare=False)
+    engine: Any = field(default=None, repr=False, compare=False)
+    finality_depth: int = C.DEFAULT_FINALITY_DEPTH
+    api_host: str = "127.0.0.1"
+    api_port: int = 0
+    serve_api: bool = True
+    checkpoint_every: int = C.DEFAULT_CHECKPOINT_EVERY
+    keep_checkpoints: int = C.DEFAULT_KEEP_CHECKPOINTS
+    gateway_url: str | None = None
+    gateway_measurements: tuple[bytes, ...] = ()
+    fund_from: bytes | None = field(default=None, repr=False)
+    poll_interval: float = C.DEFAULT_POLL_INTERVAL_S
+    max_lag_blocks: int = C.DEFAULT_MAX_LAG_BLOCKS
+    rate_per_s: float = C.DEFAULT_RATE_PER_S
+    rate_burst: int = C.DEFAULT_RATE_BURST
+    key_window_blocks: int = RC.DEFAULT_KEY_WINDOW_BLOCKS
+    commitment_interval: int = RC.DEFAULT_COMMITMENT_INTERVAL
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkerConfig(name={self.name!r}, data_dir={str(self.data_dir)!r}, "
+            f"rpc_url={self.rpc_url!r}, dev_tee={self.allow_insecure_dev_tee}, <keys redacted>)"
+        )

@@ -1,0 +1,33 @@
+"""Limits and defaults of the worker host, named once.
+Sizes in bytes, intervals in blocks unless a name says seconds."""
+
+from __future__ import annotations
+
+from typing import Final
+
+MAX_QUERY_BODY: Final = 256 * 1024
+"""Largest ``POST /v1/query`` body (413 ``request_too_large`` above it)."""
+MAX_NONCE_HEX: Final = 64
+DEFAULT_FINALITY_DEPTH: Final = 2
+DEFAULT_CHECKPOINT_EVERY: Final = 50
+"""Blocks between checkpoints (also written after a catch-up and at shutdown)."""
+DEFAULT_KEEP_CHECKPOINTS: Final = 3
+DEFAULT_MAX_LAG_BLOCKS: Final = 2
+"""How far behind the final head the applied head may be while the worker still serves."""
+DEFAULT_POLL_INTERVAL_S: Final = 0.25
+DEFAULT_RATE_PER_S: Final = 50.0
+"""Token-bucket refill rate per client address (requests per second)."""
+DEFAULT_RATE_BURST: Final = 100
+MAX_RATE_CLIENTS: Final = 10_000
+"""Buckets kept before the idle ones are dropped."""
+IDENTITY_FUNDING_WEI: Final = 10**17
+"""ETH the host sends its identity from ``fund_from`` when the identity has less than this."""
+REGISTRATION_GAS: Final = 1_500_000
+"""Upper bound used when ``eth_estimateGas`` fails for ``register_worker`` (quote in calldata)."""
+REGISTRATION_RETRY_S: Final = 2.0
+ERROR_BACKOFF_S: Final = 1.0
+"""Wait after a failed poll (node down, proof failure) before trying again."""
+IDENTITY_FILE: Final = "identity.sealed"
+CHECKPOINT_DIR: Final = "checkpoints"
+RELAY_JOURNAL_FILE: Final = "relay.journal"
+CHECKPOINT_MAGIC: Final = b"VEILCKP1"

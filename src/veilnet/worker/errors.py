@@ -1,0 +1,91 @@
+"""Errors of the worker host: its HTTP API's own refusals, storage and chain-setup failures.
+Errors from the core (``veilnet.runtime``) and chain keep their own codes through the API.
+
+InvalidInput
+├── RequestTooLarge        a request body is larger than the API accepts (413)
+├── BadRequest             a malformed path or query parameter (400)
+├── WorkerConfigInvalid    the worker's configuration or network file is unusable
+└── RouteNotFound          no endpoint at this path and method (404)
+PolicyRejected
+└── RateLimited            this client sent too many requests; retry later (429)
+Unavailable
+├── StorageUnavailable     the data directory cannot be read or written
+├── RegistrationFailed     the worker could not register itself on chain
+├── BootstrapTimeout       a network bootstrap step did not complete in time
+└── WaitTimeout            ``WorkerHost.wait_until`` ran past its deadline
+"""
+
+from __future__ import annotations
+
+from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
+
+__all__ = [
+    "BadRequest",
+    "BootstrapTimeout",
+    "RateLimited",
+    "RegistrationFailed",
+    "RequestTooLarge",
+    "RouteNotFound",
+    "StorageUnavailable",
+    "WaitTimeout",
+    "WorkerConfigInvalid",
+]
+
+
+class RequestTooLarge(InvalidInput):
+    """The request body is larger than the worker API accepts."""
+
+    code = "request_too_large"
+    http_status = 413
+
+
+class BadRequest(InvalidInput):
+    """A path or query parameter is malformed."""
+
+    code = "worker_bad_request"
+
+
+class WorkerConfigInvalid(InvalidInput):
+    """The worker configuration (or network file) is incomplete or contradictory."""
+
+    code = "worker_config_invalid"
+
+
+class RateLimited(PolicyRejected):
+    """This client sent too many requests; retry later."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class StorageUnavailable(Unavailable):
+    """The worker's data directory cannot be read or written."""
+
+    code = "worker_storage_unavailable"
+
+
+class RegistrationFailed(Unavailable):
+    """The worker could not register its identity on chain (unfunded, reverted, node down)."""
+
+    code = "worker_registration_failed"
+
+
+class BootstrapTimeout(Unavailable):
+    """A network bootstrap step (endorsement, master key, cluster key) did not complete in time."""
+
+    code = "worker_bootstrap_timeout"
+    http_status = 504
+
+
+class WaitTimeout(Unavailable):
+    """``WorkerHost.wait_until`` ran past its deadline before the condition held."""
+
+    code = "worker_wait_timeout"
+    http_status = 504
+
+
+class RouteNotFound(InvalidInput):
+    """No API endpoint at this path (or not with this method)."""
+
+    code = "worker_route_not_found"
+    http_status = 404

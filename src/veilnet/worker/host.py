@@ -1,0 +1,608 @@
+"""``WorkerHost``: the untrusted host around one enclave core. It follows the chain, feeds final
+blocks to the core, relays its egress, stores sealed checkpoints and serves the HTTP API.
+
+Theory of operation
+-------------------
+``start()`` boots the core: from the newest valid checkpoint (and resumes the follower right
+after the checkpoint's block), else from the sealed identity of an earlier run, else with a new
+identity; without a checkpoint it replays the chain from the deployment's genesis block. Then
+one thread loops: register the identity if the Registry does not know it, ask the node for its
+head, apply every newly final block under the core lock, and hand the egress to the relay
+thread. A checkpoint is written every ``checkpoint_every`` blocks, but only once the relay has
+settled every egress message of the blocks it covers: after a crash, the replay from that
+checkpoint regenerates whatever was not yet on chain, and the relay skips messages whose
+sequence number the Bus has already used, so nothing is lost and nothing is applied twice.
+
+A core that joined a cluster with history asks for a resync (``resync_required``); once its
+cluster keys arrived (``resync_keyring``) the host builds a fresh core with the same identity,
+imports the keys, and replays from genesis. The worker serves queries only while its applied
+head is within ``max_lag_blocks`` of the node's final head.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from eth_account import Account
+
+from veilnet.attestation import Policy, TrustRoot
+from veilnet.chain import EgressRelay, Follower, JSONRPCClient, Network, RelayJournal
+from veilnet.chain import model as cm
+from veilnet.chain.constants import GAS_MARGIN_PERCENT, KIND_NONE, KIND_WORKER
+from veilnet.chain.errors import ContractReverted, RPCError
+from veilnet.chain.rpc import from_quantity, to_hex
+from veilnet.crypto import Address
+from veilnet.errors import VeilnetError
+from veilnet.runtime import CoreConfig, EnclaveCore, NotReady, QueryIO
+from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
+from veilnet.runtime.errors import CheckpointInvalid
+from veilnet.sandbox.interfaces import JSONValue
+from veilnet.worker._relay import RelayWorker
+from veilnet.worker.adapter import to_chain_egress, to_core_block
+from veilnet.worker.config import WorkerConfig
+from veilnet.worker.constants import (
+    ERROR_BACKOFF_S,
+    IDENTITY_FUNDING_WEI,
+    REGISTRATION_GAS,
+    REGISTRATION_RETRY_S,
+)
+from veilnet.worker.errors import RegistrationFailed, WaitTimeout, WorkerConfigInvalid
+from veilnet.worker.metrics import WorkerMetrics
+from veilnet.worker.storage import StoredCheckpoint, WorkerStorage
+
+__all__ = ["WorkerHost"]
+
+_log = logging.getLogger("veilnet.worker")
+
+
+class WorkerHost:
+    """One worker: core, chain follower, egress relay, checkpoints and HTTP API.
+
+    Build with a ``WorkerConfig``; ``start()`` returns once the core is booted and the API
+    listens (registration and catching up continue in the background; watch ``status``).
+    """
+
+    def __init__(self, config: WorkerConfig) -> None:
+        if config.finality_depth < 0 or config.checkpoint_every < 1:
+            raise WorkerConfigInvalid("finality_depth must be >= 0 and checkpoint_every >= 1")
+        self.config = config
+        self.metrics = WorkerMetrics()
+        self.log = logging.LoggerAdapter(_log, {"worker": config.name})
+        self.storage = WorkerStorage(config.data_dir, keep=config.keep_checkpoints)
+        addresses = config.deployment.addresses
+        self.core_config = CoreConfig(
+            chain_id=addresses.chain_id,
+            registry=addresses.registry.raw,
+            bus=addresses.bus.raw,
+            key_window_blocks=config.key_window_blocks,
+            commitment_interval=config.commitment_interval,
+        )
+        self.operator = Address.parse(Account.from_key(config.operator_key).address)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._core: EnclaveCore | None = None
+        self._sealed_identity: bytes | None = None
+        self._follower: Follower | None = None
+        self._chain_head: int | None = None
+        self._registered = False
+        self._registration_error: str | None = None
+        self._next_registration = 0.0
+        self._last_checkpoint: int | None = None
+        self._thread: threading.Thread | None = None
+        self._relay: RelayWorker | None = None
+        self._api: Any = None
+        self._clients: list[JSONRPCClient] = []
+        self._owned_engine: Any = None
+        self._gateway: Any = None
+        self.restored_from: int | None = None
+        """Block number of the checkpoint this run restored, None if it replayed from genesis."""
+        self.resyncs = 0
+        self.started = False
+
+    # ------------------------------------------------------------------ public surface -----
+
+    @property
+    def core(self) -> EnclaveCore:
+        if self._core is None:
+            raise NotReady("the worker has not started")
+        return self._core
+
+    @property
+    def address(self) -> str:
+        """The worker identity address (0x..., checksummed)."""
+        return Address(self.core.address).hex
+
+    @property
+    def api_url(self) -> str:
+        if self._api is None:
+            raise NotReady("the API is not serving")
+        return str(self._api.url)
+
+    @property
+    def chain_head(self) -> int | None:
+        return self._chain_head
+
+    @property
+    def applied_block(self) -> int | None:
+        head = self._core.head if self._core is not None else None
+        return None if head is None else head.number
+
+    @property
+    def registered(self) -> bool:
+        return self._registered
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the core changes; hold it to read core state consistently."""
+        return self._lock
+
+    def status(self) -> str:
+        """``"starting"``, ``"catching_up"`` or ``"ok"`` (serving)."""
+        applied = self.applied_block
+        if applied is None or not self._registered:
+            return "starting"
+        head = self._chain_head
+        if head is None or head - self.config.finality_depth - applied > self.config.max_lag_blocks:
+            return "catching_up"
+        return "ok"
+
+    def is_idle(self) -> bool:
+        """Applied everything final that the node reported and the relay has nothing pending."""
+        head, applied = self._chain_head, self.applied_block
+        return (
+            head is not None
+            and applied is not None
+            and applied >= head - self.config.finality_depth
+            and (self._relay is None or self._relay.is_idle())
+        )
+
+    def wait_until(self, predicate: Callable[[WorkerHost], bool], *, timeout: float) -> None:
+        """Block until ``predicate(host)`` holds (checked under the core lock after each change).
+
+        Raises:
+            WaitTimeout: it did not hold within ``timeout`` seconds.
+        """
+        with self._changed:
+            if not self._changed.wait_for(lambda: predicate(self), timeout):
+                raise WaitTimeout("condition not reached in time", timeout_s=timeout)
+
+    def poke(self) -> None:
+        """Poll the chain now instead of after ``poll_interval`` (tests that just mined)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Boot or restore the core, start the relay, the follower thread and the API."""
+        if self.started:
+            raise RuntimeError("already started")
+        cfg = self.config
+        platform, verifier = self._platform_and_verifier()
+        engine = cfg.engine
+        if engine is None:
+            from veilnet.sandbox import AgentRuntime
+
+            engine = self._owned_engine = AgentRuntime()
+        self._parts = (platform, engine, verifier)
+        self._boot()
+        main_client = self._client()
+        self._network = Network(main_client, cfg.deployment.addresses)
+        relay_client = self._client()
+        relay_network = Network(relay_client, cfg.deployment.addresses)
+        journal = RelayJournal(self.storage.relay_journal_path)
+        relay = EgressRelay(relay_network, relay_network.sender(cfg.operator_key), journal=journal)
+        self._relay = RelayWorker(
+            relay, journal, metrics=self.metrics, log=self.log, on_settled=self._notify
+        )
+        self._relay.start()
+        self._query_io = self._make_query_io()
+        if cfg.serve_api:
+            from veilnet.worker.api import APIServer, create_app
+
+            self._api = APIServer(create_app(self), host=cfg.api_host, port=cfg.api_port)
+            self._api.start()
+        self._thread = threading.Thread(target=self._run, name=f"veil-{cfg.name}", daemon=True)
+        self._thread.start()
+        self.started = True
+        self.log.info(
+            "worker %s started: identity %s, tee %s%s",
+            cfg.name,
+            self.address,
+            self.core.platform.kind,
+            f", API {self.api_url}" if self._api is not None else "",
+        )
+
+    def stop(self, *, drain_timeout: float = 10.0) -> None:
+        """Stop following, let the relay settle, write a final checkpoint, stop the API."""
+        if not self.started:
+            return
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self._relay is not None:
+            if self._relay.wait_idle(drain_timeout):
+                with self._lock:
+                    self._checkpoint(force=True)
+            self._relay.stop()
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        for client in self._clients:
+            client.close()
+        if self._gateway is not None:
+            self._gateway.close()
+        if self._owned_engine is not None:
+            self._owned_engine.close()
+        self.started = False
+        self.log.info("worker %s stopped at block %s", self.config.name, self.applied_block)
+
+    def __enter__(self) -> WorkerHost:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def query(self, request: bytes) -> bytes:
+        """Answer one encrypted query (``POST /v1/query``).
+
+        Raises:
+            NotReady: the worker is starting or catching up (503 ``runtime_not_ready``).
+            QueryRejected / ContractUnavailable / KeyEpochExpired: from the core.
+        """
+        status = self.status()
+        if status != "ok":
+            raise NotReady(
+                f"worker is {status.replace('_', ' ')}",
+                applied_block=self.applied_block,
+                chain_head=self._chain_head,
+            )
+        with self._lock:
+            return self.core.query(request, io=self._query_io)
+
+    def attest(self, nonce: bytes) -> dict[str, Any]:
+        """``GET /v1/attestation``: a quote over (address, nonce) with its collateral."""
+        import json
+
+        core = self.core
+        quote = core.attest(nonce)
+        return {
+            "address": self.address,
+            "quote": quote.hex(),
+            "collateral": json.loads(core.platform.collateral()),
+            "report_data": (core.address.rjust(32, b"\x00") + nonce).hex(),
+        }
+
+    # ------------------------------------------------------------------ boot ---------------
+
+    def _platform_and_verifier(self) -> tuple[TEEPlatform, PolicyVerifier]:
+        cfg = self.config
+        if cfg.enclave is not None:
+            platform = TEEPlatform(cfg.enclave)
+            if cfg.allow_insecure_dev_tee and cfg.network_seed is not None:
+                from veilnet.tee import DevEnclave
+
+                root: TrustRoot = DevEnclave(
+                    cfg.network_seed, allow_insecure_dev_tee=True
+                ).trust_root
+                return platform, PolicyVerifier(policy=Policy.development(), root=root)
+            return platform, PolicyVerifier(policy=Policy(), root=TrustRoot.intel())
+        if not cfg.allow_insecure_dev_tee:
+            raise WorkerConfigInvalid(
+                "no TEE backend given: pass an enclave, or use the INSECURE dev TEE "
+                "(allow_insecure_dev_tee / --insecure-dev-tee) with a network seed"
+            )
+        if cfg.network_seed is None or len(cfg.network_seed) < 32:
+            raise WorkerConfigInvalid("the dev TEE needs a network seed of at least 32 bytes")
+        from veilnet.tee import DevEnclave
+
+        enclave = DevEnclave(cfg.network_seed, allow_insecure_dev_tee=True)
+        verifier = PolicyVerifier(policy=Policy.development(), root=enclave.trust_root)
+        self.log.warning("worker %s runs on the INSECURE development TEE", cfg.name)
+        return TEEPlatform(enclave), verifier
+
+    def _build(self, *, sealed_identity: bytes | None) -> EnclaveCore:
+        platform, engine, verifier = self._parts
+        return EnclaveCore.boot(
+            config=self.core_config,
+            platform=platform,
+            engine=engine,
+            verifier=verifier,
+            sealed_identity=sealed_identity,
+        )
+
+    def _boot(self) -> None:
+        platform, engine, verifier = self._parts
+        for stored in self.storage.checkpoints():
+            try:
+                core = EnclaveCore.restore(
+                    stored.sealed,
+                    config=self.core_config,
+                    platform=platform,
+                    engine=engine,
+                    verifier=verifier,
+                )
+            except CheckpointInvalid as exc:
+                name = stored.path.name if stored.path else "?"
+                self.log.warning("skipping checkpoint %s: %s", name, exc.code)
+                continue
+            if core.head is None or core.head.number != stored.block_number:
+                self.log.warning("skipping checkpoint at %d: head mismatch", stored.block_number)
+                continue
+            self._core = core
+            self._sealed_identity = self.storage.load_identity() or core.sealed_identity()
+            if self.storage.load_identity() is None:
+                self.storage.save_identity(self._sealed_identity)
+            self._follower_at(core.head.number + 1, core.head.hash)
+            self.restored_from = stored.block_number
+            self._last_checkpoint = stored.block_number
+            self.log.info("restored from checkpoint at block %d", stored.block_number)
+            if core.resync_required and core.keys.cluster_keys:
+                self._resync(core.export_keyring())
+            return
+        sealed = self.storage.load_identity()
+        self._core = self._build(sealed_identity=sealed)
+        if sealed is None:
+            sealed = self._core.sealed_identity()
+            self.storage.save_identity(sealed)
+        self._sealed_identity = sealed
+        self._follower_at(self.config.deployment.genesis_block, None)
+        self.log.info(
+            "no checkpoint: replaying from genesis block %d", self.config.deployment.genesis_block
+        )
+
+    def _client(self) -> JSONRPCClient:
+        client = JSONRPCClient(self.config.rpc_url)
+        self._clients.append(client)
+        return client
+
+    def _follower_at(self, start: int, parent_hash: bytes | None) -> None:
+        self._follower_args = (start, parent_hash)
+        self._follower = None  # built lazily by the loop thread with its own client
+
+    def _make_query_io(self) -> QueryIO | None:
+        cfg = self.config
+        if cfg.gateway_url is None:
+            return None
+        from veilnet.inference import (
+            AllowedMeasurements,
+            DCAPQuoteVerifier,
+            GatewayClient,
+            GatewayVerifier,
+        )
+
+        ids = list(cfg.gateway_measurements)
+        if cfg.allow_insecure_dev_tee and cfg.network_seed is not None:
+            from veilnet.tee import DEFAULT_DEV_MEASUREMENTS, DevEnclave
+
+            root: TrustRoot = DevEnclave(cfg.network_seed, allow_insecure_dev_tee=True).trust_root
+            policy = Policy.development()
+            ids = ids or [m.id for m in DEFAULT_DEV_MEASUREMENTS.values()]
+        else:
+            root, policy = TrustRoot.intel(), Policy()
+        verifier = GatewayVerifier(
+            quote_verifier=DCAPQuoteVerifier(root=root, policy=policy),
+            policy=AllowedMeasurements.of_ids(ids),
+        )
+        self._gateway = GatewayClient(cfg.gateway_url, verifier)
+        return QueryIO(llm_chat=self._llm_chat)
+
+    def _llm_chat(self, request: JSONValue) -> JSONValue:
+        """``llm.chat`` for agents in query mode: a verified call to the attested gateway."""
+        from veilnet.inference.constants import DEFAULT_MODEL_NAME
+        from veilnet.sandbox.errors import SandboxAgentError
+
+        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+            raise SandboxAgentError("llm.chat takes {model?, messages: [...], ...}")
+        model = request.get("model")
+        if not isinstance(model, str) or model in ("", "default"):
+            model = DEFAULT_MODEL_NAME
+        params = {
+            k: v
+            for k, v in request.items()
+            if k in ("max_tokens", "temperature", "top_p", "stop", "seed")
+        }
+        try:
+            done = self._gateway.chat(request["messages"], model=model, **params)
+        except VeilnetError as exc:
+            raise SandboxAgentError(f"llm.chat failed: {exc.code}") from exc
+        return {
+            "id": done.receipt_id,
+            "object": "chat.completion",
+            "model": done.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": done.text},
+                    "finish_reason": done.finish_reason,
+                }
+            ],
+            "usage": dict(done.usage),
+            "receipt": done.to_json(),
+        }
+
+    # ------------------------------------------------------------------ the loop -----------
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        client = self._client()
+        while not self._stop.is_set():
+            try:
+                if not self._registered and time.monotonic() >= self._next_registration:
+                    self._try_register()
+                progressed = self._poll(client)
+            except VeilnetError as exc:
+                self.log.warning("follower: %s: %s", exc.code, exc.message)
+                self._follower = None  # rebuild from the core's head on the next round
+                self._stop.wait(ERROR_BACKOFF_S)
+                continue
+            if progressed:
+                continue
+            self._wake.wait(self.config.poll_interval)
+            self._wake.clear()
+
+    def _poll(self, client: JSONRPCClient) -> bool:
+        if self._follower is None:
+            head = self.core.head
+            start, parent = (
+                (head.number + 1, head.hash) if head is not None else self._follower_args
+            )
+            self._follower = Follower(
+                client,
+                self.config.deployment.addresses,
+                start_block=start,
+                finality_depth=self.config.finality_depth,
+                parent_hash=parent,
+            )
+        self._chain_head = from_quantity(client.call("eth_blockNumber"))
+        self.metrics.chain_head.set(self._chain_head)
+        blocks = self._follower.poll()
+        for block in blocks:
+            if self._stop.is_set() or not self._apply(block):
+                break
+        self._notify()
+        return bool(blocks)
+
+    def _apply(self, block: cm.Block) -> bool:
+        """Apply one block; False when the core was replaced (resync) and the poll must stop."""
+        core_block = to_core_block(block)
+        with self._lock:
+            egress = self.core.apply_block(core_block)
+            self.metrics.blocks_applied.inc()
+            self.metrics.head.set(block.header.number)
+            if egress and self._relay is not None:
+                self._relay.put([to_chain_egress(m) for m in egress])
+            core = self.core
+            if core.resync_required and core.resync_keyring is not None:
+                self._resync(core.resync_keyring)
+                return False
+            self._checkpoint()
+            self._changed.notify_all()
+        return True
+
+    def _resync(self, keyring: bytes) -> None:
+        """Rebuild the core with the same identity and the carried keys; replay from genesis."""
+        core = self._build(sealed_identity=self._sealed_identity)
+        core.keys.import_(keyring)
+        self._core = core
+        self.storage.discard_checkpoints()
+        self._last_checkpoint = None
+        self._follower_at(self.config.deployment.genesis_block, None)
+        self.resyncs += 1
+        self.log.info("joined a cluster with history: resyncing from genesis with its keys")
+
+    def _checkpoint(self, *, force: bool = False) -> None:
+        """Write a checkpoint when due and the relay settled everything emitted so far."""
+        head = self.core.head
+        if head is None or head.number == self._last_checkpoint:
+            return
+        due = self._last_checkpoint is None or (
+            head.number - self._last_checkpoint >= self.config.checkpoint_every
+        )
+        if not (due or force) or (self._relay is not None and not self._relay.is_idle()):
+            return
+        self.storage.save_checkpoint(
+            StoredCheckpoint(
+                block_number=head.number, block_hash=head.hash, sealed=self.core.checkpoint()
+            )
+        )
+        self._last_checkpoint = head.number
+        self.metrics.checkpoints.inc()
+        self.log.debug("checkpoint at block %d", head.number)
+
+    # ------------------------------------------------------------------ registration -------
+
+    def _try_register(self) -> None:
+        try:
+            self._register()
+        except VeilnetError as exc:
+            if exc.message != self._registration_error:
+                self.log.warning("registration pending: %s: %s", exc.code, exc.message)
+            self._registration_error = exc.message
+            self._next_registration = time.monotonic() + REGISTRATION_RETRY_S
+        else:
+            self._registration_error = None
+            self._notify()
+
+    def _register(self) -> None:
+        network = self._network
+        client = network.client
+        identity = Address(self.core.address)
+        kind = network.origin_kind(identity)
+        if kind == KIND_WORKER:
+            self._registered = True
+            return
+        if kind != KIND_NONE:
+            raise RegistrationFailed("the identity address is in use by another origin")
+        with self._lock:
+            request = self.core.registration(self.operator.raw)
+        data = network.registry.encode(
+            "register_worker",
+            Address(request.operator),
+            request.hpke_key,
+            request.tee_kind,
+            request.measurement,
+            request.quote,
+            request.collateral_hash,
+        )
+        registry = network.addresses.registry
+        try:
+            estimate = from_quantity(
+                client.call(
+                    "eth_estimateGas",
+                    {"from": identity.hex, "to": registry.hex, "data": to_hex(data)},
+                )
+            )
+            gas = estimate + estimate * GAS_MARGIN_PERCENT // 100
+        except ContractReverted as exc:
+            raise RegistrationFailed(
+                f"register_worker would revert: {exc.details.get('reason', exc.message)}"
+            ) from exc
+        except RPCError:
+            gas = REGISTRATION_GAS
+        block = client.call("eth_getBlockByNumber", "latest", False)
+        tip = 10**9
+        max_fee = from_quantity(block.get("baseFeePerGas") or "0x0") * 2 + tip
+        cost = gas * max_fee
+        balance = from_quantity(client.call("eth_getBalance", identity.hex, "latest"))
+        if balance < cost:
+            if self.config.fund_from is None:
+                raise RegistrationFailed(
+                    "the identity needs ETH for register_worker", address=identity.hex
+                )
+            funder = network.sender(self.config.fund_from)
+            funder.transact(identity, b"", value=max(IDENTITY_FUNDING_WEI, 2 * cost), gas=21_000)
+        nonce = from_quantity(client.call("eth_getTransactionCount", identity.hex, "pending"))
+        tx = {
+            "chainId": network.addresses.chain_id,
+            "nonce": nonce,
+            "to": registry.hex,
+            "value": 0,
+            "data": data,
+            "gas": gas,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+        }
+        with self._lock:
+            raw = self.core.sign_transaction(tx)
+        tx_hash = client.call("eth_sendRawTransaction", to_hex(raw))
+        deadline = time.monotonic() + 120
+        while not self._stop.is_set():
+            receipt = client.call("eth_getTransactionReceipt", tx_hash)
+            if receipt is not None:
+                if from_quantity(receipt["status"]) != 1:
+                    raise RegistrationFailed("register_worker reverted on chain")
+                self._registered = True
+                self.log.info("registered identity %s on chain", identity.hex)
+                return
+            if time.monotonic() > deadline:
+                raise RegistrationFailed("register_worker was not mined in time")
+            self._stop.wait(0.05)

@@ -1,0 +1,1 @@
+"""Test package (packages keep same-named conftest modules apart)."""

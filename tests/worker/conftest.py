@@ -1,0 +1,222 @@
+"""Fixtures for worker-host tests: an embedded chain served over HTTP, hosts in threads, and
+client helpers (deploy, command, query) built from ``veilnet.runtime.protocol``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from veilnet.chain import Deployment, EmbeddedChain, Network, deploy
+from veilnet.crypto import Domain, SecretKey
+from veilnet.runtime import protocol as proto
+from veilnet.sandbox import AgentRuntime
+from veilnet.worker import WorkerConfig, WorkerHost, dev_measurement
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "agents"
+NETWORK_SEED = b"veilnet-worker-tests-network-sd1"
+OWNER = SecretKey.derive(b"\x51" * 32, "owner")
+ALICE = SecretKey.derive(b"\x51" * 32, "alice")
+FINALITY = 2
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[AgentRuntime]:
+    runtime = AgentRuntime()
+    yield runtime
+    runtime.close()
+
+
+@dataclass
+class Net:
+    """An embedded chain with a deployed network and the dev accounts tests use."""
+
+    chain: EmbeddedChain
+    url: str
+    deployment: Deployment
+    network: Network
+    engine: AgentRuntime
+    root: Path
+    hosts: list[WorkerHost] = field(default_factory=list)
+
+    @property
+    def admin_key(self) -> bytes:
+        return self.chain.dev_accounts[0][1]
+
+    def account(self, index: int) -> bytes:
+        return self.chain.dev_accounts[index][1]
+
+    def config(self, name: str, index: int, **overrides: Any) -> WorkerConfig:
+        values: dict[str, Any] = {
+            "name": name,
+            "data_dir": self.root / name,
+            "rpc_url": self.url,
+            "deployment": self.deployment,
+            "operator_key": self.account(2 + index),
+            "fund_from": self.account(6 + index),
+            "network_seed": NETWORK_SEED,
+            "allow_insecure_dev_tee": True,
+            "engine": self.engine,
+            "finality_depth": FINALITY,
+            "poll_interval": 0.02,
+            "checkpoint_every": 5,
+            "commitment_interval": 0,
+        }
+        values.update(overrides)
+        return WorkerConfig(**values)
+
+    def host(self, name: str, index: int, **overrides: Any) -> WorkerHost:
+        host = WorkerHost(self.config(name, index, **overrides))
+        host.start()
+        self.hosts.append(host)
+        return host
+
+    def settle(
+        self,
+        until: Callable[[], bool],
+        *,
+        hosts: Sequence[WorkerHost] | None = None,
+        rounds: int = 80,
+    ) -> None:
+        """Mine one block per round, let every host apply what is final and post its egress,
+        until ``until()`` holds (bounded)."""
+        group = list(hosts if hosts is not None else self.hosts)
+        for _ in range(rounds):
+            if until():
+                return
+            head = self.chain.mine(1)
+            for host in group:
+                host.poke()
+                host.wait_until(
+                    lambda h, head=head: (
+                        h.applied_block is not None
+                        and h.applied_block >= head - FINALITY
+                        and h.is_idle()
+                    ),
+                    timeout=60,
+                )
+        raise AssertionError("network did not settle")
+
+    def stop_all(self) -> None:
+        for host in self.hosts:
+            host.stop()
+        self.hosts.clear()
+
+
+@pytest.fixture
+def net(tmp_path: Path, engine: AgentRuntime) -> Iterator[Net]:
+    chain = EmbeddedChain()
+    url = chain.serve()
+    client = chain.client()
+    deployment = deploy(client, chain.dev_accounts[0][1], measurements=[dev_measurement()])
+    funder = Network(client, deployment.addresses).sender(chain.dev_accounts[1][1])
+    funder.transact(ALICE.address, b"", value=10**19, gas=21_000)
+    result = Net(
+        chain=chain,
+        url=url,
+        deployment=deployment,
+        network=Network(client, deployment.addresses),
+        engine=engine,
+        root=tmp_path,
+    )
+    yield result
+    result.stop_all()
+    chain.close()
+
+
+# --- client side ---------------------------------------------------------------------------
+
+
+def deploy_counter(net: Net, *, salt: bytes = b"\x01" * 32, start: int = 0) -> bytes:
+    code = proto.pack_code("py", (EXAMPLES / "counter.py").read_bytes())
+    init = bytes([proto.INIT_PUBLIC_TAG]) + json.dumps({"start": start}).encode()
+    sender = net.network.sender(OWNER_FUNDED(net))
+    return net.network.deploy_contract(
+        sender, salt=salt, cluster_id=b"c1".ljust(32, b"\x00"), code=code, init_args=init
+    )
+
+
+def OWNER_FUNDED(net: Net) -> bytes:
+    """The owner deploys from dev account 1 (a funded EOA)."""
+    return net.account(1)
+
+
+def contract_key(net: Net, contract_id: bytes) -> tuple[bytes, int]:
+    """(public key, epoch) of a contract as the Registry stores it."""
+    info = net.network.view("Registry", "contracts", contract_id)
+    return bytes(info[6]), int(info[4])
+
+
+def send_command(net: Net, contract_id: bytes, msg: Any, *, nonce: int) -> int:
+    """Encrypt a command to the contract key and push it from ALICE (funded at setup)."""
+    public, epoch = contract_key(net, contract_id)
+    sender = net.network.sender(ALICE._private_scalar())
+    payload = proto.seal_command(
+        public,
+        proto.CommandPlaintext(
+            sender=sender.address.raw, nonce=nonce, kind="call", body=json.dumps(msg).encode()
+        ),
+        chain_id=net.deployment.addresses.chain_id,
+        contract_id=contract_id,
+        epoch=epoch,
+    )
+    seq = int(net.network.bus.call(net.network.client, "command_seq", contract_id))
+    net.network.push_command(sender, contract_id, payload)
+    return seq
+
+
+_request_counter = iter(range(1, 1 << 30))
+_counter_lock = threading.Lock()
+
+
+def query_over_http(
+    net: Net,
+    api_url: str,
+    contract_id: bytes,
+    *,
+    kind: str = "call",
+    body: bytes = b"{}",
+    wallet: SecretKey | None = None,
+) -> tuple[dict[str, Any], proto.QueryResponse]:
+    """Build a query with the protocol helpers, POST it, verify and open the response."""
+    wallet = wallet or ALICE
+    with _counter_lock:
+        n = next(_request_counter)
+    ephemeral = SecretKey.derive(b"\x52" * 32, "ephemeral", n)
+    chain_id = net.deployment.addresses.chain_id
+    head = int(net.network.client.call("eth_blockNumber"), 16)
+    certificate = proto.make_certificate(
+        wallet, ephemeral, chain_id=chain_id, expires_block=head + 100
+    )
+    public, epoch = contract_key(net, contract_id)
+    request_id = n.to_bytes(32, "big")
+    request = proto.build_query(
+        contract_public=public,
+        contract_id=contract_id,
+        epoch=epoch,
+        chain_id=chain_id,
+        certificate=certificate,
+        request_id=request_id,
+        kind=kind,
+        body=body,
+    )
+    reply = httpx.post(
+        f"{api_url}/v1/query",
+        content=request,
+        headers={"content-type": "application/octet-stream"},
+        timeout=30,
+    )
+    assert reply.status_code == 200, reply.text
+    response = proto.QueryResponse.from_bytes(reply.content)
+    domain = Domain(chain_id=chain_id, verifying_contract=net.deployment.addresses.registry)
+    plain = proto.open_response(
+        response, domain=domain, ephemeral=ephemeral, expected_request_id=request_id
+    )
+    return json.loads(plain), response

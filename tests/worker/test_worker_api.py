@@ -1,0 +1,124 @@
+"""The worker HTTP API: health states, attestation, typed errors with stable codes, size and
+rate limits, metrics. One real host (registered, not clustered) behind Starlette's TestClient."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from veilnet.worker import TokenBuckets, WorkerHost, create_app
+from veilnet.worker.constants import MAX_QUERY_BODY
+
+from .conftest import Net
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def solo(net: Net) -> WorkerHost:
+    host = net.host("solo", 1, serve_api=False)
+    net.settle(lambda: host.status() == "ok", hosts=[host])
+    return host
+
+
+def _error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    body = response.json()["error"]
+    assert body["code"] == code
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+def test_health_info_and_attestation(solo: WorkerHost) -> None:
+    client = TestClient(create_app(solo))
+    health = client.get("/v1/health")
+    assert health.status_code == 200
+    assert health.json() | {"applied_block": 0, "chain_head": 0} == {
+        "status": "ok",
+        "applied_block": 0,
+        "chain_head": 0,
+        "registered": True,
+    }
+    info = client.get("/v1/info").json()
+    assert info["address"] == solo.address and info["cluster"] is None
+    assert info["tee"] == "tdx" and info["state_commitments"] == {}
+    nonce = bytes(range(32))
+    att = client.get(f"/v1/attestation?nonce={nonce.hex()}").json()
+    address = bytes.fromhex(solo.address[2:])
+    assert att["report_data"] == (address.rjust(32, b"\x00") + nonce).hex()
+    assert att["address"] == solo.address and len(bytes.fromhex(att["quote"])) > 600
+    assert isinstance(att["collateral"], dict)
+
+
+def test_bad_inputs_get_stable_codes(solo: WorkerHost) -> None:
+    client = TestClient(create_app(solo))
+    _error(client.get("/v1/attestation?nonce=zz"), 400, "worker_bad_request")
+    _error(client.get("/v1/attestation?nonce=00"), 400, "worker_bad_request")
+    _error(client.get("/v1/attestation?nonce=" + "00" * 64), 400, "worker_bad_request")
+    _error(client.get("/v1/contracts/0x" + "11" * 32), 404, "runtime_contract_unavailable")
+    _error(client.get("/v1/contracts/0x1234"), 400, "worker_bad_request")
+    _error(client.post("/v1/query", content=b"not a query"), 400, "runtime_query_rejected")
+    _error(
+        client.post("/v1/query", content=b"\x00" * (MAX_QUERY_BODY + 1)), 413, "request_too_large"
+    )
+    _error(client.get("/v1/nothing"), 404, "worker_route_not_found")
+    _error(client.get("/v1/query"), 405, "worker_route_not_found")
+    metrics = client.get("/metrics").text
+    assert 'veil_worker_queries_total{outcome="runtime_query_rejected"} 1.0' in metrics
+    assert 'veil_worker_queries_total{outcome="request_too_large"} 1.0' in metrics
+    assert 'veil_worker_http_errors_total{code="worker_bad_request"} 4.0' in metrics
+    assert "veil_worker_query_seconds_bucket" in metrics
+
+
+def test_rate_limit_per_client(solo: WorkerHost) -> None:
+    clock = FakeClock()
+    client = TestClient(create_app(solo, limiter=TokenBuckets(rate=1.0, burst=3, clock=clock)))
+    assert [client.get("/v1/info").status_code for _ in range(4)] == [200, 200, 200, 429]
+    body = _error(client.get("/v1/info"), 429, "rate_limited")
+    assert body["retry_after_s"] > 0
+    assert client.get("/v1/health").status_code == 200  # health is never limited
+    clock.now += 1.0
+    assert client.get("/v1/info").status_code == 200
+
+
+def test_token_buckets_refill_and_isolate_clients() -> None:
+    clock = FakeClock()
+    buckets = TokenBuckets(rate=2.0, burst=2, clock=clock, max_clients=2)
+    assert buckets.take("a") == 0.0 and buckets.take("a") == 0.0
+    assert buckets.take("a") == pytest.approx(0.5)
+    assert buckets.take("b") == 0.0
+    clock.now += 0.5
+    assert buckets.take("a") == 0.0
+    buckets.take("c")  # evicts the least recently used client
+    with pytest.raises(ValueError):
+        TokenBuckets(rate=0, burst=1)
+
+
+def test_refuses_to_serve_until_registered(net: Net) -> None:
+    host = net.host("unfunded", 3, serve_api=False, fund_from=None)
+    net.settle(lambda: host.applied_block is not None and host.is_idle(), hosts=[host])
+    client = TestClient(create_app(host))
+    health = client.get("/v1/health")
+    assert health.status_code == 503
+    assert health.json()["status"] == "starting" and health.json()["registered"] is False
+    _error(client.post("/v1/query", content=b"x"), 503, "runtime_not_ready")
+
+
+def test_refuses_to_serve_while_catching_up(solo: WorkerHost) -> None:
+    solo.stop()  # freeze the follower so the chain head can be pinned
+    client = TestClient(create_app(solo))
+    applied = solo.applied_block
+    assert applied is not None
+    solo._chain_head = applied + solo.config.finality_depth + solo.config.max_lag_blocks
+    assert solo.status() == "ok"
+    solo._chain_head += 1
+    health = client.get("/v1/health")
+    assert health.status_code == 503 and health.json()["status"] == "catching_up"
+    body = _error(client.post("/v1/query", content=b"x"), 503, "runtime_not_ready")
+    assert body["applied_block"] == applied

@@ -1,0 +1,201 @@
+"""A whole network of worker hosts on the embedded chain: registration, endorsement, cluster
+keys, a Python agent, commands, queries over HTTP, replicas agreeing, restart from checkpoint,
+a late joiner resyncing, and no key material on disk or in the logs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from veilnet.codec import encode
+from veilnet.crypto import SecretKey
+from veilnet.worker import WorkerHost, bootstrap_network, cluster_id, dev_measurement
+
+from .conftest import Net, deploy_counter, query_over_http, send_command
+
+C1 = cluster_id("c1")
+
+
+def _bootstrap(net: Net, *, members: int = 2) -> list[WorkerHost]:
+    hosts = [net.host("gk", 0)] + [net.host(f"w{i}", i) for i in range(1, members + 1)]
+    result = bootstrap_network(
+        net.network.client,
+        net.deployment,
+        net.admin_key,
+        gatekeeper=hosts[0].address,
+        clusters={"c1": [h.address for h in hosts[1:]]},
+        measurements=[dev_measurement()],
+        mine=net.chain.mine,
+        poll_interval=0.02,
+        timeout=120,
+    )
+    assert result.gatekeeper.hex == hosts[0].address
+    assert [a.hex for a in result.clusters[C1]] == [h.address for h in hosts[1:]]
+    return hosts
+
+
+def _keyed(contract: bytes, *hosts: WorkerHost) -> bool:
+    for host in hosts:
+        with host.lock:
+            info = host.core.contracts.get(contract)
+            if info is None or info.epoch == 0 or contract not in host.core.runtimes:
+                return False
+    return True
+
+
+def _applied(contract: bytes, seq: int, *hosts: WorkerHost) -> bool:
+    for host in hosts:
+        with host.lock:
+            runtime = host.core.runtimes.get(contract)
+            if runtime is None or seq not in runtime.outcomes:
+                return False
+    return True
+
+
+def _count(host: WorkerHost, contract: bytes) -> bytes | None:
+    with host.lock:
+        return host.core.runtimes[contract].state.values.get("count")
+
+
+def _same_head(net: Net, *hosts: WorkerHost) -> None:
+    net.settle(lambda: len({h.applied_block for h in hosts}) == 1, hosts=list(hosts))
+
+
+def test_registration_commands_queries_and_replicas_agree(net: Net) -> None:
+    gk, w1, w2 = _bootstrap(net)
+    for host in (gk, w1, w2):
+        info = net.network.view("Registry", "workers", host.address)
+        assert int(info[4]) == 1  # endorsed at confidence 1 by the gatekeeper's master key
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, w1, w2))
+    seq = send_command(net, contract, {"by": 5}, nonce=1)
+    net.settle(lambda: _applied(contract, seq, w1, w2))
+
+    answer, response = query_over_http(net, w1.api_url, contract)
+    assert answer == {"events": [], "fuel": answer["fuel"], "ok": True, "result": answer["result"]}
+    assert answer["result"]["count"] == 5
+    assert "0x" + response.worker.hex() == w1.address.lower()
+    outcome, _ = query_over_http(net, w2.api_url, contract, kind="outcome", body=encode(seq))
+    assert outcome["status"] == "applied" and outcome["ok"] and outcome["result"] == 5
+    assert outcome["events"][0]["type"] == "counted"
+
+    _same_head(net, w1, w2)
+    assert w1.core.cluster_commitment(C1) == w2.core.cluster_commitment(C1) is not None
+    info = httpx.get(f"{w1.api_url}/v1/info").json()
+    assert info["address"] == w1.address and info["cluster"] == "0x" + C1.hex()
+    assert info["status"] == "ok" and info["last_applied_block"] == w1.applied_block
+    assert info["state_commitments"]["0x" + C1.hex()] == "0x" + w1.core.cluster_commitment(C1).hex()
+    public = httpx.get(f"{w2.api_url}/v1/contracts/0x{contract.hex()}").json()
+    assert public["epoch"] == 1 and public["cluster"] == "0x" + C1.hex()
+    assert (
+        public["public_key"] == "0x" + net.network.view("Registry", "contracts", contract)[6].hex()
+    )
+    health = httpx.get(f"{gk.api_url}/v1/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    metrics = httpx.get(f"{w1.api_url}/metrics").text
+    assert 'veil_worker_queries_total{outcome="ok"} 1.0' in metrics
+    assert "veil_worker_blocks_applied_total" in metrics
+    assert 'veil_worker_egress_posted_total{status="landed"}' in metrics
+
+
+def test_restart_from_checkpoint_resumes_without_reapplying(net: Net) -> None:
+    gk, w1, w2 = _bootstrap(net)
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, w1, w2))
+    first = send_command(net, contract, {"by": 5}, nonce=1)
+    net.settle(lambda: _applied(contract, first, w1, w2))
+    w2.stop()  # drains the relay and writes a final checkpoint
+    checkpoint = w2.storage.latest_checkpoint()
+    assert checkpoint is not None and checkpoint.block_number == w2.applied_block
+    net.hosts.remove(w2)
+
+    second = send_command(net, contract, {"by": 3}, nonce=2)
+    net.settle(lambda: _applied(contract, second, w1), hosts=[gk, w1])
+    restarted = net.host("w2", 2)
+    assert restarted.address == w2.address  # same sealed identity
+    assert restarted.restored_from == checkpoint.block_number
+    net.settle(lambda: _applied(contract, second, restarted))
+    _same_head(net, w1, restarted)
+    assert _count(restarted, contract) == _count(w1, contract) == b"8"  # 5 + 3, once each
+    outcomes = restarted.core.runtimes[contract].outcomes
+    assert sorted(outcomes) == sorted(w1.core.runtimes[contract].outcomes)
+    assert {first, second} <= set(outcomes) and outcomes[second]["result"] == 8
+    assert restarted.core.cluster_commitment(C1) == w1.core.cluster_commitment(C1)
+    assert restarted.core.state_root() == w1.core.state_root()
+    answer, _ = query_over_http(net, restarted.api_url, contract)
+    assert answer["result"]["count"] == 8
+
+
+def test_late_joiner_resyncs_from_genesis_with_its_keys(net: Net) -> None:
+    gk, w1 = _bootstrap(net, members=1)
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, w1))
+    seq = send_command(net, contract, {"by": 4}, nonce=1)
+    net.settle(lambda: _applied(contract, seq, w1))
+    w3 = net.host("w3", 3)
+    bootstrap_network(
+        net.network.client,
+        net.deployment,
+        net.admin_key,
+        gatekeeper=gk.address,
+        clusters={"c1": [w1.address, w3.address]},
+        mine=net.chain.mine,
+        poll_interval=0.02,
+    )
+    net.settle(lambda: w3.resyncs == 1 and _applied(contract, seq, w3))
+    _same_head(net, w1, w3)
+    assert _count(w3, contract) == b"4"
+    assert w3.core.cluster_commitment(C1) == w1.core.cluster_commitment(C1)
+    answer, _ = query_over_http(net, w3.api_url, contract)
+    assert answer["result"]["count"] == 4
+
+
+def _key_material(host: WorkerHost) -> dict[str, bytes]:
+    """Secret bytes held by a core (test-only access to ``core.keys`` internals)."""
+    keys = host.core.keys
+    found: dict[str, SecretKey] = {"identity": keys.identity}
+    found.update({f"master{r}": k for r, k in keys.masters.items()})
+    found.update({f"cluster{e}": k for (_, e), k in keys.cluster_keys.items()})
+    for contract_id, info in host.core.contracts.items():
+        key = keys.contract_key(info.cluster, contract_id, info.epoch)
+        if key is not None:
+            found[f"contract{contract_id.hex()[:8]}"] = key
+    material: dict[str, bytes] = {}
+    for name, key in found.items():
+        material[f"{name}.seed"] = key._seed_bytes()
+        material[f"{name}.scalar"] = key._private_scalar()
+        for index, seed in enumerate(key._hpke_seeds()):
+            material[f"{name}.hpke{index}"] = seed
+    return material
+
+
+def test_no_key_material_on_disk_or_in_logs(
+    net: Net, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    hosts = _bootstrap(net)
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, *hosts[1:]))
+    seq = send_command(net, contract, {"by": 2}, nonce=1)
+    net.settle(lambda: _applied(contract, seq, *hosts[1:]))
+    query_over_http(net, hosts[1].api_url, contract)
+    secrets: dict[str, bytes] = {}
+    for host in hosts:
+        for name, value in _key_material(host).items():
+            secrets[f"{host.config.name}.{name}"] = value
+    assert any(".cluster1." in n for n in secrets) and any(".master0." in n for n in secrets)
+    net.stop_all()  # final checkpoints are written now
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("ckpt-") for p in files)
+    assert any(p.name == "relay.journal" for p in files)
+    logs = "\n".join(record.getMessage() for record in caplog.records).encode()
+    assert logs, "expected some log lines to scan"
+    for name, secret in secrets.items():
+        forms = (secret, secret.hex().encode(), secret.hex().upper().encode())
+        for path in files:
+            data = path.read_bytes()
+            assert not any(f in data for f in forms), f"{name} found in {path.name}"
+        assert not any(f in logs for f in forms), f"{name} found in the logs"
