@@ -9,17 +9,28 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
-from veilnet.chain import AnvilChain, Network, deploy, find_anvil
+from veilnet.chain import AnvilChain, EmbeddedChain, Network, deploy, find_anvil
 from veilnet.cli.worker import worker
 from veilnet.codec import encode
+from veilnet.runtime import protocol as proto
 from veilnet.worker import WorkerConfigInvalid, bootstrap_network, cluster_id, dev_measurement
 
-from .conftest import ALICE, NETWORK_SEED, Net, deploy_counter, query_over_http, send_command
+from .conftest import (
+    ALICE,
+    EXAMPLES,
+    NETWORK_SEED,
+    OWNER_FUNDED,
+    Net,
+    deploy_counter,
+    query_over_http,
+    send_command,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,7 +74,7 @@ def test_bad_network_file_is_a_typed_error(tmp_path: Path) -> None:
 
 
 def _spawn(
-    name: str, index: int, anvil: AnvilChain, network_file: Path, tmp_path: Path
+    name: str, index: int, anvil: Any, network_file: Path, tmp_path: Path
 ) -> tuple[subprocess.Popen[bytes], Path]:
     ready = tmp_path / f"{name}.ready"
     keys = anvil.dev_accounts
@@ -92,16 +103,26 @@ def _ready(process: subprocess.Popen[bytes], ready: Path, timeout: float = 60) -
     return json.loads(ready.read_text())
 
 
+def _chain(kind: str) -> Any:
+    if kind == "anvil":
+        if find_anvil() is None:
+            pytest.skip("anvil binary not installed")
+        return AnvilChain()
+    chain = EmbeddedChain()
+    chain.serve()
+    return chain
+
+
 @pytest.mark.slow
-def test_worker_processes_on_anvil(tmp_path: Path) -> None:
-    if find_anvil() is None:
-        pytest.skip("anvil binary not installed")
-    with AnvilChain() as anvil:
-        client = anvil.client()
-        admin_key = anvil.dev_accounts[0][1]
+@pytest.mark.parametrize("kind", ["anvil", "embedded"])
+def test_worker_processes_two_clusters(tmp_path: Path, kind: str) -> None:
+    """1 gatekeeper + 3 workers in 2 clusters, each a separate `veil worker run` process."""
+    with _chain(kind) as chain:
+        client = chain.client()
+        admin_key = chain.dev_accounts[0][1]
         deployment = deploy(client, admin_key, measurements=[dev_measurement()])
         network = Network(client, deployment.addresses)
-        network.sender(anvil.dev_accounts[1][1]).transact(
+        network.sender(chain.dev_accounts[1][1]).transact(
             ALICE.address, b"", value=10**19, gas=21_000
         )
         network_file = tmp_path / "network.json"
@@ -109,7 +130,7 @@ def test_worker_processes_on_anvil(tmp_path: Path) -> None:
             json.dumps(
                 {
                     "chain_id": deployment.addresses.chain_id,
-                    "rpc_url": anvil.url,
+                    "rpc_url": chain.url,
                     "contracts": {
                         "registry": deployment.addresses.registry.hex,
                         "bus": deployment.addresses.bus.hex,
@@ -119,73 +140,94 @@ def test_worker_processes_on_anvil(tmp_path: Path) -> None:
                 }
             )
         )
-        procs = [
-            _spawn(n, i, anvil, network_file, tmp_path) for i, n in enumerate(("gk", "w1", "w2"))
-        ]
+        names = ("gk", "w1", "w2", "w3")
+        procs = [_spawn(n, i, chain, network_file, tmp_path) for i, n in enumerate(names)]
         try:
-            gk, w1, w2 = (_ready(p, r) for p, r in procs)
+            gk, w1, w2, w3 = (_ready(p, r) for p, r in procs)
             bootstrap_network(
                 client,
                 deployment,
                 admin_key,
                 gatekeeper=gk["address"],
-                clusters={"c1": [w1["address"], w2["address"]]},
-                mine=anvil.mine,
+                clusters={"c1": [w1["address"], w2["address"]], "c2": [w3["address"]]},
+                mine=chain.mine,
                 poll_interval=0.05,
                 timeout=120,
             )
             net = Net(
-                chain=anvil,  # type: ignore[arg-type]
-                url=anvil.url,
+                chain=chain,
+                url=chain.url,
                 deployment=deployment,
                 network=network,
                 engine=None,  # type: ignore[arg-type]
                 root=tmp_path,
             )
-            contract = deploy_counter(net)
+            a = deploy_counter(net)
+            code = proto.pack_code("js", (EXAMPLES / "counter.js").read_bytes())
+            b = network.deploy_contract(
+                network.sender(OWNER_FUNDED(net)),
+                salt=b"\x02" * 32,
+                cluster_id=cluster_id("c2"),
+                code=code,
+                init_args=b"",
+            )
 
-            def poll(done: object, rounds: int = 300) -> None:
+            def poll(done: object, rounds: int = 400) -> None:
                 for _ in range(rounds):
                     if done():  # type: ignore[operator]
                         return
-                    anvil.mine(1)
+                    chain.mine(1)
                     time.sleep(0.05)
                 raise AssertionError("worker processes did not catch up")
 
+            serving = {a: (w1, w2), b: (w3,)}
+
             def keyed() -> bool:
-                for w in (w1, w2):
-                    got = httpx.get(f"{w['api_url']}/v1/contracts/0x{contract.hex()}")
-                    if got.status_code != 200 or got.json()["epoch"] == 0:
-                        return False
+                for contract, workers in serving.items():
+                    for w in workers:
+                        got = httpx.get(f"{w['api_url']}/v1/contracts/0x{contract.hex()}")
+                        if got.status_code != 200 or got.json()["epoch"] == 0:
+                            return False
                 return True
 
             poll(keyed)
-            seq = send_command(net, contract, {"by": 7}, nonce=1)
+            seqs = {
+                a: send_command(net, a, {"by": 7}, nonce=1),
+                b: send_command(net, b, {"by": 3}, nonce=1),
+            }
 
             def applied() -> bool:
-                for w in (w1, w2):
-                    if httpx.get(f"{w['api_url']}/v1/health").status_code != 200:
-                        return False
-                    got, _ = query_over_http(
-                        net, w["api_url"], contract, kind="outcome", body=encode(seq)
-                    )
-                    if got["status"] != "applied":
-                        return False
+                for contract, workers in serving.items():
+                    for w in workers:
+                        if httpx.get(f"{w['api_url']}/v1/health").status_code != 200:
+                            return False
+                        got, _ = query_over_http(
+                            net, w["api_url"], contract, kind="outcome", body=encode(seqs[contract])
+                        )
+                        if got["status"] != "applied":
+                            return False
                 return True
 
             poll(applied)
-            for w in (w1, w2):
-                answer, _ = query_over_http(net, w["api_url"], contract)
-                assert answer["result"]["count"] == 7
-            info = [httpx.get(f"{w['api_url']}/v1/info").json() for w in (w1, w2)]
+            for contract, workers in serving.items():
+                for w in workers:
+                    answer, _ = query_over_http(net, w["api_url"], contract)
+                    assert answer["result"]["count"] == (7 if contract == a else 3)
+            info = [httpx.get(f"{w['api_url']}/v1/info").json() for w in (w1, w2, w3)]
             assert info[0]["cluster"] == info[1]["cluster"] == "0x" + cluster_id("c1").hex()
+            assert info[2]["cluster"] == "0x" + cluster_id("c2").hex()
+            for _ in range(200):  # same final block on both replicas of c1, then same commitment
+                heads = [httpx.get(f"{w['api_url']}/v1/info").json() for w in (w1, w2)]
+                if heads[0]["last_applied_block"] == heads[1]["last_applied_block"]:
+                    break
+                time.sleep(0.05)
+            c1 = "0x" + cluster_id("c1").hex()
+            assert heads[0]["state_commitments"][c1] == heads[1]["state_commitments"][c1]
         finally:
             for process, _ in procs:
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
             codes = [process.wait(timeout=60) for process, _ in procs]
-        assert codes == [0, 0, 0], [
-            (tmp_path / f"{n}.log").read_text()[-2000:] for n in ("gk", "w1", "w2")
-        ]
-        for name in ("gk", "w1", "w2"):
+        assert codes == [0, 0, 0, 0], [(tmp_path / f"{n}.log").read_text()[-2000:] for n in names]
+        for name in names:
             assert list((tmp_path / name / "checkpoints").glob("ckpt-*.bin"))

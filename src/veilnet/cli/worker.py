@@ -199,7 +199,14 @@ def run(
         if ready_file is not None:
             tmp = ready_file.with_name(ready_file.name + ".tmp")
             tmp.write_text(
-                json.dumps({"address": host.address, "api_url": host.api_url, "pid": os.getpid()})
+                json.dumps(
+                    {
+                        "address": host.address,
+                        "api_url": host.api_url,
+                        "pid": os.getpid(),
+                        "restored_from": host.restored_from,
+                    }
+                )
             )
             tmp.replace(ready_file)
         while not stop.wait(0.5):
