@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from veilnet.crypto import SecretKey
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network, cluster_id_of
 
@@ -123,3 +124,45 @@ def test_registered_workers_post_heartbeats(engine: AgentRuntime) -> None:
     for message in beats:
         number, block_hash = abi_decode(["uint64", "bytes32"], message.payload)
         assert net.ledger.blocks[number - 1].header.hash == block_hash
+
+
+def test_a_prepared_query_reads_its_snapshot_while_blocks_apply(network: Network) -> None:
+    """Queries run outside the host's lock on the state committed when they were prepared."""
+    from veilnet.runtime import protocol as proto
+
+    contract = network.deploy(
+        OWNER, "py", (EXAMPLES / "counter.py").read_bytes(), init={"start": 1}
+    )
+    public, epoch = network.contract_key_info(contract)
+    ephemeral = SecretKey.derive(b"\x61" * 32, "e")
+    cert = proto.make_certificate(
+        ALICE,
+        ephemeral,
+        chain_id=network.ledger.chain_id,
+        expires_block=network.ledger.head.number + 50,
+    )
+    request = proto.build_query(
+        contract_public=public,
+        contract_id=contract,
+        epoch=epoch,
+        chain_id=network.ledger.chain_id,
+        certificate=cert,
+        request_id=b"\x01" * 32,
+        kind="call",
+        body=b"{}",
+    )
+    core = network.cores["w1"]
+    prepared = core.prepare_query(request)
+    network.command(ALICE, contract, {"by": 5}, nonce=1)
+    network.settle()
+    assert core.runtimes[contract].state.values["count"] == b"6"
+    assert network.config is not None
+    answer = proto.open_response(
+        proto.QueryResponse.from_bytes(core.run_query(prepared)),
+        domain=network.config.response_domain,
+        ephemeral=ephemeral,
+        expected_request_id=b"\x01" * 32,
+    )
+    import json
+
+    assert json.loads(answer)["result"]["count"] == 1

@@ -1,7 +1,13 @@
 """The enclave core (Phala's pRuntime): a deterministic, sans-IO state machine over final blocks.
 ``EnclaveCore.apply_block`` returns egress messages; ``query`` answers encrypted queries."""
 
-from veilnet.runtime.core import CoreConfig, EnclaveCore, QueryIO, RegistrationRequest
+from veilnet.runtime.core import (
+    CoreConfig,
+    EnclaveCore,
+    PreparedQuery,
+    QueryIO,
+    RegistrationRequest,
+)
 from veilnet.runtime.egress import EGRESS_TYPE, EgressMessage
 from veilnet.runtime.errors import (
     BlockRejected,
@@ -29,6 +35,7 @@ __all__ = [
     "NotAuthorized",
     "NotReady",
     "Platform",
+    "PreparedQuery",
     "QueryIO",
     "QueryRejected",
     "QuoteVerifier",

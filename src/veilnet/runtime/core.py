@@ -1114,9 +1114,19 @@ class EnclaveCore:
     def query(self, request: bytes, *, io: QueryIO | None = None) -> bytes:
         """Answer an encrypted query on the committed state; never changes replicated state.
 
+        The same as ``run_query(prepare_query(request), io=io)``; a host that applies blocks on
+        another thread calls ``prepare_query`` under its lock and ``run_query`` outside it.
+
         Raises:
             QueryRejected: malformed request, bad or expired certificate, replayed request id.
             ContractUnavailable / NotReady / KeyEpochExpired: as their names say.
+        """
+        return self.run_query(self.prepare_query(request), io=io)
+
+    def prepare_query(self, request: bytes) -> PreparedQuery:
+        """Check and open a query, and snapshot the committed state it may read (fast).
+
+        Raises as ``query`` does; nothing changes but the replay cache of request ids.
         """
         if self.head is None:
             raise NotReady("no block applied yet")
@@ -1157,21 +1167,60 @@ class EnclaveCore:
         replay_key = cert.wallet + inner.request_id
         if len(inner.request_id) != 32 or replay_key in self._seen_queries:
             raise QueryRejected("request id was already used")
+        answer: Any = None
+        msg: JSONValue = None
+        if inner.kind == "outcome":
+            answer = self._outcome_answer(rt, cert, inner)
+        elif inner.kind == "call":
+            try:
+                msg = json.loads(inner.body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise QueryRejected("query body is not JSON") from exc
+        else:
+            raise QueryRejected("unknown query kind")
         self._remember_query(replay_key, cert.expires_block)
-        result = self._answer(parsed.contract_id, contract, rt, cert, inner, io)
+        snapshot = {
+            cid: _Snapshot(
+                values=dict(self.runtimes[cid].state.values),
+                secrets=dict(self.runtimes[cid].secrets),
+                epoch=other.epoch,
+            )
+            for cid, other in self.contracts.items()
+            if other.cluster == contract.cluster and cid in self.runtimes
+        }
+        return PreparedQuery(
+            contract_id=parsed.contract_id,
+            wallet=cert.wallet,
+            ephemeral_key=cert.ephemeral_key,
+            request_id=inner.request_id,
+            msg=msg,
+            answer=answer,
+            head=self.head,
+            commitment=rt.state.digest,
+            snapshot=snapshot,
+        )
+
+    def run_query(self, prepared: PreparedQuery, *, io: QueryIO | None = None) -> bytes:
+        """Run a prepared query on its snapshot, then encrypt and sign the answer.
+
+        Touches no mutable core state, so blocks may be applied meanwhile.
+        """
+        result = prepared.answer
+        if result is None:
+            result = _public_outcome(self._invoke_query(prepared, io=io))
         ciphertext = seal_for(
-            cert.ephemeral_key,
+            prepared.ephemeral_key,
             json.dumps(result, sort_keys=True, separators=(",", ":")).encode(),
-            binding=proto.response_binding(self.config.chain_id, inner.request_id),
+            binding=proto.response_binding(self.config.chain_id, prepared.request_id),
         )
         response = proto.sign_response(
             self.keys.identity,
             self.config.response_domain,
-            request_id=inner.request_id,
-            contract_id=parsed.contract_id,
-            block_number=self.head.number,
-            block_hash=self.head.hash,
-            state_commitment=rt.state.digest,
+            request_id=prepared.request_id,
+            contract_id=prepared.contract_id,
+            block_number=prepared.head.number,
+            block_hash=prepared.head.hash,
+            state_commitment=prepared.commitment,
             ciphertext=ciphertext,
         )
         return response.to_bytes()
@@ -1183,54 +1232,49 @@ class EnclaveCore:
             self._seen_queries = {k: v for k, v in self._seen_queries.items() if v >= now}
         self._seen_queries[replay_key] = expires
 
-    def _answer(
-        self,
-        contract_id: bytes,
-        contract: ContractInfo,
-        rt: ContractRuntime,
-        cert: proto.QueryCertificate,
-        inner: proto.QueryPlaintext,
-        io: QueryIO | None,
+    def _outcome_answer(
+        self, rt: ContractRuntime, cert: proto.QueryCertificate, inner: proto.QueryPlaintext
     ) -> Any:
-        assert self.head is not None
-        if inner.kind == "outcome":
-            try:
-                seq = _loose(inner.body)
-            except CodecError as exc:
-                raise QueryRejected("outcome query needs a sequence number") from exc
-            if not isinstance(seq, int):
-                raise QueryRejected("outcome query needs a sequence number")
-            outcome = rt.outcomes.get(seq)
-            if outcome is None:
-                return {"status": "pending"}
-            if outcome.get("sender") != cert.wallet:
-                raise QueryRejected("only the command's sender may read its outcome")
-            return {"status": "applied", **_public_outcome(outcome)}
-        if inner.kind != "call":
-            raise QueryRejected("unknown query kind")
         try:
-            msg = json.loads(inner.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise QueryRejected("query body is not JSON") from exc
-        outcome = self._invoke_query(contract_id, msg, caller=cert.wallet, io=io)
-        return _public_outcome(outcome)
+            seq = _loose(inner.body)
+        except CodecError as exc:
+            raise QueryRejected("outcome query needs a sequence number") from exc
+        if not isinstance(seq, int):
+            raise QueryRejected("outcome query needs a sequence number")
+        outcome = rt.outcomes.get(seq)
+        if outcome is None:
+            return {"status": "pending"}
+        if outcome.get("sender") != cert.wallet:
+            raise QueryRejected("only the command's sender may read its outcome")
+        return {"status": "applied", **_public_outcome(outcome)}
 
-    def _invoke_query(
-        self, contract_id: bytes, msg: JSONValue, *, caller: bytes, io: QueryIO | None
-    ) -> dict[str, Any]:
-        assert self.head is not None
-        journal = _Journal()
+    def _invoke_query(self, prepared: PreparedQuery, *, io: QueryIO | None) -> dict[str, Any]:
         ctx = Context(
-            caller=Address(caller).hex,
-            contract_id="0x" + contract_id.hex(),
-            block_number=self.head.number,
-            block_timestamp=self.head.timestamp,
+            caller=Address(prepared.wallet).hex,
+            contract_id="0x" + prepared.contract_id.hex(),
+            block_number=prepared.head.number,
+            block_timestamp=prepared.head.timestamp,
             mode=Mode.QUERY,
         )
-        host = _Host(self, self.head, contract_id, ctx, journal, seq=-2, io=io)
+        host = _Host(
+            self,
+            prepared.head,
+            prepared.contract_id,
+            ctx,
+            _Journal(),
+            seq=-2,
+            io=io,
+            snapshot=prepared.snapshot,
+        )
+        caller = prepared.wallet
         try:
             outcome = self.engine.invoke(
-                self._agent(contract_id), Entry.QUERY, msg, host, ctx, self.config.limits
+                self._agent(prepared.contract_id),
+                Entry.QUERY,
+                prepared.msg,
+                host,
+                ctx,
+                self.config.limits,
             )
         except SandboxError as exc:
             return _failure_outcome(exc.code, exc.message, caller)
@@ -1402,6 +1446,31 @@ class EnclaveCore:
         return self.keys.export()
 
 
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """Committed state of one contract, copied for a query that runs outside the core lock."""
+
+    values: dict[str, bytes]
+    secrets: dict[str, str]
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedQuery:
+    """A checked, opened query and the snapshot it reads (from ``prepare_query``)."""
+
+    contract_id: bytes
+    wallet: bytes
+    ephemeral_key: bytes
+    request_id: bytes
+    msg: Any
+    answer: Any
+    """Already computed (outcome queries); None when the agent must run."""
+    head: ev.BlockHeader
+    commitment: bytes
+    snapshot: dict[bytes, _Snapshot] = field(repr=False)
+
+
 class QueryIO:
     """I/O the host lends to query and job modes (HTTP and LLM); absent in command mode."""
 
@@ -1440,8 +1509,10 @@ class _Host:
         *,
         seq: int,
         io: QueryIO | None = None,
+        snapshot: dict[bytes, _Snapshot] | None = None,
     ) -> None:
         self.core = core
+        self.snapshot = snapshot
         self.header = header
         self.contract_id = contract_id
         self.ctx = ctx
@@ -1455,18 +1526,25 @@ class _Host:
 
     def _key(self) -> SecretKey:
         contract = self.core.contracts[self.contract_id]
-        key = self.core.keys.contract_key(contract.cluster, self.contract_id, contract.epoch)
+        epoch = contract.epoch
+        if self.snapshot is not None and self.contract_id in self.snapshot:
+            epoch = self.snapshot[self.contract_id].epoch
+        key = self.core.keys.contract_key(contract.cluster, self.contract_id, epoch)
         if key is None:
             raise SandboxAgentError("contract key unavailable")
         return key
 
     def state_get(self, key: str) -> bytes | None:
+        if self.snapshot is not None:
+            return self.snapshot[self.contract_id].values.get(key)
         pending = self.journal.writes.get(self.contract_id, {})
         if key in pending:
             return pending[key]
         return self._runtime().state.get(key)
 
     def state_keys(self, prefix: str) -> list[str]:
+        if self.snapshot is not None:
+            return sorted(k for k in self.snapshot[self.contract_id].values if k.startswith(prefix))
         keys = set(self._runtime().state.keys(prefix))
         for name, value in self.journal.writes.get(self.contract_id, {}).items():
             if name.startswith(prefix):
@@ -1483,6 +1561,8 @@ class _Host:
         return out[:n]
 
     def secret_get(self, name: str) -> str | None:
+        if self.snapshot is not None:
+            return self.snapshot[self.contract_id].secrets.get(name)
         return self._runtime().secrets.get(name)
 
     def derive_key(self, salt: str) -> str:
@@ -1498,7 +1578,8 @@ class _Host:
             raise SandboxAgentError("malformed contract id") from exc
         callee = self.core.contracts.get(target)
         caller = self.core.contracts[self.contract_id]
-        if callee is None or callee.cluster != caller.cluster or target not in self.core.runtimes:
+        served = self.core.runtimes if self.snapshot is None else self.snapshot
+        if callee is None or callee.cluster != caller.cluster or target not in served:
             raise SandboxAgentError("no such contract in this cluster", contract_id=contract_id)
         if callee.paused:
             raise SandboxAgentError("callee is paused", contract_id=contract_id)
@@ -1507,7 +1588,16 @@ class _Host:
             raise SandboxCallDepth("agent calls nest too deeply", kind="agent_calls")
         entry = Entry.HANDLE if ctx.mode is Mode.COMMAND else Entry(ctx.mode.value)
         nested_limits = dataclasses.replace(limits, fuel=max(1, min(limits.fuel, fuel)))
-        child = _Host(self.core, self.header, target, ctx, self.journal, seq=self.seq, io=self.io)
+        child = _Host(
+            self.core,
+            self.header,
+            target,
+            ctx,
+            self.journal,
+            seq=self.seq,
+            io=self.io,
+            snapshot=self.snapshot,
+        )
         outcome: Outcome = self.core.engine.invoke(
             self.core._agent(target), entry, msg, child, ctx, nested_limits
         )

@@ -262,8 +262,11 @@ class WorkerHost:
                 applied_block=self.applied_block,
                 chain_head=self._chain_head,
             )
-        with self._lock:
-            return self.core.query(request, io=self._query_io)
+        with self._lock:  # checks, decryption and a snapshot: fast
+            core = self.core
+            prepared = core.prepare_query(request)
+        # the agent runs on the snapshot, so a slow llm.chat never holds up block application
+        return core.run_query(prepared, io=self._query_io)
 
     def attest(self, nonce: bytes) -> dict[str, Any]:
         """``GET /v1/attestation``: a quote over (address, nonce) with its collateral."""
