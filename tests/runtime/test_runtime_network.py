@@ -166,3 +166,28 @@ def test_a_prepared_query_reads_its_snapshot_while_blocks_apply(network: Network
     import json
 
     assert json.loads(answer)["result"]["count"] == 1
+
+
+def test_js_agent_calls_js_agent_then_keeps_using_host_calls(engine: AgentRuntime) -> None:
+    """A nested JS invocation must hand the host back to the outer one (a former bug)."""
+    net = Network(engine=engine)
+    net.bootstrap()
+    callee = net.deploy(OWNER, "js", (EXAMPLES / "counter.js").read_bytes(), salt=b"\x05" * 32)
+    source = (
+        f'const TARGET = "0x{callee.hex()}";\n'
+        "export function init(args) {}\n"
+        "export function handle(cmd) {\n"
+        "  const value = call(TARGET, { by: cmd.by });\n"
+        '  const untouched = state.get("never-written");\n'  # a real host call after the nested one
+        '  state.set("after", value);\n'
+        '  emit({ type: "after", value: state.get("after"), untouched: untouched });\n'
+        "  return value;\n}\n"
+        'export function query(req) { return state.get("after"); }\n'
+    ).encode()
+    caller = net.deploy(OWNER, "js", source, salt=b"\x06" * 32)
+    seq = net.command(ALICE, caller, {"by": 2}, nonce=1)
+    net.settle()
+    outcome = outcomes(net, caller)[seq]
+    assert outcome["ok"], outcome
+    assert outcome["result"] == 2
+    assert outcome["events"][0] == {"type": "after", "value": 2, "untouched": None}

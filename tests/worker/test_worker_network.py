@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -199,3 +200,76 @@ def test_no_key_material_on_disk_or_in_logs(
             data = path.read_bytes()
             assert not any(f in data for f in forms), f"{name} found in {path.name}"
         assert not any(f in logs for f in forms), f"{name} found in the logs"
+
+
+class _FlakyEngine:
+    """The real engine, except that invocations asking for it abort the way the sandbox's
+    wall-clock backstop does (non-deterministic: the core refuses to record anything)."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    def load(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.load(*args, **kwargs)
+
+    def invoke(
+        self, agent: Any, entry: Any, payload: Any, host: Any, ctx: Any, limits: Any = None
+    ) -> Any:
+        from veilnet.sandbox import SandboxTimeout
+
+        if isinstance(payload, dict) and payload.get("flaky") and self.failures > 0:
+            self.failures -= 1
+            raise SandboxTimeout("the wall-clock backstop fired")
+        return self.inner.invoke(agent, entry, payload, host, ctx, limits)
+
+
+def test_a_failed_block_is_retried_from_the_newest_checkpoint(net: Net) -> None:
+    gk = net.host("gk", 0)
+    w1 = net.host("w1", 1)
+    flaky = _FlakyEngine(net.engine, failures=1)
+    w2 = net.host("w2", 2, engine=flaky)
+    bootstrap_network(
+        net.network.client,
+        net.deployment,
+        net.admin_key,
+        gatekeeper=gk.address,
+        clusters={"c1": [w1.address, w2.address]},
+        measurements=[dev_measurement()],
+        mine=net.chain.mine,
+        poll_interval=0.02,
+        timeout=120,
+    )
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, w1, w2))
+    seq = send_command(net, contract, {"by": 2, "flaky": True}, nonce=1)
+    net.settle(lambda: _applied(contract, seq, w1, w2))
+    assert flaky.failures == 0 and not w2.halted
+    assert _count(w1, contract) == _count(w2, contract) == b"2"
+    _same_head(net, w1, w2)
+    assert w1.core.state_root() == w2.core.state_root()
+
+
+def test_a_block_that_keeps_failing_halts_the_worker(net: Net) -> None:
+    gk = net.host("gk", 0)
+    w1 = net.host("w1", 1)
+    w2 = net.host("w2", 2, engine=_FlakyEngine(net.engine, failures=1000))
+    bootstrap_network(
+        net.network.client,
+        net.deployment,
+        net.admin_key,
+        gatekeeper=gk.address,
+        clusters={"c1": [w1.address, w2.address]},
+        measurements=[dev_measurement()],
+        mine=net.chain.mine,
+        poll_interval=0.02,
+        timeout=120,
+    )
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, w1, w2))
+    seq = send_command(net, contract, {"by": 2, "flaky": True}, nonce=1)
+    net.settle(lambda: _applied(contract, seq, w1) and w2.halted, hosts=[gk, w1])
+    assert w2.status() == "halted"
+    health = httpx.get(f"{w2.api_url}/v1/health")
+    assert health.status_code == 503 and health.json()["status"] == "halted"
+    assert _count(w1, contract) == b"2"

@@ -141,7 +141,7 @@ class EgressRelay:
                     del todo[key]
             if not todo:
                 break
-            ordered = sorted(todo.items(), key=lambda kv: (kv[0][0], kv[0][1]))
+            ordered = _causal_order(list(todo.items()))
             entries = self._signed(ordered, fresh=attempt > 0)
             self._broadcast(entries)
             landed = self._await(entries)
@@ -245,3 +245,23 @@ class EgressRelay:
                 break
             self._sleep(0.05)
         return landed
+
+
+def _causal_order(
+    items: list[tuple[tuple[str, int], EgressMessage]],
+) -> list[tuple[tuple[str, int], EgressMessage]]:
+    """Each origin's messages by sequence, in the slots the caller gave that origin.
+
+    The interleaving of origins is kept as given because it is causal (a rotation proposal
+    registers the origin of the cluster keys that follow it in the same block); within one
+    origin only the next sequence is ever accepted, so those are sorted.
+    """
+    slots: dict[str, list[int]] = {}
+    for index, ((origin, _), _) in enumerate(items):
+        slots.setdefault(origin, []).append(index)
+    ordered = list(items)
+    for positions in slots.values():
+        mine = sorted((items[i] for i in positions), key=lambda kv: kv[0][1])
+        for position, item in zip(positions, mine, strict=True):
+            ordered[position] = item
+    return ordered

@@ -493,6 +493,7 @@ class JSEngine:
             ).digest(),
             deadline=time.monotonic() + limits.wall_clock_s,
         )
+        outer = getattr(self._tls, "run", None)  # a nested agent call runs inside another
         self._with_run(run)
         request = json.dumps(
             {"entry": entry.value, "payload": payload, "ctx": ctx.to_json()},
@@ -520,7 +521,7 @@ class JSEngine:
             trapped = exc
             inst.poisoned = True
         finally:
-            self._tls.run = None
+            self._tls.run = outer
             fuel_left = int(inst.store.get_fuel())
         fuel_used = limits.fuel - fuel_left
         memory_full = inst.memory.data_len(inst.store) + _PAGE > limits.memory_bytes

@@ -31,3 +31,6 @@ IDENTITY_FILE: Final = "identity.sealed"
 CHECKPOINT_DIR: Final = "checkpoints"
 RELAY_JOURNAL_FILE: Final = "relay.journal"
 CHECKPOINT_MAGIC: Final = b"VEILCKP1"
+
+MAX_APPLY_FAILURES: Final = 3
+"""Consecutive failures to apply one block before the worker halts instead of retrying."""

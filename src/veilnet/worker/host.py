@@ -39,7 +39,7 @@ from veilnet.crypto import Address
 from veilnet.errors import VeilnetError
 from veilnet.runtime import CoreConfig, EnclaveCore, NotReady, QueryIO
 from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
-from veilnet.runtime.errors import CheckpointInvalid
+from veilnet.runtime.errors import BlockRejected, CheckpointInvalid
 from veilnet.sandbox.interfaces import JSONValue
 from veilnet.worker._relay import RelayWorker
 from veilnet.worker.adapter import to_chain_egress, to_core_block
@@ -47,6 +47,7 @@ from veilnet.worker.config import WorkerConfig
 from veilnet.worker.constants import (
     ERROR_BACKOFF_S,
     IDENTITY_FUNDING_WEI,
+    MAX_APPLY_FAILURES,
     REGISTRATION_GAS,
     REGISTRATION_RETRY_S,
 )
@@ -91,6 +92,10 @@ class WorkerHost:
         self._follower: Follower | None = None
         self._chain_head: int | None = None
         self._registered = False
+        self._apply_failures = 0
+        self._failing_block: int | None = None
+        self.halted = False
+        """Set when applying blocks kept failing: the worker stops and refuses to serve."""
         self._registration_error: str | None = None
         self._next_registration = 0.0
         self._last_checkpoint: int | None = None
@@ -143,7 +148,9 @@ class WorkerHost:
         return self._lock
 
     def status(self) -> str:
-        """``"starting"``, ``"catching_up"`` or ``"ok"`` (serving)."""
+        """``"starting"``, ``"catching_up"``, ``"ok"`` (serving) or ``"halted"``."""
+        if self.halted:
+            return "halted"
         applied = self.applied_block
         if applied is None or not self._registered:
             return "starting"
@@ -478,7 +485,15 @@ class WorkerHost:
         """Apply one block; False when the core was replaced (resync) and the poll must stop."""
         core_block = to_core_block(block)
         with self._lock:
-            egress = self.core.apply_block(core_block)
+            try:
+                egress = self.core.apply_block(core_block)
+            except BlockRejected:
+                raise
+            except Exception:
+                self._recover_from_failed_block(block.header.number)
+                return False
+            if self._failing_block is not None and block.header.number >= self._failing_block:
+                self._failing_block, self._apply_failures = None, 0
             self.metrics.blocks_applied.inc()
             self.metrics.head.set(block.header.number)
             if egress and self._relay is not None:
@@ -490,6 +505,29 @@ class WorkerHost:
             self._checkpoint()
             self._changed.notify_all()
         return True
+
+    def _recover_from_failed_block(self, number: int) -> None:
+        """Drop the half-applied core and restore the newest checkpoint (or replay from genesis).
+
+        A non-deterministic abort (the sandbox's wall-clock backstop) usually passes on retry;
+        a failure that repeats halts the worker rather than serve state that may be wrong.
+        """
+        if self._failing_block != number:
+            self._failing_block, self._apply_failures = number, 0
+        self._apply_failures += 1
+        self.log.exception(
+            "applying block %d failed (attempt %d); restoring the newest checkpoint",
+            number,
+            self._apply_failures,
+        )
+        self.metrics.apply_failures.inc()
+        if self._apply_failures >= MAX_APPLY_FAILURES:
+            self.halted = True
+            self.log.error("worker %s halted: block %d keeps failing", self.config.name, number)
+            self._stop.set()
+            return
+        self._boot()
+        self._follower = None
 
     def _resync(self, keyring: bytes) -> None:
         """Rebuild the core with the same identity and the carried keys; replay from genesis."""

@@ -37,6 +37,11 @@ class WorkerMetrics:
             ["status"],
             registry=r,
         )
+        self.apply_failures = Counter(
+            "veil_worker_apply_failures",
+            "Blocks whose application failed and was retried",
+            registry=r,
+        )
         self.egress_failed = Counter(
             "veil_worker_egress_failed", "Egress messages the relay gave up on", registry=r
         )
