@@ -69,6 +69,7 @@ lint: install
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
 	$(PY) -m veilnet.chain.compile --check
+	$(PY) scripts/unasync.py --check
 
 fmt: install
 	$(VENV)/bin/ruff format src tests

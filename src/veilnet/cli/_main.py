@@ -19,6 +19,11 @@ SUBCOMMANDS: dict[str, str] = {
     "attest": "veilnet.cli.attest:attest",
     "inference": "veilnet.cli.inference:inference",
     "worker": "veilnet.cli.worker:worker",
+    "devnet": "veilnet.cli.devnet:devnet",
+    "status": "veilnet.cli.status:status",
+    "agent": "veilnet.cli.agent:agent",
+    "audit": "veilnet.cli.audit:audit",
+    "keys": "veilnet.cli.keys:keys",
 }
 
 

@@ -1,0 +1,219 @@
+"""``veil agent``: deploy agents, send encrypted commands, make verified queries, set secrets.
+Also holds the ``--network``/``--key`` options and client factory that status/audit/keys share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.table import Table
+
+from veilnet.cli._output import console, emit, err_console, json_option
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def network_options(fn: F) -> F:
+    """``--network F`` (default ``$VEIL_NETWORK``, then ``.devnet/network.json``) and ``--key``."""
+    fn = click.option(
+        "--key",
+        "key",
+        envvar="VEIL_PRIVATE_KEY",
+        default=None,
+        metavar="HEX",
+        help="Wallet private key ($VEIL_PRIVATE_KEY; default: the devnet's first dev account).",
+    )(fn)
+    fn = click.option(
+        "--network",
+        "network",
+        default=None,
+        metavar="FILE",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="network.json ($VEIL_NETWORK, then .devnet/network.json).",
+    )(fn)
+    return fn
+
+
+@contextmanager
+def open_client(network: Path | None, key: str | None) -> Iterator[Any]:
+    """A synchronous SDK client; dev-TEE networks are flagged on stderr."""
+    from veilnet.sdk import Client
+
+    client = Client.connect(network, wallet=key)
+    if client.insecure_dev_tee:
+        err_console.print(
+            "[dim]network uses the INSECURE development TEE root (devnet)[/dim]", highlight=False
+        )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def parse_json(value: str, what: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from exc
+
+
+@click.group()
+def agent() -> None:
+    """Deploy agents, send encrypted commands, make verified queries."""
+
+
+@agent.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--cluster", default=None, metavar="ID", help="Cluster id (hex or name; default c1).")
+@click.option("--init", "init", default=None, metavar="JSON", help="Arguments for init().")
+@click.option("--private-init", is_flag=True, help="Encrypt init arguments to the cluster key.")
+@network_options
+@json_option
+def deploy(
+    file: Path,
+    cluster: str | None,
+    init: str | None,
+    private_init: bool,
+    network: Path | None,
+    key: str | None,
+    as_json: bool,
+) -> None:
+    """Deploy FILE (.js or .py) and print its contract id once its key is on chain."""
+    args = None if init is None else parse_json(init, "--init")
+    with (
+        open_client(network, key) as client,
+        console.status(f"deploying {file.name}…", spinner="dots"),
+    ):
+        deployed = client.deploy(file, init=args, cluster=cluster, private_init=private_init)
+        contract_key = deployed.key()
+    document = {
+        "contract_id": deployed.id,
+        "file": str(file),
+        "owner": client.wallet.address.hex,
+        "cluster": "0x" + contract_key.cluster.hex(),
+        "key_epoch": contract_key.epoch,
+    }
+    emit(document, as_json=as_json, render=_render_deploy)
+
+
+def _render_deploy(doc: dict[str, Any]) -> None:
+    console.print(f"[green]deployed[/green] {doc['file']}")
+    console.print(f"contract id  [bold]{doc['contract_id']}[/bold]", soft_wrap=True)
+    console.print(f"owner        {doc['owner']}", soft_wrap=True)
+    console.print(f"cluster      {doc['cluster']} (key epoch {doc['key_epoch']})", soft_wrap=True)
+
+
+@agent.command()
+@click.argument("contract_id", metavar="ID")
+@click.argument("message", metavar="JSON")
+@click.option("--wait", is_flag=True, help="Wait until applied; print the result and events.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
+@network_options
+@json_option
+def command(
+    contract_id: str,
+    message: str,
+    wait: bool,
+    timeout: float,
+    network: Path | None,
+    key: str | None,
+    as_json: bool,
+) -> None:
+    """Send an encrypted command (JSON) to agent ID through the chain."""
+    msg = parse_json(message, "JSON")
+    with (
+        open_client(network, key) as client,
+        console.status("sending the encrypted command…", spinner="dots"),
+    ):
+        result = client.agent(contract_id).command(msg, wait=wait, timeout=timeout)
+    emit(result.to_json(), as_json=as_json, render=_render_command)
+
+
+def _render_command(doc: dict[str, Any]) -> None:
+    console.print(
+        f"command [bold]#{doc['seq']}[/bold] in block {doc['block_number']} "
+        f"(tx {doc['tx_hash'][:18]}…)",
+        soft_wrap=True,
+    )
+    if not doc["applied"]:
+        console.print("[dim]not waited for: use --wait to see its outcome[/dim]")
+        return
+    console.print(f"[green]applied[/green]: result {json.dumps(doc['result'])}", soft_wrap=True)
+    for event in doc["events"]:
+        console.print(f"  event {json.dumps(event)}", soft_wrap=True)
+    console.print(
+        f"[dim]outcome verified from worker {doc['verified_by']} at block "
+        f"{doc['verified_at_block']}[/dim]",
+        soft_wrap=True,
+    )
+
+
+@agent.command()
+@click.argument("contract_id", metavar="ID")
+@click.argument("message", metavar="JSON")
+@network_options
+@json_option
+def query(
+    contract_id: str, message: str, network: Path | None, key: str | None, as_json: bool
+) -> None:
+    """Send an encrypted, signed query to a worker; verify and print the answer."""
+    msg = parse_json(message, "JSON")
+    with open_client(network, key) as client:
+        result = client.agent(contract_id).query(msg)
+    emit(result.to_json(), as_json=as_json, render=render_query)
+
+
+def render_query(doc: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="dim")
+    table.add_column(overflow="fold")
+    table.add_row("value", json.dumps(doc["value"]))
+    if doc["events"]:
+        table.add_row("events", json.dumps(doc["events"]))
+    table.add_row("worker", f"{doc['worker']} [green](registered, attested)[/green]")
+    table.add_row("block", f"{doc['block_number']} {doc['block_hash']}")
+    table.add_row("state", doc["state_commitment"])
+    console.print(table)
+    console.print("[green]✓ verified[/green]: signature, worker attestation, block on our chain")
+
+
+@agent.group()
+def secrets() -> None:
+    """Owner-set encrypted secrets an agent reads with secrets.get(name)."""
+
+
+@secrets.command("set")
+@click.argument("contract_id", metavar="ID")
+@click.argument("name")
+@click.argument("value")
+@click.option("--no-wait", is_flag=True, help="Do not wait until applied.")
+@network_options
+@json_option
+def secrets_set(
+    contract_id: str,
+    name: str,
+    value: str,
+    no_wait: bool,
+    network: Path | None,
+    key: str | None,
+    as_json: bool,
+) -> None:
+    """Store secret NAME=VALUE for agent ID (encrypted to the agent; owner only)."""
+    with (
+        open_client(network, key) as client,
+        console.status("sending the encrypted secret…", spinner="dots"),
+    ):
+        result = client.agent(contract_id).set_secret(name, value, wait=not no_wait)
+    document = {**result.to_json(), "secret": name}
+    emit(
+        document,
+        as_json=as_json,
+        render=lambda d: console.print(
+            f"secret [bold]{d['secret']}[/bold] "
+            + ("[green]stored[/green]" if d["applied"] else f"sent (command #{d['seq']})")
+        ),
+    )

@@ -1,0 +1,51 @@
+"""``veil audit``: re-verify every worker registration recorded on chain, as of now.
+Quotes come from the ``WorkerRegistered`` logs, collateral from the workers' collateral egress."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from veilnet.cli._output import console, emit, json_option
+from veilnet.cli.agent import network_options, open_client
+
+
+@click.command()
+@network_options
+@json_option
+def audit(network: Path | None, key: str | None, as_json: bool) -> None:
+    """Re-verify every registration quote on chain; exit 1 if any no longer passes."""
+    with (
+        open_client(network, key) as client,
+        console.status("re-verifying registrations…", spinner="dots"),
+    ):
+        entries = [entry.to_json() for entry in client.audit()]
+    failed = [e for e in entries if not e["passed"]]
+    document = {"registrations": len(entries), "failed": len(failed), "entries": entries}
+    emit(document, as_json=as_json, render=_render)
+    if failed:
+        sys.exit(1)
+
+
+def _render(doc: dict[str, Any]) -> None:
+    table = Table(title=f"worker registrations ({doc['registrations']})")
+    for column in ("worker", "block", "result", "confidence", "collateral expires", "reasons"):
+        table.add_column(column, overflow="fold")
+    for entry in doc["entries"]:
+        table.add_row(
+            entry["worker"],
+            str(entry["block_number"]),
+            "[green]passes[/green]" if entry["passed"] else "[red]FAILS[/red]",
+            str(entry["confidence"] if entry["confidence"] is not None else "-"),
+            str(entry["collateral_expires_at"] or "-"),
+            "; ".join(entry["reasons"]) or "-",
+        )
+    console.print(table)
+    if doc["failed"]:
+        console.print(f"[red]{doc['failed']} registration(s) no longer pass[/red]")
+    else:
+        console.print("[green]every registration still verifies[/green]")

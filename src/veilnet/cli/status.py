@@ -1,0 +1,80 @@
+"""``veil status``: chain head, gatekeepers, master key, clusters, workers and contracts.
+Workers are checked live: online (health), last applied block, and a fresh attestation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from veilnet.cli._output import console, emit, json_option
+from veilnet.cli.agent import network_options, open_client
+
+
+@click.command()
+@network_options
+@json_option
+def status(network: Path | None, key: str | None, as_json: bool) -> None:
+    """Show the network: chain, gatekeepers, master key epoch, clusters, workers, contracts."""
+    with (
+        open_client(network, key) as client,
+        console.status("reading the chain and asking the workers…", spinner="dots"),
+    ):
+        document = client.status()
+    emit(document, as_json=as_json, render=_render)
+
+
+def _render(doc: dict[str, Any]) -> None:
+    master = doc["master_key"]
+    console.print(
+        f"chain {doc['chain_id']} at [bold]block {doc['head']}[/bold] ({doc['rpc_url']})",
+        soft_wrap=True,
+    )
+    console.print(
+        f"master key {master['address'] or '[red]not yet generated[/red]'} · rotation "
+        f"{master['rotation']}"
+        + (" [yellow](rotation in progress)[/yellow]" if master["rotation_locked"] else ""),
+        soft_wrap=True,
+    )
+    console.print(f"gatekeepers {', '.join(doc['gatekeepers']) or '-'}", soft_wrap=True)
+    clusters = Table(title="clusters")
+    for column in ("id", "key epoch", "workers"):
+        clusters.add_column(column)
+    for cluster in doc["clusters"]:
+        clusters.add_row(cluster["id"][:18] + "…", str(cluster["epoch"]), str(cluster["workers"]))
+    console.print(clusters)
+    workers = Table(title="workers")
+    for column in ("address", "role", "attested", "confidence", "online", "applied", "cluster"):
+        workers.add_column(column)
+    for worker in doc["workers"]:
+        attested = (
+            "[green]yes[/green]"
+            if worker["attested"]
+            else f"[red]no[/red] {worker['attestation_error'] or ''}"
+        )
+        workers.add_row(
+            worker["address"],
+            "gatekeeper" if worker["gatekeeper"] else "worker",
+            attested,
+            str(worker["confidence"]),
+            "[green]online[/green]" if worker["online"] else "[red]offline[/red]",
+            str(worker["last_applied_block"] or "-"),
+            (worker["cluster"] or "-")[:12],
+        )
+    console.print(workers)
+    contracts = Table(title="contracts")
+    for column in ("id", "lang", "owner", "key epoch", "paused"):
+        contracts.add_column(column)
+    for contract in doc["contracts"]:
+        contracts.add_row(
+            contract["id"],
+            str(contract["language"] or "?"),
+            contract["owner"],
+            str(contract["epoch"]),
+            "yes" if contract["paused"] else "no",
+        )
+    console.print(contracts)
+    if doc["insecure_dev_tee"]:
+        console.print("[yellow]attestation uses the INSECURE development root (devnet)[/yellow]")

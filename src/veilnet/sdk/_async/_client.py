@@ -1,0 +1,903 @@
+"""The asynchronous SDK client: chain reads and transactions over JSON-RPC, queries to workers.
+Written async first; ``scripts/unasync.py`` generates the synchronous twin in ``sdk/_sync``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from veilnet.chain.model import (
+    ClusterCreated,
+    Command,
+    ContractDeployed,
+    Egress,
+    GatekeeperAdded,
+    GatekeeperRemoved,
+    WorkerRegistered,
+)
+from veilnet.codec import CodecError, encode
+from veilnet.crypto import Address
+from veilnet.runtime import protocol as proto
+from veilnet.sdk import constants as C  # noqa: N812
+from veilnet.sdk._base import (
+    TOPIC_COLLATERAL,
+    ZERO_ADDRESS,
+    BaseClient,
+    ChainView,
+    Hook,
+    OpenedResponse,
+    agent_failure,
+    language_of,
+)
+from veilnet.sdk._models import (
+    AuditEntry,
+    CommandResult,
+    ContractKey,
+    NetworkConfig,
+    QueryResult,
+    Wallet,
+    WorkerVerification,
+)
+from veilnet.sdk.errors import (
+    ChainUnavailable,
+    ContractNotFound,
+    NetworkConfigInvalid,
+    QueryRejected,
+    RequestTooLarge,
+    Timeout,
+    TransactionReverted,
+    WorkerUnavailable,
+    WorkerUnverified,
+)
+
+__all__ = ["AsyncAgent", "AsyncClient"]
+
+
+class AsyncClient(BaseClient):
+    """A client of one Veilnet network.
+
+    Build with ``AsyncClient.connect(network)`` (a path to ``network.json``, a parsed document,
+    or nothing: ``$VEIL_NETWORK``, then ``.devnet/network.json``). Every query answer is
+    verified (worker signature and attestation, block on our own chain view and fresh) before
+    it is returned; every failure is a typed error from ``veilnet.sdk.errors``.
+    """
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        *,
+        wallet: Wallet | bytes | str | None = None,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = C.HTTP_TIMEOUT_S,
+        freshness_blocks: int = C.DEFAULT_FRESHNESS_BLOCKS,
+        max_confidence: int = C.MAX_CONFIDENCE_LEVEL,
+        allow_insecure_dev_tee: bool | None = None,
+        head_cache_s: float = C.HEAD_CACHE_S,
+    ) -> None:
+        super().__init__(
+            config,
+            wallet=wallet,
+            freshness_blocks=freshness_blocks,
+            max_confidence=max_confidence,
+            allow_insecure_dev_tee=allow_insecure_dev_tee,
+            head_cache_s=head_cache_s,
+        )
+        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._owns_http = http is None
+        self._rpc_id = 0
+        self._base_fee: int | None = None
+        self._worker_clusters: dict[bytes, bytes] = {}
+        self._send_locks: dict[bytes, asyncio.Lock] = {}
+
+    @classmethod
+    def connect(
+        cls, network: str | os.PathLike[str] | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> AsyncClient:
+        """A client for ``network`` (see the class docstring); keyword arguments as ``__init__``.
+
+        Raises:
+            NetworkConfigInvalid: no usable network description or wallet.
+        """
+        return cls(NetworkConfig.load(network), **kwargs)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def agent(self, contract_id: bytes | str) -> AsyncAgent:
+        """A handle on an existing agent contract (hex id or 32 bytes)."""
+        return AsyncAgent(self, _contract_id(contract_id))
+
+    # ---- chain ---------------------------------------------------------------------------
+
+    async def _rpc(self, method: str, *params: Any) -> Any:
+        self._rpc_id += 1
+        body = self.rpc_body(method, list(params), self._rpc_id)
+        try:
+            reply = await self._http.post(self.config.rpc_url, json=body)
+            doc = reply.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ChainUnavailable(f"{method}: {self.config.rpc_url} did not answer") from exc
+        return self.rpc_result(doc, method)
+
+    async def _rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        bodies = []
+        for method, params in calls:
+            self._rpc_id += 1
+            bodies.append(self.rpc_body(method, params, self._rpc_id))
+        try:
+            reply = await self._http.post(self.config.rpc_url, json=bodies)
+            docs = reply.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ChainUnavailable(f"{self.config.rpc_url} did not answer a batch") from exc
+        if not isinstance(docs, list) or len(docs) != len(bodies):
+            raise ChainUnavailable("the node answered a batch with the wrong number of replies")
+        by_id = {d.get("id"): d for d in docs if isinstance(d, dict)}
+        return [
+            self.rpc_result(by_id.get(body["id"]), method)
+            for body, (method, _) in zip(bodies, calls, strict=True)
+        ]
+
+    async def head(self) -> int:
+        """The chain head's block number, as this client's node reports it."""
+        head = int(await self._rpc("eth_blockNumber"), 16)
+        self.remember_head(head, time.monotonic())
+        return head
+
+    async def recent_head(self) -> int:
+        """The head, reused for ``head_cache_s`` (queries call this instead of ``head``)."""
+        cached = self.cached_head(time.monotonic())
+        return cached if cached is not None else await self.head()
+
+    async def block_hash(self, number: int) -> bytes | None:
+        """The hash of block ``number`` on this client's chain, or None if there is none."""
+        block = await self._rpc("eth_getBlockByNumber", hex(number), False)
+        return None if not block else bytes.fromhex(str(block["hash"])[2:])
+
+    async def chain_view(self, number: int) -> ChainView:
+        """Our head and our hash for block ``number`` (final hashes and the head are cached)."""
+        now = time.monotonic()
+        cached = self.cached_view(number, now)
+        if cached is not None:
+            return cached
+        head, block = await self._rpc_batch(
+            [("eth_blockNumber", []), ("eth_getBlockByNumber", [hex(number), False])]
+        )
+        view = ChainView(
+            head=int(head, 16),
+            block_hash=None if not block else bytes.fromhex(str(block["hash"])[2:]),
+        )
+        self.remember_view(view, number, now)
+        return view
+
+    async def registry_view(self, fn: str, *args: Any) -> Any:
+        """Call a view function of the Registry (e.g. ``contracts``, ``workers``)."""
+        result = await self._rpc("eth_call", self.registry_call(fn, *args), "latest")
+        return self.registry_decode(fn, result)
+
+    async def logs(
+        self, contract: str, event: type[Any], from_block: int | None = None
+    ) -> list[Any]:
+        """Decoded events of one kind since genesis (or ``from_block``)."""
+        address = self.config.registry if contract == "Registry" else self.config.bus
+        docs = await self._rpc(
+            "eth_getLogs",
+            {
+                "address": address.hex,
+                "fromBlock": hex(self.config.genesis_block if from_block is None else from_block),
+                "toBlock": "latest",
+                "topics": [self.topic_of(event)],
+            },
+        )
+        return [e for e in self.decode_logs(list(docs or [])) if isinstance(e, event)]
+
+    async def contract_key(self, contract_id: bytes, *, refresh: bool = False) -> ContractKey:
+        """The contract's current public key and epoch, from the Registry.
+
+        Raises:
+            ContractNotFound: unknown id. WorkerUnavailable: the contract has no key yet.
+        """
+        if not refresh:
+            cached = self.cached_key(contract_id)
+            if cached is not None:
+                return cached
+        key = self.parse_contract_key(
+            contract_id, await self.registry_view("contracts", contract_id)
+        )
+        if key.epoch == 0:
+            raise WorkerUnavailable("the contract has no key yet (its cluster is still keying it)")
+        return key
+
+    async def _fees(self) -> int:
+        if self._base_fee is None:
+            block = await self._rpc("eth_getBlockByNumber", "latest", False)
+            self._base_fee = int(block.get("baseFeePerGas") or "0x0", 16)
+        return self._base_fee
+
+    async def transact(
+        self,
+        wallet: Wallet,
+        to: Address,
+        data: bytes,
+        *,
+        value: int = 0,
+        timeout: float = C.DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        """Sign, send and wait for one transaction; returns the receipt document.
+
+        Raises:
+            TransactionReverted: the estimate or the mined transaction reverted.
+            ChainUnavailable / Timeout: the node failed or did not mine it in time.
+        """
+        gas = int(
+            await self._rpc(
+                "eth_estimateGas",
+                {
+                    "from": wallet.address.hex,
+                    "to": to.hex,
+                    "data": "0x" + data.hex(),
+                    "value": hex(value),
+                },
+            ),
+            16,
+        )
+        base_fee = await self._fees()
+        # One send at a time per wallet: nonces must reach the node in order.
+        lock = self._send_locks.setdefault(wallet.address.raw, asyncio.Lock())
+        async with lock:
+            nonce = self.tx_nonce(wallet, None)
+            if nonce is None:
+                count = await self._rpc("eth_getTransactionCount", wallet.address.hex, "pending")
+                nonce = self.tx_nonce(wallet, int(count, 16))
+            assert nonce is not None
+            raw, tx_hash = self.sign_transaction(
+                wallet, to=to, data=data, nonce=nonce, gas=gas, base_fee=base_fee, value=value
+            )
+            try:
+                await self._rpc("eth_sendRawTransaction", "0x" + raw.hex())
+            except (ChainUnavailable, TransactionReverted):
+                self.reset_tx_nonce(wallet)
+                raise
+        deadline = time.monotonic() + timeout
+        while True:
+            receipt = await self._rpc("eth_getTransactionReceipt", "0x" + tx_hash.hex())
+            if receipt:
+                break
+            if time.monotonic() > deadline:
+                self.reset_tx_nonce(wallet)
+                raise Timeout(f"transaction 0x{tx_hash.hex()} was not mined in {timeout:.0f} s")
+            await asyncio.sleep(C.POLL_INTERVAL_S)
+        if int(receipt["status"], 16) != 1:
+            raise TransactionReverted("the transaction reverted on chain", reason="reverted")
+        return dict(receipt)
+
+    # ---- agents --------------------------------------------------------------------------
+
+    async def deploy(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        init: Any = None,
+        cluster: bytes | str | None = None,
+        wallet: Wallet | bytes | str | None = None,
+        salt: bytes | None = None,
+        private_init: bool = False,
+        timeout: float = C.DEFAULT_WAIT_S,
+    ) -> AsyncAgent:
+        """Deploy an agent (``.js`` or ``.py``) and wait until its key is on chain.
+
+        Args:
+            path: the agent's source file.
+            init: JSON-able arguments for the agent's ``init``.
+            cluster: cluster id (hex or bytes); defaults to the network's first cluster.
+            wallet: the owner (defaults to the client's wallet).
+            salt: 32 bytes making the contract id unique (random by default).
+            private_init: encrypt ``init`` to the cluster key instead of publishing it.
+
+        Raises:
+            RequestTooLarge: the code or init arguments exceed the Registry's limits.
+            TransactionReverted, ChainUnavailable, Timeout.
+        """
+        owner = self.wallet_for(wallet)
+        file = Path(path)
+        try:
+            source = file.read_bytes()
+            language = language_of(file)
+        except OSError as exc:
+            raise NetworkConfigInvalid(f"cannot read {file}: {exc.strerror}") from exc
+        code = proto.pack_code(language, source)
+        if len(code) > C.MAX_AGENT_CODE:
+            raise RequestTooLarge(
+                f"{file.name} packs to {len(code)} bytes (max {C.MAX_AGENT_CODE})"
+            )
+        cluster_id = self._cluster(cluster)
+        if private_init and init is not None:
+            _owner, epoch, _addr, public_key, _count = await self.registry_view(
+                "clusters", cluster_id
+            )
+            init_args = self.seal_init(
+                init, cluster=cluster_id, cluster_epoch=int(epoch), cluster_key=bytes(public_key)
+            )
+        else:
+            init_args = self.pack_init(init)
+        if len(init_args) > C.MAX_INIT_ARGS:
+            raise RequestTooLarge(
+                f"init arguments are {len(init_args)} bytes (max {C.MAX_INIT_ARGS})"
+            )
+        salt = salt if salt is not None else os.urandom(32)
+        data = self.registry.encode(
+            "deploy_contract", salt, cluster_id, "0x" + ZERO_ADDRESS.hex(), code, init_args
+        )
+        await self.transact(owner, self.config.registry, data, timeout=timeout)
+        contract_id = bytes(await self.registry_view("contract_id_for", owner.address, salt))
+        agent = AsyncAgent(self, contract_id)
+        await agent.wait_keyed(timeout=timeout)
+        return agent
+
+    def _cluster(self, cluster: bytes | str | None) -> bytes:
+        if cluster is None:
+            if not self.config.clusters:
+                raise NetworkConfigInvalid("network.json names no cluster; pass cluster=")
+            return self.config.clusters[0]
+        if isinstance(cluster, str):
+            text = cluster.removeprefix("0x")
+            try:
+                raw = bytes.fromhex(text)
+            except ValueError:
+                raw = cluster.encode()
+            return raw.ljust(32, b"\x00")[:32] if len(raw) <= 32 else raw[:32]
+        return bytes(cluster).ljust(32, b"\x00")
+
+    async def send_command(
+        self, contract_id: bytes, kind: str, body: bytes, *, wallet: Wallet, timeout: float
+    ) -> CommandResult:
+        key = await self.contract_key(contract_id, refresh=True)
+        if key.paused:
+            raise QueryRejected("the contract is paused", worker_code="runtime_contract_paused")
+        payload = self.seal_command(key, wallet, kind, body)
+        data = self.bus.encode("push_command", contract_id, payload)
+        receipt = await self.transact(wallet, self.config.bus, data, timeout=timeout)
+        seq = next(
+            (
+                e.seq
+                for e in self.decode_logs(list(receipt.get("logs") or []))
+                if isinstance(e, Command) and e.contract_id == contract_id
+            ),
+            None,
+        )
+        if seq is None:
+            raise ChainUnavailable("the command's receipt carries no Command event")
+        return CommandResult(
+            contract_id=contract_id,
+            seq=int(seq),
+            tx_hash=bytes.fromhex(str(receipt["transactionHash"])[2:]),
+            block_number=int(receipt["blockNumber"], 16),
+        )
+
+    async def wait_outcome(
+        self, sent: CommandResult, *, wallet: Wallet, timeout: float, raise_on_error: bool = True
+    ) -> CommandResult:
+        """Poll verified ``outcome`` queries until the command is applied."""
+        deadline = time.monotonic() + timeout
+        body = encode(sent.seq)
+        while True:
+            opened = await self.ask(sent.contract_id, "outcome", body, wallet=wallet)
+            value = self.answer(opened)
+            if value.get("status") == "applied":
+                proof = self.query_result(opened, raise_on_error=False)
+                result = CommandResult(
+                    contract_id=sent.contract_id,
+                    seq=sent.seq,
+                    tx_hash=sent.tx_hash,
+                    block_number=sent.block_number,
+                    applied=True,
+                    ok=bool(value.get("ok")),
+                    result=value.get("result"),
+                    events=list(value.get("events") or []),
+                    fuel=int(value.get("fuel") or 0),
+                    error=value.get("error"),
+                    proof=proof,
+                )
+                if raise_on_error and not result.ok:
+                    raise agent_failure(result.error)
+                return result
+            if time.monotonic() > deadline:
+                raise Timeout(f"command {sent.seq} was not applied within {timeout:.0f} s")
+            await asyncio.sleep(C.OUTCOME_POLL_S)
+
+    # ---- queries -------------------------------------------------------------------------
+
+    async def _workers_for(self, cluster: bytes) -> list[tuple[Address, str]]:
+        found = []
+        for address, url in self.config.workers.items():
+            known = self._worker_clusters.get(address.raw)
+            if known is None:
+                record = await self.registry_view("workers", address)
+                known = bytes(record[7])
+                if known != bytes(32):
+                    self._worker_clusters[address.raw] = known
+            if known == cluster:
+                found.append((address, url))
+        if not found:
+            raise WorkerUnavailable(
+                f"no worker in network.json serves cluster 0x{cluster.hex()}", cluster=cluster.hex()
+            )
+        return found
+
+    async def _post_query(self, url: str, request: bytes) -> bytes:
+        try:
+            reply = await self._http.post(
+                url.rstrip("/") + "/v1/query",
+                content=request,
+                headers={"content-type": "application/octet-stream"},
+            )
+        except httpx.HTTPError as exc:
+            raise WorkerUnavailable(f"{url} did not answer") from exc
+        if reply.status_code != 200:
+            raise self.worker_error(reply.status_code, reply.content, url)
+        return reply.content
+
+    async def ask(
+        self,
+        contract_id: bytes,
+        kind: str,
+        body: bytes,
+        *,
+        wallet: Wallet | None = None,
+        worker: Address | None = None,
+    ) -> OpenedResponse:
+        """Send one query and run every check on the answer (see ``veilnet.sdk._base``).
+
+        Tries the cluster's workers in turn while they are unavailable; a key epoch the workers
+        no longer accept makes it re-read the contract key once.
+        """
+        retried_key = False
+        while True:
+            key = await self.contract_key(contract_id)
+            head = await self.recent_head()
+            pending = self.build_query(key, kind=kind, body=body, head=head, wallet=wallet)
+            workers = await self._workers_for(key.cluster)
+            if worker is not None:
+                workers = [w for w in workers if w[0] == worker] or [
+                    (worker, self.worker_url(worker) or "")
+                ]
+            start = pending.request_id[0] % len(workers)
+            failures: list[str] = []
+            for address, url in workers[start:] + workers[:start]:
+                try:
+                    raw = await self._post_query(url, pending.request)
+                except WorkerUnavailable as exc:
+                    failures.append(exc.message)
+                    continue
+                except QueryRejected as exc:
+                    code = exc.details.get("worker_code")
+                    if code == "runtime_key_epoch_expired" and not retried_key:
+                        break
+                    raise
+                return await self.check(pending, raw, url=url, asked=address)
+            else:
+                raise WorkerUnavailable(
+                    "no worker of the cluster answered: " + "; ".join(failures[:3])
+                )
+            retried_key = True
+            self.forget_key(contract_id)
+
+    async def check(
+        self, pending: Any, raw: bytes, *, url: str | None, asked: Address | None
+    ) -> OpenedResponse:
+        """Verify a worker's raw answer to ``pending``; returns it opened (plaintext released)."""
+        opened = self.open(pending, raw)
+        known = self.worker_url(opened.worker)
+        await self.verify_worker(
+            opened.worker,
+            url=known or (url if asked is None or asked == opened.worker else None),
+            cluster=pending.cluster,
+        )
+        view = await self.chain_view(opened.response.block_number)
+        self.check_block(opened.response, view)
+        return opened
+
+    async def query(
+        self,
+        contract_id: bytes,
+        msg: Any,
+        *,
+        wallet: Wallet | None = None,
+        worker: Address | None = None,
+    ) -> QueryResult:
+        """Call the agent's ``query`` and return its verified answer.
+
+        Raises:
+            AgentFailed: the agent raised. ResponseInvalid, WorkerUnverified, UnknownBlock,
+            StaleBlock: the answer failed a check. QueryRejected, WorkerUnavailable, RateLimited.
+        """
+        opened = await self.ask(
+            contract_id, "call", self.call_body(msg), wallet=wallet, worker=worker
+        )
+        return self.query_result(opened)
+
+    # ---- workers -------------------------------------------------------------------------
+
+    async def verify_worker(
+        self,
+        address: Address | str,
+        *,
+        url: str | None = None,
+        cluster: bytes | None = None,
+        refresh: bool = False,
+    ) -> WorkerVerification:
+        """Check that ``address`` is a registered, endorsed worker with an allowed measurement,
+        and that it attests freshly (quote over its address and our nonce) under the network's
+        root. Cached per worker for ``WORKER_VERIFICATION_TTL_S``.
+
+        Raises:
+            WorkerUnverified: any check failed. ChainUnavailable: the registry could not be read.
+        """
+        worker = address if isinstance(address, Address) else Address.parse(address)
+        now = time.monotonic()
+        if not refresh:
+            cached = self.cached_verification(worker, now)
+            if cached is not None and (cluster is None or cached.cluster == cluster):
+                return cached
+        record = await self.registry_view("workers", worker)
+        allowed = bool(await self.registry_view("allowed_measurements", bytes(record[3])))
+        measurement, confidence, worker_cluster = self.check_registration(
+            worker, record, measurement_allowed=allowed, cluster=cluster
+        )
+        url = url or self.worker_url(worker)
+        if not url:
+            raise WorkerUnverified(
+                f"no API address known for worker {worker.hex}", worker=worker.hex
+            )
+        nonce = os.urandom(C.ATTESTATION_NONCE_BYTES)
+        try:
+            reply = await self._http.get(
+                url.rstrip("/") + "/v1/attestation", params={"nonce": nonce.hex()}
+            )
+            if reply.status_code != 200 or len(reply.content) > C.MAX_ATTESTATION_RESPONSE:
+                raise WorkerUnverified(
+                    f"{worker.hex} did not attest (HTTP {reply.status_code})", worker=worker.hex
+                )
+            document = reply.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise WorkerUnverified(f"{worker.hex} did not attest", worker=worker.hex) from exc
+        verification = self.verify_attestation_at(
+            worker,
+            document,
+            nonce=nonce,
+            measurement=measurement,
+            confidence=confidence,
+            cluster=worker_cluster,
+            url=url,
+            at=int(time.time()),
+        )
+        self.remember_verification(verification, now)
+        return verification
+
+    async def worker_health(self, url: str) -> dict[str, Any]:
+        """A worker's ``/v1/health`` and ``/v1/info`` (empty dict when it does not answer)."""
+        try:
+            health = await self._http.get(url.rstrip("/") + "/v1/health")
+            info = await self._http.get(url.rstrip("/") + "/v1/info")
+            return {"health": health.json(), "info": info.json() if info.status_code == 200 else {}}
+        except (httpx.HTTPError, ValueError):
+            return {}
+
+    # ---- network-wide views ----------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        """Chain head, gatekeepers, master key rotation, clusters, workers, contracts."""
+        head = await self.head()
+        added = await self.logs("Registry", GatekeeperAdded)
+        removed = {e.gatekeeper.raw for e in await self.logs("Registry", GatekeeperRemoved)}
+        gatekeepers = [e.gatekeeper.hex for e in added if e.gatekeeper.raw not in removed]
+        rotation = int(await self.registry_view("rotation_counter"))
+        locked = bool(await self.registry_view("rotation_locked"))
+        master = Address.parse(str(await self.registry_view("master_key_address")))
+        clusters = []
+        for event in await self.logs("Registry", ClusterCreated):
+            _owner, epoch, _key_address, _pub, count = await self.registry_view(
+                "clusters", event.cluster_id
+            )
+            clusters.append(
+                {"id": "0x" + event.cluster_id.hex(), "epoch": int(epoch), "workers": int(count)}
+            )
+        workers = []
+        seen: set[bytes] = set()
+        for event in await self.logs("Registry", WorkerRegistered):
+            if event.worker.raw in seen:
+                continue
+            seen.add(event.worker.raw)
+            record = await self.registry_view("workers", event.worker)
+            url = self.worker_url(event.worker)
+            entry: dict[str, Any] = {
+                "address": event.worker.hex,
+                "gatekeeper": event.worker.hex in gatekeepers,
+                "confidence": int(record[4]),
+                "cluster": None if bytes(record[7]) == bytes(32) else "0x" + bytes(record[7]).hex(),
+                "url": url,
+                "online": False,
+                "last_applied_block": None,
+                "attested": False,
+                "attestation_error": None,
+            }
+            if url:
+                live = await self.worker_health(url)
+                health = live.get("health") or {}
+                entry["online"] = health.get("status") == "ok"
+                entry["last_applied_block"] = health.get("applied_block")
+            try:
+                await self.verify_worker(event.worker, refresh=True)
+                entry["attested"] = True
+            except WorkerUnverified as exc:
+                entry["attestation_error"] = exc.message
+            workers.append(entry)
+        contracts = []
+        for event in await self.logs("Registry", ContractDeployed):
+            record = await self.registry_view("contracts", event.contract_id)
+            contracts.append(
+                {
+                    "id": "0x" + event.contract_id.hex(),
+                    "cluster": "0x" + bytes(record[0]).hex(),
+                    "owner": Address.parse(str(record[2])).hex,
+                    "epoch": int(record[4]),
+                    "paused": bool(record[7]),
+                    "language": _language_of_code(event.code),
+                }
+            )
+        return {
+            "chain_id": self.config.chain_id,
+            "rpc_url": self.config.rpc_url,
+            "head": head,
+            "gatekeepers": gatekeepers,
+            "master_key": {
+                "address": None if master.raw == ZERO_ADDRESS else master.hex,
+                "rotation": rotation,
+                "rotation_locked": locked,
+            },
+            "clusters": clusters,
+            "workers": workers,
+            "contracts": contracts,
+            "insecure_dev_tee": self.insecure_dev_tee,
+        }
+
+    async def audit(self) -> list[AuditEntry]:
+        """Re-verify every ``WorkerRegistered`` quote recorded on chain, as of now."""
+        registrations = await self.logs("Registry", WorkerRegistered)
+        collaterals: dict[bytes, bytes] = {}
+        for egress in await self.logs("Bus", Egress):
+            if egress.topic != TOPIC_COLLATERAL:
+                continue
+            collateral = self.collateral_from_egress(egress.payload)
+            if collateral is not None:
+                from eth_hash.auto import keccak
+
+                collaterals[keccak(collateral)] = collateral
+        now = int(time.time())
+        entries = []
+        for event in registrations:
+            record = await self.registry_view("workers", event.worker)
+            current = bytes(record[5]) == event.quote_hash
+            allowed = bool(await self.registry_view("allowed_measurements", event.measurement))
+            entries.append(
+                self.audit_entry(
+                    event,
+                    collaterals.get(event.collateral_hash),
+                    at=now,
+                    measurement_allowed=allowed,
+                    confidence_on_chain=int(record[4]) if current else 0,
+                )
+            )
+        return entries
+
+    async def rotate_master_key(
+        self,
+        *,
+        admin: Wallet | bytes | str | None = None,
+        timeout: float = C.ROTATION_WAIT_S,
+        progress: Hook | None = None,
+    ) -> dict[str, Any]:
+        """Lock a master-key rotation (governance) and follow it until the master key rotated and
+        every cluster and contract moved to a new key epoch.
+
+        Raises:
+            NetworkConfigInvalid: no governance key (pass ``admin``; devnets list it).
+            TransactionReverted: the Registry refused the lock (e.g. one is in progress).
+            Timeout: the rotation did not finish within ``timeout``.
+        """
+        key = admin if admin is not None else self.config.admin_key()
+        if key is None:
+            raise NetworkConfigInvalid("rotating keys needs the governance key (--key)")
+        governor = self.wallet_for(key)
+        say = progress or (lambda _line: None)
+        started = time.monotonic()
+        before = int(await self.registry_view("rotation_counter"))
+        clusters = [e.cluster_id for e in await self.logs("Registry", ClusterCreated)]
+        old_epochs = {c: int((await self.registry_view("clusters", c))[1]) for c in clusters}
+        contracts = [e.contract_id for e in await self.logs("Registry", ContractDeployed)]
+        first_block = await self.head()
+        receipt = await self.transact(
+            governor, self.config.registry, self.registry.encode("lock_rotation"), timeout=timeout
+        )
+        locked_at = int(receipt["blockNumber"], 16)
+        say(f"rotation {before + 1} locked at block {locked_at}")
+        deadline = started + timeout
+
+        async def until(done: Any, what: str) -> None:
+            while not await done():
+                if time.monotonic() > deadline:
+                    raise Timeout(f"key rotation: {what} did not happen within {timeout:.0f} s")
+                await asyncio.sleep(C.ROTATION_POLL_S)
+
+        async def rotated() -> bool:
+            counter = int(await self.registry_view("rotation_counter"))
+            return counter > before and not bool(await self.registry_view("rotation_locked"))
+
+        await until(rotated, "the master key rotation")
+        rotated_at = await self.head()
+        say(f"master key rotated (rotation {before + 1}) by block {rotated_at}")
+        new_epochs: dict[bytes, int] = {}
+
+        async def clusters_moved() -> bool:
+            for cluster in clusters:
+                epoch = int((await self.registry_view("clusters", cluster))[1])
+                if epoch <= old_epochs[cluster]:
+                    return False
+                new_epochs[cluster] = epoch
+            return True
+
+        await until(clusters_moved, "re-keying every cluster")
+        say(
+            "clusters on their new epochs: "
+            + ", ".join(f"0x{c.hex()[:8]}… {old_epochs[c]}→{new_epochs[c]}" for c in clusters)
+        )
+
+        async def contracts_moved() -> bool:
+            for contract_id in contracts:
+                record = await self.registry_view("contracts", contract_id)
+                if int(record[4]) < new_epochs.get(bytes(record[0]), 0):
+                    return False
+            return True
+
+        await until(contracts_moved, "re-keying every contract")
+        for contract_id in contracts:
+            self.forget_key(contract_id)
+        finished = await self.head()
+        say(f"{len(contracts)} contract keys re-keyed by block {finished}")
+        return {
+            "rotation": before + 1,
+            "locked_block": locked_at,
+            "rotated_block": rotated_at,
+            "finished_block": finished,
+            "blocks": finished - first_block,
+            "seconds": round(time.monotonic() - started, 3),
+            "clusters": {
+                "0x" + c.hex(): {"from": old_epochs[c], "to": new_epochs[c]} for c in clusters
+            },
+            "contracts": len(contracts),
+        }
+
+
+class AsyncAgent:
+    """A handle on one deployed agent contract of an ``AsyncClient``."""
+
+    def __init__(self, client: AsyncClient, contract_id: bytes) -> None:
+        self.client = client
+        self.contract_id = contract_id
+
+    @property
+    def id(self) -> str:
+        return "0x" + self.contract_id.hex()
+
+    def __repr__(self) -> str:
+        return f"AsyncAgent({self.id})"
+
+    async def key(self, *, refresh: bool = False) -> ContractKey:
+        """The contract's current public key and epoch (from the Registry)."""
+        return await self.client.contract_key(self.contract_id, refresh=refresh)
+
+    async def wait_keyed(self, *, timeout: float = C.DEFAULT_WAIT_S) -> ContractKey:
+        """Wait until the cluster has posted this contract's key."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = await self.client.registry_view("contracts", self.contract_id)
+            key = self.client.parse_contract_key(self.contract_id, record)
+            if key.epoch > 0:
+                return key
+            if time.monotonic() > deadline:
+                raise Timeout(f"agent {self.id} was not keyed within {timeout:.0f} s")
+            await asyncio.sleep(C.POLL_INTERVAL_S)
+
+    async def command(
+        self,
+        msg: Any,
+        *,
+        wait: bool = True,
+        wallet: Wallet | bytes | str | None = None,
+        timeout: float = C.DEFAULT_WAIT_S,
+    ) -> CommandResult:
+        """Send an encrypted command through the chain; with ``wait``, return its outcome.
+
+        Raises:
+            AgentFailed: (with ``wait``) the agent rejected the command.
+            TransactionReverted, Timeout, and the query errors of ``query``.
+        """
+        sender = self.client.wallet_for(wallet)
+        sent = await self.client.send_command(
+            self.contract_id, "call", self.client.call_body(msg), wallet=sender, timeout=timeout
+        )
+        if not wait:
+            return sent
+        return await self.client.wait_outcome(sent, wallet=sender, timeout=timeout)
+
+    async def set_secret(
+        self,
+        name: str,
+        value: str,
+        *,
+        wait: bool = True,
+        wallet: Wallet | bytes | str | None = None,
+        timeout: float = C.DEFAULT_WAIT_S,
+    ) -> CommandResult:
+        """Owner only: store an encrypted secret the agent reads with ``secrets.get(name)``."""
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("secret names and values are strings")
+        sender = self.client.wallet_for(wallet)
+        sent = await self.client.send_command(
+            self.contract_id, "secret", encode([name, value]), wallet=sender, timeout=timeout
+        )
+        if not wait:
+            return sent
+        return await self.client.wait_outcome(sent, wallet=sender, timeout=timeout)
+
+    async def outcome(
+        self,
+        sent: CommandResult,
+        *,
+        wallet: Wallet | bytes | str | None = None,
+        timeout: float = C.DEFAULT_WAIT_S,
+    ) -> CommandResult:
+        """Wait for the outcome of a command sent with ``wait=False``."""
+        return await self.client.wait_outcome(
+            sent, wallet=self.client.wallet_for(wallet), timeout=timeout
+        )
+
+    async def query(
+        self, msg: Any, *, wallet: Wallet | bytes | str | None = None, worker: Address | None = None
+    ) -> QueryResult:
+        """Call the agent's ``query`` entry point on a worker and verify the answer."""
+        return await self.client.query(
+            self.contract_id, msg, wallet=self.client.wallet_for(wallet), worker=worker
+        )
+
+
+def _contract_id(value: bytes | str) -> bytes:
+    if isinstance(value, bytes):
+        raw = value
+    else:
+        try:
+            raw = bytes.fromhex(value.removeprefix("0x"))
+        except ValueError as exc:
+            raise ContractNotFound(f"{value!r} is not a contract id (0x + 64 hex digits)") from exc
+    if len(raw) != 32:
+        raise ContractNotFound(f"a contract id is 32 bytes, not {len(raw)}")
+    return raw
+
+
+def _language_of_code(code: bytes) -> str | None:
+    try:
+        return proto.unpack_code(code)[0]
+    except (CodecError, ValueError):
+        return None

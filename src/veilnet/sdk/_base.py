@@ -1,0 +1,797 @@
+"""The I/O-free half of the SDK: envelopes, certificates, response checks, chain-view decoding.
+``Client`` and ``AsyncClient`` only move bytes; every trust decision is made here (httpx style).
+
+Theory of operation
+-------------------
+A query is sealed (HPKE) to the contract's current public key and epoch, which the client reads
+from the Registry itself. It carries a certificate: a short-lived ephemeral key signed by the
+wallet (EIP-191), valid until a block number. The answer is accepted only when, in order:
+
+1. it parses (bounded), answers this request and contract, and carries a valid EIP-712
+   signature by the worker it names (``open_response``; any failure is ``sdk_response_invalid``);
+2. that worker is registered, endorsed, runs an allowed measurement, serves the contract's
+   cluster, and has just attested freshly to our nonce (``sdk_worker_unverified``);
+3. the block it names is on the client's own chain view (``sdk_unknown_block``) and no more than
+   ``finality + freshness_blocks`` behind the head (``sdk_stale_block``);
+4. only then is the decrypted plaintext released.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from veilnet.attestation import Collateral, Policy, TrustRoot, verify_quote_at
+from veilnet.chain.contracts import ContractHandle
+from veilnet.chain.errors import EventDecodeError
+from veilnet.chain.model import ChainAddresses, ChainEvent, RawLog, decode_log, event_topic
+from veilnet.codec import CodecError, encode
+from veilnet.crypto import Address, Binding, Domain, SecretKey, seal_for
+from veilnet.errors import VeilnetError
+from veilnet.runtime import protocol as proto
+from veilnet.runtime.constants import TOPIC_COLLATERAL
+from veilnet.runtime.core import registration_report_data
+from veilnet.sdk import constants as C  # noqa: N812
+from veilnet.sdk._models import (
+    AuditEntry,
+    ContractKey,
+    NetworkConfig,
+    QueryResult,
+    Wallet,
+    WorkerVerification,
+)
+from veilnet.sdk.errors import (
+    AgentFailed,
+    ChainUnavailable,
+    ContractNotFound,
+    QueryRejected,
+    RateLimited,
+    RequestTooLarge,
+    ResponseInvalid,
+    StaleBlock,
+    TransactionReverted,
+    UnknownBlock,
+    WorkerUnavailable,
+    WorkerUnverified,
+)
+
+__all__ = ["TOPIC_COLLATERAL", "BaseClient", "ChainView", "PendingQuery", "language_of"]
+
+ZERO_ADDRESS = b"\x00" * 20
+
+
+def language_of(path: Path) -> str:
+    """``js`` or ``py`` from a file suffix (ValueError otherwise)."""
+    suffix = path.suffix.lower()
+    if suffix in (".js", ".mjs"):
+        return "js"
+    if suffix == ".py":
+        return "py"
+    raise ValueError(f"{path.name}: agent files end in .js or .py")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingQuery:
+    """A query on its way: what the response must answer, and the key that opens it."""
+
+    request_id: bytes
+    contract_id: bytes
+    cluster: bytes
+    kind: str
+    body: bytes
+    ephemeral: SecretKey
+    wallet: Address
+    request: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenedResponse:
+    """A response whose signature, request id and contract checked out, with its plaintext held
+    back until the worker and block checks pass."""
+
+    response: proto.QueryResponse
+    worker: Address
+    plaintext: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainView:
+    """What the client's own node says: the head and the hash of the block a response names."""
+
+    head: int
+    block_hash: bytes | None
+    """Hash of the response's block number on our chain, or None if we have no such block."""
+
+
+class _Certificate:
+    __slots__ = ("certificate", "ephemeral")
+
+    def __init__(self, ephemeral: SecretKey, certificate: proto.QueryCertificate) -> None:
+        self.ephemeral = ephemeral
+        self.certificate = certificate
+
+
+class BaseClient:
+    """Shared, I/O-free state and checks of ``Client`` and ``AsyncClient``.
+
+    Args:
+        config: the network (``NetworkConfig.load``).
+        wallet: signs transactions and query certificates; defaults to the first dev account.
+        freshness_blocks: how far behind ``head - finality`` a response's block may be.
+        max_confidence: worst endorsement confidence level accepted (1 best .. 5 worst).
+        allow_insecure_dev_tee: accept the network's development attestation root. ``None``
+            follows ``network.json`` (``insecure_dev_tee``, devnets only).
+    """
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        *,
+        wallet: Wallet | bytes | str | None = None,
+        freshness_blocks: int = C.DEFAULT_FRESHNESS_BLOCKS,
+        max_confidence: int = C.MAX_CONFIDENCE_LEVEL,
+        allow_insecure_dev_tee: bool | None = None,
+        head_cache_s: float = C.HEAD_CACHE_S,
+    ) -> None:
+        self.config = config
+        self.head_cache_s = head_cache_s
+        self.wallet = self._wallet(config, wallet)
+        self.freshness_blocks = freshness_blocks
+        self.max_confidence = max_confidence
+        self.insecure_dev_tee = (
+            config.insecure_dev_tee if allow_insecure_dev_tee is None else allow_insecure_dev_tee
+        )
+        self.addresses = ChainAddresses(
+            chain_id=config.chain_id, registry=config.registry, bus=config.bus
+        )
+        self.registry = ContractHandle("Registry", config.registry)
+        self.bus = ContractHandle("Bus", config.bus)
+        self.domain = Domain(chain_id=config.chain_id, verifying_contract=config.registry)
+        self._lock = threading.Lock()
+        self._certs: dict[bytes, _Certificate] = {}
+        self._command_nonce = 0
+        self._tx_nonces: dict[bytes, int] = {}
+        self._verified: dict[bytes, tuple[float, WorkerVerification]] = {}
+        self._keys: dict[bytes, ContractKey] = {}
+        self._root: TrustRoot | None = None
+        self._head: tuple[int, float] | None = None
+        self._final_hashes: dict[int, bytes] = {}
+
+    @staticmethod
+    def _wallet(config: NetworkConfig, wallet: Wallet | bytes | str | None) -> Wallet:
+        if isinstance(wallet, Wallet):
+            return wallet
+        if wallet is None:
+            env = os.environ.get(C.PRIVATE_KEY_ENV)
+            wallet = env if env else config.default_wallet_key()
+        if wallet is None:
+            from veilnet.sdk.errors import NetworkConfigInvalid
+
+            raise NetworkConfigInvalid(
+                f"no wallet: pass wallet=, set ${C.PRIVATE_KEY_ENV}, or use a devnet's network.json"
+            )
+        try:
+            return Wallet.from_key(wallet)
+        except ValueError as exc:
+            from veilnet.sdk.errors import NetworkConfigInvalid
+
+            raise NetworkConfigInvalid("the wallet key is not a 32-byte hex private key") from exc
+
+    def wallet_for(self, wallet: Wallet | bytes | str | None) -> Wallet:
+        return self.wallet if wallet is None else self._wallet(self.config, wallet)
+
+    # ---- JSON-RPC ------------------------------------------------------------------------
+
+    @staticmethod
+    def rpc_body(method: str, params: list[Any], rid: int = 1) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+
+    @staticmethod
+    def rpc_result(reply: Any, method: str) -> Any:
+        """The ``result`` of a JSON-RPC reply; reverts and errors become SDK errors."""
+        if not isinstance(reply, dict):
+            raise ChainUnavailable(f"{method}: the node answered something that is not JSON-RPC")
+        error = reply.get("error")
+        if error is not None:
+            message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
+            data = error.get("data") if isinstance(error, dict) else None
+            if "revert" in message.lower() or data:
+                reason = _revert_reason(message, data)
+                raise TransactionReverted(f"{method}: {reason}", reason=reason)
+            raise ChainUnavailable(f"{method}: {message[:200]}")
+        if "result" not in reply:
+            raise ChainUnavailable(f"{method}: reply has no result")
+        return reply["result"]
+
+    def registry_call(self, fn: str, *args: Any) -> dict[str, Any]:
+        data = self.registry.encode(fn, *args)
+        return {"to": self.config.registry.hex, "data": "0x" + data.hex()}
+
+    def registry_decode(self, fn: str, result: Any) -> Any:
+        try:
+            return self.registry.decode(fn, _unhex(result))
+        except (ValueError, TypeError) as exc:
+            raise ChainUnavailable(f"Registry.{fn}: the node's answer does not decode") from exc
+
+    # ---- contracts and keys --------------------------------------------------------------
+
+    def parse_contract_key(self, contract_id: bytes, record: Any) -> ContractKey:
+        """A ContractKey from ``Registry.contracts(id)``; ContractNotFound for unknown ids."""
+        cluster, _code_hash, owner, _controller, epoch, _key_address, public_key, paused = record
+        owner_bytes = Address.parse(str(owner)).raw
+        if owner_bytes == ZERO_ADDRESS:
+            raise ContractNotFound(f"no agent contract 0x{contract_id.hex()} on this network")
+        key = ContractKey(
+            contract_id=contract_id,
+            cluster=bytes(cluster),
+            owner=Address(owner_bytes),
+            epoch=int(epoch),
+            public_key=bytes(public_key),
+            paused=bool(paused),
+        )
+        if key.epoch > 0:
+            self._keys[contract_id] = key
+        return key
+
+    def cached_key(self, contract_id: bytes) -> ContractKey | None:
+        return self._keys.get(contract_id)
+
+    def forget_key(self, contract_id: bytes) -> None:
+        self._keys.pop(contract_id, None)
+
+    @staticmethod
+    def pack_init(init: Any) -> bytes:
+        if init is None:
+            return b""
+        return bytes([proto.INIT_PUBLIC_TAG]) + json.dumps(init, separators=(",", ":")).encode()
+
+    def seal_init(
+        self, init: Any, *, cluster: bytes, cluster_epoch: int, cluster_key: bytes
+    ) -> bytes:
+        """Init arguments encrypted to the cluster key (only the cluster's workers read them)."""
+        binding = Binding(
+            chain_id=self.config.chain_id,
+            target=cluster,
+            epoch=cluster_epoch,
+            purpose=proto.PURPOSE_INIT,
+        )
+        return seal_for(cluster_key, json.dumps(init).encode(), binding=binding)
+
+    def next_command_nonce(self) -> int:
+        """Monotonic per client: nanoseconds since the epoch, bumped past the last one used."""
+        with self._lock:
+            self._command_nonce = max(time.time_ns(), self._command_nonce + 1)
+            return self._command_nonce
+
+    def seal_command(self, key: ContractKey, wallet: Wallet, kind: str, body: bytes) -> bytes:
+        plaintext = proto.CommandPlaintext(
+            sender=wallet.address.raw, nonce=self.next_command_nonce(), kind=kind, body=body
+        )
+        return proto.seal_command(
+            key.public_key,
+            plaintext,
+            chain_id=self.config.chain_id,
+            contract_id=key.contract_id,
+            epoch=key.epoch,
+        )
+
+    # ---- transactions --------------------------------------------------------------------
+
+    def tx_nonce(self, wallet: Wallet, chain_nonce: int | None) -> int | None:
+        """The next nonce for ``wallet``: the cached one, or None when it must be fetched."""
+        with self._lock:
+            cached = self._tx_nonces.get(wallet.address.raw)
+            if cached is None and chain_nonce is None:
+                return None
+            nonce = cached if cached is not None else int(chain_nonce or 0)
+            self._tx_nonces[wallet.address.raw] = nonce + 1
+            return nonce
+
+    def reset_tx_nonce(self, wallet: Wallet) -> None:
+        with self._lock:
+            self._tx_nonces.pop(wallet.address.raw, None)
+
+    def sign_transaction(
+        self,
+        wallet: Wallet,
+        *,
+        to: Address,
+        data: bytes,
+        nonce: int,
+        gas: int,
+        base_fee: int,
+        value: int = 0,
+    ) -> tuple[bytes, bytes]:
+        return wallet.sign_transaction(
+            {
+                "chainId": self.config.chain_id,
+                "nonce": nonce,
+                "to": to.hex,
+                "value": value,
+                "data": data,
+                "gas": gas + gas * C.GAS_MARGIN_PERCENT // 100,
+                "maxFeePerGas": base_fee * 2 + C.PRIORITY_FEE_WEI,
+                "maxPriorityFeePerGas": C.PRIORITY_FEE_WEI,
+            }
+        )
+
+    def decode_logs(self, logs: list[Any]) -> list[ChainEvent]:
+        """Typed Veilnet events of a receipt or ``eth_getLogs`` answer (others are skipped)."""
+        events: list[ChainEvent] = []
+        for doc in logs:
+            try:
+                raw = RawLog(
+                    address=_unhex(doc["address"]),
+                    topics=tuple(_unhex(t) for t in doc["topics"]),
+                    data=_unhex(doc["data"]),
+                    block_number=int(doc["blockNumber"], 16),
+                    log_index=int(doc["logIndex"], 16),
+                    tx_hash=_unhex(doc["transactionHash"]),
+                )
+                events.append(decode_log(raw, self.addresses))
+            except (EventDecodeError, KeyError, TypeError, ValueError):
+                continue
+        return events
+
+    @staticmethod
+    def topic_of(cls: type[ChainEvent]) -> str:
+        return "0x" + event_topic(cls).hex()
+
+    # ---- queries -------------------------------------------------------------------------
+
+    def certificate(self, wallet: Wallet, head: int) -> _Certificate:
+        """The wallet's current query certificate, renewed when close to expiry."""
+        with self._lock:
+            found = self._certs.get(wallet.address.raw)
+            if (
+                found is not None
+                and found.certificate.expires_block - C.CERT_RENEW_MARGIN_BLOCKS >= head
+            ):
+                return found
+        ephemeral = SecretKey.generate()
+        expires = head + C.CERT_LIFETIME_BLOCKS
+        text = proto.certificate_text(self.config.chain_id, ephemeral.public.x25519, expires)
+        cert = proto.QueryCertificate(
+            wallet=wallet.address.raw,
+            ephemeral_key=ephemeral.public.x25519,
+            chain_id=self.config.chain_id,
+            expires_block=expires,
+            signature=wallet.sign_text(text),
+        )
+        made = _Certificate(ephemeral, cert)
+        with self._lock:
+            self._certs[wallet.address.raw] = made
+        return made
+
+    def build_query(
+        self,
+        key: ContractKey,
+        *,
+        kind: str,
+        body: bytes,
+        head: int,
+        wallet: Wallet | None = None,
+        request_id: bytes | None = None,
+    ) -> PendingQuery:
+        """Seal a query (``kind`` "call" with JSON body, or "outcome" with a command seq).
+
+        Raises:
+            RequestTooLarge: the sealed request exceeds what workers accept.
+        """
+        wallet = wallet or self.wallet
+        cert = self.certificate(wallet, head)
+        rid = request_id if request_id is not None else os.urandom(C.REQUEST_ID_BYTES)
+        request = proto.build_query(
+            contract_public=key.public_key,
+            contract_id=key.contract_id,
+            epoch=key.epoch,
+            chain_id=self.config.chain_id,
+            certificate=cert.certificate,
+            request_id=rid,
+            kind=kind,
+            body=body,
+        )
+        if len(request) > C.MAX_QUERY_REQUEST:
+            raise RequestTooLarge(
+                f"the query is {len(request)} bytes; workers accept at most {C.MAX_QUERY_REQUEST}",
+                size=len(request),
+                max_size=C.MAX_QUERY_REQUEST,
+            )
+        return PendingQuery(
+            request_id=rid,
+            contract_id=key.contract_id,
+            cluster=key.cluster,
+            kind=kind,
+            body=body,
+            ephemeral=cert.ephemeral,
+            wallet=wallet.address,
+            request=request,
+        )
+
+    @staticmethod
+    def call_body(msg: Any) -> bytes:
+        try:
+            return json.dumps(msg, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the message is not JSON-serialisable: {exc}") from exc
+
+    @staticmethod
+    def outcome_body(seq: int) -> bytes:
+        return encode(seq)
+
+    def open(self, pending: PendingQuery, raw: bytes) -> OpenedResponse:
+        """Step 1: parse, check request id, contract and the worker's signature, decrypt.
+
+        Raises:
+            ResponseInvalid: anything wrong with the bytes (one opaque error for tampering).
+        """
+        if len(raw) > C.MAX_QUERY_RESPONSE:
+            raise ResponseInvalid("the response is larger than allowed")
+        try:
+            response = proto.QueryResponse.from_bytes(raw, max_size=C.MAX_QUERY_RESPONSE)
+        except (CodecError, ValueError, TypeError) as exc:
+            raise ResponseInvalid("the response does not parse") from exc
+        if len(response.worker) != 20 or len(response.block_hash) != 32:
+            raise ResponseInvalid("the response has malformed fields")
+        if not hmac.compare_digest(response.contract_id, pending.contract_id):
+            raise ResponseInvalid("the response is for another contract")
+        if not hmac.compare_digest(response.request_id, pending.request_id):
+            raise ResponseInvalid("the response answers another request")
+        try:
+            plaintext = proto.open_response(
+                response,
+                domain=self.domain,
+                ephemeral=pending.ephemeral,
+                expected_request_id=pending.request_id,
+            )
+        except VeilnetError as exc:
+            raise ResponseInvalid(
+                "the response is not signed by its worker or does not decrypt"
+            ) from exc
+        return OpenedResponse(
+            response=response, worker=Address(response.worker), plaintext=plaintext
+        )
+
+    # ---- the client's chain view (cached: final block hashes never change) ---------------
+
+    def cached_head(self, now: float) -> int | None:
+        if self._head is None or now - self._head[1] > self.head_cache_s:
+            return None
+        return self._head[0]
+
+    def remember_head(self, head: int, now: float) -> None:
+        self._head = (head, now)
+
+    def cached_view(self, number: int, now: float) -> ChainView | None:
+        """Our view for a response at ``number`` without I/O, when the cache can answer."""
+        head = self.cached_head(now)
+        known = self._final_hashes.get(number)
+        if head is None or known is None or number > head:
+            return None
+        return ChainView(head=head, block_hash=known)
+
+    def remember_view(self, view: ChainView, number: int, now: float) -> None:
+        self.remember_head(view.head, now)
+        if view.block_hash is not None and number <= view.head - self.config.finality:
+            if len(self._final_hashes) >= C.MAX_CACHED_BLOCKS:
+                self._final_hashes.clear()
+            self._final_hashes[number] = view.block_hash
+
+    def check_block(self, response: proto.QueryResponse, view: ChainView) -> None:
+        """Step 3: the response's block is on our chain and fresh.
+
+        Raises:
+            UnknownBlock: our chain has no block with that number and hash.
+            StaleBlock: it is more than ``finality + freshness_blocks`` behind our head.
+        """
+        number = response.block_number
+        if view.block_hash is None or not hmac.compare_digest(view.block_hash, response.block_hash):
+            raise UnknownBlock(
+                f"the response names block {number} with a hash this client's chain does not have",
+                block_number=number,
+            )
+        lag = view.head - number
+        allowed = self.config.finality + self.freshness_blocks
+        if lag > allowed:
+            raise StaleBlock(
+                f"the response was computed at block {number}, {lag} blocks behind the head "
+                f"{view.head} (at most {allowed} allowed)",
+                block_number=number,
+                head=view.head,
+            )
+
+    @staticmethod
+    def answer(opened: OpenedResponse) -> dict[str, Any]:
+        """Step 4: the decrypted JSON answer."""
+        try:
+            value = json.loads(opened.plaintext)
+        except ValueError as exc:
+            raise ResponseInvalid("the decrypted answer is not JSON") from exc
+        if not isinstance(value, dict):
+            raise ResponseInvalid("the decrypted answer is not an object")
+        return value
+
+    def query_result(self, opened: OpenedResponse, *, raise_on_error: bool = True) -> QueryResult:
+        value = self.answer(opened)
+        if raise_on_error and value.get("ok") is False:
+            raise agent_failure(value.get("error"))
+        response = opened.response
+        return QueryResult(
+            value=value.get("result"),
+            worker=opened.worker,
+            block_number=response.block_number,
+            block_hash=response.block_hash,
+            state_commitment=response.state_commitment,
+            events=list(value.get("events") or []),
+            fuel=int(value.get("fuel") or 0),
+        )
+
+    # ---- workers -------------------------------------------------------------------------
+
+    def cached_verification(self, worker: Address, now: float) -> WorkerVerification | None:
+        found = self._verified.get(worker.raw)
+        if found is None or now - found[0] > C.WORKER_VERIFICATION_TTL_S:
+            return None
+        return found[1]
+
+    def remember_verification(self, verification: WorkerVerification, now: float) -> None:
+        self._verified[verification.address.raw] = (now, verification)
+
+    def forget_verification(self, worker: Address) -> None:
+        self._verified.pop(worker.raw, None)
+
+    def worker_url(self, worker: Address) -> str | None:
+        return self.config.workers.get(worker) or self.config.gatekeepers.get(worker)
+
+    def check_registration(
+        self, worker: Address, record: Any, *, measurement_allowed: bool, cluster: bytes | None
+    ) -> tuple[bytes, int, bytes]:
+        """Step 2a, from ``Registry.workers(addr)``: (measurement, confidence, cluster).
+
+        Raises:
+            WorkerUnverified: not registered, not endorsed, disallowed measurement, or not a
+                member of ``cluster``.
+        """
+        operator, _hpke, _kind, measurement, confidence, _qh, _ch, worker_cluster = record
+        if Address.parse(str(operator)).raw == ZERO_ADDRESS:
+            raise WorkerUnverified(f"{worker.hex} is not a registered worker", worker=worker.hex)
+        if not 1 <= int(confidence) <= self.max_confidence:
+            raise WorkerUnverified(
+                f"{worker.hex} is not endorsed at an acceptable confidence level "
+                f"(on chain: {int(confidence)}, accepted: 1..{self.max_confidence})",
+                worker=worker.hex,
+            )
+        if not measurement_allowed:
+            raise WorkerUnverified(
+                f"{worker.hex} runs a measurement the network no longer allows", worker=worker.hex
+            )
+        if cluster is not None and bytes(worker_cluster) != cluster:
+            raise WorkerUnverified(
+                f"{worker.hex} does not serve the contract's cluster", worker=worker.hex
+            )
+        return bytes(measurement), int(confidence), bytes(worker_cluster)
+
+    def trust_root(self) -> TrustRoot:
+        if self._root is not None:
+            return self._root
+        if not self.insecure_dev_tee:
+            self._root = TrustRoot.intel()
+            return self._root
+        der = self.config.attestation_root_ca
+        if der is None and self.config.network_seed is not None:
+            from veilnet.tee import DevEnclave
+
+            der = DevEnclave(self.config.network_seed, allow_insecure_dev_tee=True).root_ca_der
+        if der is None:
+            self._root = TrustRoot.intel()
+        else:
+            self._root = TrustRoot.from_der(der, allow_insecure_dev_tee=True)
+        return self._root
+
+    def policy(self, measurement: bytes | None) -> Policy:
+        allowed = None if measurement is None else frozenset({measurement})
+        if self.trust_root().is_dev:
+            return Policy.development(
+                allowed_measurements=allowed, max_confidence_level=self.max_confidence
+            )
+        return Policy(allowed_measurements=allowed, max_confidence_level=self.max_confidence)
+
+    def verify_attestation_at(
+        self,
+        worker: Address,
+        document: Any,
+        *,
+        nonce: bytes,
+        measurement: bytes,
+        confidence: int,
+        cluster: bytes,
+        url: str | None,
+        at: int,
+    ) -> WorkerVerification:
+        """Step 2b: a fresh ``/v1/attestation`` answer binds this worker and our nonce.
+
+        Raises:
+            WorkerUnverified: wrong shape, wrong report_data, or the quote does not verify.
+        """
+        try:
+            if Address.parse(str(document["address"])).raw != worker.raw:
+                raise WorkerUnverified("the attestation is for another worker", worker=worker.hex)
+            quote = _unhex(document["quote"])
+            collateral_doc = document["collateral"]
+            collateral = Collateral.from_json(
+                collateral_doc if isinstance(collateral_doc, str) else json.dumps(collateral_doc)
+            )
+        except WorkerUnverified:
+            raise
+        except (KeyError, TypeError, ValueError, VeilnetError) as exc:
+            raise WorkerUnverified(
+                "the worker's attestation document is malformed", worker=worker.hex
+            ) from exc
+        expected = worker.raw.rjust(32, b"\x00") + nonce
+        try:
+            report = verify_quote_at(
+                quote,
+                collateral,
+                at=at,
+                policy=self.policy(measurement),
+                root=self.trust_root(),
+                expected_report_data=expected,
+            )
+        except VeilnetError as exc:
+            raise WorkerUnverified(
+                f"{worker.hex}: attestation failed ({exc.code}: {exc.message})", worker=worker.hex
+            ) from exc
+        if not report.accepted:
+            raise WorkerUnverified(
+                f"{worker.hex}: attestation rejected ({'; '.join(report.reasons)})",
+                worker=worker.hex,
+            )
+        return WorkerVerification(
+            address=worker,
+            url=url,
+            cluster=cluster,
+            confidence=confidence,
+            measurement=measurement,
+            tee=report.tee.value,
+            trust_root=report.trust_root,
+            verified_at=at,
+            warnings=report.warnings,
+        )
+
+    # ---- worker HTTP errors --------------------------------------------------------------
+
+    @staticmethod
+    def worker_error(status: int, body: bytes, worker: str) -> VeilnetError:
+        """The SDK error for a non-200 answer of a worker's ``/v1/query``."""
+        code, message = "http_error", f"HTTP {status}"
+        try:
+            doc = json.loads(body)
+            if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+                code = str(doc["error"].get("code", code))
+                message = str(doc["error"].get("message", message))[:300]
+        except ValueError:
+            pass
+        if status == 413:
+            return RequestTooLarge(f"{worker} refused the request as too large", worker_code=code)
+        if status == 429:
+            return RateLimited(f"{worker} rate-limited this client", worker_code=code)
+        if status >= 500 or code in ("runtime_not_ready",):
+            return WorkerUnavailable(f"{worker}: {code}: {message}", worker_code=code)
+        return QueryRejected(f"{worker} refused the query: {code}: {message}", worker_code=code)
+
+    # ---- audit ---------------------------------------------------------------------------
+
+    def audit_entry(
+        self,
+        event: Any,
+        collateral: bytes | None,
+        *,
+        at: int,
+        measurement_allowed: bool,
+        confidence_on_chain: int,
+    ) -> AuditEntry:
+        """Re-verify one ``WorkerRegistered`` record (quote from the event, collateral posted
+        by the worker) at time ``at`` under today's allowlist."""
+        reasons: list[str] = []
+        confidence: int | None = None
+        expires: int | None = None
+        if not measurement_allowed:
+            reasons.append(
+                "measurement_not_allowed: the measurement was removed from the allowlist"
+            )
+        if confidence_on_chain == 0:
+            reasons.append("not_endorsed: the gatekeepers have not endorsed this registration")
+        if collateral is None:
+            reasons.append("collateral_missing: the worker never posted its collateral")
+        else:
+            expected = registration_report_data(
+                worker=event.worker.raw,
+                operator=event.operator.raw,
+                hpke_key=event.hpke_key,
+                chain_id=self.config.chain_id,
+                registry=self.config.registry.raw,
+            )
+            try:
+                report = verify_quote_at(
+                    event.quote,
+                    Collateral.from_json(collateral),
+                    at=at,
+                    policy=self.policy(event.measurement),
+                    root=self.trust_root(),
+                    expected_report_data=expected,
+                )
+                confidence = report.confidence_level
+                expires = report.collateral_expires_at
+                reasons.extend(report.reasons)
+            except VeilnetError as exc:
+                reasons.append(f"{exc.code}: {exc.message}")
+        return AuditEntry(
+            worker=event.worker,
+            block_number=event.block_number,
+            tee_kind=event.tee_kind,
+            measurement=event.measurement,
+            measurement_allowed=measurement_allowed,
+            confidence_on_chain=confidence_on_chain,
+            passed=not reasons,
+            confidence=confidence,
+            reasons=tuple(reasons),
+            collateral_expires_at=expires,
+        )
+
+    @staticmethod
+    def collateral_from_egress(payload: bytes) -> bytes | None:
+        """Decompress a collateral egress payload (bounded); None when it is not one."""
+        decompressor = zlib.decompressobj()
+        try:
+            out = decompressor.decompress(payload, 256 * 1024)
+        except zlib.error:
+            return None
+        if decompressor.unconsumed_tail or not decompressor.eof:
+            return None
+        return out
+
+
+def agent_failure(error: Any) -> AgentFailed:
+    code = "agent_error"
+    message = "the agent failed"
+    if isinstance(error, Mapping):
+        code = str(error.get("code", code))
+        message = str(error.get("message", message))[:500]
+    return AgentFailed(f"{code}: {message}", agent_code=code)
+
+
+def _unhex(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    text = str(value)
+    body = text[2:] if text[:2] in ("0x", "0X") else text
+    return bytes.fromhex(body if len(body) % 2 == 0 else "0" + body)
+
+
+def _revert_reason(message: str, data: Any) -> str:
+    if isinstance(data, str) and data.startswith("0x") and len(data) > 10:
+        from veilnet.chain.rpc import revert_reason
+
+        try:
+            return revert_reason(_unhex(data))
+        except ValueError:
+            pass
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])[:200]
+    text = message
+    for marker in ("execution reverted: ", "reverted: ", "revert "):
+        if marker in text:
+            return text.split(marker, 1)[1][:200]
+    return text[:200] or "reverted"
+
+
+Hook = Callable[[str], None]
+"""Progress callback: receives one short human-readable line per step."""

@@ -1,0 +1,179 @@
+"""End to end on a real devnet (embedded chain, 2 workers, HTTP): SDK sync and async, the CLI,
+and the attacks of the issue over the wire, each failing with its stable code."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from veilnet.chain import find_anvil
+from veilnet.devnet import Devnet
+from veilnet.runtime import protocol as proto
+from veilnet.sdk import (
+    AgentFailed,
+    AsyncClient,
+    Client,
+    QueryRejected,
+    RequestTooLarge,
+    ResponseInvalid,
+    WorkerUnverified,
+)
+from veilnet.sdk import constants as limits
+
+from .conftest import EXAMPLES, start_devnet
+
+pytestmark = pytest.mark.slow
+
+
+def test_network_json_has_the_documented_fields(devnet: Devnet) -> None:
+    doc = json.loads(devnet.network_file.read_text())
+    for key in ("chain_id", "rpc_url", "contracts", "workers", "gateway_url", "dev_accounts"):
+        assert key in doc
+    assert set(doc["contracts"]) == {"Registry", "Bus"} and len(doc["workers"]) == 2
+
+
+def test_sdk_deploy_command_query(devnet: Devnet) -> None:
+    with Client.connect(devnet.network_file) as client:
+        agent = client.deploy(EXAMPLES / "counter.py", init={"start": 10})
+        done = agent.command({"by": 5})
+        assert done.applied and done.ok and done.result == 15
+        assert done.events[0]["type"] == "counted" and done.proof is not None
+        answer = agent.query({})
+        assert answer.value["count"] == 15
+        assert answer.worker.hex in set(devnet.network["workers"])
+        verification = client.verify_worker(answer.worker)
+        assert verification.confidence >= 1 and verification.tee == "tdx"
+        with pytest.raises(AgentFailed) as info:
+            agent.command({"by": "x"})
+        assert info.value.code == "sdk_agent_failed"
+
+
+def test_async_client_twin(devnet: Devnet) -> None:
+    async def scenario() -> tuple[int, int]:
+        async with AsyncClient.connect(devnet.network) as client:
+            agent = await client.deploy(EXAMPLES / "counter.js", init={"start": 1})
+            first, second = await asyncio.gather(agent.command({"by": 1}), agent.command({"by": 2}))
+            answer = await agent.query({})
+            return first.result + second.result, answer.value["count"]
+
+    total, count = asyncio.run(scenario())
+    assert count == 4 and total in (2 + 4, 3 + 4)
+
+
+def test_attacks_over_http(devnet: Devnet) -> None:
+    with Client.connect(devnet.network) as client:
+        agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
+        key = client.contract_key(agent.contract_id)
+        url = next(iter(devnet.network["workers"].values()))
+        pending = client.build_query(key, kind="call", body=b"{}", head=client.head())
+        raw = httpx.post(url + "/v1/query", content=pending.request).content
+        client.check(pending, raw, url=url, asked=None)
+        # replayed query: the worker refuses it
+        replay = httpx.post(url + "/v1/query", content=pending.request)
+        with pytest.raises(QueryRejected) as info:
+            raise client.worker_error(replay.status_code, replay.content, url)
+        assert info.value.details["worker_code"] == "runtime_query_rejected"
+        # tampered response
+        response = proto.QueryResponse.from_bytes(raw)
+        bad = dataclasses.replace(response, block_number=response.block_number - 1)
+        with pytest.raises(ResponseInvalid):
+            client.check(pending, bad.to_bytes(), url=url, asked=None)
+        # oversized request: refused by the worker with 413 (and by the SDK before sending)
+        big = httpx.post(url + "/v1/query", content=b"\0" * (limits.MAX_QUERY_REQUEST + 1))
+        with pytest.raises(RequestTooLarge):
+            raise client.worker_error(big.status_code, big.content, url)
+        # a worker address the registry does not know
+        with pytest.raises(WorkerUnverified):
+            client.verify_worker("0x" + os.urandom(20).hex(), url=url)
+
+
+def _veil(args: list[str], network: Path) -> dict:
+    from veilnet.cli.agent import agent
+    from veilnet.cli.audit import audit
+    from veilnet.cli.keys import keys
+    from veilnet.cli.status import status
+
+    commands = {"agent": agent, "status": status, "audit": audit, "keys": keys}
+    runner = CliRunner()
+    result = runner.invoke(
+        commands[args[0]], [*args[1:], "--network", str(network), "--json"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout[result.stdout.index("{") :])
+
+
+def test_cli_flows(devnet: Devnet) -> None:
+    network = devnet.network_file
+    deployed = _veil(["agent", "deploy", str(EXAMPLES / "vault.py")], network)
+    cid = deployed["contract_id"]
+    sent = _veil(
+        ["agent", "command", cid, '{"op": "put", "key": "k", "value": "v"}', "--wait"], network
+    )
+    assert sent["applied"] and sent["ok"]
+    got = _veil(["agent", "query", cid, '{"key": "k"}'], network)
+    assert got["value"] == "v" and got["verified"]
+    secret = _veil(["agent", "secrets", "set", cid, "api_key", "xyz"], network)
+    assert secret["applied"] and secret["ok"]
+    status = _veil(["status"], network)
+    assert len(status["workers"]) == 3 and all(w["attested"] for w in status["workers"])
+    assert any(c["id"] == cid for c in status["contracts"])
+    audited = _veil(["audit"], network)
+    assert audited["registrations"] == 3 and audited["failed"] == 0
+
+
+def test_cli_errors_are_one_line(devnet: Devnet) -> None:
+    from veilnet.cli import _main
+
+    runner = CliRunner()
+    _main.SUBCOMMANDS.setdefault("agent", "veilnet.cli.agent:agent")
+    result = runner.invoke(
+        _main.cli,
+        ["agent", "query", "0x" + "11" * 32, "{}", "--network", str(devnet.network_file)],
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, Exception)
+    assert getattr(result.exception, "code", None) == "sdk_contract_not_found"
+
+
+def test_key_rotation_keeps_commands_and_queries_working(devnet: Devnet) -> None:
+    with Client.connect(devnet.network) as client:
+        agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
+        before = agent.key(refresh=True).epoch
+        summary = _veil(["keys", "rotate", "--timeout", "30"], devnet.network_file)
+        assert summary["rotation"] >= 1
+        assert agent.key(refresh=True).epoch > before
+        assert agent.command({"by": 3}).result == 3
+        assert agent.query({}).value["count"] == 3
+
+
+@pytest.mark.skipif(find_anvil() is None, reason="anvil is not installed (make installs it)")
+def test_sdk_on_anvil(tmp_path: Path) -> None:
+    net = start_devnet(tmp_path, chain="anvil")
+    try:
+        with Client.connect(net.network) as client:
+            agent = client.deploy(EXAMPLES / "counter.js", init={"start": 2})
+            assert agent.command({"by": 1}).result == 3
+            assert agent.query({}).value["count"] == 3
+    finally:
+        net.stop()
+
+
+def test_bench_query_quick() -> None:
+    from veilnet.bench import run
+
+    figures = run("query", quick=True).figures
+    for name in (
+        "query_p50_ms",
+        "query_p99_ms",
+        "queries_per_s",
+        "plain_p50_ms",
+        "devnet_first_query_s",
+    ):
+        assert figures[name] > 0

@@ -1,0 +1,389 @@
+"""The SDK's I/O-free query path against real enclave cores: envelopes, certificates, and every
+check on a worker's answer, including each attack the issue lists (exact error codes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+from veilnet.codec import encode
+from veilnet.crypto import SecretKey
+from veilnet.errors import VeilnetError
+from veilnet.runtime import protocol as proto
+from veilnet.runtime.errors import QueryRejected as CoreQueryRejected
+from veilnet.sdk import (
+    AgentFailed,
+    BaseClient,
+    RequestTooLarge,
+    ResponseInvalid,
+    StaleBlock,
+    UnknownBlock,
+    WorkerUnverified,
+)
+from veilnet.sdk import constants as limits
+from veilnet.testing.network import TEST_TIME
+
+from .conftest import ALICE, MALLORY, Local, make_local
+
+
+def _ask(local: Local, client: BaseClient, msg: object = None, *, worker: str = "w1"):
+    core = local.net.cores[worker]
+    pending = client.build_query(
+        local.key(), kind="call", body=client.call_body(msg or {}), head=core.head.number
+    )
+    return pending, core.query(pending.request)
+
+
+def _state(local: Local) -> bytes:
+    return local.net.cores["w1"].state_root()
+
+
+def test_verified_query_returns_value_worker_and_block(local: Local) -> None:
+    client = local.client()
+    pending, raw = _ask(local, client)
+    opened = client.open(pending, raw)
+    client.check_block(opened.response, local.view(opened.response.block_number))
+    result = client.query_result(opened)
+    assert result.value["count"] == 5
+    assert result.worker.raw == local.net.cores["w1"].address
+    assert result.block_number == local.net.cores["w1"].head.number
+    assert len(result.state_commitment) == 32
+    assert result.to_json()["verified"] is True
+
+
+def test_command_outcome_is_readable_by_its_sender_only(local: Local) -> None:
+    client = local.client()
+    key = local.key()
+    payload = client.seal_command(key, ALICE, "call", client.call_body({"by": 2}))
+    seq = local.net.ledger.push_command(local.contract_id, payload, sender=ALICE.address.raw)
+    local.net.settle()
+    head = local.net.cores["w1"].head.number
+    pending = client.build_query(key, kind="outcome", body=encode(seq), head=head)
+    answer = client.answer(client.open(pending, local.net.cores["w1"].query(pending.request)))
+    assert answer["status"] == "applied" and answer["ok"] is True and answer["result"] == 7
+    assert answer["events"][0]["type"] == "counted"
+    spy = local.client(wallet=MALLORY)
+    pending = spy.build_query(key, kind="outcome", body=encode(seq), head=head)
+    with pytest.raises(CoreQueryRejected, match="sender"):
+        local.net.cores["w1"].query(pending.request)
+
+
+def test_command_nonces_are_monotonic(local: Local) -> None:
+    client = local.client()
+    nonces = [client.next_command_nonce() for _ in range(100)]
+    assert nonces == sorted(set(nonces))
+
+
+def test_certificate_is_reused_then_renewed_before_expiry(local: Local) -> None:
+    client = local.client()
+    first = client.certificate(ALICE, 100)
+    assert (
+        client.certificate(
+            ALICE, 100 + limits.CERT_LIFETIME_BLOCKS - limits.CERT_RENEW_MARGIN_BLOCKS
+        )
+        is first
+    )
+    renewed = client.certificate(
+        ALICE, 101 + limits.CERT_LIFETIME_BLOCKS - limits.CERT_RENEW_MARGIN_BLOCKS
+    )
+    assert renewed is not first
+    renewed.certificate.verify()  # signed by the wallet over the canonical text
+
+
+# ---- attacks from the issue ----------------------------------------------------------------
+
+
+def test_replayed_query_is_refused_by_the_worker(local: Local) -> None:
+    client = local.client()
+    pending, _ = _ask(local, client)
+    before = _state(local)
+    with pytest.raises(CoreQueryRejected, match="already used") as info:
+        local.net.cores["w1"].query(pending.request)
+    assert info.value.code == "runtime_query_rejected"
+    assert _state(local) == before
+
+
+def test_replayed_response_is_refused_by_the_client(local: Local) -> None:
+    client = local.client()
+    _, old_raw = _ask(local, client)
+    pending, _ = _ask(local, client)
+    with pytest.raises(ResponseInvalid, match="another request") as info:
+        client.open(pending, old_raw)
+    assert info.value.code == "sdk_response_invalid"
+
+
+def test_expired_certificate_is_refused(local: Local) -> None:
+    core = local.net.cores["w1"]
+    ephemeral = SecretKey.generate()
+    expires = core.head.number - 1
+    cert = proto.QueryCertificate(
+        wallet=ALICE.address.raw,
+        ephemeral_key=ephemeral.public.x25519,
+        chain_id=local.net.ledger.chain_id,
+        expires_block=expires,
+        signature=ALICE.sign_text(
+            proto.certificate_text(local.net.ledger.chain_id, ephemeral.public.x25519, expires)
+        ),
+    )
+    key = local.key()
+    request = proto.build_query(
+        contract_public=key.public_key,
+        contract_id=key.contract_id,
+        epoch=key.epoch,
+        chain_id=local.net.ledger.chain_id,
+        certificate=cert,
+        request_id=os.urandom(32),
+        kind="call",
+        body=b"{}",
+    )
+    with pytest.raises(CoreQueryRejected, match="expired") as info:
+        core.query(request)
+    assert info.value.code == "runtime_query_rejected"
+
+
+def test_query_certified_by_another_wallet_is_refused(local: Local) -> None:
+    """Mallory claims to be Alice: the certificate names Alice but Mallory signed it."""
+    core = local.net.cores["w1"]
+    ephemeral = SecretKey.generate()
+    expires = core.head.number + 50
+    text = proto.certificate_text(local.net.ledger.chain_id, ephemeral.public.x25519, expires)
+    cert = proto.QueryCertificate(
+        wallet=ALICE.address.raw,
+        ephemeral_key=ephemeral.public.x25519,
+        chain_id=local.net.ledger.chain_id,
+        expires_block=expires,
+        signature=MALLORY.sign_text(text),
+    )
+    key = local.key()
+    request = proto.build_query(
+        contract_public=key.public_key,
+        contract_id=key.contract_id,
+        epoch=key.epoch,
+        chain_id=local.net.ledger.chain_id,
+        certificate=cert,
+        request_id=os.urandom(32),
+        kind="call",
+        body=b"{}",
+    )
+    with pytest.raises(CoreQueryRejected, match="not signed by its wallet") as info:
+        core.query(request)
+    assert info.value.code == "runtime_query_rejected"
+
+
+def _resign(local: Local, response: proto.QueryResponse, signer: SecretKey, **changes: object):
+    fields = {**response.signed_values(), **changes}
+    return proto.sign_response(signer, local.client().domain, **fields)
+
+
+def test_response_from_an_unregistered_worker_is_refused(local: Local) -> None:
+    client = local.client()
+    pending, raw = _ask(local, client)
+    impostor = SecretKey.generate()
+    forged = _resign(local, proto.QueryResponse.from_bytes(raw), impostor)
+    opened = client.open(pending, forged.to_bytes())  # well signed, by a stranger
+    with pytest.raises(WorkerUnverified, match="not a registered worker") as info:
+        client.check_registration(
+            opened.worker,
+            local.registry_record(opened.worker.raw),
+            measurement_allowed=True,
+            cluster=pending.cluster,
+        )
+    assert info.value.code == "sdk_worker_unverified"
+
+
+def test_registered_but_unendorsed_or_foreign_worker_is_refused(local: Local) -> None:
+    client = local.client()
+    w1 = local.net.cores["w1"].address
+    record = local.registry_record(w1)
+    unendorsed = (*record[:4], 0, *record[5:])
+    with pytest.raises(WorkerUnverified, match="endorsed"):
+        client.check_registration(
+            local.net.cores["w1"].keys.identity.address,
+            unendorsed,
+            measurement_allowed=True,
+            cluster=None,
+        )
+    with pytest.raises(WorkerUnverified, match="no longer allows"):
+        client.check_registration(
+            local.net.cores["w1"].keys.identity.address,
+            record,
+            measurement_allowed=False,
+            cluster=None,
+        )
+    with pytest.raises(WorkerUnverified, match="cluster"):
+        client.check_registration(
+            local.net.cores["w1"].keys.identity.address,
+            record,
+            measurement_allowed=True,
+            cluster=b"\x09" * 32,
+        )
+    measurement, confidence, _cluster = client.check_registration(
+        local.net.cores["w1"].keys.identity.address, record, measurement_allowed=True, cluster=None
+    )
+    assert confidence >= 1 and measurement == local.net.cores["w1"].platform.measurement
+
+
+def test_response_bound_to_an_unknown_block_is_refused(local: Local) -> None:
+    """A registered worker signs an answer at a block the client's chain does not have."""
+    client = local.client()
+    pending, raw = _ask(local, client)
+    worker_key = local.net.cores["w1"].keys.identity
+    forked = _resign(
+        local, proto.QueryResponse.from_bytes(raw), worker_key, block_hash=os.urandom(32)
+    )
+    opened = client.open(pending, forked.to_bytes())
+    with pytest.raises(UnknownBlock) as info:
+        client.check_block(opened.response, local.view(opened.response.block_number))
+    assert info.value.code == "sdk_unknown_block"
+    future = _resign(local, proto.QueryResponse.from_bytes(raw), worker_key, block_number=10**6)
+    with pytest.raises(UnknownBlock):
+        client.check_block(client.open(pending, future.to_bytes()).response, local.view(10**6))
+
+
+def test_response_from_a_lagging_worker_is_stale(engine) -> None:
+    local = make_local(engine)
+    client = local.client()
+    for _ in range(limits.DEFAULT_FINALITY + limits.DEFAULT_FRESHNESS_BLOCKS + 1):
+        local.net.step(only=["gk", "w1"])  # w2 stops following the chain
+    pending, raw = _ask(local, client, worker="w2")
+    opened = client.open(pending, raw)
+    with pytest.raises(StaleBlock) as info:
+        client.check_block(opened.response, local.view(opened.response.block_number))
+    assert info.value.code == "sdk_stale_block"
+    # the same answer is fine for a client that allows more lag
+    lenient = local.client(freshness_blocks=10_000)
+    lenient.check_block(opened.response, local.view(opened.response.block_number))
+
+
+@pytest.mark.parametrize("where", ["ciphertext", "block_number", "state_commitment", "signature"])
+def test_tampered_response_is_refused(local: Local, where: str) -> None:
+    client = local.client()
+    pending, raw = _ask(local, client)
+    response = proto.QueryResponse.from_bytes(raw)
+    value = getattr(response, where)
+    if isinstance(value, int):
+        changed: object = value - 1
+    else:
+        changed = bytes([value[0] ^ 1]) + value[1:]
+    tampered = dataclasses.replace(response, **{where: changed})
+    with pytest.raises(ResponseInvalid) as info:
+        client.open(pending, tampered.to_bytes())
+    assert info.value.code == "sdk_response_invalid"
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x01garbage", os.urandom(64)])
+def test_garbage_response_is_refused(local: Local, raw: bytes) -> None:
+    client = local.client()
+    pending, _ = _ask(local, client)
+    with pytest.raises(ResponseInvalid):
+        client.open(pending, raw)
+
+
+def test_response_for_another_contract_is_refused(local: Local) -> None:
+    client = local.client()
+    pending, raw = _ask(local, client)
+    other = dataclasses.replace(pending, contract_id=b"\x42" * 32)
+    with pytest.raises(ResponseInvalid, match="another contract"):
+        client.open(other, raw)
+
+
+def test_oversized_request_is_refused_on_both_sides(local: Local) -> None:
+    client = local.client()
+    core = local.net.cores["w1"]
+    with pytest.raises(RequestTooLarge) as info:
+        client.build_query(
+            local.key(),
+            kind="call",
+            body=b'"' + b"a" * limits.MAX_QUERY_REQUEST + b'"',
+            head=core.head.number,
+        )
+    assert info.value.code == "sdk_request_too_large"
+    with pytest.raises(CoreQueryRejected, match="larger"):
+        core.query(b"\x01" * (limits.MAX_QUERY_REQUEST + 1))
+
+
+def test_agent_error_is_a_typed_failure(local: Local) -> None:
+    client = local.client()
+    source = b"def init(args):\n    pass\n\ndef query(req):\n    raise ValueError('nope')\n"
+    contract_id = local.net.ledger.deploy_contract(
+        sender=ALICE.address.raw,
+        salt=b"\x02" * 32,
+        cluster_id=local.key().cluster,
+        code=proto.pack_code("py", source),
+    )
+    local.net.settle()
+    public, epoch = local.net.contract_key_info(contract_id)
+    key = dataclasses.replace(local.key(), contract_id=contract_id, public_key=public, epoch=epoch)
+    core = local.net.cores["w1"]
+    pending = client.build_query(key, kind="call", body=b"{}", head=core.head.number)
+    opened = client.open(pending, core.query(pending.request))
+    with pytest.raises(AgentFailed) as info:
+        client.query_result(opened)
+    assert info.value.code == "sdk_agent_failed"
+    assert info.value.details["agent_code"]
+
+
+# ---- attestation ---------------------------------------------------------------------------
+
+
+def _attestation(local: Local, nonce: bytes, worker: str = "w1") -> dict[str, object]:
+    core = local.net.cores[worker]
+    return {
+        "address": "0x" + core.address.hex(),
+        "quote": core.attest(nonce).hex(),
+        "collateral": json.loads(core.platform.collateral()),
+        "report_data": (core.address.rjust(32, b"\0") + nonce).hex(),
+    }
+
+
+def _verify(client: BaseClient, local: Local, document: dict[str, object], nonce: bytes):
+    core = local.net.cores["w1"]
+    return client.verify_attestation_at(
+        core.keys.identity.address,
+        document,
+        nonce=nonce,
+        measurement=core.platform.measurement,
+        confidence=1,
+        cluster=local.key().cluster,
+        url="http://w1",
+        at=TEST_TIME,
+    )
+
+
+def test_fresh_attestation_verifies_under_the_dev_root(local: Local) -> None:
+    client = local.client()
+    nonce = os.urandom(32)
+    verification = _verify(client, local, _attestation(local, nonce), nonce)
+    assert verification.tee == "tdx" and "development" in verification.trust_root
+    assert verification.to_json()["address"].lower() == "0x" + local.net.cores["w1"].address.hex()
+
+
+@pytest.mark.parametrize("problem", ["old_nonce", "other_worker", "intel_root", "malformed"])
+def test_bad_attestation_is_refused(local: Local, problem: str) -> None:
+    nonce = os.urandom(32)
+    client = local.client()
+    document = _attestation(local, nonce)
+    if problem == "old_nonce":
+        document = _attestation(local, os.urandom(32))
+    elif problem == "other_worker":
+        document = _attestation(local, nonce, worker="w2")
+    elif problem == "intel_root":
+        client = BaseClient(local.config(), wallet=ALICE, allow_insecure_dev_tee=False)
+    else:
+        document = {"address": document["address"], "quote": "zz"}
+    with pytest.raises(WorkerUnverified) as info:
+        _verify(client, local, document, nonce)
+    assert info.value.code == "sdk_worker_unverified"
+
+
+def test_errors_carry_codes_and_no_plaintext(local: Local) -> None:
+    client = local.client()
+    pending, raw = _ask(local, client, {"secret": "hunter2"})
+    response = proto.QueryResponse.from_bytes(raw)
+    bad = dataclasses.replace(response, ciphertext=response.ciphertext[:-1] + b"\0")
+    with pytest.raises(VeilnetError) as info:
+        client.open(pending, bad.to_bytes())
+    assert "hunter2" not in str(info.value) and "hunter2" not in json.dumps(info.value.to_json())
