@@ -3,6 +3,7 @@ Secret key classes are final, unpicklable, redacted in repr, built only by named
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class Address:
     @property
     def hex(self) -> str:
         """EIP-55 checksummed ``0x`` hex."""
-        return str(to_checksum_address(self.raw))
+        return _checksummed(self.raw)
 
     def __str__(self) -> str:
         return self.hex
@@ -289,3 +290,9 @@ class SymmetricKey(_Secret):
 
 
 _CONSTRUCT = object()
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksummed(raw: bytes) -> str:
+    """EIP-55 form, cached: addresses recur constantly (workers, contracts, wallets)."""
+    return str(to_checksum_address(raw))

@@ -26,6 +26,7 @@ failure outcome and changes nothing else; a malformed chain event is ignored.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -98,12 +99,12 @@ class CoreConfig:
 
     @property
     def domain(self) -> Domain:
-        return Domain(chain_id=self.chain_id, verifying_contract=Address(self.bus))
+        return _domain(self.chain_id, self.bus)
 
     @property
     def response_domain(self) -> Domain:
         """EIP-712 domain of query responses: bound to the Registry, not the Bus."""
-        return Domain(chain_id=self.chain_id, verifying_contract=Address(self.registry))
+        return _domain(self.chain_id, self.registry)
 
 
 @dataclass(slots=True)
@@ -1686,6 +1687,12 @@ def _dc_from(cls: type[Any], raw: bytes) -> Any:
     if cls is ContractInfo:
         fields["epochs"] = {k: EpochInfo(**v) for k, v in fields["epochs"]}
     return cls(**fields)
+
+
+@functools.lru_cache(maxsize=64)
+def _domain(chain_id: int, verifying_contract: bytes) -> Domain:
+    """Domains are immutable and their separators cost a keccak of an ABI encoding: cache."""
+    return Domain(chain_id=chain_id, verifying_contract=Address(verifying_contract))
 
 
 def _loose(data: bytes) -> Any:
