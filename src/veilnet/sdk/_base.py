@@ -163,6 +163,9 @@ class BaseClient:
         self._keys: dict[bytes, ContractKey] = {}
         self._root: TrustRoot | None = None
         self._head: tuple[int, float] | None = None
+        self._seen_at: dict[bytes, int] = {}
+        """Newest block each contract was seen at (command outcome or answer): later queries
+        must not be answered from an older one (read-your-writes, monotonic reads)."""
         self._final_hashes: dict[int, bytes] = {}
 
     @staticmethod
@@ -461,6 +464,15 @@ class BaseClient:
         )
 
     # ---- the client's chain view (cached: final block hashes never change) ---------------
+
+    def seen_at(self, contract_id: bytes) -> int:
+        with self._lock:
+            return self._seen_at.get(contract_id, 0)
+
+    def note_seen(self, contract_id: bytes, block_number: int) -> None:
+        with self._lock:
+            if block_number > self._seen_at.get(contract_id, 0):
+                self._seen_at[contract_id] = block_number
 
     def cached_head(self, now: float) -> int | None:
         if self._head is None or now - self._head[1] > self.head_cache_s:

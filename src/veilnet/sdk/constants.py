@@ -42,3 +42,7 @@ NETWORK_ENV: Final = "VEIL_NETWORK"
 PRIVATE_KEY_ENV: Final = "VEIL_PRIVATE_KEY"
 DEFAULT_NETWORK_FILE: Final = ".devnet/network.json"
 MAX_NETWORK_FILE: Final = 1024 * 1024
+
+CONSISTENCY_WAIT_S: Final = 10.0
+"""How long a query waits for a replica to reach the newest block this client has seen the
+contract at (read-your-writes, monotonic reads) before giving up."""

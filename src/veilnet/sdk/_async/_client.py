@@ -464,6 +464,8 @@ class AsyncClient(BaseClient):
         no longer accept makes it re-read the contract key once.
         """
         retried_key = False
+        floor = self.seen_at(contract_id)
+        deadline = time.monotonic() + C.CONSISTENCY_WAIT_S
         while True:
             key = await self.contract_key(contract_id)
             head = await self.recent_head()
@@ -475,6 +477,7 @@ class AsyncClient(BaseClient):
                 ]
             start = pending.request_id[0] % len(workers)
             failures: list[str] = []
+            lagging = False
             for address, url in workers[start:] + workers[:start]:
                 try:
                     raw = await self._post_query(url, pending.request)
@@ -486,8 +489,19 @@ class AsyncClient(BaseClient):
                     if code == "runtime_key_epoch_expired" and not retried_key:
                         break
                     raise
-                return await self.check(pending, raw, url=url, asked=address)
+                opened = await self.check(pending, raw, url=url, asked=address)
+                if opened.response.block_number < floor:
+                    # A replica behind what this client already saw: ask another, or wait.
+                    lagging = True
+                    failures.append(f"{opened.worker.hex} is behind block {floor}")
+                    continue
+                if kind == "call" or self.answer(opened).get("status") == "applied":
+                    self.note_seen(contract_id, opened.response.block_number)
+                return opened
             else:
+                if lagging and time.monotonic() < deadline:
+                    await asyncio.sleep(C.POLL_INTERVAL_S)
+                    continue
                 raise WorkerUnavailable(
                     "no worker of the cluster answered: " + "; ".join(failures[:3])
                 )

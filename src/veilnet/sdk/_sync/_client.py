@@ -459,6 +459,8 @@ class Client(BaseClient):
         no longer accept makes it re-read the contract key once.
         """
         retried_key = False
+        floor = self.seen_at(contract_id)
+        deadline = time.monotonic() + C.CONSISTENCY_WAIT_S
         while True:
             key = self.contract_key(contract_id)
             head = self.recent_head()
@@ -470,6 +472,7 @@ class Client(BaseClient):
                 ]
             start = pending.request_id[0] % len(workers)
             failures: list[str] = []
+            lagging = False
             for address, url in workers[start:] + workers[:start]:
                 try:
                     raw = self._post_query(url, pending.request)
@@ -481,8 +484,19 @@ class Client(BaseClient):
                     if code == "runtime_key_epoch_expired" and not retried_key:
                         break
                     raise
-                return self.check(pending, raw, url=url, asked=address)
+                opened = self.check(pending, raw, url=url, asked=address)
+                if opened.response.block_number < floor:
+                    # A replica behind what this client already saw: ask another, or wait.
+                    lagging = True
+                    failures.append(f"{opened.worker.hex} is behind block {floor}")
+                    continue
+                if kind == "call" or self.answer(opened).get("status") == "applied":
+                    self.note_seen(contract_id, opened.response.block_number)
+                return opened
             else:
+                if lagging and time.monotonic() < deadline:
+                    time.sleep(C.POLL_INTERVAL_S)
+                    continue
                 raise WorkerUnavailable(
                     "no worker of the cluster answered: " + "; ".join(failures[:3])
                 )
