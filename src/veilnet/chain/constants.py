@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from eth_hash.auto import keccak
+from veilnet.runtime.constants import TOPIC_CLUSTER_KEY as TOPIC_CLUSTER_KEY
+from veilnet.runtime.constants import TOPIC_CONTRACT_KEY as TOPIC_CONTRACT_KEY
+from veilnet.runtime.constants import TOPIC_ENDORSE as TOPIC_ENDORSE
+from veilnet.runtime.constants import TOPIC_MASTER_KEY as TOPIC_MASTER_KEY
+from veilnet.runtime.constants import TOPIC_ROTATION_CONFIRM as TOPIC_ROTATION_CONFIRM
+from veilnet.runtime.constants import TOPIC_ROTATION_PROPOSE as TOPIC_ROTATION_PROPOSE
 
 # --- contract limits (mirrors of the Vyper constants) ---------------------------------------
 MAX_HPKE_KEY: Final = 1216
@@ -26,13 +31,7 @@ KIND_MASTER: Final = 2
 KIND_CLUSTER: Final = 3
 KIND_CONTRACT: Final = 4
 
-# --- egress topics routed to the Registry (keccak256 of the names) --------------------------
-TOPIC_MASTER_KEY: Final = keccak(b"veil/egress/master-key")
-TOPIC_ENDORSE: Final = keccak(b"veil/egress/endorse")
-TOPIC_CLUSTER_KEY: Final = keccak(b"veil/egress/cluster-key")
-TOPIC_CONTRACT_KEY: Final = keccak(b"veil/egress/contract-key")
-TOPIC_ROTATION_PROPOSE: Final = keccak(b"veil/egress/rotation-propose")
-TOPIC_ROTATION_CONFIRM: Final = keccak(b"veil/egress/rotation-confirm")
+# --- egress topics routed to the Registry (named once, in the enclave core that emits them)
 ROUTED_TOPICS: Final = frozenset(
     {
         TOPIC_MASTER_KEY,
