@@ -40,3 +40,5 @@ DEFAULT_MIN_CONFIDENCE: Final = 1
 DEFAULT_MAX_CONFIDENCE_LEVEL: Final = 3
 QUERY_CERT_MAX_BLOCKS: Final = 7200
 """Longest lifetime a query certificate may claim, in blocks."""
+MAX_CACHED_CERTIFICATES: Final = 10_000
+"""Verified query certificates remembered (oldest forgotten first)."""

@@ -237,6 +237,9 @@ class EnclaveCore:
         """Keys to carry into a resync from genesis, captured when the late join's keys arrive."""
         self._agents: dict[bytes, Any] = {}
         self._seen_queries: dict[bytes, int] = {}
+        self._verified_certificates: dict[bytes, None] = {}
+        """Digests of certificate bytes (signature included) already verified: clients reuse
+        one certificate for many queries; expiry is still checked on every query."""
         self.diverged: list[str] = []
 
     # ------------------------------------------------------------------ construction --------
@@ -1135,10 +1138,13 @@ class EnclaveCore:
             raise QueryRejected("query is larger than allowed", max_size=C.MAX_QUERY_ENVELOPE)
         try:
             parsed = proto.QueryRequest.from_bytes(request, max_size=C.MAX_QUERY_ENVELOPE)
-            parsed.certificate.verify()
+            cert = parsed.certificate
+            cert_digest = cert.digest
+            if cert_digest not in self._verified_certificates:
+                cert.verify()
+                self._remember_certificate(cert_digest)
         except (CodecError, SignatureInvalid) as exc:
             raise QueryRejected(exc.message) from exc
-        cert = parsed.certificate
         if cert.chain_id != self.config.chain_id:
             raise QueryRejected("certificate is for another chain")
         if cert.expires_block < self.head.number:
@@ -1163,7 +1169,7 @@ class EnclaveCore:
             inner = proto.QueryPlaintext.from_bytes(plain)
         except VeilnetError as exc:
             raise QueryRejected(exc.message) from exc
-        if not hmac.compare_digest(inner.certificate_digest, cert.digest):
+        if not hmac.compare_digest(inner.certificate_digest, cert_digest):
             raise QueryRejected("query was made under another certificate")
         replay_key = cert.wallet + inner.request_id
         if len(inner.request_id) != 32 or replay_key in self._seen_queries:
@@ -1225,6 +1231,11 @@ class EnclaveCore:
             ciphertext=ciphertext,
         )
         return response.to_bytes()
+
+    def _remember_certificate(self, digest: bytes) -> None:
+        if len(self._verified_certificates) >= C.MAX_CACHED_CERTIFICATES:
+            del self._verified_certificates[next(iter(self._verified_certificates))]
+        self._verified_certificates[digest] = None
 
     def _remember_query(self, replay_key: bytes, expires: int) -> None:
         assert self.head is not None
