@@ -73,6 +73,26 @@ def test_bad_network_file_is_a_typed_error(tmp_path: Path) -> None:
     assert result.exception.code == "worker_config_invalid"
 
 
+def write_network_file(tmp_path: Path, deployment: Any, rpc_url: str) -> Path:
+    """The network.json a `veil worker run` process reads."""
+    path = tmp_path / "network.json"
+    path.write_text(
+        json.dumps(
+            {
+                "chain_id": deployment.addresses.chain_id,
+                "rpc_url": rpc_url,
+                "contracts": {
+                    "registry": deployment.addresses.registry.hex,
+                    "bus": deployment.addresses.bus.hex,
+                },
+                "genesis_block": deployment.genesis_block,
+                "admin": deployment.admin.hex,
+            }
+        )
+    )
+    return path
+
+
 def _spawn(
     name: str, index: int, anvil: Any, network_file: Path, tmp_path: Path
 ) -> tuple[subprocess.Popen[bytes], Path]:
@@ -125,21 +145,7 @@ def test_worker_processes_two_clusters(tmp_path: Path, kind: str) -> None:
         network.sender(chain.dev_accounts[1][1]).transact(
             ALICE.address, b"", value=10**19, gas=21_000
         )
-        network_file = tmp_path / "network.json"
-        network_file.write_text(
-            json.dumps(
-                {
-                    "chain_id": deployment.addresses.chain_id,
-                    "rpc_url": chain.url,
-                    "contracts": {
-                        "registry": deployment.addresses.registry.hex,
-                        "bus": deployment.addresses.bus.hex,
-                    },
-                    "genesis_block": deployment.genesis_block,
-                    "admin": deployment.admin.hex,
-                }
-            )
-        )
+        network_file = write_network_file(tmp_path, deployment, chain.url)
         names = ("gk", "w1", "w2", "w3")
         procs = [_spawn(n, i, chain, network_file, tmp_path) for i, n in enumerate(names)]
         try:

@@ -4,7 +4,6 @@ and every command was applied exactly once."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -18,7 +17,7 @@ from veilnet.chain import AnvilChain, Network, deploy, find_anvil
 from veilnet.worker import bootstrap_network, dev_measurement
 
 from .conftest import ALICE, Net, deploy_counter, query_over_http, send_command
-from .test_worker_cli import _ready, _spawn
+from .test_worker_cli import _ready, _spawn, write_network_file
 
 ROUNDS = int(os.environ.get("VEIL_KILL_ROUNDS", "50"))
 
@@ -36,21 +35,7 @@ def test_kill_minus_nine_fifty_times(tmp_path: Path) -> None:
         network.sender(anvil.dev_accounts[1][1]).transact(
             ALICE.address, b"", value=10**19, gas=21_000
         )
-        network_file = tmp_path / "network.json"
-        network_file.write_text(
-            json.dumps(
-                {
-                    "chain_id": deployment.addresses.chain_id,
-                    "rpc_url": anvil.url,
-                    "contracts": {
-                        "registry": deployment.addresses.registry.hex,
-                        "bus": deployment.addresses.bus.hex,
-                    },
-                    "genesis_block": deployment.genesis_block,
-                    "admin": deployment.admin.hex,
-                }
-            )
-        )
+        network_file = write_network_file(tmp_path, deployment, anvil.url)
         procs = {
             n: _spawn(n, i, anvil, network_file, tmp_path) for i, n in enumerate(("gk", "w1", "w2"))
         }
