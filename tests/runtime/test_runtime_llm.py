@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -10,9 +9,8 @@ import pytest
 from veilnet.attestation import Policy
 from veilnet.crypto import SecretKey
 from veilnet.runtime import QueryIO
-from veilnet.runtime import protocol as proto
 from veilnet.tee import DevEnclave
-from veilnet.testing import Network
+from veilnet.testing import Network, query_core
 from veilnet.testing.network import NETWORK_SEED, TEST_TIME
 
 from .conftest import EXAMPLES, OWNER
@@ -55,33 +53,7 @@ def _verifier(enclave: DevEnclave, allowed: list[bytes]) -> GatewayVerifier:
 
 
 def _ask(net: Network, contract: bytes, question: str, io: QueryIO) -> dict:
-    public, epoch = net.contract_key_info(contract)
-    ephemeral = SecretKey.derive(b"\x52" * 32, "ephemeral", question)
-    cert = proto.make_certificate(
-        OWNER, ephemeral, chain_id=net.ledger.chain_id, expires_block=net.ledger.head.number + 50
-    )
-    request_id = bytes(32 - len(question[:8])) + question[:8].encode()
-    raw = net.cores["w1"].query(
-        proto.build_query(
-            contract_public=public,
-            contract_id=contract,
-            epoch=epoch,
-            chain_id=net.ledger.chain_id,
-            certificate=cert,
-            request_id=request_id,
-            kind="call",
-            body=json.dumps({"question": question}).encode(),
-        ),
-        io=io,
-    )
-    assert net.config is not None
-    plain = proto.open_response(
-        proto.QueryResponse.from_bytes(raw),
-        domain=net.config.response_domain,
-        ephemeral=ephemeral,
-        expected_request_id=request_id,
-    )
-    return json.loads(plain)
+    return query_core(net, OWNER, contract, {"question": question}, io=io)
 
 
 @pytest.mark.parametrize("language", ["py", "js"])

@@ -26,8 +26,6 @@ def _percentile(samples: list[float], q: float) -> float:
 
 
 def _plain_app(host: Any, contract_id: bytes, caller: bytes) -> Any:
-    from veilnet.runtime.core import PreparedQuery, _Snapshot
-
     """A starlette app calling the agent's ``query`` on the worker's committed state, in the
     clear: what a query costs without envelopes, certificates, signatures and checks."""
     from starlette.applications import Starlette
@@ -35,18 +33,13 @@ def _plain_app(host: Any, contract_id: bytes, caller: bytes) -> Any:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from veilnet.runtime.core import PreparedQuery
+
     async def plain(request: Request) -> Response:
         msg = json.loads(await request.body())
         with host.lock:  # the same snapshot the encrypted path takes, minus every check
             core = host.core
-            snapshot = {
-                cid: _Snapshot(
-                    values=dict(rt.state.values),
-                    secrets=dict(rt.secrets),
-                    epoch=core.contracts[cid].epoch,
-                )
-                for cid, rt in core.runtimes.items()
-            }
+            snapshot = core._snapshot(core.contracts[contract_id].cluster)
             prepared = PreparedQuery(
                 contract_id=contract_id,
                 wallet=caller,

@@ -3,7 +3,6 @@ and how many commands and queries failed while they kept flowing (finality depth
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,44 +10,19 @@ from typing import Any
 from veilnet.bench._registry import benchmark
 from veilnet.crypto import SecretKey
 from veilnet.errors import VeilnetError
-from veilnet.runtime import protocol as proto
 from veilnet.sandbox import AgentRuntime
-from veilnet.testing import Network
+from veilnet.testing import Network, query_core
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "agents"
 FINALITY = 2
 
 
-def _query(net: Network, worker: str, contract: bytes, wallet: SecretKey, counter: int) -> bool:
-    core = net.cores[worker]
-    public, epoch = net.contract_key_info(contract)
-    ephemeral = SecretKey.generate()
-    cert = proto.make_certificate(
-        wallet, ephemeral, chain_id=net.ledger.chain_id, expires_block=net.ledger.head.number + 100
-    )
-    request_id = counter.to_bytes(32, "big")
-    request = proto.build_query(
-        contract_public=public,
-        contract_id=contract,
-        epoch=epoch,
-        chain_id=net.ledger.chain_id,
-        certificate=cert,
-        request_id=request_id,
-        kind="call",
-        body=b"{}",
-    )
+def _query(net: Network, worker: str, contract: bytes, wallet: SecretKey) -> bool:
+    """An encrypted, certified query, verified and opened; False on any typed failure."""
     try:
-        raw = core.query(request)
-        assert net.config is not None
-        answer = proto.open_response(
-            proto.QueryResponse.from_bytes(raw),
-            domain=net.config.response_domain,
-            ephemeral=ephemeral,
-            expected_request_id=request_id,
-        )
+        return bool(query_core(net, wallet, contract, {}, worker=worker).get("ok"))
     except VeilnetError:
         return False
-    return bool(json.loads(answer).get("ok"))
 
 
 @benchmark("rotation")
@@ -80,7 +54,7 @@ def _bench(quick: bool) -> dict[str, Any]:
                     nonce += 1
                     net.command(owner, contract, {"by": 1}, nonce=nonce)
                     calls += 2
-                    failed += 0 if _query(net, worker, contract, owner, nonce) else 1
+                    failed += 0 if _query(net, worker, contract, owner) else 1
                 net.step()
                 if all(net.contract_key_info(c)[1] >= target for c in contracts.values()):
                     break

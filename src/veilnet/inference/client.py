@@ -350,7 +350,8 @@ def agent_llm_chat(client: GatewayClient) -> Callable[[Any], dict[str, Any]]:
 
     Takes an OpenAI-style request (``model`` ``"default"`` means the gateway's default model),
     calls the attested gateway, and returns only answers whose receipt verified: the OpenAI
-    ``choices`` shape plus ``text``, ``receipt_id``, ``signing_address`` and ``verified``.
+    ``chat.completion`` shape plus ``text``, ``receipt_id``, ``signing_address``, ``receipt``
+    and ``verified``. Failures raise typed errors, which the core hands the agent as its error.
     """
 
     def call(request: Any) -> dict[str, Any]:
@@ -364,6 +365,9 @@ def agent_llm_chat(client: GatewayClient) -> Callable[[Any], dict[str, Any]]:
             **params,
         )
         answer = done.to_json()
+        answer["id"] = done.receipt_id
+        answer["object"] = "chat.completion"
+        answer["receipt"] = done.to_json()
         answer["choices"] = [
             {
                 "index": 0,

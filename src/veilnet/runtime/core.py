@@ -1186,15 +1186,7 @@ class EnclaveCore:
         else:
             raise QueryRejected("unknown query kind")
         self._remember_query(replay_key, cert.expires_block)
-        snapshot = {
-            cid: _Snapshot(
-                values=dict(self.runtimes[cid].state.values),
-                secrets=dict(self.runtimes[cid].secrets),
-                epoch=other.epoch,
-            )
-            for cid, other in self.contracts.items()
-            if other.cluster == contract.cluster and cid in self.runtimes
-        }
+        snapshot = self._snapshot(contract.cluster)
         return PreparedQuery(
             contract_id=parsed.contract_id,
             wallet=cert.wallet,
@@ -1206,6 +1198,19 @@ class EnclaveCore:
             commitment=rt.state.digest,
             snapshot=snapshot,
         )
+
+    def _snapshot(self, cluster_id: bytes) -> dict[bytes, _Snapshot]:
+        """Copies of the committed state of every served contract of a cluster (queries and
+        the agent calls they make read only these)."""
+        return {
+            cid: _Snapshot(
+                values=dict(self.runtimes[cid].state.values),
+                secrets=dict(self.runtimes[cid].secrets),
+                epoch=info.epoch,
+            )
+            for cid, info in self.contracts.items()
+            if info.cluster == cluster_id and cid in self.runtimes
+        }
 
     def run_query(self, prepared: PreparedQuery, *, io: QueryIO | None = None) -> bytes:
         """Run a prepared query on its snapshot, then encrypt and sign the answer.

@@ -40,7 +40,6 @@ from veilnet.errors import VeilnetError
 from veilnet.runtime import CoreConfig, EnclaveCore, NotReady, QueryIO
 from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
 from veilnet.runtime.errors import BlockRejected, CheckpointInvalid
-from veilnet.sandbox.interfaces import JSONValue
 from veilnet.worker._relay import RelayWorker
 from veilnet.worker.adapter import to_chain_egress, to_core_block
 from veilnet.worker.config import WorkerConfig
@@ -384,6 +383,7 @@ class WorkerHost:
             DCAPQuoteVerifier,
             GatewayClient,
             GatewayVerifier,
+            agent_llm_chat,
         )
 
         ids = list(cfg.gateway_measurements)
@@ -400,41 +400,7 @@ class WorkerHost:
             policy=AllowedMeasurements.of_ids(ids),
         )
         self._gateway = GatewayClient(cfg.gateway_url, verifier)
-        return QueryIO(llm_chat=self._llm_chat)
-
-    def _llm_chat(self, request: JSONValue) -> JSONValue:
-        """``llm.chat`` for agents in query mode: a verified call to the attested gateway."""
-        from veilnet.inference.constants import DEFAULT_MODEL_NAME
-        from veilnet.sandbox.errors import SandboxAgentError
-
-        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
-            raise SandboxAgentError("llm.chat takes {model?, messages: [...], ...}")
-        model = request.get("model")
-        if not isinstance(model, str) or model in ("", "default"):
-            model = DEFAULT_MODEL_NAME
-        params = {
-            k: v
-            for k, v in request.items()
-            if k in ("max_tokens", "temperature", "top_p", "stop", "seed")
-        }
-        try:
-            done = self._gateway.chat(request["messages"], model=model, **params)
-        except VeilnetError as exc:
-            raise SandboxAgentError(f"llm.chat failed: {exc.code}") from exc
-        return {
-            "id": done.receipt_id,
-            "object": "chat.completion",
-            "model": done.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": done.text},
-                    "finish_reason": done.finish_reason,
-                }
-            ],
-            "usage": dict(done.usage),
-            "receipt": done.to_json(),
-        }
+        return QueryIO(llm_chat=agent_llm_chat(self._gateway))
 
     # ------------------------------------------------------------------ the loop -----------
 
