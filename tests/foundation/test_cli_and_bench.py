@@ -25,7 +25,7 @@ def test_version_and_help() -> None:
 def test_bench_crypto_json_has_fixed_figures() -> None:
     result = CliRunner().invoke(cli, ["bench", "crypto", "--quick", "--json"])
     assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["bench"] == "crypto"
     assert {
         "hpke_seal_1k_us",
