@@ -20,8 +20,11 @@ from .conftest import Net, deploy_counter, query_over_http, send_command
 C1 = cluster_id("c1")
 
 
-def _bootstrap(net: Net, *, members: int = 2) -> list[WorkerHost]:
-    hosts = [net.host("gk", 0)] + [net.host(f"w{i}", i) for i in range(1, members + 1)]
+def _bootstrap(net: Net, *, members: int = 2, **last_worker: Any) -> list[WorkerHost]:
+    """Gatekeeper and members of c1 bootstrapped; ``last_worker`` overrides the last one's config."""
+    hosts = [net.host("gk", 0)] + [
+        net.host(f"w{i}", i, **(last_worker if i == members else {})) for i in range(1, members + 1)
+    ]
     result = bootstrap_network(
         net.network.client,
         net.deployment,
@@ -225,21 +228,8 @@ class _FlakyEngine:
 
 
 def test_a_failed_block_is_retried_from_the_newest_checkpoint(net: Net) -> None:
-    gk = net.host("gk", 0)
-    w1 = net.host("w1", 1)
     flaky = _FlakyEngine(net.engine, failures=1)
-    w2 = net.host("w2", 2, engine=flaky)
-    bootstrap_network(
-        net.network.client,
-        net.deployment,
-        net.admin_key,
-        gatekeeper=gk.address,
-        clusters={"c1": [w1.address, w2.address]},
-        measurements=[dev_measurement()],
-        mine=net.chain.mine,
-        poll_interval=0.02,
-        timeout=120,
-    )
+    _gk, w1, w2 = _bootstrap(net, engine=flaky)
     contract = deploy_counter(net)
     net.settle(lambda: _keyed(contract, w1, w2))
     seq = send_command(net, contract, {"by": 2, "flaky": True}, nonce=1)
@@ -251,20 +241,7 @@ def test_a_failed_block_is_retried_from_the_newest_checkpoint(net: Net) -> None:
 
 
 def test_a_block_that_keeps_failing_halts_the_worker(net: Net) -> None:
-    gk = net.host("gk", 0)
-    w1 = net.host("w1", 1)
-    w2 = net.host("w2", 2, engine=_FlakyEngine(net.engine, failures=1000))
-    bootstrap_network(
-        net.network.client,
-        net.deployment,
-        net.admin_key,
-        gatekeeper=gk.address,
-        clusters={"c1": [w1.address, w2.address]},
-        measurements=[dev_measurement()],
-        mine=net.chain.mine,
-        poll_interval=0.02,
-        timeout=120,
-    )
+    gk, w1, w2 = _bootstrap(net, engine=_FlakyEngine(net.engine, failures=1000))
     contract = deploy_counter(net)
     net.settle(lambda: _keyed(contract, w1, w2))
     seq = send_command(net, contract, {"by": 2, "flaky": True}, nonce=1)
