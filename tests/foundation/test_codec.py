@@ -174,3 +174,22 @@ def test_abi_garbage_never_crashes(data: bytes) -> None:
         abi_decode(["uint64", "bytes", "bytes32"], data)
     except CodecError:
         pass
+
+
+def test_subclasses_of_codec_types_encode_as_their_base_values() -> None:
+    """The exact-type fast path must not change what subclasses (enums, ordered maps) encode to."""
+    import collections
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Name(enum.StrEnum):
+        ALICE = "alice"
+
+    value = collections.OrderedDict([("b", Level.HIGH), ("a", [Name.ALICE, (1, 2)])])
+    assert encode(value) == encode({"a": ["alice", [1, 2]], "b": 3})
+    with pytest.raises(TypeError):
+        encode({"x": 1.5})
+    with pytest.raises(TypeError):
+        encode({1: "non-text key"})

@@ -141,11 +141,16 @@ def test_a_prepared_query_reads_its_snapshot_while_blocks_apply(network: Network
         chain_id=network.ledger.chain_id,
         expires_block=network.ledger.head.number + 50,
     )
-    request = proto.build_query(
-        contract_public=public,
+    query_session = proto.open_session(
+        ephemeral,
+        public,
+        chain_id=network.ledger.chain_id,
         contract_id=contract,
         epoch=epoch,
-        chain_id=network.ledger.chain_id,
+        secret=b"\x02" * 32,
+    )
+    request = proto.build_query(
+        session=query_session,
         certificate=cert,
         request_id=b"\x01" * 32,
         kind="call",
@@ -160,7 +165,7 @@ def test_a_prepared_query_reads_its_snapshot_while_blocks_apply(network: Network
     answer = proto.open_response(
         proto.QueryResponse.from_bytes(core.run_query(prepared)),
         domain=network.config.response_domain,
-        ephemeral=ephemeral,
+        session=query_session.keys,
         expected_request_id=b"\x01" * 32,
     )
     import json

@@ -130,10 +130,14 @@ def test_expired_certificate_is_refused(local: Local) -> None:
     )
     key = local.key()
     request = proto.build_query(
-        contract_public=key.public_key,
-        contract_id=key.contract_id,
-        epoch=key.epoch,
-        chain_id=local.net.ledger.chain_id,
+        session=proto.open_session(
+            ephemeral,
+            key.public_key,
+            chain_id=local.net.ledger.chain_id,
+            contract_id=key.contract_id,
+            epoch=key.epoch,
+            secret=b"\x04" * 32,
+        ),
         certificate=cert,
         request_id=os.urandom(32),
         kind="call",
@@ -159,10 +163,14 @@ def test_query_certified_by_another_wallet_is_refused(local: Local) -> None:
     )
     key = local.key()
     request = proto.build_query(
-        contract_public=key.public_key,
-        contract_id=key.contract_id,
-        epoch=key.epoch,
-        chain_id=local.net.ledger.chain_id,
+        session=proto.open_session(
+            ephemeral,
+            key.public_key,
+            chain_id=local.net.ledger.chain_id,
+            contract_id=key.contract_id,
+            epoch=key.epoch,
+            secret=b"\x04" * 32,
+        ),
         certificate=cert,
         request_id=os.urandom(32),
         kind="call",
@@ -171,6 +179,52 @@ def test_query_certified_by_another_wallet_is_refused(local: Local) -> None:
     with pytest.raises(CoreQueryRejected, match="not signed by its wallet") as info:
         core.query(request)
     assert info.value.code == "runtime_query_rejected"
+
+
+def test_a_certificate_copied_off_the_wire_is_useless_without_its_key(local: Local) -> None:
+    """Mallory replays Alice's valid certificate with a session of her own: the worker derives
+    the session from the certified key, so her request does not even open."""
+    client = local.client()
+    pending, _ = _ask(local, client)
+    alices = proto.QueryRequest.from_bytes(pending.request).certificate
+    key = local.key()
+    core = local.net.cores["w1"]
+    mallory_key = SecretKey.derive(b"\x67" * 32, "mallory-query-key")
+    request = proto.build_query(
+        session=proto.open_session(
+            mallory_key,
+            key.public_key,
+            chain_id=local.net.ledger.chain_id,
+            contract_id=key.contract_id,
+            epoch=key.epoch,
+            secret=b"\x05" * 32,
+        ),
+        certificate=alices,
+        request_id=os.urandom(32),
+        kind="call",
+        body=b"{}",
+    )
+    before = _state(local)
+    with pytest.raises(CoreQueryRejected) as info:
+        core.query(request)
+    assert info.value.code == "runtime_query_rejected"
+    assert _state(local) == before
+
+
+def test_a_request_with_a_tampered_session_or_body_is_refused(local: Local) -> None:
+    client = local.client()
+    pending, _ = _ask(local, client)
+    request = proto.QueryRequest.from_bytes(pending.request)
+    core = local.net.cores["w1"]
+    for bad in (
+        dataclasses.replace(request, session=request.session[:-1] + b"\x00"),
+        dataclasses.replace(request, ciphertext=request.ciphertext[:-1] + b"\x00"),
+        dataclasses.replace(request, request_id=os.urandom(32)),
+        dataclasses.replace(request, request_id=b"\x01" * 31),
+    ):
+        with pytest.raises(CoreQueryRejected) as info:
+            core.query(bad.to_bytes())
+        assert info.value.code == "runtime_query_rejected"
 
 
 def _resign(local: Local, response: proto.QueryResponse, signer: SecretKey, **changes: object):

@@ -197,11 +197,16 @@ def query_over_http(
     )
     public, epoch = contract_key(net, contract_id)
     request_id = n.to_bytes(32, "big")
-    request = proto.build_query(
-        contract_public=public,
+    query_session = proto.open_session(
+        ephemeral,
+        public,
+        chain_id=chain_id,
         contract_id=contract_id,
         epoch=epoch,
-        chain_id=chain_id,
+        secret=b"\x03" * 32,
+    )
+    request = proto.build_query(
+        session=query_session,
         certificate=certificate,
         request_id=request_id,
         kind=kind,
@@ -217,6 +222,6 @@ def query_over_http(
     response = proto.QueryResponse.from_bytes(reply.content)
     domain = Domain(chain_id=chain_id, verifying_contract=net.deployment.addresses.registry)
     plain = proto.open_response(
-        response, domain=domain, ephemeral=ephemeral, expected_request_id=request_id
+        response, domain=domain, session=query_session.keys, expected_request_id=request_id
     )
     return json.loads(plain), response

@@ -1,6 +1,11 @@
 """``veil bench query``: latency and throughput of encrypted, signed, verified queries on loopback.
 Baseline in the same run: the same agent function over plain HTTP (JSON in, JSON out, no crypto).
 
+Two baselines, interleaved call by call with the encrypted query: ``plain`` is served like the
+worker's ``/v1/query`` (same server, rate limiter, error mapping, query thread pool and metric),
+so the ratio isolates what confidentiality costs; ``bare`` runs the agent on the event loop of
+a minimal app, the cheapest any server could be.
+
 Also measures ``devnet_first_query_s``: from ``Devnet.start()`` (embedded chain) to the first
 verified query answer of a freshly deployed agent. Everything runs in this process.
 """
@@ -17,6 +22,8 @@ from typing import Any
 from veilnet.bench import benchmark
 
 _AGENT = "counter.js"
+_START_TIMEOUT_S = 120.0
+_STOP_TIMEOUT_S = 30.0
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -25,25 +32,20 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[index]
 
 
-def _plain_app(host: Any, contract_id: bytes, caller: bytes) -> Any:
-    """A starlette app calling the agent's ``query`` on the worker's committed state, in the
-    clear: what a query costs without envelopes, certificates, signatures and checks."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
+def _plain_call(host: Any, contract_id: bytes, caller: bytes) -> Any:
+    """The agent's ``query`` on the worker's committed state, JSON in and out: what a query
+    costs without envelopes, certificates, signatures and checks."""
     from veilnet.runtime.core import PreparedQuery
 
-    async def plain(request: Request) -> Response:
-        msg = json.loads(await request.body())
+    def call(body: bytes) -> bytes:
+        msg = json.loads(body)
         with host.lock:  # the same snapshot the encrypted path takes, minus every check
             core = host.core
             snapshot = core._snapshot(core.contracts[contract_id].cluster)
             prepared = PreparedQuery(
                 contract_id=contract_id,
                 wallet=caller,
-                ephemeral_key=b"",
+                session=None,
                 request_id=b"",
                 msg=msg,
                 answer=None,
@@ -52,77 +54,159 @@ def _plain_app(host: Any, contract_id: bytes, caller: bytes) -> Any:
                 snapshot=snapshot,
             )
         outcome = core._invoke_query(prepared, io=None)
-        body = {k: v for k, v in outcome.items() if k != "sender"}
-        return Response(json.dumps(body, sort_keys=True), media_type="application/json")
+        answer = {k: v for k, v in outcome.items() if k != "sender"}
+        return json.dumps(answer, sort_keys=True).encode()
 
-    return Starlette(routes=[Route("/plain", plain, methods=["POST"])])
+    return call
+
+
+def _plain_apps(host: Any, call: Any) -> tuple[Any, Any]:
+    """Two plain endpoints for ``call``: one wired like the worker's ``/v1/query`` (rate limit,
+    error mapping, the query thread pool, a metric), one bare (the agent on the event loop)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from veilnet.worker.api import QueryPool, TokenBuckets, guard
+
+    pool = QueryPool(host.config.query_threads, name="veil-bench-plain")
+    buckets = TokenBuckets(rate=host.config.rate_per_s, burst=host.config.rate_burst)
+
+    async def wired(request: Request) -> Response:
+        started = time.perf_counter()
+        answer = await pool.run(call, await request.body())
+        host.metrics.query_seconds.observe(time.perf_counter() - started)
+        return Response(answer, media_type="application/json")
+
+    async def bare(request: Request) -> Response:
+        return Response(call(await request.body()), media_type="application/json")
+
+    return (
+        Starlette(routes=[Route("/plain", guard(host, buckets, wired), methods=["POST"])]),
+        Starlette(routes=[Route("/plain", bare, methods=["POST"])]),
+    )
+
+
+def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
+    """Child process: a one-worker devnet with the agent deployed and the two plain endpoints,
+    until the parent says stop. Sends the parent what it needs to connect."""
+    from veilnet.devnet import Devnet, DevnetOptions
+    from veilnet.devnet._demo import examples_dir
+    from veilnet.sdk import Client
+    from veilnet.worker.api import APIServer
+
+    options = DevnetOptions(
+        workers=1,
+        chain="embedded",
+        block_time=block_time,
+        data_dir=Path(tmp),
+        gateway=False,
+        rate_per_s=1e9,
+        rate_burst=10**9,
+    )
+    began = time.monotonic()
+    devnet = Devnet(options)
+    servers: list[Any] = []
+    try:
+        devnet.start()
+        with Client.connect(devnet.network) as client:
+            agent = client.deploy(examples_dir() / _AGENT, init={"start": 1})
+            first = agent.query({})
+            first_query_s = time.monotonic() - began
+            if first.value["count"] != 1:
+                raise RuntimeError("the first query gave a wrong answer")
+            host = devnet.workers[0]
+            call = _plain_call(host, agent.contract_id, client.wallet.address.raw)
+            servers = [APIServer(app) for app in _plain_apps(host, call)]
+            for server in servers:
+                server.start()
+            conn.send(
+                {
+                    "network": str(devnet.network_file),
+                    "contract": agent.contract_id.hex(),
+                    "wired": servers[0].url + "/plain",
+                    "bare": servers[1].url + "/plain",
+                    "first_query_s": first_query_s,
+                }
+            )
+            conn.recv()  # stop
+    except BaseException as exc:
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    finally:
+        for server in servers:
+            server.stop()
+        devnet.stop()
 
 
 @benchmark("query")
 def _bench(quick: bool) -> dict[str, Any]:
-    from veilnet.devnet import Devnet, DevnetOptions
-    from veilnet.devnet._demo import examples_dir
-    from veilnet.inference import serve_in_thread
+    """The network (devnet, worker, plain endpoints) runs in a child process and the client in
+    this one, as on two machines: neither waits for the other's interpreter lock."""
+    import multiprocessing
+
+    import httpx
+
     from veilnet.sdk import Client
 
     calls = 40 if quick else 600
     block_time = 0.25 if quick else 0.5
+    samples: list[float] = []
+    plain: list[float] = []
+    bare: list[float] = []
+    context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="veil-bench-query-") as tmp:
-        options = DevnetOptions(
-            workers=1,
-            chain="embedded",
-            block_time=block_time,
-            data_dir=Path(tmp),
-            gateway=False,
-            rate_per_s=1e9,
-            rate_burst=10**9,
+        parent, child = context.Pipe()
+        process = context.Process(
+            target=_serve_network, args=(tmp, block_time, child), name="veil-bench-network"
         )
-        began = time.monotonic()
-        devnet = Devnet(options)
+        process.start()
         try:
-            devnet.start()
-            client = Client.connect(devnet.network)
-            try:
-                agent = client.deploy(examples_dir() / _AGENT, init={"start": 1})
-                first = agent.query({})
-                first_query_s = time.monotonic() - began
-                if first.value["count"] != 1:
-                    raise RuntimeError("the first query gave a wrong answer")
+            if not parent.poll(_START_TIMEOUT_S):
+                raise RuntimeError("the bench network did not start in time")
+            info = parent.recv()
+            if "error" in info:
+                raise RuntimeError(f"the bench network failed: {info['error']}")
+            with Client.connect(info["network"]) as client, httpx.Client() as http:
+                agent = client.agent(info["contract"])
+                wired_url, bare_url = info["wired"], info["bare"]
                 for _ in range(5):
                     agent.query({})
-                samples = []
-                started = time.perf_counter()
+                    http.post(wired_url, content=b"{}")
+                    http.post(bare_url, content=b"{}")
+                # Interleaved, so drift in the machine's load hits all three alike.
                 for _ in range(calls):
                     t0 = time.perf_counter()
                     agent.query({})
-                    samples.append(time.perf_counter() - t0)
-                total = time.perf_counter() - started
-                host = devnet.workers[0]
-                app = _plain_app(host, agent.contract_id, client.wallet.address.raw)
-                import httpx
-
-                plain: list[float] = []
-                with serve_in_thread(app) as url, httpx.Client() as http:
-                    for _ in range(5):
-                        http.post(url + "/plain", content=b"{}")
-                    for _ in range(calls):
-                        t0 = time.perf_counter()
-                        reply = http.post(url + "/plain", content=b"{}")
-                        reply.json()
-                        plain.append(time.perf_counter() - t0)
-            finally:
-                client.close()
+                    t1 = time.perf_counter()
+                    http.post(wired_url, content=b"{}").json()
+                    t2 = time.perf_counter()
+                    http.post(bare_url, content=b"{}").json()
+                    t3 = time.perf_counter()
+                    samples.append(t1 - t0)
+                    plain.append(t2 - t1)
+                    bare.append(t3 - t2)
         finally:
-            devnet.stop()
+            parent.send("stop")
+            process.join(_STOP_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    first_query_s = float(info["first_query_s"])
     p50 = statistics.median(samples) * 1000
     plain_p50 = statistics.median(plain) * 1000
+    bare_p50 = statistics.median(bare) * 1000
     return {
         "figures": {
             "query_p50_ms": round(p50, 3),
             "query_p99_ms": round(_percentile(samples, 0.99) * 1000, 3),
-            "queries_per_s": round(calls / total, 1),
+            "queries_per_s": round(calls / sum(samples), 1),
             "plain_p50_ms": round(plain_p50, 3),
+            "plain_p99_ms": round(_percentile(plain, 0.99) * 1000, 3),
             "overhead_x": round(p50 / plain_p50, 2) if plain_p50 else None,
+            "bare_plain_p50_ms": round(bare_p50, 3),
+            "overhead_vs_bare_x": round(p50 / bare_p50, 2) if bare_p50 else None,
             "devnet_first_query_s": round(first_query_s, 3),
         },
         "params": {
@@ -131,8 +215,12 @@ def _bench(quick: bool) -> dict[str, Any]:
             "chain": "embedded",
             "block_time_s": block_time,
             "workers": 1,
+            "processes": "client in the bench process; devnet and worker in a child process",
             "client": "veilnet.Client (sync, httpx), worker verification cached",
-            "query_includes": "certificate reuse, HPKE seal/open, EIP-712 signature check, "
-            "block-hash and head lookup on the client's RPC",
+            "query_includes": "certificate and session reuse, request and response sealing, "
+            "EIP-712 response signature and its check, block-hash and head checks against the "
+            "client's cached chain view",
+            "plain": "same agent call, JSON over HTTP, served like /v1/query (rate limiter, "
+            "error mapping, query thread pool, metric); bare: agent on the event loop",
         },
     }

@@ -31,6 +31,9 @@ Value = None | bool | int | bytes | str | list["Value"] | dict[str, "Value"]
 __all__ = ["Value", "decode", "encode"]
 
 
+_LEAVES = (type(None), bool, bytes, str)
+
+
 def _check(value: Any, depth: int, max_depth: int, budget: list[int]) -> None:
     """Raise TypeError/Oversized unless ``value`` is a codec Value within limits."""
     if depth > max_depth:
@@ -38,7 +41,29 @@ def _check(value: Any, depth: int, max_depth: int, budget: list[int]) -> None:
     budget[0] -= 1
     if budget[0] < 0:
         raise Oversized("value has too many items")
-    if value is None or isinstance(value, bool | bytes | str):
+    kind = type(value)  # exact types first: this runs on every value of every message
+    if kind in _LEAVES:
+        return
+    if kind is int:
+        if not MIN_INT <= value <= MAX_INT:
+            raise Oversized("integers must fit in 64 bits")
+        return
+    if kind is list or kind is tuple:
+        for item in value:
+            _check(item, depth + 1, max_depth, budget)
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError("map keys must be str")
+            _check(item, depth + 1, max_depth, budget)
+        return
+    _check_subclassed(value, depth, max_depth, budget)
+
+
+def _check_subclassed(value: Any, depth: int, max_depth: int, budget: list[int]) -> None:
+    """The slow path of ``_check``: subclasses of the codec types (e.g. IntEnum, OrderedDict)."""
+    if isinstance(value, bool | bytes | str):
         return
     if isinstance(value, int):
         if not MIN_INT <= value <= MAX_INT:
@@ -113,16 +138,15 @@ def decode(
         raise CodecError("malformed encoding") from exc
     if stream.tell() != len(data):
         raise TrailingBytes(f"{len(data) - stream.tell()} bytes after the value")
+    # One walk with the tighter of the caller's and the encoder's limits, then the re-encoding
+    # comparison: a value ``encode`` would refuse can never be canonical.
     try:
-        canonical = encode(value)
+        _check(value, 0, min(max_depth, MAX_DEPTH), [min(max_items, MAX_ITEMS)])
     except TypeError as exc:  # floats, semantic tags decoded to other types
         raise CodecError("value of an unsupported type") from exc
-    except Oversized as exc:
-        raise Oversized(exc.message) from exc
-    if len(canonical) != len(data) or canonical != data:
+    canonical = bytes([CODEC_VERSION]) + cbor2.dumps(value, canonical=True)
+    if canonical != data:
         raise NotCanonical("input is not the canonical encoding of its value")
-    budget = [max_items]
-    _check(value, 0, max_depth, budget)
     return value  # type: ignore[no-any-return]
 
 

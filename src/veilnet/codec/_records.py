@@ -57,7 +57,7 @@ def record(kind: str) -> Callable[[type[R]], type[R]]:
 
 def _to_value(value: Any) -> Value:
     if isinstance(value, Record):
-        return [value.KIND, *(_to_value(getattr(value, f.name)) for f in _fields(type(value)))]
+        return [value.KIND, *(_to_value(getattr(value, name)) for name in _names(type(value)))]
     if isinstance(value, tuple | list):
         return [_to_value(v) for v in value]
     if isinstance(value, dict):
@@ -72,85 +72,162 @@ def encode_record(item: Record) -> bytes:
 
 def decode_record(data: bytes, *, max_size: int = MAX_ENCODED_SIZE) -> Record:
     """Decode any registered record; raises a CodecError subclass on any mismatch."""
-    found: Record = _from_value(decode(data, max_size=max_size), Record)
+    found: Record = _decode_record(decode(data, max_size=max_size), Record)
     return found
 
 
-def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
-    return tuple(f for f in dataclasses.fields(cls) if f.init)
+# Each record class gets a plan, built on first use from its type hints: a field name and a
+# checking converter per field. Building it once keeps typing introspection off the hot path.
+Converter = Callable[[Value], Any]
+_NAMES: dict[type, tuple[str, ...]] = {}
+_PLANS: dict[type, tuple[tuple[str, Converter], ...]] = {}
+_CONVERTERS: dict[Any, Converter] = {}
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    cached: dict[str, Any] | None = cls.__dict__.get("_codec_hints")
-    if cached is None:
-        cached = typing.get_type_hints(cls)
-        setattr(cls, "_codec_hints", cached)  # noqa: B010 - cache on the class itself
-    return cached
+def _names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+        _NAMES[cls] = names
+    return names
 
 
-def _from_value(value: Value, expected: Any) -> Any:
+def _plan(cls: type) -> tuple[tuple[str, Converter], ...]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls)
+        plan = tuple((name, _converter(hints[name])) for name in _names(cls))
+        _PLANS[cls] = plan
+    return plan
+
+
+def _decode_record(value: Value, expected: type[Record]) -> Record:
+    if not isinstance(value, list) or not value or not isinstance(value[0], str):
+        raise SchemaMismatch("a record must be a list starting with its kind")
+    cls = _KINDS.get(value[0])
+    if cls is None:
+        raise SchemaMismatch(f"unknown record kind {value[0]!r}")
+    if not issubclass(cls, expected):
+        raise SchemaMismatch(f"record kind {value[0]!r} is not allowed here")
+    plan = _plan(cls)
+    if len(value) != len(plan) + 1:
+        raise SchemaMismatch(f"{cls.KIND} has {len(plan)} fields, got {len(value) - 1}")
+    kwargs = {name: convert(v) for (name, convert), v in zip(plan, value[1:], strict=True)}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise SchemaMismatch(f"invalid {cls.KIND}: {exc}") from exc
+    except CodecError:
+        raise
+
+
+def _converter(expected: Any) -> Converter:
+    """The checking converter for one field type (cached per type)."""
+    found = _CONVERTERS.get(expected)
+    if found is None:
+        found = _build_converter(expected)
+        _CONVERTERS[expected] = found
+    return found
+
+
+def _build_converter(expected: Any) -> Converter:
     origin = get_origin(expected)
-    if expected is Record or (isinstance(expected, type) and issubclass(expected, Record)):
-        if not isinstance(value, list) or not value or not isinstance(value[0], str):
-            raise SchemaMismatch("a record must be a list starting with its kind")
-        cls = _KINDS.get(value[0])
-        if cls is None:
-            raise SchemaMismatch(f"unknown record kind {value[0]!r}")
-        if not issubclass(cls, expected):
-            raise SchemaMismatch(f"record kind {value[0]!r} is not allowed here")
-        fields = _fields(cls)
-        if len(value) != len(fields) + 1:
-            raise SchemaMismatch(f"{cls.KIND} has {len(fields)} fields, got {len(value) - 1}")
-        hints = _hints(cls)
-        kwargs = {
-            f.name: _from_value(v, hints[f.name]) for f, v in zip(fields, value[1:], strict=True)
-        }
-        try:
-            return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise SchemaMismatch(f"invalid {cls.KIND}: {exc}") from exc
-        except CodecError:
-            raise
+    if isinstance(expected, type) and issubclass(expected, Record):
+        return lambda value: _decode_record(value, expected)
     if origin in (types.UnionType, typing.Union):
-        options = get_args(expected)
-        if value is None and type(None) in options:
+        return _union_converter(expected)
+    if origin is tuple:
+        return _tuple_converter(get_args(expected))
+    if origin is dict:
+        key_type, item_type = get_args(expected)
+        if key_type is not str:
+            raise TypeError(f"unsupported record field type {expected!r}")
+        convert_item = _converter(item_type)
+
+        def to_map(value: Value) -> Any:
+            if not isinstance(value, dict):
+                raise SchemaMismatch("expected a map")
+            return {k: convert_item(v) for k, v in value.items()}
+
+        return to_map
+    if expected in _LEAF_CONVERTERS:
+        return _LEAF_CONVERTERS[expected]
+    raise TypeError(f"unsupported record field type {expected!r}")
+
+
+def _union_converter(expected: Any) -> Converter:
+    options = get_args(expected)
+    nullable = type(None) in options
+    converters = [_converter(option) for option in options if option is not type(None)]
+
+    def to_union(value: Value) -> Any:
+        if value is None and nullable:
             return None
-        for option in options:
-            if option is type(None):
-                continue
+        for convert in converters:
             try:
-                return _from_value(value, option)
+                return convert(value)
             except SchemaMismatch:
                 continue
         raise SchemaMismatch(f"value does not match {expected}")
-    if origin is tuple:
-        args = get_args(expected)
+
+    return to_union
+
+
+def _tuple_converter(args: tuple[Any, ...]) -> Converter:
+    if len(args) == 2 and args[1] is Ellipsis:
+        convert_item = _converter(args[0])
+
+        def to_variadic(value: Value) -> Any:
+            if not isinstance(value, list):
+                raise SchemaMismatch("expected a list")
+            return tuple(convert_item(v) for v in value)
+
+        return to_variadic
+    converters = [_converter(a) for a in args]
+
+    def to_fixed(value: Value) -> Any:
         if not isinstance(value, list):
             raise SchemaMismatch("expected a list")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_from_value(v, args[0]) for v in value)
-        if len(args) != len(value):
+        if len(converters) != len(value):
             raise SchemaMismatch("tuple has the wrong length")
-        return tuple(_from_value(v, a) for v, a in zip(value, args, strict=True))
-    if origin is dict:
-        key_type, item_type = get_args(expected)
-        if not isinstance(value, dict) or key_type is not str:
-            raise SchemaMismatch("expected a map")
-        return {k: _from_value(v, item_type) for k, v in value.items()}
-    if expected is bool:
-        if not isinstance(value, bool):
-            raise SchemaMismatch("expected a bool")
-        return value
-    if expected is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SchemaMismatch("expected an int")
-        return value
-    if expected in (bytes, str):
-        if not isinstance(value, expected):
-            raise SchemaMismatch(f"expected {expected.__name__}")
-        return value
-    if expected is type(None):
-        if value is not None:
-            raise SchemaMismatch("expected null")
-        return None
-    raise TypeError(f"unsupported record field type {expected!r}")
+        return tuple(convert(v) for convert, v in zip(converters, value, strict=True))
+
+    return to_fixed
+
+
+def _to_bool(value: Value) -> bool:
+    if not isinstance(value, bool):
+        raise SchemaMismatch("expected a bool")
+    return value
+
+
+def _to_int(value: Value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SchemaMismatch("expected an int")
+    return value
+
+
+def _to_bytes(value: Value) -> bytes:
+    if not isinstance(value, bytes):
+        raise SchemaMismatch("expected bytes")
+    return value
+
+
+def _to_str(value: Value) -> str:
+    if not isinstance(value, str):
+        raise SchemaMismatch("expected str")
+    return value
+
+
+def _to_none(value: Value) -> None:
+    if value is not None:
+        raise SchemaMismatch("expected null")
+
+
+_LEAF_CONVERTERS: dict[Any, Converter] = {
+    bool: _to_bool,
+    int: _to_int,
+    bytes: _to_bytes,
+    str: _to_str,
+    type(None): _to_none,
+}

@@ -13,6 +13,7 @@ from veilnet.crypto.envelope import (
 )
 from veilnet.crypto.errors import EnvelopeInvalid, KeyInvalid, SignatureInvalid, UnsupportedVersion
 from veilnet.crypto.keys import Address, PublicKeys, SecretKey, Suite, SymmetricKey
+from veilnet.crypto.session import QuerySession
 from veilnet.crypto.signing import (
     Domain,
     MessageType,
@@ -35,6 +36,7 @@ __all__ = [
     "KeyInvalid",
     "MessageType",
     "PublicKeys",
+    "QuerySession",
     "SecretKey",
     "SignatureInvalid",
     "Suite",

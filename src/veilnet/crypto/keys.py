@@ -92,9 +92,11 @@ class PublicKeys:
     _loaded: dict[Suite, raw_hpke.PublicKey] = field(
         init=False, repr=False, compare=False, hash=False
     )
+    _address: Address = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         secp256k1.validate_public_key(self.secp256k1)
+        object.__setattr__(self, "_address", Address(secp256k1.address_of(self.secp256k1)))
         object.__setattr__(
             self,
             "_loaded",
@@ -114,7 +116,7 @@ class PublicKeys:
 
     @property
     def address(self) -> Address:
-        return Address(secp256k1.address_of(self.secp256k1))
+        return self._address
 
     def hpke_public(self, suite: Suite) -> bytes:
         """Raw HPKE public key bytes for ``suite``."""

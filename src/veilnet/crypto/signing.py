@@ -81,6 +81,7 @@ class MessageType:
     name: str
     fields: tuple[tuple[str, str], ...]
     typehash: bytes = field(init=False, repr=False, compare=False)
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -89,6 +90,7 @@ class MessageType:
             if not _NAME.match(fname) or not _ATOMIC.match(ftype):
                 raise ValueError(f"unsupported EIP-712 field {fname!r}: {ftype!r}")
         object.__setattr__(self, "typehash", keccak(self.type_string.encode()))
+        object.__setattr__(self, "_names", frozenset(n for n, _ in self.fields))
 
     @property
     def type_string(self) -> str:
@@ -96,7 +98,7 @@ class MessageType:
 
     def struct_hash(self, values: Mapping[str, Any]) -> bytes:
         """keccak256(typehash || encodeData(values)), per EIP-712 for atomic members."""
-        if set(values) != {n for n, _ in self.fields}:
+        if values.keys() != self._names:
             raise ValueError(f"{self.name} needs exactly the fields {[n for n, _ in self.fields]}")
         words = [self.typehash]
         for fname, ftype in self.fields:

@@ -42,3 +42,7 @@ QUERY_CERT_MAX_BLOCKS: Final = 7200
 """Longest lifetime a query certificate may claim, in blocks."""
 MAX_CACHED_CERTIFICATES: Final = 10_000
 """Verified query certificates remembered (oldest forgotten first)."""
+MAX_MEMOISED_CONTRACT_KEYS: Final = 4096
+"""Derived contract keys a keyring keeps (each query needs one; deriving costs ~80 µs)."""
+MAX_MEMOISED_QUERY_SESSIONS: Final = 10_000
+"""Query sessions (one per client certificate, contract and epoch) kept, oldest dropped first."""

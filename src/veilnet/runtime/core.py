@@ -43,13 +43,14 @@ from veilnet.crypto import (
     Binding,
     Domain,
     EnvelopeInvalid,
+    KeyInvalid,
+    QuerySession,
     SecretKey,
     SignatureInvalid,
     UnsupportedVersion,
     open_envelope,
     open_key_envelope,
     peek_envelope,
-    seal_for,
     seal_key_for,
     sign_text,
 )
@@ -951,7 +952,12 @@ class EnclaveCore:
         self, h: ev.BlockHeader, contract_id: bytes, contract: ContractInfo, envelope: bytes
     ) -> SecretKey:
         """The contract key for the envelope's epoch, if that epoch is within its window."""
-        epoch = peek_envelope(envelope).epoch
+        return self._contract_key_at(h, contract_id, contract, peek_envelope(envelope).epoch)
+
+    def _contract_key_at(
+        self, h: ev.BlockHeader, contract_id: bytes, contract: ContractInfo, epoch: int
+    ) -> SecretKey:
+        """The contract key of ``epoch``, if that epoch is within its window."""
         if epoch not in contract.epochs:
             raise KeyEpochExpired("envelope names an epoch this contract was never keyed at")
         successor = min((k for k in contract.epochs if k > epoch), default=None)
@@ -1157,22 +1163,33 @@ class EnclaveCore:
         rt = self.runtimes.get(parsed.contract_id)
         if rt is None:
             raise NotReady("this worker does not serve the contract's cluster")
-        key = self._contract_key_for(self.head, parsed.contract_id, contract, parsed.ciphertext)
         try:
-            plain = open_envelope(
-                key,
-                parsed.ciphertext,
-                binding=proto.query_binding(
-                    self.config.chain_id, parsed.contract_id, peek_envelope(parsed.ciphertext).epoch
-                ),
-            )
-            inner = proto.QueryPlaintext.from_bytes(plain)
+            epoch = peek_envelope(parsed.session).epoch
         except VeilnetError as exc:
             raise QueryRejected(exc.message) from exc
+        self._contract_key_at(self.head, parsed.contract_id, contract, epoch)
+        try:
+            session = self.keys.query_session(
+                contract.cluster,
+                parsed.contract_id,
+                epoch,
+                parsed.session,
+                cert.ephemeral_key,
+                chain_id=self.config.chain_id,
+            )
+            if session is None:
+                raise KeyEpochExpired("the key of this epoch is no longer held", epoch=epoch)
+            inner = proto.QueryPlaintext.from_bytes(
+                session.open(parsed.ciphertext, request_id=parsed.request_id, direction="request")
+            )
+        except (CodecError, EnvelopeInvalid, UnsupportedVersion, KeyInvalid) as exc:
+            raise QueryRejected(exc.message) from exc
+        except ValueError as exc:
+            raise QueryRejected("malformed query") from exc
         if not hmac.compare_digest(inner.certificate_digest, cert_digest):
             raise QueryRejected("query was made under another certificate")
-        replay_key = cert.wallet + inner.request_id
-        if len(inner.request_id) != 32 or replay_key in self._seen_queries:
+        replay_key = cert.wallet + parsed.request_id
+        if replay_key in self._seen_queries:
             raise QueryRejected("request id was already used")
         answer: Any = None
         msg: JSONValue = None
@@ -1190,8 +1207,8 @@ class EnclaveCore:
         return PreparedQuery(
             contract_id=parsed.contract_id,
             wallet=cert.wallet,
-            ephemeral_key=cert.ephemeral_key,
-            request_id=inner.request_id,
+            session=session,
+            request_id=parsed.request_id,
             msg=msg,
             answer=answer,
             head=self.head,
@@ -1220,10 +1237,12 @@ class EnclaveCore:
         result = prepared.answer
         if result is None:
             result = _public_outcome(self._invoke_query(prepared, io=io))
-        ciphertext = seal_for(
-            prepared.ephemeral_key,
+        if prepared.session is None:
+            raise QueryRejected("a prepared query without a session cannot be answered")
+        ciphertext = prepared.session.seal(
             json.dumps(result, sort_keys=True, separators=(",", ":")).encode(),
-            binding=proto.response_binding(self.config.chain_id, prepared.request_id),
+            request_id=prepared.request_id,
+            direction="response",
         )
         response = proto.sign_response(
             self.keys.identity,
@@ -1478,7 +1497,8 @@ class PreparedQuery:
 
     contract_id: bytes
     wallet: bytes
-    ephemeral_key: bytes
+    session: QuerySession | None = field(repr=False)
+    """Seals the answer for the client (None only where nothing will be sealed, e.g. benches)."""
     request_id: bytes
     msg: Any
     answer: Any

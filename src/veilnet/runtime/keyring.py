@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from veilnet.codec import decode, encode
-from veilnet.crypto import SecretKey, SymmetricKey
+from veilnet.crypto import QuerySession, SecretKey, SymmetricKey
+from veilnet.runtime import protocol as proto
+from veilnet.runtime.constants import MAX_MEMOISED_CONTRACT_KEYS, MAX_MEMOISED_QUERY_SESSIONS
 
 
 class KeyRing:
     """Secret keys this enclave holds. Everything here is private to one worker."""
 
-    __slots__ = ("cluster_keys", "identity", "masters", "proposals")
+    __slots__ = ("_contract_keys", "_sessions", "cluster_keys", "identity", "masters", "proposals")
 
     def __init__(self, identity: SecretKey) -> None:
         self.identity = identity
@@ -21,6 +23,8 @@ class KeyRing:
         self.proposals: dict[int, SecretKey] = {}
         """This gatekeeper's own proposal per rotation (kept until the rotation resolves)."""
         self.cluster_keys: dict[tuple[bytes, int], SecretKey] = {}
+        self._contract_keys: dict[tuple[bytes, int, bytes], SecretKey] = {}
+        self._sessions: dict[tuple[bytes, int, bytes, bytes, bytes], QuerySession] = {}
 
     @property
     def sealer(self) -> SymmetricKey:
@@ -30,14 +34,57 @@ class KeyRing:
         return self.cluster_keys.get((cluster_id, epoch))
 
     def contract_key(self, cluster_id: bytes, contract_id: bytes, epoch: int) -> SecretKey | None:
+        memo = (cluster_id, epoch, contract_id)
+        found = self._contract_keys.get(memo)
+        if found is not None:
+            return found
         cluster = self.cluster_keys.get((cluster_id, epoch))
         if cluster is None:
             return None
-        return cluster.child("contract", contract_id)
+        if len(self._contract_keys) >= MAX_MEMOISED_CONTRACT_KEYS:
+            self._contract_keys.clear()
+        found = self._contract_keys[memo] = cluster.child("contract", contract_id)
+        return found
+
+    def query_session(
+        self,
+        cluster_id: bytes,
+        contract_id: bytes,
+        epoch: int,
+        envelope: bytes,
+        ephemeral_key: bytes,
+        *,
+        chain_id: int,
+    ) -> QuerySession | None:
+        """The contract key's session with a client's query key, from the sealed secret its
+        requests carry (memoised: a client sends many queries under one certificate). None if
+        the epoch's key is not held.
+
+        Raises:
+            EnvelopeInvalid / UnsupportedVersion / KeyInvalid: as ``worker_session``.
+        """
+        memo = (cluster_id, epoch, contract_id, ephemeral_key, envelope)
+        found = self._sessions.get(memo)
+        if found is not None:
+            return found
+        key = self.contract_key(cluster_id, contract_id, epoch)
+        if key is None:
+            return None
+        found = proto.worker_session(
+            key, envelope, ephemeral_key, chain_id=chain_id, contract_id=contract_id, epoch=epoch
+        )
+        if len(self._sessions) >= MAX_MEMOISED_QUERY_SESSIONS:
+            del self._sessions[next(iter(self._sessions))]
+        self._sessions[memo] = found
+        return found
 
     def forget_cluster_epoch(self, cluster_id: bytes, epoch: int) -> None:
         """Destroy an old epoch's key (forward secrecy once its window has passed)."""
         self.cluster_keys.pop((cluster_id, epoch), None)
+        for memo in [m for m in self._contract_keys if m[:2] == (cluster_id, epoch)]:
+            del self._contract_keys[memo]
+        for session in [m for m in self._sessions if m[:2] == (cluster_id, epoch)]:
+            del self._sessions[session]
 
     def export(self) -> bytes:
         """Every key, each sealed under the identity's checkpoint key (not under itself)."""

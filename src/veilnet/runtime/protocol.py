@@ -3,8 +3,9 @@ Pure and I/O-free, so the SDK builds and checks exactly what the core opens and 
 
 from __future__ import annotations
 
+import functools
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_hash.auto import keccak
@@ -16,21 +17,25 @@ from veilnet.crypto import (
     Domain,
     MessageType,
     PublicKeys,
+    QuerySession,
     SecretKey,
     open_envelope,
     recover_text,
     seal_for,
     sign_text,
     sign_typed,
+    suite_for_public_key,
     verify_typed,
 )
 
 PURPOSE_COMMAND = "command"
 PURPOSE_INIT = "init"
 PURPOSE_QUERY = "query"
-PURPOSE_QUERY_RESPONSE = "query-response"
+PURPOSE_QUERY_SESSION = "query-session"
 PURPOSE_CLUSTER_KEY = "cluster-key"
 PURPOSE_MASTER_KEY = "master-key"
+
+X25519_KEY_LENGTH = 32
 
 INIT_PUBLIC_TAG = 0x00
 """First byte of public (unencrypted) init arguments; encrypted ones start with an envelope."""
@@ -141,7 +146,13 @@ class QueryCertificate(Record):
 
     @property
     def digest(self) -> bytes:
-        return keccak(self.to_bytes())
+        return _certificate_digest(self)
+
+
+@functools.lru_cache(maxsize=1024)
+def _certificate_digest(certificate: QueryCertificate) -> bytes:
+    """Memoised: a client reuses one certificate for many queries, and so does its worker."""
+    return keccak(certificate.to_bytes())
 
 
 def make_certificate(
@@ -161,10 +172,9 @@ def make_certificate(
 @record("query.plaintext")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueryPlaintext(Record):
-    """Inside a query envelope: ``kind`` is ``"call"`` (``body`` = JSON for ``query``) or
+    """Inside a sealed query: ``kind`` is ``"call"`` (``body`` = JSON for ``query``) or
     ``"outcome"`` (``body`` = canonical command seq; only its sender may read it)."""
 
-    request_id: bytes
     certificate_digest: bytes
     kind: str
     body: bytes
@@ -173,8 +183,14 @@ class QueryPlaintext(Record):
 @record("query.request")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueryRequest(Record):
+    """What a client POSTs: ``session`` is the session secret HPKE-sealed to the contract key
+    (the same for every query of one certificate), ``ciphertext`` the QueryPlaintext sealed
+    under the session's request key for ``request_id``."""
+
     contract_id: bytes
     certificate: QueryCertificate
+    session: bytes
+    request_id: bytes
     ciphertext: bytes
 
 
@@ -205,30 +221,97 @@ def query_binding(chain_id: int, contract_id: bytes, epoch: int) -> Binding:
     return Binding(chain_id=chain_id, target=contract_id, epoch=epoch, purpose=PURPOSE_QUERY)
 
 
-def response_binding(chain_id: int, request_id: bytes) -> Binding:
-    return Binding(chain_id=chain_id, target=request_id, epoch=0, purpose=PURPOSE_QUERY_RESPONSE)
+def session_binding(chain_id: int, contract_id: bytes, epoch: int) -> Binding:
+    """What a query session is for: the chain, the contract and the key epoch of the request."""
+    return Binding(
+        chain_id=chain_id, target=contract_id, epoch=epoch, purpose=PURPOSE_QUERY_SESSION
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSession:
+    """A client's session with one contract key: the sealed secret each request carries, and
+    the keys that seal its requests and open the answers."""
+
+    contract_id: bytes
+    epoch: int
+    envelope: bytes
+    keys: QuerySession = field(repr=False)
+
+
+def open_session(
+    ephemeral: SecretKey,
+    contract_public: PublicKeys | bytes,
+    *,
+    chain_id: int,
+    contract_id: bytes,
+    epoch: int,
+    secret: bytes,
+) -> ClientSession:
+    """Client side, once per certificate and contract key: seal ``secret`` (32 fresh random
+    bytes) to the contract key and derive the session keys.
+
+    Raises:
+        KeyInvalid / EnvelopeInvalid: the contract key is not an X25519 or hybrid HPKE key.
+    """
+    raw = contract_public.x25519 if isinstance(contract_public, PublicKeys) else contract_public
+    suite = suite_for_public_key(raw)
+    envelope = seal_for(
+        raw, secret, binding=query_binding(chain_id, contract_id, epoch), suite=suite
+    )
+    # both suites' keys end with the same X25519 key (a hybrid key is ML-KEM-768 then X25519)
+    keys = QuerySession.agree(
+        ephemeral,
+        raw[-X25519_KEY_LENGTH:],
+        binding=session_binding(chain_id, contract_id, epoch),
+        secret=secret,
+    )
+    return ClientSession(contract_id=contract_id, epoch=epoch, envelope=envelope, keys=keys)
+
+
+def worker_session(
+    contract_key: SecretKey,
+    envelope: bytes,
+    ephemeral_key: bytes,
+    *,
+    chain_id: int,
+    contract_id: bytes,
+    epoch: int,
+) -> QuerySession:
+    """Worker side: open a request's session secret and derive the same keys as the client.
+
+    Raises:
+        EnvelopeInvalid / UnsupportedVersion: the envelope is not for this contract key.
+        KeyInvalid: the certificate's query key is unusable.
+    """
+    secret = open_envelope(
+        contract_key, envelope, binding=query_binding(chain_id, contract_id, epoch)
+    )
+    return QuerySession.agree(
+        contract_key,
+        ephemeral_key,
+        binding=session_binding(chain_id, contract_id, epoch),
+        secret=secret,
+    )
 
 
 def build_query(
     *,
-    contract_public: PublicKeys | bytes,
-    contract_id: bytes,
-    epoch: int,
-    chain_id: int,
+    session: ClientSession,
     certificate: QueryCertificate,
     request_id: bytes,
     kind: str,
     body: bytes,
 ) -> bytes:
     """Client side: the bytes to POST to a worker's ``/v1/query``."""
-    plaintext = QueryPlaintext(
-        request_id=request_id, certificate_digest=certificate.digest, kind=kind, body=body
-    )
-    ciphertext = seal_for(
-        contract_public, plaintext.to_bytes(), binding=query_binding(chain_id, contract_id, epoch)
-    )
+    plaintext = QueryPlaintext(certificate_digest=certificate.digest, kind=kind, body=body)
+    ciphertext = session.keys.seal(plaintext.to_bytes(), request_id=request_id, direction="request")
     return QueryRequest(
-        contract_id=contract_id, certificate=certificate, ciphertext=ciphertext
+        contract_id=session.contract_id,
+        certificate=certificate,
+        session=session.envelope,
+        request_id=request_id,
+        ciphertext=ciphertext,
     ).to_bytes()
 
 
@@ -243,25 +326,26 @@ def sign_response(
     state_commitment: bytes,
     ciphertext: bytes,
 ) -> QueryResponse:
-    unsigned = QueryResponse(
-        request_id=request_id,
-        contract_id=contract_id,
+    signed: dict[str, Any] = {
+        "request_id": request_id,
+        "contract_id": contract_id,
+        "block_number": block_number,
+        "block_hash": block_hash,
+        "state_commitment": state_commitment,
+        "ciphertext": ciphertext,
+    }
+    return QueryResponse(
         worker=worker.address.raw,
-        block_number=block_number,
-        block_hash=block_hash,
-        state_commitment=state_commitment,
-        ciphertext=ciphertext,
-        signature=b"",
+        signature=sign_typed(worker, domain, QUERY_RESPONSE_TYPE, signed),
+        **signed,
     )
-    signature = sign_typed(worker, domain, QUERY_RESPONSE_TYPE, unsigned.signed_values())
-    return QueryResponse(**{**_fields(unsigned), "signature": signature})
 
 
 def open_response(
     response: QueryResponse,
     *,
     domain: Domain,
-    ephemeral: SecretKey,
+    session: QuerySession,
     expected_request_id: bytes,
 ) -> bytes:
     """Client side: check the worker's signature and the request id, then decrypt.
@@ -280,12 +364,4 @@ def open_response(
         QUERY_RESPONSE_TYPE,
         response.signed_values(),
     )
-    return open_envelope(
-        ephemeral,
-        response.ciphertext,
-        binding=response_binding(domain.chain_id, response.request_id),
-    )
-
-
-def _fields(item: Record) -> dict[str, Any]:
-    return {name: getattr(item, name) for name in item.__dataclass_fields__}  # type: ignore[attr-defined]
+    return session.open(response.ciphertext, request_id=response.request_id, direction="response")

@@ -25,7 +25,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from veilnet.chain.contracts import ContractHandle
 from veilnet.chain.errors import EventDecodeError
 from veilnet.chain.model import ChainAddresses, ChainEvent, RawLog, decode_log, event_topic
 from veilnet.codec import CodecError, encode
-from veilnet.crypto import Address, Binding, Domain, SecretKey, seal_for
+from veilnet.crypto import Address, Binding, Domain, QuerySession, SecretKey, seal_for
 from veilnet.errors import VeilnetError
 from veilnet.runtime import protocol as proto
 from veilnet.runtime.constants import TOPIC_COLLATERAL
@@ -87,7 +87,8 @@ class PendingQuery:
     cluster: bytes
     kind: str
     body: bytes
-    ephemeral: SecretKey
+    session: QuerySession = field(repr=False)
+    """Opens the answer: only this client's certified query key (or the contract key) can."""
     wallet: Address
     request: bytes
 
@@ -112,11 +113,33 @@ class ChainView:
 
 
 class _Certificate:
-    __slots__ = ("certificate", "ephemeral")
+    """A wallet's certified query key, and its sessions with the contract keys it queried."""
+
+    __slots__ = ("_sessions", "certificate", "ephemeral")
 
     def __init__(self, ephemeral: SecretKey, certificate: proto.QueryCertificate) -> None:
         self.ephemeral = ephemeral
         self.certificate = certificate
+        self._sessions: dict[tuple[bytes, int, bytes], proto.ClientSession] = {}
+
+    def session(self, chain_id: int, key: ContractKey) -> proto.ClientSession:
+        """The session with ``key``: one HPKE seal and one X25519 agreement per contract key
+        and certificate, then reused by every query."""
+        memo = (key.contract_id, key.epoch, key.public_key)
+        found = self._sessions.get(memo)
+        if found is None:
+            if len(self._sessions) >= C.MAX_CACHED_SESSIONS:
+                self._sessions.clear()
+            found = proto.open_session(
+                self.ephemeral,
+                key.public_key,
+                chain_id=chain_id,
+                contract_id=key.contract_id,
+                epoch=key.epoch,
+                secret=os.urandom(C.SESSION_SECRET_BYTES),
+            )
+            self._sessions[memo] = found
+        return found
 
 
 class BaseClient:
@@ -392,11 +415,9 @@ class BaseClient:
         wallet = wallet or self.wallet
         cert = self.certificate(wallet, head)
         rid = request_id if request_id is not None else os.urandom(C.REQUEST_ID_BYTES)
+        session = cert.session(self.config.chain_id, key)
         request = proto.build_query(
-            contract_public=key.public_key,
-            contract_id=key.contract_id,
-            epoch=key.epoch,
-            chain_id=self.config.chain_id,
+            session=session,
             certificate=cert.certificate,
             request_id=rid,
             kind=kind,
@@ -414,7 +435,7 @@ class BaseClient:
             cluster=key.cluster,
             kind=kind,
             body=body,
-            ephemeral=cert.ephemeral,
+            session=session.keys,
             wallet=wallet.address,
             request=request,
         )
@@ -452,7 +473,7 @@ class BaseClient:
             plaintext = proto.open_response(
                 response,
                 domain=self.domain,
-                ephemeral=pending.ephemeral,
+                session=pending.session,
                 expected_request_id=pending.request_id,
             )
         except VeilnetError as exc:

@@ -20,10 +20,13 @@ DEFAULT_FINALITY: Final = 2
 HEAD_CACHE_S: Final = 0.25
 """How long the client reuses its node's head number (bounds the extra staleness accepted)."""
 MAX_CACHED_BLOCKS: Final = 4096
+MAX_CACHED_SESSIONS: Final = 1024
+"""Query sessions (contract keys) one certificate keeps before starting over."""
 WORKER_VERIFICATION_TTL_S: Final = 600.0
 """A worker's fresh attestation is re-checked after this long."""
 ATTESTATION_NONCE_BYTES: Final = 32
 REQUEST_ID_BYTES: Final = 32
+SESSION_SECRET_BYTES: Final = 32
 MAX_CONFIDENCE_LEVEL: Final = 3
 """Worst endorsement confidence (1 best .. 5 worst) the client accepts by default."""
 HTTP_TIMEOUT_S: Final = 30.0

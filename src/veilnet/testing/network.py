@@ -228,12 +228,17 @@ def query_core(
     )
     request_id = hashlib.sha256(ephemeral.public.x25519 + json.dumps(msg).encode()).digest()
     body = encode(msg) if kind == "outcome" else json.dumps(msg).encode()
+    query_session = proto.open_session(
+        ephemeral,
+        public,
+        chain_id=net.ledger.chain_id,
+        contract_id=contract_id,
+        epoch=epoch,
+        secret=request_id,
+    )
     raw = net.cores[worker].query(
         proto.build_query(
-            contract_public=public,
-            contract_id=contract_id,
-            epoch=epoch,
-            chain_id=net.ledger.chain_id,
+            session=query_session,
             certificate=certificate,
             request_id=request_id,
             kind=kind,
@@ -245,7 +250,7 @@ def query_core(
     plain = proto.open_response(
         proto.QueryResponse.from_bytes(raw),
         domain=net.config.response_domain,
-        ephemeral=ephemeral,
+        session=query_session.keys,
         expected_request_id=request_id,
     )
     answer: dict[str, Any] = json.loads(plain)

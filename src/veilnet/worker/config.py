@@ -38,6 +38,7 @@ class WorkerConfig:
         poll_interval: seconds between chain polls when idle.
         max_lag_blocks: how far behind the final head the worker may be and still serve.
         rate_per_s, rate_burst: token bucket per client address for the API.
+        query_threads: threads answering queries in parallel (agents run off the event loop).
         key_window_blocks, commitment_interval: network parameters (identical on replicas).
     """
 
@@ -63,6 +64,7 @@ class WorkerConfig:
     max_lag_blocks: int = C.DEFAULT_MAX_LAG_BLOCKS
     rate_per_s: float = C.DEFAULT_RATE_PER_S
     rate_burst: int = C.DEFAULT_RATE_BURST
+    query_threads: int = C.DEFAULT_QUERY_THREADS
     key_window_blocks: int = RC.DEFAULT_KEY_WINDOW_BLOCKS
     commitment_interval: int = RC.DEFAULT_COMMITMENT_INTERVAL
 

@@ -69,6 +69,8 @@ class WorkerHost:
     def __init__(self, config: WorkerConfig) -> None:
         if config.finality_depth < 0 or config.checkpoint_every < 1:
             raise WorkerConfigInvalid("finality_depth must be >= 0 and checkpoint_every >= 1")
+        if config.query_threads < 1:
+            raise WorkerConfigInvalid("query_threads must be at least 1")
         self.config = config
         self.metrics = WorkerMetrics()
         self.log = logging.LoggerAdapter(_log, {"worker": config.name})

@@ -3,6 +3,8 @@ Signatures are 65 bytes ``r || s || v`` with v in {27, 28}, the form EVM ``ecrec
 
 from __future__ import annotations
 
+import functools
+
 import coincurve
 from eth_hash.auto import keccak
 
@@ -25,6 +27,12 @@ def address_of(public_key_64: bytes) -> bytes:
     """The 20-byte Ethereum address of a 64-byte public key."""
     if len(public_key_64) != 64:
         raise KeyInvalid("secp256k1 public key must be 64 bytes")
+    return _address_of(bytes(public_key_64))
+
+
+@functools.lru_cache(maxsize=1024)
+def _address_of(public_key_64: bytes) -> bytes:
+    # memoised: the same few signers (workers, wallets) are recovered over and over
     return keccak(public_key_64)[12:]
 
 

@@ -1,0 +1,133 @@
+"""Query sessions: what a client's certified query key and a contract key agree on, per epoch.
+Each request and response is sealed under a key derived from it and the request id."""
+
+from __future__ import annotations
+
+import struct
+from typing import final
+
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from veilnet.crypto._hazmat import aead, kdf
+from veilnet.crypto._hazmat import hpke as raw_hpke
+from veilnet.crypto._hazmat.hpke import Suite
+from veilnet.crypto.constants import AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH, MAX_ENVELOPE_SIZE
+from veilnet.crypto.envelope import Binding
+from veilnet.crypto.errors import EnvelopeInvalid, KeyInvalid, UnsupportedVersion
+from veilnet.crypto.keys import SecretKey, _Secret
+
+__all__ = ["QuerySession"]
+
+SESSION_ENVELOPE_VERSION = 0x51
+"""First byte of a session-sealed value; differs from HPKE envelopes and sealed values."""
+SESSION_SECRET_LENGTH = 32
+REQUEST_ID_LENGTH = 32
+_DIRECTIONS = ("request", "response")
+_HEADER = struct.Struct(">B")
+_ZERO_NONCE = bytes(AEAD_NONCE_LENGTH)
+
+
+@final
+class QuerySession(_Secret):
+    """What a client's query key and a contract key agree on, once per certificate and epoch.
+
+    The root mixes X25519(own private, peer public) with a client-chosen ``secret`` that
+    travels HPKE-sealed to the contract key (so a post-quantum hybrid contract key keeps query
+    traffic safe from harvest-now-decrypt-later). Only the holder of the client's certified key
+    (or of the contract key, inside a worker's TEE) can derive request and response keys, so a
+    request also proves its sender holds the certified key.
+
+    Each key serves one request id and one direction; AES-256-GCM-SIV means two workers
+    answering the same request can at worst produce equal ciphertexts, never reuse a nonce.
+    """
+
+    __slots__ = ("_root",)
+    _root: bytes
+
+    def __init__(self, *, _token: object = None) -> None:
+        if _token is not _CONSTRUCT:
+            raise TypeError("use QuerySession.agree()")
+
+    @classmethod
+    def agree(
+        cls, own: SecretKey, peer_x25519: bytes, *, binding: Binding, secret: bytes
+    ) -> QuerySession:
+        """The session between ``own`` and the X25519 public key ``peer_x25519``.
+
+        ``binding`` names the chain, the contract and its key epoch; both public keys enter
+        the derivation too, so a session is tied to exactly this pair. ``secret``: 32 bytes
+        the client drew and sealed to the contract key.
+
+        Raises:
+            KeyInvalid: the peer key is malformed or of low order (no shared secret).
+        """
+        if not isinstance(peer_x25519, bytes) or len(peer_x25519) != raw_hpke.X25519_PUBLIC_LENGTH:
+            raise KeyInvalid("a query key is a 32-byte X25519 public key")
+        if not isinstance(secret, bytes) or len(secret) != SESSION_SECRET_LENGTH:
+            raise KeyInvalid("a session secret is 32 bytes")
+        private = own._hpke_private(Suite.X25519_SHA256_AES256GCM)
+        assert isinstance(private, x25519.X25519PrivateKey)
+        try:
+            shared = private.exchange(x25519.X25519PublicKey.from_public_bytes(peer_x25519))
+        except ValueError as exc:  # all-zero output: a low-order point
+            raise KeyInvalid("the query key has no shared secret with this key") from exc
+        low, high = sorted((own.public.x25519, peer_x25519))
+        session = cls(_token=_CONSTRUCT)
+        session._root = kdf.derive_bytes(
+            shared + secret,
+            [
+                "query-session",
+                binding.purpose,
+                binding.chain_id,
+                binding.target,
+                binding.epoch,
+                low,
+                high,
+            ],
+        )
+        return session
+
+    def seal(self, plaintext: bytes, *, request_id: bytes, direction: str) -> bytes:
+        """``version || AES-256-GCM-SIV(key, plaintext)`` with the key of one request id and
+        ``direction`` (``"request"`` or ``"response"``)."""
+        key = self._key(request_id, direction)
+        return _HEADER.pack(SESSION_ENVELOPE_VERSION) + aead.encrypt(
+            key, _ZERO_NONCE, plaintext, request_id
+        )
+
+    def open(
+        self,
+        sealed: bytes,
+        *,
+        request_id: bytes,
+        direction: str,
+        max_size: int = MAX_ENVELOPE_SIZE,
+    ) -> bytes:
+        """Inverse of ``seal``.
+
+        Raises:
+            EnvelopeInvalid: truncated, oversized, tampered, or sealed for another request,
+                direction or session (one opaque error).
+            UnsupportedVersion: an unknown version byte.
+        """
+        if not isinstance(sealed, bytes) or len(sealed) > max_size:
+            raise EnvelopeInvalid()
+        if len(sealed) < _HEADER.size + AEAD_TAG_LENGTH:
+            raise EnvelopeInvalid()
+        if sealed[0] != SESSION_ENVELOPE_VERSION:
+            raise UnsupportedVersion(f"session envelope version {sealed[0]} is not supported")
+        key = self._key(request_id, direction)
+        return aead.decrypt(key, _ZERO_NONCE, sealed[_HEADER.size :], request_id)
+
+    def _key(self, request_id: bytes, direction: str) -> bytes:
+        if not isinstance(request_id, bytes) or len(request_id) != REQUEST_ID_LENGTH:
+            raise ValueError("a request id is 32 bytes")
+        if direction not in _DIRECTIONS:
+            raise ValueError("direction is 'request' or 'response'")
+        return kdf.derive_bytes(self._root, ["query", direction, request_id])
+
+    def __repr__(self) -> str:
+        return "QuerySession(<redacted>)"
+
+
+_CONSTRUCT = object()
