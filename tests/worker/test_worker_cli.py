@@ -27,6 +27,7 @@ from .conftest import (
     NETWORK_SEED,
     OWNER_FUNDED,
     Net,
+    contract_key,
     deploy_counter,
     query_over_http,
     send_command,
@@ -190,6 +191,8 @@ def test_worker_processes_two_clusters(tmp_path: Path, kind: str) -> None:
 
             def keyed() -> bool:
                 for contract, workers in serving.items():
+                    if contract_key(net, contract)[1] == 0:  # the key is not on chain yet
+                        return False
                     for w in workers:
                         got = httpx.get(f"{w['api_url']}/v1/contracts/0x{contract.hex()}")
                         if got.status_code != 200 or got.json()["epoch"] == 0:

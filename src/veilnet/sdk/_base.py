@@ -715,7 +715,12 @@ class BaseClient:
         if status == 413:
             return RequestTooLarge(f"{worker} refused the request as too large", worker_code=code)
         if status == 429:
-            return RateLimited(f"{worker} rate-limited this client", worker_code=code)
+            retry_after = _retry_after(body)
+            return RateLimited(
+                f"{worker} rate-limited this client",
+                worker_code=code,
+                **({} if retry_after is None else {"retry_after_s": retry_after}),
+            )
         if status >= 500 or code in ("runtime_not_ready",):
             return WorkerUnavailable(f"{worker}: {code}: {message}", worker_code=code)
         return QueryRejected(f"{worker} refused the query: {code}: {message}", worker_code=code)
@@ -828,3 +833,15 @@ def _revert_reason(message: str, data: Any) -> str:
 
 Hook = Callable[[str], None]
 """Progress callback: receives one short human-readable line per step."""
+
+
+def _retry_after(body: bytes) -> float | None:
+    """The wait a worker's 429 body names (``retry_after_s``), if it names a sane one."""
+    try:
+        doc = json.loads(body)
+        value = doc["error"]["retry_after_s"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 3600:
+        return None
+    return float(value)

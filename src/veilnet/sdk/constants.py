@@ -30,6 +30,8 @@ SESSION_SECRET_BYTES: Final = 32
 MAX_CONFIDENCE_LEVEL: Final = 3
 """Worst endorsement confidence (1 best .. 5 worst) the client accepts by default."""
 HTTP_TIMEOUT_S: Final = 30.0
+RATE_LIMIT_WAIT_S: Final = 5.0
+"""Longest a query waits out workers' rate limits in all before raising RateLimited."""
 POLL_INTERVAL_S: Final = 0.05
 OUTCOME_POLL_S: Final = 0.1
 """Between two verified ``outcome`` queries while waiting for a command to be applied."""

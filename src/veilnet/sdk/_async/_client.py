@@ -49,6 +49,7 @@ from veilnet.sdk.errors import (
     ContractNotFound,
     NetworkConfigInvalid,
     QueryRejected,
+    RateLimited,
     RequestTooLarge,
     Timeout,
     TransactionReverted,
@@ -79,6 +80,7 @@ class AsyncClient(BaseClient):
         max_confidence: int = C.MAX_CONFIDENCE_LEVEL,
         allow_insecure_dev_tee: bool | None = None,
         head_cache_s: float = C.HEAD_CACHE_S,
+        rate_limit_wait_s: float = C.RATE_LIMIT_WAIT_S,
     ) -> None:
         super().__init__(
             config,
@@ -88,6 +90,8 @@ class AsyncClient(BaseClient):
             allow_insecure_dev_tee=allow_insecure_dev_tee,
             head_cache_s=head_cache_s,
         )
+        self.rate_limit_wait_s = rate_limit_wait_s
+        """How long one query may wait out workers' rate limits (``Retry-After``) in all."""
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self._owns_http = http is None
         self._rpc_id = 0
@@ -437,17 +441,26 @@ class AsyncClient(BaseClient):
         return found
 
     async def _post_query(self, url: str, request: bytes) -> bytes:
-        try:
-            reply = await self._http.post(
-                url.rstrip("/") + "/v1/query",
-                content=request,
-                headers={"content-type": "application/octet-stream"},
-            )
-        except httpx.HTTPError as exc:
-            raise WorkerUnavailable(f"{url} did not answer") from exc
-        if reply.status_code != 200:
-            raise self.worker_error(reply.status_code, reply.content, url)
-        return reply.content
+        """POST a sealed query; a 429 is waited out (as the worker asks) while the client's
+        ``rate_limit_wait_s`` lasts, then raised as RateLimited."""
+        waited = 0.0
+        while True:
+            try:
+                reply = await self._http.post(
+                    url.rstrip("/") + "/v1/query",
+                    content=request,
+                    headers={"content-type": "application/octet-stream"},
+                )
+            except httpx.HTTPError as exc:
+                raise WorkerUnavailable(f"{url} did not answer") from exc
+            if reply.status_code == 200:
+                return reply.content
+            error = self.worker_error(reply.status_code, reply.content, url)
+            wait = error.details.get("retry_after_s") if isinstance(error, RateLimited) else None
+            if wait is None or waited + wait > self.rate_limit_wait_s:
+                raise error
+            await asyncio.sleep(wait)
+            waited += wait
 
     async def ask(
         self,
