@@ -172,6 +172,10 @@ def send_command(net: Net, contract_id: bytes, msg: Any, *, nonce: int) -> int:
     return seq
 
 
+class WorkerBusy(Exception):
+    """The worker answered 503 (starting or catching up): ask again later."""
+
+
 _request_counter = iter(range(1, 1 << 30))
 _counter_lock = threading.Lock()
 
@@ -218,6 +222,8 @@ def query_over_http(
         headers={"content-type": "application/octet-stream"},
         timeout=30,
     )
+    if reply.status_code == 503:
+        raise WorkerBusy(reply.text)
     assert reply.status_code == 200, reply.text
     response = proto.QueryResponse.from_bytes(reply.content)
     domain = Domain(chain_id=chain_id, verifying_contract=net.deployment.addresses.registry)

@@ -35,7 +35,7 @@ class Binding:
         chain_id: EVM chain id of the network.
         target: id of the recipient (contract id, worker address, cluster id), as bytes.
         epoch: key epoch of the recipient key.
-        purpose: short label separating uses ("command", "query", "query-response", ...).
+        purpose: short label separating uses ("command", "query", "cluster-key", ...).
     """
 
     chain_id: int
