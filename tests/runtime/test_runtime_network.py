@@ -170,7 +170,15 @@ def test_a_prepared_query_reads_its_snapshot_while_blocks_apply(network: Network
     )
     import json
 
+    from veilnet.testing.network import query_core
+
     assert json.loads(answer)["result"]["count"] == 1
+    # queries within one block share a snapshot; the next block's queries read the new state
+    assert query_core(network, ALICE, contract, {})["result"]["count"] == 6
+    assert query_core(network, ALICE, contract, {"n": 1})["result"]["count"] == 6
+    network.command(ALICE, contract, {"by": 1}, nonce=2)
+    network.settle()
+    assert query_core(network, ALICE, contract, {"n": 2})["result"]["count"] == 7
 
 
 def test_js_agent_calls_js_agent_then_keeps_using_host_calls(engine: AgentRuntime) -> None:

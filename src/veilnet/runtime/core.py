@@ -239,6 +239,9 @@ class EnclaveCore:
         self._agents: dict[bytes, Any] = {}
         self._seen_queries: dict[bytes, int] = {}
         self._verified_certificates: dict[bytes, None] = {}
+        self._query_snapshots: dict[bytes, dict[bytes, _Snapshot]] = {}
+        """Per cluster, the snapshot queries share until the next block (state only changes
+        in ``apply_block``, which empties this)."""
         """Digests of certificate bytes (signature included) already verified: clients reuse
         one certificate for many queries; expiry is still checked on every query."""
         self.diverged: list[str] = []
@@ -340,6 +343,7 @@ class EnclaveCore:
                 expected_number=self.head.number + 1,
                 got_number=header.number,
             )
+        self._query_snapshots.clear()
         for event in block.events:
             self._apply_event(header, event)
         self.head = header
@@ -1218,7 +1222,14 @@ class EnclaveCore:
 
     def _snapshot(self, cluster_id: bytes) -> dict[bytes, _Snapshot]:
         """Copies of the committed state of every served contract of a cluster (queries and
-        the agent calls they make read only these)."""
+        the agent calls they make read only these). Made once per block and cluster: copying
+        every state on every query would cost O(state) per query."""
+        found = self._query_snapshots.get(cluster_id)
+        if found is None:
+            found = self._query_snapshots[cluster_id] = self._copy_state(cluster_id)
+        return found
+
+    def _copy_state(self, cluster_id: bytes) -> dict[bytes, _Snapshot]:
         return {
             cid: _Snapshot(
                 values=dict(self.runtimes[cid].state.values),
