@@ -131,6 +131,8 @@ class Devnet:
 
     def stop(self) -> None:
         """Stop workers, gateway and chain (idempotent)."""
+        for host in self.hosts:
+            host.request_stop()
         for host in reversed(self.hosts):
             with contextlib.suppress(Exception):
                 host.stop(drain_timeout=2.0)
