@@ -6,8 +6,9 @@ worker's ``/v1/query`` (same server, rate limiter, error mapping, query thread p
 so the ratio isolates what confidentiality costs; ``bare`` runs the agent on the event loop of
 a minimal app, the cheapest any server could be.
 
-Also measures ``devnet_first_query_s``: from ``Devnet.start()`` (embedded chain) to the first
-verified query answer of a freshly deployed agent. Everything runs in this process.
+Also measures ``devnet_first_query_s``: from ``Devnet.start()`` to the first verified query
+answer of a freshly deployed agent. The chain is what ``veil devnet`` picks (anvil when
+installed, else the embedded one); the network runs in a child process, the client here.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
 
     options = DevnetOptions(
         workers=1,
-        chain="embedded",
+        chain="auto",
         block_time=block_time,
         data_dir=Path(tmp),
         gateway=False,
@@ -123,6 +124,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
                 server.start()
             conn.send(
                 {
+                    "chain": devnet.network["chain"],
                     "network": str(devnet.network_file),
                     "contract": agent.contract_id.hex(),
                     "wired": servers[0].url + "/plain",
@@ -212,7 +214,7 @@ def _bench(quick: bool) -> dict[str, Any]:
         "params": {
             "calls": calls,
             "agent": _AGENT,
-            "chain": "embedded",
+            "chain": info["chain"],
             "block_time_s": block_time,
             "workers": 1,
             "processes": "client in the bench process; devnet and worker in a child process",
