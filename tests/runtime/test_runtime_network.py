@@ -129,32 +129,20 @@ def test_registered_workers_post_heartbeats(engine: AgentRuntime) -> None:
 def test_a_prepared_query_reads_its_snapshot_while_blocks_apply(network: Network) -> None:
     """Queries run outside the host's lock on the state committed when they were prepared."""
     from veilnet.runtime import protocol as proto
+    from veilnet.testing.network import certified_query, query_core
 
     contract = network.deploy(
         OWNER, "py", (EXAMPLES / "counter.py").read_bytes(), init={"start": 1}
     )
-    public, epoch = network.contract_key_info(contract)
-    ephemeral = SecretKey.derive(b"\x61" * 32, "e")
-    cert = proto.make_certificate(
+    request, query_session = certified_query(
+        network,
         ALICE,
-        ephemeral,
-        chain_id=network.ledger.chain_id,
-        expires_block=network.ledger.head.number + 50,
-    )
-    query_session = proto.open_session(
-        ephemeral,
-        public,
-        chain_id=network.ledger.chain_id,
-        contract_id=contract,
-        epoch=epoch,
-        secret=b"\x02" * 32,
-    )
-    request = proto.build_query(
-        session=query_session,
-        certificate=cert,
+        contract,
+        ephemeral=SecretKey.derive(b"\x61" * 32, "e"),
         request_id=b"\x01" * 32,
         kind="call",
         body=b"{}",
+        expires_in=50,
     )
     core = network.cores["w1"]
     prepared = core.prepare_query(request)
@@ -169,8 +157,6 @@ def test_a_prepared_query_reads_its_snapshot_while_blocks_apply(network: Network
         expected_request_id=b"\x01" * 32,
     )
     import json
-
-    from veilnet.testing.network import query_core
 
     assert json.loads(answer)["result"]["count"] == 1
     # queries within one block share a snapshot; the next block's queries read the new state

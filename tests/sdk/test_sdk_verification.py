@@ -37,6 +37,26 @@ def _ask(local: Local, client: BaseClient, msg: object = None, *, worker: str = 
     return pending, core.query(pending.request)
 
 
+def _sealed_query(local: Local, query_key: SecretKey, certificate: proto.QueryCertificate) -> bytes:
+    """A ``{}`` query to the local contract, sealed under a session of ``query_key``."""
+    key = local.key()
+    session = proto.open_session(
+        query_key,
+        key.public_key,
+        chain_id=local.net.ledger.chain_id,
+        contract_id=key.contract_id,
+        epoch=key.epoch,
+        secret=os.urandom(32),
+    )
+    return proto.build_query(
+        session=session,
+        certificate=certificate,
+        request_id=os.urandom(32),
+        kind="call",
+        body=b"{}",
+    )
+
+
 def _state(local: Local) -> bytes:
     return local.net.cores["w1"].state_root()
 
@@ -128,21 +148,7 @@ def test_expired_certificate_is_refused(local: Local) -> None:
             proto.certificate_text(local.net.ledger.chain_id, ephemeral.public.x25519, expires)
         ),
     )
-    key = local.key()
-    request = proto.build_query(
-        session=proto.open_session(
-            ephemeral,
-            key.public_key,
-            chain_id=local.net.ledger.chain_id,
-            contract_id=key.contract_id,
-            epoch=key.epoch,
-            secret=b"\x04" * 32,
-        ),
-        certificate=cert,
-        request_id=os.urandom(32),
-        kind="call",
-        body=b"{}",
-    )
+    request = _sealed_query(local, ephemeral, cert)
     with pytest.raises(CoreQueryRejected, match="expired") as info:
         core.query(request)
     assert info.value.code == "runtime_query_rejected"
@@ -161,21 +167,7 @@ def test_query_certified_by_another_wallet_is_refused(local: Local) -> None:
         expires_block=expires,
         signature=MALLORY.sign_text(text),
     )
-    key = local.key()
-    request = proto.build_query(
-        session=proto.open_session(
-            ephemeral,
-            key.public_key,
-            chain_id=local.net.ledger.chain_id,
-            contract_id=key.contract_id,
-            epoch=key.epoch,
-            secret=b"\x04" * 32,
-        ),
-        certificate=cert,
-        request_id=os.urandom(32),
-        kind="call",
-        body=b"{}",
-    )
+    request = _sealed_query(local, ephemeral, cert)
     with pytest.raises(CoreQueryRejected, match="not signed by its wallet") as info:
         core.query(request)
     assert info.value.code == "runtime_query_rejected"
@@ -187,23 +179,8 @@ def test_a_certificate_copied_off_the_wire_is_useless_without_its_key(local: Loc
     client = local.client()
     pending, _ = _ask(local, client)
     alices = proto.QueryRequest.from_bytes(pending.request).certificate
-    key = local.key()
     core = local.net.cores["w1"]
-    mallory_key = SecretKey.derive(b"\x67" * 32, "mallory-query-key")
-    request = proto.build_query(
-        session=proto.open_session(
-            mallory_key,
-            key.public_key,
-            chain_id=local.net.ledger.chain_id,
-            contract_id=key.contract_id,
-            epoch=key.epoch,
-            secret=b"\x05" * 32,
-        ),
-        certificate=alices,
-        request_id=os.urandom(32),
-        kind="call",
-        body=b"{}",
-    )
+    request = _sealed_query(local, SecretKey.derive(b"\x67" * 32, "mallory-query-key"), alices)
     before = _state(local)
     with pytest.raises(CoreQueryRejected) as info:
         core.query(request)

@@ -36,7 +36,18 @@ def _percentile(samples: list[float], q: float) -> float:
 def _plain_call(host: Any, contract_id: bytes, caller: bytes) -> Any:
     """The agent's ``query`` on the worker's committed state, JSON in and out: what a query
     costs without envelopes, certificates, signatures and checks."""
+    from veilnet.crypto import QuerySession, SecretKey
+    from veilnet.runtime import protocol as proto
     from veilnet.runtime.core import PreparedQuery
+
+    # A prepared query carries a session; the plain path never seals with it.
+    unused = SecretKey.derive(b"\x00" * 32, "bench-plain")
+    session = QuerySession.agree(
+        unused,
+        unused.public.x25519,
+        binding=proto.session_binding(0, contract_id, 0),
+        secret=bytes(32),
+    )
 
     def call(body: bytes) -> bytes:
         msg = json.loads(body)
@@ -46,7 +57,7 @@ def _plain_call(host: Any, contract_id: bytes, caller: bytes) -> Any:
             prepared = PreparedQuery(
                 contract_id=contract_id,
                 wallet=caller,
-                session=None,
+                session=session,
                 request_id=b"",
                 msg=msg,
                 answer=None,
@@ -61,7 +72,7 @@ def _plain_call(host: Any, contract_id: bytes, caller: bytes) -> Any:
     return call
 
 
-def _plain_apps(host: Any, call: Any) -> tuple[Any, Any]:
+def _plain_apps(host: Any, call: Any, pool: Any) -> tuple[Any, Any]:
     """Two plain endpoints for ``call``: one wired like the worker's ``/v1/query`` (rate limit,
     error mapping, the query thread pool, a metric), one bare (the agent on the event loop)."""
     from starlette.applications import Starlette
@@ -69,9 +80,8 @@ def _plain_apps(host: Any, call: Any) -> tuple[Any, Any]:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from veilnet.worker.api import QueryPool, TokenBuckets, guard
+    from veilnet.worker.api import TokenBuckets, guard
 
-    pool = QueryPool(host.config.query_threads, name="veil-bench-plain")
     buckets = TokenBuckets(rate=host.config.rate_per_s, burst=host.config.rate_burst)
 
     async def wired(request: Request) -> Response:
@@ -95,7 +105,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
     from veilnet.devnet import Devnet, DevnetOptions
     from veilnet.devnet._demo import examples_dir
     from veilnet.sdk import Client
-    from veilnet.worker.api import APIServer
+    from veilnet.worker.api import APIServer, QueryPool
 
     options = DevnetOptions(
         workers=1,
@@ -109,6 +119,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
     began = time.monotonic()
     devnet = Devnet(options)
     servers: list[Any] = []
+    pool: QueryPool | None = None
     try:
         devnet.start()
         with Client.connect(devnet.network) as client:
@@ -119,7 +130,8 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
                 raise RuntimeError("the first query gave a wrong answer")
             host = devnet.workers[0]
             call = _plain_call(host, agent.contract_id, client.wallet.address.raw)
-            servers = [APIServer(app) for app in _plain_apps(host, call)]
+            pool = QueryPool(host.config.query_threads, name="veil-bench-plain")
+            servers = [APIServer(app) for app in _plain_apps(host, call, pool)]
             for server in servers:
                 server.start()
             conn.send(
@@ -139,6 +151,8 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
     finally:
         for server in servers:
             server.stop()
+        if pool is not None:
+            pool.close()
         devnet.stop()
 
 

@@ -31,7 +31,10 @@ Value = None | bool | int | bytes | str | list["Value"] | dict[str, "Value"]
 __all__ = ["Value", "decode", "encode"]
 
 
-_LEAVES = (type(None), bool, bytes, str)
+# Tuples, concrete types first: isinstance tries them in order, and an ABC check costs far more.
+_LEAF_TYPES = (bool, bytes, str)
+_MAP_TYPES = (dict, Mapping)
+_LIST_TYPES = (list, tuple, Sequence)
 
 
 def _check(value: Any, depth: int, max_depth: int, budget: list[int]) -> None:
@@ -41,41 +44,19 @@ def _check(value: Any, depth: int, max_depth: int, budget: list[int]) -> None:
     budget[0] -= 1
     if budget[0] < 0:
         raise Oversized("value has too many items")
-    kind = type(value)  # exact types first: this runs on every value of every message
-    if kind in _LEAVES:
-        return
-    if kind is int:
-        if not MIN_INT <= value <= MAX_INT:
-            raise Oversized("integers must fit in 64 bits")
-        return
-    if kind is list or kind is tuple:
-        for item in value:
-            _check(item, depth + 1, max_depth, budget)
-        return
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError("map keys must be str")
-            _check(item, depth + 1, max_depth, budget)
-        return
-    _check_subclassed(value, depth, max_depth, budget)
-
-
-def _check_subclassed(value: Any, depth: int, max_depth: int, budget: list[int]) -> None:
-    """The slow path of ``_check``: subclasses of the codec types (e.g. IntEnum, OrderedDict)."""
-    if isinstance(value, bool | bytes | str):
+    if value is None or isinstance(value, _LEAF_TYPES):
         return
     if isinstance(value, int):
         if not MIN_INT <= value <= MAX_INT:
             raise Oversized("integers must fit in 64 bits")
         return
-    if isinstance(value, Mapping):
+    if isinstance(value, _MAP_TYPES):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError("map keys must be str")
             _check(item, depth + 1, max_depth, budget)
         return
-    if isinstance(value, Sequence):
+    if isinstance(value, _LIST_TYPES):
         for item in value:
             _check(item, depth + 1, max_depth, budget)
         return

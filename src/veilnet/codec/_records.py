@@ -207,16 +207,13 @@ def _to_int(value: Value) -> int:
     return value
 
 
-def _to_bytes(value: Value) -> bytes:
-    if not isinstance(value, bytes):
-        raise SchemaMismatch("expected bytes")
-    return value
+def _instance_of(kind: type) -> Converter:
+    def convert(value: Value) -> Any:
+        if not isinstance(value, kind):
+            raise SchemaMismatch(f"expected {kind.__name__}")
+        return value
 
-
-def _to_str(value: Value) -> str:
-    if not isinstance(value, str):
-        raise SchemaMismatch("expected str")
-    return value
+    return convert
 
 
 def _to_none(value: Value) -> None:
@@ -227,7 +224,7 @@ def _to_none(value: Value) -> None:
 _LEAF_CONVERTERS: dict[Any, Converter] = {
     bool: _to_bool,
     int: _to_int,
-    bytes: _to_bytes,
-    str: _to_str,
+    bytes: _instance_of(bytes),
+    str: _instance_of(str),
     type(None): _to_none,
 }

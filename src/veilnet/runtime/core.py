@@ -239,11 +239,11 @@ class EnclaveCore:
         self._agents: dict[bytes, Any] = {}
         self._seen_queries: dict[bytes, int] = {}
         self._verified_certificates: dict[bytes, None] = {}
+        """Digests of certificate bytes (signature included) already verified: clients reuse
+        one certificate for many queries; expiry is still checked on every query."""
         self._query_snapshots: dict[bytes, dict[bytes, _Snapshot]] = {}
         """Per cluster, the snapshot queries share until the next block (state only changes
         in ``apply_block``, which empties this)."""
-        """Digests of certificate bytes (signature included) already verified: clients reuse
-        one certificate for many queries; expiry is still checked on every query."""
         self.diverged: list[str] = []
 
     # ------------------------------------------------------------------ construction --------
@@ -1248,8 +1248,6 @@ class EnclaveCore:
         result = prepared.answer
         if result is None:
             result = _public_outcome(self._invoke_query(prepared, io=io))
-        if prepared.session is None:
-            raise QueryRejected("a prepared query without a session cannot be answered")
         ciphertext = prepared.session.seal(
             json.dumps(result, sort_keys=True, separators=(",", ":")).encode(),
             request_id=prepared.request_id,
@@ -1508,8 +1506,8 @@ class PreparedQuery:
 
     contract_id: bytes
     wallet: bytes
-    session: QuerySession | None = field(repr=False)
-    """Seals the answer for the client (None only where nothing will be sealed, e.g. benches)."""
+    session: QuerySession = field(repr=False)
+    """Seals the answer so that only the client's certified query key can open it."""
     request_id: bytes
     msg: Any
     answer: Any

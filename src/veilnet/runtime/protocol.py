@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_hash.auto import keccak
@@ -326,19 +326,18 @@ def sign_response(
     state_commitment: bytes,
     ciphertext: bytes,
 ) -> QueryResponse:
-    signed: dict[str, Any] = {
-        "request_id": request_id,
-        "contract_id": contract_id,
-        "block_number": block_number,
-        "block_hash": block_hash,
-        "state_commitment": state_commitment,
-        "ciphertext": ciphertext,
-    }
-    return QueryResponse(
+    unsigned = QueryResponse(
+        request_id=request_id,
+        contract_id=contract_id,
         worker=worker.address.raw,
-        signature=sign_typed(worker, domain, QUERY_RESPONSE_TYPE, signed),
-        **signed,
+        block_number=block_number,
+        block_hash=block_hash,
+        state_commitment=state_commitment,
+        ciphertext=ciphertext,
+        signature=b"",
     )
+    signature = sign_typed(worker, domain, QUERY_RESPONSE_TYPE, unsigned.signed_values())
+    return replace(unsigned, signature=signature)
 
 
 def open_response(

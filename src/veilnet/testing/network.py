@@ -210,6 +210,40 @@ class SeededPlatform(TEEPlatform):
         )
 
 
+def certified_query(
+    net: Network,
+    wallet: SecretKey,
+    contract_id: bytes,
+    *,
+    ephemeral: SecretKey,
+    request_id: bytes,
+    kind: str,
+    body: bytes,
+    expires_in: int = 100,
+) -> tuple[bytes, proto.ClientSession]:
+    """A query to ``contract_id`` under a fresh certificate of ``wallet`` for ``ephemeral``, and
+    the client session whose keys open its answer."""
+    public, epoch = net.contract_key_info(contract_id)
+    certificate = proto.make_certificate(
+        wallet,
+        ephemeral,
+        chain_id=net.ledger.chain_id,
+        expires_block=net.ledger.head.number + expires_in,
+    )
+    session = proto.open_session(
+        ephemeral,
+        public,
+        chain_id=net.ledger.chain_id,
+        contract_id=contract_id,
+        epoch=epoch,
+        secret=hashlib.sha256(b"session" + request_id).digest(),
+    )
+    request = proto.build_query(
+        session=session, certificate=certificate, request_id=request_id, kind=kind, body=body
+    )
+    return request, session
+
+
 def query_core(
     net: Network,
     wallet: SecretKey,
@@ -221,36 +255,18 @@ def query_core(
     io: Any = None,
 ) -> dict[str, Any]:
     """Run an encrypted, certified query against one core and return the verified answer."""
-    public, epoch = net.contract_key_info(contract_id)
     ephemeral = SecretKey.generate()
-    certificate = proto.make_certificate(
-        wallet, ephemeral, chain_id=net.ledger.chain_id, expires_block=net.ledger.head.number + 100
-    )
     request_id = hashlib.sha256(ephemeral.public.x25519 + json.dumps(msg).encode()).digest()
     body = encode(msg) if kind == "outcome" else json.dumps(msg).encode()
-    query_session = proto.open_session(
-        ephemeral,
-        public,
-        chain_id=net.ledger.chain_id,
-        contract_id=contract_id,
-        epoch=epoch,
-        secret=request_id,
+    request, session = certified_query(
+        net, wallet, contract_id, ephemeral=ephemeral, request_id=request_id, kind=kind, body=body
     )
-    raw = net.cores[worker].query(
-        proto.build_query(
-            session=query_session,
-            certificate=certificate,
-            request_id=request_id,
-            kind=kind,
-            body=body,
-        ),
-        io=io,
-    )
+    raw = net.cores[worker].query(request, io=io)
     assert net.config is not None
     plain = proto.open_response(
         proto.QueryResponse.from_bytes(raw),
         domain=net.config.response_domain,
-        session=query_session.keys,
+        session=session.keys,
         expected_request_id=request_id,
     )
     answer: dict[str, Any] = json.loads(plain)

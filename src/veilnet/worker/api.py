@@ -140,8 +140,8 @@ def create_app(
     Args:
         clock: monotonic seconds for the per-client token buckets.
         limiter: the buckets to use (default: the host config's rate and burst on ``clock``).
-        pool: the threads queries run on (default: ``query_threads`` of the host config; kept
-            in ``app.state.query_pool`` so whoever serves the app can close it).
+        pool: the threads queries run on, owned by the caller (default: a new pool of the
+            host config's ``query_threads``, left to the process to reap).
     """
     buckets = limiter or TokenBuckets(
         rate=host.config.rate_per_s, burst=host.config.rate_burst, clock=clock
@@ -208,9 +208,7 @@ def create_app(
         Route("/v1/contracts/{id_hex}", guarded(contract), methods=["GET"]),
         Route("/metrics", guarded(metrics, limited=False), methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
-    app.state.query_pool = queries
-    return app
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
 
 
 def _hex(text: str, what: str, *, max_chars: int) -> bytes:
@@ -307,7 +305,6 @@ class APIServer:
         # delayed ACKs (Nagle), which dominated query latency.
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.bind((host, port))
-        self._pool: QueryPool | None = getattr(getattr(app, "state", None), "query_pool", None)
         bound = self._sock.getsockname()
         display = f"[{host}]" if ":" in host else host
         self.url = f"http://{display}:{bound[1]}"
@@ -331,5 +328,3 @@ class APIServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
-        if self._pool is not None:
-            self._pool.close()

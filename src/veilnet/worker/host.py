@@ -103,6 +103,7 @@ class WorkerHost:
         self._thread: threading.Thread | None = None
         self._relay: RelayWorker | None = None
         self._api: Any = None
+        self._queries: Any = None
         self._clients: list[JSONRPCClient] = []
         self._owned_engine: Any = None
         self._gateway: Any = None
@@ -209,9 +210,11 @@ class WorkerHost:
         self._relay.start()
         self._query_io = self._make_query_io()
         if cfg.serve_api:
-            from veilnet.worker.api import APIServer, create_app
+            from veilnet.worker.api import APIServer, QueryPool, create_app
 
-            self._api = APIServer(create_app(self), host=cfg.api_host, port=cfg.api_port)
+            self._queries = QueryPool(cfg.query_threads, name=f"veil-{cfg.name}-query")
+            app = create_app(self, pool=self._queries)
+            self._api = APIServer(app, host=cfg.api_host, port=cfg.api_port)
             self._api.start()
         self._thread = threading.Thread(target=self._run, name=f"veil-{cfg.name}", daemon=True)
         self._thread.start()
@@ -234,8 +237,7 @@ class WorkerHost:
         """Stop following, let the relay settle, write a final checkpoint, stop the API."""
         if not self.started:
             return
-        self._stop.set()
-        self._wake.set()
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
         if self._relay is not None:
@@ -246,6 +248,9 @@ class WorkerHost:
         if self._api is not None:
             self._api.stop()
             self._api = None
+        if self._queries is not None:
+            self._queries.close()
+            self._queries = None
         for client in self._clients:
             client.close()
         if self._gateway is not None:

@@ -17,36 +17,23 @@ _TAG_BYTES = b"b"
 _TAG_TEXT = b"s"
 _TAG_INT = b"i"
 _MAX_OUTPUT = 255 * 32
-_LENGTH = struct.Struct(">I")
 
 
 def encode_segment(segment: PathSegment) -> bytes:
     """Type tag, 4-byte big-endian length, then the value (ints as 8-byte unsigned)."""
-    # exact types first (bool, an int subclass, must not pass as an int)
-    if type(segment) is bytes:
+    if isinstance(segment, bool):
+        raise TypeError("KDF path segments may not be bool")
+    if isinstance(segment, bytes):
         tag, raw = _TAG_BYTES, segment
-    elif type(segment) is str:
+    elif isinstance(segment, str):
         tag, raw = _TAG_TEXT, segment.encode("utf-8")
-    elif type(segment) is int:
+    elif isinstance(segment, int):
         if not 0 <= segment < 2**64:
             raise ValueError("integer KDF path segments must fit in 64 unsigned bits")
         tag, raw = _TAG_INT, segment.to_bytes(8, "big")
-    elif isinstance(segment, bool):
-        raise TypeError("KDF path segments may not be bool")
-    elif isinstance(segment, bytes | str | int):
-        return encode_segment(_base_value(segment))
     else:
         raise TypeError(f"unsupported KDF path segment type: {type(segment).__name__}")
-    return tag + _LENGTH.pack(len(raw)) + raw
-
-
-def _base_value(segment: PathSegment) -> PathSegment:
-    """A subclass instance (IntEnum, str enum, bytes subclass) as its plain base value."""
-    if isinstance(segment, bytes):
-        return bytes(segment)
-    if isinstance(segment, str):
-        return str.__str__(segment)
-    return int(segment)
+    return tag + struct.pack(">I", len(raw)) + raw
 
 
 def encode_path(path: Iterable[PathSegment]) -> bytes:
