@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from veilnet.chain import find_anvil
 from veilnet.devnet import Devnet
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import envelopes as proto
 from veilnet.sdk import (
     AgentFailed,
     AsyncClient,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import envelopes as proto
 from veilnet.testing import Network
 
 from .conftest import ALICE, EXAMPLES, MALLORY, OWNER, outcomes

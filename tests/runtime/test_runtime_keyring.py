@@ -4,7 +4,7 @@ epoch that made them (forward secrecy does not wait for a cache)."""
 from __future__ import annotations
 
 from veilnet.crypto import SecretKey
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import envelopes as proto
 from veilnet.runtime.keyring import KeyRing
 
 CLUSTER = b"c1".ljust(32, b"\x00")

@@ -58,9 +58,9 @@ def test_state_commitments_posted_and_equal(engine: AgentRuntime) -> None:
     net.command(ALICE, contract, {"by": 1}, nonce=1)
     for _ in range(6):
         net.step()
-    from veilnet.runtime import constants as C  # noqa: N812
+    from veilnet.protocol import topics
 
-    posted = [m for m in net.posted if m.topic == C.TOPIC_STATE_COMMITMENT]
+    posted = [m for m in net.posted if m.topic == topics.TOPIC_STATE_COMMITMENT]
     by_block: dict[bytes, set[bytes]] = {}
     for message in posted:
         by_block.setdefault(message.payload[32:64], set()).add(message.payload[64:96])
@@ -112,13 +112,13 @@ def _caller_source(language: str, callee: bytes) -> bytes:
 
 def test_registered_workers_post_heartbeats(engine: AgentRuntime) -> None:
     from veilnet.codec import abi_decode
-    from veilnet.runtime import constants as C  # noqa: N812
+    from veilnet.protocol import topics
 
     net = Network(engine=engine, heartbeat_interval=5)
     net.bootstrap()
     for _ in range(10):
         net.step()
-    beats = [m for m in net.posted if m.topic == C.TOPIC_HEARTBEAT]
+    beats = [m for m in net.posted if m.topic == topics.TOPIC_HEARTBEAT]
     senders = {m.origin for m in beats}
     assert senders == {net.cores[n].address for n in ("gk", "w1", "w2")}
     for message in beats:
@@ -128,7 +128,7 @@ def test_registered_workers_post_heartbeats(engine: AgentRuntime) -> None:
 
 def test_a_prepared_query_reads_its_snapshot_while_blocks_apply(network: Network) -> None:
     """Queries run outside the host's lock on the state committed when they were prepared."""
-    from veilnet.runtime import protocol as proto
+    from veilnet.protocol import envelopes as proto
     from veilnet.testing.network import certified_query, query_core
 
     contract = network.deploy(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from veilnet.runtime import CheckpointInvalid, EnclaveCore
-from veilnet.runtime.events import Block, BlockHeader
+from veilnet.protocol.events import Block, BlockHeader
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network
 
@@ -168,7 +168,7 @@ import sys
 from pathlib import Path
 from veilnet.codec import decode
 from veilnet.runtime import CoreConfig, EnclaveCore
-from veilnet.runtime.events import Block
+from veilnet.protocol.events import Block
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network
 log = decode(Path(sys.argv[1]).read_bytes())

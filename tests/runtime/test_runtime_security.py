@@ -10,8 +10,8 @@ import pytest
 from veilnet.attestation import Policy
 from veilnet.codec import encode
 from veilnet.crypto import Binding, SecretKey, seal_key_for
-from veilnet.runtime import constants as C  # noqa: N812
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import topics
+from veilnet.protocol import envelopes as proto
 from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
 from veilnet.runtime.egress import Outbox
 from veilnet.sandbox import AgentRuntime
@@ -100,13 +100,13 @@ def test_forged_key_shares_are_ignored(network: Network) -> None:
     outbox.emit(
         mallory.keys.identity,
         mallory.address,
-        C.TOPIC_CLUSTER_KEY_SHARE,
+        topics.TOPIC_CLUSTER_KEY_SHARE,
         encode([cluster, w1.address, [[7, wrapped]]]),
     )
     outbox.emit(
         mallory.keys.identity,
         mallory.address,
-        C.TOPIC_MASTER_KEY_SHARE,
+        topics.TOPIC_MASTER_KEY_SHARE,
         encode(["history", w1.address, 0, history]),
     )
     for message in outbox.drain():
@@ -128,7 +128,7 @@ def test_forged_endorsement_from_a_worker_is_rejected_on_chain(network: Network)
     payload = abi_encode(
         ["address", "uint8", "bytes32"], ["0x" + mallory.address.hex(), 1, b"\x00" * 32]
     )
-    outbox.emit(mallory.keys.identity, mallory.address, C.TOPIC_ENDORSE, payload)
+    outbox.emit(mallory.keys.identity, mallory.address, topics.TOPIC_ENDORSE, payload)
     network.ledger.post(outbox.drain()[0])
     network.settle()
     assert network.ledger.rejected and network.ledger.rejected[-1][2] == "wrong origin"

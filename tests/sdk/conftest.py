@@ -12,7 +12,7 @@ import pytest
 from eth_hash.auto import keccak
 
 from veilnet.crypto import Address
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import envelopes as proto
 from veilnet.sandbox import AgentRuntime
 from veilnet.sdk import BaseClient, ChainView, ContractKey, NetworkConfig, Wallet
 from veilnet.testing import Network, cluster_id_of

@@ -12,7 +12,7 @@ import pytest
 from veilnet.codec import encode
 from veilnet.crypto import SecretKey
 from veilnet.errors import VeilnetError
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import envelopes as proto
 from veilnet.runtime.errors import QueryRejected as CoreQueryRejected
 from veilnet.sdk import (
     AgentFailed,

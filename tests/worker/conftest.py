@@ -1,5 +1,5 @@
 """Fixtures for worker-host tests: an embedded chain served over HTTP, hosts in threads, and
-client helpers (deploy, command, query) built from ``veilnet.runtime.protocol``."""
+client helpers (deploy, command, query) built from ``veilnet.protocol.envelopes``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from veilnet.chain import Deployment, EmbeddedChain, Network, deploy
 from veilnet.crypto import Domain, SecretKey
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import envelopes as proto
 from veilnet.sandbox import AgentRuntime
 from veilnet.worker import WorkerConfig, WorkerHost, dev_measurement
 

@@ -10,7 +10,7 @@ import pytest
 from veilnet.chain import egress_domain, verify_egress
 from veilnet.chain import model as cm
 from veilnet.crypto import Address, SecretKey
-from veilnet.runtime import events as ev
+from veilnet.protocol import events as ev
 from veilnet.runtime.egress import Outbox
 from veilnet.worker import to_chain_egress, to_core_block, to_core_event
 from veilnet.worker.adapter import IGNORED_EVENTS

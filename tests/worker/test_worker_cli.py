@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from veilnet.chain import AnvilChain, EmbeddedChain, Network, deploy, find_anvil
 from veilnet.cli.worker import worker
 from veilnet.codec import encode
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import envelopes as proto
 from veilnet.worker import WorkerConfigInvalid, bootstrap_network, cluster_id, dev_measurement
 
 from .conftest import (

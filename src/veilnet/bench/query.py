@@ -37,7 +37,7 @@ def _plain_call(host: Any, contract_id: bytes, caller: bytes) -> Any:
     """The agent's ``query`` on the worker's committed state, JSON in and out: what a query
     costs without envelopes, certificates, signatures and checks."""
     from veilnet.crypto import QuerySession, SecretKey
-    from veilnet.runtime import protocol as proto
+    from veilnet.protocol import envelopes as proto
     from veilnet.runtime.core import PreparedQuery
 
     # A prepared query carries a session; the plain path never seals with it.

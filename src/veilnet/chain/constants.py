@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from veilnet.runtime.constants import TOPIC_CLUSTER_KEY as TOPIC_CLUSTER_KEY
-from veilnet.runtime.constants import TOPIC_CONTRACT_KEY as TOPIC_CONTRACT_KEY
-from veilnet.runtime.constants import TOPIC_ENDORSE as TOPIC_ENDORSE
-from veilnet.runtime.constants import TOPIC_MASTER_KEY as TOPIC_MASTER_KEY
-from veilnet.runtime.constants import TOPIC_ROTATION_CONFIRM as TOPIC_ROTATION_CONFIRM
-from veilnet.runtime.constants import TOPIC_ROTATION_PROPOSE as TOPIC_ROTATION_PROPOSE
+from veilnet.protocol.topics import TOPIC_CLUSTER_KEY as TOPIC_CLUSTER_KEY
+from veilnet.protocol.topics import TOPIC_CONTRACT_KEY as TOPIC_CONTRACT_KEY
+from veilnet.protocol.topics import TOPIC_ENDORSE as TOPIC_ENDORSE
+from veilnet.protocol.topics import TOPIC_MASTER_KEY as TOPIC_MASTER_KEY
+from veilnet.protocol.topics import TOPIC_ROTATION_CONFIRM as TOPIC_ROTATION_CONFIRM
+from veilnet.protocol.topics import TOPIC_ROTATION_PROPOSE as TOPIC_ROTATION_PROPOSE
 
 # --- contract limits (mirrors of the Vyper constants) ---------------------------------------
 MAX_HPKE_KEY: Final = 1216

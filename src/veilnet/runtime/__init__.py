@@ -6,9 +6,8 @@ from veilnet.runtime.core import (
     EnclaveCore,
     PreparedQuery,
     QueryIO,
-    RegistrationRequest,
+
 )
-from veilnet.runtime.egress import EGRESS_TYPE, EgressMessage
 from veilnet.runtime.errors import (
     BlockRejected,
     CheckpointInvalid,
@@ -22,14 +21,12 @@ from veilnet.runtime.errors import (
 from veilnet.runtime.interfaces import AgentEngine, Platform, QuoteVerifier, Verdict
 
 __all__ = [
-    "EGRESS_TYPE",
     "AgentEngine",
     "BlockRejected",
     "CheckpointInvalid",
     "CommandRejected",
     "ContractUnavailable",
     "CoreConfig",
-    "EgressMessage",
     "EnclaveCore",
     "KeyEpochExpired",
     "NotAuthorized",
@@ -39,6 +36,5 @@ __all__ = [
     "QueryIO",
     "QueryRejected",
     "QuoteVerifier",
-    "RegistrationRequest",
     "Verdict",
 ]

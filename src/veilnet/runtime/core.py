@@ -56,9 +56,12 @@ from veilnet.crypto import (
 )
 from veilnet.errors import VeilnetError
 from veilnet.runtime import constants as C  # noqa: N812 - the core's one table of names
-from veilnet.runtime import events as ev
-from veilnet.runtime import protocol as proto
-from veilnet.runtime.egress import EgressMessage, Outbox
+from veilnet.protocol import events as ev
+from veilnet.protocol import envelopes as proto
+from veilnet.protocol import limits, topics
+from veilnet.protocol.egress import EgressMessage
+from veilnet.protocol.registration import RegistrationRequest, TEEKind, registration_report_data
+from veilnet.runtime.egress import Outbox
 from veilnet.runtime.errors import (
     BlockRejected,
     CheckpointInvalid,
@@ -166,33 +169,6 @@ class ContractRuntime:
     nonces: dict[bytes, int] = field(default_factory=dict)
     outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RegistrationRequest:
-    """What the host needs to register this worker on chain (``Registry.register_worker``)."""
-
-    worker: bytes
-    operator: bytes
-    hpke_key: bytes
-    tee_kind: int
-    measurement: bytes
-    quote: bytes
-    collateral: bytes
-    collateral_hash: bytes
-
-
-TEE_KINDS = {"dev": 0, "tdx": 1, "sgx": 2}
-
-
-def registration_report_data(
-    *, worker: bytes, operator: bytes, hpke_key: bytes, chain_id: int, registry: bytes
-) -> bytes:
-    """64 bytes of report_data binding a quote to one registration (and nothing else)."""
-    digest = hashlib.sha256(
-        encode(["veil/v1/register", worker, operator, hpke_key, chain_id, registry])
-    ).digest()
-    return digest + bytes(32)
 
 
 class EnclaveCore:
@@ -304,7 +280,7 @@ class EnclaveCore:
             worker=self.address,
             operator=operator,
             hpke_key=hpke_key,
-            tee_kind=TEE_KINDS.get(self.platform.kind, 0),
+            tee_kind=TEEKind.parse(self.platform.kind),
             measurement=self.platform.measurement,
             quote=self.platform.quote(report_data),
             collateral=collateral,
@@ -385,7 +361,7 @@ class EnclaveCore:
                 self.outbox.emit(
                     self.keys.identity,
                     self.address,
-                    C.TOPIC_COLLATERAL,
+                    topics.TOPIC_COLLATERAL,
                     zlib.compress(collateral, 9),
                 )
         self._endorse_pending(h)
@@ -407,7 +383,7 @@ class EnclaveCore:
                 payload = abi_encode(
                     ["address", "bytes"], [master.address.hex, master.public.x25519]
                 )
-                self.outbox.emit(self.keys.identity, self.address, C.TOPIC_MASTER_KEY, payload)
+                self.outbox.emit(self.keys.identity, self.address, topics.TOPIC_MASTER_KEY, payload)
         elif self.master is not None:
             self._send_master_history(e.gatekeeper)
 
@@ -456,7 +432,7 @@ class EnclaveCore:
                 ["address", "uint8", "bytes32"],
                 [Address(address).hex, verdict, worker.quote_hash],
             )
-            self.outbox.emit(self._master_key(), self.master[1], C.TOPIC_ENDORSE, payload)
+            self.outbox.emit(self._master_key(), self.master[1], topics.TOPIC_ENDORSE, payload)
 
     def _judge(self, address: bytes, worker: WorkerInfo, h: ev.BlockHeader) -> int | None:
         """Confidence level to endorse with, or None. Pure function of chain data and time."""
@@ -498,7 +474,7 @@ class EnclaveCore:
             )
             wrapped = seal_key_for(worker.hpke_key, key, binding=binding)
             payload = encode(["history", gatekeeper, rotation, wrapped])
-            self.outbox.emit(self.keys.identity, self.address, C.TOPIC_MASTER_KEY_SHARE, payload)
+            self.outbox.emit(self.keys.identity, self.address, topics.TOPIC_MASTER_KEY_SHARE, payload)
 
     # ---- rotation ----
 
@@ -520,12 +496,12 @@ class EnclaveCore:
             )
             wrapped = seal_key_for(self.workers[other].hpke_key, proposal, binding=binding)
             payload = encode(["proposal", other, e.rotation, wrapped])
-            self.outbox.emit(self.keys.identity, self.address, C.TOPIC_MASTER_KEY_SHARE, payload)
+            self.outbox.emit(self.keys.identity, self.address, topics.TOPIC_MASTER_KEY_SHARE, payload)
         payload = abi_encode(
             ["uint256", "address", "bytes"],
             [e.rotation, proposal.address.hex, proposal.public.x25519],
         )
-        self.outbox.emit(self.keys.identity, self.address, C.TOPIC_ROTATION_PROPOSE, payload)
+        self.outbox.emit(self.keys.identity, self.address, topics.TOPIC_ROTATION_PROPOSE, payload)
         if len(self.gatekeepers) == 1:
             # A sole gatekeeper's proposal completes the rotation in the same transaction, so
             # the new epoch's cluster keys can follow it in the same block: one on-chain hop.
@@ -558,7 +534,7 @@ class EnclaveCore:
             return
         self.keys.masters[e.rotation] = key
         payload = abi_encode(["uint256", "address"], [e.rotation, key.address.hex])
-        self.outbox.emit(self.keys.identity, self.address, C.TOPIC_ROTATION_CONFIRM, payload)
+        self.outbox.emit(self.keys.identity, self.address, topics.TOPIC_ROTATION_CONFIRM, payload)
 
     def _on_master_key_rotated(self, h: ev.BlockHeader, e: ev.MasterKeyRotated) -> None:
         self.master = (e.rotation, e.key_address, e.public_key)
@@ -629,7 +605,7 @@ class EnclaveCore:
                 ["bytes32", "uint64", "address", "bytes"],
                 [cluster_id, epoch, key.address.hex, key.public.x25519],
             )
-        self.outbox.emit(master, origin, C.TOPIC_CLUSTER_KEY, payload)
+        self.outbox.emit(master, origin, topics.TOPIC_CLUSTER_KEY, payload)
         for member in cluster.members:
             self._share_cluster_key(
                 cluster_id, member, epochs=[epoch], master=master, origin=origin
@@ -655,7 +631,7 @@ class EnclaveCore:
             origin, master = self.master[1], self._master_key()
         worker = self.workers.get(member)
         if master is None or worker is None:
-            self.outbox.emit(None, origin, C.TOPIC_CLUSTER_KEY_SHARE, b"")
+            self.outbox.emit(None, origin, topics.TOPIC_CLUSTER_KEY_SHARE, b"")
             return
         cluster = self.clusters[cluster_id]
         shares = []
@@ -672,7 +648,7 @@ class EnclaveCore:
             )
             shares.append([epoch, seal_key_for(worker.hpke_key, key, binding=binding)])
         payload = encode([cluster_id, member, shares])
-        self.outbox.emit(master, origin, C.TOPIC_CLUSTER_KEY_SHARE, payload)
+        self.outbox.emit(master, origin, topics.TOPIC_CLUSTER_KEY_SHARE, payload)
 
     def _on_cluster_worker_added(self, h: ev.BlockHeader, e: ev.ClusterWorkerAdded) -> None:
         cluster = self.clusters.get(e.cluster_id)
@@ -711,7 +687,7 @@ class EnclaveCore:
                 self._key_contract(h, contract_id, contract)
 
     def _on_egress(self, h: ev.BlockHeader, e: ev.Egress) -> None:
-        if e.topic == C.TOPIC_COLLATERAL:
+        if e.topic == topics.TOPIC_COLLATERAL:
             worker = self.workers.get(e.origin)
             if worker is None:
                 return
@@ -722,9 +698,9 @@ class EnclaveCore:
             if keccak(collateral) == worker.collateral_hash:
                 self.collaterals[worker.collateral_hash] = collateral
                 self._endorse_pending(h)
-        elif e.topic == C.TOPIC_CLUSTER_KEY_SHARE:
+        elif e.topic == topics.TOPIC_CLUSTER_KEY_SHARE:
             self._on_cluster_key_share(h, e)
-        elif e.topic == C.TOPIC_MASTER_KEY_SHARE:
+        elif e.topic == topics.TOPIC_MASTER_KEY_SHARE:
             self._on_master_key_share(e)
 
     def _on_cluster_key_share(self, h: ev.BlockHeader, e: ev.Egress) -> None:
@@ -811,7 +787,7 @@ class EnclaveCore:
             )
         else:
             payload = b""
-        self.outbox.emit(cluster_key, epoch_info.key_address, C.TOPIC_CONTRACT_KEY, payload)
+        self.outbox.emit(cluster_key, epoch_info.key_address, topics.TOPIC_CONTRACT_KEY, payload)
         if not member:
             return
         if key is None:
@@ -912,7 +888,7 @@ class EnclaveCore:
                     self.config.chain_id, e.contract_id, peek_envelope(e.payload).epoch
                 ),
             )
-            command = proto.CommandPlaintext.from_bytes(plain, max_size=C.MAX_COMMAND_PLAINTEXT)
+            command = proto.CommandPlaintext.from_bytes(plain, max_size=limits.MAX_COMMAND_PLAINTEXT)
         except VeilnetError as exc:
             return _failure_outcome(exc.code, exc.message, e.sender)
         if command.sender != e.sender:
@@ -1072,7 +1048,7 @@ class EnclaveCore:
             payload = abi_encode(
                 ["bytes32", "uint64", "bytes32"], [cluster_id, h.number, commitment]
             )
-            self.outbox.emit(self.keys.identity, self.address, C.TOPIC_STATE_COMMITMENT, payload)
+            self.outbox.emit(self.keys.identity, self.address, topics.TOPIC_STATE_COMMITMENT, payload)
 
     def _maybe_heartbeat(self, h: ev.BlockHeader) -> None:
         """Registered workers prove liveness: the block they applied, signed by their identity."""
@@ -1080,7 +1056,7 @@ class EnclaveCore:
         if interval <= 0 or h.number % interval != 0 or self.address not in self.workers:
             return
         payload = abi_encode(["uint64", "bytes32"], [h.number, h.hash])
-        self.outbox.emit(self.keys.identity, self.address, C.TOPIC_HEARTBEAT, payload)
+        self.outbox.emit(self.keys.identity, self.address, topics.TOPIC_HEARTBEAT, payload)
 
     # ---- buffering for members waiting for a key ----
 
@@ -1144,10 +1120,10 @@ class EnclaveCore:
         """
         if self.head is None:
             raise NotReady("no block applied yet")
-        if len(request) > C.MAX_QUERY_ENVELOPE:
-            raise QueryRejected("query is larger than allowed", max_size=C.MAX_QUERY_ENVELOPE)
+        if len(request) > limits.MAX_QUERY_ENVELOPE:
+            raise QueryRejected("query is larger than allowed", max_size=limits.MAX_QUERY_ENVELOPE)
         try:
-            parsed = proto.QueryRequest.from_bytes(request, max_size=C.MAX_QUERY_ENVELOPE)
+            parsed = proto.QueryRequest.from_bytes(request, max_size=limits.MAX_QUERY_ENVELOPE)
             cert = parsed.certificate
             cert_digest = cert.digest
             if cert_digest not in self._verified_certificates:
@@ -1159,7 +1135,7 @@ class EnclaveCore:
             raise QueryRejected("certificate is for another chain")
         if cert.expires_block < self.head.number:
             raise QueryRejected("certificate has expired", expired_at=cert.expires_block)
-        if cert.expires_block > self.head.number + C.QUERY_CERT_MAX_BLOCKS:
+        if cert.expires_block > self.head.number + limits.QUERY_CERT_MAX_BLOCKS:
             raise QueryRejected("certificate lifetime is too long")
         contract = self.contracts.get(parsed.contract_id)
         if contract is None or contract.epoch == 0:
@@ -1630,7 +1606,7 @@ class _Host:
         if callee.paused:
             raise SandboxAgentError("callee is paused", contract_id=contract_id)
         limits = self.core.config.limits
-        if ctx.depth > min(limits.call_depth, C.MAX_CALL_DEPTH):
+        if ctx.depth > min(limits.call_depth, limits.MAX_CALL_DEPTH):
             raise SandboxCallDepth("agent calls nest too deeply", kind="agent_calls")
         entry = Entry.HANDLE if ctx.mode is Mode.COMMAND else Entry(ctx.mode.value)
         nested_limits = dataclasses.replace(limits, fuel=max(1, min(limits.fuel, fuel)))

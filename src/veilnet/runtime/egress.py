@@ -1,37 +1,10 @@
-"""Egress: signed messages the core asks the host to post on the Bus, one sequence per origin.
+"""The core's outbox: signed egress messages for the host to post, one sequence per origin.
 Sequence counters are replicated state, so every holder of a key emits the same numbered stream."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from veilnet.codec import Record, record
-from veilnet.crypto import Address, Domain, MessageType, SecretKey, sign_typed
-
-EGRESS_TYPE = MessageType(
-    "Egress",
-    (("origin", "address"), ("seq", "uint64"), ("topic", "bytes32"), ("payload", "bytes")),
-)
-"""The EIP-712 struct the Bus verifies with ``ecrecover`` (Bus.vy ``EGRESS_TYPEHASH``)."""
-
-
-@record("egress.message")
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EgressMessage(Record):
-    """One message for ``Bus.post(origin, seq, topic, payload, signature)``."""
-
-    origin: bytes
-    seq: int
-    topic: bytes
-    payload: bytes
-    signature: bytes
-
-    def __repr__(self) -> str:
-        return (
-            f"EgressMessage(origin=0x{self.origin.hex()}, seq={self.seq}, "
-            f"topic=0x{self.topic[:4].hex()}.., {len(self.payload)} bytes)"
-        )
-
+from veilnet.crypto import Address, Domain, SecretKey, sign_typed
+from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
 
 class Outbox:
     """Per-origin sequence counters plus the messages produced while applying one block."""

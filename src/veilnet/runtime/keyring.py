@@ -7,7 +7,7 @@ from typing import Any
 
 from veilnet.codec import decode, encode
 from veilnet.crypto import QuerySession, SecretKey, SymmetricKey
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import envelopes as proto
 from veilnet.runtime.constants import MAX_MEMOISED_CONTRACT_KEYS, MAX_MEMOISED_QUERY_SESSIONS
 
 

@@ -36,9 +36,9 @@ from veilnet.chain.model import ChainAddresses, ChainEvent, RawLog, decode_log, 
 from veilnet.codec import CodecError, encode
 from veilnet.crypto import Address, Binding, Domain, QuerySession, SecretKey, seal_for
 from veilnet.errors import VeilnetError
-from veilnet.runtime import protocol as proto
-from veilnet.runtime.constants import TOPIC_COLLATERAL
-from veilnet.runtime.core import registration_report_data
+from veilnet.protocol import envelopes as proto
+from veilnet.protocol.registration import registration_report_data
+from veilnet.protocol.topics import TOPIC_COLLATERAL
 from veilnet.sdk import constants as C  # noqa: N812
 from veilnet.sdk._models import (
     AuditEntry,

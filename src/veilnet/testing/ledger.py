@@ -10,9 +10,9 @@ from eth_hash.auto import keccak
 
 from veilnet.codec import abi_decode
 from veilnet.crypto import Address, Domain, SignatureInvalid, recover_typed
-from veilnet.runtime import constants as C  # noqa: N812
-from veilnet.runtime import events as ev
-from veilnet.runtime.egress import EGRESS_TYPE, EgressMessage
+from veilnet.protocol import events as ev
+from veilnet.protocol import topics
+from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
 
 KIND_NONE, KIND_WORKER, KIND_MASTER, KIND_CLUSTER, KIND_CONTRACT = range(5)
 
@@ -286,7 +286,7 @@ class LedgerSim:
 
     def _on_egress(self, origin: bytes, topic: bytes, payload: bytes) -> None:
         kind = self.origin_kind.get(origin, KIND_NONE)
-        if topic == C.TOPIC_ENDORSE:
+        if topic == topics.TOPIC_ENDORSE:
             if kind != KIND_MASTER:
                 raise Revert("wrong origin")
             worker, confidence, quote_hash = abi_decode(["address", "uint8", "bytes32"], payload)
@@ -299,7 +299,7 @@ class LedgerSim:
                     worker=bytes.fromhex(worker[2:]), confidence=confidence, quote_hash=quote_hash
                 )
             )
-        elif topic == C.TOPIC_MASTER_KEY:
+        elif topic == topics.TOPIC_MASTER_KEY:
             if kind != KIND_WORKER or origin not in self.gatekeepers or self.master:
                 raise Revert("wrong origin")
             address, public = abi_decode(["address", "bytes"], payload)
@@ -309,7 +309,7 @@ class LedgerSim:
             self.pending.append(
                 ev.MasterKeySet(gatekeeper=origin, key_address=key, public_key=public)
             )
-        elif topic == C.TOPIC_CLUSTER_KEY:
+        elif topic == topics.TOPIC_CLUSTER_KEY:
             if kind != KIND_MASTER or origin != self.master:
                 raise Revert("wrong origin")
             cluster_id, epoch, address, public = abi_decode(
@@ -326,7 +326,7 @@ class LedgerSim:
                     cluster_id=cluster_id, epoch=epoch, key_address=key, public_key=public
                 )
             )
-        elif topic == C.TOPIC_CONTRACT_KEY:
+        elif topic == topics.TOPIC_CONTRACT_KEY:
             if kind != KIND_CLUSTER:
                 raise Revert("wrong origin")
             contract_id, epoch, address, public = abi_decode(
@@ -348,7 +348,7 @@ class LedgerSim:
                     contract_id=contract_id, epoch=epoch, key_address=key, public_key=public
                 )
             )
-        elif topic == C.TOPIC_ROTATION_PROPOSE:
+        elif topic == topics.TOPIC_ROTATION_PROPOSE:
             if (
                 kind != KIND_WORKER
                 or origin not in self.gatekeepers
@@ -367,7 +367,7 @@ class LedgerSim:
                 )
             )
             self._confirm(rotation, origin, key)
-        elif topic == C.TOPIC_ROTATION_CONFIRM:
+        elif topic == topics.TOPIC_ROTATION_CONFIRM:
             if kind != KIND_WORKER or origin not in self.gatekeepers or not self.rotation_locked:
                 raise Revert("wrong origin")
             rotation, address = abi_decode(["uint256", "address"], payload)

@@ -9,8 +9,8 @@ from typing import Any, Final, cast
 from veilnet.chain import model as cm
 from veilnet.chain.egress import EgressMessage as ChainEgress
 from veilnet.crypto import Address
-from veilnet.runtime import events as ev
-from veilnet.runtime.egress import EgressMessage as CoreEgress
+from veilnet.protocol import events as ev
+from veilnet.protocol.egress import EgressMessage as CoreEgress
 
 __all__ = ["IGNORED_EVENTS", "to_chain_egress", "to_core_block", "to_core_event"]
 

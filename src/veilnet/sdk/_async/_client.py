@@ -23,7 +23,7 @@ from veilnet.chain.model import (
 )
 from veilnet.codec import CodecError, encode
 from veilnet.crypto import Address
-from veilnet.runtime import protocol as proto
+from veilnet.protocol import envelopes as proto
 from veilnet.sdk import constants as C  # noqa: N812
 from veilnet.sdk._base import (
     TOPIC_COLLATERAL,

@@ -1,0 +1,18 @@
+"""Every format that crosses a boundary of the enclave core: envelopes, sessions, chain events,
+egress, registration, outcomes and limits. Pure and I/O-free; the core, SDK, chain and worker import it."""
+
+from veilnet.protocol import envelopes, events, limits, topics
+from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
+from veilnet.protocol.registration import RegistrationRequest, TEEKind, registration_report_data
+
+__all__ = [
+    "EGRESS_TYPE",
+    "EgressMessage",
+    "RegistrationRequest",
+    "TEEKind",
+    "envelopes",
+    "events",
+    "limits",
+    "registration_report_data",
+    "topics",
+]

@@ -1,0 +1,19 @@
+"""Size and lifetime limits of the wire formats, named once for the core and its clients.
+A client that builds within these limits is never refused for size by a worker."""
+
+from __future__ import annotations
+
+from typing import Final
+
+MAX_COMMAND_PLAINTEXT: Final = 64 * 1024
+"""Largest opened command plaintext (``CommandPlaintext``) a worker accepts."""
+MAX_QUERY_ENVELOPE: Final = 256 * 1024
+"""Largest ``QueryRequest`` a worker reads."""
+MAX_STATE_VALUE: Final = 256 * 1024
+"""Largest single value an agent may store."""
+MAX_CALL_DEPTH: Final = 4
+"""Deepest nesting of agent-to-agent calls."""
+QUERY_CERT_MAX_BLOCKS: Final = 7200
+"""Longest lifetime a query certificate may claim, in blocks."""
+MAX_COLLATERAL_BYTES: Final = 256 * 1024
+"""Largest decompressed collateral a worker publishes for its registration."""

@@ -1,0 +1,60 @@
+"""Worker registration on the wire: TEE kinds, the report data a quote binds, the request fields.
+Shared by the core (which builds them), gatekeepers and the SDK (which check them)."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+
+from veilnet.codec import encode
+
+
+class TEEKind(enum.IntEnum):
+    """The ``tee_kind`` of ``Registry.register_worker``. Unknown values are refused, never
+    read as ``DEV``: ``TEEKind(7)`` raises ``ValueError`` and ``TEEKind.parse`` a ``ValueError``
+    naming the choices."""
+
+    DEV = 0
+    TDX = 1
+    SGX = 2
+
+    @classmethod
+    def parse(cls, value: str | int) -> TEEKind:
+        """``"tdx"`` / ``1`` → ``TEEKind.TDX``; anything else raises ``ValueError``."""
+        if isinstance(value, str):
+            try:
+                return cls[value.upper()]
+            except KeyError:
+                raise ValueError(
+                    f"unknown TEE kind {value!r} (expected one of dev, tdx, sgx)"
+                ) from None
+        return cls(value)
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+def registration_report_data(
+    *, worker: bytes, operator: bytes, hpke_key: bytes, chain_id: int, registry: bytes
+) -> bytes:
+    """64 bytes of report_data binding a quote to one registration (and nothing else)."""
+    digest = hashlib.sha256(
+        encode(["veil/v1/register", worker, operator, hpke_key, chain_id, registry])
+    ).digest()
+    return digest + bytes(32)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationRequest:
+    """What the host needs to register this worker on chain (``Registry.register_worker``)."""
+
+    worker: bytes
+    operator: bytes
+    hpke_key: bytes
+    tee_kind: TEEKind
+    measurement: bytes
+    quote: bytes
+    collateral: bytes
+    collateral_hash: bytes

@@ -1,0 +1,22 @@
+"""Egress topics: keccak256 of their names, shared by the core, the chain code and the SDK.
+The routed ones must equal Registry.vy's constants (checked against the compiled ABI in tests)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from eth_hash.auto import keccak
+
+# Topics routed by the Bus to the Registry (must equal Registry.vy's constants).
+TOPIC_MASTER_KEY: Final = keccak(b"veil/egress/master-key")
+TOPIC_ENDORSE: Final = keccak(b"veil/egress/endorse")
+TOPIC_CLUSTER_KEY: Final = keccak(b"veil/egress/cluster-key")
+TOPIC_CONTRACT_KEY: Final = keccak(b"veil/egress/contract-key")
+TOPIC_ROTATION_PROPOSE: Final = keccak(b"veil/egress/rotation-propose")
+TOPIC_ROTATION_CONFIRM: Final = keccak(b"veil/egress/rotation-confirm")
+# Topics only workers (and clients checking registrations) read.
+TOPIC_COLLATERAL: Final = keccak(b"veil/egress/collateral")
+TOPIC_CLUSTER_KEY_SHARE: Final = keccak(b"veil/egress/cluster-key-share")
+TOPIC_MASTER_KEY_SHARE: Final = keccak(b"veil/egress/master-key-share")
+TOPIC_STATE_COMMITMENT: Final = keccak(b"veil/egress/state-commitment")
+TOPIC_HEARTBEAT: Final = keccak(b"veil/egress/heartbeat")
