@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from veilnet.crypto import SecretKey
+from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network
 
@@ -37,5 +38,5 @@ def counter(network: Network) -> bytes:
     return network.deploy(OWNER, "py", (EXAMPLES / "counter.py").read_bytes(), init={"start": 0})
 
 
-def outcomes(network: Network, contract_id: bytes, worker: str = "w1") -> dict[int, dict]:
+def outcomes(network: Network, contract_id: bytes, worker: str = "w1") -> dict[int, OutcomeRecord]:
     return network.cores[worker].runtimes[contract_id].outcomes

@@ -88,21 +88,20 @@ def test_bad_commands_fail_typed_and_change_nothing(
         payload,
         MALLORY.address.raw if case == "copied_by_other_sender" else sender,
     )
-    assert not outcome["ok"]
-    assert outcome["error"]["code"] == code
+    assert not outcome.ok
+    assert outcome.error.code == code
     assert _digest(network, counter) == before
 
 
 def test_replayed_nonce_is_rejected(network: Network, counter: bytes) -> None:
     payload = _sealed(network, counter, _call(ALICE.address.raw, 5, {"by": 1}))
-    assert _push(network, counter, payload, ALICE.address.raw)["ok"]
+    assert _push(network, counter, payload, ALICE.address.raw).ok
     before = _digest(network, counter)
     replay = _push(network, counter, payload, ALICE.address.raw)
-    assert replay["error"]["code"] == "runtime_command_replayed"
+    assert replay.error.code == "runtime_command_replayed"
     older = _sealed(network, counter, _call(ALICE.address.raw, 4, {"by": 1}))
     assert (
-        _push(network, counter, older, ALICE.address.raw)["error"]["code"]
-        == "runtime_command_replayed"
+        _push(network, counter, older, ALICE.address.raw).error.code == "runtime_command_replayed"
     )
     assert _digest(network, counter) == before
 
@@ -112,7 +111,7 @@ def test_agent_failure_charges_nothing_but_records_error(network: Network, count
     seq = network.command(ALICE, counter, {"by": "not a number"}, nonce=1)
     network.settle()
     outcome = outcomes(network, counter)[seq]
-    assert outcome["error"]["code"] == "sandbox_agent_error"
+    assert outcome.error.code == "sandbox_agent_error"
     assert _digest(network, counter) == before
     # the nonce is spent even though the command failed: it cannot be replayed later
     assert network.cores["w1"].runtimes[counter].nonces[ALICE.address.raw] == 1
@@ -151,15 +150,13 @@ def test_pause_resume_upgrade_transfer(network: Network, counter: bytes) -> None
         sender=OWNER.address.raw, nonce=9, kind="secret", body=_secret("api", "x")
     )
     assert (
-        _push(network, counter, _sealed(network, counter, secret), OWNER.address.raw)["error"][
-            "code"
-        ]
+        _push(network, counter, _sealed(network, counter, secret), OWNER.address.raw).error.code
         == "runtime_not_authorized"
     )
     secret = proto.CommandPlaintext(
         sender=ALICE.address.raw, nonce=10, kind="secret", body=_secret("api", "k")
     )
-    assert _push(network, counter, _sealed(network, counter, secret), ALICE.address.raw)["ok"]
+    assert _push(network, counter, _sealed(network, counter, secret), ALICE.address.raw).ok
     assert network.cores["w1"].runtimes[counter].secrets == {"api": "k"}
 
 

@@ -34,7 +34,7 @@ class Run:
         self.net.settle()
         results = [self.net.cores[w].runtimes[self.contract].outcomes[seq] for w in ("w1", "w2")]
         assert results[0] == results[1]
-        return {k: v for k, v in results[0].items() if k != "sender"}
+        return results[0].to_public()
 
     def query(self, wallet: SecretKey, msg: Any, **kw: Any) -> dict[str, Any]:
         answers = [

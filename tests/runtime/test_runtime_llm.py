@@ -98,6 +98,6 @@ def test_llm_chat_is_refused_in_command_mode(network: Network) -> None:
     seq = network.command(OWNER, other, {}, nonce=1)
     network.settle()
     outcome = network.cores["w1"].runtimes[other].outcomes[seq]
-    assert not outcome["ok"]
-    assert "llm.chat is not available" in outcome["error"]["message"]
+    assert not outcome.ok
+    assert "llm.chat is not available" in outcome.error.message
     assert contract in network.cores["w1"].runtimes

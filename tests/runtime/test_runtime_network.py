@@ -13,7 +13,7 @@ from .conftest import ALICE, EXAMPLES, OWNER, outcomes
 
 def test_bootstrap_endorses_and_keys_everyone(network: Network) -> None:
     gk = network.cores["gk"]
-    assert gk.master is not None
+    assert gk.state.master is not None
     for name in ("gk", "w1", "w2"):
         assert network.ledger.workers[network.cores[name].address].confidence == 1
     for name in ("w1", "w2"):
@@ -46,9 +46,9 @@ def test_command_events_and_results_recorded_for_sender(network: Network, counte
     seq = network.command(ALICE, counter, {"by": 3}, nonce=1)
     network.settle()
     outcome = outcomes(network, counter)[seq]
-    assert outcome["ok"] and outcome["result"] == 3
-    assert outcome["events"][0]["type"] == "counted"
-    assert outcome["sender"] == ALICE.address.raw
+    assert outcome.ok and outcome.result == 3
+    assert outcome.events[0]["type"] == "counted"
+    assert outcome.sender == ALICE.address.raw
 
 
 def test_state_commitments_posted_and_equal(engine: AgentRuntime) -> None:
@@ -82,7 +82,7 @@ def test_agent_to_agent_call_is_all_or_nothing(engine: AgentRuntime, language: s
     w1 = net.cores["w1"]
     assert w1.runtimes[callee].state.values["count"] == b"4"
     results = outcomes(net, caller)
-    assert results[0]["ok"] and not results[1]["ok"]
+    assert results[0].ok and not results[1].ok
 
 
 def _caller_source(language: str, callee: bytes) -> bytes:
@@ -187,6 +187,6 @@ def test_js_agent_calls_js_agent_then_keeps_using_host_calls(engine: AgentRuntim
     seq = net.command(ALICE, caller, {"by": 2}, nonce=1)
     net.settle()
     outcome = outcomes(net, caller)[seq]
-    assert outcome["ok"], outcome
-    assert outcome["result"] == 2
-    assert outcome["events"][0] == {"type": "after", "value": 2, "untouched": None}
+    assert outcome.ok, outcome
+    assert outcome.result == 2
+    assert outcome.events[0] == {"type": "after", "value": 2, "untouched": None}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from veilnet.runtime import CheckpointInvalid, EnclaveCore
 from veilnet.protocol.events import Block, BlockHeader
+from veilnet.runtime import CheckpointInvalid, EnclaveCore
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network
 

@@ -41,12 +41,12 @@ def test_rotation_with_zero_failed_commands(engine: AgentRuntime) -> None:
     )
     blocks, nonce = _rotate_under_load(net, a, 1)
     gk, w1, w2, w3 = (net.cores[n] for n in ("gk", "w1", "w2", "w3"))
-    assert gk.master is not None and gk.master[0] == 1
+    assert gk.state.master is not None and gk.state.master.rotation == 1
     assert blocks <= 4
     for core, cluster in ((w1, "c1"), (w2, "c1"), (w3, "c2")):
         assert core.clusters[cluster_id_of(cluster)].current_epoch == 2
     assert net.contract_key_info(a)[1] == net.contract_key_info(b)[1] == 2
-    assert all(o["ok"] for o in outcomes(net, a).values())
+    assert all(o.ok for o in outcomes(net, a).values())
     count = int(w1.runtimes[a].state.values["count"])
     assert count == nonce - 1
     assert w1.state_root() == w2.state_root()
@@ -61,19 +61,19 @@ def test_old_epoch_accepted_in_window_then_rejected(engine: AgentRuntime) -> Non
     _, nonce = _rotate_under_load(net, contract, 1)
     seq = net.command(ALICE, contract, {"by": 1}, nonce=nonce, epoch=old_epoch, public=old_public)
     net.settle()
-    assert outcomes(net, contract)[seq]["ok"]
+    assert outcomes(net, contract)[seq].ok
     for _ in range(12):
         net.step()
     seq = net.command(
         ALICE, contract, {"by": 1}, nonce=nonce + 1, epoch=old_epoch, public=old_public
     )
     net.settle()
-    assert outcomes(net, contract)[seq]["error"]["code"] == "runtime_key_epoch_expired"
+    assert outcomes(net, contract)[seq].error.code == "runtime_key_epoch_expired"
     # the old key is destroyed, not merely refused
     assert (cluster_id_of("c1"), old_epoch) not in net.cores["w1"].keys.cluster_keys
     seq = net.command(ALICE, contract, {"by": 1}, nonce=nonce + 2)
     net.settle()
-    assert outcomes(net, contract)[seq]["ok"]
+    assert outcomes(net, contract)[seq].ok
 
 
 def test_two_rotations_in_a_row(engine: AgentRuntime) -> None:
@@ -83,8 +83,8 @@ def test_two_rotations_in_a_row(engine: AgentRuntime) -> None:
     _, nonce = _rotate_under_load(net, contract, 1)
     _, nonce = _rotate_under_load(net, contract, nonce)
     assert net.contract_key_info(contract)[1] == 3
-    assert net.cores["gk"].master[0] == 2  # type: ignore[index]
-    assert all(o["ok"] for o in outcomes(net, contract).values())
+    assert net.cores["gk"].state.master.rotation == 2  # type: ignore[union-attr]
+    assert all(o.ok for o in outcomes(net, contract).values())
 
 
 def test_second_gatekeeper_gets_history_and_joins_rotation(engine: AgentRuntime) -> None:
@@ -98,8 +98,12 @@ def test_second_gatekeeper_gets_history_and_joins_rotation(engine: AgentRuntime)
     gk = net.cores["gk"]
     assert gk2.keys.masters[0].address == gk.keys.masters[0].address
     _rotate_under_load(net, contract, 1)
-    assert gk.master == gk2.master and gk.master is not None and gk.master[0] == 1
-    assert gk2.keys.masters[1].address.raw == gk.master[1]
+    assert (
+        gk.state.master == gk2.state.master
+        and gk.state.master is not None
+        and gk.state.master.rotation == 1
+    )
+    assert gk2.keys.masters[1].address.raw == gk.state.master.key_address
     assert (
         len(
             [
@@ -111,4 +115,4 @@ def test_second_gatekeeper_gets_history_and_joins_rotation(engine: AgentRuntime)
         )
         == 2
     )
-    assert all(o["ok"] for o in outcomes(net, contract).values())
+    assert all(o.ok for o in outcomes(net, contract).values())

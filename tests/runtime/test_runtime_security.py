@@ -10,8 +10,8 @@ import pytest
 from veilnet.attestation import Policy
 from veilnet.codec import encode
 from veilnet.crypto import Binding, SecretKey, seal_key_for
-from veilnet.protocol import topics
 from veilnet.protocol import envelopes as proto
+from veilnet.protocol import topics
 from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
 from veilnet.runtime.egress import Outbox
 from veilnet.sandbox import AgentRuntime
@@ -62,7 +62,7 @@ def test_dev_quotes_get_nothing_under_a_production_policy(engine: AgentRuntime) 
     net.ledger.add_gatekeeper(net.cores["gk"].address)
     net.register("w1")
     net.settle()
-    assert net.cores["gk"].master is not None  # the gatekeeper still runs...
+    assert net.cores["gk"].state.master is not None  # the gatekeeper still runs...
     assert not _endorsed(net, "w1")  # ...but endorses no dev quote
     assert not _endorsed(net, "gk")
 

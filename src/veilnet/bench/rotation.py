@@ -70,7 +70,7 @@ def _bench(quick: bool) -> dict[str, Any]:
             for core_name in ("w1", "w2", "w3"):
                 runtime = net.cores[core_name].runtimes.get(contract)
                 if runtime is not None:
-                    failed += sum(1 for o in runtime.outcomes.values() if not o["ok"])
+                    failed += sum(1 for o in runtime.outcomes.values() if not o.ok)
     figures["rotation_blocks"] = max(blocks_to_clusters)
     figures["rotation_blocks_to_contract_keys"] = max(blocks_to_contracts)
     figures["failed_calls"] = failed

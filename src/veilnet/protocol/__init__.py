@@ -1,5 +1,5 @@
 """Every format that crosses a boundary of the enclave core: envelopes, sessions, chain events,
-egress, registration, outcomes and limits. Pure and I/O-free; the core, SDK, chain and worker import it."""
+egress, registration, outcomes and limits. Pure and I/O-free: core, SDK, chain and worker use it."""
 
 from veilnet.protocol import envelopes, events, limits, topics
 from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage

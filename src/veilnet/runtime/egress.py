@@ -6,12 +6,14 @@ from __future__ import annotations
 from veilnet.crypto import Address, Domain, SecretKey, sign_typed
 from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
 
+
 class Outbox:
     """Per-origin sequence counters plus the messages produced while applying one block."""
 
     def __init__(self, domain: Domain, counters: dict[bytes, int] | None = None) -> None:
         self._domain = domain
-        self.counters: dict[bytes, int] = dict(counters or {})
+        # Shared, not copied: the counters are a field of the core's replicated state.
+        self.counters: dict[bytes, int] = counters if counters is not None else {}
         self.pending: list[EgressMessage] = []
 
     def emit(self, key: SecretKey | None, origin: bytes, topic: bytes, payload: bytes) -> int:

@@ -2,12 +2,15 @@
 
 InvalidInput
 ├── BlockRejected          a block does not extend the applied chain (number, parent hash)
-├── CommandRejected        a command cannot be opened or is replayed (recorded, no state change)
+├── CommandRejected        a command cannot be opened or is malformed (recorded, no state change)
+│   └── CommandReplayed    its nonce is not above the sender's last one
+├── InitInvalid            a contract's init arguments do not open or are not JSON (recorded)
 ├── QueryRejected          a query envelope, certificate or request is bad
 └── CheckpointInvalid      a checkpoint does not unseal or does not belong to this worker
 PolicyRejected
 ├── NotAuthorized          the caller may not do this (pause, upgrade, secrets)
 ├── ContractUnavailable    unknown, paused or not yet keyed contract
+│   └── ContractPaused     the contract is paused by its controller
 └── KeyEpochExpired        an envelope names a key epoch outside the kept window
 Unavailable
 └── NotReady               the core has no key for this yet (catching up, not in the cluster)
@@ -27,6 +30,18 @@ class CommandRejected(InvalidInput):
     """A command could not be opened, was replayed, or did not match its sender."""
 
     code = "runtime_command_rejected"
+
+
+class CommandReplayed(CommandRejected):
+    """The command's nonce is not above the last one applied for its sender."""
+
+    code = "runtime_command_replayed"
+
+
+class InitInvalid(InvalidInput):
+    """A contract's init arguments do not open, or are not JSON."""
+
+    code = "runtime_init_invalid"
 
 
 class QueryRejected(InvalidInput):
@@ -52,6 +67,13 @@ class ContractUnavailable(PolicyRejected):
 
     code = "runtime_contract_unavailable"
     http_status = 404
+
+
+class ContractPaused(ContractUnavailable):
+    """The contract is paused: it accepts no command and answers no query."""
+
+    code = "runtime_contract_paused"
+    http_status = 423
 
 
 class KeyEpochExpired(PolicyRejected):

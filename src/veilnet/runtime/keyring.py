@@ -78,6 +78,17 @@ class KeyRing:
         self._sessions[memo] = found
         return found
 
+    def savepoint(self) -> tuple[Any, ...]:
+        """Copies of the key maps, for ``restore`` after a failed block."""
+        return (dict(self.masters), dict(self.proposals), dict(self.cluster_keys))
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        """Back to ``savepoint()``; memoised contract keys and sessions are dropped."""
+        masters, proposals, cluster_keys = saved
+        self.masters, self.proposals, self.cluster_keys = masters, proposals, cluster_keys
+        self._contract_keys = {}
+        self._sessions = {}
+
     def forget_cluster_epoch(self, cluster_id: bytes, epoch: int) -> None:
         """Destroy an old epoch's key (forward secrecy once its window has passed)."""
         self.cluster_keys.pop((cluster_id, epoch), None)

@@ -1,14 +1,78 @@
 """Contract state: an in-enclave key-value map per contract with an incrementally kept digest.
-The digest is a keyed sum of entry MACs (O(1) per write); commitments built on it leak nothing."""
+The digest is a keyed sum of entry MACs (O(1) per write); a journal undoes a failed block."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from veilnet.codec import encode
+from veilnet.codec import decode, encode
 from veilnet.crypto import SymmetricKey
 
 _MOD = 2**256
+_ABSENT = object()
+
+
+class Journal:
+    """Undo information for the contract states written during one block.
+
+    Only the first write of a name in a block records its old value, so rollback costs what the
+    block wrote, not the size of the state. Outside ``begin`` … ``commit`` nothing is recorded.
+    """
+
+    __slots__ = ("_active", "_restorers", "_states")
+
+    def __init__(self) -> None:
+        self._active = False
+        self._states: dict[ContractState, tuple[dict[str, object], SymmetricKey, int]] = {}
+        self._restorers: dict[int, Callable[[], None]] = {}
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def begin(self) -> None:
+        self._active = True
+        self._states = {}
+        self._restorers = {}
+
+    def commit(self) -> None:
+        self._active = False
+        self._states = {}
+        self._restorers = {}
+
+    def note_object(self, owner: object, restore: Callable[[], None]) -> None:
+        """Keep ``restore`` (which puts ``owner`` back as it is now) unless one is kept already."""
+        if self._active:
+            self._restorers.setdefault(id(owner), restore)
+
+    def rollback(self) -> None:
+        """Put every state written since ``begin`` back as it was, then stop recording."""
+        for state, (old_values, mac_key, digest) in self._states.items():
+            for name, old in old_values.items():
+                if old is _ABSENT:
+                    state.values.pop(name, None)
+                else:
+                    state.values[name] = old  # type: ignore[assignment]
+            state._mac_key, state._digest = mac_key, digest
+        for restore in self._restorers.values():
+            restore()
+        self.commit()
+
+    def _saved(self, state: ContractState) -> dict[str, object] | None:
+        if not self._active:
+            return None
+        saved = self._states.get(state)
+        if saved is None:
+            saved = self._states[state] = ({}, state._mac_key, state._digest)
+        return saved[0]
+
+    def note_write(self, state: ContractState, name: str) -> None:
+        saved = self._saved(state)
+        if saved is not None and name not in saved:
+            saved[name] = state.values.get(name, _ABSENT)
+
+    def note_rekey(self, state: ContractState) -> None:
+        self._saved(state)
 
 
 class ContractState:
@@ -19,13 +83,16 @@ class ContractState:
     entry MACs, so the sum cannot be steered by outsiders.
     """
 
-    __slots__ = ("_digest", "_mac_key", "contract_id", "values")
+    __slots__ = ("_digest", "_journal", "_mac_key", "contract_id", "values")
 
-    def __init__(self, contract_id: bytes, mac_key: SymmetricKey) -> None:
+    def __init__(
+        self, contract_id: bytes, mac_key: SymmetricKey, *, journal: Journal | None = None
+    ) -> None:
         self.contract_id = contract_id
         self.values: dict[str, bytes] = {}
         self._mac_key = mac_key
         self._digest = 0
+        self._journal = journal if journal is not None else Journal()
 
     def _entry(self, name: str, value: bytes) -> int:
         return int.from_bytes(self._mac_key.mac(encode([self.contract_id, name, value])), "big")
@@ -39,6 +106,7 @@ class ContractState:
     def apply(self, writes: Mapping[str, bytes | None]) -> None:
         """Commit a batch of writes (``None`` deletes) in order."""
         for name, value in writes.items():
+            self._journal.note_write(self, name)
             old = self.values.get(name)
             if old is not None:
                 self._digest = (self._digest - self._entry(name, old)) % _MOD
@@ -54,10 +122,9 @@ class ContractState:
 
     def rekey(self, mac_key: SymmetricKey) -> None:
         """Switch the commitment key (a new key epoch) and recompute the digest."""
+        self._journal.note_rekey(self)
         self._mac_key = mac_key
-        self._digest = 0
-        values, self.values = self.values, {}
-        self.apply(dict(sorted(values.items())))
+        self._digest = sum(self._entry(n, v) for n, v in self.values.items()) % _MOD
 
     def export_sealed(self, state_key: SymmetricKey) -> list[list[bytes]]:
         """Entries as ``[MAC(name), seal(name || value)]``, values AEAD-sealed and names hidden."""
@@ -71,8 +138,6 @@ class ContractState:
         return out
 
     def import_sealed(self, state_key: SymmetricKey, entries: Iterable[list[bytes]]) -> None:
-        from veilnet.codec import decode
-
         batch: dict[str, bytes | None] = {}
         for hidden, sealed in entries:
             plain = decode(state_key.open(sealed, aad=self.contract_id + hidden))

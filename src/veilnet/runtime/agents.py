@@ -1,0 +1,270 @@
+"""The agent host API: what one invocation may read, derive, sign and call, and nothing more.
+Nested agent calls are journaled and committed with the top call, or not at all."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from veilnet.codec import CodecError, encode
+from veilnet.crypto import Address, SecretKey, sign_text
+from veilnet.errors import VeilnetError
+from veilnet.protocol import envelopes as proto
+from veilnet.protocol import events as ev
+from veilnet.protocol import limits
+from veilnet.protocol.outcomes import OutcomeRecord
+from veilnet.runtime.context import CoreContext
+from veilnet.sandbox.errors import (
+    SandboxAgentError,
+    SandboxCallDepth,
+    SandboxCompileError,
+    SandboxError,
+)
+from veilnet.sandbox.interfaces import (
+    CallResult,
+    Context,
+    Entry,
+    JSONValue,
+    Language,
+    Mode,
+    Outcome,
+)
+
+if TYPE_CHECKING:
+    from veilnet.runtime.replicated import ContractRuntime
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Committed state of one contract, copied for a query that runs outside the core lock."""
+
+    values: dict[str, bytes]
+    secrets: dict[str, str]
+    epoch: int
+
+
+class QueryIO:
+    """I/O the host lends to query and job modes (HTTP and LLM); absent in command mode."""
+
+    def __init__(
+        self,
+        *,
+        http_fetch: Callable[[list[JSONValue]], list[JSONValue]] | None = None,
+        llm_chat: Callable[[JSONValue], JSONValue] | None = None,
+    ) -> None:
+        self.http_fetch = http_fetch
+        self.llm_chat = llm_chat
+
+
+@dataclass(slots=True)
+class CallJournal:
+    """Writes and events of nested agent calls: committed with the top call, or not at all."""
+
+    writes: dict[bytes, dict[str, bytes | None]] = field(default_factory=dict)
+    events: list[JSONValue] = field(default_factory=list)
+
+    def merge(self, contract_id: bytes, writes: dict[str, bytes | None]) -> None:
+        self.writes.setdefault(contract_id, {}).update(writes)
+
+
+def load_agent(core: CoreContext, contract_id: bytes) -> object:
+    """The loaded code of a contract (cached until it is upgraded)."""
+    agent = core.agents.get(contract_id)
+    if agent is None:
+        contract = core.state.contracts[contract_id]
+        try:
+            language, source = proto.unpack_code(contract.code)
+        except (CodecError, ValueError) as exc:
+            raise SandboxCompileError("agent code is not a packed agent") from exc
+        agent = core.engine.load(Language(language), source, core.config.limits)
+        core.agents[contract_id] = agent
+    return agent
+
+
+def context_for(header: ev.BlockHeader, contract_id: bytes, caller: bytes, mode: Mode) -> Context:
+    return Context(
+        caller=Address(caller).hex if len(caller) == 20 else "0x" + caller.hex(),
+        contract_id="0x" + contract_id.hex(),
+        block_number=header.number,
+        block_timestamp=header.timestamp,
+        mode=mode,
+    )
+
+
+def invoke(
+    core: CoreContext,
+    header: ev.BlockHeader,
+    contract_id: bytes,
+    entry: Entry,
+    payload: JSONValue,
+    *,
+    caller: bytes,
+    seq: int,
+) -> OutcomeRecord:
+    """Run a command-mode entry point and commit its writes (and its nested calls' writes).
+
+    Raises:
+        SandboxError: a non-deterministic failure (the wall-clock backstop): the block fails.
+    """
+    ctx = context_for(header, contract_id, caller, entry.mode)
+    journal = CallJournal()
+    host = AgentHost(core, header, contract_id, ctx, journal, seq=seq)
+    try:
+        outcome = core.engine.invoke(
+            load_agent(core, contract_id), entry, payload, host, ctx, core.config.limits
+        )
+    except SandboxError as exc:
+        if not exc.deterministic:
+            raise
+        return OutcomeRecord.failure(exc.code, exc.message, sender=caller)
+    if outcome.error is not None:
+        return OutcomeRecord.failure(
+            outcome.error.code, outcome.error.message, sender=caller, fuel=outcome.fuel_used
+        )
+    if entry.mode is Mode.COMMAND:
+        journal.merge(contract_id, dict(outcome.state_writes))
+        for target, writes in journal.writes.items():
+            core.state.runtimes[target].state.apply(writes)
+    return OutcomeRecord.success(
+        sender=caller,
+        result=outcome.result,
+        events=(*outcome.events, *journal.events),
+        fuel=outcome.fuel_used,
+    )
+
+
+class AgentHost:
+    """The HostAPI the core grants one invocation: committed state, deterministic randomness,
+    the contract's keys, nested calls within the cluster, and I/O only in query/job modes."""
+
+    def __init__(
+        self,
+        core: CoreContext,
+        header: ev.BlockHeader,
+        contract_id: bytes,
+        ctx: Context,
+        journal: CallJournal,
+        *,
+        seq: int,
+        io: QueryIO | None = None,
+        snapshot: dict[bytes, Snapshot] | None = None,
+    ) -> None:
+        self.core = core
+        self.snapshot = snapshot
+        self.header = header
+        self.contract_id = contract_id
+        self.ctx = ctx
+        self.journal = journal
+        self.seq = seq
+        self.io = io
+        self._counter = 0
+
+    def _runtime(self) -> ContractRuntime:
+        return self.core.state.runtimes[self.contract_id]
+
+    def _key(self) -> SecretKey:
+        contract = self.core.state.contracts[self.contract_id]
+        epoch = contract.epoch
+        if self.snapshot is not None and self.contract_id in self.snapshot:
+            epoch = self.snapshot[self.contract_id].epoch
+        key = self.core.keys.contract_key(contract.cluster, self.contract_id, epoch)
+        if key is None:
+            raise SandboxAgentError("contract key unavailable")
+        return key
+
+    def state_get(self, key: str) -> bytes | None:
+        if self.snapshot is not None:
+            return self.snapshot[self.contract_id].values.get(key)
+        pending = self.journal.writes.get(self.contract_id, {})
+        if key in pending:
+            return pending[key]
+        return self._runtime().state.get(key)
+
+    def state_keys(self, prefix: str) -> list[str]:
+        if self.snapshot is not None:
+            return sorted(k for k in self.snapshot[self.contract_id].values if k.startswith(prefix))
+        keys = set(self._runtime().state.keys(prefix))
+        for name, value in self.journal.writes.get(self.contract_id, {}).items():
+            if name.startswith(prefix):
+                (keys.discard if value is None else keys.add)(name)
+        return sorted(keys)
+
+    def random_bytes(self, n: int) -> bytes:
+        """Private, deterministic: keyed by the contract key, the block hash and the command."""
+        out = b""
+        base = self._key().symmetric("random")
+        while len(out) < n:
+            self._counter += 1
+            out += base.mac(encode([self.header.hash, self.seq, self.ctx.depth, self._counter]))
+        return out[:n]
+
+    def secret_get(self, name: str) -> str | None:
+        if self.snapshot is not None:
+            return self.snapshot[self.contract_id].secrets.get(name)
+        return self._runtime().secrets.get(name)
+
+    def derive_key(self, salt: str) -> str:
+        return self._key().symmetric("derive", salt).mac(b"agent-derived-key").hex()
+
+    def sign(self, payload: bytes) -> str:
+        return sign_text(self._key(), payload).hex()
+
+    def call(self, contract_id: str, msg: JSONValue, *, ctx: Context, fuel: int) -> CallResult:
+        try:
+            target = bytes.fromhex(contract_id.removeprefix("0x"))
+        except ValueError as exc:
+            raise SandboxAgentError("malformed contract id") from exc
+        state = self.core.state
+        callee = state.contracts.get(target)
+        caller = state.contracts[self.contract_id]
+        served = state.runtimes if self.snapshot is None else self.snapshot
+        if callee is None or callee.cluster != caller.cluster or target not in served:
+            raise SandboxAgentError("no such contract in this cluster", contract_id=contract_id)
+        if callee.paused:
+            raise SandboxAgentError("callee is paused", contract_id=contract_id)
+        call_limits = self.core.config.limits
+        if ctx.depth > min(call_limits.call_depth, limits.MAX_CALL_DEPTH):
+            raise SandboxCallDepth("agent calls nest too deeply", kind="agent_calls")
+        entry = Entry.HANDLE if ctx.mode is Mode.COMMAND else Entry(ctx.mode.value)
+        nested_limits = dataclasses.replace(call_limits, fuel=max(1, min(call_limits.fuel, fuel)))
+        child = AgentHost(
+            self.core,
+            self.header,
+            target,
+            ctx,
+            self.journal,
+            seq=self.seq,
+            io=self.io,
+            snapshot=self.snapshot,
+        )
+        outcome: Outcome = self.core.engine.invoke(
+            load_agent(self.core, target), entry, msg, child, ctx, nested_limits
+        )
+        if outcome.error is not None:
+            error = outcome.error
+            raise type(error)(
+                f"nested call to {contract_id} failed: {error.message}", **error.details
+            )
+        self.journal.events.extend(outcome.events)
+        if ctx.mode is Mode.COMMAND:
+            self.journal.merge(target, dict(outcome.state_writes))
+        return CallResult(value=outcome.result, fuel_used=outcome.fuel_used)
+
+    def http_fetch(self, requests: list[JSONValue]) -> list[JSONValue]:
+        if self.ctx.mode is Mode.COMMAND or self.io is None or self.io.http_fetch is None:
+            raise SandboxAgentError("http.fetch is not available here")
+        try:
+            return self.io.http_fetch(requests)
+        except VeilnetError as exc:
+            raise SandboxAgentError(f"http.fetch failed: {exc.code}: {exc.message}") from exc
+
+    def llm_chat(self, request: JSONValue) -> JSONValue:
+        """Only answers whose gateway receipt verified reach the agent; others are its error."""
+        if self.ctx.mode is Mode.COMMAND or self.io is None or self.io.llm_chat is None:
+            raise SandboxAgentError("llm.chat is not available here")
+        try:
+            return self.io.llm_chat(request)
+        except VeilnetError as exc:
+            raise SandboxAgentError(f"llm.chat failed: {exc.code}: {exc.message}") from exc

@@ -1,0 +1,191 @@
+"""Checkpoints, the state root and the sealed identity, all derived from ``ReplicatedState``.
+Contract entries are sealed under their contract's state key; the rest under the identity."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Final
+
+from veilnet.codec import decode, encode
+from veilnet.crypto import SecretKey, SymmetricKey
+from veilnet.errors import VeilnetError
+from veilnet.protocol.outcomes import OutcomeRecord
+from veilnet.runtime import contracts
+from veilnet.runtime.config import CoreConfig
+from veilnet.runtime.context import CoreContext
+from veilnet.runtime.errors import CheckpointInvalid
+from veilnet.runtime.interfaces import Platform
+from veilnet.runtime.replicated import (
+    LOCAL,
+    REPLICATED,
+    ContractRuntime,
+    ReplicatedState,
+    fields_in,
+    from_plain,
+    hint_of,
+    to_plain,
+)
+
+CHECKPOINT_VERSION: Final = 2
+"""2: one ``ReplicatedState`` object, typed outcomes, enum lifecycles."""
+
+
+# ---- the sealed identity -------------------------------------------------------------------
+
+
+def _wrap_sealer(wrap: bytes) -> SymmetricKey:
+    return SecretKey.derive(wrap[:32], "identity-wrap").symmetric("seal")
+
+
+def seal_identity(identity: SecretKey, platform: Platform, config: CoreConfig) -> bytes:
+    """The identity key sealed to this platform (the host stores it next to checkpoints)."""
+    wrap = platform.random_bytes(32)
+    sealed = identity.seal(_wrap_sealer(wrap), aad=config.identity_aad)
+    return platform.seal(wrap + sealed, config.identity_aad)
+
+
+def unseal_identity(blob: bytes, platform: Platform, config: CoreConfig) -> SecretKey:
+    """Inverse of ``seal_identity``. Raises CheckpointInvalid."""
+    try:
+        seed_blob = platform.unseal(blob, config.identity_aad)
+        return SecretKey.unseal(_wrap_sealer(seed_blob), seed_blob[32:], aad=config.identity_aad)
+    except (VeilnetError, ValueError) as exc:
+        raise CheckpointInvalid("sealed identity does not open here") from exc
+
+
+# ---- state <-> plain values ----------------------------------------------------------------
+
+
+def _runtime_plain(
+    core: CoreContext, contract_id: bytes, runtime: ContractRuntime, *, sealed: bool
+) -> Any:
+    contract = core.state.contracts[contract_id]
+    key = core.keys.contract_key(contract.cluster, contract_id, contract.epoch)
+    entries: Any
+    if sealed and key is not None:
+        entries = runtime.state.export_sealed(key.symmetric("state"))
+    else:
+        entries = [[k, v] for k, v in sorted(runtime.state.values.items())]
+    return {
+        "entries": entries,
+        "nonces": [[s, n] for s, n in sorted(runtime.nonces.items())],
+        "outcomes": [[s, o.to_bytes()] for s, o in runtime.outcomes.items()],
+        "secrets": [[n, v] for n, v in sorted(runtime.secrets.items())],
+    }
+
+
+def export_state(core: CoreContext, *, scopes: tuple[str, ...], sealed: bool) -> dict[str, Any]:
+    """The fields of the given scopes as plain values (contract entries sealed if asked)."""
+    state = core.state
+    out: dict[str, Any] = {}
+    for f in fields_in(*scopes):
+        if f.name == "runtimes":
+            out[f.name] = [
+                [cid, _runtime_plain(core, cid, rt, sealed=sealed)]
+                for cid, rt in sorted(state.runtimes.items())
+            ]
+        else:
+            out[f.name] = to_plain(getattr(state, f.name))
+    return out
+
+
+def import_state(core: CoreContext, plain: dict[str, Any]) -> ReplicatedState:
+    """A ``ReplicatedState`` from ``export_state(scopes=(REPLICATED, LOCAL), sealed=True)``."""
+    expected = {f.name for f in fields_in(REPLICATED, LOCAL)}
+    if set(plain) != expected:
+        raise CheckpointInvalid("checkpoint fields do not match this core's state")
+    values = {
+        name: from_plain(hint_of(name), value)
+        for name, value in plain.items()
+        if name != "runtimes"
+    }
+    state = ReplicatedState(**values)
+    for cid, data in plain["runtimes"]:
+        contract = state.contracts[cid]
+        key = core.keys.contract_key(contract.cluster, cid, contract.epoch)
+        if key is None:
+            raise CheckpointInvalid("checkpoint lacks a contract's key")
+        runtime = contracts.new_runtime(core, cid, key)
+        runtime.state.import_sealed(key.symmetric("state"), data["entries"])
+        runtime.nonces = dict(data["nonces"])
+        runtime.outcomes = {seq: OutcomeRecord.from_bytes(o) for seq, o in data["outcomes"]}
+        runtime.secrets = dict(data["secrets"])
+        state.runtimes[cid] = runtime
+    return state
+
+
+def state_root(core: CoreContext) -> bytes:
+    """Digest of the replicated state replicas of one cluster must agree on.
+
+    Leaves out what is private to one worker: the ``LOCAL`` and ``TRANSIENT`` fields and the
+    egress counters of worker identities (each worker numbers only its own messages).
+    """
+    plain = export_state(core, scopes=(REPLICATED,), sealed=False)
+    plain["counters"] = [[o, n] for o, n in plain["counters"] if o not in core.state.workers]
+    return hashlib.sha256(encode(plain)).digest()
+
+
+# ---- checkpoints ---------------------------------------------------------------------------
+
+
+def checkpoint(core: CoreContext) -> bytes:
+    """The whole core state, sealed: keys under the identity, all of it under the platform."""
+    body = encode(
+        {
+            "v": CHECKPOINT_VERSION,
+            "chain_id": core.config.chain_id,
+            "registry": core.config.registry,
+            "identity": core.address,
+            "keys": core.keys.export(),
+            "state": export_state(core, scopes=(REPLICATED, LOCAL), sealed=True),
+        }
+    )
+    sealed = core.keys.sealer.seal(body, aad=b"checkpoint" + core.address)
+    return encode(
+        {"identity": seal_identity(core.keys.identity, core.platform, core.config), "body": sealed}
+    )
+
+
+def sealed_identity_of(blob: bytes) -> bytes:
+    """The sealed identity inside a checkpoint. Raises CheckpointInvalid."""
+    try:
+        outer: Any = decode(blob)
+        if not isinstance(outer, dict) or not isinstance(outer.get("identity"), bytes):
+            raise CheckpointInvalid("malformed checkpoint")
+        return bytes(outer["identity"])
+    except CheckpointInvalid:
+        raise
+    except (VeilnetError, ValueError) as exc:
+        raise CheckpointInvalid("checkpoint does not open or is malformed") from exc
+
+
+def restore_into(core: CoreContext, blob: bytes) -> None:
+    """Load a checkpoint's keys and state into a freshly booted ``core`` of the same identity.
+
+    Raises:
+        CheckpointInvalid: it does not open, is of another version or network, or is malformed.
+    """
+    try:
+        outer: Any = decode(blob)
+        body: Any = decode(core.keys.sealer.open(outer["body"], aad=b"checkpoint" + core.address))
+        if not isinstance(body, dict) or body.get("v") != CHECKPOINT_VERSION:
+            raise CheckpointInvalid("unknown checkpoint version")
+        if body["chain_id"] != core.config.chain_id or body["registry"] != core.config.registry:
+            raise CheckpointInvalid("checkpoint belongs to another network")
+        core.keys.import_(body["keys"])
+        core.set_state(import_state(core, body["state"]))
+    except CheckpointInvalid:
+        raise
+    except (VeilnetError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointInvalid("checkpoint does not open or is malformed") from exc
+
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "checkpoint",
+    "restore_into",
+    "seal_identity",
+    "sealed_identity_of",
+    "state_root",
+    "unseal_identity",
+]

@@ -1,0 +1,51 @@
+"""Liveness and state commitments: heartbeats and keyed digests of each served cluster's state.
+Posted from the worker identity at fixed block intervals, so replicas post for the same heights."""
+
+from __future__ import annotations
+
+from veilnet.codec import abi_encode, encode
+from veilnet.protocol import events as ev
+from veilnet.protocol import topics
+from veilnet.runtime.context import CoreContext
+
+
+def cluster_commitment(core: CoreContext, cluster_id: bytes) -> bytes | None:
+    """Keyed hash over the digests of the cluster's contract states (None without the key)."""
+    state = core.state
+    cluster = state.clusters.get(cluster_id)
+    if cluster is None or state.head is None:
+        return None
+    key = core.keys.cluster_key(cluster_id, cluster.current_epoch)
+    if key is None:
+        return None
+    digests = [
+        [cid, state.runtimes[cid].state.digest]
+        for cid in sorted(state.runtimes)
+        if state.contracts[cid].cluster == cluster_id
+    ]
+    return key.symmetric("commitment").mac(encode([cluster_id, state.head.number, digests]))
+
+
+def maybe_commit(core: CoreContext, header: ev.BlockHeader) -> None:
+    interval = core.config.commitment_interval
+    if interval <= 0 or header.number % interval != 0:
+        return
+    for cluster_id, cluster in core.state.clusters.items():
+        if core.address not in cluster.members:
+            continue
+        commitment = cluster_commitment(core, cluster_id)
+        if commitment is None:
+            continue
+        payload = abi_encode(
+            ["bytes32", "uint64", "bytes32"], [cluster_id, header.number, commitment]
+        )
+        core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_STATE_COMMITMENT, payload)
+
+
+def maybe_heartbeat(core: CoreContext, header: ev.BlockHeader) -> None:
+    """Registered workers prove liveness: the block they applied, signed by their identity."""
+    interval = core.config.heartbeat_interval
+    if interval <= 0 or header.number % interval != 0 or core.address not in core.state.workers:
+        return
+    payload = abi_encode(["uint64", "bytes32"], [header.number, header.hash])
+    core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_HEARTBEAT, payload)

@@ -1,0 +1,123 @@
+"""What every system of the core works on: config, replicated state, keys, outbox, engine.
+One ``CoreContext`` per core; systems are functions over it, the facade owns it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from veilnet.crypto import SecretKey
+from veilnet.runtime.config import CoreConfig
+from veilnet.runtime.egress import Outbox
+from veilnet.runtime.interfaces import AgentEngine, Platform, QuoteVerifier
+from veilnet.runtime.keyring import KeyRing
+from veilnet.runtime.replicated import ReplicatedState
+from veilnet.runtime.state import Journal
+
+
+@dataclass(slots=True)
+class Savepoint:
+    """What a failed block restores: the state's containers, keys, egress and caches."""
+
+    state: ReplicatedState
+    keys: tuple[Any, ...]
+    pending: int
+    agents: dict[bytes, object]
+
+
+class CoreContext:
+    """The working parts of one core. Only ``apply_block`` (through a savepoint) changes them."""
+
+    __slots__ = (
+        "agents",
+        "config",
+        "engine",
+        "journal",
+        "keys",
+        "keys_arrived",
+        "outbox",
+        "platform",
+        "query_snapshots",
+        "state",
+        "verifier",
+    )
+
+    def __init__(
+        self,
+        *,
+        config: CoreConfig,
+        keys: KeyRing,
+        platform: Platform,
+        engine: AgentEngine,
+        verifier: QuoteVerifier,
+    ) -> None:
+        self.config = config
+        self.keys = keys
+        self.platform = platform
+        self.engine = engine
+        self.verifier = verifier
+        self.journal = Journal()
+        self.state = ReplicatedState()
+        self.outbox = Outbox(config.domain, self.state.counters)
+        self.keys_arrived: list[bytes] = []
+        """Clusters whose keys just arrived: the dispatcher drains their held-back events."""
+        self.agents: dict[bytes, object] = {}
+        """Loaded agent code by contract id (a cache: dropped on upgrade or rollback)."""
+        self.query_snapshots: dict[bytes, Any] = {}
+        """Per cluster, the snapshot queries share until the next block."""
+
+    # ---- transactions ------------------------------------------------------------------
+
+    def begin(self) -> Savepoint:
+        self.journal.begin()
+        return Savepoint(
+            state=self.state.savepoint(),
+            keys=self.keys.savepoint(),
+            pending=len(self.outbox.pending),
+            agents=dict(self.agents),
+        )
+
+    def commit(self) -> None:
+        self.journal.commit()
+
+    def rollback(self, savepoint: Savepoint) -> None:
+        self.journal.rollback()
+        self.set_state(savepoint.state)
+        self.keys.restore(savepoint.keys)
+        del self.outbox.pending[savepoint.pending :]
+        self.agents = savepoint.agents
+        self.keys_arrived.clear()
+        self.query_snapshots.clear()
+
+    def set_state(self, state: ReplicatedState) -> None:
+        self.state = state
+        self.outbox.counters = state.counters
+
+    # ---- facts every system asks ---------------------------------------------------------
+
+    @property
+    def address(self) -> bytes:
+        return self.keys.identity.address.raw
+
+    def is_gatekeeper(self) -> bool:
+        return self.address in self.state.gatekeepers
+
+    def master_key(self) -> SecretKey | None:
+        """The current master key, if this gatekeeper holds it."""
+        master = self.state.master
+        if master is None:
+            return None
+        key = self.keys.masters.get(master.rotation)
+        if key is not None and key.address.raw == master.key_address:
+            return key
+        return None
+
+    def serves(self, cluster_id: bytes) -> bool:
+        """Whether this worker keeps the cluster's contract state: a member, or (in a resync
+        from genesis) already holding one of its keys."""
+        cluster = self.state.clusters.get(cluster_id)
+        if cluster is None:
+            return False
+        return self.address in cluster.members or any(
+            c == cluster_id for c, _ in self.keys.cluster_keys
+        )

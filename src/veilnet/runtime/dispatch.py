@@ -1,0 +1,115 @@
+"""Block application: route each event to its system, hold back what lacks a key, end the block.
+The handler tables of the systems are merged here once; a duplicate registration fails import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from veilnet.protocol import events as ev
+from veilnet.runtime import clusters, commitments, contracts, gatekeeper, registry, rotation
+from veilnet.runtime.context import CoreContext
+from veilnet.runtime.errors import BlockRejected
+
+Handler = Callable[[CoreContext, ev.BlockHeader, Any], None]
+
+
+def _merge(*tables: Mapping[Any, Any]) -> dict[Any, Handler]:
+    merged: dict[Any, Handler] = {}
+    for table in tables:
+        for key, handler in table.items():
+            if key in merged:
+                raise RuntimeError(f"two systems handle {key!r}")
+            merged[key] = handler
+    return merged
+
+
+def _on_egress(core: CoreContext, header: ev.BlockHeader, event: ev.Egress) -> None:
+    handler = EGRESS_HANDLERS.get(event.topic)
+    if handler is not None:
+        handler(core, header, event)
+
+
+EGRESS_HANDLERS: Final = _merge(
+    registry.EGRESS_HANDLERS, gatekeeper.EGRESS_HANDLERS, clusters.EGRESS_HANDLERS
+)
+"""Egress topics the core reads back from the Bus, by topic."""
+
+HANDLERS: Final = _merge(
+    registry.HANDLERS,
+    gatekeeper.HANDLERS,
+    rotation.HANDLERS,
+    clusters.HANDLERS,
+    contracts.HANDLERS,
+    {ev.Egress: _on_egress},
+)
+"""Chain events the core acts on, by record type (others, e.g. EgressRejected, are ignored)."""
+
+
+def apply_block(core: CoreContext, block: ev.Block) -> None:
+    """Apply one block's events to ``core``; the caller wraps this in a savepoint.
+
+    Raises:
+        BlockRejected: the block does not extend the applied chain (nothing applied yet).
+    """
+    header = block.header
+    head = core.state.head
+    if head is not None and (header.number != head.number + 1 or header.parent_hash != head.hash):
+        raise BlockRejected(
+            "block does not extend the applied chain",
+            expected_number=head.number + 1,
+            got_number=header.number,
+        )
+    core.query_snapshots.clear()
+    for event in block.events:
+        apply_event(core, header, event)
+    core.state.head = header
+    clusters.expire_epochs(core, header)
+    commitments.maybe_commit(core, header)
+    commitments.maybe_heartbeat(core, header)
+
+
+def apply_event(core: CoreContext, header: ev.BlockHeader, event: ev.ChainEvent) -> None:
+    cluster = cluster_of(core, event)
+    if cluster is not None and (cluster in core.state.buffered or lacks_key(core, cluster, event)):
+        core.state.buffered[cluster] = (*core.state.buffered.get(cluster, ()), (header, event))
+        return
+    _handle(core, header, event)
+
+
+def _handle(core: CoreContext, header: ev.BlockHeader, event: ev.ChainEvent) -> None:
+    handler = HANDLERS.get(type(event))
+    if handler is not None:
+        handler(core, header, event)
+    while core.keys_arrived:
+        drain_buffer(core, core.keys_arrived.pop(0))
+
+
+def cluster_of(core: CoreContext, event: ev.ChainEvent) -> bytes | None:
+    if isinstance(event, ev.ContractDeployed | ev.ClusterKeySet):
+        return event.cluster_id
+    contract_id = getattr(event, "contract_id", None)
+    if contract_id is not None and contract_id in core.state.contracts:
+        return core.state.contracts[contract_id].cluster
+    return None
+
+
+def lacks_key(core: CoreContext, cluster_id: bytes, event: ev.ChainEvent) -> bool:
+    """A serving replica must wait for the key this event needs before applying it."""
+    if not core.serves(cluster_id):
+        return False
+    cluster = core.state.clusters[cluster_id]
+    epoch = event.epoch if isinstance(event, ev.ClusterKeySet) else cluster.current_epoch
+    if isinstance(event, ev.ClusterKeySet) and epoch <= cluster.current_epoch:
+        return False
+    return epoch > 0 and core.keys.cluster_key(cluster_id, epoch) is None
+
+
+def drain_buffer(core: CoreContext, cluster_id: bytes) -> None:
+    """Apply events held back for want of a key, in order, until one still lacks its key."""
+    pending = core.state.buffered.pop(cluster_id, ())
+    for index, (header, event) in enumerate(pending):
+        if lacks_key(core, cluster_id, event):
+            core.state.buffered[cluster_id] = pending[index:]
+            return
+        _handle(core, header, event)

@@ -1,0 +1,179 @@
+"""Gatekeeper duties: the master key, its history for new gatekeepers, endorsing registrations.
+Every replica runs these (to keep egress numbering equal); only key holders produce messages."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from veilnet.codec import CodecError, abi_encode, decode, encode
+from veilnet.crypto import (
+    Address,
+    Binding,
+    EnvelopeInvalid,
+    SecretKey,
+    UnsupportedVersion,
+    open_key_envelope,
+    seal_key_for,
+)
+from veilnet.errors import VeilnetError
+from veilnet.protocol import envelopes as proto
+from veilnet.protocol import events as ev
+from veilnet.protocol import topics
+from veilnet.protocol.registration import registration_report_data
+from veilnet.runtime import clusters
+from veilnet.runtime.context import CoreContext
+from veilnet.runtime.records import MasterKeyInfo, WorkerInfo, WorkerStanding
+
+
+def on_gatekeeper_added(
+    core: CoreContext, header: ev.BlockHeader, event: ev.GatekeeperAdded
+) -> None:
+    state = core.state
+    if event.gatekeeper in state.gatekeepers:
+        return
+    state.gatekeepers.append(event.gatekeeper)
+    if state.master is None and len(state.gatekeepers) == 1:
+        state.first_gatekeeper_block = header.hash
+        if event.gatekeeper == core.address:
+            master = core.keys.identity.child("master", header.hash)
+            core.keys.masters[0] = master
+            payload = abi_encode(["address", "bytes"], [master.address.hex, master.public.x25519])
+            core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_MASTER_KEY, payload)
+    elif state.master is not None:
+        send_master_history(core, event.gatekeeper)
+
+
+def on_gatekeeper_removed(
+    core: CoreContext, header: ev.BlockHeader, event: ev.GatekeeperRemoved
+) -> None:
+    if event.gatekeeper in core.state.gatekeepers:
+        core.state.gatekeepers.remove(event.gatekeeper)
+
+
+def on_master_key_set(core: CoreContext, header: ev.BlockHeader, event: ev.MasterKeySet) -> None:
+    state = core.state
+    if state.master is not None:
+        return
+    state.master = MasterKeyInfo(
+        rotation=0, key_address=event.key_address, public_key=event.public_key
+    )
+    mine = core.keys.masters.get(0)
+    if mine is not None and mine.address.raw != event.key_address:
+        core.keys.masters.pop(0)  # another gatekeeper's key landed first
+        state.diverged.append("master key landed from another gatekeeper")
+    endorse_pending(core, header)
+    for cluster_id in list(state.clusters):
+        if state.clusters[cluster_id].current_epoch == 0:
+            clusters.key_cluster(core, cluster_id)
+
+
+def endorse_pending(core: CoreContext, header: ev.BlockHeader) -> None:
+    """Judge every pending registration whose collateral is on chain (registration order)."""
+    state = core.state
+    if state.master is None:
+        return
+    for address, worker in list(state.workers.items()):
+        if worker.standing is not WorkerStanding.PENDING:
+            continue
+        if worker.collateral_hash not in state.collaterals:
+            continue
+        state.workers[address] = dataclasses.replace(worker, standing=WorkerStanding.JUDGED)
+        verdict = judge(core, address, worker, header)
+        if verdict is None:
+            continue
+        payload = abi_encode(
+            ["address", "uint8", "bytes32"], [Address(address).hex, verdict, worker.quote_hash]
+        )
+        core.outbox.emit(core.master_key(), state.master.key_address, topics.TOPIC_ENDORSE, payload)
+
+
+def judge(
+    core: CoreContext, address: bytes, worker: WorkerInfo, header: ev.BlockHeader
+) -> int | None:
+    """Confidence level to endorse with, or None. Pure function of chain data and time."""
+    if worker.measurement not in core.state.measurements:
+        return None
+    report_data = registration_report_data(
+        worker=address,
+        operator=worker.operator,
+        hpke_key=worker.hpke_key,
+        chain_id=core.config.chain_id,
+        registry=core.config.registry,
+    )
+    try:
+        verdict = core.verifier(
+            quote=worker.quote,
+            collateral=core.state.collaterals[worker.collateral_hash],
+            at=header.timestamp,
+            report_data=report_data,
+        )
+    except VeilnetError:
+        return None
+    if not verdict.accepted or verdict.measurement != worker.measurement:
+        return None
+    if not 1 <= verdict.confidence <= core.config.max_confidence_level:
+        return None
+    return verdict.confidence
+
+
+def master_binding(core: CoreContext, target: bytes, rotation: int) -> Binding:
+    return Binding(
+        chain_id=core.config.chain_id,
+        target=target,
+        epoch=rotation,
+        purpose=proto.PURPOSE_MASTER_KEY,
+    )
+
+
+def send_master_history(core: CoreContext, gatekeeper: bytes) -> None:
+    """Every gatekeeper sends a new one the master key history, wrapped to its key."""
+    worker = core.state.workers.get(gatekeeper)
+    if worker is None or not core.is_gatekeeper() or gatekeeper == core.address:
+        return
+    for rotation, key in sorted(core.keys.masters.items()):
+        binding = master_binding(core, gatekeeper, rotation)
+        wrapped = seal_key_for(worker.hpke_key, key, binding=binding)
+        payload = encode(["history", gatekeeper, rotation, wrapped])
+        core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_MASTER_KEY_SHARE, payload)
+
+
+def unwrap_master(core: CoreContext, wrapped: bytes, rotation: int) -> SecretKey | None:
+    try:
+        return open_key_envelope(
+            core.keys.identity, wrapped, binding=master_binding(core, core.address, rotation)
+        )
+    except (EnvelopeInvalid, UnsupportedVersion):
+        return None
+
+
+def on_master_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Egress) -> None:
+    """A gatekeeper wrapped a master key to this one: a proposal (kept until it lands) or the
+    history (taken at once)."""
+    if event.origin not in core.state.gatekeepers:
+        return
+    try:
+        kind, target, rotation, wrapped = loose(event.payload)
+    except (CodecError, TypeError, ValueError):
+        return
+    if target != core.address or not isinstance(rotation, int):
+        return
+    if kind == "proposal":
+        core.state.master_shares[(rotation, event.origin)] = wrapped
+    elif kind == "history":
+        key = unwrap_master(core, wrapped, rotation)
+        if key is not None:
+            core.keys.masters.setdefault(rotation, key)
+
+
+def loose(data: bytes) -> Any:
+    """Decode canonical bytes whose shape the caller checks itself (raises CodecError)."""
+    return decode(data)
+
+
+HANDLERS = {
+    ev.GatekeeperAdded: on_gatekeeper_added,
+    ev.GatekeeperRemoved: on_gatekeeper_removed,
+    ev.MasterKeySet: on_master_key_set,
+}
+EGRESS_HANDLERS = {topics.TOPIC_MASTER_KEY_SHARE: on_master_key_share}

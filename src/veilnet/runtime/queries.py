@@ -1,0 +1,259 @@
+"""Queries: open an encrypted, certified request, run the agent on committed state, seal and sign.
+``prepare`` runs under the host's lock (fast); ``run`` touches no mutable core state."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from veilnet.codec import CodecError, decode
+from veilnet.crypto import (
+    Address,
+    EnvelopeInvalid,
+    KeyInvalid,
+    QuerySession,
+    SignatureInvalid,
+    UnsupportedVersion,
+    peek_envelope,
+)
+from veilnet.errors import VeilnetError
+from veilnet.protocol import envelopes as proto
+from veilnet.protocol import events as ev
+from veilnet.protocol import limits
+from veilnet.protocol.outcomes import OutcomeRecord
+from veilnet.runtime import agents, constants, contracts
+from veilnet.runtime.agents import AgentHost, CallJournal, QueryIO, Snapshot
+from veilnet.runtime.context import CoreContext
+from veilnet.runtime.errors import ContractUnavailable, KeyEpochExpired, NotReady, QueryRejected
+from veilnet.runtime.replicated import ContractRuntime
+from veilnet.sandbox.errors import SandboxError
+from veilnet.sandbox.interfaces import Context, Entry, JSONValue, Mode
+
+QUERY_SEQ = -2
+"""The ``seq`` queries run under (randomness differs from any command's)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedQuery:
+    """A checked, opened query and the snapshot it reads (from ``prepare``)."""
+
+    contract_id: bytes
+    wallet: bytes
+    session: QuerySession = field(repr=False)
+    """Seals the answer so that only the client's certified query key can open it."""
+    request_id: bytes
+    msg: Any
+    answer: Any
+    """Already computed (outcome queries); None when the agent must run."""
+    head: ev.BlockHeader
+    commitment: bytes
+    snapshot: dict[bytes, Snapshot] = field(repr=False)
+
+
+class ReplayCache:
+    """Request ids already answered (per wallet), and certificates already verified."""
+
+    __slots__ = ("certificates", "seen")
+
+    def __init__(self) -> None:
+        self.seen: dict[bytes, int] = {}
+        self.certificates: dict[bytes, None] = {}
+        """Digests of certificate bytes (signature included) already verified: clients reuse
+        one certificate for many queries; expiry is still checked on every query."""
+
+    def remember_certificate(self, digest: bytes) -> None:
+        if len(self.certificates) >= constants.MAX_CACHED_CERTIFICATES:
+            del self.certificates[next(iter(self.certificates))]
+        self.certificates[digest] = None
+
+    def remember_query(self, replay_key: bytes, expires: int, now: int) -> None:
+        if len(self.seen) > constants.MAX_REMEMBERED_QUERIES:
+            self.seen = {k: v for k, v in self.seen.items() if v >= now}
+        self.seen[replay_key] = expires
+
+
+def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQuery:
+    """Check and open a query, and snapshot the committed state it may read (fast).
+
+    Raises:
+        QueryRejected: malformed request, bad or expired certificate, replayed request id.
+        ContractUnavailable / NotReady / KeyEpochExpired: as their names say.
+    Nothing changes but the replay cache of request ids.
+    """
+    head = core.state.head
+    if head is None:
+        raise NotReady("no block applied yet")
+    if len(request) > limits.MAX_QUERY_ENVELOPE:
+        raise QueryRejected("query is larger than allowed", max_size=limits.MAX_QUERY_ENVELOPE)
+    try:
+        parsed = proto.QueryRequest.from_bytes(request, max_size=limits.MAX_QUERY_ENVELOPE)
+        cert = parsed.certificate
+        cert_digest = cert.digest
+        if cert_digest not in replay.certificates:
+            cert.verify()
+            replay.remember_certificate(cert_digest)
+    except (CodecError, SignatureInvalid) as exc:
+        raise QueryRejected(exc.message) from exc
+    if cert.chain_id != core.config.chain_id:
+        raise QueryRejected("certificate is for another chain")
+    if cert.expires_block < head.number:
+        raise QueryRejected("certificate has expired", expired_at=cert.expires_block)
+    if cert.expires_block > head.number + limits.QUERY_CERT_MAX_BLOCKS:
+        raise QueryRejected("certificate lifetime is too long")
+    contract = core.state.contracts.get(parsed.contract_id)
+    if contract is None or contract.epoch == 0:
+        raise ContractUnavailable("unknown or unkeyed contract")
+    runtime = core.state.runtimes.get(parsed.contract_id)
+    if runtime is None:
+        raise NotReady("this worker does not serve the contract's cluster")
+    try:
+        epoch = peek_envelope(parsed.session).epoch
+    except VeilnetError as exc:
+        raise QueryRejected(exc.message) from exc
+    contracts.contract_key_at(core, head, parsed.contract_id, contract, epoch)
+    try:
+        session = core.keys.query_session(
+            contract.cluster,
+            parsed.contract_id,
+            epoch,
+            parsed.session,
+            cert.ephemeral_key,
+            chain_id=core.config.chain_id,
+        )
+        if session is None:
+            raise KeyEpochExpired("the key of this epoch is no longer held", epoch=epoch)
+        inner = proto.QueryPlaintext.from_bytes(
+            session.open(parsed.ciphertext, request_id=parsed.request_id, direction="request")
+        )
+    except (CodecError, EnvelopeInvalid, UnsupportedVersion, KeyInvalid) as exc:
+        raise QueryRejected(exc.message) from exc
+    except ValueError as exc:
+        raise QueryRejected("malformed query") from exc
+    if not hmac.compare_digest(inner.certificate_digest, cert_digest):
+        raise QueryRejected("query was made under another certificate")
+    replay_key = cert.wallet + parsed.request_id
+    if replay_key in replay.seen:
+        raise QueryRejected("request id was already used")
+    answer: Any = None
+    msg: JSONValue = None
+    if inner.kind == "outcome":
+        answer = _outcome_answer(runtime, cert, inner)
+    elif inner.kind == "call":
+        try:
+            msg = json.loads(inner.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise QueryRejected("query body is not JSON") from exc
+    else:
+        raise QueryRejected("unknown query kind")
+    replay.remember_query(replay_key, cert.expires_block, head.number)
+    return PreparedQuery(
+        contract_id=parsed.contract_id,
+        wallet=cert.wallet,
+        session=session,
+        request_id=parsed.request_id,
+        msg=msg,
+        answer=answer,
+        head=head,
+        commitment=runtime.state.digest,
+        snapshot=snapshot(core, contract.cluster),
+    )
+
+
+def snapshot(core: CoreContext, cluster_id: bytes) -> dict[bytes, Snapshot]:
+    """Copies of the committed state of every served contract of a cluster (queries and
+    the agent calls they make read only these). Made once per block and cluster: copying
+    every state on every query would cost O(state) per query."""
+    found = core.query_snapshots.get(cluster_id)
+    if found is None:
+        state = core.state
+        found = core.query_snapshots[cluster_id] = {
+            cid: Snapshot(
+                values=dict(state.runtimes[cid].state.values),
+                secrets=dict(state.runtimes[cid].secrets),
+                epoch=info.epoch,
+            )
+            for cid, info in state.contracts.items()
+            if info.cluster == cluster_id and cid in state.runtimes
+        }
+    return found
+
+
+def run(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None = None) -> bytes:
+    """Run a prepared query on its snapshot, then encrypt and sign the answer."""
+    result = prepared.answer
+    if result is None:
+        result = _invoke(core, prepared, io=io).to_public()
+    ciphertext = prepared.session.seal(
+        json.dumps(result, sort_keys=True, separators=(",", ":")).encode(),
+        request_id=prepared.request_id,
+        direction="response",
+    )
+    response = proto.sign_response(
+        core.keys.identity,
+        core.config.response_domain,
+        request_id=prepared.request_id,
+        contract_id=prepared.contract_id,
+        block_number=prepared.head.number,
+        block_hash=prepared.head.hash,
+        state_commitment=prepared.commitment,
+        ciphertext=ciphertext,
+    )
+    return response.to_bytes()
+
+
+def _outcome_answer(
+    runtime: ContractRuntime, cert: proto.QueryCertificate, inner: proto.QueryPlaintext
+) -> Any:
+    try:
+        seq = decode(inner.body)
+    except CodecError as exc:
+        raise QueryRejected("outcome query needs a sequence number") from exc
+    if not isinstance(seq, int):
+        raise QueryRejected("outcome query needs a sequence number")
+    outcome = runtime.outcomes.get(seq)
+    if outcome is None:
+        return {"status": "pending"}
+    if outcome.sender != cert.wallet:
+        raise QueryRejected("only the command's sender may read its outcome")
+    return {"status": "applied", **outcome.to_public()}
+
+
+def _invoke(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None) -> OutcomeRecord:
+    ctx = Context(
+        caller=Address(prepared.wallet).hex,
+        contract_id="0x" + prepared.contract_id.hex(),
+        block_number=prepared.head.number,
+        block_timestamp=prepared.head.timestamp,
+        mode=Mode.QUERY,
+    )
+    host = AgentHost(
+        core,
+        prepared.head,
+        prepared.contract_id,
+        ctx,
+        CallJournal(),
+        seq=QUERY_SEQ,
+        io=io,
+        snapshot=prepared.snapshot,
+    )
+    caller = prepared.wallet
+    try:
+        outcome = core.engine.invoke(
+            agents.load_agent(core, prepared.contract_id),
+            Entry.QUERY,
+            prepared.msg,
+            host,
+            ctx,
+            core.config.limits,
+        )
+    except SandboxError as exc:
+        return OutcomeRecord.failure(exc.code, exc.message, sender=caller)
+    if outcome.error is not None:
+        return OutcomeRecord.failure(
+            outcome.error.code, outcome.error.message, sender=caller, fuel=outcome.fuel_used
+        )
+    return OutcomeRecord.success(
+        sender=caller, result=outcome.result, events=outcome.events, fuel=outcome.fuel_used
+    )

@@ -1,0 +1,112 @@
+"""The records of the replicated registry view: workers, master key, rotation, clusters, contracts.
+All frozen: a system replaces a record instead of editing it, which keeps block rollback cheap."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ClusterInfo",
+    "ContractInfo",
+    "EpochInfo",
+    "MasterKeyInfo",
+    "RotationPhase",
+    "RotationState",
+    "WorkerInfo",
+    "WorkerStanding",
+]
+
+
+class WorkerStanding(enum.StrEnum):
+    """Where a registration stands, as every replica sees it.
+
+    ``PENDING`` (registered, collateral not yet on chain) → ``JUDGED`` (the gatekeepers' verdict
+    was computed; endorsed or not) → ``ENDORSED`` (a ``WorkerEndorsed`` with confidence ≥ 1).
+    A ``WorkerEndorsed`` with confidence 0 moves an endorsed worker back to ``JUDGED``; a new
+    registration starts again at ``PENDING``.
+    """
+
+    PENDING = "pending"
+    JUDGED = "judged"
+    ENDORSED = "endorsed"
+
+
+class RotationPhase(enum.StrEnum):
+    """The master-key rotation lifecycle (transitions in ``veilnet.runtime.rotation``)."""
+
+    IDLE = "idle"
+    LOCKED = "locked"
+    """The rotation lock is taken; no proposal has landed yet."""
+    PROPOSED = "proposed"
+    """A proposal landed (the first one wins); gatekeepers confirm it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerInfo:
+    operator: bytes
+    hpke_key: bytes
+    tee_kind: int
+    measurement: bytes
+    quote_hash: bytes
+    collateral_hash: bytes
+    quote: bytes
+    confidence: int = 0
+    standing: WorkerStanding = WorkerStanding.PENDING
+    cluster: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpochInfo:
+    key_address: bytes
+    public_key: bytes
+    keyed_at: int
+    """Block number at which this epoch was keyed on chain."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MasterKeyInfo:
+    """The current master key on chain."""
+
+    rotation: int
+    key_address: bytes
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RotationState:
+    """The open rotation, if any: its number and the proposal that landed for it."""
+
+    phase: RotationPhase = RotationPhase.IDLE
+    rotation: int = 0
+    proposer: bytes = b""
+    key_address: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterInfo:
+    owner: bytes
+    members: tuple[bytes, ...] = ()
+    epochs: Mapping[int, EpochInfo] = field(default_factory=dict)
+    current_epoch: int = 0
+    master_rotation: Mapping[int, int] = field(default_factory=dict)
+    """Which master rotation each cluster epoch was derived from (gatekeepers' bookkeeping)."""
+    has_history: bool = False
+    """Whether any contract event of this cluster has been applied (for late joiners)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContractInfo:
+    cluster: bytes
+    owner: bytes
+    controller: bytes
+    code_hash: bytes
+    code: bytes
+    init_args: bytes
+    paused: bool = False
+    epoch: int = 0
+    """Cluster epoch this contract is keyed at (0 = not yet keyed)."""
+    epochs: Mapping[int, EpochInfo] = field(default_factory=dict)
+    """Every epoch this contract has been keyed at (from cluster keying)."""
+    initialized: bool = False

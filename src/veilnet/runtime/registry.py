@@ -1,0 +1,93 @@
+"""The registry view: allowed measurements, worker registrations, endorsements, collateral.
+Every replica keeps it from Registry events; gatekeepers judge registrations from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+from eth_hash.auto import keccak
+
+from veilnet.protocol import events as ev
+from veilnet.protocol import limits, topics
+from veilnet.runtime import gatekeeper
+from veilnet.runtime.context import CoreContext
+from veilnet.runtime.records import WorkerInfo, WorkerStanding
+
+
+def on_measurement(core: CoreContext, header: ev.BlockHeader, event: ev.MeasurementSet) -> None:
+    if event.allowed:
+        core.state.measurements.add(event.measurement)
+    else:
+        core.state.measurements.discard(event.measurement)
+
+
+def on_worker_registered(
+    core: CoreContext, header: ev.BlockHeader, event: ev.WorkerRegistered
+) -> None:
+    """A (re-)registration starts from nothing: pending until its collateral is on chain."""
+    core.state.workers[event.worker] = WorkerInfo(
+        operator=event.operator,
+        hpke_key=event.hpke_key,
+        tee_kind=event.tee_kind,
+        measurement=event.measurement,
+        quote_hash=event.quote_hash,
+        collateral_hash=event.collateral_hash,
+        quote=event.quote,
+    )
+    if event.worker == core.address:
+        collateral = core.platform.collateral()
+        if keccak(collateral) == event.collateral_hash:
+            core.outbox.emit(
+                core.keys.identity,
+                core.address,
+                topics.TOPIC_COLLATERAL,
+                zlib.compress(collateral, 9),
+            )
+    gatekeeper.endorse_pending(core, header)
+
+
+def on_worker_endorsed(core: CoreContext, header: ev.BlockHeader, event: ev.WorkerEndorsed) -> None:
+    worker = core.state.workers.get(event.worker)
+    if worker is None or worker.quote_hash != event.quote_hash:
+        return
+    standing = worker.standing
+    if standing is not WorkerStanding.PENDING:  # a pending one is still judged when its
+        # collateral lands, exactly once, whatever landed before
+        standing = WorkerStanding.ENDORSED if event.confidence > 0 else WorkerStanding.JUDGED
+    core.state.workers[event.worker] = dataclasses.replace(
+        worker, confidence=event.confidence, standing=standing
+    )
+
+
+def on_collateral(core: CoreContext, header: ev.BlockHeader, event: ev.Egress) -> None:
+    """A worker published the collateral its registration names: judge it once it is here."""
+    worker = core.state.workers.get(event.origin)
+    if worker is None:
+        return
+    try:
+        collateral = _bounded_decompress(event.payload, limits.MAX_COLLATERAL_BYTES)
+    except ValueError:
+        return
+    if keccak(collateral) == worker.collateral_hash:
+        core.state.collaterals[worker.collateral_hash] = collateral
+        gatekeeper.endorse_pending(core, header)
+
+
+def _bounded_decompress(data: bytes, limit: int) -> bytes:
+    decompressor = zlib.decompressobj()
+    try:
+        out = decompressor.decompress(data, limit)
+    except zlib.error as exc:
+        raise ValueError("bad compressed data") from exc
+    if decompressor.unconsumed_tail or not decompressor.eof:
+        raise ValueError("compressed data too large or truncated")
+    return out
+
+
+HANDLERS = {
+    ev.MeasurementSet: on_measurement,
+    ev.WorkerRegistered: on_worker_registered,
+    ev.WorkerEndorsed: on_worker_endorsed,
+}
+EGRESS_HANDLERS = {topics.TOPIC_COLLATERAL: on_collateral}

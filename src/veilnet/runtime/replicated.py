@@ -1,0 +1,223 @@
+"""The one replicated-state object of a core, and the conversions derived from its declaration.
+Checkpoint export and import, the state root and block rollback all walk the same fields.
+
+Theory of operation
+-------------------
+Every field of ``ReplicatedState`` carries a scope in its metadata:
+
+- ``REPLICATED``: equal on every replica of a cluster; in the state root and in checkpoints.
+- ``LOCAL``: this worker's own bookkeeping (events held back for a key, the resync flag); in
+  checkpoints, not in the state root.
+- ``TRANSIENT``: neither: rebuilt after a restart, but still rolled back with a failed block.
+
+A new field is declared here once; ``to_plain`` / ``from_plain`` derive its encoding from its type
+hint. Records are frozen, containers hold records or immutable values, so a savepoint is a shallow
+copy of the containers; contract key-value state is journaled instead (``state.Journal``), since
+copying it per block would cost O(state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Union
+
+from veilnet.codec import Record, decode_record
+from veilnet.protocol.events import BlockHeader, ChainEvent
+from veilnet.protocol.outcomes import OutcomeRecord
+from veilnet.runtime import constants
+from veilnet.runtime.records import (
+    ClusterInfo,
+    ContractInfo,
+    MasterKeyInfo,
+    RotationState,
+    WorkerInfo,
+)
+from veilnet.runtime.state import ContractState, Journal
+
+__all__ = ["LOCAL", "REPLICATED", "TRANSIENT", "ContractRuntime", "ReplicatedState"]
+
+REPLICATED: Final = "replicated"
+LOCAL: Final = "local"
+TRANSIENT: Final = "transient"
+
+
+_IN_ROOT: Final = types.MappingProxyType({"scope": REPLICATED})
+_OWN: Final = types.MappingProxyType({"scope": LOCAL})
+_RUN: Final = types.MappingProxyType({"scope": TRANSIENT})
+
+
+class ContractRuntime:
+    """Private per-contract data of a member replica: state, sender nonces, outcomes, secrets.
+
+    Every change goes through a method, so the block journal can undo it.
+    """
+
+    __slots__ = ("_journal", "nonces", "outcomes", "secrets", "state")
+
+    def __init__(self, state: ContractState, journal: Journal) -> None:
+        self.state = state
+        self._journal = journal
+        self.nonces: dict[bytes, int] = {}
+        self.outcomes: dict[int, OutcomeRecord] = {}
+        self.secrets: dict[str, str] = {}
+
+    def _note(self) -> None:
+        if not self._journal.active:
+            return
+        nonces, outcomes, secrets = dict(self.nonces), dict(self.outcomes), dict(self.secrets)
+
+        def restore() -> None:
+            self.nonces, self.outcomes, self.secrets = nonces, outcomes, secrets
+
+        self._journal.note_object(self, restore)
+
+    def set_nonce(self, sender: bytes, nonce: int) -> None:
+        self._note()
+        self.nonces[sender] = nonce
+
+    def set_secret(self, name: str, value: str) -> None:
+        self._note()
+        self.secrets[name] = value
+
+    def record_outcome(self, seq: int, outcome: OutcomeRecord) -> None:
+        """Keep ``outcome`` for its sender; the oldest are dropped past the per-contract cap."""
+        self._note()
+        self.outcomes[seq] = outcome
+        while len(self.outcomes) > constants.MAX_OUTCOMES_PER_CONTRACT:
+            del self.outcomes[next(iter(self.outcomes))]
+
+
+Buffered = tuple[tuple[BlockHeader, ChainEvent], ...]
+
+
+@dataclass(slots=True, kw_only=True)
+class ReplicatedState:
+    """Everything a core knows from the chain, in one place (keys live in the ``KeyRing``)."""
+
+    head: BlockHeader | None = field(default=None, metadata=_IN_ROOT)
+    counters: dict[bytes, int] = field(default_factory=dict, metadata=_IN_ROOT)
+    """Egress sequence per origin (the Outbox numbers from these)."""
+    measurements: set[bytes] = field(default_factory=set, metadata=_IN_ROOT)
+    gatekeepers: list[bytes] = field(default_factory=list, metadata=_IN_ROOT)
+    workers: dict[bytes, WorkerInfo] = field(default_factory=dict, metadata=_IN_ROOT)
+    collaterals: dict[bytes, bytes] = field(default_factory=dict, metadata=_IN_ROOT)
+    master: MasterKeyInfo | None = field(default=None, metadata=_IN_ROOT)
+    first_gatekeeper_block: bytes | None = field(default=None, metadata=_IN_ROOT)
+    rotation: RotationState = field(default_factory=RotationState, metadata=_IN_ROOT)
+    master_shares: dict[tuple[int, bytes], bytes] = field(default_factory=dict, metadata=_IN_ROOT)
+    """(rotation, proposer) → this gatekeeper's wrapped share of the proposed key."""
+    clusters: dict[bytes, ClusterInfo] = field(default_factory=dict, metadata=_IN_ROOT)
+    contracts: dict[bytes, ContractInfo] = field(default_factory=dict, metadata=_IN_ROOT)
+    runtimes: dict[bytes, ContractRuntime] = field(default_factory=dict, metadata=_IN_ROOT)
+    """Private state of the contracts this worker serves (sealed in checkpoints)."""
+    buffered: dict[bytes, Buffered] = field(default_factory=dict, metadata=_OWN)
+    """Per cluster, events held back until this member receives the key they need."""
+    resync_required: bool = field(default=False, metadata=_OWN)
+    resync_keyring: bytes | None = field(default=None, metadata=_RUN)
+    """Keys to carry into a resync from genesis, captured when the late join's keys arrive."""
+    diverged: list[str] = field(default_factory=list, metadata=_RUN)
+    """What this replica saw land that differs from what it computed (for slashing later)."""
+
+    def savepoint(self) -> ReplicatedState:
+        """A copy to roll back to: containers copied, records (frozen) shared."""
+        return ReplicatedState(
+            **{f.name: _shallow(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        )
+
+
+def _shallow(value: Any) -> Any:
+    if isinstance(value, dict | list | set):
+        return value.copy()
+    return value
+
+
+def fields_in(scope: str, *more: str) -> list[dataclasses.Field[Any]]:
+    """The fields of ``ReplicatedState`` in the given scopes, in declaration order."""
+    scopes = {scope, *more}
+    return [f for f in dataclasses.fields(ReplicatedState) if f.metadata["scope"] in scopes]
+
+
+_HINTS: Final = typing.get_type_hints(ReplicatedState)
+
+
+def hint_of(name: str) -> Any:
+    return _HINTS[name]
+
+
+# ---- plain values: what canonical encoding carries ------------------------------------------
+
+
+def to_plain(value: Any) -> Any:
+    """Records, enums and containers → canonical-codec values (deterministic order)."""
+    if value is None or isinstance(value, bool | int | str | bytes):
+        return value.value if isinstance(value, enum.Enum) else value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Record):
+        return value.to_bytes()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return [[to_plain(k), to_plain(v)] for k, v in value.items()]
+    if isinstance(value, set | frozenset):
+        return sorted(to_plain(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    raise TypeError(f"no plain form for {type(value).__name__}")
+
+
+def from_plain(hint: Any, plain: Any) -> Any:
+    """Inverse of ``to_plain`` for a value of type ``hint``.
+
+    Raises:
+        TypeError, ValueError, KeyError: ``plain`` is not of that shape.
+    """
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if plain is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return from_plain(inner, plain)
+    if hint is Any:
+        return plain
+    if origin in (dict, Mapping, typing.Mapping):
+        key_hint, value_hint = args
+        return {from_plain(key_hint, k): from_plain(value_hint, v) for k, v in plain}
+    if origin in (set, frozenset):
+        return {from_plain(args[0], v) for v in plain}
+    if origin is list:
+        return [from_plain(args[0], v) for v in plain]
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_plain(args[0], v) for v in plain)
+        if len(plain) != len(args):
+            raise ValueError("tuple of the wrong length")
+        return tuple(from_plain(a, v) for a, v in zip(args, plain, strict=True))
+    if isinstance(hint, type):
+        if issubclass(hint, enum.Enum):
+            return hint(plain)
+        if issubclass(hint, BlockHeader):
+            return BlockHeader.from_bytes(plain)
+        if issubclass(hint, ChainEvent):
+            event = decode_record(plain)
+            if not isinstance(event, ChainEvent):
+                raise TypeError("not a chain event")
+            return event
+        if dataclasses.is_dataclass(hint):
+            hints = typing.get_type_hints(hint)
+            if not isinstance(plain, dict) or set(plain) != {
+                f.name for f in dataclasses.fields(hint)
+            }:
+                raise ValueError(f"malformed {hint.__name__}")
+            return hint(**{name: from_plain(hints[name], v) for name, v in plain.items()})
+        if hint in (bytes, int, str, bool):
+            if type(plain) is not hint:
+                raise TypeError(f"expected {hint.__name__}")
+            return plain
+    raise TypeError(f"no plain form for {hint!r}")
