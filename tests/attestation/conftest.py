@@ -1,4 +1,4 @@
-"""Shared fixtures for attestation and TEE tests: test data location, pinned times, dev enclaves."""
+"""Fixtures for attestation and TEE tests: the in-repo quote vectors, pinned times, dev enclaves."""
 
 from __future__ import annotations
 
@@ -16,22 +16,9 @@ AT = ISSUED_AT + 3600
 SEED = b"veilnet test network seed, 32+ bytes long"
 OTHER_SEED = b"another network seed, also 32+ bytes long"
 
-
-def testdata_dir() -> Path:
-    """``shared/testdata/attestation``, found by walking up from the repository root."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "testdata" / "attestation"
-        if candidate.is_dir():
-            return candidate
-        sibling = parent.parent / "shared" / "testdata" / "attestation"
-        if (parent / "pyproject.toml").exists() and sibling.is_dir():
-            return sibling
-    pytest.skip("shared/testdata/attestation not found")
-    raise AssertionError  # unreachable
-
-
-TESTDATA = testdata_dir()
+# In the repository (tests/data/attestation/README.md names each file's public source): a missing
+# file is an error, never a skip.
+TESTDATA = Path(__file__).resolve().parents[1] / "data" / "attestation"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((TESTDATA / "expected.json").read_text())
 
 

@@ -1,4 +1,4 @@
-"""Every quote in shared/testdata/attestation gives the outcome recorded in expected.json,
+"""Every quote in tests/data/attestation gives the outcome recorded in expected.json,
 through the library and through ``veil attest verify``."""
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from veilnet.chain import AnvilChain, EmbeddedChain, Network, TxSender, deploy, find_anvil
+from veilnet.chain import AnvilChain, EmbeddedChain, Network, TxSender, deploy
 from veilnet.chain.deploy import Deployment
 from veilnet.chain.interfaces import ChainBackend
 from veilnet.crypto import SecretKey
+from veilnet.testing import require_tool
 
 MEASUREMENT = b"\x42" * 32
 
@@ -73,8 +74,7 @@ def net(embedded: EmbeddedChain) -> Net:
 
 @pytest.fixture
 def anvil() -> Iterator[AnvilChain]:
-    if find_anvil() is None:
-        pytest.skip("anvil binary not installed (npm install --prefix .tools @foundry-rs/anvil)")
+    require_tool("anvil")
     chain = AnvilChain()
     yield chain
     chain.close()
@@ -85,8 +85,7 @@ def any_backend(request: pytest.FixtureRequest) -> Iterator[ChainBackend]:
     if request.param == "embedded":
         chain: ChainBackend = EmbeddedChain()
     else:
-        if find_anvil() is None:
-            pytest.skip("anvil binary not installed")
+        require_tool("anvil")
         chain = AnvilChain()
     yield chain
     chain.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -65,7 +64,7 @@ def test_routed_topics_match_vyper_constants() -> None:
         assert name in source
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vyper") is None, reason="vyper not installed")
+@pytest.mark.requires_tool("vyper")
 def test_artifacts_match_sources() -> None:
     from veilnet.chain.compile import check_artifacts
 

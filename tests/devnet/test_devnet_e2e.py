@@ -13,7 +13,6 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from veilnet.chain import find_anvil
 from veilnet.devnet import Devnet
 from veilnet.protocol import envelopes as proto
 from veilnet.sdk import (
@@ -153,7 +152,7 @@ def test_key_rotation_keeps_commands_and_queries_working(devnet: Devnet) -> None
         assert agent.query({}).value["count"] == 3
 
 
-@pytest.mark.skipif(find_anvil() is None, reason="anvil is not installed (make installs it)")
+@pytest.mark.requires_tool("anvil")
 def test_sdk_on_anvil(tmp_path: Path) -> None:
     net = start_devnet(tmp_path, chain="anvil")
     try:

