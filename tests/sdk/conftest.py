@@ -14,7 +14,7 @@ from eth_hash.auto import keccak
 from veilnet.crypto import Address
 from veilnet.protocol import envelopes as proto
 from veilnet.sandbox import AgentRuntime
-from veilnet.sdk import BaseClient, ChainView, ContractKey, NetworkConfig, Wallet
+from veilnet.sdk import BaseClient, ChainView, ContractKey, NetworkConfig, Wallet, WorkerRecord
 from veilnet.testing import Network, cluster_id_of
 from veilnet.testing.network import NETWORK_SEED
 
@@ -67,22 +67,26 @@ class Local:
         blocks = {b.header.number: b.header.hash for b in self.net.ledger.blocks}
         return ChainView(head=self.head if head is None else head, block_hash=blocks.get(number))
 
-    def registry_record(self, worker: bytes) -> tuple[object, ...]:
-        """``Registry.workers(addr)`` as the chain would return it."""
+    def registry_record(self, worker: bytes) -> WorkerRecord:
+        """``Registry.workers(addr)`` as the chain would return it, decoded as the SDK does."""
         record = self.net.ledger.workers.get(worker)
         core = next((c for c in self.net.cores.values() if c.address == worker), None)
         if record is None or core is None:
             zero = "0x" + "00" * 20
-            return (zero, b"", 0, bytes(32), 0, bytes(32), bytes(32), bytes(32))
-        return (
-            "0x" + "0b" * 20,
-            core.keys.identity.public.x25519,
-            0,
-            core.platform.measurement,
-            record.confidence,
-            record.quote_hash,
-            bytes(32),
-            record.cluster or bytes(32),
+            return WorkerRecord.from_getter(
+                (zero, b"", 0, bytes(32), 0, bytes(32), bytes(32), bytes(32))
+            )
+        return WorkerRecord.from_getter(
+            (
+                "0x" + "0b" * 20,
+                core.keys.identity.public.x25519,
+                0,
+                core.platform.measurement,
+                record.confidence,
+                record.quote_hash,
+                bytes(32),
+                record.cluster or bytes(32),
+            )
         )
 
 

@@ -229,7 +229,7 @@ def test_registered_but_unendorsed_or_foreign_worker_is_refused(local: Local) ->
     client = local.client()
     w1 = local.net.cores["w1"].address
     record = local.registry_record(w1)
-    unendorsed = (*record[:4], 0, *record[5:])
+    unendorsed = dataclasses.replace(record, confidence=0)
     with pytest.raises(WorkerUnverified, match="endorsed"):
         client.check_registration(
             local.net.cores["w1"].keys.identity.address,
@@ -251,10 +251,11 @@ def test_registered_but_unendorsed_or_foreign_worker_is_refused(local: Local) ->
             measurement_allowed=True,
             cluster=b"\x09" * 32,
         )
-    measurement, confidence, _cluster = client.check_registration(
+    client.check_registration(
         local.net.cores["w1"].keys.identity.address, record, measurement_allowed=True, cluster=None
     )
-    assert confidence >= 1 and measurement == local.net.cores["w1"].platform.measurement
+    assert record.confidence >= 1
+    assert record.measurement == local.net.cores["w1"].platform.measurement
 
 
 def test_response_bound_to_an_unknown_block_is_refused(local: Local) -> None:

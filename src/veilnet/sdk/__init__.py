@@ -5,11 +5,14 @@ from veilnet.sdk._async import AsyncAgent, AsyncClient
 from veilnet.sdk._base import BaseClient, ChainView, PendingQuery
 from veilnet.sdk._models import (
     AuditEntry,
+    ClusterRecord,
     CommandResult,
     ContractKey,
+    ContractRecord,
     NetworkConfig,
     QueryResult,
     Wallet,
+    WorkerRecord,
     WorkerVerification,
     find_network_file,
 )
@@ -19,7 +22,7 @@ from veilnet.sdk.errors import (
     ChainUnavailable,
     ContractNotFound,
     NetworkConfigInvalid,
-    QueryRejected,
+    QueryRejected,  # deprecated alias of WorkerRefused
     RateLimited,
     RequestTooLarge,
     ResponseInvalid,
@@ -27,6 +30,7 @@ from veilnet.sdk.errors import (
     Timeout,
     TransactionReverted,
     UnknownBlock,
+    WorkerRefused,
     WorkerUnavailable,
     WorkerUnverified,
 )
@@ -41,9 +45,11 @@ __all__ = [
     "ChainUnavailable",
     "ChainView",
     "Client",
+    "ClusterRecord",
     "CommandResult",
     "ContractKey",
     "ContractNotFound",
+    "ContractRecord",
     "NetworkConfig",
     "NetworkConfigInvalid",
     "PendingQuery",
@@ -57,6 +63,8 @@ __all__ = [
     "TransactionReverted",
     "UnknownBlock",
     "Wallet",
+    "WorkerRecord",
+    "WorkerRefused",
     "WorkerUnavailable",
     "WorkerUnverified",
     "WorkerVerification",

@@ -25,9 +25,12 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+
+from eth_abi.exceptions import DecodingError
 
 from veilnet.attestation import Collateral, Policy, TrustRoot, verify_quote_at
 from veilnet.chain.contracts import ContractHandle
@@ -42,30 +45,40 @@ from veilnet.protocol.topics import TOPIC_COLLATERAL
 from veilnet.sdk import constants as C  # noqa: N812
 from veilnet.sdk._models import (
     AuditEntry,
+    CommandResult,
     ContractKey,
+    ContractRecord,
     NetworkConfig,
     QueryResult,
     Wallet,
+    WorkerRecord,
     WorkerVerification,
 )
 from veilnet.sdk.errors import (
+    WORKER_ERRORS,
     AgentFailed,
     ChainUnavailable,
     ContractNotFound,
-    QueryRejected,
     RateLimited,
     RequestTooLarge,
     ResponseInvalid,
     StaleBlock,
     TransactionReverted,
     UnknownBlock,
+    WorkerRefused,
     WorkerUnavailable,
     WorkerUnverified,
 )
 
-__all__ = ["TOPIC_COLLATERAL", "BaseClient", "ChainView", "PendingQuery", "language_of"]
-
-ZERO_ADDRESS = b"\x00" * 20
+__all__ = [
+    "TOPIC_COLLATERAL",
+    "BaseClient",
+    "ChainView",
+    "Outcome",
+    "PendingQuery",
+    "language_of",
+    "read_outcome",
+]
 
 
 def language_of(path: Path) -> str:
@@ -244,24 +257,22 @@ class BaseClient:
     def registry_decode(self, fn: str, result: Any) -> Any:
         try:
             return self.registry.decode(fn, _unhex(result))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, DecodingError, CodecError) as exc:
             raise ChainUnavailable(f"Registry.{fn}: the node's answer does not decode") from exc
 
     # ---- contracts and keys --------------------------------------------------------------
 
-    def parse_contract_key(self, contract_id: bytes, record: Any) -> ContractKey:
+    def parse_contract_key(self, contract_id: bytes, record: ContractRecord) -> ContractKey:
         """A ContractKey from ``Registry.contracts(id)``; ContractNotFound for unknown ids."""
-        cluster, _code_hash, owner, _controller, epoch, _key_address, public_key, paused = record
-        owner_bytes = Address.parse(str(owner)).raw
-        if owner_bytes == ZERO_ADDRESS:
+        if not record.exists:
             raise ContractNotFound(f"no agent contract 0x{contract_id.hex()} on this network")
         key = ContractKey(
             contract_id=contract_id,
-            cluster=bytes(cluster),
-            owner=Address(owner_bytes),
-            epoch=int(epoch),
-            public_key=bytes(public_key),
-            paused=bool(paused),
+            cluster=record.cluster,
+            owner=record.owner,
+            epoch=record.key_epoch,
+            public_key=record.public_key,
+            paused=record.paused,
         )
         if key.epoch > 0:
             self._keys[contract_id] = key
@@ -552,19 +563,37 @@ class BaseClient:
             raise ResponseInvalid("the decrypted answer is not an object")
         return value
 
+    def outcome(self, opened: OpenedResponse) -> Outcome:
+        """Step 4, read: the answer as an ``Outcome`` (see ``read_outcome``)."""
+        return read_outcome(self.answer(opened))
+
     def query_result(self, opened: OpenedResponse, *, raise_on_error: bool = True) -> QueryResult:
-        value = self.answer(opened)
-        if raise_on_error and value.get("ok") is False:
-            raise agent_failure(value.get("error"))
+        outcome = self.outcome(opened)
+        if raise_on_error and outcome.ok is False:
+            raise agent_failure(outcome.error)
         response = opened.response
         return QueryResult(
-            value=value.get("result"),
+            value=outcome.result,
             worker=opened.worker,
             block_number=response.block_number,
             block_hash=response.block_hash,
             state_commitment=response.state_commitment,
-            events=list(value.get("events") or []),
-            fuel=int(value.get("fuel") or 0),
+            events=list(outcome.events),
+            fuel=outcome.fuel,
+        )
+
+    @staticmethod
+    def command_result(sent: CommandResult, outcome: Outcome, proof: QueryResult) -> CommandResult:
+        """``sent`` completed with its applied ``outcome`` and the query that proved it."""
+        return replace(
+            sent,
+            applied=True,
+            ok=bool(outcome.ok),
+            result=outcome.result,
+            events=list(outcome.events),
+            fuel=outcome.fuel,
+            error=None if outcome.error is None else dict(outcome.error),
+            proof=proof,
         )
 
     # ---- workers -------------------------------------------------------------------------
@@ -585,32 +614,35 @@ class BaseClient:
         return self.config.workers.get(worker) or self.config.gatekeepers.get(worker)
 
     def check_registration(
-        self, worker: Address, record: Any, *, measurement_allowed: bool, cluster: bytes | None
-    ) -> tuple[bytes, int, bytes]:
-        """Step 2a, from ``Registry.workers(addr)``: (measurement, confidence, cluster).
+        self,
+        worker: Address,
+        record: WorkerRecord,
+        *,
+        measurement_allowed: bool,
+        cluster: bytes | None,
+    ) -> None:
+        """Step 2a, from ``Registry.workers(addr)``: registered, endorsed, allowed, a member.
 
         Raises:
             WorkerUnverified: not registered, not endorsed, disallowed measurement, or not a
                 member of ``cluster``.
         """
-        operator, _hpke, _kind, measurement, confidence, _qh, _ch, worker_cluster = record
-        if Address.parse(str(operator)).raw == ZERO_ADDRESS:
+        if not record.is_registered:
             raise WorkerUnverified(f"{worker.hex} is not a registered worker", worker=worker.hex)
-        if not 1 <= int(confidence) <= self.max_confidence:
+        if not 1 <= record.confidence <= self.max_confidence:
             raise WorkerUnverified(
                 f"{worker.hex} is not endorsed at an acceptable confidence level "
-                f"(on chain: {int(confidence)}, accepted: 1..{self.max_confidence})",
+                f"(on chain: {record.confidence}, accepted: 1..{self.max_confidence})",
                 worker=worker.hex,
             )
         if not measurement_allowed:
             raise WorkerUnverified(
                 f"{worker.hex} runs a measurement the network no longer allows", worker=worker.hex
             )
-        if cluster is not None and bytes(worker_cluster) != cluster:
+        if cluster is not None and record.cluster != cluster:
             raise WorkerUnverified(
                 f"{worker.hex} does not serve the contract's cluster", worker=worker.hex
             )
-        return bytes(measurement), int(confidence), bytes(worker_cluster)
 
     def trust_root(self) -> TrustRoot:
         if self._root is not None:
@@ -703,27 +735,30 @@ class BaseClient:
 
     @staticmethod
     def worker_error(status: int, body: bytes, worker: str) -> VeilnetError:
-        """The SDK error for a non-200 answer of a worker's ``/v1/query``."""
-        code, message = "http_error", f"HTTP {status}"
+        """The SDK error for a non-200 answer of a worker's ``/v1/query``: by the worker's
+        code (``WORKER_ERRORS``), else by the HTTP status, else ``WorkerRefused``."""
+        code: str | None = None
+        message = f"HTTP {status}"
         try:
             doc = json.loads(body)
             if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-                code = str(doc["error"].get("code", code))
+                found = doc["error"].get("code")
+                code = None if found is None else str(found)
                 message = str(doc["error"].get("message", message))[:300]
         except ValueError:
             pass
-        if status == 413:
-            return RequestTooLarge(f"{worker} refused the request as too large", worker_code=code)
-        if status == 429:
-            retry_after = _retry_after(body)
-            return RateLimited(
-                f"{worker} rate-limited this client",
-                worker_code=code,
-                **({} if retry_after is None else {"retry_after_s": retry_after}),
+        kind = (WORKER_ERRORS.get(code) if code else None) or _STATUS_ERRORS.get(status)
+        if kind is None:
+            kind = (
+                WorkerUnavailable if status >= HTTPStatus.INTERNAL_SERVER_ERROR else WorkerRefused
             )
-        if status >= 500 or code in ("runtime_not_ready",):
-            return WorkerUnavailable(f"{worker}: {code}: {message}", worker_code=code)
-        return QueryRejected(f"{worker} refused the query: {code}: {message}", worker_code=code)
+        details: dict[str, Any] = {} if code is None else {"worker_code": code}
+        retry_after = _retry_after(body) if kind is RateLimited else None
+        if retry_after is not None:
+            details["retry_after_s"] = retry_after
+        reason = message if code is None else f"{code}: {message}"
+        text = _WORKER_MESSAGES.get(kind, "{worker} refused the query: {reason}")
+        return kind(text.format(worker=worker, reason=reason), **details)
 
     # ---- audit ---------------------------------------------------------------------------
 
@@ -797,10 +832,62 @@ class BaseClient:
         return out
 
 
-def agent_failure(error: Any) -> AgentFailed:
-    code = "agent_error"
+OUTCOME_APPLIED = "applied"
+"""``status`` of an outcome answer once the command has been applied (else ``pending``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """A worker's decrypted answer: an agent call's result, or a command's outcome."""
+
+    status: str | None
+    """Outcome queries only: ``applied`` or ``pending``; call answers carry none."""
+    ok: bool | None
+    result: Any
+    events: tuple[Any, ...]
+    fuel: int
+    error: Mapping[str, Any] | None
+    """``{"code", "message"}`` when ``ok`` is False."""
+
+    @property
+    def is_applied(self) -> bool:
+        return self.status == OUTCOME_APPLIED
+
+
+def read_outcome(value: Mapping[str, Any]) -> Outcome:
+    """The one reader of the answer documents the core seals (``{"ok", "result", "error",
+    "events", "fuel"}``, with ``status`` for outcome queries).
+
+    Raises:
+        ResponseInvalid: a field has the wrong type (the worker signed something malformed).
+    """
+    status, ok = value.get("status"), value.get("ok")
+    events, fuel, error = value.get("events") or [], value.get("fuel") or 0, value.get("error")
+    if status is not None and not isinstance(status, str):
+        raise ResponseInvalid("the answer's status is not a string")
+    if ok is not None and not isinstance(ok, bool):
+        raise ResponseInvalid("the answer's ok is not a boolean")
+    if not isinstance(events, list):
+        raise ResponseInvalid("the answer's events are not a list")
+    if isinstance(fuel, bool) or not isinstance(fuel, int):
+        raise ResponseInvalid("the answer's fuel is not an integer")
+    if error is not None and not isinstance(error, Mapping):
+        raise ResponseInvalid("the answer's error is not an object")
+    return Outcome(
+        status=status,
+        ok=ok,
+        result=value.get("result"),
+        events=tuple(events),
+        fuel=fuel,
+        error=error,
+    )
+
+
+def agent_failure(error: Mapping[str, Any] | None) -> AgentFailed:
+    """The AgentFailed for an outcome's ``error`` (``{"code", "message"}``)."""
+    code = AgentFailed.code  # the worker named none: the SDK's own
     message = "the agent failed"
-    if isinstance(error, Mapping):
+    if error is not None:
         code = str(error.get("code", code))
         message = str(error.get("message", message))[:500]
     return AgentFailed(f"{code}: {message}", agent_code=code)
@@ -833,6 +920,18 @@ def _revert_reason(message: str, data: Any) -> str:
 
 Hook = Callable[[str], None]
 """Progress callback: receives one short human-readable line per step."""
+
+_STATUS_ERRORS: Mapping[int, type[VeilnetError]] = {
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: RequestTooLarge,
+    HTTPStatus.TOO_MANY_REQUESTS: RateLimited,
+}
+"""What a refusal means when its body names no code the SDK knows (a proxy's 429, say)."""
+
+_WORKER_MESSAGES: Mapping[type[VeilnetError], str] = {
+    RequestTooLarge: "{worker} refused the request as too large",
+    RateLimited: "{worker} rate-limited this client",
+    WorkerUnavailable: "{worker}: {reason}",
+}
 
 
 def _retry_after(body: bytes) -> float | None:

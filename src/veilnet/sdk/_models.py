@@ -1,18 +1,19 @@
-"""Value types of the SDK: the network description, wallets, and verified results.
+"""Value types of the SDK: the network description, wallets, Registry records, verified results.
 ``NetworkConfig`` reads ``network.json``; results carry the block and worker that vouch for them."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from veilnet.chain.constants import MAX_HPKE_KEY
 from veilnet.crypto import Address
 from veilnet.errors import VeilnetError
 from veilnet.sdk.constants import (
@@ -21,15 +22,18 @@ from veilnet.sdk.constants import (
     MAX_NETWORK_FILE,
     NETWORK_ENV,
 )
-from veilnet.sdk.errors import NetworkConfigInvalid
+from veilnet.sdk.errors import ChainUnavailable, NetworkConfigInvalid
 
 __all__ = [
     "AuditEntry",
+    "ClusterRecord",
     "CommandResult",
     "ContractKey",
+    "ContractRecord",
     "NetworkConfig",
     "QueryResult",
     "Wallet",
+    "WorkerRecord",
     "WorkerVerification",
     "find_network_file",
 ]
@@ -220,6 +224,166 @@ class Wallet:
 
     def __reduce__(self) -> Any:
         raise TypeError("wallets are not picklable")
+
+
+# ---- Registry records ------------------------------------------------------------------
+# The Registry's public getters return its structs as ABI tuples, in declaration order
+# (``contracts/Registry.vy``). Each record below mirrors one struct field for field, and
+# ``from_getter`` is the one place such a tuple is read: clients fetch, this decodes.
+
+ZERO_ADDRESS = Address(b"\x00" * 20)
+NO_CLUSTER = b"\x00" * 32
+"""What ``Registry.workers(addr).cluster`` holds for a worker in no cluster."""
+
+MAX_RECORD_BYTES = MAX_HPKE_KEY
+"""Longest ``Bytes[...]`` field of a Registry struct (every one is an HPKE public key)."""
+
+
+def _abi_value(abi_type: str, value: Any) -> Any:
+    """One struct field as the ABI decoder returned it, checked against its type."""
+    if abi_type == "address":
+        if not isinstance(value, str | bytes):
+            raise TypeError("an address is hex text or 20 bytes")
+        return Address.parse(value)
+    if abi_type == "bool":
+        if not isinstance(value, bool):
+            raise TypeError("a bool is True or False")
+        return value
+    if abi_type == "bytes32":
+        if not isinstance(value, bytes) or len(value) != 32:
+            raise ValueError("a bytes32 is 32 bytes")
+        return value
+    if abi_type == "bytes":
+        if not isinstance(value, bytes) or len(value) > MAX_RECORD_BYTES:
+            raise ValueError(f"a Bytes field is at most {MAX_RECORD_BYTES} bytes")
+        return value
+    bits = int(abi_type.removeprefix("uint"))  # the records name no other types
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**bits:
+        raise ValueError(f"a {abi_type} is an integer in [0, 2**{bits})")
+    return value
+
+
+class _RegistryRecord:
+    """Decoding shared by the records: arity and each field's ABI type checked, in order."""
+
+    __slots__ = ()
+    getter: ClassVar[str]
+    """The Registry view function that returns this struct."""
+    abi_types: ClassVar[tuple[str, ...]]
+    """The struct's field types, in its (and the dataclass's) field order; a test checks them
+    against the compiled Registry's ABI."""
+
+    @classmethod
+    def from_getter(cls, values: Any) -> Self:
+        """Decode the value of ``Registry.<getter>(key)`` as the ABI decoder returned it.
+
+        Raises:
+            ChainUnavailable: wrong arity or a field of the wrong type or size (the node
+                answered something that is not this struct).
+        """
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        if not isinstance(values, Sequence) or isinstance(values, str | bytes):
+            raise ChainUnavailable(
+                f"Registry.{cls.getter}: the node's answer is not a struct", getter=cls.getter
+            )
+        if len(values) != len(cls.abi_types):
+            raise ChainUnavailable(
+                f"Registry.{cls.getter}: the node's answer has {len(values)} fields, "
+                f"not {len(cls.abi_types)}",
+                getter=cls.getter,
+            )
+        decoded: dict[str, Any] = {}
+        for name, abi_type, value in zip(names, cls.abi_types, values, strict=True):
+            try:
+                decoded[name] = _abi_value(abi_type, value)
+            except (TypeError, ValueError, VeilnetError) as exc:
+                raise ChainUnavailable(
+                    f"Registry.{cls.getter}: field {name} does not decode ({exc})",
+                    getter=cls.getter,
+                    field=name,
+                ) from exc
+        return cls(**decoded)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRecord(_RegistryRecord):
+    """``Registry.workers(address)``: a worker's registration (all zero when it has none)."""
+
+    getter: ClassVar[str] = "workers"
+    abi_types: ClassVar[tuple[str, ...]] = (
+        "address",
+        "bytes",
+        "uint8",
+        "bytes32",
+        "uint8",
+        "bytes32",
+        "bytes32",
+        "bytes32",
+    )
+
+    operator: Address
+    hpke_key: bytes
+    tee_kind: int
+    measurement: bytes
+    confidence: int
+    """Endorsement confidence level, 1 (best) .. 5; 0 until the gatekeepers endorse."""
+    quote_hash: bytes
+    collateral_hash: bytes
+    cluster: bytes
+    """The cluster the worker serves, or ``NO_CLUSTER``."""
+
+    @property
+    def is_registered(self) -> bool:
+        return self.operator != ZERO_ADDRESS
+
+    @property
+    def in_cluster(self) -> bool:
+        return self.cluster != NO_CLUSTER
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterRecord(_RegistryRecord):
+    """``Registry.clusters(id)``: a cluster's owner, current key and size."""
+
+    getter: ClassVar[str] = "clusters"
+    abi_types: ClassVar[tuple[str, ...]] = ("address", "uint64", "address", "bytes", "uint256")
+
+    owner: Address
+    key_epoch: int
+    key_address: Address
+    public_key: bytes
+    worker_count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContractRecord(_RegistryRecord):
+    """``Registry.contracts(id)``: an agent contract (all zero for an unknown id)."""
+
+    getter: ClassVar[str] = "contracts"
+    abi_types: ClassVar[tuple[str, ...]] = (
+        "bytes32",
+        "bytes32",
+        "address",
+        "address",
+        "uint64",
+        "address",
+        "bytes",
+        "bool",
+    )
+
+    cluster: bytes
+    code_hash: bytes
+    owner: Address
+    controller: Address
+    key_epoch: int
+    """0 until the cluster has posted the contract's key."""
+    key_address: Address
+    public_key: bytes
+    paused: bool
+
+    @property
+    def exists(self) -> bool:
+        return self.owner != ZERO_ADDRESS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

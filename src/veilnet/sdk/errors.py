@@ -10,7 +10,7 @@ InvalidInput
 └── NetworkConfigInvalid   network.json is missing, unreadable or incomplete
 PolicyRejected
 ├── WorkerUnverified       the worker is not registered, endorsed, allowed or freshly attested
-├── QueryRejected          a worker refused the query (expired certificate, replay, bad wallet)
+├── WorkerRefused          a worker refused the query (expired certificate, replay, bad wallet)
 ├── AgentFailed            the agent ran and reported an error (its code is in ``agent_code``)
 ├── TransactionReverted    the chain refused a transaction (reason attached)
 └── ContractNotFound       no such agent contract on this network
@@ -19,11 +19,18 @@ Unavailable
 ├── ChainUnavailable       the JSON-RPC endpoint failed or answered nonsense
 ├── RateLimited            a worker asked the client to slow down
 └── Timeout                a wait (key on chain, command applied, rotation) ran past its deadline
+
+A worker answers a refusal as ``{"error": {"code", "message"}}``; ``WORKER_ERRORS`` maps its code
+to the SDK class raised (``BaseClient.worker_error``), and the code stays in ``worker_code``.
 """
 
 from __future__ import annotations
 
-from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from veilnet.errors import InvalidInput, PolicyRejected, Unavailable, VeilnetError
 
 __all__ = [
     "AgentFailed",
@@ -38,6 +45,7 @@ __all__ = [
     "Timeout",
     "TransactionReverted",
     "UnknownBlock",
+    "WorkerRefused",
     "WorkerUnavailable",
     "WorkerUnverified",
 ]
@@ -84,10 +92,25 @@ class WorkerUnverified(PolicyRejected):
     code = "sdk_worker_unverified"
 
 
-class QueryRejected(PolicyRejected):
-    """A worker refused the query; ``worker_code`` says why (expired certificate, replay...)."""
+class WorkerRefused(PolicyRejected):
+    """A worker refused the query; ``worker_code`` says why (expired certificate, replay...).
 
+    Not ``veilnet.runtime.errors.QueryRejected`` (a malformed envelope, inside the core): that
+    is one of the reasons a worker refuses, and arrives here as its ``worker_code``.
+    """
+
+    # The code predates the class's name and is kept: codes are stable, names may move.
     code = "sdk_query_rejected"
+
+    @property
+    def worker_code(self) -> str | None:
+        """The worker's error code (``runtime_query_rejected``, ``rate_limited``...)."""
+        found: Any = self.details.get("worker_code")
+        return found if isinstance(found, str) else None
+
+
+QueryRejected = WorkerRefused
+"""Deprecated alias of ``WorkerRefused`` (the name clashed with the core's ``QueryRejected``)."""
 
 
 class AgentFailed(PolicyRejected):
@@ -124,7 +147,8 @@ class ChainUnavailable(Unavailable):
 
 
 class RateLimited(Unavailable):
-    """A worker rate-limited this client; retry later."""
+    """A worker rate-limited this client (``veilnet.worker.errors.RateLimited``, seen from the
+    client: retryable, so ``Unavailable``); ``retry_after_s`` is the worker's wait."""
 
     code = "sdk_rate_limited"
     http_status = 429
@@ -135,3 +159,33 @@ class Timeout(Unavailable):
 
     code = "sdk_timeout"
     http_status = 504
+
+
+# ---- the worker's codes ------------------------------------------------------------------
+# Each is the ``code`` of an error class in ``veilnet.runtime.errors`` or
+# ``veilnet.worker.errors``. The SDK must not import either (it would load the enclave core and
+# the web stack), so they are named once here and tests/sdk/test_sdk_errors.py checks each
+# against the class that owns it.
+
+WORKER_NOT_READY: Final = "runtime_not_ready"
+"""``veilnet.runtime.errors.NotReady``: the core has no key for this yet."""
+WORKER_KEY_EPOCH_EXPIRED: Final = "runtime_key_epoch_expired"
+"""``veilnet.runtime.errors.KeyEpochExpired``: sealed to a key epoch the workers dropped."""
+WORKER_QUERY_REJECTED: Final = "runtime_query_rejected"
+"""``veilnet.runtime.errors.QueryRejected``: a bad envelope, certificate or request."""
+WORKER_REQUEST_TOO_LARGE: Final = "request_too_large"
+"""``veilnet.worker.errors.RequestTooLarge``: the body is over the API's limit."""
+WORKER_RATE_LIMITED: Final = "rate_limited"
+"""``veilnet.worker.errors.RateLimited``: too many requests from this client."""
+WORKER_CONTRACT_PAUSED: Final = "runtime_contract_paused"
+"""A command outcome's code for a paused contract (the core owns it; no class yet)."""
+
+WORKER_ERRORS: Final[Mapping[str, type[VeilnetError]]] = MappingProxyType(
+    {
+        WORKER_NOT_READY: WorkerUnavailable,
+        WORKER_REQUEST_TOO_LARGE: RequestTooLarge,
+        WORKER_RATE_LIMITED: RateLimited,
+    }
+)
+"""A worker's error code → the SDK error raised; any other refusal is ``WorkerRefused``
+(or ``WorkerUnavailable`` for a 5xx)."""

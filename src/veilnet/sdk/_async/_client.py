@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -27,7 +27,6 @@ from veilnet.protocol import envelopes as proto
 from veilnet.sdk import constants as C  # noqa: N812
 from veilnet.sdk._base import (
     TOPIC_COLLATERAL,
-    ZERO_ADDRESS,
     BaseClient,
     ChainView,
     Hook,
@@ -36,28 +35,36 @@ from veilnet.sdk._base import (
     language_of,
 )
 from veilnet.sdk._models import (
+    ZERO_ADDRESS,
     AuditEntry,
+    ClusterRecord,
     CommandResult,
     ContractKey,
+    ContractRecord,
     NetworkConfig,
     QueryResult,
     Wallet,
+    WorkerRecord,
     WorkerVerification,
 )
 from veilnet.sdk.errors import (
+    WORKER_CONTRACT_PAUSED,
+    WORKER_KEY_EPOCH_EXPIRED,
     ChainUnavailable,
     ContractNotFound,
     NetworkConfigInvalid,
-    QueryRejected,
     RateLimited,
     RequestTooLarge,
     Timeout,
     TransactionReverted,
+    WorkerRefused,
     WorkerUnavailable,
     WorkerUnverified,
 )
 
 __all__ = ["AsyncAgent", "AsyncClient"]
+
+Record = TypeVar("Record", WorkerRecord, ClusterRecord, ContractRecord)
 
 
 class AsyncClient(BaseClient):
@@ -191,6 +198,14 @@ class AsyncClient(BaseClient):
         result = await self._rpc("eth_call", self.registry_call(fn, *args), "latest")
         return self.registry_decode(fn, result)
 
+    async def registry_record(self, kind: type[Record], key: Any) -> Record:
+        """One Registry struct, typed: ``registry_record(WorkerRecord, address)``.
+
+        Raises:
+            ChainUnavailable: the node failed or answered something that is not the struct.
+        """
+        return kind.from_getter(await self.registry_view(kind.getter, key))
+
     async def logs(
         self, contract: str, event: type[Any], from_block: int | None = None
     ) -> list[Any]:
@@ -218,7 +233,7 @@ class AsyncClient(BaseClient):
             if cached is not None:
                 return cached
         key = self.parse_contract_key(
-            contract_id, await self.registry_view("contracts", contract_id)
+            contract_id, await self.registry_record(ContractRecord, contract_id)
         )
         if key.epoch == 0:
             raise WorkerUnavailable("the contract has no key yet (its cluster is still keying it)")
@@ -328,11 +343,12 @@ class AsyncClient(BaseClient):
             )
         cluster_id = self._cluster(cluster)
         if private_init and init is not None:
-            _owner, epoch, _addr, public_key, _count = await self.registry_view(
-                "clusters", cluster_id
-            )
+            target = await self.registry_record(ClusterRecord, cluster_id)
             init_args = self.seal_init(
-                init, cluster=cluster_id, cluster_epoch=int(epoch), cluster_key=bytes(public_key)
+                init,
+                cluster=cluster_id,
+                cluster_epoch=target.key_epoch,
+                cluster_key=target.public_key,
             )
         else:
             init_args = self.pack_init(init)
@@ -342,7 +358,7 @@ class AsyncClient(BaseClient):
             )
         salt = salt if salt is not None else os.urandom(32)
         data = self.registry.encode(
-            "deploy_contract", salt, cluster_id, "0x" + ZERO_ADDRESS.hex(), code, init_args
+            "deploy_contract", salt, cluster_id, ZERO_ADDRESS, code, init_args
         )
         await self.transact(owner, self.config.registry, data, timeout=timeout)
         contract_id = bytes(await self.registry_view("contract_id_for", owner.address, salt))
@@ -369,7 +385,7 @@ class AsyncClient(BaseClient):
     ) -> CommandResult:
         key = await self.contract_key(contract_id, refresh=True)
         if key.paused:
-            raise QueryRejected("the contract is paused", worker_code="runtime_contract_paused")
+            raise WorkerRefused("the contract is paused", worker_code=WORKER_CONTRACT_PAUSED)
         payload = self.seal_command(key, wallet, kind, body)
         data = self.bus.encode("push_command", contract_id, payload)
         receipt = await self.transact(wallet, self.config.bus, data, timeout=timeout)
@@ -398,25 +414,13 @@ class AsyncClient(BaseClient):
         body = encode(sent.seq)
         while True:
             opened = await self.ask(sent.contract_id, "outcome", body, wallet=wallet)
-            value = self.answer(opened)
-            if value.get("status") == "applied":
-                proof = self.query_result(opened, raise_on_error=False)
-                result = CommandResult(
-                    contract_id=sent.contract_id,
-                    seq=sent.seq,
-                    tx_hash=sent.tx_hash,
-                    block_number=sent.block_number,
-                    applied=True,
-                    ok=bool(value.get("ok")),
-                    result=value.get("result"),
-                    events=list(value.get("events") or []),
-                    fuel=int(value.get("fuel") or 0),
-                    error=value.get("error"),
-                    proof=proof,
+            outcome = self.outcome(opened)
+            if outcome.is_applied:
+                if raise_on_error and not outcome.ok:
+                    raise agent_failure(outcome.error)
+                return self.command_result(
+                    sent, outcome, self.query_result(opened, raise_on_error=False)
                 )
-                if raise_on_error and not result.ok:
-                    raise agent_failure(result.error)
-                return result
             if time.monotonic() > deadline:
                 raise Timeout(f"command {sent.seq} was not applied within {timeout:.0f} s")
             await asyncio.sleep(C.OUTCOME_POLL_S)
@@ -428,9 +432,9 @@ class AsyncClient(BaseClient):
         for address, url in self.config.workers.items():
             known = self._worker_clusters.get(address.raw)
             if known is None:
-                record = await self.registry_view("workers", address)
-                known = bytes(record[7])
-                if known != bytes(32):
+                record = await self.registry_record(WorkerRecord, address)
+                known = record.cluster
+                if record.in_cluster:
                     self._worker_clusters[address.raw] = known
             if known == cluster:
                 found.append((address, url))
@@ -497,9 +501,8 @@ class AsyncClient(BaseClient):
                 except WorkerUnavailable as exc:
                     failures.append(exc.message)
                     continue
-                except QueryRejected as exc:
-                    code = exc.details.get("worker_code")
-                    if code == "runtime_key_epoch_expired" and not retried_key:
+                except WorkerRefused as exc:
+                    if exc.worker_code == WORKER_KEY_EPOCH_EXPIRED and not retried_key:
                         break
                     raise
                 opened = await self.check(pending, raw, url=url, asked=address)
@@ -508,7 +511,7 @@ class AsyncClient(BaseClient):
                     lagging = True
                     failures.append(f"{opened.worker.hex} is behind block {floor}")
                     continue
-                if kind == "call" or self.answer(opened).get("status") == "applied":
+                if kind == "call" or self.outcome(opened).is_applied:
                     self.note_seen(contract_id, opened.response.block_number)
                 return opened
             else:
@@ -548,7 +551,7 @@ class AsyncClient(BaseClient):
 
         Raises:
             AgentFailed: the agent raised. ResponseInvalid, WorkerUnverified, UnknownBlock,
-            StaleBlock: the answer failed a check. QueryRejected, WorkerUnavailable, RateLimited.
+            StaleBlock: the answer failed a check. WorkerRefused, WorkerUnavailable, RateLimited.
         """
         opened = await self.ask(
             contract_id, "call", self.call_body(msg), wallet=wallet, worker=worker
@@ -578,11 +581,9 @@ class AsyncClient(BaseClient):
             cached = self.cached_verification(worker, now)
             if cached is not None and (cluster is None or cached.cluster == cluster):
                 return cached
-        record = await self.registry_view("workers", worker)
-        allowed = bool(await self.registry_view("allowed_measurements", bytes(record[3])))
-        measurement, confidence, worker_cluster = self.check_registration(
-            worker, record, measurement_allowed=allowed, cluster=cluster
-        )
+        record = await self.registry_record(WorkerRecord, worker)
+        allowed = bool(await self.registry_view("allowed_measurements", record.measurement))
+        self.check_registration(worker, record, measurement_allowed=allowed, cluster=cluster)
         url = url or self.worker_url(worker)
         if not url:
             raise WorkerUnverified(
@@ -604,9 +605,9 @@ class AsyncClient(BaseClient):
             worker,
             document,
             nonce=nonce,
-            measurement=measurement,
-            confidence=confidence,
-            cluster=worker_cluster,
+            measurement=record.measurement,
+            confidence=record.confidence,
+            cluster=record.cluster,
             url=url,
             at=int(time.time()),
         )
@@ -635,11 +636,13 @@ class AsyncClient(BaseClient):
         master = Address.parse(str(await self.registry_view("master_key_address")))
         clusters = []
         for event in await self.logs("Registry", ClusterCreated):
-            _owner, epoch, _key_address, _pub, count = await self.registry_view(
-                "clusters", event.cluster_id
-            )
+            cluster = await self.registry_record(ClusterRecord, event.cluster_id)
             clusters.append(
-                {"id": "0x" + event.cluster_id.hex(), "epoch": int(epoch), "workers": int(count)}
+                {
+                    "id": "0x" + event.cluster_id.hex(),
+                    "epoch": cluster.key_epoch,
+                    "workers": cluster.worker_count,
+                }
             )
         workers = []
         seen: set[bytes] = set()
@@ -647,13 +650,13 @@ class AsyncClient(BaseClient):
             if event.worker.raw in seen:
                 continue
             seen.add(event.worker.raw)
-            record = await self.registry_view("workers", event.worker)
+            record = await self.registry_record(WorkerRecord, event.worker)
             url = self.worker_url(event.worker)
             entry: dict[str, Any] = {
                 "address": event.worker.hex,
                 "gatekeeper": event.worker.hex in gatekeepers,
-                "confidence": int(record[4]),
-                "cluster": None if bytes(record[7]) == bytes(32) else "0x" + bytes(record[7]).hex(),
+                "confidence": record.confidence,
+                "cluster": "0x" + record.cluster.hex() if record.in_cluster else None,
                 "url": url,
                 "online": False,
                 "last_applied_block": None,
@@ -673,14 +676,14 @@ class AsyncClient(BaseClient):
             workers.append(entry)
         contracts = []
         for event in await self.logs("Registry", ContractDeployed):
-            record = await self.registry_view("contracts", event.contract_id)
+            contract = await self.registry_record(ContractRecord, event.contract_id)
             contracts.append(
                 {
                     "id": "0x" + event.contract_id.hex(),
-                    "cluster": "0x" + bytes(record[0]).hex(),
-                    "owner": Address.parse(str(record[2])).hex,
-                    "epoch": int(record[4]),
-                    "paused": bool(record[7]),
+                    "cluster": "0x" + contract.cluster.hex(),
+                    "owner": contract.owner.hex,
+                    "epoch": contract.key_epoch,
+                    "paused": contract.paused,
                     "language": _language_of_code(event.code),
                 }
             )
@@ -690,7 +693,7 @@ class AsyncClient(BaseClient):
             "head": head,
             "gatekeepers": gatekeepers,
             "master_key": {
-                "address": None if master.raw == ZERO_ADDRESS else master.hex,
+                "address": None if master == ZERO_ADDRESS else master.hex,
                 "rotation": rotation,
                 "rotation_locked": locked,
             },
@@ -715,8 +718,8 @@ class AsyncClient(BaseClient):
         now = int(time.time())
         entries = []
         for event in registrations:
-            record = await self.registry_view("workers", event.worker)
-            current = bytes(record[5]) == event.quote_hash
+            record = await self.registry_record(WorkerRecord, event.worker)
+            current = record.quote_hash == event.quote_hash
             allowed = bool(await self.registry_view("allowed_measurements", event.measurement))
             entries.append(
                 self.audit_entry(
@@ -724,7 +727,7 @@ class AsyncClient(BaseClient):
                     collaterals.get(event.collateral_hash),
                     at=now,
                     measurement_allowed=allowed,
-                    confidence_on_chain=int(record[4]) if current else 0,
+                    confidence_on_chain=record.confidence if current else 0,
                 )
             )
         return entries
@@ -752,7 +755,7 @@ class AsyncClient(BaseClient):
         started = time.monotonic()
         before = int(await self.registry_view("rotation_counter"))
         clusters = [e.cluster_id for e in await self.logs("Registry", ClusterCreated)]
-        old_epochs = {c: int((await self.registry_view("clusters", c))[1]) for c in clusters}
+        old_epochs = {c: (await self.registry_record(ClusterRecord, c)).key_epoch for c in clusters}
         contracts = [e.contract_id for e in await self.logs("Registry", ContractDeployed)]
         first_block = await self.head()
         receipt = await self.transact(
@@ -779,7 +782,7 @@ class AsyncClient(BaseClient):
 
         async def clusters_moved() -> bool:
             for cluster in clusters:
-                epoch = int((await self.registry_view("clusters", cluster))[1])
+                epoch = (await self.registry_record(ClusterRecord, cluster)).key_epoch
                 if epoch <= old_epochs[cluster]:
                     return False
                 new_epochs[cluster] = epoch
@@ -793,8 +796,8 @@ class AsyncClient(BaseClient):
 
         async def contracts_moved() -> bool:
             for contract_id in contracts:
-                record = await self.registry_view("contracts", contract_id)
-                if int(record[4]) < new_epochs.get(bytes(record[0]), 0):
+                contract = await self.registry_record(ContractRecord, contract_id)
+                if contract.key_epoch < new_epochs.get(contract.cluster, 0):
                     return False
             return True
 
@@ -839,7 +842,7 @@ class AsyncAgent:
         """Wait until the cluster has posted this contract's key."""
         deadline = time.monotonic() + timeout
         while True:
-            record = await self.client.registry_view("contracts", self.contract_id)
+            record = await self.client.registry_record(ContractRecord, self.contract_id)
             key = self.client.parse_contract_key(self.contract_id, record)
             if key.epoch > 0:
                 return key

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -28,7 +28,6 @@ from veilnet.protocol import envelopes as proto
 from veilnet.sdk import constants as C  # noqa: N812
 from veilnet.sdk._base import (
     TOPIC_COLLATERAL,
-    ZERO_ADDRESS,
     BaseClient,
     ChainView,
     Hook,
@@ -37,28 +36,36 @@ from veilnet.sdk._base import (
     language_of,
 )
 from veilnet.sdk._models import (
+    ZERO_ADDRESS,
     AuditEntry,
+    ClusterRecord,
     CommandResult,
     ContractKey,
+    ContractRecord,
     NetworkConfig,
     QueryResult,
     Wallet,
+    WorkerRecord,
     WorkerVerification,
 )
 from veilnet.sdk.errors import (
+    WORKER_CONTRACT_PAUSED,
+    WORKER_KEY_EPOCH_EXPIRED,
     ChainUnavailable,
     ContractNotFound,
     NetworkConfigInvalid,
-    QueryRejected,
     RateLimited,
     RequestTooLarge,
     Timeout,
     TransactionReverted,
+    WorkerRefused,
     WorkerUnavailable,
     WorkerUnverified,
 )
 
 __all__ = ["Agent", "Client"]
+
+Record = TypeVar("Record", WorkerRecord, ClusterRecord, ContractRecord)
 
 
 class Client(BaseClient):
@@ -192,6 +199,14 @@ class Client(BaseClient):
         result = self._rpc("eth_call", self.registry_call(fn, *args), "latest")
         return self.registry_decode(fn, result)
 
+    def registry_record(self, kind: type[Record], key: Any) -> Record:
+        """One Registry struct, typed: ``registry_record(WorkerRecord, address)``.
+
+        Raises:
+            ChainUnavailable: the node failed or answered something that is not the struct.
+        """
+        return kind.from_getter(self.registry_view(kind.getter, key))
+
     def logs(self, contract: str, event: type[Any], from_block: int | None = None) -> list[Any]:
         """Decoded events of one kind since genesis (or ``from_block``)."""
         address = self.config.registry if contract == "Registry" else self.config.bus
@@ -216,7 +231,9 @@ class Client(BaseClient):
             cached = self.cached_key(contract_id)
             if cached is not None:
                 return cached
-        key = self.parse_contract_key(contract_id, self.registry_view("contracts", contract_id))
+        key = self.parse_contract_key(
+            contract_id, self.registry_record(ContractRecord, contract_id)
+        )
         if key.epoch == 0:
             raise WorkerUnavailable("the contract has no key yet (its cluster is still keying it)")
         return key
@@ -325,9 +342,12 @@ class Client(BaseClient):
             )
         cluster_id = self._cluster(cluster)
         if private_init and init is not None:
-            _owner, epoch, _addr, public_key, _count = self.registry_view("clusters", cluster_id)
+            target = self.registry_record(ClusterRecord, cluster_id)
             init_args = self.seal_init(
-                init, cluster=cluster_id, cluster_epoch=int(epoch), cluster_key=bytes(public_key)
+                init,
+                cluster=cluster_id,
+                cluster_epoch=target.key_epoch,
+                cluster_key=target.public_key,
             )
         else:
             init_args = self.pack_init(init)
@@ -337,7 +357,7 @@ class Client(BaseClient):
             )
         salt = salt if salt is not None else os.urandom(32)
         data = self.registry.encode(
-            "deploy_contract", salt, cluster_id, "0x" + ZERO_ADDRESS.hex(), code, init_args
+            "deploy_contract", salt, cluster_id, ZERO_ADDRESS, code, init_args
         )
         self.transact(owner, self.config.registry, data, timeout=timeout)
         contract_id = bytes(self.registry_view("contract_id_for", owner.address, salt))
@@ -364,7 +384,7 @@ class Client(BaseClient):
     ) -> CommandResult:
         key = self.contract_key(contract_id, refresh=True)
         if key.paused:
-            raise QueryRejected("the contract is paused", worker_code="runtime_contract_paused")
+            raise WorkerRefused("the contract is paused", worker_code=WORKER_CONTRACT_PAUSED)
         payload = self.seal_command(key, wallet, kind, body)
         data = self.bus.encode("push_command", contract_id, payload)
         receipt = self.transact(wallet, self.config.bus, data, timeout=timeout)
@@ -393,25 +413,13 @@ class Client(BaseClient):
         body = encode(sent.seq)
         while True:
             opened = self.ask(sent.contract_id, "outcome", body, wallet=wallet)
-            value = self.answer(opened)
-            if value.get("status") == "applied":
-                proof = self.query_result(opened, raise_on_error=False)
-                result = CommandResult(
-                    contract_id=sent.contract_id,
-                    seq=sent.seq,
-                    tx_hash=sent.tx_hash,
-                    block_number=sent.block_number,
-                    applied=True,
-                    ok=bool(value.get("ok")),
-                    result=value.get("result"),
-                    events=list(value.get("events") or []),
-                    fuel=int(value.get("fuel") or 0),
-                    error=value.get("error"),
-                    proof=proof,
+            outcome = self.outcome(opened)
+            if outcome.is_applied:
+                if raise_on_error and not outcome.ok:
+                    raise agent_failure(outcome.error)
+                return self.command_result(
+                    sent, outcome, self.query_result(opened, raise_on_error=False)
                 )
-                if raise_on_error and not result.ok:
-                    raise agent_failure(result.error)
-                return result
             if time.monotonic() > deadline:
                 raise Timeout(f"command {sent.seq} was not applied within {timeout:.0f} s")
             time.sleep(C.OUTCOME_POLL_S)
@@ -423,9 +431,9 @@ class Client(BaseClient):
         for address, url in self.config.workers.items():
             known = self._worker_clusters.get(address.raw)
             if known is None:
-                record = self.registry_view("workers", address)
-                known = bytes(record[7])
-                if known != bytes(32):
+                record = self.registry_record(WorkerRecord, address)
+                known = record.cluster
+                if record.in_cluster:
                     self._worker_clusters[address.raw] = known
             if known == cluster:
                 found.append((address, url))
@@ -492,9 +500,8 @@ class Client(BaseClient):
                 except WorkerUnavailable as exc:
                     failures.append(exc.message)
                     continue
-                except QueryRejected as exc:
-                    code = exc.details.get("worker_code")
-                    if code == "runtime_key_epoch_expired" and not retried_key:
+                except WorkerRefused as exc:
+                    if exc.worker_code == WORKER_KEY_EPOCH_EXPIRED and not retried_key:
                         break
                     raise
                 opened = self.check(pending, raw, url=url, asked=address)
@@ -503,7 +510,7 @@ class Client(BaseClient):
                     lagging = True
                     failures.append(f"{opened.worker.hex} is behind block {floor}")
                     continue
-                if kind == "call" or self.answer(opened).get("status") == "applied":
+                if kind == "call" or self.outcome(opened).is_applied:
                     self.note_seen(contract_id, opened.response.block_number)
                 return opened
             else:
@@ -543,7 +550,7 @@ class Client(BaseClient):
 
         Raises:
             AgentFailed: the agent raised. ResponseInvalid, WorkerUnverified, UnknownBlock,
-            StaleBlock: the answer failed a check. QueryRejected, WorkerUnavailable, RateLimited.
+            StaleBlock: the answer failed a check. WorkerRefused, WorkerUnavailable, RateLimited.
         """
         opened = self.ask(contract_id, "call", self.call_body(msg), wallet=wallet, worker=worker)
         return self.query_result(opened)
@@ -571,11 +578,9 @@ class Client(BaseClient):
             cached = self.cached_verification(worker, now)
             if cached is not None and (cluster is None or cached.cluster == cluster):
                 return cached
-        record = self.registry_view("workers", worker)
-        allowed = bool(self.registry_view("allowed_measurements", bytes(record[3])))
-        measurement, confidence, worker_cluster = self.check_registration(
-            worker, record, measurement_allowed=allowed, cluster=cluster
-        )
+        record = self.registry_record(WorkerRecord, worker)
+        allowed = bool(self.registry_view("allowed_measurements", record.measurement))
+        self.check_registration(worker, record, measurement_allowed=allowed, cluster=cluster)
         url = url or self.worker_url(worker)
         if not url:
             raise WorkerUnverified(
@@ -597,9 +602,9 @@ class Client(BaseClient):
             worker,
             document,
             nonce=nonce,
-            measurement=measurement,
-            confidence=confidence,
-            cluster=worker_cluster,
+            measurement=record.measurement,
+            confidence=record.confidence,
+            cluster=record.cluster,
             url=url,
             at=int(time.time()),
         )
@@ -628,11 +633,13 @@ class Client(BaseClient):
         master = Address.parse(str(self.registry_view("master_key_address")))
         clusters = []
         for event in self.logs("Registry", ClusterCreated):
-            _owner, epoch, _key_address, _pub, count = self.registry_view(
-                "clusters", event.cluster_id
-            )
+            cluster = self.registry_record(ClusterRecord, event.cluster_id)
             clusters.append(
-                {"id": "0x" + event.cluster_id.hex(), "epoch": int(epoch), "workers": int(count)}
+                {
+                    "id": "0x" + event.cluster_id.hex(),
+                    "epoch": cluster.key_epoch,
+                    "workers": cluster.worker_count,
+                }
             )
         workers = []
         seen: set[bytes] = set()
@@ -640,13 +647,13 @@ class Client(BaseClient):
             if event.worker.raw in seen:
                 continue
             seen.add(event.worker.raw)
-            record = self.registry_view("workers", event.worker)
+            record = self.registry_record(WorkerRecord, event.worker)
             url = self.worker_url(event.worker)
             entry: dict[str, Any] = {
                 "address": event.worker.hex,
                 "gatekeeper": event.worker.hex in gatekeepers,
-                "confidence": int(record[4]),
-                "cluster": None if bytes(record[7]) == bytes(32) else "0x" + bytes(record[7]).hex(),
+                "confidence": record.confidence,
+                "cluster": "0x" + record.cluster.hex() if record.in_cluster else None,
                 "url": url,
                 "online": False,
                 "last_applied_block": None,
@@ -666,14 +673,14 @@ class Client(BaseClient):
             workers.append(entry)
         contracts = []
         for event in self.logs("Registry", ContractDeployed):
-            record = self.registry_view("contracts", event.contract_id)
+            contract = self.registry_record(ContractRecord, event.contract_id)
             contracts.append(
                 {
                     "id": "0x" + event.contract_id.hex(),
-                    "cluster": "0x" + bytes(record[0]).hex(),
-                    "owner": Address.parse(str(record[2])).hex,
-                    "epoch": int(record[4]),
-                    "paused": bool(record[7]),
+                    "cluster": "0x" + contract.cluster.hex(),
+                    "owner": contract.owner.hex,
+                    "epoch": contract.key_epoch,
+                    "paused": contract.paused,
                     "language": _language_of_code(event.code),
                 }
             )
@@ -683,7 +690,7 @@ class Client(BaseClient):
             "head": head,
             "gatekeepers": gatekeepers,
             "master_key": {
-                "address": None if master.raw == ZERO_ADDRESS else master.hex,
+                "address": None if master == ZERO_ADDRESS else master.hex,
                 "rotation": rotation,
                 "rotation_locked": locked,
             },
@@ -708,8 +715,8 @@ class Client(BaseClient):
         now = int(time.time())
         entries = []
         for event in registrations:
-            record = self.registry_view("workers", event.worker)
-            current = bytes(record[5]) == event.quote_hash
+            record = self.registry_record(WorkerRecord, event.worker)
+            current = record.quote_hash == event.quote_hash
             allowed = bool(self.registry_view("allowed_measurements", event.measurement))
             entries.append(
                 self.audit_entry(
@@ -717,7 +724,7 @@ class Client(BaseClient):
                     collaterals.get(event.collateral_hash),
                     at=now,
                     measurement_allowed=allowed,
-                    confidence_on_chain=int(record[4]) if current else 0,
+                    confidence_on_chain=record.confidence if current else 0,
                 )
             )
         return entries
@@ -745,7 +752,7 @@ class Client(BaseClient):
         started = time.monotonic()
         before = int(self.registry_view("rotation_counter"))
         clusters = [e.cluster_id for e in self.logs("Registry", ClusterCreated)]
-        old_epochs = {c: int((self.registry_view("clusters", c))[1]) for c in clusters}
+        old_epochs = {c: (self.registry_record(ClusterRecord, c)).key_epoch for c in clusters}
         contracts = [e.contract_id for e in self.logs("Registry", ContractDeployed)]
         first_block = self.head()
         receipt = self.transact(
@@ -772,7 +779,7 @@ class Client(BaseClient):
 
         def clusters_moved() -> bool:
             for cluster in clusters:
-                epoch = int((self.registry_view("clusters", cluster))[1])
+                epoch = (self.registry_record(ClusterRecord, cluster)).key_epoch
                 if epoch <= old_epochs[cluster]:
                     return False
                 new_epochs[cluster] = epoch
@@ -786,8 +793,8 @@ class Client(BaseClient):
 
         def contracts_moved() -> bool:
             for contract_id in contracts:
-                record = self.registry_view("contracts", contract_id)
-                if int(record[4]) < new_epochs.get(bytes(record[0]), 0):
+                contract = self.registry_record(ContractRecord, contract_id)
+                if contract.key_epoch < new_epochs.get(contract.cluster, 0):
                     return False
             return True
 
@@ -832,7 +839,7 @@ class Agent:
         """Wait until the cluster has posted this contract's key."""
         deadline = time.monotonic() + timeout
         while True:
-            record = self.client.registry_view("contracts", self.contract_id)
+            record = self.client.registry_record(ContractRecord, self.contract_id)
             key = self.client.parse_contract_key(self.contract_id, record)
             if key.epoch > 0:
                 return key
