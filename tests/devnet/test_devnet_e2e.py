@@ -165,14 +165,26 @@ def test_sdk_on_anvil(tmp_path: Path) -> None:
 
 
 def test_bench_query_quick() -> None:
-    from veilnet.bench import run
+    from veilnet.cli.bench import bench
 
-    figures = run("query", quick=True).figures
+    result = CliRunner().invoke(bench, ["query", "--quick", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["bench"] == "query"
+    assert document["env"]["params"]["concurrent_clients"] == 32
+    figures = document["figures"]
     for name in (
         "query_p50_ms",
         "query_p99_ms",
         "queries_per_s",
         "plain_p50_ms",
         "devnet_first_query_s",
+        "queries_per_s_concurrent",
+        "query_p50_ms_concurrent",
+        "plain_per_s_concurrent",
+        "plain_p50_ms_concurrent",
+        "worker_cpu_ms_per_query",
+        "plain_cpu_ms_per_query",
     ):
-        assert figures[name] > 0
+        assert isinstance(figures[name], float), name
+        assert figures[name] > 0, name

@@ -6,6 +6,9 @@ worker's ``/v1/query`` (same server, rate limiter, error mapping, query thread p
 so the ratio isolates what confidentiality costs; ``bare`` runs the agent on the event loop of
 a minimal app, the cheapest any server could be.
 
+Then the same two kinds of call under load: 32 clients in separate client processes at once
+against the one worker (``*_concurrent``), with the CPU the network process spends per call.
+
 Also measures ``devnet_first_query_s``: from ``Devnet.start()`` to the first verified query
 answer of a freshly deployed agent. The chain is what ``veil devnet`` picks (anvil when
 installed, else the embedded one); the network runs in a child process, the client here.
@@ -13,6 +16,7 @@ installed, else the embedded one); the network runs in a child process, the clie
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import tempfile
@@ -21,10 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from veilnet.bench import benchmark
+from veilnet.bench._load import LoadRun, run_load
 
 _AGENT = "counter.js"
 _START_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 30.0
+_CPU_TIMEOUT_S = 10.0
+# 4 x 8 = 32 concurrent clients, in processes apart from the network's and the bench's.
+_LOAD_PROCESSES = 4
+_LOAD_CLIENTS_PER_PROCESS = 8
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -144,7 +153,9 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
                     "first_query_s": first_query_s,
                 }
             )
-            conn.recv()  # stop
+            # Until told to stop, report this process's CPU time (all its threads) on request.
+            while conn.recv() == "cpu":
+                conn.send(time.process_time())
     except BaseException as exc:
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
         raise
@@ -154,6 +165,25 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
         if pool is not None:
             pool.close()
         devnet.stop()
+
+
+def _network_cpu_seconds(conn: Any) -> float:
+    conn.send("cpu")
+    if not conn.poll(_CPU_TIMEOUT_S):
+        raise RuntimeError("the bench network did not report its CPU time")
+    return float(conn.recv())
+
+
+def _per_s(run: LoadRun) -> float:
+    return round(run.queries / run.wall_s, 1)
+
+
+def _p50_ms(run: LoadRun) -> float:
+    return round(statistics.median(run.latencies) * 1000, 3)
+
+
+def _cpu_ms_per_call(run: LoadRun) -> float:
+    return round(run.cpu_s * 1000 / run.queries, 3)
 
 
 @benchmark("query")
@@ -167,6 +197,7 @@ def _bench(quick: bool) -> dict[str, Any]:
     from veilnet.sdk import Client
 
     calls = 40 if quick else 600
+    load_queries = 5 if quick else 50  # per concurrent client and kind of call
     block_time = 0.25 if quick else 0.5
     samples: list[float] = []
     plain: list[float] = []
@@ -203,6 +234,17 @@ def _bench(quick: bool) -> dict[str, Any]:
                     samples.append(t1 - t0)
                     plain.append(t2 - t1)
                     bare.append(t3 - t2)
+
+            load = run_load(
+                context,
+                network=info["network"],
+                contract=info["contract"],
+                plain_url=wired_url,
+                processes=_LOAD_PROCESSES,
+                clients=_LOAD_CLIENTS_PER_PROCESS,
+                queries=load_queries,
+                cpu_seconds=functools.partial(_network_cpu_seconds, parent),
+            )
         finally:
             parent.send("stop")
             process.join(_STOP_TIMEOUT_S)
@@ -224,6 +266,12 @@ def _bench(quick: bool) -> dict[str, Any]:
             "bare_plain_p50_ms": round(bare_p50, 3),
             "overhead_vs_bare_x": round(p50 / bare_p50, 2) if bare_p50 else None,
             "devnet_first_query_s": round(first_query_s, 3),
+            "queries_per_s_concurrent": _per_s(load["verified"]),
+            "query_p50_ms_concurrent": _p50_ms(load["verified"]),
+            "plain_per_s_concurrent": _per_s(load["plain"]),
+            "plain_p50_ms_concurrent": _p50_ms(load["plain"]),
+            "worker_cpu_ms_per_query": _cpu_ms_per_call(load["verified"]),
+            "plain_cpu_ms_per_query": _cpu_ms_per_call(load["plain"]),
         },
         "params": {
             "calls": calls,
@@ -231,7 +279,15 @@ def _bench(quick: bool) -> dict[str, Any]:
             "chain": info["chain"],
             "block_time_s": block_time,
             "workers": 1,
-            "processes": "client in the bench process; devnet and worker in a child process",
+            "concurrent_clients": _LOAD_PROCESSES * _LOAD_CLIENTS_PER_PROCESS,
+            "concurrent_processes": _LOAD_PROCESSES,
+            "concurrent_calls_per_client": load_queries,
+            "concurrent": "verified queries (veilnet.AsyncClient), then plain calls (httpx), each "
+            "client one call at a time; calls/s over the wall time of the whole run",
+            "worker_cpu": "user + system CPU of the network process (worker, gatekeeper, chain "
+            "follower; the embedded chain, not anvil) during the concurrent run, per call",
+            "processes": "client in the bench process; devnet and worker in a child process; "
+            "concurrent clients in their own processes",
             "client": "veilnet.Client (sync, httpx), worker verification cached",
             "query_includes": "certificate and session reuse, request and response sealing, "
             "EIP-712 response signature and its check, block-hash and head checks against the "
