@@ -1,20 +1,60 @@
 """An in-memory model of the Registry and Bus contracts that emits the core's input events.
-A test double for fast, deterministic runtime tests; integration tests use the real EVM chain."""
+A test double for fast, deterministic runtime tests; integration tests use the real EVM chain.
+
+The contracts are the truth and this model follows them rule for rule: the same callers are
+allowed, the same checks run in the same order with the same revert reasons, the same events come
+out with the same fields. ``tests/chain/test_chain_ledger_conformance.py`` runs the same scripted
+scenarios (and a bounded random walk) against this model and against ``Registry.vy`` and
+``Bus.vy`` on the embedded chain, comparing every outcome, every core event and the Registry's
+views, so a rule changed on one side and not the other fails the build instead of drifting.
+One deliberate difference: ``post`` answers False for an already used sequence number where the
+Bus reverts with "sequence already used", because relays treat both as "someone was first".
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from eth_hash.auto import keccak
 
-from veilnet.codec import abi_decode
+from veilnet.chain.constants import (
+    KIND_CLUSTER,
+    KIND_CONTRACT,
+    KIND_MASTER,
+    KIND_NONE,
+    KIND_WORKER,
+    MAX_CLUSTER_WORKERS,
+    MAX_CODE,
+    MAX_HPKE_KEY,
+    MAX_INIT,
+    MAX_PAYLOAD_BOUND,
+    MAX_QUOTE,
+    ROUTED_TOPICS,
+)
+from veilnet.codec import CodecError, abi_decode
 from veilnet.crypto import Address, Domain, SignatureInvalid, recover_typed
+from veilnet.crypto.constants import SECP256K1_HALF_N, SIGNATURE_LENGTH
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
 from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
 
-KIND_NONE, KIND_WORKER, KIND_MASTER, KIND_CLUSTER, KIND_CONTRACT = range(5)
+__all__ = [
+    "KIND_CLUSTER",
+    "KIND_CONTRACT",
+    "KIND_MASTER",
+    "KIND_NONE",
+    "KIND_WORKER",
+    "LedgerSim",
+    "Revert",
+]
+
+MAX_CONFIDENCE = 5
+"""Highest endorsement confidence ``Registry.on_egress`` accepts."""
+_ZERO = b"\x00" * 20
+_KEY_EPOCH_PAYLOAD = ["bytes32", "uint64", "address", "bytes"]
+"""(cluster or contract id, epoch, key address, public key) of cluster/contract key egress."""
 
 
 class Revert(Exception):
@@ -23,7 +63,14 @@ class Revert(Exception):
 
 @dataclass(slots=True)
 class _Worker:
+    """``Registry.workers[addr]``; ``cluster`` is None where the contract stores zero."""
+
     quote_hash: bytes
+    operator: bytes = _ZERO
+    hpke_key: bytes = b""
+    tee_kind: int = 0
+    measurement: bytes = b"\x00" * 32
+    collateral_hash: bytes = b"\x00" * 32
     confidence: int = 0
     cluster: bytes | None = None
 
@@ -32,22 +79,35 @@ class _Worker:
 class _Cluster:
     owner: bytes
     key_epoch: int = 0
-    key_address: bytes = b""
-    workers: int = 0
+    key_address: bytes = _ZERO
+    public_key: bytes = b""
+    members: set[bytes] = field(default_factory=set)
 
 
 @dataclass(slots=True)
 class _Contract:
     cluster: bytes
+    code_hash: bytes
     owner: bytes
     controller: bytes
     key_epoch: int = 0
+    key_address: bytes = _ZERO
+    public_key: bytes = b""
     paused: bool = False
+
+
+def _address(word: str) -> bytes:
+    return bytes.fromhex(word[2:])
 
 
 @dataclass(slots=True)
 class LedgerSim:
-    """Registry + Bus rules, enough to drive cores: same checks, same events, same routing."""
+    """Registry + Bus rules, enough to drive cores: same checks, same events, same routing.
+
+    Every call either reverts (``Revert``, nothing changed) or appends its events to ``pending``;
+    ``mine`` seals them into the next block. Calls that governance makes on chain take
+    ``sender`` and default it to ``owner``.
+    """
 
     chain_id: int = 31337
     registry: bytes = b"\x52" * 20
@@ -55,18 +115,21 @@ class LedgerSim:
     owner: bytes = b"\x0a" * 20
     genesis_time: int = 1_767_225_600
     block_time: int = 2
-    max_payload: int = 32768
+    max_payload: int = MAX_PAYLOAD_BOUND
     blocks: list[ev.Block] = field(default_factory=list)
     pending: list[ev.ChainEvent] = field(default_factory=list)
     measurements: set[bytes] = field(default_factory=set)
     workers: dict[bytes, _Worker] = field(default_factory=dict)
     origin_kind: dict[bytes, int] = field(default_factory=dict)
-    gatekeepers: list[bytes] = field(default_factory=list)
+    gatekeepers: set[bytes] = field(default_factory=set)
     master: bytes = b""
+    master_public_key: bytes = b""
     rotation_counter: int = 0
     rotation_locked: bool = False
     proposal: tuple[bytes, bytes] | None = None
-    confirmations: set[bytes] = field(default_factory=set)
+    rotation_confirmed: set[tuple[int, bytes]] = field(default_factory=set)
+    """(rotation, gatekeeper) pairs ever confirmed; kept across an abort, as on chain."""
+    rotation_confirmations: int = 0
     clusters: dict[bytes, _Cluster] = field(default_factory=dict)
     contracts: dict[bytes, _Contract] = field(default_factory=dict)
     next_seq: dict[bytes, int] = field(default_factory=dict)
@@ -103,33 +166,104 @@ class LedgerSim:
         self.blocks.append(block)
         return block
 
-    def _only_owner(self, sender: bytes) -> None:
-        if sender != self.owner:
+    def _only_owner(self, sender: bytes | None) -> None:
+        if (self.owner if sender is None else sender) != self.owner:
             raise Revert("ownable: caller is not the owner")
 
-    # --- governance and registry calls ---
+    def _kind(self, origin: bytes) -> int:
+        return self.origin_kind.get(origin, KIND_NONE)
+
+    # --- governance ---
 
     def set_measurement(
         self, measurement: bytes, allowed: bool = True, *, sender: bytes | None = None
     ) -> None:
-        self._only_owner(self.owner if sender is None else sender)
+        self._only_owner(sender)
         (self.measurements.add if allowed else self.measurements.discard)(measurement)
         self.pending.append(ev.MeasurementSet(measurement=measurement, allowed=allowed))
 
+    def add_gatekeeper(self, gatekeeper: bytes, *, sender: bytes | None = None) -> None:
+        self._only_owner(sender)
+        if self.rotation_locked:
+            raise Revert("rotation in progress")
+        if self._kind(gatekeeper) != KIND_WORKER:
+            raise Revert("not a registered worker")
+        if gatekeeper in self.gatekeepers:
+            raise Revert("already a gatekeeper")
+        self.gatekeepers.add(gatekeeper)
+        self.pending.append(ev.GatekeeperAdded(gatekeeper=gatekeeper))
+
+    def remove_gatekeeper(self, gatekeeper: bytes, *, sender: bytes | None = None) -> None:
+        self._only_owner(sender)
+        if self.rotation_locked:
+            raise Revert("rotation in progress")
+        if gatekeeper not in self.gatekeepers:
+            raise Revert("not a gatekeeper")
+        self.gatekeepers.discard(gatekeeper)
+        self.pending.append(ev.GatekeeperRemoved(gatekeeper=gatekeeper))
+
+    def lock_rotation(self, *, sender: bytes | None = None) -> None:
+        self._only_owner(sender)
+        if not self.master:
+            raise Revert("no master key")
+        if self.rotation_locked:
+            raise Revert("rotation in progress")
+        self.rotation_locked = True
+        self.pending.append(ev.RotationLocked(rotation=self.rotation_counter + 1))
+
+    def abort_rotation(self, *, sender: bytes | None = None) -> None:
+        """Release the lock; confirmations already given for this rotation number stay given."""
+        self._only_owner(sender)
+        if not self.rotation_locked:
+            raise Revert("no rotation in progress")
+        self.rotation_locked = False
+        self.proposal = None
+        self.rotation_confirmations = 0
+        self.pending.append(ev.RotationAborted(rotation=self.rotation_counter + 1))
+
+    def create_cluster(
+        self, cluster_id: bytes, owner: bytes | None = None, *, sender: bytes | None = None
+    ) -> None:
+        self._only_owner(sender)
+        if cluster_id in self.clusters:
+            raise Revert("cluster exists")
+        owner = self.owner if owner is None else owner
+        if owner == _ZERO:
+            raise Revert("zero address")
+        self.clusters[cluster_id] = _Cluster(owner=owner)
+        self.pending.append(ev.ClusterCreated(cluster_id=cluster_id, owner=owner))
+
+    # --- workers and clusters ---
+
     def register_worker(self, request: Any) -> None:
+        """``register_worker`` sent by ``request.worker``; a re-registration resets the
+        endorsement but keeps the worker's cluster membership."""
+        if len(request.hpke_key) > MAX_HPKE_KEY or len(request.quote) > MAX_QUOTE:
+            raise Revert("argument too long")
         if request.measurement not in self.measurements:
             raise Revert("measurement not allowed")
-        if self.origin_kind.get(request.worker, KIND_NONE) not in (KIND_NONE, KIND_WORKER):
+        if not request.hpke_key:
+            raise Revert("empty key")
+        if self._kind(request.worker) not in (KIND_NONE, KIND_WORKER):
             raise Revert("origin in use")
         quote_hash = keccak(request.quote)
-        self.workers[request.worker] = _Worker(quote_hash=quote_hash)
+        previous = self.workers.get(request.worker)
+        self.workers[request.worker] = _Worker(
+            quote_hash=quote_hash,
+            operator=request.operator,
+            hpke_key=request.hpke_key,
+            tee_kind=int(request.tee_kind),
+            measurement=request.measurement,
+            collateral_hash=request.collateral_hash,
+            cluster=None if previous is None else previous.cluster,
+        )
         self.origin_kind[request.worker] = KIND_WORKER
         self.pending.append(
             ev.WorkerRegistered(
                 worker=request.worker,
                 operator=request.operator,
                 hpke_key=request.hpke_key,
-                tee_kind=request.tee_kind,
+                tee_kind=int(request.tee_kind),
                 measurement=request.measurement,
                 quote_hash=quote_hash,
                 collateral_hash=request.collateral_hash,
@@ -137,34 +271,39 @@ class LedgerSim:
             )
         )
 
-    def add_gatekeeper(self, gatekeeper: bytes) -> None:
-        if self.rotation_locked:
-            raise Revert("rotation in progress")
-        if self.origin_kind.get(gatekeeper) != KIND_WORKER:
-            raise Revert("not a registered worker")
-        self.gatekeepers.append(gatekeeper)
-        self.pending.append(ev.GatekeeperAdded(gatekeeper=gatekeeper))
-
-    def create_cluster(self, cluster_id: bytes, owner: bytes | None = None) -> None:
-        if cluster_id in self.clusters:
-            raise Revert("cluster exists")
-        self.clusters[cluster_id] = _Cluster(owner=owner or self.owner)
-        self.pending.append(ev.ClusterCreated(cluster_id=cluster_id, owner=owner or self.owner))
+    def _cluster_owned(self, cluster_id: bytes, sender: bytes | None) -> _Cluster:
+        cluster = self.clusters.get(cluster_id)
+        # An unknown cluster has the zero owner on chain, which no sender matches.
+        if cluster is None or (self.owner if sender is None else sender) != cluster.owner:
+            raise Revert("not cluster owner")
+        return cluster
 
     def add_cluster_worker(
         self, cluster_id: bytes, worker: bytes, *, sender: bytes | None = None
     ) -> None:
-        cluster = self.clusters[cluster_id]
-        if (sender or self.owner) != cluster.owner:
-            raise Revert("not cluster owner")
+        cluster = self._cluster_owned(cluster_id, sender)
         record = self.workers.get(worker)
         if record is None or record.confidence == 0:
             raise Revert("worker not endorsed")
         if record.cluster is not None:
             raise Revert("worker in a cluster")
+        if len(cluster.members) >= MAX_CLUSTER_WORKERS:
+            raise Revert("cluster full")
         record.cluster = cluster_id
-        cluster.workers += 1
+        cluster.members.add(worker)
         self.pending.append(ev.ClusterWorkerAdded(cluster_id=cluster_id, worker=worker))
+
+    def remove_cluster_worker(
+        self, cluster_id: bytes, worker: bytes, *, sender: bytes | None = None
+    ) -> None:
+        cluster = self._cluster_owned(cluster_id, sender)
+        if worker not in cluster.members:
+            raise Revert("not a member")
+        cluster.members.discard(worker)
+        self.workers[worker].cluster = None
+        self.pending.append(ev.ClusterWorkerRemoved(cluster_id=cluster_id, worker=worker))
+
+    # --- agent contracts ---
 
     def deploy_contract(
         self,
@@ -174,15 +313,18 @@ class LedgerSim:
         cluster_id: bytes,
         code: bytes,
         init_args: bytes = b"",
-        controller: bytes = b"\x00" * 20,
+        controller: bytes = _ZERO,
     ) -> bytes:
+        if len(code) > MAX_CODE or len(init_args) > MAX_INIT:
+            raise Revert("argument too long")
         if cluster_id not in self.clusters:
             raise Revert("unknown cluster")
         contract_id = keccak(b"\x00" * 12 + sender + salt)
         if contract_id in self.contracts:
             raise Revert("contract exists")
+        code_hash = keccak(code)
         self.contracts[contract_id] = _Contract(
-            cluster=cluster_id, owner=sender, controller=controller
+            cluster=cluster_id, code_hash=code_hash, owner=sender, controller=controller
         )
         self.pending.append(
             ev.ContractDeployed(
@@ -190,7 +332,7 @@ class LedgerSim:
                 cluster_id=cluster_id,
                 owner=sender,
                 controller=controller,
-                code_hash=keccak(code),
+                code_hash=code_hash,
                 code=code,
                 init_args=init_args,
             )
@@ -210,31 +352,39 @@ class LedgerSim:
         self.pending.append(ev.ContractPaused(contract_id=contract_id, paused=paused, by=sender))
 
     def upgrade_contract(self, contract_id: bytes, code: bytes, *, sender: bytes) -> None:
-        self._control(contract_id, sender)
+        if len(code) > MAX_CODE:
+            raise Revert("argument too long")
+        contract = self._control(contract_id, sender)
+        contract.code_hash = keccak(code)
         self.pending.append(
-            ev.ContractUpgraded(contract_id=contract_id, code_hash=keccak(code), code=code)
+            ev.ContractUpgraded(contract_id=contract_id, code_hash=contract.code_hash, code=code)
         )
 
     def transfer_contract(self, contract_id: bytes, new_owner: bytes, *, sender: bytes) -> None:
-        self._control(contract_id, sender).owner = new_owner
+        contract = self._control(contract_id, sender)
+        if new_owner == _ZERO:
+            raise Revert("zero address")
+        contract.owner = new_owner
         self.pending.append(ev.ContractOwnerChanged(contract_id=contract_id, owner=new_owner))
 
-    def lock_rotation(self) -> None:
-        if not self.master or self.rotation_locked:
-            raise Revert("cannot lock")
-        self.rotation_locked = True
-        self.pending.append(ev.RotationLocked(rotation=self.rotation_counter + 1))
+    def set_controller(self, contract_id: bytes, controller: bytes, *, sender: bytes) -> None:
+        self._control(contract_id, sender).controller = controller
+        self.pending.append(
+            ev.ContractControllerChanged(contract_id=contract_id, controller=controller)
+        )
 
     # --- bus ---
 
     def push_command(self, contract_id: bytes, payload: bytes, *, sender: bytes) -> int:
+        """``Bus.push_command`` with no fee configured (the model has no ``set_params``)."""
+        _check_payload_bound(payload)
         if len(payload) > self.max_payload:
             raise Revert("payload too big")
         contract = self.contracts.get(contract_id)
+        if contract is not None and contract.paused:
+            raise Revert("contract paused")
         if contract is None:
             raise Revert("unknown contract")
-        if contract.paused:
-            raise Revert("contract paused")
         seq = self.command_seq.get(contract_id, 0)
         self.command_seq[contract_id] = seq + 1
         self.pending.append(
@@ -242,30 +392,43 @@ class LedgerSim:
         )
         return seq
 
+    def _signer(self, message: EgressMessage) -> bytes:
+        """What the Bus's ``_recover`` + ``ecrecover`` give: malformed signatures revert with
+        "bad signature", ones that recover to no key yield the zero address."""
+        signature = message.signature
+        if len(signature) != SIGNATURE_LENGTH:
+            raise Revert("bad signature")
+        if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_N or signature[64] not in (
+            27,
+            28,
+        ):
+            raise Revert("bad signature")
+        values = {
+            "origin": Address(message.origin),
+            "seq": message.seq,
+            "topic": message.topic,
+            "payload": message.payload,
+        }
+        try:
+            return recover_typed(signature, self.domain, EGRESS_TYPE, values).raw
+        except SignatureInvalid:
+            return _ZERO
+
     def post(self, message: EgressMessage) -> bool:
         """Bus.post: False (and no state change) if the sequence is already used."""
+        _check_payload_bound(message.payload)
         expected = self.next_seq.get(message.origin, 0)
         if message.seq < expected:
             return False
         if message.seq != expected:
             raise Revert("sequence gap")
-        if self.origin_kind.get(message.origin, KIND_NONE) == KIND_NONE:
+        if len(message.payload) > self.max_payload:
+            raise Revert("payload too big")
+        kind = self._kind(message.origin)
+        if kind == KIND_NONE:
             raise Revert("unknown origin")
-        try:
-            signer = recover_typed(
-                message.signature,
-                self.domain,
-                EGRESS_TYPE,
-                {
-                    "origin": Address(message.origin),
-                    "seq": message.seq,
-                    "topic": message.topic,
-                    "payload": message.payload,
-                },
-            )
-        except SignatureInvalid as exc:
-            raise Revert("bad signature") from exc
-        if signer.raw != message.origin:
+        signer = self._signer(message)
+        if signer != message.origin or signer == _ZERO:
             raise Revert("wrong signer")
         self.next_seq[message.origin] = expected + 1
         self.pending.append(
@@ -273,127 +436,190 @@ class LedgerSim:
                 origin=message.origin, seq=message.seq, topic=message.topic, payload=message.payload
             )
         )
-        before = len(self.pending)
-        try:
-            self._on_egress(message.origin, message.topic, message.payload)
-        except Revert as exc:
-            del self.pending[before:]
-            self.rejected.append((message.origin, message.seq, str(exc)))
-            self.pending.append(
-                ev.EgressRejected(origin=message.origin, seq=message.seq, topic=message.topic)
-            )
+        if message.topic in ROUTED_TOPICS:
+            try:
+                self.on_egress(message.origin, kind, message.topic, message.payload)
+            except Revert as exc:
+                self.rejected.append((message.origin, message.seq, str(exc)))
+                self.pending.append(
+                    ev.EgressRejected(origin=message.origin, seq=message.seq, topic=message.topic)
+                )
         return True
 
-    def _on_egress(self, origin: bytes, topic: bytes, payload: bytes) -> None:
-        kind = self.origin_kind.get(origin, KIND_NONE)
-        if topic == topics.TOPIC_ENDORSE:
-            if kind != KIND_MASTER:
-                raise Revert("wrong origin")
-            worker, confidence, quote_hash = abi_decode(["address", "uint8", "bytes32"], payload)
-            record = self.workers.get(bytes.fromhex(worker[2:]))
-            if record is None or record.quote_hash != quote_hash:
-                raise Revert("stale quote")
-            record.confidence = confidence
-            self.pending.append(
-                ev.WorkerEndorsed(
-                    worker=bytes.fromhex(worker[2:]), confidence=confidence, quote_hash=quote_hash
-                )
-            )
-        elif topic == topics.TOPIC_MASTER_KEY:
-            if kind != KIND_WORKER or origin not in self.gatekeepers or self.master:
-                raise Revert("wrong origin")
-            address, public = abi_decode(["address", "bytes"], payload)
-            key = bytes.fromhex(address[2:])
-            self.master = key
-            self.origin_kind[key] = KIND_MASTER
-            self.pending.append(
-                ev.MasterKeySet(gatekeeper=origin, key_address=key, public_key=public)
-            )
-        elif topic == topics.TOPIC_CLUSTER_KEY:
-            if kind != KIND_MASTER or origin != self.master:
-                raise Revert("wrong origin")
-            cluster_id, epoch, address, public = abi_decode(
-                ["bytes32", "uint64", "address", "bytes"], payload
-            )
-            cluster = self.clusters[cluster_id]
-            if epoch <= cluster.key_epoch:
-                raise Revert("stale epoch")
-            key = bytes.fromhex(address[2:])
-            cluster.key_epoch, cluster.key_address = epoch, key
-            self.origin_kind[key] = KIND_CLUSTER
-            self.pending.append(
-                ev.ClusterKeySet(
-                    cluster_id=cluster_id, epoch=epoch, key_address=key, public_key=public
-                )
-            )
-        elif topic == topics.TOPIC_CONTRACT_KEY:
-            if kind != KIND_CLUSTER:
-                raise Revert("wrong origin")
-            contract_id, epoch, address, public = abi_decode(
-                ["bytes32", "uint64", "address", "bytes"], payload
-            )
-            contract = self.contracts[contract_id]
-            cluster = self.clusters[contract.cluster]
-            if (
-                cluster.key_address != origin
-                or epoch != cluster.key_epoch
-                or epoch <= contract.key_epoch
-            ):
-                raise Revert("wrong epoch")
-            key = bytes.fromhex(address[2:])
-            contract.key_epoch = epoch
-            self.origin_kind[key] = KIND_CONTRACT
-            self.pending.append(
-                ev.ContractKeySet(
-                    contract_id=contract_id, epoch=epoch, key_address=key, public_key=public
-                )
-            )
-        elif topic == topics.TOPIC_ROTATION_PROPOSE:
-            if (
-                kind != KIND_WORKER
-                or origin not in self.gatekeepers
-                or not self.rotation_locked
-                or self.proposal
-            ):
-                raise Revert("wrong origin")
-            rotation, address, public = abi_decode(["uint256", "address", "bytes"], payload)
-            if rotation != self.rotation_counter + 1:
-                raise Revert("wrong rotation")
-            key = bytes.fromhex(address[2:])
-            self.proposal = (key, public)
-            self.pending.append(
-                ev.RotationProposed(
-                    rotation=rotation, proposer=origin, key_address=key, public_key=public
-                )
-            )
-            self._confirm(rotation, origin, key)
-        elif topic == topics.TOPIC_ROTATION_CONFIRM:
-            if kind != KIND_WORKER or origin not in self.gatekeepers or not self.rotation_locked:
-                raise Revert("wrong origin")
-            rotation, address = abi_decode(["uint256", "address"], payload)
-            key = bytes.fromhex(address[2:])
-            if self.proposal is None or key != self.proposal[0]:
-                raise Revert("wrong key")
-            self._confirm(rotation, origin, key)
+    # --- effects of egress messages (Registry.on_egress) ---
 
-    def _confirm(self, rotation: int, gatekeeper: bytes, key: bytes) -> None:
-        """Registry._confirm_rotation: the proposer's proposal counts as its confirmation."""
-        if gatekeeper in self.confirmations or self.proposal is None:
-            raise Revert("already confirmed")
-        self.confirmations.add(gatekeeper)
+    def on_egress(self, origin: bytes, kind: int, topic: bytes, payload: bytes) -> None:
+        """Registry.on_egress as the Bus calls it; checks everything before changing anything."""
+        handler = _EGRESS_HANDLERS.get(topic)
+        if handler is None:
+            raise Revert("unknown topic")
+        handler(self, origin, kind, payload)
+
+    def _is_gatekeeper_identity(self, origin: bytes, kind: int) -> bool:
+        return kind == KIND_WORKER and origin in self.gatekeepers
+
+    def _fresh_origin(self, key: bytes) -> None:
+        if self._kind(key) != KIND_NONE:
+            raise Revert("origin in use")
+
+    def _take_origin(self, address: str, kind: int) -> bytes:
+        """The last check of a key-publishing branch, then its first change."""
+        key = _address(address)
+        self._fresh_origin(key)
+        self.origin_kind[key] = kind
+        return key
+
+    def _endorse(self, origin: bytes, kind: int, payload: bytes) -> None:
+        if kind != KIND_MASTER:
+            raise Revert("wrong origin")
+        address, confidence, quote_hash = _decode(["address", "uint8", "bytes32"], payload)
+        worker = _address(address)
+        if self._kind(worker) != KIND_WORKER:
+            raise Revert("unknown worker")
+        record = self.workers[worker]
+        if record.quote_hash != quote_hash:
+            raise Revert("stale quote")
+        if confidence > MAX_CONFIDENCE:
+            raise Revert("bad confidence")
+        record.confidence = confidence
         self.pending.append(
-            ev.RotationConfirmed(
-                rotation=rotation, gatekeeper=gatekeeper, confirmations=len(self.confirmations)
+            ev.WorkerEndorsed(worker=worker, confidence=confidence, quote_hash=quote_hash)
+        )
+
+    def _master_key(self, origin: bytes, kind: int, payload: bytes) -> None:
+        if not self._is_gatekeeper_identity(origin, kind):
+            raise Revert("wrong origin")
+        if self.master:
+            raise Revert("master key exists")
+        address, public = _decode(["address", "bytes"], payload)
+        key = self._take_origin(address, KIND_MASTER)
+        self.master, self.master_public_key = key, public
+        self.pending.append(ev.MasterKeySet(gatekeeper=origin, key_address=key, public_key=public))
+
+    def _cluster_key(self, origin: bytes, kind: int, payload: bytes) -> None:
+        if kind != KIND_MASTER or origin != self.master:
+            raise Revert("wrong origin")
+        cluster_id, epoch, address, public = _decode(_KEY_EPOCH_PAYLOAD, payload)
+        cluster = self.clusters.get(cluster_id)
+        if cluster is None:
+            raise Revert("unknown cluster")
+        if epoch <= cluster.key_epoch:
+            raise Revert("stale epoch")
+        key = self._take_origin(address, KIND_CLUSTER)
+        cluster.key_epoch, cluster.key_address, cluster.public_key = epoch, key, public
+        self.pending.append(
+            ev.ClusterKeySet(cluster_id=cluster_id, epoch=epoch, key_address=key, public_key=public)
+        )
+
+    def _contract_key(self, origin: bytes, kind: int, payload: bytes) -> None:
+        if kind != KIND_CLUSTER:
+            raise Revert("wrong origin")
+        contract_id, epoch, address, public = _decode(_KEY_EPOCH_PAYLOAD, payload)
+        contract = self.contracts.get(contract_id)
+        if contract is None:
+            raise Revert("unknown contract")
+        cluster = self.clusters[contract.cluster]
+        if cluster.key_address != origin:
+            raise Revert("not the cluster key")
+        if epoch != cluster.key_epoch:
+            raise Revert("wrong epoch")
+        if epoch <= contract.key_epoch:
+            raise Revert("stale epoch")
+        key = self._take_origin(address, KIND_CONTRACT)
+        contract.key_epoch, contract.key_address, contract.public_key = epoch, key, public
+        self.pending.append(
+            ev.ContractKeySet(
+                contract_id=contract_id, epoch=epoch, key_address=key, public_key=public
             )
         )
-        if len(self.confirmations) >= len(self.gatekeepers):
-            self.master = key
-            self.origin_kind[key] = KIND_MASTER
-            self.rotation_counter = rotation
-            self.rotation_locked = False
-            public = self.proposal[1]
-            self.proposal = None
-            self.confirmations = set()
-            self.pending.append(
-                ev.MasterKeyRotated(rotation=rotation, key_address=key, public_key=public)
+
+    def _rotation_propose(self, origin: bytes, kind: int, payload: bytes) -> None:
+        if not self._is_gatekeeper_identity(origin, kind):
+            raise Revert("wrong origin")
+        if not self.rotation_locked:
+            raise Revert("no rotation in progress")
+        if self.proposal is not None:
+            raise Revert("already proposed")
+        rotation, address, public = _decode(["uint256", "address", "bytes"], payload)
+        if rotation != self.rotation_counter + 1:
+            raise Revert("wrong rotation")
+        key = _address(address)
+        self._fresh_origin(key)
+        # The proposal is also the proposer's confirmation; if that fails, the whole call
+        # reverts on chain, so check it before recording the proposal.
+        self._check_unconfirmed(rotation, origin)
+        self.proposal = (key, public)
+        self.pending.append(
+            ev.RotationProposed(
+                rotation=rotation, proposer=origin, key_address=key, public_key=public
             )
+        )
+        self._confirm(rotation, origin, key)
+
+    def _rotation_confirm(self, origin: bytes, kind: int, payload: bytes) -> None:
+        if not self._is_gatekeeper_identity(origin, kind):
+            raise Revert("wrong origin")
+        rotation, address = _decode(["uint256", "address"], payload)
+        if not self.rotation_locked:
+            raise Revert("no rotation in progress")
+        if rotation != self.rotation_counter + 1:
+            raise Revert("wrong rotation")
+        key = _address(address)
+        if self.proposal is None or key != self.proposal[0] or key == _ZERO:
+            raise Revert("wrong key")
+        self._check_unconfirmed(rotation, origin)
+        self._confirm(rotation, origin, key)
+
+    def _check_unconfirmed(self, rotation: int, gatekeeper: bytes) -> None:
+        if (rotation, gatekeeper) in self.rotation_confirmed:
+            raise Revert("already confirmed")
+
+    def _confirm(self, rotation: int, gatekeeper: bytes, key: bytes) -> None:
+        """Registry._confirm_rotation: the last confirmation switches the master key."""
+        self.rotation_confirmed.add((rotation, gatekeeper))
+        self.rotation_confirmations += 1
+        self.pending.append(
+            ev.RotationConfirmed(
+                rotation=rotation, gatekeeper=gatekeeper, confirmations=self.rotation_confirmations
+            )
+        )
+        if self.rotation_confirmations < len(self.gatekeepers) or self.proposal is None:
+            return
+        public = self.proposal[1]
+        self.master, self.master_public_key = key, public
+        self.origin_kind[key] = KIND_MASTER
+        self.rotation_counter = rotation
+        self.rotation_locked = False
+        self.proposal = None
+        self.rotation_confirmations = 0
+        self.pending.append(
+            ev.MasterKeyRotated(rotation=rotation, key_address=key, public_key=public)
+        )
+
+
+_EGRESS_HANDLERS: Final[dict[bytes, Callable[[LedgerSim, bytes, int, bytes], None]]] = {
+    topics.TOPIC_ENDORSE: LedgerSim._endorse,
+    topics.TOPIC_MASTER_KEY: LedgerSim._master_key,
+    topics.TOPIC_CLUSTER_KEY: LedgerSim._cluster_key,
+    topics.TOPIC_CONTRACT_KEY: LedgerSim._contract_key,
+    topics.TOPIC_ROTATION_PROPOSE: LedgerSim._rotation_propose,
+    topics.TOPIC_ROTATION_CONFIRM: LedgerSim._rotation_confirm,
+}
+
+
+def _decode(types: list[str], payload: bytes) -> tuple[Any, ...]:
+    """Vyper's ``abi_decode``: malformed payloads and oversized ``Bytes`` revert the call."""
+    try:
+        values = abi_decode(types, payload)
+    except CodecError as exc:
+        raise Revert("malformed payload") from exc
+    # Every ``bytes`` field of a routed payload is a public key, ``Bytes[MAX_HPKE_KEY]``.
+    if any(t == "bytes" and len(v) > MAX_HPKE_KEY for t, v in zip(types, values, strict=True)):
+        raise Revert("malformed payload")
+    return values
+
+
+def _check_payload_bound(payload: bytes) -> None:
+    """The Bus takes payloads as ``Bytes[MAX_PAYLOAD_BOUND]``: longer ones fail ABI decoding."""
+    if len(payload) > MAX_PAYLOAD_BOUND:
+        raise Revert("argument too long")

@@ -1,0 +1,1014 @@
+"""Conformance of ``veilnet.testing.LedgerSim`` with Registry.vy and Bus.vy on the embedded chain.
+Every step runs on both: the outcome (accepted, or the revert reason), the core events (through
+the worker's adapter) and, at the end, the Registry's and Bus's views must be equal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from veilnet.chain import ContractReverted, EmbeddedChain, Network, TxSender, deploy
+from veilnet.chain.constants import DEFAULT_MAX_PAYLOAD, MAX_PAYLOAD_BOUND, ROUTED_TOPICS
+from veilnet.chain.egress import (
+    EgressMessage as ChainEgress,
+)
+from veilnet.chain.egress import (
+    egress_domain,
+    encode_cluster_key,
+    encode_contract_key,
+    encode_endorse,
+    encode_master_key,
+    encode_rotation_confirm,
+    encode_rotation_propose,
+    sign_egress,
+    topic,
+)
+from veilnet.chain.model import RawLog, decode_log
+from veilnet.chain.rpc import from_hex, to_hex
+from veilnet.crypto import Address, SecretKey
+from veilnet.crypto.constants import SECP256K1_N
+from veilnet.protocol import events as ev
+from veilnet.protocol.egress import EgressMessage as CoreEgress
+from veilnet.protocol.registration import RegistrationRequest, TEEKind
+from veilnet.testing import LedgerSim, Revert
+from veilnet.worker.adapter import to_core_event
+
+MEASUREMENT = b"\x42" * 32
+OTHER_MEASUREMENT = b"\x43" * 32
+MAX_PAYLOAD = DEFAULT_MAX_PAYLOAD
+"""Below the Bus's ABI bound, so that both "payload too big" and the bound itself are reached."""
+STATE = topic("veil/egress/state-commitment")
+GAS = 3_000_000
+"""Enough for any call here, routed posts included (the Bus forwards 400k to the Registry)."""
+ZERO = b"\x00" * 20
+NO_REASON = "reverted"
+"""What the chain reports for a revert without a reason string (ABI bounds, abi_decode)."""
+MODEL_UNREASONED = frozenset({"argument too long", "malformed payload"})
+"""The model's names for reverts the contracts raise without a reason."""
+
+
+def secret(name: str) -> SecretKey:
+    return SecretKey.derive(b"veilnet-ledger-conformance-seed-01", name)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one call did: accepted with these core events, or reverted for this reason."""
+
+    accepted: bool
+    reason: str = ""
+    events: tuple[ev.ChainEvent, ...] = ()
+
+
+@dataclass(slots=True)
+class Chain:
+    """One embedded chain with Registry and Bus deployed, shared by the whole module."""
+
+    backend: EmbeddedChain
+    network: Network
+    accounts: list[bytes]
+    genesis: int
+
+
+@pytest.fixture(scope="module")
+def chain() -> Iterator[Chain]:
+    backend = EmbeddedChain()
+    accounts = [private for _, private in backend.dev_accounts]
+    client = backend.client()
+    deployment = deploy(client, accounts[0], max_payload=MAX_PAYLOAD)
+    yield Chain(
+        backend=backend,
+        network=Network(client, deployment.addresses),
+        accounts=accounts,
+        genesis=backend.snapshot(),
+    )
+    backend.close()
+
+
+@dataclass
+class Twin:
+    """The model and the chain side by side; each method runs one call on both and compares."""
+
+    chain: Chain
+    ledger: LedgerSim = field(init=False)
+    senders: dict[bytes, TxSender] = field(default_factory=dict)
+    workers: dict[bytes, SecretKey] = field(default_factory=dict)
+    known: set[bytes] = field(default_factory=set)
+    """Every address a view check looks up (workers, keys, users)."""
+    cluster_ids: set[bytes] = field(default_factory=set)
+    contract_ids: set[bytes] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        addresses = self.chain.network.addresses
+        self.ledger = LedgerSim(
+            chain_id=addresses.chain_id,
+            registry=addresses.registry.raw,
+            bus=addresses.bus.raw,
+            owner=self.account(0).address.raw,
+            max_payload=MAX_PAYLOAD,
+        )
+
+    # --- actors ---
+
+    def account(self, index: int) -> TxSender:
+        """Dev account ``index``: 0 is governance, 9 funds workers and relays egress."""
+        return self._sender(self.chain.accounts[index])
+
+    def _sender(self, private: bytes) -> TxSender:
+        sender = self.chain.network.sender(private)
+        return self.senders.setdefault(sender.address.raw, sender)
+
+    @property
+    def admin(self) -> bytes:
+        return self.account(0).address.raw
+
+    def user(self, index: int) -> bytes:
+        address = self.account(index).address.raw
+        self.known.add(address)
+        return address
+
+    def worker(self, name: str) -> bytes:
+        """A worker identity, funded on chain so it can send its own registration."""
+        key = secret(name)
+        address = key.address.raw
+        if address not in self.workers:
+            self.workers[address] = key
+            self.known.add(address)
+            self.account(9).transact(key.address, b"", value=10**18, gas=21_000)
+            self._sender(key._private_scalar())
+        return address
+
+    def enclave_key(self, name: str) -> SecretKey:
+        key = secret(name)
+        self.known.add(key.address.raw)
+        return key
+
+    # --- running one call on both sides ---
+
+    def _model(self, call: Callable[[], Any]) -> tuple[Outcome, Any]:
+        before = len(self.ledger.pending)
+        try:
+            result = call()
+        except Revert as exc:
+            assert len(self.ledger.pending) == before, "a reverted model call emitted events"
+            reason = str(exc)
+            return Outcome(False, NO_REASON if reason in MODEL_UNREASONED else reason), None
+        if result is False:  # LedgerSim.post's answer for an already used sequence number
+            return Outcome(False, "sequence already used"), None
+        return Outcome(True, events=tuple(self.ledger.pending[before:])), result
+
+    def _chain(self, sender: bytes, to: Address, data: bytes) -> Outcome:
+        tx = self.senders[sender]
+        client = self.chain.network.client
+        call = {"from": tx.address.hex, "to": to.hex, "data": to_hex(data), "gas": hex(GAS)}
+        try:
+            client.call("eth_call", call, "latest")
+        except ContractReverted as exc:
+            return Outcome(False, exc.reason)
+        receipt = tx.transact(to, data, gas=GAS)
+        addresses = self.chain.network.addresses
+        events = []
+        for log in receipt.logs:
+            raw = RawLog(
+                address=from_hex(log["address"]),
+                topics=tuple(from_hex(t) for t in log["topics"]),
+                data=from_hex(log["data"]),
+                block_number=int(log["blockNumber"], 16),
+                log_index=int(log["logIndex"], 16),
+                tx_hash=from_hex(log["transactionHash"]),
+            )
+            core = to_core_event(decode_log(raw, addresses))
+            if core is not None:
+                events.append(core)
+        return Outcome(True, events=tuple(events))
+
+    def _both(
+        self, model: Callable[[], Any], sender: bytes, contract: str, fn: str, *args: Any
+    ) -> Outcome:
+        network = self.chain.network
+        handle = network.registry if contract == "Registry" else network.bus
+        expected, _ = self._model(model)
+        actual = self._chain(sender, handle.address, handle.encode(fn, *args))
+        assert expected == actual, f"{fn}: model {expected} != chain {actual}"
+        return actual
+
+    # --- Registry: governance ---
+
+    def set_measurement(self, measurement: bytes, allowed: bool, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.set_measurement(measurement, allowed, sender=by),
+            by,
+            "Registry",
+            "set_measurement",
+            measurement,
+            allowed,
+        )
+
+    def add_gatekeeper(self, gatekeeper: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.add_gatekeeper(gatekeeper, sender=by),
+            by,
+            "Registry",
+            "add_gatekeeper",
+            Address(gatekeeper),
+        )
+
+    def remove_gatekeeper(self, gatekeeper: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.remove_gatekeeper(gatekeeper, sender=by),
+            by,
+            "Registry",
+            "remove_gatekeeper",
+            Address(gatekeeper),
+        )
+
+    def lock_rotation(self, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.lock_rotation(sender=by), by, "Registry", "lock_rotation"
+        )
+
+    def abort_rotation(self, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.abort_rotation(sender=by), by, "Registry", "abort_rotation"
+        )
+
+    def create_cluster(self, cluster_id: bytes, owner: bytes, *, by: bytes) -> Outcome:
+        self.cluster_ids.add(cluster_id)
+        return self._both(
+            lambda: self.ledger.create_cluster(cluster_id, owner, sender=by),
+            by,
+            "Registry",
+            "create_cluster",
+            cluster_id,
+            Address(owner),
+        )
+
+    # --- Registry: workers, clusters, agent contracts ---
+
+    def register(
+        self,
+        worker: bytes,
+        *,
+        quote: bytes = b"quote",
+        measurement: bytes = MEASUREMENT,
+        hpke_key: bytes | None = None,
+    ) -> Outcome:
+        key = self.workers[worker]
+        request = RegistrationRequest(
+            worker=worker,
+            operator=b"\x0b" * 20,
+            hpke_key=key.public.x25519 if hpke_key is None else hpke_key,
+            tee_kind=TEEKind.TDX,
+            measurement=measurement,
+            quote=quote,
+            collateral=b"",
+            collateral_hash=b"\x07" * 32,
+        )
+        return self._both(
+            lambda: self.ledger.register_worker(request),
+            worker,
+            "Registry",
+            "register_worker",
+            Address(request.operator),
+            request.hpke_key,
+            int(request.tee_kind),
+            request.measurement,
+            request.quote,
+            request.collateral_hash,
+        )
+
+    def add_cluster_worker(self, cluster_id: bytes, worker: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.add_cluster_worker(cluster_id, worker, sender=by),
+            by,
+            "Registry",
+            "add_cluster_worker",
+            cluster_id,
+            Address(worker),
+        )
+
+    def remove_cluster_worker(self, cluster_id: bytes, worker: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.remove_cluster_worker(cluster_id, worker, sender=by),
+            by,
+            "Registry",
+            "remove_cluster_worker",
+            cluster_id,
+            Address(worker),
+        )
+
+    def deploy_contract(
+        self, *, by: bytes, salt: bytes, cluster_id: bytes, code: bytes = b"x"
+    ) -> tuple[Outcome, bytes]:
+        contract_id = self.chain.network.contract_id_for(Address(by), salt)
+        self.contract_ids.add(contract_id)
+        expected, model_id = self._model(
+            lambda: self.ledger.deploy_contract(
+                sender=by, salt=salt, cluster_id=cluster_id, code=code, init_args=b"init"
+            )
+        )
+        registry = self.chain.network.registry
+        data = registry.encode("deploy_contract", salt, cluster_id, Address(ZERO), code, b"init")
+        actual = self._chain(by, registry.address, data)
+        assert expected == actual, f"deploy_contract: model {expected} != chain {actual}"
+        assert model_id in (None, contract_id)
+        return actual, contract_id
+
+    def set_paused(self, contract_id: bytes, paused: bool, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.set_paused(contract_id, paused, sender=by),
+            by,
+            "Registry",
+            "set_paused",
+            contract_id,
+            paused,
+        )
+
+    def upgrade_contract(self, contract_id: bytes, code: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.upgrade_contract(contract_id, code, sender=by),
+            by,
+            "Registry",
+            "upgrade_contract",
+            contract_id,
+            code,
+        )
+
+    def transfer_contract(self, contract_id: bytes, new_owner: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.transfer_contract(contract_id, new_owner, sender=by),
+            by,
+            "Registry",
+            "transfer_contract",
+            contract_id,
+            Address(new_owner),
+        )
+
+    def set_controller(self, contract_id: bytes, controller: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.set_controller(contract_id, controller, sender=by),
+            by,
+            "Registry",
+            "set_controller",
+            contract_id,
+            Address(controller),
+        )
+
+    # --- Bus ---
+
+    def push_command(self, contract_id: bytes, payload: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.push_command(contract_id, payload, sender=by),
+            by,
+            "Bus",
+            "push_command",
+            contract_id,
+            payload,
+        )
+
+    def post(
+        self,
+        key: SecretKey,
+        egress: tuple[bytes, bytes],
+        *,
+        seq: int | None = None,
+        signature: bytes | None = None,
+    ) -> Outcome:
+        """Post ``egress`` (topic, payload) signed by ``key``; a rejected effect's reason (the
+        model's ``rejected`` entry) must be what ``Registry.on_egress`` reverts with."""
+        egress_topic, payload = egress
+        origin = key.address.raw
+        number = self.ledger.next_seq.get(origin, 0) if seq is None else seq
+        addresses = self.chain.network.addresses
+        signed = sign_egress(
+            key,
+            egress_domain(addresses.chain_id, addresses.bus),
+            seq=number,
+            topic=egress_topic,
+            payload=payload,
+        )
+        message = ChainEgress(
+            origin=signed.origin,
+            seq=number,
+            topic=egress_topic,
+            payload=payload,
+            signature=signed.signature if signature is None else signature,
+        )
+        effect = self._effect_reason(origin, egress_topic, payload)
+        rejected_before = len(self.ledger.rejected)
+        outcome = self._both(
+            lambda: self.ledger.post(
+                CoreEgress(
+                    origin=origin,
+                    seq=number,
+                    topic=egress_topic,
+                    payload=payload,
+                    signature=message.signature,
+                )
+            ),
+            self.account(9).address.raw,
+            "Bus",
+            "post",
+            message.origin,
+            number,
+            egress_topic,
+            payload,
+            message.signature,
+        )
+        rejected = any(isinstance(e, ev.EgressRejected) for e in outcome.events)
+        if rejected:
+            reason = self.ledger.rejected[-1][2]
+            assert len(self.ledger.rejected) == rejected_before + 1
+            assert (NO_REASON if reason in MODEL_UNREASONED else reason) == effect
+        elif outcome.accepted and egress_topic in ROUTED_TOPICS:
+            assert effect is None
+        return outcome
+
+    def _effect_reason(self, origin: bytes, egress_topic: bytes, payload: bytes) -> str | None:
+        """Why ``Registry.on_egress`` would revert for this message now (None if it would not),
+        asked of the chain by calling it as the Bus does."""
+        if egress_topic not in ROUTED_TOPICS:
+            return None
+        network = self.chain.network
+        kind = network.origin_kind(Address(origin))
+        data = network.registry.encode("on_egress", Address(origin), kind, egress_topic, payload)
+        call = {
+            "from": network.addresses.bus.hex,
+            "to": network.addresses.registry.hex,
+            "data": to_hex(data),
+            "gas": hex(400_000),
+        }
+        try:
+            network.client.call("eth_call", call, "latest")
+        except ContractReverted as exc:
+            return exc.reason
+        return None
+
+    # --- the state both sides hold ---
+
+    def check_views(self) -> None:
+        """Registry and Bus views on chain equal the model's state."""
+        network, ledger = self.chain.network, self.ledger
+        for address in sorted(self.known):
+            kind = network.view("Registry", "origin_kind", Address(address))
+            assert kind == ledger.origin_kind.get(address, 0), f"origin_kind 0x{address.hex()}"
+            assert network.view("Bus", "next_seq", Address(address)) == ledger.next_seq.get(
+                address, 0
+            )
+            is_gatekeeper = network.view("Registry", "gatekeepers", Address(address))
+            assert is_gatekeeper == (address in ledger.gatekeepers)
+            record = ledger.workers.get(address)
+            if record is None:
+                continue
+            view = network.view("Registry", "workers", Address(address))
+            model = (
+                "0x" + record.operator.hex(),
+                record.hpke_key,
+                record.tee_kind,
+                record.measurement,
+                record.confidence,
+                record.quote_hash,
+                record.collateral_hash,
+                record.cluster or bytes(32),
+            )
+            assert (view[0].lower(), *view[1:]) == model, f"worker 0x{address.hex()}"
+        assert network.view("Registry", "gatekeeper_count") == len(ledger.gatekeepers)
+        master = network.view("Registry", "master_key_address")
+        assert bytes.fromhex(master[2:]) == (ledger.master or ZERO)
+        assert network.view("Registry", "master_public_key") == ledger.master_public_key
+        assert network.view("Registry", "rotation_counter") == ledger.rotation_counter
+        assert network.view("Registry", "rotation_locked") == ledger.rotation_locked
+        assert network.view("Registry", "rotation_confirmations") == ledger.rotation_confirmations
+        proposal = network.view("Registry", "proposal_key_address")
+        assert bytes.fromhex(proposal[2:]) == (ledger.proposal[0] if ledger.proposal else ZERO)
+        for cluster_id in sorted(self.cluster_ids):
+            owner, epoch, key, public, count = network.view("Registry", "clusters", cluster_id)
+            cluster = ledger.clusters.get(cluster_id)
+            expected = (
+                (ZERO, 0, ZERO, b"", 0)
+                if cluster is None
+                else (
+                    cluster.owner,
+                    cluster.key_epoch,
+                    cluster.key_address,
+                    cluster.public_key,
+                    len(cluster.members),
+                )
+            )
+            actual = (bytes.fromhex(owner[2:]), epoch, bytes.fromhex(key[2:]), public, count)
+            assert actual == expected, f"cluster {cluster_id.hex()}"
+        for contract_id in sorted(self.contract_ids):
+            view = network.view("Registry", "contracts", contract_id)
+            contract = ledger.contracts.get(contract_id)
+            assert network.view("Bus", "command_seq", contract_id) == ledger.command_seq.get(
+                contract_id, 0
+            )
+            if contract is None:
+                assert bytes.fromhex(view[2][2:]) == ZERO
+                continue
+            actual_contract = (
+                view[0],
+                view[1],
+                bytes.fromhex(view[2][2:]),
+                bytes.fromhex(view[3][2:]),
+                view[4],
+                bytes.fromhex(view[5][2:]),
+                view[6],
+                view[7],
+            )
+            assert actual_contract == (
+                contract.cluster,
+                contract.code_hash,
+                contract.owner,
+                contract.controller,
+                contract.key_epoch,
+                contract.key_address,
+                contract.public_key,
+                contract.paused,
+            ), f"contract {contract_id.hex()}"
+
+
+@pytest.fixture
+def twin(chain: Chain) -> Iterator[Twin]:
+    twin = Twin(chain)
+    yield twin
+    twin.check_views()
+    assert chain.backend.revert(chain.genesis)
+    chain.genesis = chain.backend.snapshot()
+
+
+def _accepted(outcome: Outcome, *events: type[ev.ChainEvent]) -> None:
+    assert outcome.accepted, outcome.reason
+    assert tuple(type(e) for e in outcome.events) == events
+
+
+def _reverted(outcome: Outcome, reason: str) -> None:
+    assert not outcome.accepted and outcome.reason == reason, outcome
+
+
+def _rejected(outcome: Outcome) -> None:
+    _accepted(outcome, ev.Egress, ev.EgressRejected)
+
+
+def _genesis(twin: Twin, *workers: str) -> tuple[SecretKey, list[bytes]]:
+    """Measurement allowed, a gatekeeper ("gk") with the master key, ``workers`` registered
+    and endorsed at confidence 1. Returns the master key and the worker addresses."""
+    twin.set_measurement(MEASUREMENT, True, by=twin.admin)
+    gatekeeper = twin.worker("gk")
+    twin.register(gatekeeper)
+    twin.add_gatekeeper(gatekeeper, by=twin.admin)
+    master = twin.enclave_key("master-0")
+    _accepted(
+        twin.post(secret("gk"), encode_master_key(master.address, b"master-public")),
+        ev.Egress,
+        ev.MasterKeySet,
+    )
+    addresses = []
+    for name in workers:
+        address = twin.worker(name)
+        twin.register(address)
+        quote_hash = twin.ledger.workers[address].quote_hash
+        twin.post(master, encode_endorse(Address(address), 1, quote_hash))
+        addresses.append(address)
+    return master, addresses
+
+
+# --- scripted scenarios ------------------------------------------------------------------------
+
+
+def test_registration_gatekeepers_and_master_key(twin: Twin) -> None:
+    stranger = twin.user(1)
+    _reverted(
+        twin.set_measurement(MEASUREMENT, True, by=stranger), "ownable: caller is not the owner"
+    )
+    _accepted(twin.set_measurement(MEASUREMENT, True, by=twin.admin), ev.MeasurementSet)
+    gk, w1 = twin.worker("gk"), twin.worker("w1")
+    _reverted(twin.register(gk, measurement=OTHER_MEASUREMENT), "measurement not allowed")
+    _reverted(twin.register(gk, hpke_key=b""), "empty key")
+    _reverted(twin.register(gk, quote=b"q" * 8193), NO_REASON)
+    _accepted(twin.register(gk), ev.WorkerRegistered)
+    _accepted(twin.register(w1), ev.WorkerRegistered)
+    _reverted(twin.add_gatekeeper(gk, by=stranger), "ownable: caller is not the owner")
+    _reverted(twin.add_gatekeeper(stranger, by=twin.admin), "not a registered worker")
+    _accepted(twin.add_gatekeeper(gk, by=twin.admin), ev.GatekeeperAdded)
+    _reverted(twin.add_gatekeeper(gk, by=twin.admin), "already a gatekeeper")
+    _reverted(twin.remove_gatekeeper(w1, by=twin.admin), "not a gatekeeper")
+
+    master = twin.enclave_key("master-0")
+    _rejected(twin.post(secret("w1"), encode_master_key(master.address, b"pk")))
+    # a key address already used as an origin cannot become the master key
+    _rejected(twin.post(secret("gk"), encode_master_key(Address(w1), b"pk")))
+    _accepted(
+        twin.post(secret("gk"), encode_master_key(master.address, b"master-public")),
+        ev.Egress,
+        ev.MasterKeySet,
+    )
+    other = twin.enclave_key("master-x")
+    _rejected(twin.post(secret("gk"), encode_master_key(other.address, b"pk")))
+    _reverted(twin.register(twin.worker("master-0")), "origin in use")
+
+    quote_hash = twin.ledger.workers[w1].quote_hash
+    _rejected(twin.post(secret("gk"), encode_endorse(Address(w1), 1, quote_hash)))
+    _rejected(twin.post(master, encode_endorse(Address(stranger), 1, quote_hash)))
+    _rejected(twin.post(master, encode_endorse(Address(w1), 1, b"\x01" * 32)))
+    _rejected(twin.post(master, encode_endorse(Address(w1), 6, quote_hash)))
+    _accepted(
+        twin.post(master, encode_endorse(Address(w1), 5, quote_hash)),
+        ev.Egress,
+        ev.WorkerEndorsed,
+    )
+    # a new quote resets the endorsement
+    _accepted(twin.register(w1, quote=b"quote-2"), ev.WorkerRegistered)
+    assert twin.ledger.workers[w1].confidence == 0
+    _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash)))
+    _accepted(twin.remove_gatekeeper(gk, by=twin.admin), ev.GatekeeperRemoved)
+
+
+def test_reregistration_keeps_cluster_membership(twin: Twin) -> None:
+    """The rule the model once got wrong: a re-registered worker stays in its cluster."""
+    master, (w1,) = _genesis(twin, "w1")
+    c1, c2 = b"\xc1" * 32, b"\xc2" * 32
+    twin.create_cluster(c1, twin.admin, by=twin.admin)
+    twin.create_cluster(c2, twin.admin, by=twin.admin)
+    _accepted(twin.add_cluster_worker(c1, w1, by=twin.admin), ev.ClusterWorkerAdded)
+    _accepted(twin.register(w1, quote=b"quote-2"), ev.WorkerRegistered)
+    assert twin.ledger.workers[w1].cluster == c1
+    twin.post(master, encode_endorse(Address(w1), 1, twin.ledger.workers[w1].quote_hash))
+    _reverted(twin.add_cluster_worker(c2, w1, by=twin.admin), "worker in a cluster")
+    _accepted(twin.remove_cluster_worker(c1, w1, by=twin.admin), ev.ClusterWorkerRemoved)
+    _accepted(twin.add_cluster_worker(c2, w1, by=twin.admin), ev.ClusterWorkerAdded)
+
+
+def test_cluster_rules(twin: Twin) -> None:
+    _, (w1, w2) = _genesis(twin, "w1", "w2")
+    owner, stranger = twin.user(1), twin.user(2)
+    c1 = b"\xc1" * 32
+    _reverted(twin.create_cluster(c1, owner, by=stranger), "ownable: caller is not the owner")
+    _reverted(twin.create_cluster(c1, ZERO, by=twin.admin), "zero address")
+    _accepted(twin.create_cluster(c1, owner, by=twin.admin), ev.ClusterCreated)
+    _reverted(twin.create_cluster(c1, owner, by=twin.admin), "cluster exists")
+    _reverted(twin.add_cluster_worker(c1, w1, by=twin.admin), "not cluster owner")
+    _reverted(twin.add_cluster_worker(b"\xee" * 32, w1, by=owner), "not cluster owner")
+    _reverted(twin.add_cluster_worker(c1, twin.worker("gk"), by=owner), "worker not endorsed")
+    _reverted(twin.add_cluster_worker(c1, stranger, by=owner), "worker not endorsed")
+    _accepted(twin.add_cluster_worker(c1, w1, by=owner), ev.ClusterWorkerAdded)
+    _reverted(twin.add_cluster_worker(c1, w1, by=owner), "worker in a cluster")
+    _reverted(twin.remove_cluster_worker(c1, w2, by=owner), "not a member")
+    _reverted(twin.remove_cluster_worker(c1, w1, by=stranger), "not cluster owner")
+    _accepted(twin.remove_cluster_worker(c1, w1, by=owner), ev.ClusterWorkerRemoved)
+    _accepted(twin.add_cluster_worker(c1, w2, by=owner), ev.ClusterWorkerAdded)
+
+
+def test_cluster_and_contract_keys(twin: Twin) -> None:
+    master, (w1,) = _genesis(twin, "w1")
+    c1 = b"\xc1" * 32
+    twin.create_cluster(c1, twin.admin, by=twin.admin)
+    twin.add_cluster_worker(c1, w1, by=twin.admin)
+    deployed, contract_id = twin.deploy_contract(by=twin.user(1), salt=b"\x01" * 32, cluster_id=c1)
+    _accepted(deployed, ev.ContractDeployed)
+    k1, k2 = twin.enclave_key("cluster-1"), twin.enclave_key("cluster-2")
+    ck1, ck2 = twin.enclave_key("contract-1"), twin.enclave_key("contract-2")
+
+    _rejected(twin.post(secret("w1"), encode_cluster_key(c1, 1, k1.address, b"k1")))
+    _rejected(twin.post(master, encode_cluster_key(b"\xee" * 32, 1, k1.address, b"k1")))
+    _rejected(twin.post(master, encode_cluster_key(c1, 1, Address(w1), b"k1")))
+    _rejected(twin.post(master, encode_cluster_key(c1, 1, k1.address, b"\x01" * 1217)))
+    _accepted(
+        twin.post(master, encode_cluster_key(c1, 1, k1.address, b"k1")),
+        ev.Egress,
+        ev.ClusterKeySet,
+    )
+    _rejected(twin.post(master, encode_cluster_key(c1, 1, k2.address, b"k2")))
+
+    _rejected(twin.post(master, encode_contract_key(contract_id, 1, ck1.address, b"c1")))
+    _rejected(twin.post(k1, encode_contract_key(b"\xee" * 32, 1, ck1.address, b"c1")))
+    _rejected(twin.post(k1, encode_contract_key(contract_id, 2, ck1.address, b"c1")))
+    _rejected(twin.post(k1, encode_contract_key(contract_id, 1, k1.address, b"c1")))
+    _accepted(
+        twin.post(k1, encode_contract_key(contract_id, 1, ck1.address, b"c1")),
+        ev.Egress,
+        ev.ContractKeySet,
+    )
+    _rejected(twin.post(k1, encode_contract_key(contract_id, 1, ck2.address, b"c2")))
+    _accepted(
+        twin.post(master, encode_cluster_key(c1, 2, k2.address, b"k2")),
+        ev.Egress,
+        ev.ClusterKeySet,
+    )
+    # the old cluster key is still an origin, but no longer the cluster's key
+    _rejected(twin.post(k1, encode_contract_key(contract_id, 2, ck2.address, b"c2")))
+    _accepted(
+        twin.post(k2, encode_contract_key(contract_id, 2, ck2.address, b"c2")),
+        ev.Egress,
+        ev.ContractKeySet,
+    )
+    # a contract key is an origin too, with no routed powers
+    _rejected(twin.post(ck2, encode_endorse(Address(w1), 1, b"\x00" * 32)))
+    _accepted(twin.post(ck2, (STATE, b"root")), ev.Egress)
+
+
+def test_contract_and_command_rules(twin: Twin) -> None:
+    owner, controller, stranger = twin.user(1), twin.user(2), twin.user(3)
+    c1 = b"\xc1" * 32
+    unknown = twin.deploy_contract(by=owner, salt=b"\x01" * 32, cluster_id=c1)[0]
+    _reverted(unknown, "unknown cluster")
+    twin.create_cluster(c1, twin.admin, by=twin.admin)
+    deployed, contract_id = twin.deploy_contract(by=owner, salt=b"\x01" * 32, cluster_id=c1)
+    _accepted(deployed, ev.ContractDeployed)
+    _reverted(
+        twin.deploy_contract(by=owner, salt=b"\x01" * 32, cluster_id=c1)[0], "contract exists"
+    )
+    _reverted(
+        twin.deploy_contract(by=owner, salt=b"\x02" * 32, cluster_id=c1, code=b"x" * 24577)[0],
+        NO_REASON,
+    )
+    missing = b"\xee" * 32
+    _reverted(twin.push_command(missing, b"c", by=stranger), "unknown contract")
+    _reverted(twin.set_paused(missing, True, by=owner), "unknown contract")
+    _accepted(twin.push_command(contract_id, b"c0", by=stranger), ev.Command)
+    _accepted(twin.push_command(contract_id, b"c1", by=owner), ev.Command)
+    too_big = b"\x00" * (MAX_PAYLOAD + 1)
+    _reverted(twin.push_command(contract_id, too_big, by=owner), "payload too big")
+    beyond_bound = b"\x00" * (MAX_PAYLOAD_BOUND + 1)
+    _reverted(twin.push_command(contract_id, beyond_bound, by=owner), NO_REASON)
+    _reverted(twin.set_paused(contract_id, True, by=stranger), "not owner or controller")
+    _accepted(twin.set_paused(contract_id, True, by=owner), ev.ContractPaused)
+    _reverted(twin.push_command(contract_id, b"c2", by=owner), "contract paused")
+    _reverted(twin.set_controller(contract_id, controller, by=stranger), "not owner or controller")
+    _accepted(twin.set_controller(contract_id, controller, by=owner), ev.ContractControllerChanged)
+    _accepted(twin.set_paused(contract_id, False, by=controller), ev.ContractPaused)
+    _accepted(twin.push_command(contract_id, b"c2", by=owner), ev.Command)
+    _accepted(twin.upgrade_contract(contract_id, b"y", by=controller), ev.ContractUpgraded)
+    _reverted(twin.transfer_contract(contract_id, ZERO, by=owner), "zero address")
+    _accepted(twin.transfer_contract(contract_id, stranger, by=owner), ev.ContractOwnerChanged)
+    _reverted(twin.upgrade_contract(contract_id, b"z", by=owner), "not owner or controller")
+    _accepted(twin.upgrade_contract(contract_id, b"z", by=stranger), ev.ContractUpgraded)
+
+
+def test_bus_post_rules(twin: Twin) -> None:
+    twin.set_measurement(MEASUREMENT, True, by=twin.admin)
+    w1 = twin.worker("w1")
+    key, other = secret("w1"), secret("w2")
+    _reverted(twin.post(key, (STATE, b"a")), "unknown origin")
+    twin.register(w1)
+    _reverted(twin.post(key, (STATE, b"a"), seq=1), "sequence gap")
+    forged = sign_egress(
+        other,
+        egress_domain(twin.ledger.chain_id, Address(twin.ledger.bus)),
+        seq=0,
+        topic=STATE,
+        payload=b"a",
+    ).signature
+    _reverted(twin.post(key, (STATE, b"a"), signature=forged), "wrong signer")
+    good = sign_egress(
+        key,
+        egress_domain(twin.ledger.chain_id, Address(twin.ledger.bus)),
+        seq=0,
+        topic=STATE,
+        payload=b"a",
+    ).signature
+    high_s = good[:32] + (SECP256K1_N - int.from_bytes(good[32:64], "big")).to_bytes(32, "big")
+    _reverted(
+        twin.post(key, (STATE, b"a"), signature=high_s + bytes([good[64] ^ 1])), "bad signature"
+    )
+    _reverted(twin.post(key, (STATE, b"a"), signature=good[:64] + b"\x1d"), "bad signature")
+    _reverted(twin.post(key, (STATE, b"a"), signature=good[:64]), "bad signature")
+    _reverted(twin.post(key, (STATE, b"a"), signature=b"\x00" * 64 + b"\x1b"), "wrong signer")
+    _reverted(twin.post(key, (STATE, b"\x00" * (MAX_PAYLOAD + 1))), "payload too big")
+    _accepted(twin.post(key, (STATE, b"a")), ev.Egress)
+    _reverted(twin.post(key, (STATE, b"a"), seq=0), "sequence already used")
+    # a rejected effect still consumes the sequence number
+    _rejected(twin.post(key, encode_endorse(Address(w1), 1, b"\x00" * 32)))
+    _rejected(twin.post(key, (encode_endorse(Address(w1), 1, b"")[0], b"\x01\x02")))
+    _accepted(twin.post(key, (STATE, b"b")), ev.Egress)
+    assert twin.ledger.next_seq[w1] == 4
+
+
+def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
+    _reverted(twin.lock_rotation(by=twin.admin), "no master key")
+    master, (w1,) = _genesis(twin, "w1")
+    gk1, gk2 = secret("gk"), secret("gk2")
+    gk2_address = twin.worker("gk2")
+    twin.register(gk2_address)
+    _accepted(twin.add_gatekeeper(gk2_address, by=twin.admin), ev.GatekeeperAdded)
+    new = twin.enclave_key("master-1")
+    _rejected(twin.post(gk1, encode_rotation_propose(1, new.address, b"m1")))
+    _reverted(twin.lock_rotation(by=twin.user(1)), "ownable: caller is not the owner")
+    _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
+    _reverted(twin.lock_rotation(by=twin.admin), "rotation in progress")
+    _reverted(twin.add_gatekeeper(w1, by=twin.admin), "rotation in progress")
+    _reverted(twin.remove_gatekeeper(gk2_address, by=twin.admin), "rotation in progress")
+
+    _rejected(twin.post(secret("w1"), encode_rotation_propose(1, new.address, b"m1")))
+    _rejected(twin.post(gk2, encode_rotation_confirm(1, new.address)))
+    _rejected(twin.post(gk1, encode_rotation_propose(2, new.address, b"m1")))
+    _rejected(twin.post(gk1, encode_rotation_propose(1, master.address, b"m1")))
+    _accepted(
+        twin.post(gk1, encode_rotation_propose(1, new.address, b"m1")),
+        ev.Egress,
+        ev.RotationProposed,
+        ev.RotationConfirmed,
+    )
+    _rejected(twin.post(gk2, encode_rotation_propose(1, new.address, b"m1")))
+    _rejected(twin.post(gk1, encode_rotation_confirm(1, new.address)))
+    _rejected(twin.post(gk2, encode_rotation_confirm(2, new.address)))
+    _rejected(twin.post(gk2, encode_rotation_confirm(1, master.address)))
+    _accepted(
+        twin.post(gk2, encode_rotation_confirm(1, new.address)),
+        ev.Egress,
+        ev.RotationConfirmed,
+        ev.MasterKeyRotated,
+    )
+    assert twin.ledger.master == new.address.raw
+    # the old master key still endorses, but only the current one keys clusters
+    quote_hash = twin.ledger.workers[w1].quote_hash
+    _accepted(
+        twin.post(master, encode_endorse(Address(w1), 2, quote_hash)), ev.Egress, ev.WorkerEndorsed
+    )
+    c1 = b"\xc1" * 32
+    twin.create_cluster(c1, twin.admin, by=twin.admin)
+    cluster_key = twin.enclave_key("cluster-1")
+    _rejected(twin.post(master, encode_cluster_key(c1, 1, cluster_key.address, b"k")))
+    _accepted(
+        twin.post(new, encode_cluster_key(c1, 1, cluster_key.address, b"k")),
+        ev.Egress,
+        ev.ClusterKeySet,
+    )
+
+    # an aborted rotation keeps the confirmations it collected for its number
+    _reverted(twin.abort_rotation(by=twin.admin), "no rotation in progress")
+    _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
+    second, third = twin.enclave_key("master-2"), twin.enclave_key("master-3")
+    _accepted(
+        twin.post(gk1, encode_rotation_propose(2, second.address, b"m2")),
+        ev.Egress,
+        ev.RotationProposed,
+        ev.RotationConfirmed,
+    )
+    _reverted(twin.abort_rotation(by=twin.user(1)), "ownable: caller is not the owner")
+    _accepted(twin.abort_rotation(by=twin.admin), ev.RotationAborted)
+    _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
+    _rejected(twin.post(gk1, encode_rotation_propose(2, third.address, b"m3")))
+    _accepted(
+        twin.post(gk2, encode_rotation_propose(2, third.address, b"m3")),
+        ev.Egress,
+        ev.RotationProposed,
+        ev.RotationConfirmed,
+    )
+    _rejected(twin.post(gk1, encode_rotation_confirm(2, third.address)))
+    _accepted(twin.abort_rotation(by=twin.admin), ev.RotationAborted)
+
+
+# --- a bounded random walk over the same calls ---------------------------------------------------
+
+_USERS = (1, 2)
+_WORKERS = ("gk", "w1", "w2")
+_CLUSTERS = (b"\xc1" * 32, b"\xc2" * 32)
+_KEYS = ("k0", "k1", "k2", "k3")
+
+
+@pytest.mark.slow
+def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
+    """Random sequences of every call, from small pools of actors, keys and ids: any call the
+    model and the chain answer differently fails with the two outcomes side by side."""
+
+    class Walk(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.twin = Twin(chain)
+            self.contracts: list[bytes] = [b"\xee" * 32]
+
+        @initialize()
+        def live_network(self) -> None:
+            """Start from a keyed network, so that most calls can also be accepted."""
+            twin = self.twin
+            _genesis(twin, "w1", "w2")
+            twin.create_cluster(_CLUSTERS[0], twin.user(1), by=twin.admin)
+            _, contract_id = twin.deploy_contract(
+                by=twin.user(2), salt=b"\x02" * 32, cluster_id=_CLUSTERS[0]
+            )
+            self.contracts.append(contract_id)
+
+        @rule(name=st.sampled_from(_WORKERS), fresh=st.booleans())
+        def register(self, name: str, fresh: bool) -> None:
+            quote = b"quote-" + bytes([fresh])
+            self.twin.register(self.twin.worker(name), quote=quote)
+
+        @rule(name=st.sampled_from(_WORKERS), add=st.booleans(), by_admin=st.booleans())
+        def gatekeeper(self, name: str, add: bool, by_admin: bool) -> None:
+            by = self.twin.admin if by_admin else self.twin.user(1)
+            call = self.twin.add_gatekeeper if add else self.twin.remove_gatekeeper
+            call(self.twin.worker(name), by=by)
+
+        @rule(lock=st.booleans())
+        def rotation_lock(self, lock: bool) -> None:
+            call = self.twin.lock_rotation if lock else self.twin.abort_rotation
+            call(by=self.twin.admin)
+
+        @rule(cluster=st.sampled_from(_CLUSTERS), owner=st.sampled_from(_USERS))
+        def create_cluster(self, cluster: bytes, owner: int) -> None:
+            self.twin.create_cluster(cluster, self.twin.user(owner), by=self.twin.admin)
+
+        @rule(
+            cluster=st.sampled_from(_CLUSTERS),
+            name=st.sampled_from(_WORKERS),
+            by=st.sampled_from(_USERS),
+            add=st.booleans(),
+        )
+        def membership(self, cluster: bytes, name: str, by: int, add: bool) -> None:
+            call = self.twin.add_cluster_worker if add else self.twin.remove_cluster_worker
+            call(cluster, self.twin.worker(name), by=self.twin.user(by))
+
+        @rule(by=st.sampled_from(_USERS), cluster=st.sampled_from(_CLUSTERS))
+        def deploy(self, by: int, cluster: bytes) -> None:
+            outcome, contract_id = self.twin.deploy_contract(
+                by=self.twin.user(by), salt=b"\x01" * 32, cluster_id=cluster
+            )
+            if outcome.accepted:
+                self.contracts.append(contract_id)
+
+        @rule(data=st.data(), by=st.sampled_from(_USERS), action=st.integers(0, 3))
+        def control(self, data: st.DataObject, by: int, action: int) -> None:
+            contract_id = data.draw(st.sampled_from(self.contracts))
+            sender, other = self.twin.user(by), self.twin.user(3 - by)
+            if action == 0:
+                self.twin.push_command(contract_id, b"command", by=sender)
+            elif action == 1:
+                self.twin.set_paused(contract_id, data.draw(st.booleans()), by=sender)
+            elif action == 2:
+                self.twin.transfer_contract(contract_id, other, by=sender)
+            else:
+                self.twin.set_controller(contract_id, other, by=sender)
+
+        @rule(
+            data=st.data(),
+            signer=st.sampled_from(("master", *_WORKERS, *_KEYS)),
+            routed=st.integers(0, 6),
+            key=st.sampled_from(_KEYS),
+            number=st.integers(0, 2),
+        )
+        def egress(
+            self, data: st.DataObject, signer: str, routed: int, key: str, number: int
+        ) -> None:
+            twin = self.twin
+            origin = secret("master-0" if signer == "master" else signer)
+            target = twin.enclave_key(key).address
+            if routed == 0:
+                egress = encode_master_key(secret("master-0").address, b"m")
+            elif routed == 1:
+                name = data.draw(st.sampled_from(_WORKERS))
+                worker = twin.worker(name)
+                record = twin.ledger.workers.get(worker)
+                quote_hash = record.quote_hash if record else b"\x00" * 32
+                egress = encode_endorse(Address(worker), 1, quote_hash)
+            elif routed == 2:
+                egress = encode_cluster_key(
+                    data.draw(st.sampled_from(_CLUSTERS)), number, target, b"c"
+                )
+            elif routed == 3:
+                contract_id = data.draw(st.sampled_from(self.contracts))
+                egress = encode_contract_key(contract_id, number, target, b"k")
+            elif routed == 4:
+                egress = encode_rotation_propose(twin.ledger.rotation_counter + 1, target, b"r")
+            elif routed == 5:
+                proposal = twin.ledger.proposal
+                address = Address(proposal[0]) if proposal else target
+                egress = encode_rotation_confirm(twin.ledger.rotation_counter + 1, address)
+            else:
+                egress = (STATE, b"state")
+            twin.post(origin, egress)
+
+        @invariant()
+        def nothing_pending_is_lost(self) -> None:
+            assert all(isinstance(e, ev.ChainEvent) for e in self.twin.ledger.pending)
+
+        def teardown(self) -> None:
+            try:
+                self.twin.check_views()
+            finally:
+                assert chain.backend.revert(chain.genesis)
+                chain.genesis = chain.backend.snapshot()
+
+    run_state_machine_as_test(
+        Walk,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=30,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
