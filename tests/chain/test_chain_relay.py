@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import pytest
 
 from veilnet.chain import EgressRelay, RelayJournal, egress_domain, sign_egress
 from veilnet.chain.egress import topic
+from veilnet.chain.relay import relay_key
 from veilnet.chain.rpc import to_hex
 
 from .conftest import Net, key, register
@@ -35,7 +39,7 @@ def test_relay_restart_rebroadcasts_the_same_transaction(net: Net, tmp_path: Pat
     path = tmp_path / "journal"
     # First life: sign and journal, then "crash" before broadcasting.
     first = EgressRelay(net.network, net.relayer, journal=RelayJournal(path))
-    entries = first._signed([((m.origin.hex.lower(), m.seq), m) for m in messages], fresh=False)
+    entries = first._signed([(relay_key(m), m) for m in messages], fresh=False)
     nonce_before = net.network.client.call(
         "eth_getTransactionCount", net.relayer.address.hex, "latest"
     )
@@ -51,3 +55,12 @@ def test_relay_restart_rebroadcasts_the_same_transaction(net: Net, tmp_path: Pat
     third = EgressRelay(net.network, sender, journal=RelayJournal(path)).submit(messages)
     assert [o.status for o in third] == ["already_used", "already_used"]
     assert to_hex(outcomes[0].tx_hash or b"") == entries[0]["tx_hash"]
+
+
+def test_relay_refuses_a_message_the_bus_could_never_take(net: Net, tmp_path: Path) -> None:
+    (message,) = _messages(net, 1)
+    journal = RelayJournal(tmp_path / "journal")
+    unpostable = dataclasses.replace(message, topic=b"\x01" * 31)
+    with pytest.raises(ValueError, match="topic"):
+        EgressRelay(net.network, net.relayer, journal=journal).submit([message, unpostable])
+    assert not journal.path.exists() and net.network.next_seq(message.origin) == 0

@@ -1,4 +1,4 @@
-"""The chain → core adapter, for every event type, and core → chain egress conversion."""
+"""The chain → core adapter, for every event type; the core's egress is what the chain side signs."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import typing
 
 import pytest
 
-from veilnet.chain import egress_domain, verify_egress
+from veilnet.chain import check_egress, egress_domain, sign_egress, verify_egress
 from veilnet.chain import model as cm
+from veilnet.chain.relay import relay_key
 from veilnet.crypto import Address, SecretKey
 from veilnet.protocol import events as ev
 from veilnet.runtime.egress import Outbox
-from veilnet.worker import to_chain_egress, to_core_block, to_core_event
+from veilnet.worker import to_core_block, to_core_event
 from veilnet.worker.adapter import IGNORED_EVENTS
 
 POSITION = {
@@ -100,13 +101,13 @@ def test_unknown_event_class_is_a_caller_bug() -> None:
         to_core_event(Strange(**POSITION))
 
 
-def test_core_egress_becomes_a_bus_message_with_a_valid_signature() -> None:
+def test_core_egress_is_the_message_the_chain_side_signs_and_verifies() -> None:
     key = SecretKey.derive(b"\x33" * 32, "egress")
     domain = egress_domain(31337, Address(b"\xb5" * 20))
     outbox = Outbox(domain)
     outbox.emit(key, key.address.raw, b"\x07" * 32, b"payload")
     (message,) = outbox.drain()
-    posted = to_chain_egress(message)
-    assert posted.origin == key.address and posted.seq == 0 and posted.payload == b"payload"
-    assert posted.key == (key.address.raw, 0)
-    verify_egress(posted, domain)
+    check_egress(message)
+    verify_egress(message, domain)
+    assert message == sign_egress(key, domain, seq=0, topic=b"\x07" * 32, payload=b"payload")
+    assert relay_key(message) == ("0x" + key.address.raw.hex(), 0)

@@ -1,13 +1,29 @@
 """The worker HTTP API: health states, attestation, typed errors with stable codes, size and
-rate limits, metrics. One real host (registered, not clustered) behind Starlette's TestClient."""
+rate limits, metrics: one real host (registered, not clustered) behind Starlette's TestClient,
+and a fixed ``WorkerService`` pinning the JSON byte for byte."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from veilnet.worker import TokenBuckets, WorkerHost, create_app
+from veilnet._version import __version__
+from veilnet.chain import ChainAddresses, Deployment
+from veilnet.crypto import Address
+from veilnet.runtime.errors import ContractUnavailable
+from veilnet.worker import TokenBuckets, WorkerConfig, WorkerHost, create_app
 from veilnet.worker.constants import MAX_QUERY_BODY
+from veilnet.worker.interfaces import (
+    AttestationView,
+    ClusterView,
+    ContractView,
+    HealthView,
+    WorkerInfoView,
+    WorkerService,
+)
+from veilnet.worker.metrics import WorkerMetrics
 
 from .conftest import Net
 
@@ -122,3 +138,112 @@ def test_refuses_to_serve_while_catching_up(solo: WorkerHost) -> None:
     assert health.status_code == 503 and health.json()["status"] == "catching_up"
     body = _error(client.post("/v1/query", content=b"x"), 503, "runtime_not_ready")
     assert body["applied_block"] == applied
+
+
+class FixedService:
+    """A ``WorkerService`` of fixed views: the API needs nothing else from a host."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.metrics = WorkerMetrics()
+
+    def health(self) -> HealthView:
+        return HealthView(status="catching_up", applied_block=7, chain_head=12, registered=True)
+
+    def info(self) -> WorkerInfoView:
+        return WorkerInfoView(
+            name="fixed",
+            address=Address(b"\x01" * 20),
+            operator=Address(b"\x02" * 20),
+            chain_id=31337,
+            registry=Address(b"\x03" * 20),
+            bus=Address(b"\x04" * 20),
+            tee="tdx",
+            measurement=b"\x05" * 2,
+            clusters=(
+                ClusterView(cluster_id=b"\xa1", is_member=True, state_commitment=b"\xc1"),
+                ClusterView(cluster_id=b"\xa2", is_member=True, state_commitment=None),
+                ClusterView(cluster_id=b"\xa3", is_member=False, state_commitment=None),
+            ),
+            cluster=b"\xa1",
+            confidence=2,
+            last_applied_block=7,
+            last_applied_hash=b"\x06",
+            status="catching_up",
+        )
+
+    def contract(self, contract_id: bytes) -> ContractView:
+        if contract_id != b"\x11" * 32:
+            raise ContractUnavailable("unknown contract", contract_id="0x" + contract_id.hex())
+        return ContractView(
+            contract_id=contract_id,
+            cluster=b"\xa1",
+            owner=Address(b"\x07" * 20),
+            controller=Address(bytes(20)),
+            code_hash=b"\x08",
+            paused=False,
+            epoch=0,
+            public_key=b"",
+            key_address=None,
+        )
+
+    def attest(self, nonce: bytes) -> AttestationView:
+        return AttestationView(
+            address=Address(b"\x01" * 20),
+            quote=b"\x09\x0a",
+            collateral=b'{"tcb": 1}',
+            report_data=nonce,
+        )
+
+    def query(self, request: bytes) -> bytes:
+        return request[::-1]
+
+
+def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) -> None:
+    addresses = ChainAddresses(
+        chain_id=31337, registry=Address(b"\x03" * 20), bus=Address(b"\x04" * 20)
+    )
+    config = WorkerConfig(
+        name="fixed",
+        data_dir=tmp_path,
+        rpc_url="http://127.0.0.1:1",
+        deployment=Deployment(addresses=addresses, admin=Address(bytes(20)), genesis_block=0),
+        operator_key=b"\x01" * 32,
+    )
+    service: WorkerService = FixedService(config)
+    client = TestClient(create_app(service))
+    health = client.get("/v1/health")
+    assert health.status_code == 503
+    assert health.content == (
+        b'{"status":"catching_up","applied_block":7,"chain_head":12,"registered":true}'
+    )
+    one, two, three, four = (Address(bytes([i]) * 20).hex for i in (1, 2, 3, 4))
+    assert (
+        client.get("/v1/info").content
+        == (
+            f'{{"name":"fixed","address":"{one}","operator":"{two}","chain_id":31337,'
+            f'"registry":"{three}","bus":"{four}","tee":"tdx","measurement":"0x0505",'
+            '"clusters":["0xa1","0xa2","0xa3"],"cluster":"0xa1","confidence":2,'
+            '"last_applied_block":7,"last_applied_hash":"0x06","state_commitments":{"0xa1":"0xc1"},'
+            f'"status":"catching_up","version":"{__version__}"}}'
+        ).encode()
+    )
+    owner, nobody = Address(b"\x07" * 20).hex, Address(bytes(20)).hex
+    assert (
+        client.get("/v1/contracts/" + "11" * 32).content
+        == (
+            f'{{"contract_id":"0x{"11" * 32}","cluster":"0xa1","owner":"{owner}",'
+            f'"controller":"{nobody}","code_hash":"0x08","paused":false,"epoch":0,'
+            '"public_key":"0x","key_address":null}'
+        ).encode()
+    )
+    _error(client.get("/v1/contracts/" + "22" * 32), 404, "runtime_contract_unavailable")
+    nonce = bytes(range(32))
+    assert (
+        client.get(f"/v1/attestation?nonce={nonce.hex()}").content
+        == (
+            f'{{"address":"{one}","quote":"090a","collateral":{{"tcb":1}},'
+            f'"report_data":"{nonce.hex()}"}}'
+        ).encode()
+    )
+    assert client.post("/v1/query", content=b"abc").content == b"cba"

@@ -1,17 +1,11 @@
 """Veilnet's chain side: Vyper Registry and Bus, deploy/genesis, chains, follower and relay.
-Pure data (events, headers, egress encoding) is in ``model``/``egress``; I/O is everything else."""
+Pure data (events, headers, egress signing) is in ``model``/``egress``; I/O is everything else."""
 
 from veilnet.chain.anvil import AnvilChain, find_anvil
 from veilnet.chain.backends import EmbeddedChain, RPCChain
 from veilnet.chain.contracts import ContractHandle, Receipt, TxSender
 from veilnet.chain.deploy import Deployment, Network, deploy
-from veilnet.chain.egress import (
-    EGRESS_TYPE,
-    EgressMessage,
-    egress_domain,
-    sign_egress,
-    verify_egress,
-)
+from veilnet.chain.egress import check_egress, egress_domain, sign_egress, verify_egress
 from veilnet.chain.errors import (
     ArtifactMismatch,
     ChainIntegrityError,
@@ -34,7 +28,6 @@ from veilnet.chain.relay import EgressRelay, RelayJournal, RelayOutcome
 from veilnet.chain.rpc import JSONRPCClient
 
 __all__ = [
-    "EGRESS_TYPE",
     "AnvilChain",
     "ArtifactMismatch",
     "Block",
@@ -47,7 +40,6 @@ __all__ = [
     "ContractHandle",
     "ContractReverted",
     "Deployment",
-    "EgressMessage",
     "EgressRelay",
     "EmbeddedChain",
     "EventDecodeError",
@@ -66,6 +58,7 @@ __all__ = [
     "RelayOutcome",
     "ReorgBeyondFinality",
     "TxSender",
+    "check_egress",
     "decode_log",
     "deploy",
     "egress_domain",

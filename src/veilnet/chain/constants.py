@@ -54,6 +54,8 @@ MAX_RPC_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 RPC_TIMEOUT_S: Final = 30.0
 RELAY_MAX_ATTEMPTS: Final = 5
 GAS_MARGIN_PERCENT: Final = 25
+PRIORITY_FEE_WEI: Final = 10**9
+"""The tip of every transaction we build: 1 gwei (fee caps are twice the base fee plus this)."""
 POST_BASE_GAS: Final = 600_000
 """Gas limit for a routed post: the Bus asserts it can forward 400k to the Registry."""
 DEFAULT_CHAIN_ID_EMBEDDED: Final = 1337

@@ -15,12 +15,21 @@ from eth_account import Account
 from eth_hash.auto import keccak
 
 from veilnet.chain.artifacts import Artifact, load_artifact
-from veilnet.chain.constants import GAS_MARGIN_PERCENT
+from veilnet.chain.constants import GAS_MARGIN_PERCENT, PRIORITY_FEE_WEI
 from veilnet.chain.errors import ContractReverted, RPCError, RPCUnavailable
 from veilnet.chain.rpc import JSONRPCClient, from_hex, from_quantity, to_hex
 from veilnet.crypto import Address
 
-__all__ = ["ContractHandle", "Receipt", "TxSender", "function_abi"]
+__all__ = [
+    "ContractHandle",
+    "Receipt",
+    "TxSender",
+    "estimate_gas",
+    "fee_caps",
+    "function_abi",
+    "pending_nonce",
+    "wait_for_receipt",
+]
 
 
 def _canonical_type(entry: dict[str, Any]) -> str:
@@ -83,6 +92,60 @@ class ContractHandle:
         return self.decode(fn, from_hex(raw))
 
 
+def fee_caps(client: JSONRPCClient) -> tuple[int, int]:
+    """(maxFeePerGas, maxPriorityFeePerGas): twice the latest base fee plus a fixed tip."""
+    block = client.call("eth_getBlockByNumber", "latest", False)
+    base = from_quantity(block.get("baseFeePerGas") or "0x0")
+    return base * 2 + PRIORITY_FEE_WEI, PRIORITY_FEE_WEI
+
+
+def pending_nonce(client: JSONRPCClient, address: Address) -> int:
+    """The next nonce of ``address``, counting transactions still in the pool."""
+    return from_quantity(client.call("eth_getTransactionCount", address.hex, "pending"))
+
+
+def estimate_gas(
+    client: JSONRPCClient, sender: Address, to: Address | None, data: bytes, *, value: int = 0
+) -> int:
+    """The node's gas estimate plus ``GAS_MARGIN_PERCENT``.
+
+    Raises:
+        ContractReverted: the transaction would revert (with the contract's reason).
+        RPCError: the node could not estimate it.
+    """
+    tx: dict[str, Any] = {"from": sender.hex, "data": to_hex(data), "value": hex(value)}
+    if to is not None:
+        tx["to"] = to.hex
+    gas = from_quantity(client.call("eth_estimateGas", tx))
+    return gas + gas * GAS_MARGIN_PERCENT // 100
+
+
+def wait_for_receipt(
+    client: JSONRPCClient,
+    tx_hash: bytes,
+    *,
+    timeout: float = 60.0,
+    poll: float = 0.05,
+    stop: threading.Event | None = None,
+) -> Receipt:
+    """Wait for the receipt of ``tx_hash`` (mining it is the chain's job).
+
+    Raises:
+        RPCUnavailable: not mined within ``timeout`` seconds, or ``stop`` was set meanwhile.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = client.call("eth_getTransactionReceipt", to_hex(tx_hash))
+        if doc is not None:
+            return _receipt(doc)
+        if time.monotonic() > deadline:
+            raise RPCUnavailable("transaction not mined in time", tx_hash=to_hex(tx_hash))
+        if stop is None:
+            time.sleep(poll)
+        elif stop.wait(poll):
+            raise RPCUnavailable("stopped waiting for the transaction", tx_hash=to_hex(tx_hash))
+
+
 class TxSender:
     """Signs and sends transactions from one funded account, managing its nonce and fees.
 
@@ -100,12 +163,9 @@ class TxSender:
         self._fee: tuple[int, int] | None = None
 
     def fees(self) -> tuple[int, int]:
-        """(maxFeePerGas, maxPriorityFeePerGas): twice the current base fee plus 1 gwei tip."""
+        """(maxFeePerGas, maxPriorityFeePerGas), read once (see ``fee_caps``)."""
         if self._fee is None:
-            block = self.client.call("eth_getBlockByNumber", "latest", False)
-            base = from_quantity(block.get("baseFeePerGas") or "0x0")
-            tip = 10**9
-            self._fee = (base * 2 + tip, tip)
+            self._fee = fee_caps(self.client)
         return self._fee
 
     def reset_nonce(self) -> None:
@@ -116,19 +176,13 @@ class TxSender:
     def next_nonce(self) -> int:
         with self._lock:
             if self._nonce is None:
-                self._nonce = from_quantity(
-                    self.client.call("eth_getTransactionCount", self.address.hex, "pending")
-                )
+                self._nonce = pending_nonce(self.client, self.address)
             nonce = self._nonce
             self._nonce += 1
             return nonce
 
     def estimate(self, to: Address | None, data: bytes, value: int = 0) -> int:
-        tx: dict[str, Any] = {"from": self.address.hex, "data": to_hex(data), "value": hex(value)}
-        if to is not None:
-            tx["to"] = to.hex
-        gas = from_quantity(self.client.call("eth_estimateGas", tx))
-        return gas + gas * GAS_MARGIN_PERCENT // 100
+        return estimate_gas(self.client, self.address, to, data, value=value)
 
     def sign(
         self, to: Address | None, data: bytes, *, gas: int, nonce: int, value: int = 0
@@ -181,15 +235,8 @@ class TxSender:
         return [tx_hash for _, tx_hash in signed]
 
     def wait(self, tx_hash: bytes, *, timeout: float = 60.0, poll: float = 0.05) -> Receipt:
-        """Wait for the receipt (mining it is the chain's job); raises RPCUnavailable on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            doc = self.client.call("eth_getTransactionReceipt", to_hex(tx_hash))
-            if doc is not None:
-                return _receipt(doc)
-            if time.monotonic() > deadline:
-                raise RPCUnavailable("transaction not mined in time", tx_hash=to_hex(tx_hash))
-            time.sleep(poll)
+        """Wait for the receipt; raises RPCUnavailable on timeout."""
+        return wait_for_receipt(self.client, tx_hash, timeout=timeout, poll=poll)
 
     def transact(
         self, to: Address | None, data: bytes, *, gas: int | None = None, value: int = 0

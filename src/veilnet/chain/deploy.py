@@ -12,11 +12,11 @@ from eth_abi.abi import encode as abi_encode
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.constants import DEFAULT_MAX_PAYLOAD, POST_BASE_GAS, ROUTED_TOPICS
 from veilnet.chain.contracts import ContractHandle, Receipt, TxSender
-from veilnet.chain.egress import EgressMessage
 from veilnet.chain.errors import ChainNotReady
 from veilnet.chain.model import ChainAddresses
 from veilnet.chain.rpc import JSONRPCClient, from_quantity
 from veilnet.crypto import Address
+from veilnet.protocol.egress import EgressMessage
 
 __all__ = ["Deployment", "Network", "deploy"]
 

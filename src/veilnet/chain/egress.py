@@ -1,9 +1,9 @@
-"""Egress messages: what an enclave key signs (EIP-712 ``Egress``) for the Bus, and the payload
-encodings of the topics the Registry acts on. Pure (crypto + eth-abi): the runtime may import it."""
+"""Egress on the chain side: signing and verifying ``veilnet.protocol.egress.EgressMessage``
+for ``Bus.post`` (EIP-712 ``Egress``), and the payloads of the topics the Registry acts on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 from eth_abi.abi import encode as abi_encode
 
@@ -16,12 +16,13 @@ from veilnet.chain.constants import (
     TOPIC_ROTATION_CONFIRM,
     TOPIC_ROTATION_PROPOSE,
 )
-from veilnet.crypto import Address, Domain, MessageType, SecretKey, sign_typed, verify_typed
+from veilnet.crypto import Address, Domain, SecretKey, sign_typed, verify_typed
+from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
 
 __all__ = [
-    "EGRESS_TYPE",
-    "EgressMessage",
+    "check_egress",
     "egress_domain",
+    "egress_values",
     "encode_cluster_key",
     "encode_contract_key",
     "encode_endorse",
@@ -32,12 +33,6 @@ __all__ = [
     "topic",
     "verify_egress",
 ]
-
-EGRESS_TYPE = MessageType(
-    "Egress",
-    (("origin", "address"), ("seq", "uint64"), ("topic", "bytes32"), ("payload", "bytes")),
-)
-"""``Egress(address origin,uint64 seq,bytes32 topic,bytes payload)``; the Bus recomputes it."""
 
 
 def topic(name: str) -> bytes:
@@ -52,52 +47,53 @@ def egress_domain(chain_id: int, bus: Address) -> Domain:
     return Domain(chain_id=chain_id, verifying_contract=bus)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EgressMessage:
-    """One signed egress message, ready for ``Bus.post``."""
+def check_egress(message: EgressMessage) -> None:
+    """None if ``Bus.post`` can take ``message`` at all (its ABI bounds); the Bus checks the rest.
 
-    origin: Address
-    seq: int
-    topic: bytes
-    payload: bytes
-    signature: bytes
+    Raises:
+        ValueError: origin not 20 bytes, topic not 32, seq beyond uint64 or payload too big.
+    """
+    if len(message.origin) != 20:
+        raise ValueError("origin must be a 20-byte address")
+    if len(message.topic) != 32:
+        raise ValueError("topic must be 32 bytes")
+    if not 0 <= message.seq < 2**64:
+        raise ValueError("seq must fit uint64")
+    if len(message.payload) > MAX_PAYLOAD_BOUND:
+        raise ValueError("payload too big")
 
-    def __post_init__(self) -> None:
-        if len(self.topic) != 32:
-            raise ValueError("topic must be 32 bytes")
-        if not 0 <= self.seq < 2**64:
-            raise ValueError("seq must fit uint64")
-        if len(self.payload) > MAX_PAYLOAD_BOUND:
-            raise ValueError("payload too big")
 
-    def values(self) -> dict[str, object]:
-        return {
-            "origin": self.origin,
-            "seq": self.seq,
-            "topic": self.topic,
-            "payload": self.payload,
-        }
-
-    @property
-    def key(self) -> tuple[bytes, int]:
-        """(origin, seq): what the Bus accepts exactly once."""
-        return (self.origin.raw, self.seq)
+def egress_values(message: EgressMessage) -> dict[str, object]:
+    """The fields of the EIP-712 ``Egress`` struct the origin signs."""
+    return {
+        "origin": Address(message.origin),
+        "seq": message.seq,
+        "topic": message.topic,
+        "payload": message.payload,
+    }
 
 
 def sign_egress(
     key: SecretKey, domain: Domain, *, seq: int, topic: bytes, payload: bytes
 ) -> EgressMessage:
-    """Sign an egress message with ``key``; the origin is the key's address."""
-    values = {"origin": key.address, "seq": seq, "topic": topic, "payload": payload}
-    signature = sign_typed(key, domain, EGRESS_TYPE, values)
-    return EgressMessage(
-        origin=key.address, seq=seq, topic=topic, payload=payload, signature=signature
+    """Sign an egress message with ``key``; the origin is the key's address.
+
+    Raises:
+        ValueError: the message could never be posted (see ``check_egress``).
+    """
+    unsigned = EgressMessage(
+        origin=key.address.raw, seq=seq, topic=topic, payload=payload, signature=b""
     )
+    check_egress(unsigned)
+    signature = sign_typed(key, domain, EGRESS_TYPE, egress_values(unsigned))
+    return dataclasses.replace(unsigned, signature=signature)
 
 
 def verify_egress(message: EgressMessage, domain: Domain) -> None:
     """None if the origin signed it; raises SignatureInvalid otherwise."""
-    verify_typed(message.origin, message.signature, domain, EGRESS_TYPE, message.values())
+    verify_typed(
+        Address(message.origin), message.signature, domain, EGRESS_TYPE, egress_values(message)
+    )
 
 
 def encode_endorse(worker: Address, confidence: int, quote_hash: bytes) -> tuple[bytes, bytes]:

@@ -16,11 +16,12 @@ from typing import Any, Literal
 from veilnet.chain.constants import POST_BASE_GAS, RELAY_MAX_ATTEMPTS, ROUTED_TOPICS
 from veilnet.chain.contracts import TxSender
 from veilnet.chain.deploy import Network
-from veilnet.chain.egress import EgressMessage
+from veilnet.chain.egress import check_egress
 from veilnet.chain.errors import ContractReverted, RelayGaveUp, RPCError, RPCUnavailable
 from veilnet.chain.rpc import from_hex, from_quantity, to_hex
+from veilnet.protocol.egress import EgressMessage
 
-__all__ = ["EgressRelay", "RelayJournal", "RelayOutcome", "post_gas_limit"]
+__all__ = ["EgressRelay", "RelayJournal", "RelayOutcome", "post_gas_limit", "relay_key"]
 
 _UNROUTED_BASE_GAS = 120_000
 _GAS_PER_PAYLOAD_BYTE = 64
@@ -30,6 +31,11 @@ def post_gas_limit(message: EgressMessage) -> int:
     """A gas limit that covers ``Bus.post`` for this payload (unused gas is not charged)."""
     base = POST_BASE_GAS if message.topic in ROUTED_TOPICS else _UNROUTED_BASE_GAS
     return base + _GAS_PER_PAYLOAD_BYTE * len(message.payload)
+
+
+def relay_key(message: EgressMessage) -> tuple[str, int]:
+    """(origin as lowercase 0x-hex, seq): one Bus slot, as the journal records it."""
+    return (to_hex(message.origin), message.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +134,12 @@ class EgressRelay:
         Raises:
             RelayGaveUp: some message neither landed nor was found used after max_attempts.
             RPCUnavailable: the node stayed unreachable.
+            ValueError: a message could never be posted (see ``check_egress``); nothing sent.
         """
+        for message in messages:
+            check_egress(message)
         outcomes: dict[tuple[str, int], RelayOutcome] = {}
-        todo = {(m.origin.hex.lower(), m.seq): m for m in messages}
+        todo = {relay_key(m): m for m in messages}
         for attempt in range(self.max_attempts):
             if not todo:
                 break
@@ -154,7 +163,7 @@ class EgressRelay:
                 self._sleep(0.05 * (attempt + 1))
         if todo:
             raise RelayGaveUp(f"{len(todo)} egress message(s) not posted", pending=len(todo))
-        return [outcomes[(m.origin.hex.lower(), m.seq)] for m in messages]
+        return [outcomes[relay_key(m)] for m in messages]
 
     def _settle_used(self, key: tuple[str, int]) -> RelayOutcome:
         if self.journal is not None and key not in self.journal.done:

@@ -1,7 +1,7 @@
 """The worker host (untrusted): follows the chain, feeds the enclave core, relays its egress,
 keeps sealed checkpoints and serves the worker HTTP API; ``bootstrap_network`` for devnets."""
 
-from veilnet.worker.adapter import to_chain_egress, to_core_block, to_core_event
+from veilnet.worker.adapter import to_core_block, to_core_event
 from veilnet.worker.api import APIServer, TokenBuckets, create_app
 from veilnet.worker.bootstrap import (
     BootstrapResult,
@@ -22,6 +22,7 @@ from veilnet.worker.errors import (
     WorkerConfigInvalid,
 )
 from veilnet.worker.host import WorkerHost
+from veilnet.worker.interfaces import WorkerService
 from veilnet.worker.storage import StoredCheckpoint, WorkerStorage, atomic_write
 
 __all__ = [
@@ -40,13 +41,13 @@ __all__ = [
     "WorkerConfig",
     "WorkerConfigInvalid",
     "WorkerHost",
+    "WorkerService",
     "WorkerStorage",
     "atomic_write",
     "bootstrap_network",
     "cluster_id",
     "create_app",
     "dev_measurement",
-    "to_chain_egress",
     "to_core_block",
     "to_core_event",
 ]

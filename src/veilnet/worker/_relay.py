@@ -8,9 +8,10 @@ import threading
 from collections.abc import Callable, Sequence
 
 from veilnet.chain import EgressRelay, RelayJournal
-from veilnet.chain.egress import EgressMessage
 from veilnet.chain.errors import RPCUnavailable
+from veilnet.chain.relay import relay_key
 from veilnet.errors import VeilnetError
+from veilnet.protocol.egress import EgressMessage
 from veilnet.worker.constants import ERROR_BACKOFF_S
 from veilnet.worker.metrics import WorkerMetrics
 
@@ -86,7 +87,7 @@ class RelayWorker:
     def _post(self, batch: list[EgressMessage]) -> None:
         todo: dict[tuple[str, int], EgressMessage] = {}
         for message in batch:
-            key = (message.origin.hex.lower(), message.seq)
+            key = relay_key(message)
             if key not in self._journal.done:
                 todo.setdefault(key, message)
         failures = 0

@@ -1,5 +1,5 @@
-"""Translation between the chain's typed events and the core's input records, and back for egress.
-Table-driven: each chain event class maps to the runtime record of the same name, field by field."""
+"""Translation of the chain's typed events into the core's input records, table-driven: each chain
+event class maps to the runtime record of the same name (egress is posted as the core made it)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import dataclasses
 from typing import Any, Final, cast
 
 from veilnet.chain import model as cm
-from veilnet.chain.egress import EgressMessage as ChainEgress
 from veilnet.crypto import Address
 from veilnet.protocol import events as ev
-from veilnet.protocol.egress import EgressMessage as CoreEgress
 
-__all__ = ["IGNORED_EVENTS", "to_chain_egress", "to_core_block", "to_core_event"]
+__all__ = ["IGNORED_EVENTS", "to_core_block", "to_core_event"]
 
 IGNORED_EVENTS: Final[frozenset[type[cm.ChainEvent]]] = frozenset(
     {cm.BusSet, cm.OwnershipTransferred, cm.OwnershipTransferStarted, cm.ParamsChanged}
@@ -71,14 +69,3 @@ def to_core_block(block: cm.Block) -> ev.Block:
     )
     events = tuple(e for e in (to_core_event(item) for item in block.events) if e is not None)
     return ev.Block(header=header, events=events)
-
-
-def to_chain_egress(message: CoreEgress) -> ChainEgress:
-    """A core egress message as the relay posts it to ``Bus.post``."""
-    return ChainEgress(
-        origin=Address(message.origin),
-        seq=message.seq,
-        topic=message.topic,
-        payload=message.payload,
-        signature=message.signature,
-    )

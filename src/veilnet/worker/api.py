@@ -4,6 +4,7 @@ encrypted queries, public contract info and Prometheus metrics. Errors are ``{"e
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import threading
@@ -11,7 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -21,15 +22,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from veilnet._version import __version__
-from veilnet.crypto import Address
 from veilnet.errors import InternalError, VeilnetError
-from veilnet.runtime.errors import ContractUnavailable
 from veilnet.worker.constants import MAX_NONCE_HEX, MAX_QUERY_BODY, MAX_RATE_CLIENTS
 from veilnet.worker.errors import BadRequest, RateLimited, RequestTooLarge, RouteNotFound
+from veilnet.worker.interfaces import (
+    AttestationView,
+    ContractView,
+    HealthView,
+    WorkerInfoView,
+    WorkerService,
+)
 from veilnet.worker.metrics import CONTENT_TYPE_LATEST
-
-if TYPE_CHECKING:
-    from veilnet.worker.host import WorkerHost
 
 __all__ = ["APIServer", "QueryPool", "TokenBuckets", "create_app", "guard"]
 
@@ -99,7 +102,7 @@ class QueryPool:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def guard(host: WorkerHost, buckets: TokenBuckets | None, handler: Handler) -> Handler:
+def guard(host: WorkerService, buckets: TokenBuckets | None, handler: Handler) -> Handler:
     """Wrap an endpoint: the client's rate limit (unless ``buckets`` is None), and every error
     as ``{"error": {...}}`` with its stable code."""
 
@@ -120,7 +123,7 @@ def guard(host: WorkerHost, buckets: TokenBuckets | None, handler: Handler) -> H
     return endpoint
 
 
-def _error(host: WorkerHost, exc: VeilnetError) -> JSONResponse:
+def _error(host: WorkerService, exc: VeilnetError) -> JSONResponse:
     host.metrics.http_errors.labels(code=exc.code).inc()
     headers = {}
     if isinstance(exc, RateLimited):
@@ -129,7 +132,7 @@ def _error(host: WorkerHost, exc: VeilnetError) -> JSONResponse:
 
 
 def create_app(
-    host: WorkerHost,
+    host: WorkerService,
     *,
     clock: Callable[[], float] = time.monotonic,
     limiter: TokenBuckets | None = None,
@@ -152,24 +155,18 @@ def create_app(
         return guard(host, buckets if limited else None, handler)
 
     async def health(request: Request) -> Response:
-        status = host.status()
-        body = {
-            "status": status,
-            "applied_block": host.applied_block,
-            "chain_head": host.chain_head,
-            "registered": host.registered,
-        }
-        return JSONResponse(body, status_code=200 if status == "ok" else 503)
+        view = host.health()
+        return JSONResponse(_health_json(view), status_code=200 if view.status == "ok" else 503)
 
     async def info(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(_info, host))
+        return JSONResponse(_info_json(await run_in_threadpool(host.info)))
 
     async def attestation(request: Request) -> Response:
         raw = request.query_params.get("nonce", "")
         nonce = _hex(raw, "nonce", max_chars=MAX_NONCE_HEX)
         if len(nonce) != 32:
             raise BadRequest("nonce must be 32 bytes of hex")
-        return JSONResponse(await run_in_threadpool(host.attest, nonce))
+        return JSONResponse(_attestation_json(await run_in_threadpool(host.attest, nonce)))
 
     async def query(request: Request) -> Response:
         started = time.perf_counter()
@@ -189,7 +186,8 @@ def create_app(
         contract_id = _hex(request.path_params["id_hex"], "contract id", max_chars=64)
         if len(contract_id) != 32:
             raise BadRequest("contract id must be 32 bytes of hex")
-        return JSONResponse(await run_in_threadpool(_contract_info, host, contract_id))
+        view = await run_in_threadpool(host.contract, contract_id)
+        return JSONResponse(_contract_json(view))
 
     async def metrics(request: Request) -> Response:
         return Response(host.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -240,57 +238,71 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _info(host: WorkerHost) -> dict[str, Any]:
-    with host.lock:
-        core = host.core
-        head = core.head
-        me = core.workers.get(core.address)
-        commitments = {}
-        for cluster_id, cluster in sorted(core.clusters.items()):
-            if core.address in cluster.members:
-                commitment = core.cluster_commitment(cluster_id)
-                if commitment is not None:
-                    commitments["0x" + cluster_id.hex()] = "0x" + commitment.hex()
-        addresses = host.config.deployment.addresses
-        return {
-            "name": host.config.name,
-            "address": host.address,
-            "operator": host.operator.hex,
-            "chain_id": addresses.chain_id,
-            "registry": addresses.registry.hex,
-            "bus": addresses.bus.hex,
-            "tee": core.platform.kind,
-            "measurement": "0x" + core.platform.measurement.hex(),
-            "clusters": ["0x" + c.hex() for c in sorted(core.clusters)],
-            "cluster": None if me is None or me.cluster is None else "0x" + me.cluster.hex(),
-            "confidence": None if me is None else me.confidence,
-            "last_applied_block": None if head is None else head.number,
-            "last_applied_hash": None if head is None else "0x" + head.hash.hex(),
-            "state_commitments": commitments,
-            "status": host.status(),
-            "version": __version__,
-        }
+def _0x(data: bytes) -> str:
+    return "0x" + data.hex()
 
 
-def _contract_info(host: WorkerHost, contract_id: bytes) -> dict[str, Any]:
-    with host.lock:
-        contract = host.core.contracts.get(contract_id)
-        if contract is None:
-            raise ContractUnavailable("unknown contract", contract_id="0x" + contract_id.hex())
-        epoch = contract.epochs.get(contract.epoch)
-        public = epoch.public_key if epoch is not None and contract.epoch > 0 else b""
-        key_address = epoch.key_address if epoch is not None and contract.epoch > 0 else b""
-        return {
-            "contract_id": "0x" + contract_id.hex(),
-            "cluster": "0x" + contract.cluster.hex(),
-            "owner": Address(contract.owner).hex,
-            "controller": Address(contract.controller).hex,
-            "code_hash": "0x" + contract.code_hash.hex(),
-            "paused": contract.paused,
-            "epoch": contract.epoch,
-            "public_key": "0x" + public.hex(),
-            "key_address": Address(key_address).hex if len(key_address) == 20 else None,
-        }
+def _0x_or_none(data: bytes | None) -> str | None:
+    return None if data is None else _0x(data)
+
+
+def _health_json(view: HealthView) -> dict[str, Any]:
+    return {
+        "status": view.status,
+        "applied_block": view.applied_block,
+        "chain_head": view.chain_head,
+        "registered": view.registered,
+    }
+
+
+def _info_json(view: WorkerInfoView) -> dict[str, Any]:
+    return {
+        "name": view.name,
+        "address": view.address.hex,
+        "operator": view.operator.hex,
+        "chain_id": view.chain_id,
+        "registry": view.registry.hex,
+        "bus": view.bus.hex,
+        "tee": view.tee,
+        "measurement": _0x(view.measurement),
+        "clusters": [_0x(cluster.cluster_id) for cluster in view.clusters],
+        "cluster": _0x_or_none(view.cluster),
+        "confidence": view.confidence,
+        "last_applied_block": view.last_applied_block,
+        "last_applied_hash": None
+        if view.last_applied_hash is None
+        else _0x(view.last_applied_hash),
+        "state_commitments": {
+            _0x(cluster.cluster_id): _0x(cluster.state_commitment)
+            for cluster in view.clusters
+            if cluster.is_member and cluster.state_commitment is not None
+        },
+        "status": view.status,
+        "version": __version__,
+    }
+
+
+def _attestation_json(view: AttestationView) -> dict[str, Any]:
+    return {
+        "address": view.address.hex,
+        "quote": view.quote.hex(),
+        "collateral": json.loads(view.collateral),
+        "report_data": view.report_data.hex(),
+    }
+
+
+def _contract_json(view: ContractView) -> dict[str, Any]:
+    return {
+        "contract_id": _0x(view.contract_id),
+        "cluster": _0x(view.cluster),
+        "owner": view.owner.hex,
+        "controller": view.controller.hex,
+        "code_hash": _0x(view.code_hash),
+        "paused": view.paused,
+        "epoch": view.epoch,
+        "public_key": _0x(view.public_key),
+        "key_address": None if view.key_address is None else view.key_address.hex,
+    }
 
 
 class APIServer:

@@ -27,6 +27,8 @@ IDENTITY_FUNDING_WEI: Final = 10**17
 REGISTRATION_GAS: Final = 1_500_000
 """Upper bound used when ``eth_estimateGas`` fails for ``register_worker`` (quote in calldata)."""
 REGISTRATION_RETRY_S: Final = 2.0
+REGISTRATION_TIMEOUT_S: Final = 120.0
+"""How long the host waits for its ``register_worker`` transaction to be mined."""
 ERROR_BACKOFF_S: Final = 1.0
 """Wait after a failed poll (node down, proof failure) before trying again."""
 IDENTITY_FILE: Final = "identity.sealed"

@@ -32,16 +32,23 @@ from eth_account import Account
 from veilnet.attestation import Policy, TrustRoot
 from veilnet.chain import EgressRelay, Follower, JSONRPCClient, Network, RelayJournal
 from veilnet.chain import model as cm
-from veilnet.chain.constants import GAS_MARGIN_PERCENT, KIND_NONE, KIND_WORKER
-from veilnet.chain.errors import ContractReverted, RPCError
-from veilnet.chain.rpc import from_quantity, to_hex
+from veilnet.chain.constants import KIND_NONE, KIND_WORKER
+from veilnet.chain.errors import ContractReverted
+from veilnet.chain.rpc import from_quantity
+from veilnet.chain.transactions import (
+    balance_of,
+    register_worker_transaction,
+    send_raw_transaction,
+    transaction_cost,
+)
 from veilnet.crypto import Address
 from veilnet.errors import VeilnetError
 from veilnet.runtime import CoreConfig, EnclaveCore, NotReady, QueryIO
 from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
-from veilnet.runtime.errors import BlockRejected, CheckpointInvalid
+from veilnet.runtime.errors import BlockRejected, CheckpointInvalid, ContractUnavailable
 from veilnet.worker._relay import RelayWorker
-from veilnet.worker.adapter import to_chain_egress, to_core_block
+from veilnet.worker.adapter import to_core_block
+from veilnet.worker.api import APIServer, QueryPool, create_app
 from veilnet.worker.config import WorkerConfig
 from veilnet.worker.constants import (
     ERROR_BACKOFF_S,
@@ -49,8 +56,16 @@ from veilnet.worker.constants import (
     MAX_APPLY_FAILURES,
     REGISTRATION_GAS,
     REGISTRATION_RETRY_S,
+    REGISTRATION_TIMEOUT_S,
 )
 from veilnet.worker.errors import RegistrationFailed, WaitTimeout, WorkerConfigInvalid
+from veilnet.worker.interfaces import (
+    AttestationView,
+    ClusterView,
+    ContractView,
+    HealthView,
+    WorkerInfoView,
+)
 from veilnet.worker.metrics import WorkerMetrics
 from veilnet.worker.storage import StoredCheckpoint, WorkerStorage
 
@@ -61,6 +76,9 @@ _log = logging.getLogger("veilnet.worker")
 
 class WorkerHost:
     """One worker: core, chain follower, egress relay, checkpoints and HTTP API.
+
+    Implements ``WorkerService`` for the API: the views it hands out are built under the core
+    lock and share nothing with the core.
 
     Build with a ``WorkerConfig``; ``start()`` returns once the core is booted and the API
     listens (registration and catching up continue in the background; watch ``status``).
@@ -102,8 +120,8 @@ class WorkerHost:
         self._last_checkpoint: int | None = None
         self._thread: threading.Thread | None = None
         self._relay: RelayWorker | None = None
-        self._api: Any = None
-        self._queries: Any = None
+        self._api: APIServer | None = None
+        self._queries: QueryPool | None = None
         self._clients: list[JSONRPCClient] = []
         self._owned_engine: Any = None
         self._gateway: Any = None
@@ -210,8 +228,6 @@ class WorkerHost:
         self._relay.start()
         self._query_io = self._make_query_io()
         if cfg.serve_api:
-            from veilnet.worker.api import APIServer, QueryPool, create_app
-
             self._queries = QueryPool(cfg.query_threads, name=f"veil-{cfg.name}-query")
             app = create_app(self, pool=self._queries)
             self._api = APIServer(app, host=cfg.api_host, port=cfg.api_port)
@@ -287,18 +303,81 @@ class WorkerHost:
         # the agent runs on the snapshot, so a slow llm.chat never holds up block application
         return core.run_query(prepared, io=self._query_io)
 
-    def attest(self, nonce: bytes) -> dict[str, Any]:
-        """``GET /v1/attestation``: a quote over (address, nonce) with its collateral."""
-        import json
+    def health(self) -> HealthView:
+        """``GET /v1/health``; never waits for the core lock (a block may be applying)."""
+        return HealthView(
+            status=self.status(),
+            applied_block=self.applied_block,
+            chain_head=self._chain_head,
+            registered=self._registered,
+        )
 
+    def info(self) -> WorkerInfoView:
+        """``GET /v1/info``: identity, network and the applied head, under the core lock."""
+        addresses = self.config.deployment.addresses
+        with self._lock:
+            core = self.core
+            head = core.head
+            me = core.workers.get(core.address)
+            clusters: list[ClusterView] = []
+            for cluster_id, cluster in sorted(core.clusters.items()):
+                member = core.address in cluster.members
+                commitment = core.cluster_commitment(cluster_id) if member else None
+                view = ClusterView(
+                    cluster_id=cluster_id, is_member=member, state_commitment=commitment
+                )
+                clusters.append(view)
+            return WorkerInfoView(
+                name=self.config.name,
+                address=Address(core.address),
+                operator=self.operator,
+                chain_id=addresses.chain_id,
+                registry=addresses.registry,
+                bus=addresses.bus,
+                tee=core.platform.kind,
+                measurement=core.platform.measurement,
+                clusters=tuple(clusters),
+                cluster=None if me is None else me.cluster,
+                confidence=None if me is None else me.confidence,
+                last_applied_block=None if head is None else head.number,
+                last_applied_hash=None if head is None else head.hash,
+                status=self.status(),
+            )
+
+    def contract(self, contract_id: bytes) -> ContractView:
+        """``GET /v1/contracts/{id}``: one agent contract's public facts, under the core lock.
+
+        Raises:
+            ContractUnavailable: the core knows no contract ``contract_id``.
+        """
+        with self._lock:
+            contract = self.core.contracts.get(contract_id)
+            if contract is None:
+                raise ContractUnavailable("unknown contract", contract_id="0x" + contract_id.hex())
+            # epoch 0 means no contract key yet, whatever the epochs table holds
+            epoch = contract.epochs.get(contract.epoch) if contract.epoch > 0 else None
+            key_address = b"" if epoch is None else epoch.key_address
+            return ContractView(
+                contract_id=contract_id,
+                cluster=contract.cluster,
+                owner=Address(contract.owner),
+                controller=Address(contract.controller),
+                code_hash=contract.code_hash,
+                paused=contract.paused,
+                epoch=contract.epoch,
+                public_key=b"" if epoch is None else epoch.public_key,
+                key_address=Address(key_address) if len(key_address) == 20 else None,
+            )
+
+    def attest(self, nonce: bytes) -> AttestationView:
+        """``GET /v1/attestation``: a quote over (address, nonce) with its collateral."""
         core = self.core
-        quote = core.attest(nonce)
-        return {
-            "address": self.address,
-            "quote": quote.hex(),
-            "collateral": json.loads(core.platform.collateral()),
-            "report_data": (core.address.rjust(32, b"\x00") + nonce).hex(),
-        }
+        return AttestationView(
+            address=Address(core.address),
+            quote=core.attest(nonce),
+            collateral=core.platform.collateral(),
+            report_data=core.address.rjust(32, b"\x00") + nonce,
+        )
 
     # ------------------------------------------------------------------ boot ---------------
 
@@ -477,7 +556,7 @@ class WorkerHost:
             self.metrics.blocks_applied.inc()
             self.metrics.head.set(block.header.number)
             if egress and self._relay is not None:
-                self._relay.put([to_chain_egress(m) for m in egress])
+                self._relay.put(egress)
             core = self.core
             if core.resync_required and core.resync_keyring is not None:
                 self._resync(core.resync_keyring)
@@ -545,6 +624,8 @@ class WorkerHost:
         try:
             self._register()
         except VeilnetError as exc:
+            if self._stop.is_set():  # stopping abandons the wait for the receipt
+                return
             if exc.message != self._registration_error:
                 self.log.warning("registration pending: %s: %s", exc.code, exc.message)
             self._registration_error = exc.message
@@ -554,8 +635,9 @@ class WorkerHost:
             self._notify()
 
     def _register(self) -> None:
+        """Register the identity unless the Registry knows it: the core signs, the host pays
+        the identity's gas from ``fund_from`` if it must, and waits for the receipt."""
         network = self._network
-        client = network.client
         identity = Address(self.core.address)
         kind = network.origin_kind(identity)
         if kind == KIND_WORKER:
@@ -565,65 +647,25 @@ class WorkerHost:
             raise RegistrationFailed("the identity address is in use by another origin")
         with self._lock:
             request = self.core.registration(self.operator.raw)
-        data = network.registry.encode(
-            "register_worker",
-            Address(request.operator),
-            request.hpke_key,
-            request.tee_kind,
-            request.measurement,
-            request.quote,
-            request.collateral_hash,
-        )
-        registry = network.addresses.registry
         try:
-            estimate = from_quantity(
-                client.call(
-                    "eth_estimateGas",
-                    {"from": identity.hex, "to": registry.hex, "data": to_hex(data)},
-                )
-            )
-            gas = estimate + estimate * GAS_MARGIN_PERCENT // 100
+            tx = register_worker_transaction(network, request, fallback_gas=REGISTRATION_GAS)
         except ContractReverted as exc:
-            raise RegistrationFailed(
-                f"register_worker would revert: {exc.details.get('reason', exc.message)}"
-            ) from exc
-        except RPCError:
-            gas = REGISTRATION_GAS
-        block = client.call("eth_getBlockByNumber", "latest", False)
-        tip = 10**9
-        max_fee = from_quantity(block.get("baseFeePerGas") or "0x0") * 2 + tip
-        cost = gas * max_fee
-        balance = from_quantity(client.call("eth_getBalance", identity.hex, "latest"))
-        if balance < cost:
+            raise RegistrationFailed(f"register_worker would revert: {exc.reason}") from exc
+        cost = transaction_cost(tx)
+        if balance_of(network.client, identity) < cost:
             if self.config.fund_from is None:
                 raise RegistrationFailed(
                     "the identity needs ETH for register_worker", address=identity.hex
                 )
             funder = network.sender(self.config.fund_from)
             funder.transact(identity, b"", value=max(IDENTITY_FUNDING_WEI, 2 * cost), gas=21_000)
-        nonce = from_quantity(client.call("eth_getTransactionCount", identity.hex, "pending"))
-        tx = {
-            "chainId": network.addresses.chain_id,
-            "nonce": nonce,
-            "to": registry.hex,
-            "value": 0,
-            "data": data,
-            "gas": gas,
-            "maxFeePerGas": max_fee,
-            "maxPriorityFeePerGas": tip,
-        }
         with self._lock:
             raw = self.core.sign_transaction(tx)
-        tx_hash = client.call("eth_sendRawTransaction", to_hex(raw))
-        deadline = time.monotonic() + 120
-        while not self._stop.is_set():
-            receipt = client.call("eth_getTransactionReceipt", tx_hash)
-            if receipt is not None:
-                if from_quantity(receipt["status"]) != 1:
-                    raise RegistrationFailed("register_worker reverted on chain")
-                self._registered = True
-                self.log.info("registered identity %s on chain", identity.hex)
-                return
-            if time.monotonic() > deadline:
-                raise RegistrationFailed("register_worker was not mined in time")
-            self._stop.wait(0.05)
+        try:
+            send_raw_transaction(
+                network.client, raw, timeout=REGISTRATION_TIMEOUT_S, stop=self._stop
+            )
+        except ContractReverted as exc:
+            raise RegistrationFailed("register_worker reverted on chain") from exc
+        self._registered = True
+        self.log.info("registered identity %s on chain", identity.hex)
