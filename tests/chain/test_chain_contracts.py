@@ -91,14 +91,14 @@ def test_post_rejects_wrong_signer_unknown_origin_and_big_payload(net: Net) -> N
     domain = _domain(net)
     good = sign_egress(worker, domain, seq=0, topic=STATE, payload=b"a")
     forged = sign_egress(other, domain, seq=0, topic=STATE, payload=b"a")
-    from veilnet.chain.egress import EgressMessage
+    from veilnet.protocol.egress import EgressMessage
 
     wrong = EgressMessage(
-        origin=worker.address, seq=0, topic=STATE, payload=b"a", signature=forged.signature
+        origin=worker.address.raw, seq=0, topic=STATE, payload=b"a", signature=forged.signature
     )
     _reverts("wrong signer", net.network.post, net.relayer, wrong)
     tampered = EgressMessage(
-        origin=worker.address, seq=0, topic=STATE, payload=b"b", signature=good.signature
+        origin=worker.address.raw, seq=0, topic=STATE, payload=b"b", signature=good.signature
     )
     _reverts("wrong signer", net.network.post, net.relayer, tampered)
     _reverts("unknown origin", net.network.post, net.relayer, forged)

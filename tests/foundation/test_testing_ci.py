@@ -65,7 +65,9 @@ def _run(pytester: pytest.Pytester, source: str) -> pytest.RunResult:
     # The inner session loads this suite's own conftest, so it is the real mechanism under test.
     pytester.makeconftest("pytest_plugins = ('tests.conftest',)")
     pytester.makepyfile(source)
-    return pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    # no:faulthandler: an in-process run would enable faulthandler again, on top of wasmtime's
+    # signal handlers, and a later wasm trap (stack overflow) in this process would then crash.
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:faulthandler")
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ OWNERS: list[tuple[str, type[VeilnetError]]] = [
     (sdk_errors.WORKER_QUERY_REJECTED, core_errors.QueryRejected),
     (sdk_errors.WORKER_REQUEST_TOO_LARGE, worker_errors.RequestTooLarge),
     (sdk_errors.WORKER_RATE_LIMITED, worker_errors.RateLimited),
+    (sdk_errors.WORKER_CONTRACT_PAUSED, core_errors.ContractPaused),
 ]
 
 
@@ -47,9 +48,14 @@ def test_every_worker_code_constant_is_checked_against_an_owner() -> None:
     named = {
         v for k, v in vars(sdk_errors).items() if k.startswith("WORKER_") and isinstance(v, str)
     }
-    # the paused-contract code is a core outcome code that no error class owns yet
-    assert named - {code for code, _ in OWNERS} == {sdk_errors.WORKER_CONTRACT_PAUSED}
+    assert named == {code for code, _ in OWNERS}
     assert set(sdk_errors.WORKER_ERRORS) <= named
+
+
+def test_the_core_and_the_worker_raise_the_protocol_classes() -> None:
+    from veilnet.protocol import errors as wire
+
+    assert core_errors.NotReady is wire.NotReady and worker_errors.RateLimited is wire.RateLimited
 
 
 def test_the_sdk_refusal_is_not_the_cores_query_rejected() -> None:

@@ -126,7 +126,7 @@ def test_restart_from_checkpoint_resumes_without_reapplying(net: Net) -> None:
     assert _count(restarted, contract) == _count(w1, contract) == b"8"  # 5 + 3, once each
     outcomes = restarted.core.runtimes[contract].outcomes
     assert sorted(outcomes) == sorted(w1.core.runtimes[contract].outcomes)
-    assert {first, second} <= set(outcomes) and outcomes[second]["result"] == 8
+    assert {first, second} <= set(outcomes) and outcomes[second].result == 8
     assert restarted.core.cluster_commitment(C1) == w1.core.cluster_commitment(C1)
     assert restarted.core.state_root() == w1.core.state_root()
     answer, _ = query_over_http(net, restarted.api_url, contract)

@@ -1,4 +1,5 @@
 """Errors of the enclave core; each leaves the core's state exactly as it was.
+The ones whose codes reach clients are defined in ``veilnet.protocol.errors`` and named here.
 
 InvalidInput
 ├── BlockRejected          a block does not extend the applied chain (number, parent hash)
@@ -16,7 +17,28 @@ Unavailable
 └── NotReady               the core has no key for this yet (catching up, not in the cluster)
 """
 
-from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
+from veilnet.errors import InvalidInput, PolicyRejected
+from veilnet.protocol.errors import (
+    ContractPaused,
+    ContractUnavailable,
+    KeyEpochExpired,
+    NotReady,
+    QueryRejected,
+)
+
+__all__ = [
+    "BlockRejected",
+    "CheckpointInvalid",
+    "CommandRejected",
+    "CommandReplayed",
+    "ContractPaused",
+    "ContractUnavailable",
+    "InitInvalid",
+    "KeyEpochExpired",
+    "NotAuthorized",
+    "NotReady",
+    "QueryRejected",
+]
 
 
 class BlockRejected(InvalidInput):
@@ -44,12 +66,6 @@ class InitInvalid(InvalidInput):
     code = "runtime_init_invalid"
 
 
-class QueryRejected(InvalidInput):
-    """The query envelope, its certificate or the request inside it is not acceptable."""
-
-    code = "runtime_query_rejected"
-
-
 class CheckpointInvalid(InvalidInput):
     """The checkpoint does not unseal, or belongs to another worker or network."""
 
@@ -60,30 +76,3 @@ class NotAuthorized(PolicyRejected):
     """The caller is not allowed to do this."""
 
     code = "runtime_not_authorized"
-
-
-class ContractUnavailable(PolicyRejected):
-    """The contract is unknown, paused, or has no key yet."""
-
-    code = "runtime_contract_unavailable"
-    http_status = 404
-
-
-class ContractPaused(ContractUnavailable):
-    """The contract is paused: it accepts no command and answers no query."""
-
-    code = "runtime_contract_paused"
-    http_status = 423
-
-
-class KeyEpochExpired(PolicyRejected):
-    """The envelope is encrypted to a key epoch that is no longer (or not yet) kept."""
-
-    code = "runtime_key_epoch_expired"
-    http_status = 410
-
-
-class NotReady(Unavailable):
-    """The core does not hold the keys for this yet; retry after it catches up."""
-
-    code = "runtime_not_ready"

@@ -184,7 +184,7 @@ def run(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None = None
     """Run a prepared query on its snapshot, then encrypt and sign the answer."""
     result = prepared.answer
     if result is None:
-        result = _invoke(core, prepared, io=io).to_public()
+        result = run_agent(core, prepared, io=io).to_public()
     ciphertext = prepared.session.seal(
         json.dumps(result, sort_keys=True, separators=(",", ":")).encode(),
         request_id=prepared.request_id,
@@ -220,7 +220,8 @@ def _outcome_answer(
     return {"status": "applied", **outcome.to_public()}
 
 
-def _invoke(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None) -> OutcomeRecord:
+def run_agent(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None) -> OutcomeRecord:
+    """The agent's ``query`` entry on the prepared snapshot (nothing sealed or signed)."""
     ctx = Context(
         caller=Address(prepared.wallet).hex,
         contract_id="0x" + prepared.contract_id.hex(),

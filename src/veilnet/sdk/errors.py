@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from veilnet.errors import InvalidInput, PolicyRejected, Unavailable, VeilnetError
+from veilnet.protocol import errors as wire
 
 __all__ = [
     "AgentFailed",
@@ -162,23 +163,21 @@ class Timeout(Unavailable):
 
 
 # ---- the worker's codes ------------------------------------------------------------------
-# Each is the ``code`` of an error class in ``veilnet.runtime.errors`` or
-# ``veilnet.worker.errors``. The SDK must not import either (it would load the enclave core and
-# the web stack), so they are named once here and tests/sdk/test_sdk_errors.py checks each
-# against the class that owns it.
+# Each is the ``code`` of the error class in ``veilnet.protocol.errors`` that the core or the
+# worker API raises; the SDK names them under its own names so that its errors stay its own.
 
-WORKER_NOT_READY: Final = "runtime_not_ready"
-"""``veilnet.runtime.errors.NotReady``: the core has no key for this yet."""
-WORKER_KEY_EPOCH_EXPIRED: Final = "runtime_key_epoch_expired"
-"""``veilnet.runtime.errors.KeyEpochExpired``: sealed to a key epoch the workers dropped."""
-WORKER_QUERY_REJECTED: Final = "runtime_query_rejected"
-"""``veilnet.runtime.errors.QueryRejected``: a bad envelope, certificate or request."""
-WORKER_REQUEST_TOO_LARGE: Final = "request_too_large"
-"""``veilnet.worker.errors.RequestTooLarge``: the body is over the API's limit."""
-WORKER_RATE_LIMITED: Final = "rate_limited"
-"""``veilnet.worker.errors.RateLimited``: too many requests from this client."""
-WORKER_CONTRACT_PAUSED: Final = "runtime_contract_paused"
-"""A command outcome's code for a paused contract (the core owns it; no class yet)."""
+WORKER_NOT_READY: Final = wire.NotReady.code
+"""The core has no key for this yet."""
+WORKER_KEY_EPOCH_EXPIRED: Final = wire.KeyEpochExpired.code
+"""Sealed to a key epoch the workers dropped."""
+WORKER_QUERY_REJECTED: Final = wire.QueryRejected.code
+"""A bad envelope, certificate or request."""
+WORKER_REQUEST_TOO_LARGE: Final = wire.RequestTooLarge.code
+"""The body is over the API's limit."""
+WORKER_RATE_LIMITED: Final = wire.RateLimited.code
+"""Too many requests from this client."""
+WORKER_CONTRACT_PAUSED: Final = wire.ContractPaused.code
+"""The contract is paused (a command outcome's code, and the SDK's own refusal to send)."""
 
 WORKER_ERRORS: Final[Mapping[str, type[VeilnetError]]] = MappingProxyType(
     {

@@ -12,10 +12,10 @@ from typing import Any
 from veilnet.attestation import Policy
 from veilnet.codec import encode
 from veilnet.crypto import SecretKey
-from veilnet.runtime import CoreConfig, EnclaveCore
 from veilnet.protocol import envelopes as proto
-from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
 from veilnet.protocol.egress import EgressMessage
+from veilnet.runtime import CoreConfig, EnclaveCore
+from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
 from veilnet.runtime.interfaces import AgentEngine
 from veilnet.tee import DevEnclave
 from veilnet.testing.ledger import LedgerSim

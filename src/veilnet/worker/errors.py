@@ -1,5 +1,6 @@
 """Errors of the worker host: its HTTP API's own refusals, storage and chain-setup failures.
-Errors from the core (``veilnet.runtime``) and chain keep their own codes through the API.
+Errors from the core (``veilnet.runtime``) and chain keep their own codes through the API;
+the refusals clients see (RequestTooLarge, RateLimited) live in ``veilnet.protocol.errors``.
 
 InvalidInput
 ├── RequestTooLarge        a request body is larger than the API accepts (413)
@@ -17,7 +18,8 @@ Unavailable
 
 from __future__ import annotations
 
-from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
+from veilnet.errors import InvalidInput, Unavailable
+from veilnet.protocol.errors import RateLimited, RequestTooLarge
 
 __all__ = [
     "BadRequest",
@@ -32,13 +34,6 @@ __all__ = [
 ]
 
 
-class RequestTooLarge(InvalidInput):
-    """The request body is larger than the worker API accepts."""
-
-    code = "request_too_large"
-    http_status = 413
-
-
 class BadRequest(InvalidInput):
     """A path or query parameter is malformed."""
 
@@ -49,13 +44,6 @@ class WorkerConfigInvalid(InvalidInput):
     """The worker configuration (or network file) is incomplete or contradictory."""
 
     code = "worker_config_invalid"
-
-
-class RateLimited(PolicyRejected):
-    """This client sent too many requests; retry later."""
-
-    code = "rate_limited"
-    http_status = 429
 
 
 class StorageUnavailable(Unavailable):

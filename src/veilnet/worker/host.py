@@ -566,7 +566,8 @@ class WorkerHost:
         return True
 
     def _recover_from_failed_block(self, number: int) -> None:
-        """Drop the half-applied core and restore the newest checkpoint (or replay from genesis).
+        """Retry a block that raised: the core applies blocks all-or-nothing, so it is exactly
+        as it was before the block, and the follower restarts from the core's head.
 
         A non-deterministic abort (the sandbox's wall-clock backstop) usually passes on retry;
         a failure that repeats halts the worker rather than serve state that may be wrong.
@@ -575,7 +576,7 @@ class WorkerHost:
             self._failing_block, self._apply_failures = number, 0
         self._apply_failures += 1
         self.log.exception(
-            "applying block %d failed (attempt %d); restoring the newest checkpoint",
+            "applying block %d failed (attempt %d); the core is unchanged, retrying the block",
             number,
             self._apply_failures,
         )
@@ -585,7 +586,6 @@ class WorkerHost:
             self.log.error("worker %s halted: block %d keeps failing", self.config.name, number)
             self._stop.set()
             return
-        self._boot()
         self._follower = None
 
     def _resync(self, keyring: bytes) -> None:

@@ -1,0 +1,75 @@
+"""Errors whose codes reach clients over the worker API: the core's and the API's refusals.
+Defined here, below the core, the worker and the SDK, so that all three name one class each.
+
+InvalidInput
+├── QueryRejected          a query envelope, certificate or request is bad
+└── RequestTooLarge        a request body is larger than the API accepts (413)
+PolicyRejected
+├── ContractUnavailable    unknown, paused or not yet keyed contract (404)
+│   └── ContractPaused     the contract is paused by its controller (423)
+├── KeyEpochExpired        an envelope names a key epoch outside the kept window (410)
+└── RateLimited            this client sent too many requests; retry later (429)
+Unavailable
+└── NotReady               the core has no key for this yet (catching up, not in the cluster)
+"""
+
+from __future__ import annotations
+
+from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
+
+__all__ = [
+    "ContractPaused",
+    "ContractUnavailable",
+    "KeyEpochExpired",
+    "NotReady",
+    "QueryRejected",
+    "RateLimited",
+    "RequestTooLarge",
+]
+
+
+class QueryRejected(InvalidInput):
+    """The query envelope, its certificate or the request inside it is not acceptable."""
+
+    code = "runtime_query_rejected"
+
+
+class RequestTooLarge(InvalidInput):
+    """The request body is larger than the worker API accepts."""
+
+    code = "request_too_large"
+    http_status = 413
+
+
+class ContractUnavailable(PolicyRejected):
+    """The contract is unknown, paused, or has no key yet."""
+
+    code = "runtime_contract_unavailable"
+    http_status = 404
+
+
+class ContractPaused(ContractUnavailable):
+    """The contract is paused: it accepts no command and answers no query."""
+
+    code = "runtime_contract_paused"
+    http_status = 423
+
+
+class KeyEpochExpired(PolicyRejected):
+    """The envelope is encrypted to a key epoch that is no longer (or not yet) kept."""
+
+    code = "runtime_key_epoch_expired"
+    http_status = 410
+
+
+class RateLimited(PolicyRejected):
+    """This client sent too many requests; retry later."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class NotReady(Unavailable):
+    """The core does not hold the keys for this yet; retry after it catches up."""
+
+    code = "runtime_not_ready"

@@ -1,0 +1,54 @@
+"""The one replicated-state object: each field's scope decides, by itself, whether it is in the
+state root, in checkpoints, or only rolled back with a failed block."""
+
+from __future__ import annotations
+
+from veilnet.runtime import EnclaveCore
+from veilnet.runtime.replicated import LOCAL, REPLICATED, TRANSIENT, fields_in
+from veilnet.testing import Network
+
+
+def _restore(network: Network, core: EnclaveCore) -> EnclaveCore:
+    assert network.config is not None
+    return EnclaveCore.restore(
+        core.checkpoint(),
+        config=network.config,
+        platform=network.platforms["w1"],
+        engine=network.engine,
+        verifier=network.verifier(),
+    )
+
+
+def test_every_field_has_exactly_one_scope() -> None:
+    replicated = {f.name for f in fields_in(REPLICATED)}
+    local = {f.name for f in fields_in(LOCAL)}
+    transient = {f.name for f in fields_in(TRANSIENT)}
+    assert not (replicated & local or replicated & transient or local & transient)
+    assert {"head", "workers", "clusters", "contracts", "runtimes"} <= replicated
+    assert {"buffered", "resync_required"} <= local
+    assert {"diverged", "resync_keyring"} <= transient
+
+
+def test_replicated_fields_move_the_root_local_and_transient_ones_do_not(
+    network: Network,
+) -> None:
+    core = network.cores["w1"]
+    root = core.state_root()
+    core.state.resync_required = True  # LOCAL
+    core.state.diverged.append("seen")  # TRANSIENT
+    assert core.state_root() == root
+    core.state.measurements.add(b"\x42" * 32)  # REPLICATED
+    assert core.state_root() != root
+
+
+def test_checkpoints_keep_local_fields_and_drop_transient_ones(network: Network) -> None:
+    core = network.cores["w1"]
+    core.state.resync_required = True
+    core.state.diverged.append("seen")
+    restored = _restore(network, core)
+    assert restored.state_root() == core.state_root()
+    assert restored.state.resync_required
+    assert restored.state.diverged == []
+    assert restored.state.workers == core.state.workers
+    assert restored.state.clusters == core.state.clusters
+    assert restored.state.rotation == core.state.rotation
