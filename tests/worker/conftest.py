@@ -16,8 +16,10 @@ import pytest
 from veilnet.chain import Deployment, EmbeddedChain, Network, deploy
 from veilnet.crypto import Domain, SecretKey
 from veilnet.protocol import envelopes as proto
+from veilnet.runtime import EnclaveCore
 from veilnet.sandbox import AgentRuntime
 from veilnet.worker import WorkerConfig, WorkerHost, dev_measurement
+from veilnet.worker.enclave import LocalEnclave
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "agents"
@@ -64,6 +66,7 @@ class Net:
             "network_seed": NETWORK_SEED,
             "allow_insecure_dev_tee": True,
             "engine": self.engine,
+            "enclave_mode": "local",  # one shared engine; the same bytes interface in-process
             "finality_depth": FINALITY,
             "poll_interval": 0.02,
             "checkpoint_every": 5,
@@ -231,3 +234,11 @@ def query_over_http(
         response, domain=domain, session=query_session.keys, expected_request_id=request_id
     )
     return json.loads(plain), response
+
+
+def core_of(host: WorkerHost) -> EnclaveCore:
+    """The core inside a local-mode host's enclave (tests only: a real host holds none)."""
+    link = host.enclave.link
+    assert isinstance(link, LocalEnclave), "only a local-mode enclave lets a test look inside"
+    core: EnclaveCore = link.service.core
+    return core

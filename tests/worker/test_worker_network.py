@@ -15,7 +15,7 @@ from veilnet.codec import encode
 from veilnet.crypto import SecretKey
 from veilnet.worker import WorkerHost, bootstrap_network, cluster_id, dev_measurement
 
-from .conftest import Net, deploy_counter, query_over_http, send_command
+from .conftest import Net, core_of, deploy_counter, query_over_http, send_command
 
 C1 = cluster_id("c1")
 
@@ -44,8 +44,8 @@ def _bootstrap(net: Net, *, members: int = 2, **last_worker: Any) -> list[Worker
 def _keyed(contract: bytes, *hosts: WorkerHost) -> bool:
     for host in hosts:
         with host.lock:
-            info = host.core.contracts.get(contract)
-            if info is None or info.epoch == 0 or contract not in host.core.runtimes:
+            info = core_of(host).contracts.get(contract)
+            if info is None or info.epoch == 0 or contract not in core_of(host).runtimes:
                 return False
     return True
 
@@ -53,7 +53,7 @@ def _keyed(contract: bytes, *hosts: WorkerHost) -> bool:
 def _applied(contract: bytes, seq: int, *hosts: WorkerHost) -> bool:
     for host in hosts:
         with host.lock:
-            runtime = host.core.runtimes.get(contract)
+            runtime = core_of(host).runtimes.get(contract)
             if runtime is None or seq not in runtime.outcomes:
                 return False
     return True
@@ -61,7 +61,7 @@ def _applied(contract: bytes, seq: int, *hosts: WorkerHost) -> bool:
 
 def _count(host: WorkerHost, contract: bytes) -> bytes | None:
     with host.lock:
-        return host.core.runtimes[contract].state.values.get("count")
+        return core_of(host).runtimes[contract].state.values.get("count")
 
 
 def _same_head(net: Net, *hosts: WorkerHost) -> None:
@@ -87,11 +87,14 @@ def test_registration_commands_queries_and_replicas_agree(net: Net) -> None:
     assert outcome["events"][0]["type"] == "counted"
 
     _same_head(net, w1, w2)
-    assert w1.core.cluster_commitment(C1) == w2.core.cluster_commitment(C1) is not None
+    assert core_of(w1).cluster_commitment(C1) == core_of(w2).cluster_commitment(C1) is not None
     info = httpx.get(f"{w1.api_url}/v1/info").json()
     assert info["address"] == w1.address and info["cluster"] == "0x" + C1.hex()
     assert info["status"] == "ok" and info["last_applied_block"] == w1.applied_block
-    assert info["state_commitments"]["0x" + C1.hex()] == "0x" + w1.core.cluster_commitment(C1).hex()
+    assert (
+        info["state_commitments"]["0x" + C1.hex()]
+        == "0x" + core_of(w1).cluster_commitment(C1).hex()
+    )
     public = httpx.get(f"{w2.api_url}/v1/contracts/0x{contract.hex()}").json()
     assert public["epoch"] == 1 and public["cluster"] == "0x" + C1.hex()
     assert (
@@ -124,11 +127,11 @@ def test_restart_from_checkpoint_resumes_without_reapplying(net: Net) -> None:
     net.settle(lambda: _applied(contract, second, restarted))
     _same_head(net, w1, restarted)
     assert _count(restarted, contract) == _count(w1, contract) == b"8"  # 5 + 3, once each
-    outcomes = restarted.core.runtimes[contract].outcomes
-    assert sorted(outcomes) == sorted(w1.core.runtimes[contract].outcomes)
+    outcomes = core_of(restarted).runtimes[contract].outcomes
+    assert sorted(outcomes) == sorted(core_of(w1).runtimes[contract].outcomes)
     assert {first, second} <= set(outcomes) and outcomes[second].result == 8
-    assert restarted.core.cluster_commitment(C1) == w1.core.cluster_commitment(C1)
-    assert restarted.core.state_root() == w1.core.state_root()
+    assert core_of(restarted).cluster_commitment(C1) == core_of(w1).cluster_commitment(C1)
+    assert core_of(restarted).state_root() == core_of(w1).state_root()
     answer, _ = query_over_http(net, restarted.api_url, contract)
     assert answer["result"]["count"] == 8
 
@@ -152,18 +155,18 @@ def test_late_joiner_resyncs_from_genesis_with_its_keys(net: Net) -> None:
     net.settle(lambda: w3.resyncs == 1 and _applied(contract, seq, w3))
     _same_head(net, w1, w3)
     assert _count(w3, contract) == b"4"
-    assert w3.core.cluster_commitment(C1) == w1.core.cluster_commitment(C1)
+    assert core_of(w3).cluster_commitment(C1) == core_of(w1).cluster_commitment(C1)
     answer, _ = query_over_http(net, w3.api_url, contract)
     assert answer["result"]["count"] == 4
 
 
 def _key_material(host: WorkerHost) -> dict[str, bytes]:
     """Secret bytes held by a core (test-only access to ``core.keys`` internals)."""
-    keys = host.core.keys
+    keys = core_of(host).keys
     found: dict[str, SecretKey] = {"identity": keys.identity}
     found.update({f"master{r}": k for r, k in keys.masters.items()})
     found.update({f"cluster{e}": k for (_, e), k in keys.cluster_keys.items()})
-    for contract_id, info in host.core.contracts.items():
+    for contract_id, info in core_of(host).contracts.items():
         key = keys.contract_key(info.cluster, contract_id, info.epoch)
         if key is not None:
             found[f"contract{contract_id.hex()[:8]}"] = key
@@ -237,7 +240,7 @@ def test_a_failed_block_is_retried_from_the_newest_checkpoint(net: Net) -> None:
     assert flaky.failures == 0 and not w2.halted
     assert _count(w1, contract) == _count(w2, contract) == b"2"
     _same_head(net, w1, w2)
-    assert w1.core.state_root() == w2.core.state_root()
+    assert core_of(w1).state_root() == core_of(w2).state_root()
 
 
 def test_a_block_that_keeps_failing_halts_the_worker(net: Net) -> None:

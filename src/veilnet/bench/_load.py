@@ -41,6 +41,7 @@ def run_load(
     network: str,
     contract: str,
     plain_url: str,
+    worker: str,
     processes: int,
     clients: int,
     queries: int,
@@ -51,6 +52,7 @@ def run_load(
 
     Args:
         context: a multiprocessing context (spawn: no state inherited from the bench process).
+        worker: the address of the one worker every verified query goes to.
         queries: per client and phase; the load stops when every client has sent them.
         cpu_seconds: reads the network process's CPU time (user + system) so far.
 
@@ -63,7 +65,7 @@ def run_load(
             parent, child = context.Pipe()
             process = context.Process(
                 target=serve_clients,
-                args=(network, contract, plain_url, clients, queries, child),
+                args=(network, contract, plain_url, worker, clients, queries, child),
                 name=f"veil-bench-clients-{index}",
             )
             process.start()
@@ -103,23 +105,38 @@ def _receive(conn: Any, timeout: float) -> list[float]:
 
 
 def serve_clients(
-    network: str, contract: str, plain_url: str, clients: int, queries: int, conn: Any
+    network: str,
+    contract: str,
+    plain_url: str,
+    worker: str,
+    clients: int,
+    queries: int,
+    conn: Any,
 ) -> None:
     """Child process: ``clients`` verified-query clients and as many plain ones, each with its
     own connections; runs the phase the parent names each time, until it says stop."""
     try:
-        asyncio.run(_serve(network, contract, plain_url, clients, queries, conn))
+        asyncio.run(_serve(network, contract, plain_url, worker, clients, queries, conn))
     except BaseException as exc:
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
         raise
 
 
 async def _serve(
-    network: str, contract: str, plain_url: str, clients: int, queries: int, conn: Any
+    network: str,
+    contract: str,
+    plain_url: str,
+    worker: str,
+    clients: int,
+    queries: int,
+    conn: Any,
 ) -> None:
     import httpx
 
+    from veilnet.crypto import Address
     from veilnet.sdk import AsyncClient
+
+    target = Address.parse(worker)
 
     async with contextlib.AsyncExitStack() as stack:
         agents = []
@@ -130,7 +147,7 @@ async def _serve(
             plains.append(await stack.enter_async_context(httpx.AsyncClient()))
 
         async def verified(index: int) -> None:
-            await agents[index].query({})
+            await agents[index].query({}, worker=target)
 
         async def plain(index: int) -> None:
             reply = await plains[index].post(plain_url, content=b"{}")

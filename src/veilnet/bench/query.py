@@ -6,8 +6,13 @@ worker's ``/v1/query`` (same server, rate limiter, error mapping, query thread p
 so the ratio isolates what confidentiality costs; ``bare`` runs the agent on the event loop of
 a minimal app, the cheapest any server could be.
 
+The network has two workers in one cluster: w1 runs its core in an enclave process behind the
+bytes-only interface (as every worker does by default) and answers the headline figures; w2
+serves the same interface in its own process, so ``boundary_ratio`` (w1's p50 over w2's) is
+the cost of the process boundary, and the plain baselines run the agent on w2's core.
+
 Then the same two kinds of call under load: 32 clients in separate client processes at once
-against the one worker (``*_concurrent``), with the CPU the network process spends per call.
+against w1 (``*_concurrent``), with the CPU the network and w1's enclave spend per call.
 
 Also measures ``devnet_first_query_s``: from ``Devnet.start()`` to the first verified query
 answer of a freshly deployed agent. The chain is what ``veil devnet`` picks (anvil when
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -26,6 +32,7 @@ from typing import Any
 
 from veilnet.bench import benchmark
 from veilnet.bench._load import LoadRun, run_load
+from veilnet.crypto import Address
 
 _AGENT = "counter.js"
 _START_TIMEOUT_S = 120.0
@@ -62,9 +69,9 @@ def _plain_call(host: Any, contract_id: bytes, caller: bytes) -> Any:
     def call(body: bytes) -> bytes:
         msg = json.loads(body)
         with host.lock:  # the same snapshot the encrypted path takes, minus every check
-            core = host.core
-            # The bench reaches past the facade on purpose: the baseline is the agent call
-            # alone, which no public interface of the core offers (nor should it).
+            # The bench reaches into a local-mode worker's core on purpose: the baseline is
+            # the agent call alone, which no interface of the enclave offers (nor should it).
+            core = host.enclave.link.service.core
             context = core._core
             snapshot = queries.snapshot(context, core.contracts[contract_id].cluster)
             prepared = PreparedQuery(
@@ -114,13 +121,17 @@ def _plain_apps(host: Any, call: Any, pool: Any) -> tuple[Any, Any]:
 def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
     """Child process: a one-worker devnet with the agent deployed and the two plain endpoints,
     until the parent says stop. Sends the parent what it needs to connect."""
+    import sys
+
+    sys.setswitchinterval(float(os.environ.get("VEIL_SWITCH", "0.005")))
     from veilnet.devnet import Devnet, DevnetOptions
     from veilnet.devnet._demo import examples_dir
     from veilnet.sdk import Client
     from veilnet.worker.api import APIServer, QueryPool
 
     options = DevnetOptions(
-        workers=1,
+        workers=2,
+        local_enclaves=1,
         chain="auto",
         block_time=block_time,
         data_dir=Path(tmp),
@@ -140,7 +151,8 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
             first_query_s = time.monotonic() - began
             if first.value["count"] != 1:
                 raise RuntimeError("the first query gave a wrong answer")
-            host = devnet.workers[0]
+            split, local = devnet.workers  # w1: enclave process; w2: the same core in-process
+            host = local
             call = _plain_call(host, agent.contract_id, client.wallet.address.raw)
             pool = QueryPool(host.config.query_threads, name="veil-bench-plain")
             servers = [APIServer(app) for app in _plain_apps(host, call, pool)]
@@ -154,11 +166,15 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
                     "wired": servers[0].url + "/plain",
                     "bare": servers[1].url + "/plain",
                     "first_query_s": first_query_s,
+                    "split": split.address,
+                    "local": local.address,
                 }
             )
-            # Until told to stop, report this process's CPU time (all its threads) on request.
+            enclave_pid = split.enclave.link.pid
+            # Until told to stop, report the CPU time of this process (all its threads) and of
+            # the split worker's enclave process on request.
             while conn.recv() == "cpu":
-                conn.send(time.process_time())
+                conn.send(time.process_time() + _process_cpu_seconds(enclave_pid))
     except BaseException as exc:
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
         raise
@@ -168,6 +184,16 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
         if pool is not None:
             pool.close()
         devnet.stop()
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of another process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _network_cpu_seconds(conn: Any) -> float:
@@ -203,6 +229,7 @@ def _bench(quick: bool) -> dict[str, Any]:
     load_queries = 5 if quick else 50  # per concurrent client and kind of call
     block_time = 0.25 if quick else 0.5
     samples: list[float] = []
+    in_process: list[float] = []
     plain: list[float] = []
     bare: list[float] = []
     context = multiprocessing.get_context("spawn")
@@ -221,28 +248,35 @@ def _bench(quick: bool) -> dict[str, Any]:
             with Client.connect(info["network"]) as client, httpx.Client() as http:
                 agent = client.agent(info["contract"])
                 wired_url, bare_url = info["wired"], info["bare"]
+                split = Address.parse(info["split"])
+                local = Address.parse(info["local"])
                 for _ in range(5):
-                    agent.query({})
+                    agent.query({}, worker=split)
+                    agent.query({}, worker=local)
                     http.post(wired_url, content=b"{}")
                     http.post(bare_url, content=b"{}")
-                # Interleaved, so drift in the machine's load hits all three alike.
+                # Interleaved, so drift in the machine's load hits all four alike.
                 for _ in range(calls):
                     t0 = time.perf_counter()
-                    agent.query({})
+                    agent.query({}, worker=split)
                     t1 = time.perf_counter()
-                    http.post(wired_url, content=b"{}").json()
+                    agent.query({}, worker=local)
                     t2 = time.perf_counter()
-                    http.post(bare_url, content=b"{}").json()
+                    http.post(wired_url, content=b"{}").json()
                     t3 = time.perf_counter()
+                    http.post(bare_url, content=b"{}").json()
+                    t4 = time.perf_counter()
                     samples.append(t1 - t0)
-                    plain.append(t2 - t1)
-                    bare.append(t3 - t2)
+                    in_process.append(t2 - t1)
+                    plain.append(t3 - t2)
+                    bare.append(t4 - t3)
 
             load = run_load(
                 context,
                 network=info["network"],
                 contract=info["contract"],
                 plain_url=wired_url,
+                worker=info["split"],
                 processes=_LOAD_PROCESSES,
                 clients=_LOAD_CLIENTS_PER_PROCESS,
                 queries=load_queries,
@@ -256,6 +290,7 @@ def _bench(quick: bool) -> dict[str, Any]:
                 process.join()
     first_query_s = float(info["first_query_s"])
     p50 = statistics.median(samples) * 1000
+    in_process_p50 = statistics.median(in_process) * 1000
     plain_p50 = statistics.median(plain) * 1000
     bare_p50 = statistics.median(bare) * 1000
     return {
@@ -266,6 +301,9 @@ def _bench(quick: bool) -> dict[str, Any]:
             "plain_p50_ms": round(plain_p50, 3),
             "plain_p99_ms": round(_percentile(plain, 0.99) * 1000, 3),
             "overhead_x": round(p50 / plain_p50, 2) if plain_p50 else None,
+            "query_p50_ms_in_process": round(in_process_p50, 3),
+            "overhead_in_process_x": round(in_process_p50 / plain_p50, 2) if plain_p50 else None,
+            "boundary_ratio": round(p50 / in_process_p50, 3) if in_process_p50 else None,
             "bare_plain_p50_ms": round(bare_p50, 3),
             "overhead_vs_bare_x": round(p50 / bare_p50, 2) if bare_p50 else None,
             "devnet_first_query_s": round(first_query_s, 3),
@@ -281,14 +319,19 @@ def _bench(quick: bool) -> dict[str, Any]:
             "agent": _AGENT,
             "chain": info["chain"],
             "block_time_s": block_time,
-            "workers": 1,
+            "workers": 2,
+            "enclaves": "query_p50_ms and the concurrent load: w1, its core in an enclave "
+            "process behind the bytes-only interface (the default); query_p50_ms_in_process: "
+            "w2, the same interface served in the worker's process; boundary_ratio: their "
+            "quotient; plain: the agent call on w2's core",
             "concurrent_clients": _LOAD_PROCESSES * _LOAD_CLIENTS_PER_PROCESS,
             "concurrent_processes": _LOAD_PROCESSES,
             "concurrent_calls_per_client": load_queries,
             "concurrent": "verified queries (veilnet.AsyncClient), then plain calls (httpx), each "
             "client one call at a time; calls/s over the wall time of the whole run",
-            "worker_cpu": "user + system CPU of the network process (worker, gatekeeper, chain "
-            "follower; the embedded chain, not anvil) during the concurrent run, per call",
+            "worker_cpu": "user + system CPU of the network process (workers, gatekeeper, chain "
+            "follower; the embedded chain, not anvil) and of w1's enclave process during the "
+            "concurrent run, per call",
             "processes": "client in the bench process; devnet and worker in a child process; "
             "concurrent clients in their own processes",
             "client": "veilnet.Client (sync, httpx), worker verification cached",

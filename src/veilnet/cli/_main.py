@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "agent": "veilnet.cli.agent:agent",
     "audit": "veilnet.cli.audit:audit",
     "keys": "veilnet.cli.keys:keys",
+    "enclave": "veilnet.cli.enclave:enclave",
 }
 
 

@@ -54,12 +54,17 @@ class DevnetOptions:
     """Start the inference gateway: None = when llama.cpp and the model are available."""
     rate_per_s: float = C.DEVNET_RATE_PER_S
     rate_burst: int = C.DEVNET_RATE_BURST
+    local_enclaves: int = 0
+    """How many of the last workers serve their enclave interface in-process instead of in an
+    enclave process (benchmarks compare the two; everything else keeps the default, 0)."""
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.gatekeepers < 1:
             raise DevnetConfigInvalid("a devnet needs at least one worker and one gatekeeper")
         if self.workers + self.gatekeepers > C.MAX_NODES:
             raise DevnetConfigInvalid(f"at most {C.MAX_NODES} nodes")
+        if not 0 <= self.local_enclaves <= self.workers:
+            raise DevnetConfigInvalid("local_enclaves counts workers: 0 up to --workers")
         if self.block_time < 0 or self.finality < 0:
             raise DevnetConfigInvalid("block time and finality are non-negative")
         if not (
@@ -270,6 +275,7 @@ class Devnet:
             f"w{i + 1}" for i in range(self.options.workers)
         ]
         self._say(f"starting {len(names)} nodes ({', '.join(names)})")
+        local = set(names[len(names) - self.options.local_enclaves :])
         for index, (name, key) in enumerate(zip(names, keys, strict=True)):
             port = 0 if self.options.api_port is None else self.options.api_port + index
             config = WorkerConfig(
@@ -287,6 +293,7 @@ class Devnet:
                 poll_interval=C.HOST_POLL_INTERVAL_S,
                 rate_per_s=self.options.rate_per_s,
                 rate_burst=self.options.rate_burst,
+                enclave_mode="local" if name in local else "process",
             )
             host = WorkerHost(config)
             host.start()

@@ -1,7 +1,9 @@
-"""Errors whose codes reach clients over the worker API: the core's and the API's refusals.
+"""Errors whose codes leave the enclave or the worker API: what hosts and clients are told.
 Defined here, below the core, the worker and the SDK, so that all three name one class each.
 
 InvalidInput
+├── BlockRejected          a block does not extend the applied chain (409)
+├── CheckpointInvalid      a checkpoint does not unseal or does not belong to this worker
 ├── QueryRejected          a query envelope, certificate or request is bad
 └── RequestTooLarge        a request body is larger than the API accepts (413)
 PolicyRejected
@@ -18,6 +20,8 @@ from __future__ import annotations
 from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
 
 __all__ = [
+    "BlockRejected",
+    "CheckpointInvalid",
     "ContractPaused",
     "ContractUnavailable",
     "KeyEpochExpired",
@@ -73,3 +77,16 @@ class NotReady(Unavailable):
     """The core does not hold the keys for this yet; retry after it catches up."""
 
     code = "runtime_not_ready"
+
+
+class BlockRejected(InvalidInput):
+    """The block does not extend the applied chain (wrong number or parent hash)."""
+
+    code = "runtime_block_rejected"
+    http_status = 409
+
+
+class CheckpointInvalid(InvalidInput):
+    """The checkpoint does not unseal, or belongs to another worker or network."""
+
+    code = "runtime_checkpoint_invalid"

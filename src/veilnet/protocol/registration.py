@@ -7,7 +7,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from veilnet.codec import encode
+from veilnet.codec import Record, encode, record
 
 
 class TEEKind(enum.IntEnum):
@@ -46,15 +46,22 @@ def registration_report_data(
     return digest + bytes(32)
 
 
+@record("registration.request")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RegistrationRequest:
-    """What the host needs to register this worker on chain (``Registry.register_worker``)."""
+class RegistrationRequest(Record):
+    """What the host needs to register this worker on chain (``Registry.register_worker``).
+
+    ``tee_kind`` must be a ``TEEKind`` value; an unknown one is refused when the record is made.
+    """
 
     worker: bytes
     operator: bytes
     hpke_key: bytes
-    tee_kind: TEEKind
+    tee_kind: int
     measurement: bytes
     quote: bytes
     collateral: bytes
     collateral_hash: bytes
+
+    def __post_init__(self) -> None:
+        TEEKind(self.tee_kind)  # raises ValueError for a kind that does not exist

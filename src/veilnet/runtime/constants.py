@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from typing import Final
 
+from veilnet.protocol.enclave import (  # network parameters, named with the interface
+    DEFAULT_COMMITMENT_INTERVAL as DEFAULT_COMMITMENT_INTERVAL,
+)
+from veilnet.protocol.enclave import DEFAULT_HEARTBEAT_INTERVAL as DEFAULT_HEARTBEAT_INTERVAL
+from veilnet.protocol.enclave import DEFAULT_KEY_WINDOW_BLOCKS as DEFAULT_KEY_WINDOW_BLOCKS
+from veilnet.protocol.enclave import (
+    DEFAULT_MAX_CONFIDENCE_LEVEL as DEFAULT_MAX_CONFIDENCE_LEVEL,
+)
+
 FIRST_CLUSTER_EPOCH: Final = 1
-DEFAULT_KEY_WINDOW_BLOCKS: Final = 200
-"""Blocks an old contract/cluster key epoch stays usable after the next one is keyed."""
-DEFAULT_COMMITMENT_INTERVAL: Final = 20
-"""A worker posts its state commitment every this many blocks (0 disables)."""
-DEFAULT_HEARTBEAT_INTERVAL: Final = 50
-"""Blocks between a registered worker's heartbeats (liveness for ``veil status``; 0 disables).
-Challenge-response rules arrive with the economy milestone."""
 MAX_OUTCOMES_PER_CONTRACT: Final = 4096
 """Command outcomes kept per contract for senders to fetch (oldest dropped first)."""
-DEFAULT_MIN_CONFIDENCE: Final = 1
-"""Lowest attestation confidence level (1 best .. 5 worst) is configured as a maximum."""
-DEFAULT_MAX_CONFIDENCE_LEVEL: Final = 3
 MAX_CACHED_CERTIFICATES: Final = 10_000
 """Verified query certificates remembered (oldest forgotten first)."""
 MAX_MEMOISED_CONTRACT_KEYS: Final = 4096

@@ -138,7 +138,7 @@ class EnclaveCore:
             worker=self.address,
             operator=operator,
             hpke_key=hpke_key,
-            tee_kind=TEEKind.parse(core.platform.kind),
+            tee_kind=int(TEEKind.parse(core.platform.kind)),
             measurement=core.platform.measurement,
             quote=core.platform.quote(report_data),
             collateral=collateral,

@@ -19,6 +19,8 @@ Unavailable
 
 from veilnet.errors import InvalidInput, PolicyRejected
 from veilnet.protocol.errors import (
+    BlockRejected,
+    CheckpointInvalid,
     ContractPaused,
     ContractUnavailable,
     KeyEpochExpired,
@@ -41,13 +43,6 @@ __all__ = [
 ]
 
 
-class BlockRejected(InvalidInput):
-    """The block does not extend the applied chain (wrong number or parent hash)."""
-
-    code = "runtime_block_rejected"
-    http_status = 409
-
-
 class CommandRejected(InvalidInput):
     """A command could not be opened, was replayed, or did not match its sender."""
 
@@ -64,12 +59,6 @@ class InitInvalid(InvalidInput):
     """A contract's init arguments do not open, or are not JSON."""
 
     code = "runtime_init_invalid"
-
-
-class CheckpointInvalid(InvalidInput):
-    """The checkpoint does not unseal, or belongs to another worker or network."""
-
-    code = "runtime_checkpoint_invalid"
 
 
 class NotAuthorized(PolicyRejected):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -67,7 +68,7 @@ class ContractRuntime:
         self.secrets: dict[str, str] = {}
 
     def _note(self) -> None:
-        if not self._journal.active:
+        if not self._journal.wants(self):  # copy once per block, not once per change
             return
         nonces, outcomes, secrets = dict(self.nonces), dict(self.outcomes), dict(self.secrets)
 
@@ -149,6 +150,11 @@ def hint_of(name: str) -> Any:
     return _HINTS[name]
 
 
+@functools.cache
+def _hints_of(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 # ---- plain values: what canonical encoding carries ------------------------------------------
 
 
@@ -210,7 +216,7 @@ def from_plain(hint: Any, plain: Any) -> Any:
                 raise TypeError("not a chain event")
             return event
         if dataclasses.is_dataclass(hint):
-            hints = typing.get_type_hints(hint)
+            hints = _hints_of(hint)
             if not isinstance(plain, dict) or set(plain) != {
                 f.name for f in dataclasses.fields(hint)
             }:

@@ -40,6 +40,10 @@ class Journal:
         self._states = {}
         self._restorers = {}
 
+    def wants(self, owner: object) -> bool:
+        """Whether ``owner`` must still be saved in this block (saving it twice is waste)."""
+        return self._active and id(owner) not in self._restorers
+
     def note_object(self, owner: object, restore: Callable[[], None]) -> None:
         """Keep ``restore`` (which puts ``owner`` back as it is now) unless one is kept already."""
         if self._active:

@@ -1,5 +1,5 @@
-"""Public test helpers: an in-memory Registry/Bus model, a multi-replica network harness, and
-prerequisite checks. Supported API for users testing agents and for Veilnet's own tests."""
+"""Public test helpers: an in-memory Registry/Bus model, a multi-replica network harness, a
+malicious host for the enclave (``veilnet.testing.adversary``) and prerequisite checks."""
 
 from veilnet.testing._ci import is_ci, require_tool
 from veilnet.testing.ledger import LedgerSim, Revert

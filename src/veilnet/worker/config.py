@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from veilnet.chain.deploy import Deployment
-from veilnet.runtime import constants as RC  # noqa: N812
+from veilnet.protocol import enclave as RC  # noqa: N812 - network parameter defaults
 from veilnet.worker import constants as C  # noqa: N812
 
 __all__ = ["WorkerConfig"]
@@ -40,6 +40,9 @@ class WorkerConfig:
         rate_per_s, rate_burst: token bucket per client address for the API.
         query_threads: threads answering queries in parallel (agents run off the event loop).
         key_window_blocks, commitment_interval: network parameters (identical on replicas).
+        enclave_mode: ``"process"`` (the default: the core runs in its own enclave process,
+            ``veil enclave serve``, behind the bytes-only interface) or ``"local"`` (the same
+            interface served in this process; unit tests only, required with ``engine``).
     """
 
     name: str = "worker"
@@ -67,6 +70,7 @@ class WorkerConfig:
     query_threads: int = C.DEFAULT_QUERY_THREADS
     key_window_blocks: int = RC.DEFAULT_KEY_WINDOW_BLOCKS
     commitment_interval: int = RC.DEFAULT_COMMITMENT_INTERVAL
+    enclave_mode: str = "process"
 
     def __repr__(self) -> str:
         return (

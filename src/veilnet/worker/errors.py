@@ -13,7 +13,8 @@ Unavailable
 ├── StorageUnavailable     the data directory cannot be read or written
 ├── RegistrationFailed     the worker could not register itself on chain
 ├── BootstrapTimeout       a network bootstrap step did not complete in time
-└── WaitTimeout            ``WorkerHost.wait_until`` ran past its deadline
+├── WaitTimeout            ``WorkerHost.wait_until`` ran past its deadline
+└── EnclaveUnavailable     the enclave process did not start, or went away
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from veilnet.protocol.errors import RateLimited, RequestTooLarge
 __all__ = [
     "BadRequest",
     "BootstrapTimeout",
+    "EnclaveUnavailable",
     "RateLimited",
     "RegistrationFailed",
     "RequestTooLarge",
@@ -77,3 +79,9 @@ class RouteNotFound(InvalidInput):
 
     code = "worker_route_not_found"
     http_status = 404
+
+
+class EnclaveUnavailable(Unavailable):
+    """The enclave process did not start, or its connection broke."""
+
+    code = "worker_enclave_unavailable"

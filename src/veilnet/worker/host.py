@@ -13,14 +13,20 @@ settled every egress message of the blocks it covers: after a crash, the replay 
 checkpoint regenerates whatever was not yet on chain, and the relay skips messages whose
 sequence number the Bus has already used, so nothing is lost and nothing is applied twice.
 
-A core that joined a cluster with history asks for a resync (``resync_required``); once its
-cluster keys arrived (``resync_keyring``) the host builds a fresh core with the same identity,
-imports the keys, and replays from genesis. The worker serves queries only while its applied
-head is within ``max_lag_blocks`` of the node's final head.
+The core lives in an enclave process (``veil enclave serve``) that the host starts and reaches
+only through the bytes-only interface of ``veilnet.protocol.enclave``: it hands in blocks and
+query envelopes and gets back egress, sealed answers, quotes and sealed checkpoints; it never
+holds a core object (``enclave_mode="local"`` serves the same interface in-process, for tests).
+
+A core that joined a cluster with history asks for a resync (``resync_ready``); the enclave
+restarts its core from genesis with the keys it received, and the host replays from genesis.
+The worker serves queries only while its applied head is within ``max_lag_blocks`` of the
+node's final head.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -43,9 +49,9 @@ from veilnet.chain.transactions import (
 )
 from veilnet.crypto import Address
 from veilnet.errors import VeilnetError
-from veilnet.runtime import CoreConfig, EnclaveCore, NotReady, QueryIO
-from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
-from veilnet.runtime.errors import BlockRejected, CheckpointInvalid, ContractUnavailable
+from veilnet.protocol import enclave as wire
+from veilnet.protocol.errors import BlockRejected, CheckpointInvalid, NotReady
+from veilnet.protocol.events import BlockHeader
 from veilnet.worker._relay import RelayWorker
 from veilnet.worker.adapter import to_core_block
 from veilnet.worker.api import APIServer, QueryPool, create_app
@@ -58,7 +64,13 @@ from veilnet.worker.constants import (
     REGISTRATION_RETRY_S,
     REGISTRATION_TIMEOUT_S,
 )
-from veilnet.worker.errors import RegistrationFailed, WaitTimeout, WorkerConfigInvalid
+from veilnet.worker.enclave import Enclave, IOHandler, LocalEnclave, ProcessEnclave
+from veilnet.worker.errors import (
+    EnclaveUnavailable,
+    RegistrationFailed,
+    WaitTimeout,
+    WorkerConfigInvalid,
+)
 from veilnet.worker.interfaces import (
     AttestationView,
     ClusterView,
@@ -93,20 +105,19 @@ class WorkerHost:
         self.metrics = WorkerMetrics()
         self.log = logging.LoggerAdapter(_log, {"worker": config.name})
         self.storage = WorkerStorage(config.data_dir, keep=config.keep_checkpoints)
-        addresses = config.deployment.addresses
-        self.core_config = CoreConfig(
-            chain_id=addresses.chain_id,
-            registry=addresses.registry.raw,
-            bus=addresses.bus.raw,
-            key_window_blocks=config.key_window_blocks,
-            commitment_interval=config.commitment_interval,
-        )
+        if config.enclave_mode not in ("process", "local"):
+            raise WorkerConfigInvalid("enclave_mode must be 'process' or 'local'")
+        if config.enclave_mode == "process" and config.engine is not None:
+            raise WorkerConfigInvalid("a shared engine needs enclave_mode='local' (tests only)")
+        self.enclave_config = _enclave_config(config)
         self.operator = Address.parse(Account.from_key(config.operator_key).address)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._core: EnclaveCore | None = None
+        self._enclave: Enclave | None = None
+        self._identity: bytes | None = None
+        self._head: BlockHeader | None = None
         self._sealed_identity: bytes | None = None
         self._follower: Follower | None = None
         self._chain_head: int | None = None
@@ -123,7 +134,6 @@ class WorkerHost:
         self._api: APIServer | None = None
         self._queries: QueryPool | None = None
         self._clients: list[JSONRPCClient] = []
-        self._owned_engine: Any = None
         self._gateway: Any = None
         self.restored_from: int | None = None
         """Block number of the checkpoint this run restored, None if it replayed from genesis."""
@@ -133,15 +143,24 @@ class WorkerHost:
     # ------------------------------------------------------------------ public surface -----
 
     @property
-    def core(self) -> EnclaveCore:
-        if self._core is None:
+    def enclave(self) -> Enclave:
+        """The handle on this worker's enclave (bytes only; ``enclave.link`` is a
+        ``LocalEnclave`` in local mode, whose ``service.core`` tests may read)."""
+        if self._enclave is None:
             raise NotReady("the worker has not started")
-        return self._core
+        return self._enclave
+
+    @property
+    def identity(self) -> bytes:
+        """The worker identity address (20 bytes)."""
+        if self._identity is None:
+            raise NotReady("the worker has not started")
+        return self._identity
 
     @property
     def address(self) -> str:
         """The worker identity address (0x..., checksummed)."""
-        return Address(self.core.address).hex
+        return Address(self.identity).hex
 
     @property
     def api_url(self) -> str:
@@ -155,7 +174,7 @@ class WorkerHost:
 
     @property
     def applied_block(self) -> int | None:
-        head = self._core.head if self._core is not None else None
+        head = self._head
         return None if head is None else head.number
 
     @property
@@ -208,13 +227,7 @@ class WorkerHost:
         if self.started:
             raise RuntimeError("already started")
         cfg = self.config
-        platform, verifier = self._platform_and_verifier()
-        engine = cfg.engine
-        if engine is None:
-            from veilnet.sandbox import AgentRuntime
-
-            engine = self._owned_engine = AgentRuntime()
-        self._parts = (platform, engine, verifier)
+        self._enclave = Enclave(self._start_enclave())
         self._boot()
         main_client = self._client()
         self._network = Network(main_client, cfg.deployment.addresses)
@@ -236,10 +249,11 @@ class WorkerHost:
         self._thread.start()
         self.started = True
         self.log.info(
-            "worker %s started: identity %s, tee %s%s",
+            "worker %s started: identity %s, tee %s, enclave %s%s",
             cfg.name,
             self.address,
-            self.core.platform.kind,
+            self.enclave_config.tee,
+            cfg.enclave_mode,
             f", API {self.api_url}" if self._api is not None else "",
         )
 
@@ -271,8 +285,8 @@ class WorkerHost:
             client.close()
         if self._gateway is not None:
             self._gateway.close()
-        if self._owned_engine is not None:
-            self._owned_engine.close()
+        if self._enclave is not None:
+            self._enclave.close()
         self.started = False
         self.log.info("worker %s stopped at block %s", self.config.name, self.applied_block)
 
@@ -297,11 +311,9 @@ class WorkerHost:
                 applied_block=self.applied_block,
                 chain_head=self._chain_head,
             )
-        with self._lock:  # checks, decryption and a snapshot: fast
-            core = self.core
-            prepared = core.prepare_query(request)
-        # the agent runs on the snapshot, so a slow llm.chat never holds up block application
-        return core.run_query(prepared, io=self._query_io)
+        # The enclave opens and snapshots under its own lock and runs the agent outside it, so a
+        # slow llm.chat never holds up block application; only the sealed answer comes back.
+        return self.enclave.query(request, self._query_io)
 
     def health(self) -> HealthView:
         """``GET /v1/health``; never waits for the core lock (a block may be applying)."""
@@ -315,34 +327,30 @@ class WorkerHost:
     def info(self) -> WorkerInfoView:
         """``GET /v1/info``: identity, network and the applied head, under the core lock."""
         addresses = self.config.deployment.addresses
-        with self._lock:
-            core = self.core
-            head = core.head
-            me = core.workers.get(core.address)
-            clusters: list[ClusterView] = []
-            for cluster_id, cluster in sorted(core.clusters.items()):
-                member = core.address in cluster.members
-                commitment = core.cluster_commitment(cluster_id) if member else None
-                view = ClusterView(
-                    cluster_id=cluster_id, is_member=member, state_commitment=commitment
-                )
-                clusters.append(view)
-            return WorkerInfoView(
-                name=self.config.name,
-                address=Address(core.address),
-                operator=self.operator,
-                chain_id=addresses.chain_id,
-                registry=addresses.registry,
-                bus=addresses.bus,
-                tee=core.platform.kind,
-                measurement=core.platform.measurement,
-                clusters=tuple(clusters),
-                cluster=None if me is None else me.cluster,
-                confidence=None if me is None else me.confidence,
-                last_applied_block=None if head is None else head.number,
-                last_applied_hash=None if head is None else head.hash,
-                status=self.status(),
+        status = self.enclave.status()
+        head = status.head
+        clusters = tuple(
+            ClusterView(
+                cluster_id=c.cluster_id, is_member=c.is_member, state_commitment=c.state_commitment
             )
+            for c in status.clusters
+        )
+        return WorkerInfoView(
+            name=self.config.name,
+            address=Address(status.address),
+            operator=self.operator,
+            chain_id=addresses.chain_id,
+            registry=addresses.registry,
+            bus=addresses.bus,
+            tee=status.tee,
+            measurement=status.measurement,
+            clusters=clusters,
+            cluster=status.cluster,
+            confidence=status.confidence,
+            last_applied_block=None if head is None else head.number,
+            last_applied_hash=None if head is None else head.hash,
+            status=self.status(),
+        )
 
     def contract(self, contract_id: bytes) -> ContractView:
         """``GET /v1/contracts/{id}``: one agent contract's public facts, under the core lock.
@@ -350,108 +358,105 @@ class WorkerHost:
         Raises:
             ContractUnavailable: the core knows no contract ``contract_id``.
         """
-        with self._lock:
-            contract = self.core.contracts.get(contract_id)
-            if contract is None:
-                raise ContractUnavailable("unknown contract", contract_id="0x" + contract_id.hex())
-            # epoch 0 means no contract key yet, whatever the epochs table holds
-            epoch = contract.epochs.get(contract.epoch) if contract.epoch > 0 else None
-            key_address = b"" if epoch is None else epoch.key_address
-            return ContractView(
-                contract_id=contract_id,
-                cluster=contract.cluster,
-                owner=Address(contract.owner),
-                controller=Address(contract.controller),
-                code_hash=contract.code_hash,
-                paused=contract.paused,
-                epoch=contract.epoch,
-                public_key=b"" if epoch is None else epoch.public_key,
-                key_address=Address(key_address) if len(key_address) == 20 else None,
-            )
+        found = self.enclave.contract(contract_id)
+        return ContractView(
+            contract_id=found.contract_id,
+            cluster=found.cluster,
+            owner=Address(found.owner),
+            controller=Address(found.controller),
+            code_hash=found.code_hash,
+            paused=found.paused,
+            epoch=found.epoch,
+            public_key=found.public_key,
+            key_address=Address(found.key_address) if len(found.key_address) == 20 else None,
+        )
 
     def attest(self, nonce: bytes) -> AttestationView:
         """``GET /v1/attestation``: a quote over (address, nonce) with its collateral."""
-        core = self.core
+        attested = self.enclave.attest(nonce)
         return AttestationView(
-            address=Address(core.address),
-            quote=core.attest(nonce),
-            collateral=core.platform.collateral(),
-            report_data=core.address.rjust(32, b"\x00") + nonce,
+            address=Address(self.identity),
+            quote=attested.quote,
+            collateral=attested.collateral,
+            report_data=attested.report_data,
         )
 
     # ------------------------------------------------------------------ boot ---------------
 
-    def _platform_and_verifier(self) -> tuple[TEEPlatform, PolicyVerifier]:
+    def _start_enclave(self) -> Any:
+        """The link to this worker's enclave: a child process, or (tests) this process."""
         cfg = self.config
-        if cfg.enclave is not None:
-            platform = TEEPlatform(cfg.enclave)
-            if cfg.allow_insecure_dev_tee and cfg.network_seed is not None:
-                from veilnet.tee import DevEnclave
+        if cfg.enclave_mode == "process":
+            if self.enclave_config.tee == "dev":
+                self.log.warning("worker %s runs on the INSECURE development TEE", cfg.name)
+            return ProcessEnclave()
+        # Local mode: the same interface and bytes, served in this process with parts the
+        # test chose (a shared engine, a given TEE backend).
+        from veilnet.enclave import EnclaveService
 
-                root: TrustRoot = DevEnclave(
-                    cfg.network_seed, allow_insecure_dev_tee=True
-                ).trust_root
-                return platform, PolicyVerifier(policy=Policy.development(), root=root)
-            return platform, PolicyVerifier(policy=Policy(), root=TrustRoot.intel())
-        if not cfg.allow_insecure_dev_tee:
-            raise WorkerConfigInvalid(
-                "no TEE backend given: pass an enclave, or use the INSECURE dev TEE "
-                "(allow_insecure_dev_tee / --insecure-dev-tee) with a network seed"
-            )
-        if cfg.network_seed is None or len(cfg.network_seed) < 32:
-            raise WorkerConfigInvalid("the dev TEE needs a network seed of at least 32 bytes")
-        from veilnet.tee import DevEnclave
+        return LocalEnclave(EnclaveService(parts=self._local_parts))
 
-        enclave = DevEnclave(cfg.network_seed, allow_insecure_dev_tee=True)
-        verifier = PolicyVerifier(policy=Policy.development(), root=enclave.trust_root)
-        self.log.warning("worker %s runs on the INSECURE development TEE", cfg.name)
-        return TEEPlatform(enclave), verifier
+    def _local_parts(self, config: wire.EnclaveConfig) -> Any:
+        from veilnet.enclave import build_parts
+        from veilnet.runtime.adapters import TEEPlatform
 
-    def _build(self, *, sealed_identity: bytes | None) -> EnclaveCore:
-        platform, engine, verifier = self._parts
-        return EnclaveCore.boot(
-            config=self.core_config,
-            platform=platform,
-            engine=engine,
-            verifier=verifier,
+        cfg = self.config
+        platform = None if cfg.enclave is None else TEEPlatform(cfg.enclave)
+        return build_parts(config, platform=platform, engine=cfg.engine)
+
+    def _boot_request(
+        self, *, sealed_identity: bytes | None, checkpoint: bytes | None = None
+    ) -> wire.Boot:
+        io_kinds = (wire.IO_LLM_CHAT,) if self.config.gateway_url is not None else ()
+        return wire.Boot(
+            config=self.enclave_config,
             sealed_identity=sealed_identity,
+            checkpoint=checkpoint,
+            io_kinds=io_kinds,
         )
 
+    def _booted(self, booted: wire.Booted) -> None:
+        self._identity = booted.address
+        self._head = booted.head
+
     def _boot(self) -> None:
-        platform, engine, verifier = self._parts
+        enclave = self.enclave
+        stored_identity = self.storage.load_identity()
         for stored in self.storage.checkpoints():
             try:
-                core = EnclaveCore.restore(
-                    stored.sealed,
-                    config=self.core_config,
-                    platform=platform,
-                    engine=engine,
-                    verifier=verifier,
+                booted = enclave.boot(
+                    self._boot_request(sealed_identity=stored_identity, checkpoint=stored.sealed)
                 )
             except CheckpointInvalid as exc:
                 name = stored.path.name if stored.path else "?"
                 self.log.warning("skipping checkpoint %s: %s", name, exc.code)
                 continue
-            if core.head is None or core.head.number != stored.block_number:
-                self.log.warning("skipping checkpoint at %d: head mismatch", stored.block_number)
-                continue
-            self._core = core
-            self._sealed_identity = self.storage.load_identity() or core.sealed_identity()
-            if self.storage.load_identity() is None:
+            self._booted(booted)
+            head = booted.head
+            if head is None:
+                raise CheckpointInvalid("a checkpoint restored no head")
+            if head.number != stored.block_number:
+                self.log.warning(
+                    "checkpoint file says block %d, its sealed content %d: trusting the content",
+                    stored.block_number,
+                    head.number,
+                )
+            self._sealed_identity = stored_identity or booted.sealed_identity
+            if stored_identity is None:
                 self.storage.save_identity(self._sealed_identity)
-            self._follower_at(core.head.number + 1, core.head.hash)
-            self.restored_from = stored.block_number
-            self._last_checkpoint = stored.block_number
-            self.log.info("restored from checkpoint at block %d", stored.block_number)
-            if core.resync_required and core.keys.cluster_keys:
-                self._resync(core.export_keyring())
+            self._follower_at(head.number + 1, head.hash)
+            self.restored_from = head.number
+            self._last_checkpoint = head.number
+            self.log.info("restored from checkpoint at block %d", head.number)
+            if booted.resync_ready:
+                self._resync()
             return
-        sealed = self.storage.load_identity()
-        self._core = self._build(sealed_identity=sealed)
-        if sealed is None:
-            sealed = self._core.sealed_identity()
-            self.storage.save_identity(sealed)
-        self._sealed_identity = sealed
+        booted = enclave.boot(self._boot_request(sealed_identity=stored_identity))
+        self._booted(booted)
+        if stored_identity is None:
+            stored_identity = booted.sealed_identity
+            self.storage.save_identity(stored_identity)
+        self._sealed_identity = stored_identity
         self._follower_at(self.config.deployment.genesis_block, None)
         self.log.info(
             "no checkpoint: replaying from genesis block %d", self.config.deployment.genesis_block
@@ -466,7 +471,7 @@ class WorkerHost:
         self._follower_args = (start, parent_hash)
         self._follower = None  # built lazily by the loop thread with its own client
 
-    def _make_query_io(self) -> QueryIO | None:
+    def _make_query_io(self) -> IOHandler | None:
         cfg = self.config
         if cfg.gateway_url is None:
             return None
@@ -492,7 +497,15 @@ class WorkerHost:
             policy=AllowedMeasurements.of_ids(ids),
         )
         self._gateway = GatewayClient(cfg.gateway_url, verifier)
-        return QueryIO(llm_chat=agent_llm_chat(self._gateway))
+        chat = agent_llm_chat(self._gateway)
+
+        def carry_out(kind: str, body: bytes) -> bytes:
+            """I/O a query's agent asked the enclave for (only what boot announced)."""
+            if kind != wire.IO_LLM_CHAT:
+                raise NotReady(f"this worker does not serve {kind}")
+            return json.dumps(chat(json.loads(body)), sort_keys=True).encode()
+
+        return carry_out
 
     # ------------------------------------------------------------------ the loop -----------
 
@@ -520,7 +533,7 @@ class WorkerHost:
 
     def _poll(self, client: JSONRPCClient) -> bool:
         if self._follower is None:
-            head = self.core.head
+            head = self._head
             start, parent = (
                 (head.number + 1, head.hash) if head is not None else self._follower_args
             )
@@ -545,9 +558,12 @@ class WorkerHost:
         core_block = to_core_block(block)
         with self._lock:
             try:
-                egress = self.core.apply_block(core_block)
+                applied = self.enclave.apply_block(core_block)
             except BlockRejected:
                 raise
+            except EnclaveUnavailable:
+                self._restart_enclave(block.header.number)
+                return False
             except Exception:
                 self._recover_from_failed_block(block.header.number)
                 return False
@@ -555,11 +571,11 @@ class WorkerHost:
                 self._failing_block, self._apply_failures = None, 0
             self.metrics.blocks_applied.inc()
             self.metrics.head.set(block.header.number)
-            if egress and self._relay is not None:
-                self._relay.put(egress)
-            core = self.core
-            if core.resync_required and core.resync_keyring is not None:
-                self._resync(core.resync_keyring)
+            self._head = applied.head
+            if applied.egress and self._relay is not None:
+                self._relay.put(list(applied.egress))
+            if applied.resync_ready:
+                self._resync()
                 return False
             self._checkpoint()
             self._changed.notify_all()
@@ -588,11 +604,22 @@ class WorkerHost:
             return
         self._follower = None
 
-    def _resync(self, keyring: bytes) -> None:
-        """Rebuild the core with the same identity and the carried keys; replay from genesis."""
-        core = self._build(sealed_identity=self._sealed_identity)
-        core.keys.import_(keyring)
-        self._core = core
+    def _restart_enclave(self, number: int) -> None:
+        """The enclave process went away: start a new one from the newest checkpoint."""
+        self._recover_from_failed_block(number)
+        if self.halted:
+            return
+        self.log.warning("the enclave process went away; starting a new one")
+        old = self._enclave
+        self._enclave = Enclave(self._start_enclave())
+        if old is not None:
+            old.close()
+        self._boot()
+
+    def _resync(self) -> None:
+        """The enclave restarts its core with the same identity and the keys of the late join
+        (they never leave it); the host replays from genesis."""
+        self._booted(self.enclave.resync())
         self.storage.discard_checkpoints()
         self._last_checkpoint = None
         self._follower_at(self.config.deployment.genesis_block, None)
@@ -601,7 +628,7 @@ class WorkerHost:
 
     def _checkpoint(self, *, force: bool = False) -> None:
         """Write a checkpoint when due and the relay settled everything emitted so far."""
-        head = self.core.head
+        head = self._head
         if head is None or head.number == self._last_checkpoint:
             return
         due = self._last_checkpoint is None or (
@@ -609,9 +636,10 @@ class WorkerHost:
         )
         if not (due or force) or (self._relay is not None and not self._relay.is_idle()):
             return
+        sealed = self.enclave.checkpoint()
         self.storage.save_checkpoint(
             StoredCheckpoint(
-                block_number=head.number, block_hash=head.hash, sealed=self.core.checkpoint()
+                block_number=sealed.block_number, block_hash=head.hash, sealed=sealed.sealed
             )
         )
         self._last_checkpoint = head.number
@@ -638,15 +666,14 @@ class WorkerHost:
         """Register the identity unless the Registry knows it: the core signs, the host pays
         the identity's gas from ``fund_from`` if it must, and waits for the receipt."""
         network = self._network
-        identity = Address(self.core.address)
+        identity = Address(self.identity)
         kind = network.origin_kind(identity)
         if kind == KIND_WORKER:
             self._registered = True
             return
         if kind != KIND_NONE:
             raise RegistrationFailed("the identity address is in use by another origin")
-        with self._lock:
-            request = self.core.registration(self.operator.raw)
+        request = self.enclave.registration(self.operator.raw)
         try:
             tx = register_worker_transaction(network, request, fallback_gas=REGISTRATION_GAS)
         except ContractReverted as exc:
@@ -659,8 +686,7 @@ class WorkerHost:
                 )
             funder = network.sender(self.config.fund_from)
             funder.transact(identity, b"", value=max(IDENTITY_FUNDING_WEI, 2 * cost), gas=21_000)
-        with self._lock:
-            raw = self.core.sign_transaction(tx)
+        raw = self.enclave.sign_transaction(tx)
         try:
             send_raw_transaction(
                 network.client, raw, timeout=REGISTRATION_TIMEOUT_S, stop=self._stop
@@ -669,3 +695,36 @@ class WorkerHost:
             raise RegistrationFailed("register_worker reverted on chain") from exc
         self._registered = True
         self.log.info("registered identity %s on chain", identity.hex)
+
+
+def _enclave_config(config: WorkerConfig) -> wire.EnclaveConfig:
+    """What this worker's enclave is built from: the network's parameters and its TEE."""
+    addresses = config.deployment.addresses
+    if config.enclave is not None:
+        tee = type(config.enclave).__name__.removesuffix("Enclave").lower()
+        if tee not in ("dstack", "gramine", "dev"):
+            raise WorkerConfigInvalid(
+                f"no enclave process can build a {type(config.enclave).__name__}"
+            )
+    elif config.allow_insecure_dev_tee:
+        tee = "dev"
+    else:
+        raise WorkerConfigInvalid(
+            "no TEE backend given: pass an enclave, or use the INSECURE dev TEE "
+            "(allow_insecure_dev_tee / --insecure-dev-tee) with a network seed"
+        )
+    seed = config.network_seed if tee == "dev" else None
+    if tee == "dev" and (seed is None or len(seed) < 32):
+        raise WorkerConfigInvalid("the dev TEE needs a network seed of at least 32 bytes")
+    return wire.EnclaveConfig(
+        chain_id=addresses.chain_id,
+        registry=addresses.registry.raw,
+        bus=addresses.bus.raw,
+        key_window_blocks=config.key_window_blocks,
+        commitment_interval=config.commitment_interval,
+        heartbeat_interval=wire.DEFAULT_HEARTBEAT_INTERVAL,
+        max_confidence_level=wire.DEFAULT_MAX_CONFIDENCE_LEVEL,
+        tee=tee,
+        dev_network_seed=seed,
+        gateway_measurements=tuple(config.gateway_measurements),
+    )

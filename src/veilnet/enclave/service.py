@@ -1,0 +1,331 @@
+"""The enclave process's side of the interface: one ``Call`` in, one ``Result`` or ``Failure`` out.
+It owns the core; nothing of the core (keys, state, prepared queries) ever leaves as an object.
+
+Theory of operation
+-------------------
+``handle(payload, io)`` decodes a ``Call``, runs the operation and encodes the reply; every
+``VeilnetError`` becomes a ``Failure`` with its stable code, anything else a ``Failure`` that says
+only its type (the message of an unexpected exception may carry data). Operations that change
+the core (boot, apply, checkpoint, resync) run under one lock; a query is opened and snapshotted
+under it and then runs outside it, so a slow agent never holds up block application. ``io`` is
+how a query's agent reaches the host for ``llm.chat`` and ``http.fetch``: one ``IORequest`` out,
+one ``IOResult`` back, on the connection that carried the query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from veilnet.codec import CodecError
+from veilnet.enclave.parts import Parts, build_parts, core_config
+from veilnet.errors import InternalError, PolicyRejected, Unavailable, VeilnetError
+from veilnet.protocol import enclave as wire
+from veilnet.protocol.errors import ContractUnavailable, NotReady
+from veilnet.protocol.events import Block
+from veilnet.runtime import EnclaveCore, QueryIO
+from veilnet.sandbox.interfaces import JSONValue
+
+__all__ = [
+    "EnclaveAlreadyBooted",
+    "EnclaveIOFailed",
+    "EnclaveNotBooted",
+    "EnclaveService",
+    "IOChannel",
+]
+
+_log = logging.getLogger("veilnet.enclave")
+
+IOChannel = Callable[[wire.IORequest], wire.IOResult]
+"""How the enclave asks its host for one piece of I/O while a query runs."""
+
+
+class EnclaveNotBooted(Unavailable):
+    """The enclave has no core yet (call ``boot``), or already has one (``boot`` twice)."""
+
+    code = "enclave_not_booted"
+
+
+class EnclaveAlreadyBooted(PolicyRejected):
+    """``boot`` was called on an enclave that already runs a core."""
+
+    code = "enclave_already_booted"
+
+
+class EnclaveIOFailed(Unavailable):
+    """The host did not carry out the I/O an agent asked for."""
+
+    code = "enclave_io_failed"
+
+
+class EnclaveService:
+    """The operations of ``veilnet.protocol.enclave``, over one core.
+
+    Args:
+        parts: builds the platform, verifier and engine from the configuration; the default is
+            the only one a real enclave uses (tests may pass fakes in an in-process enclave).
+    """
+
+    def __init__(self, *, parts: Callable[[wire.EnclaveConfig], Parts] = build_parts) -> None:
+        self._build_parts = parts
+        self._lock = threading.RLock()
+        self._config: wire.EnclaveConfig | None = None
+        self._parts: Parts | None = None
+        self._core: EnclaveCore | None = None
+        self._resync_keyring: bytes | None = None
+        self._io_kinds: frozenset[str] = frozenset()
+        self._ops: dict[str, Callable[[bytes, IOChannel | None], bytes]] = {
+            wire.OP_HELLO: self._hello,
+            wire.OP_BOOT: self._boot,
+            wire.OP_APPLY_BLOCK: self._apply_block,
+            wire.OP_QUERY: self._query,
+            wire.OP_ATTEST: self._attest,
+            wire.OP_CHECKPOINT: self._checkpoint,
+            wire.OP_REGISTRATION: self._registration,
+            wire.OP_SIGN_TRANSACTION: self._sign_transaction,
+            wire.OP_STATUS: self._status,
+            wire.OP_CONTRACT: self._contract,
+            wire.OP_RESYNC: self._resync,
+        }
+        if set(self._ops) != wire.OPS:
+            raise RuntimeError("the enclave service and the interface disagree on operations")
+
+    def close(self) -> None:
+        if self._parts is not None:
+            self._parts.close()
+
+    # ---- the one entry point -------------------------------------------------------------
+
+    def handle(self, payload: bytes, io: IOChannel | None = None) -> bytes:
+        """One frame's payload in (a ``Call``), one frame's payload out (``Result``/``Failure``)."""
+        try:
+            call = wire.Call.from_bytes(payload, max_size=wire.MAX_FRAME_BYTES)
+        except CodecError as exc:
+            return _failure(wire.FrameInvalid(f"not a call: {exc.message}"))
+        operation = self._ops.get(call.op)
+        if operation is None:
+            return _failure(wire.FrameInvalid("unknown operation", op=call.op[:64]))
+        try:
+            return wire.Result(body=operation(call.body, io)).to_bytes()
+        except VeilnetError as exc:
+            return _failure(exc)
+        except Exception as exc:  # a bug, or a fault: say only its type
+            _log.exception("enclave operation %s failed", call.op)
+            return _failure(InternalError(f"{call.op} failed: {type(exc).__name__}"))
+
+    # ---- operations ----------------------------------------------------------------------
+
+    @property
+    def core(self) -> EnclaveCore:
+        if self._core is None:
+            raise EnclaveNotBooted("the enclave has not booted")
+        return self._core
+
+    def _hello(self, body: bytes, io: IOChannel | None) -> bytes:
+        from veilnet import __version__
+
+        return wire.Hello(version=wire.ENCLAVE_INTERFACE_VERSION, build=__version__).to_bytes()
+
+    def _parts_for(self, config: wire.EnclaveConfig) -> Parts:
+        if self._parts is None:
+            self._parts = self._build_parts(config)
+            self._config = config
+        elif config != self._config:
+            raise EnclaveAlreadyBooted("this enclave was configured for another network")
+        return self._parts
+
+    def _boot(self, body: bytes, io: IOChannel | None) -> bytes:
+        request = wire.Boot.from_bytes(body)
+        with self._lock:
+            if self._core is not None:
+                raise EnclaveAlreadyBooted("the enclave already runs a core")
+            parts = self._parts_for(request.config)
+            kwargs: dict[str, Any] = {
+                "config": core_config(request.config),
+                "platform": parts.platform,
+                "engine": parts.engine,
+                "verifier": parts.verifier,
+            }
+            if request.checkpoint is not None:
+                core = EnclaveCore.restore(request.checkpoint, **kwargs)
+                if core.resync_required and core.keys.cluster_keys:
+                    self._resync_keyring = core.export_keyring()
+            else:
+                core = EnclaveCore.boot(sealed_identity=request.sealed_identity, **kwargs)
+            self._core = core
+            self._io_kinds = frozenset(request.io_kinds)
+            return self._booted()
+
+    def _booted(self) -> bytes:
+        core = self.core
+        return wire.Booted(
+            address=core.address,
+            sealed_identity=core.sealed_identity(),
+            head=core.head,
+            resync_ready=self._resync_keyring is not None,
+        ).to_bytes()
+
+    def _resync(self, body: bytes, io: IOChannel | None) -> bytes:
+        """A late joiner restarts from genesis with the keys it received (they never leave)."""
+        with self._lock:
+            keyring = self._resync_keyring
+            if keyring is None:
+                raise NotReady("no resync is due")
+            old = self.core
+            if self._parts is None or self._config is None:
+                raise EnclaveNotBooted("the enclave has not booted")
+            core = EnclaveCore.boot(
+                config=core_config(self._config),
+                platform=self._parts.platform,
+                engine=self._parts.engine,
+                verifier=self._parts.verifier,
+                sealed_identity=old.sealed_identity(),
+            )
+            core.keys.import_(keyring)
+            self._core, self._resync_keyring = core, None
+            return self._booted()
+
+    def _apply_block(self, body: bytes, io: IOChannel | None) -> bytes:
+        block = Block.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
+        with self._lock:
+            core = self.core
+            egress = core.apply_block(block)
+            if core.resync_required and core.resync_keyring is not None:
+                self._resync_keyring = core.resync_keyring
+            assert core.head is not None
+            return wire.Applied(
+                egress=tuple(egress),
+                head=core.head,
+                resync_ready=self._resync_keyring is not None,
+            ).to_bytes()
+
+    def _query(self, body: bytes, io: IOChannel | None) -> bytes:
+        with self._lock:  # open, check and snapshot: fast
+            core = self.core
+            prepared = core.prepare_query(body)
+        # the agent runs on the snapshot, so a slow llm.chat never holds up block application
+        return core.run_query(prepared, io=_query_io(io, self._io_kinds))
+
+    def _attest(self, body: bytes, io: IOChannel | None) -> bytes:
+        if len(body) != 32:
+            raise wire.FrameInvalid("the nonce is 32 bytes")
+        core = self.core
+        return wire.Attested(
+            quote=core.attest(body),
+            collateral=core.platform.collateral(),
+            report_data=core.address.rjust(32, b"\x00") + body,
+        ).to_bytes()
+
+    def _checkpoint(self, body: bytes, io: IOChannel | None) -> bytes:
+        with self._lock:
+            core = self.core
+            sealed = core.checkpoint()
+            assert core.head is not None
+            return wire.Checkpointed(sealed=sealed, block_number=core.head.number).to_bytes()
+
+    def _registration(self, body: bytes, io: IOChannel | None) -> bytes:
+        if len(body) != 20:
+            raise wire.FrameInvalid("the operator is a 20-byte address")
+        with self._lock:
+            request = self.core.registration(body)
+        return request.to_bytes()
+
+    def _sign_transaction(self, body: bytes, io: IOChannel | None) -> bytes:
+        try:
+            transaction = json.loads(body)
+        except ValueError as exc:
+            raise wire.FrameInvalid("the transaction is not JSON") from exc
+        if not isinstance(transaction, dict):
+            raise wire.FrameInvalid("the transaction is not a JSON object")
+        try:
+            return self.core.sign_transaction(transaction)
+        except (TypeError, ValueError) as exc:
+            raise PolicyRejected(f"not signed: {exc}") from exc
+
+    def _status(self, body: bytes, io: IOChannel | None) -> bytes:
+        with self._lock:
+            core = self.core
+            me = core.workers.get(core.address)
+            clusters = tuple(
+                wire.ClusterStatus(
+                    cluster_id=cluster_id,
+                    is_member=core.address in cluster.members,
+                    state_commitment=(
+                        core.cluster_commitment(cluster_id)
+                        if core.address in cluster.members
+                        else None
+                    ),
+                )
+                for cluster_id, cluster in sorted(core.clusters.items())
+            )
+            assert self._config is not None
+            return wire.Status(
+                address=core.address,
+                tee=core.platform.kind,
+                measurement=core.platform.measurement,
+                config_digest=self._config.digest,
+                head=core.head,
+                cluster=None if me is None else me.cluster,
+                confidence=None if me is None else me.confidence,
+                clusters=clusters,
+            ).to_bytes()
+
+    def _contract(self, body: bytes, io: IOChannel | None) -> bytes:
+        with self._lock:
+            contract = self.core.contracts.get(body)
+            if contract is None:
+                raise ContractUnavailable("unknown contract", contract_id="0x" + body.hex()[:64])
+            # epoch 0 means no contract key yet, whatever the epochs table holds
+            epoch = contract.epochs.get(contract.epoch) if contract.epoch > 0 else None
+            return wire.ContractStatus(
+                contract_id=body,
+                cluster=contract.cluster,
+                owner=contract.owner,
+                controller=contract.controller,
+                code_hash=contract.code_hash,
+                paused=contract.paused,
+                epoch=contract.epoch,
+                public_key=b"" if epoch is None else epoch.public_key,
+                key_address=b"" if epoch is None else epoch.key_address,
+            ).to_bytes()
+
+
+def _failure(exc: VeilnetError) -> bytes:
+    try:
+        details = json.dumps(exc.details, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        details = "{}"
+    return wire.Failure(code=exc.code, message=exc.message, details=details).to_bytes()
+
+
+def _query_io(io: IOChannel | None, kinds: frozenset[str]) -> QueryIO | None:
+    """The I/O the host said at boot it serves, reached through ``io``; None without any."""
+    if io is None or not kinds:
+        return None
+
+    def ask(kind: str, request: JSONValue) -> JSONValue:
+        body = json.dumps(request, sort_keys=True, separators=(",", ":")).encode()
+        result = io(wire.IORequest(kind=kind, body=body))
+        if not result.ok:
+            raise EnclaveIOFailed(f"{result.code}: {result.message}")
+        try:
+            return json.loads(result.body)
+        except ValueError as exc:
+            raise EnclaveIOFailed("the host answered I/O with something that is not JSON") from exc
+
+    def llm_chat(request: JSONValue) -> JSONValue:
+        return ask(wire.IO_LLM_CHAT, request)
+
+    def http_fetch(requests: list[JSONValue]) -> list[JSONValue]:
+        answers = ask(wire.IO_HTTP_FETCH, requests)
+        if not isinstance(answers, list):
+            raise EnclaveIOFailed("the host answered http.fetch with something not a list")
+        return answers
+
+    return QueryIO(
+        llm_chat=llm_chat if wire.IO_LLM_CHAT in kinds else None,
+        http_fetch=http_fetch if wire.IO_HTTP_FETCH in kinds else None,
+    )

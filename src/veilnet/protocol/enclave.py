@@ -1,0 +1,305 @@
+"""The enclave interface: the only bytes that pass between a worker host and its enclave process.
+Length-prefixed frames of canonical records, versioned; a sans-IO ``FrameReader`` splits a stream.
+
+Theory of operation
+-------------------
+The host sends one ``Call`` per frame and reads frames until it gets that call's ``Result`` or
+``Failure``. While it answers a query, the enclave may send ``IORequest`` frames first (an agent's
+``llm.chat`` or ``http.fetch``); the host answers each with one ``IOResult`` and keeps reading.
+One call is in flight per connection; a host that wants concurrency opens several connections.
+
+Every ``Call.op`` names one operation in ``OPS``; its ``body`` is the operation's request record
+(or raw bytes where the table says so) and the ``Result.body`` its reply. Nothing else is
+reachable: there is no operation that returns keys, plaintext state or a core object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from veilnet.codec import Record, record
+from veilnet.errors import InvalidInput
+from veilnet.protocol.egress import EgressMessage
+from veilnet.protocol.events import BlockHeader
+
+ENCLAVE_INTERFACE_VERSION: Final = 1
+"""Bumped whenever an operation or a record of this module changes shape."""
+FRAME_HEADER_BYTES: Final = 4
+READY_LINE: Final = "veil-enclave ready"
+"""What the enclave process prints on stdout once it listens (its host waits for this line)."""
+MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
+"""Largest frame either side accepts (a block with many deployments stays far below)."""
+
+# Network parameters every replica shares (defaults of a network's EnclaveConfig).
+DEFAULT_KEY_WINDOW_BLOCKS: Final = 200
+"""Blocks an old contract/cluster key epoch stays usable after the next one is keyed."""
+DEFAULT_COMMITMENT_INTERVAL: Final = 20
+"""A worker posts its state commitment every this many blocks (0 disables)."""
+DEFAULT_HEARTBEAT_INTERVAL: Final = 50
+"""Blocks between a registered worker's heartbeats (liveness for ``veil status``; 0 disables).
+Challenge-response rules arrive with the economy milestone."""
+DEFAULT_MAX_CONFIDENCE_LEVEL: Final = 3
+"""Lowest attestation confidence level (1 best .. 5 worst) a gatekeeper endorses."""
+
+OP_HELLO: Final = "hello"
+"""body: empty → ``Hello``: the interface version and the enclave's build."""
+OP_BOOT: Final = "boot"
+"""body: ``Boot`` → ``Booted``. Fresh, from a sealed identity, or from a checkpoint."""
+OP_APPLY_BLOCK: Final = "apply_block"
+"""body: ``Block`` bytes → ``Applied`` (egress to post). All or nothing."""
+OP_QUERY: Final = "query"
+"""body: ``QueryRequest`` bytes → ``QueryResponse`` bytes (sealed and signed inside)."""
+OP_ATTEST: Final = "attest"
+"""body: 32-byte nonce → ``Attested``."""
+OP_CHECKPOINT: Final = "checkpoint"
+"""body: empty → ``Checkpointed``."""
+OP_REGISTRATION: Final = "registration"
+"""body: 20-byte operator address → ``RegistrationRequest``."""
+OP_SIGN_TRANSACTION: Final = "sign_transaction"
+"""body: JSON transaction (to the Registry only) → raw signed transaction bytes."""
+OP_STATUS: Final = "status"
+"""body: empty → ``Status``: public facts for the worker API."""
+OP_CONTRACT: Final = "contract"
+"""body: 32-byte contract id → ``ContractStatus``."""
+OP_RESYNC: Final = "resync"
+"""body: empty → ``Booted``: restart from genesis keeping the keys of a late join."""
+
+OPS: Final = frozenset(
+    {
+        OP_HELLO,
+        OP_BOOT,
+        OP_APPLY_BLOCK,
+        OP_QUERY,
+        OP_ATTEST,
+        OP_CHECKPOINT,
+        OP_REGISTRATION,
+        OP_SIGN_TRANSACTION,
+        OP_STATUS,
+        OP_CONTRACT,
+        OP_RESYNC,
+    }
+)
+
+IO_LLM_CHAT: Final = "llm_chat"
+IO_HTTP_FETCH: Final = "http_fetch"
+
+
+class FrameInvalid(InvalidInput):
+    """A frame is larger than allowed, or its bytes are not a record of this interface."""
+
+    code = "enclave_frame_invalid"
+
+
+# ---- envelopes of every frame ------------------------------------------------------------
+
+
+@record("enclave.call")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call(Record):
+    op: str
+    body: bytes
+
+
+@record("enclave.result")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result(Record):
+    body: bytes
+
+
+@record("enclave.failure")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure(Record):
+    """A typed error raised inside the enclave: its stable code, message and JSON details."""
+
+    code: str
+    message: str
+    details: str = "{}"
+
+    def details_dict(self) -> dict[str, Any]:
+        try:
+            found = json.loads(self.details)
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
+
+
+@record("enclave.io")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IORequest(Record):
+    """The enclave asks the host for I/O an agent requested (JSON in ``body``)."""
+
+    kind: str
+    body: bytes
+
+
+@record("enclave.io_result")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IOResult(Record):
+    ok: bool
+    body: bytes = b""
+    code: str = ""
+    message: str = ""
+
+
+# ---- operation records --------------------------------------------------------------------
+
+
+@record("enclave.config")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnclaveConfig(Record):
+    """What the enclave builds its core, platform, engine and verifier from. Its digest is what
+    the enclave attests to; a host that hands in another configuration gets another digest."""
+
+    chain_id: int
+    registry: bytes
+    bus: bytes
+    key_window_blocks: int
+    commitment_interval: int
+    heartbeat_interval: int
+    max_confidence_level: int
+    tee: str
+    """``"dev"`` (the insecure development TEE), ``"dstack"`` or ``"gramine"``."""
+    dev_network_seed: bytes | None = None
+    """The devnet's PKI seed; only with ``tee == "dev"``."""
+    gateway_measurements: tuple[bytes, ...] = ()
+    """Allowed inference-gateway measurement ids (empty: the dev defaults on the dev TEE)."""
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.to_bytes()).digest()
+
+    def __repr__(self) -> str:
+        return (
+            f"EnclaveConfig(chain_id={self.chain_id}, registry=0x{self.registry.hex()}, "
+            f"tee={self.tee!r}, digest=0x{self.digest.hex()[:16]}..)"
+        )
+
+
+@record("enclave.hello")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello(Record):
+    version: int
+    build: str
+
+
+@record("enclave.boot")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Boot(Record):
+    config: EnclaveConfig
+    sealed_identity: bytes | None = None
+    checkpoint: bytes | None = None
+    io_kinds: tuple[str, ...] = ()
+    """The I/O the host serves to queries (``IO_LLM_CHAT``, ``IO_HTTP_FETCH``)."""
+
+
+@record("enclave.booted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Booted(Record):
+    address: bytes
+    sealed_identity: bytes
+    head: BlockHeader | None
+    resync_ready: bool
+    """The core joined a cluster with history and holds its keys: call ``resync``."""
+
+
+@record("enclave.applied")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Applied(Record):
+    egress: tuple[EgressMessage, ...]
+    head: BlockHeader
+    resync_ready: bool
+
+
+@record("enclave.attested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attested(Record):
+    quote: bytes
+    collateral: bytes
+    report_data: bytes
+
+
+@record("enclave.checkpointed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpointed(Record):
+    sealed: bytes
+    block_number: int
+
+
+@record("enclave.cluster_status")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterStatus(Record):
+    cluster_id: bytes
+    is_member: bool
+    state_commitment: bytes | None
+
+
+@record("enclave.status")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status(Record):
+    address: bytes
+    tee: str
+    measurement: bytes
+    config_digest: bytes
+    head: BlockHeader | None
+    cluster: bytes | None
+    confidence: int | None
+    clusters: tuple[ClusterStatus, ...]
+
+
+@record("enclave.contract_status")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContractStatus(Record):
+    contract_id: bytes
+    cluster: bytes
+    owner: bytes
+    controller: bytes
+    code_hash: bytes
+    paused: bool
+    epoch: int
+    public_key: bytes
+    key_address: bytes
+
+
+# ---- framing (sans-IO) --------------------------------------------------------------------
+
+
+def frame(item: Record) -> bytes:
+    """One frame: the record's canonical bytes behind a 4-byte big-endian length."""
+    body = item.to_bytes()
+    if len(body) > MAX_FRAME_BYTES:
+        raise FrameInvalid("frame is larger than allowed", max_size=MAX_FRAME_BYTES)
+    return len(body).to_bytes(FRAME_HEADER_BYTES, "big") + body
+
+
+class FrameReader:
+    """Feed bytes as they arrive; ``next_frame`` returns each whole frame's payload once."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def next_frame(self) -> bytes | None:
+        """The next whole payload, or None while more bytes are needed.
+
+        Raises:
+            FrameInvalid: the announced length is over ``MAX_FRAME_BYTES`` (the stream is
+                unusable after this; close it).
+        """
+        if len(self._buffer) < FRAME_HEADER_BYTES:
+            return None
+        size = int.from_bytes(self._buffer[:FRAME_HEADER_BYTES], "big")
+        if size > MAX_FRAME_BYTES:
+            raise FrameInvalid("frame is larger than allowed", max_size=MAX_FRAME_BYTES)
+        end = FRAME_HEADER_BYTES + size
+        if len(self._buffer) < end:
+            return None
+        payload = bytes(self._buffer[FRAME_HEADER_BYTES:end])
+        del self._buffer[:end]
+        return payload

@@ -1,0 +1,279 @@
+"""The host's handle on its enclave: typed calls over ``veilnet.protocol.enclave`` frames.
+``ProcessEnclave`` talks to ``veil enclave serve`` over a Unix socket; ``LocalEnclave`` runs the
+same service in this process, for unit tests only. Either way only bytes cross.
+
+Theory of operation
+-------------------
+``Enclave`` turns each operation into one ``Call`` and its reply into a record, raising the
+error class that owns a ``Failure``'s code (the ones in ``veilnet.protocol.errors``, the
+interface's own) or ``EnclaveFailed`` for any other code, with that code in its details. The
+process link keeps a small pool of connections, one call in flight on each, so that queries run
+while a block is applied; the enclave serializes what must be serialized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from veilnet.codec import CodecError
+from veilnet.errors import InternalError, VeilnetError
+from veilnet.protocol import enclave as wire
+from veilnet.protocol import errors as wire_errors
+from veilnet.protocol.events import Block
+from veilnet.protocol.registration import RegistrationRequest
+from veilnet.worker.errors import EnclaveUnavailable
+
+__all__ = ["Enclave", "EnclaveFailed", "EnclaveLink", "IOHandler", "LocalEnclave", "ProcessEnclave"]
+
+IOHandler = Callable[[str, bytes], bytes]
+"""Carries out one I/O request of a query's agent (kind, JSON body) → JSON body; raises a
+VeilnetError to refuse."""
+
+START_TIMEOUT_S = 60.0
+_RECV_BYTES = 1 << 16
+_KNOWN: dict[str, type[VeilnetError]] = {
+    cls.code: cls
+    for cls in (
+        wire_errors.BlockRejected,
+        wire_errors.CheckpointInvalid,
+        wire_errors.ContractPaused,
+        wire_errors.ContractUnavailable,
+        wire_errors.KeyEpochExpired,
+        wire_errors.NotReady,
+        wire_errors.QueryRejected,
+        wire.FrameInvalid,
+    )
+}
+
+
+class EnclaveFailed(InternalError):
+    """The enclave refused or failed an operation with a code the host has no class for (its
+    code is in ``details["enclave_code"]``)."""
+
+    code = "worker_enclave_failed"
+
+
+class EnclaveLink(Protocol):
+    """Carries one call's payload to the enclave and its reply back."""
+
+    def call(self, payload: bytes, io: IOHandler | None) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def _io_result(io: IOHandler | None, request: wire.IORequest) -> wire.IOResult:
+    if io is None:
+        return wire.IOResult(ok=False, code="worker_io_unavailable", message="no I/O here")
+    try:
+        return wire.IOResult(ok=True, body=io(request.kind, request.body))
+    except VeilnetError as exc:
+        return wire.IOResult(ok=False, code=exc.code, message=exc.message)
+
+
+class LocalEnclave:
+    """The enclave service in this process, behind the same bytes (unit tests only)."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        """The ``veilnet.enclave.EnclaveService``; tests may read ``service.core``."""
+
+    def call(self, payload: bytes, io: IOHandler | None) -> bytes:
+        return bytes(self.service.handle(payload, lambda request: _io_result(io, request)))
+
+    def close(self) -> None:
+        self.service.close()
+
+
+class _SocketConnection:
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.reader = wire.FrameReader()
+
+    def read(self) -> bytes:
+        while True:
+            payload = self.reader.next_frame()
+            if payload is not None:
+                return payload
+            data = self.sock.recv(_RECV_BYTES)
+            if not data:
+                raise EnclaveUnavailable("the enclave process closed the connection")
+            self.reader.feed(data)
+
+    def call(self, payload: bytes, io: IOHandler | None) -> bytes:
+        self.sock.sendall(len(payload).to_bytes(wire.FRAME_HEADER_BYTES, "big") + payload)
+        while True:
+            reply = self.read()
+            try:
+                request = wire.IORequest.from_bytes(reply)
+            except CodecError:
+                return reply  # a Result or a Failure: decoded by the caller
+            self.sock.sendall(wire.frame(_io_result(io, request)))
+
+
+class ProcessEnclave:
+    """``veil enclave serve`` as a child process, reached over a Unix socket in a private
+    directory. The child exits when this object closes its standard input (or this process
+    dies), so an enclave never outlives its host."""
+
+    def __init__(self, *, python: str = sys.executable, env: dict[str, str] | None = None) -> None:
+        self._dir = tempfile.mkdtemp(prefix="veil-enclave-")
+        os.chmod(self._dir, 0o700)
+        self.socket_path = str(Path(self._dir) / "enclave.sock")
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [python, "-m", "veilnet.enclave", "serve", "--socket", self.socket_path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
+        self._pool: queue.SimpleQueue[_SocketConnection] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._connections: list[_SocketConnection] = []
+        self._wait_ready()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def _wait_ready(self) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        ready, _, _ = select.select([stdout], [], [], START_TIMEOUT_S)
+        line = stdout.readline() if ready else ""
+        if line.strip() != wire.READY_LINE:
+            self.close()
+            raise EnclaveUnavailable(
+                "the enclave process did not start", exit_code=self._process.poll()
+            )
+
+    def _connection(self) -> _SocketConnection:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        if self._process.poll() is not None:
+            raise EnclaveUnavailable("the enclave process is gone", exit_code=self._process.poll())
+        try:
+            connection = _SocketConnection(self.socket_path)
+        except OSError as exc:
+            raise EnclaveUnavailable("cannot reach the enclave process") from exc
+        with self._lock:
+            self._connections.append(connection)
+        return connection
+
+    def call(self, payload: bytes, io: IOHandler | None) -> bytes:
+        connection = self._connection()
+        try:
+            reply = connection.call(payload, io)
+        except (OSError, wire.FrameInvalid) as exc:
+            with contextlib.suppress(OSError):
+                connection.sock.close()
+            raise EnclaveUnavailable("the enclave connection broke") from exc
+        except EnclaveUnavailable:
+            with contextlib.suppress(OSError):
+                connection.sock.close()
+            raise
+        self._pool.put(connection)
+        return reply
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.sock.close()
+            self._connections.clear()
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class Enclave:
+    """Typed operations of the enclave interface over a link (process or local)."""
+
+    def __init__(self, link: EnclaveLink) -> None:
+        self.link = link
+
+    def close(self) -> None:
+        self.link.close()
+
+    def _call(self, op: str, body: bytes = b"", io: IOHandler | None = None) -> bytes:
+        reply = self.link.call(wire.Call(op=op, body=body).to_bytes(), io)
+        try:
+            found = wire.Result.from_bytes(reply, max_size=wire.MAX_FRAME_BYTES)
+        except CodecError:
+            found = None
+        if found is not None:
+            return found.body
+        try:
+            failure = wire.Failure.from_bytes(reply)
+        except CodecError as exc:
+            raise EnclaveFailed("the enclave answered with something unreadable") from exc
+        cls = _KNOWN.get(failure.code)
+        if cls is not None:
+            raise cls(failure.message, **failure.details_dict())
+        raise EnclaveFailed(failure.message, enclave_code=failure.code)
+
+    def hello(self) -> wire.Hello:
+        return wire.Hello.from_bytes(self._call(wire.OP_HELLO))
+
+    def boot(self, request: wire.Boot) -> wire.Booted:
+        return wire.Booted.from_bytes(self._call(wire.OP_BOOT, request.to_bytes()))
+
+    def resync(self) -> wire.Booted:
+        return wire.Booted.from_bytes(self._call(wire.OP_RESYNC))
+
+    def apply_block(self, block: Block) -> wire.Applied:
+        body = self._call(wire.OP_APPLY_BLOCK, block.to_bytes())
+        return wire.Applied.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
+
+    def query(self, request: bytes, io: IOHandler | None = None) -> bytes:
+        return self._call(wire.OP_QUERY, request, io)
+
+    def attest(self, nonce: bytes) -> wire.Attested:
+        return wire.Attested.from_bytes(self._call(wire.OP_ATTEST, nonce))
+
+    def checkpoint(self) -> wire.Checkpointed:
+        body = self._call(wire.OP_CHECKPOINT)
+        return wire.Checkpointed.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
+
+    def registration(self, operator: bytes) -> RegistrationRequest:
+        return RegistrationRequest.from_bytes(self._call(wire.OP_REGISTRATION, operator))
+
+    def sign_transaction(self, transaction: dict[str, Any]) -> bytes:
+        body = json.dumps(transaction, sort_keys=True, default=_hex).encode()
+        return self._call(wire.OP_SIGN_TRANSACTION, body)
+
+    def status(self) -> wire.Status:
+        return wire.Status.from_bytes(self._call(wire.OP_STATUS))
+
+    def contract(self, contract_id: bytes) -> wire.ContractStatus:
+        return wire.ContractStatus.from_bytes(self._call(wire.OP_CONTRACT, contract_id))
+
+
+def _hex(value: object) -> str:
+    """JSON has no bytes: a transaction's ``data`` travels as 0x-hex, which eth-account reads."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    raise TypeError(f"{type(value).__name__} is not part of a transaction")

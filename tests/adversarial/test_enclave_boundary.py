@@ -1,0 +1,134 @@
+"""A malicious host against a real enclave process: only bytes cross, only the interface's
+operations exist, and every bad frame gets a typed failure while the enclave keeps serving."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from veilnet.protocol import enclave as wire
+from veilnet.protocol.errors import BlockRejected, CheckpointInvalid, QueryRejected
+from veilnet.testing.adversary import MaliciousHost, dev_enclave_config, empty_block
+
+pytestmark = pytest.mark.slow  # each module starts one enclave process
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[MaliciousHost]:
+    with MaliciousHost() as malicious:
+        malicious.enclave.boot(wire.Boot(config=dev_enclave_config()))
+        malicious.enclave.apply_block(empty_block(1))
+        yield malicious
+
+
+def test_the_interface_is_exactly_its_operations() -> None:
+    from veilnet.enclave import EnclaveService
+
+    service = EnclaveService()
+    assert set(service._ops) == wire.OPS
+    # None hands out keys, plaintext state or a prepared query for the host to edit and sign.
+    assert {
+        "hello",
+        "boot",
+        "apply_block",
+        "query",
+        "attest",
+        "checkpoint",
+        "registration",
+        "sign_transaction",
+        "status",
+        "contract",
+        "resync",
+    } == wire.OPS
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\x00\x00\x00\x03abc", "enclave_frame_invalid"),  # not a record
+        (wire.frame(wire.Call(op="export_keys", body=b"")), "enclave_frame_invalid"),
+        (wire.frame(wire.Call(op="query", body=b"\x01" * 40)), QueryRejected.code),
+        (wire.frame(wire.Call(op="apply_block", body=b"junk")), "codec_unknown_version"),
+        (wire.frame(wire.Call(op="attest", body=b"short")), "enclave_frame_invalid"),
+        (wire.frame(wire.Call(op="registration", body=b"\x01")), "enclave_frame_invalid"),
+        (wire.frame(wire.Call(op="sign_transaction", body=b"[1]")), "enclave_frame_invalid"),
+        (wire.frame(wire.Call(op="checkpoint", body=b"")), None),  # allowed: sealed bytes
+    ],
+)
+def test_bad_frames_get_typed_failures(host: MaliciousHost, frame: bytes, code: str | None) -> None:
+    reply = host.send_raw(frame)
+    if code is None:
+        assert isinstance(reply, wire.Result)
+        return
+    assert isinstance(reply, wire.Failure)
+    assert (
+        reply.code.startswith(code.split("_")[0]) if code == "codec_invalid" else reply.code == code
+    )
+    assert host.enclave.status().head is not None  # still serving, state unchanged
+
+
+def test_an_oversized_frame_closes_only_that_connection(host: MaliciousHost) -> None:
+    too_big = (wire.MAX_FRAME_BYTES + 1).to_bytes(wire.FRAME_HEADER_BYTES, "big")
+    assert host.send_raw(too_big) is None
+    assert host.enclave.hello().version == wire.ENCLAVE_INTERFACE_VERSION
+
+
+def test_blocks_that_do_not_extend_the_chain_change_nothing(host: MaliciousHost) -> None:
+    before = host.enclave.status()
+    with pytest.raises(BlockRejected):
+        host.enclave.apply_block(empty_block(5, parent=b"\x09" * 32))
+    assert host.enclave.status() == before
+
+
+def test_a_second_boot_and_a_forged_checkpoint_are_refused(host: MaliciousHost) -> None:
+    from veilnet.worker.enclave import EnclaveFailed
+
+    with pytest.raises(EnclaveFailed) as info:
+        host.enclave.boot(wire.Boot(config=dev_enclave_config()))
+    assert info.value.details["enclave_code"] == "enclave_already_booted"
+    with MaliciousHost() as fresh, pytest.raises(CheckpointInvalid):
+        fresh.enclave.boot(
+            wire.Boot(config=dev_enclave_config(), checkpoint=b"\x01forged checkpoint")
+        )
+
+
+def test_the_enclave_reports_the_configuration_it_was_built_from(host: MaliciousHost) -> None:
+    status = host.enclave.status()
+    assert status.config_digest == dev_enclave_config().digest
+    assert status.config_digest != dev_enclave_config(registry=b"\x05" * 20).digest
+    assert status.tee == "tdx"  # the dev TEE issues TDX quotes
+
+
+_HOST_ONLY = """
+import sys
+from veilnet.protocol import enclave as wire
+from veilnet.protocol.events import Block, BlockHeader
+from veilnet.worker import WorkerHost  # the whole host package, API included
+from veilnet.worker.enclave import Enclave, ProcessEnclave
+
+config = wire.EnclaveConfig(chain_id=31337, registry=b"\x03" * 20, bus=b"\x04" * 20,
+    key_window_blocks=200, commitment_interval=0, heartbeat_interval=0, max_confidence_level=3,
+    tee="dev", dev_network_seed=b"veilnet-adversary-network-seed-0")
+enclave = Enclave(ProcessEnclave())
+booted = enclave.boot(wire.Boot(config=config))
+header = BlockHeader(number=1, hash=b"\x01" * 32, parent_hash=bytes(32), timestamp=1767225600)
+enclave.apply_block(Block(header=header, events=()))
+assert enclave.status().head.number == 1
+assert len(enclave.attest(bytes(32)).quote) > 0
+enclave.close()
+core_code = ("veilnet.runtime", "veilnet.sandbox", "veilnet.enclave", "veilnet.testing")
+loaded = sorted(m for m in sys.modules if m.startswith(core_code))
+print(loaded)
+assert not loaded, loaded
+"""
+
+
+def test_the_host_process_holds_no_core() -> None:
+    """Booting, applying, attesting through the enclave loads no core code in the host."""
+    result = subprocess.run(
+        [sys.executable, "-c", _HOST_ONLY], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
