@@ -97,8 +97,8 @@ def test_a_second_boot_and_a_forged_checkpoint_are_refused(host: MaliciousHost) 
 
 def test_the_enclave_reports_the_configuration_it_was_built_from(host: MaliciousHost) -> None:
     status = host.enclave.status()
-    assert status.config_digest == dev_enclave_config().digest
-    assert status.config_digest != dev_enclave_config(registry=b"\x05" * 20).digest
+    assert status.config_digest == dev_enclave_config().network_digest
+    assert status.config_digest != dev_enclave_config(registry=b"\x05" * 20).network_digest
     assert status.tee == "tdx"  # the dev TEE issues TDX quotes
 
 

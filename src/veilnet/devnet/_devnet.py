@@ -377,6 +377,8 @@ class Devnet:
             "insecure_dev_tee": True,
             "network_seed": "0x" + self.network_seed.hex(),
             "attestation_root_ca": "0x" + root.hex(),
+            # What every enclave of this network attests to (gatekeepers and the SDK check it).
+            "config_digest": "0x" + self.hosts[0].enclave_config.network_digest.hex(),
         }
         path = self.network_file
         tmp = path.with_suffix(".json.tmp")

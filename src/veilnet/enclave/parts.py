@@ -51,6 +51,7 @@ def core_config(config: EnclaveConfig) -> CoreConfig:
         heartbeat_interval=config.heartbeat_interval,
         max_confidence_level=config.max_confidence_level,
         limits=Limits(),
+        config_digest=config.network_digest,
     )
 
 

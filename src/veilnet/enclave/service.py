@@ -266,7 +266,7 @@ class EnclaveService:
                 address=core.address,
                 tee=core.platform.kind,
                 measurement=core.platform.measurement,
-                config_digest=self._config.digest,
+                config_digest=self._config.network_digest,
                 head=core.head,
                 cluster=None if me is None else me.cluster,
                 confidence=None if me is None else me.confidence,

@@ -15,6 +15,7 @@ reachable: there is no operation that returns keys, plaintext state or a core ob
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -169,7 +170,15 @@ class EnclaveConfig(Record):
 
     @property
     def digest(self) -> bytes:
+        """SHA-256 of the whole configuration's canonical bytes."""
         return hashlib.sha256(self.to_bytes()).digest()
+
+    @property
+    def network_digest(self) -> bytes:
+        """What every replica of one network shares: the digest with the TEE backend left out
+        (each operator picks its own, and the quote itself says which). The enclave binds it
+        into its registration report data; gatekeepers and clients require their own value."""
+        return hashlib.sha256(dataclasses.replace(self, tee="").to_bytes()).digest()
 
     def __repr__(self) -> str:
         return (
@@ -243,6 +252,7 @@ class Status(Record):
     tee: str
     measurement: bytes
     config_digest: bytes
+    """``EnclaveConfig.network_digest`` of the configuration the enclave was built from."""
     head: BlockHeader | None
     cluster: bytes | None
     confidence: int | None

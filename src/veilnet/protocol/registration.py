@@ -37,11 +37,19 @@ class TEEKind(enum.IntEnum):
 
 
 def registration_report_data(
-    *, worker: bytes, operator: bytes, hpke_key: bytes, chain_id: int, registry: bytes
+    *,
+    worker: bytes,
+    operator: bytes,
+    hpke_key: bytes,
+    chain_id: int,
+    registry: bytes,
+    config_digest: bytes,
 ) -> bytes:
-    """64 bytes of report_data binding a quote to one registration (and nothing else)."""
+    """64 bytes of report_data binding a quote to one registration (and nothing else): the
+    identity, operator and HPKE key, the network, and the network digest of the configuration
+    the enclave was built from (``EnclaveConfig.network_digest``)."""
     digest = hashlib.sha256(
-        encode(["veil/v1/register", worker, operator, hpke_key, chain_id, registry])
+        encode(["veil/v1/register", worker, operator, hpke_key, chain_id, registry, config_digest])
     ).digest()
     return digest + bytes(32)
 

@@ -23,6 +23,10 @@ class CoreConfig:
     heartbeat_interval: int = constants.DEFAULT_HEARTBEAT_INTERVAL
     max_confidence_level: int = constants.DEFAULT_MAX_CONFIDENCE_LEVEL
     limits: Limits = field(default_factory=Limits)
+    config_digest: bytes = b""
+    """``EnclaveConfig.network_digest`` of the configuration the enclave built this core from;
+    bound into the registration report data, so a worker whose host chose another configuration
+    is not endorsed. Empty in in-process harnesses that build cores directly."""
 
     @property
     def domain(self) -> Domain:

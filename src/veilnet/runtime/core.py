@@ -132,6 +132,7 @@ class EnclaveCore:
             hpke_key=hpke_key,
             chain_id=core.config.chain_id,
             registry=core.config.registry,
+            config_digest=core.config.config_digest,
         )
         collateral = core.platform.collateral()
         return RegistrationRequest(

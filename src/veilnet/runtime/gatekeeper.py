@@ -100,6 +100,9 @@ def judge(
         hpke_key=worker.hpke_key,
         chain_id=core.config.chain_id,
         registry=core.config.registry,
+        # the gatekeeper's own: a host that built its worker's enclave from another
+        # configuration (policy, root, Registry, parameters) gets no endorsement
+        config_digest=core.config.config_digest,
     )
     try:
         verdict = core.verifier(

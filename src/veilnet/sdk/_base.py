@@ -791,6 +791,7 @@ class BaseClient:
                 hpke_key=event.hpke_key,
                 chain_id=self.config.chain_id,
                 registry=self.config.registry.raw,
+                config_digest=self.config.config_digest,
             )
             try:
                 report = verify_quote_at(

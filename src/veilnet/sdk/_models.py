@@ -112,6 +112,9 @@ class NetworkConfig:
     insecure_dev_tee: bool = False
     network_seed: bytes | None = field(default=None, repr=False)
     attestation_root_ca: bytes | None = field(default=None, repr=False)
+    config_digest: bytes = b""
+    """The network digest of the enclave configuration every worker must attest to (``0x``-hex
+    ``config_digest`` in ``network.json``); a registration bound to another is not verified."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -146,6 +149,7 @@ class NetworkConfig:
                 raise NetworkConfigInvalid("network.json: contracts.Registry and .Bus are required")
             seed = doc.get("network_seed")
             root = doc.get("attestation_root_ca")
+            digest = doc.get("config_digest")
             return cls(
                 chain_id=int(doc["chain_id"]),
                 rpc_url=str(doc["rpc_url"]),
@@ -172,6 +176,7 @@ class NetworkConfig:
                 insecure_dev_tee=bool(doc.get("insecure_dev_tee", False)),
                 network_seed=_hex(seed, "network_seed") if seed else None,
                 attestation_root_ca=_hex(root, "attestation_root_ca") if root else None,
+                config_digest=_hex(digest, "config_digest") if digest else b"",
                 raw=dict(doc),
             )
         except KeyError as exc:

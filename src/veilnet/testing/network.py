@@ -37,6 +37,8 @@ class Network:
     commitment_interval: int = 0
     finality: int = 0
     heartbeat_interval: int = 0
+    config_digest: bytes = b""
+    """The network digest every core is built with (``add_core`` may give one another)."""
     """Cores see block n only once n + finality blocks exist (as the real follower does)."""
     posted: list[EgressMessage] = field(default_factory=list)
 
@@ -49,6 +51,7 @@ class Network:
             key_window_blocks=self.key_window_blocks,
             commitment_interval=self.commitment_interval,
             heartbeat_interval=self.heartbeat_interval,
+            config_digest=self.config_digest,
         )
 
     def _platform(self, name: str) -> TEEPlatform:
@@ -61,12 +64,16 @@ class Network:
         root = DevEnclave(NETWORK_SEED, allow_insecure_dev_tee=True).trust_root
         return PolicyVerifier(policy=Policy.development(), root=root)
 
-    def add_core(self, name: str, *, sealed_identity: bytes | None = None) -> EnclaveCore:
+    def add_core(
+        self, name: str, *, sealed_identity: bytes | None = None, config: CoreConfig | None = None
+    ) -> EnclaveCore:
+        """A core replaying the chain so far; ``config`` replaces the network's (a host that
+        built its enclave from a configuration of its own choosing)."""
         assert self.config is not None
         platform = self.platforms.get(name) or self._platform(name)
         self.platforms[name] = platform
         core = EnclaveCore.boot(
-            config=self.config,
+            config=config or self.config,
             platform=platform,
             engine=self.engine,
             verifier=self.verifier(),
@@ -79,8 +86,8 @@ class Network:
         self.cores[name] = core
         return core
 
-    def register(self, name: str) -> EnclaveCore:
-        core = self.cores.get(name) or self.add_core(name)
+    def register(self, name: str, *, config: CoreConfig | None = None) -> EnclaveCore:
+        core = self.cores.get(name) or self.add_core(name, config=config)
         self.ledger.set_measurement(core.platform.measurement)
         self.ledger.register_worker(core.registration(operator=b"\x0b" * 20))
         return core
