@@ -55,3 +55,24 @@ def test_the_tee_backend_is_the_operators_choice() -> None:
         NETWORK.network_digest
     )  # the dev seed is part of the network...
     assert dataclasses.replace(NETWORK, tee="gramine").network_digest == NETWORK.network_digest
+
+
+def test_a_checkpoint_does_not_move_to_another_configuration(engine: AgentRuntime) -> None:
+    """State sealed under the network's configuration is refused by a core the host built
+    from another one (the identity still opens: the platform is the same)."""
+    from veilnet.runtime import CheckpointInvalid, EnclaveCore
+
+    net = Network(engine=engine, config_digest=NETWORK.network_digest)
+    net.bootstrap(workers=("w1",), clusters={"c1": ["w1"]})
+    assert net.config is not None
+    blob = net.cores["w1"].checkpoint()
+    other = dataclasses.replace(
+        net.config,
+        config_digest=dataclasses.replace(NETWORK, key_window_blocks=1).network_digest,
+    )
+    parts = {"platform": net.platforms["w1"], "engine": engine, "verifier": net.verifier()}
+    assert EnclaveCore.restore(blob, config=net.config, **parts).state_root() == (
+        net.cores["w1"].state_root()
+    )
+    with pytest.raises(CheckpointInvalid, match="another enclave configuration"):
+        EnclaveCore.restore(blob, config=other, **parts)

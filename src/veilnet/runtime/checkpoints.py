@@ -135,6 +135,7 @@ def checkpoint(core: CoreContext) -> bytes:
             "v": CHECKPOINT_VERSION,
             "chain_id": core.config.chain_id,
             "registry": core.config.registry,
+            "config_digest": core.config.config_digest,
             "identity": core.address,
             "keys": core.keys.export(),
             "state": export_state(core, scopes=(REPLICATED, LOCAL), sealed=True),
@@ -172,6 +173,9 @@ def restore_into(core: CoreContext, blob: bytes) -> None:
             raise CheckpointInvalid("unknown checkpoint version")
         if body["chain_id"] != core.config.chain_id or body["registry"] != core.config.registry:
             raise CheckpointInvalid("checkpoint belongs to another network")
+        if body["config_digest"] != core.config.config_digest:
+            # a host may not carry state made under one configuration into another
+            raise CheckpointInvalid("checkpoint was made under another enclave configuration")
         core.keys.import_(body["keys"])
         core.set_state(import_state(core, body["state"]))
     except CheckpointInvalid:
