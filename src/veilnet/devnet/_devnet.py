@@ -75,7 +75,8 @@ class DevnetOptions:
 
 
 class Devnet:
-    """A whole Veilnet on this machine, in this process (workers are threads).
+    """A whole Veilnet on this machine: hosts are threads of this process, each core runs in its
+    own enclave process (``veil enclave serve``) that its host starts and stops.
 
     Use as a context manager, or ``start()`` then ``stop()``. ``network`` is the parsed
     ``network.json`` once started.
