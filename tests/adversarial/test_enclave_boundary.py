@@ -3,6 +3,7 @@ operations exist, and every bad frame gets a typed failure while the enclave kee
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,6 +69,33 @@ def test_bad_frames_get_typed_failures(host: MaliciousHost, frame: bytes, code: 
         reply.code.startswith(code.split("_")[0]) if code == "codec_invalid" else reply.code == code
     )
     assert host.enclave.status().head is not None  # still serving, state unchanged
+
+
+def _transaction(to: bytes) -> bytes:
+    return json.dumps(
+        {
+            "to": "0x" + to.hex(),
+            "chainId": 31337,
+            "nonce": 0,
+            "gas": 21_000,
+            "maxFeePerGas": 1,
+            "maxPriorityFeePerGas": 1,
+            "value": 0,
+            "data": "0x",
+        }
+    ).encode()
+
+
+def test_the_identity_signs_only_transactions_to_the_registry(host: MaliciousHost) -> None:
+    config = dev_enclave_config()
+    elsewhere = host.send_raw(
+        wire.frame(wire.Call(op="sign_transaction", body=_transaction(b"\x05" * 20)))
+    )
+    assert isinstance(elsewhere, wire.Failure) and elsewhere.code == "policy_rejected"
+    to_registry = host.send_raw(
+        wire.frame(wire.Call(op="sign_transaction", body=_transaction(config.registry)))
+    )
+    assert isinstance(to_registry, wire.Result) and to_registry.body
 
 
 def test_an_oversized_frame_closes_only_that_connection(host: MaliciousHost) -> None:

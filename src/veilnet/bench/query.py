@@ -119,11 +119,8 @@ def _plain_apps(host: Any, call: Any, pool: Any) -> tuple[Any, Any]:
 
 
 def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
-    """Child process: a one-worker devnet with the agent deployed and the two plain endpoints,
-    until the parent says stop. Sends the parent what it needs to connect."""
-    import sys
-
-    sys.setswitchinterval(float(os.environ.get("VEIL_SWITCH", "0.005")))
+    """Child process: a two-worker devnet (w1 split, w2 in-process) with the agent deployed and
+    the two plain endpoints, until the parent says stop. Sends the parent what it needs."""
     from veilnet.devnet import Devnet, DevnetOptions
     from veilnet.devnet._demo import examples_dir
     from veilnet.sdk import Client

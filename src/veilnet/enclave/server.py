@@ -19,7 +19,6 @@ from veilnet.protocol import enclave as wire
 __all__ = ["serve"]
 
 _log = logging.getLogger("veilnet.enclave")
-_RECV_BYTES = 1 << 16
 
 
 class _Connection:
@@ -31,14 +30,7 @@ class _Connection:
         self._reader = wire.FrameReader()
 
     def _next(self) -> bytes | None:
-        while True:
-            payload = self._reader.next_frame()
-            if payload is not None:
-                return payload
-            data = self._sock.recv(_RECV_BYTES)
-            if not data:
-                return None
-            self._reader.feed(data)
+        return self._reader.read_frame(self._sock.recv)
 
     def _io(self, request: wire.IORequest) -> wire.IOResult:
         self._sock.sendall(wire.frame(request))
@@ -61,7 +53,7 @@ class _Connection:
                     return
                 reply = self._service.handle(payload, self._io)
                 try:
-                    self._sock.sendall(len(reply).to_bytes(wire.FRAME_HEADER_BYTES, "big") + reply)
+                    self._sock.sendall(wire.frame_bytes(reply))
                 except OSError:
                     return
 

@@ -44,7 +44,7 @@ IOChannel = Callable[[wire.IORequest], wire.IOResult]
 
 
 class EnclaveNotBooted(Unavailable):
-    """The enclave has no core yet (call ``boot``), or already has one (``boot`` twice)."""
+    """The enclave has no core yet: call ``boot`` first."""
 
     code = "enclave_not_booted"
 
@@ -142,13 +142,8 @@ class EnclaveService:
         with self._lock:
             if self._core is not None:
                 raise EnclaveAlreadyBooted("the enclave already runs a core")
-            parts = self._parts_for(request.config)
-            kwargs: dict[str, Any] = {
-                "config": core_config(request.config),
-                "platform": parts.platform,
-                "engine": parts.engine,
-                "verifier": parts.verifier,
-            }
+            self._parts_for(request.config)
+            kwargs = self._core_parts()
             if request.checkpoint is not None:
                 core = EnclaveCore.restore(request.checkpoint, **kwargs)
                 if core.resync_required and core.keys.cluster_keys:
@@ -158,6 +153,17 @@ class EnclaveService:
             self._core = core
             self._io_kinds = frozenset(request.io_kinds)
             return self._booted()
+
+    def _core_parts(self) -> dict[str, Any]:
+        """What ``EnclaveCore.boot``/``restore`` are built from: this enclave's own parts."""
+        if self._parts is None or self._config is None:
+            raise EnclaveNotBooted("the enclave has not booted")
+        return {
+            "config": core_config(self._config),
+            "platform": self._parts.platform,
+            "engine": self._parts.engine,
+            "verifier": self._parts.verifier,
+        }
 
     def _booted(self) -> bytes:
         core = self.core
@@ -174,15 +180,8 @@ class EnclaveService:
             keyring = self._resync_keyring
             if keyring is None:
                 raise NotReady("no resync is due")
-            old = self.core
-            if self._parts is None or self._config is None:
-                raise EnclaveNotBooted("the enclave has not booted")
             core = EnclaveCore.boot(
-                config=core_config(self._config),
-                platform=self._parts.platform,
-                engine=self._parts.engine,
-                verifier=self._parts.verifier,
-                sealed_identity=old.sealed_identity(),
+                sealed_identity=self.core.sealed_identity(), **self._core_parts()
             )
             core.keys.import_(keyring)
             self._core, self._resync_keyring = core, None

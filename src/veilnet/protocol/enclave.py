@@ -18,10 +18,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from veilnet.codec import Record, record
+from veilnet.codec import Record, decode_record, record
 from veilnet.errors import InvalidInput
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.events import BlockHeader
@@ -29,6 +30,7 @@ from veilnet.protocol.events import BlockHeader
 ENCLAVE_INTERFACE_VERSION: Final = 1
 """Bumped whenever an operation or a record of this module changes shape."""
 FRAME_HEADER_BYTES: Final = 4
+_RECV_BYTES: Final = 1 << 16
 READY_LINE: Final = "veil-enclave ready"
 """What the enclave process prints on stdout once it listens (its host waits for this line)."""
 MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
@@ -278,10 +280,23 @@ class ContractStatus(Record):
 
 def frame(item: Record) -> bytes:
     """One frame: the record's canonical bytes behind a 4-byte big-endian length."""
-    body = item.to_bytes()
-    if len(body) > MAX_FRAME_BYTES:
+    return frame_bytes(item.to_bytes())
+
+
+def frame_bytes(payload: bytes) -> bytes:
+    """One frame around ``payload`` (a record's canonical bytes, already encoded)."""
+    if len(payload) > MAX_FRAME_BYTES:
         raise FrameInvalid("frame is larger than allowed", max_size=MAX_FRAME_BYTES)
-    return len(body).to_bytes(FRAME_HEADER_BYTES, "big") + body
+    return len(payload).to_bytes(FRAME_HEADER_BYTES, "big") + payload
+
+
+def decode_frame(payload: bytes) -> Record:
+    """The record a frame carries, decoded once (callers dispatch on its type).
+
+    Raises:
+        CodecError: the payload is not a record.
+    """
+    return decode_record(payload, max_size=MAX_FRAME_BYTES)
 
 
 class FrameReader:
@@ -312,4 +327,14 @@ class FrameReader:
             return None
         payload = bytes(self._buffer[FRAME_HEADER_BYTES:end])
         del self._buffer[:end]
+        return payload
+
+    def read_frame(self, recv: Callable[[int], bytes]) -> bytes | None:
+        """The next whole payload, calling ``recv`` (a socket's) for more bytes as needed;
+        None once ``recv`` reports the end of the stream. Raises as ``next_frame``."""
+        while (payload := self.next_frame()) is None:
+            data = recv(_RECV_BYTES)
+            if not data:
+                return None
+            self.feed(data)
         return payload

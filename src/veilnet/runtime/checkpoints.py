@@ -147,28 +147,28 @@ def checkpoint(core: CoreContext) -> bytes:
     )
 
 
-def sealed_identity_of(blob: bytes) -> bytes:
-    """The sealed identity inside a checkpoint. Raises CheckpointInvalid."""
+def split_checkpoint(blob: bytes) -> tuple[bytes, bytes]:
+    """(sealed identity, sealed body) of a checkpoint, decoded once. Raises CheckpointInvalid."""
     try:
         outer: Any = decode(blob)
-        if not isinstance(outer, dict) or not isinstance(outer.get("identity"), bytes):
-            raise CheckpointInvalid("malformed checkpoint")
-        return bytes(outer["identity"])
-    except CheckpointInvalid:
-        raise
     except (VeilnetError, ValueError) as exc:
         raise CheckpointInvalid("checkpoint does not open or is malformed") from exc
+    if not isinstance(outer, dict) or set(outer) != {"identity", "body"}:
+        raise CheckpointInvalid("malformed checkpoint")
+    identity, body = outer["identity"], outer["body"]
+    if not isinstance(identity, bytes) or not isinstance(body, bytes):
+        raise CheckpointInvalid("malformed checkpoint")
+    return identity, body
 
 
-def restore_into(core: CoreContext, blob: bytes) -> None:
+def restore_into(core: CoreContext, sealed_body: bytes) -> None:
     """Load a checkpoint's keys and state into a freshly booted ``core`` of the same identity.
 
     Raises:
         CheckpointInvalid: it does not open, is of another version or network, or is malformed.
     """
     try:
-        outer: Any = decode(blob)
-        body: Any = decode(core.keys.sealer.open(outer["body"], aad=b"checkpoint" + core.address))
+        body: Any = decode(core.keys.sealer.open(sealed_body, aad=b"checkpoint" + core.address))
         if not isinstance(body, dict) or body.get("v") != CHECKPOINT_VERSION:
             raise CheckpointInvalid("unknown checkpoint version")
         if body["chain_id"] != core.config.chain_id or body["registry"] != core.config.registry:
@@ -189,7 +189,7 @@ __all__ = [
     "checkpoint",
     "restore_into",
     "seal_identity",
-    "sealed_identity_of",
+    "split_checkpoint",
     "state_root",
     "unseal_identity",
 ]

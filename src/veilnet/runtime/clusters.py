@@ -183,7 +183,8 @@ def on_cluster_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Eg
     if state.master is None or event.origin != state.master.key_address:
         return  # shares come only from the current master origin
     try:
-        cluster_id, member, shares = _loose(event.payload)
+        payload: Any = decode(event.payload)  # its shape is checked below
+        cluster_id, member, shares = payload
     except (CodecError, TypeError, ValueError):
         return
     if member != core.address or not isinstance(shares, list):
@@ -216,10 +217,6 @@ def expire_epochs(core: CoreContext, header: ev.BlockHeader) -> None:
             continue
         if header.number > cluster.epochs[successor].keyed_at + core.config.key_window_blocks:
             core.keys.forget_cluster_epoch(cluster_id, epoch)
-
-
-def _loose(data: bytes) -> Any:
-    return decode(data)
 
 
 HANDLERS = {

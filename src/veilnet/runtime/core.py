@@ -105,14 +105,15 @@ class EnclaveCore:
         verifier: QuoteVerifier,
     ) -> EnclaveCore:
         """Rebuild a core from ``checkpoint()`` output. Raises CheckpointInvalid."""
+        identity, body = checkpoints.split_checkpoint(blob)
         core = cls.boot(
             config=config,
             platform=platform,
             engine=engine,
             verifier=verifier,
-            sealed_identity=checkpoints.sealed_identity_of(blob),
+            sealed_identity=identity,
         )
-        checkpoints.restore_into(core._core, blob)
+        checkpoints.restore_into(core._core, body)
         return core
 
     def sealed_identity(self) -> bytes:

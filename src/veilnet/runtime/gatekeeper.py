@@ -156,7 +156,8 @@ def on_master_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Egr
     if event.origin not in core.state.gatekeepers:
         return
     try:
-        kind, target, rotation, wrapped = loose(event.payload)
+        payload: Any = decode(event.payload)  # its shape is checked below
+        kind, target, rotation, wrapped = payload
     except (CodecError, TypeError, ValueError):
         return
     if target != core.address or not isinstance(rotation, int):
@@ -167,11 +168,6 @@ def on_master_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Egr
         key = unwrap_master(core, wrapped, rotation)
         if key is not None:
             core.keys.masters.setdefault(rotation, key)
-
-
-def loose(data: bytes) -> Any:
-    """Decode canonical bytes whose shape the caller checks itself (raises CodecError)."""
-    return decode(data)
 
 
 HANDLERS = {

@@ -160,10 +160,10 @@ def _hints_of(cls: type) -> dict[str, Any]:
 
 def to_plain(value: Any) -> Any:
     """Records, enums and containers → canonical-codec values (deterministic order)."""
-    if value is None or isinstance(value, bool | int | str | bytes):
-        return value.value if isinstance(value, enum.Enum) else value
-    if isinstance(value, enum.Enum):
+    if isinstance(value, enum.Enum):  # before int and str: IntEnum and StrEnum are both
         return value.value
+    if value is None or isinstance(value, bool | int | str | bytes):
+        return value
     if isinstance(value, Record):
         return value.to_bytes()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

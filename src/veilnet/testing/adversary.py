@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from veilnet.codec import CodecError
 from veilnet.protocol import enclave as wire
 from veilnet.protocol.events import Block, BlockHeader
 from veilnet.worker.enclave import Enclave, ProcessEnclave
@@ -70,15 +69,10 @@ class MaliciousHost:
         closed the connection instead of answering."""
         with self.connect() as sock:
             sock.sendall(data)
-            reader = wire.FrameReader()
-            while (payload := reader.next_frame()) is None:
-                chunk = sock.recv(1 << 16)
-                if not chunk:
-                    return None
-                reader.feed(chunk)
-        for kind in (wire.Failure, wire.Result):
-            try:
-                return kind.from_bytes(payload)
-            except CodecError:
-                continue
-        raise AssertionError("the enclave answered with neither a result nor a failure")
+            payload = wire.FrameReader().read_frame(sock.recv)
+        if payload is None:
+            return None
+        reply = wire.decode_frame(payload)
+        if not isinstance(reply, wire.Failure | wire.Result):
+            raise AssertionError("the enclave answered with neither a result nor a failure")
+        return reply

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from veilnet.codec import CodecError
+from veilnet.codec import CodecError, Record
 from veilnet.errors import InternalError, VeilnetError
 from veilnet.protocol import enclave as wire
 from veilnet.protocol import errors as wire_errors
@@ -43,20 +43,11 @@ IOHandler = Callable[[str, bytes], bytes]
 VeilnetError to refuse."""
 
 START_TIMEOUT_S = 60.0
-_RECV_BYTES = 1 << 16
 _KNOWN: dict[str, type[VeilnetError]] = {
     cls.code: cls
-    for cls in (
-        wire_errors.BlockRejected,
-        wire_errors.CheckpointInvalid,
-        wire_errors.ContractPaused,
-        wire_errors.ContractUnavailable,
-        wire_errors.KeyEpochExpired,
-        wire_errors.NotReady,
-        wire_errors.QueryRejected,
-        wire.FrameInvalid,
-    )
+    for cls in (*(getattr(wire_errors, name) for name in wire_errors.__all__), wire.FrameInvalid)
 }
+"""The classes a ``Failure``'s code maps back to: every error of ``veilnet.protocol.errors``."""
 
 
 class EnclaveFailed(InternalError):
@@ -69,7 +60,8 @@ class EnclaveFailed(InternalError):
 class EnclaveLink(Protocol):
     """Carries one call's payload to the enclave and its reply back."""
 
-    def call(self, payload: bytes, io: IOHandler | None) -> bytes: ...
+    def call(self, payload: bytes, io: IOHandler | None) -> Record:
+        """The reply to one ``Call`` payload, decoded: a ``Result`` or a ``Failure``."""
 
     def close(self) -> None: ...
 
@@ -90,8 +82,8 @@ class LocalEnclave:
         self.service = service
         """The ``veilnet.enclave.EnclaveService``; tests may read ``service.core``."""
 
-    def call(self, payload: bytes, io: IOHandler | None) -> bytes:
-        return bytes(self.service.handle(payload, lambda request: _io_result(io, request)))
+    def call(self, payload: bytes, io: IOHandler | None) -> Record:
+        return wire.decode_frame(self.service.handle(payload, lambda r: _io_result(io, r)))
 
     def close(self) -> None:
         self.service.close()
@@ -103,25 +95,16 @@ class _SocketConnection:
         self.sock.connect(path)
         self.reader = wire.FrameReader()
 
-    def read(self) -> bytes:
+    def call(self, payload: bytes, io: IOHandler | None) -> Record:
+        self.sock.sendall(wire.frame_bytes(payload))
         while True:
-            payload = self.reader.next_frame()
-            if payload is not None:
-                return payload
-            data = self.sock.recv(_RECV_BYTES)
-            if not data:
+            frame = self.reader.read_frame(self.sock.recv)
+            if frame is None:
                 raise EnclaveUnavailable("the enclave process closed the connection")
-            self.reader.feed(data)
-
-    def call(self, payload: bytes, io: IOHandler | None) -> bytes:
-        self.sock.sendall(len(payload).to_bytes(wire.FRAME_HEADER_BYTES, "big") + payload)
-        while True:
-            reply = self.read()
-            try:
-                request = wire.IORequest.from_bytes(reply)
-            except CodecError:
-                return reply  # a Result or a Failure: decoded by the caller
-            self.sock.sendall(wire.frame(_io_result(io, request)))
+            reply = wire.decode_frame(frame)
+            if not isinstance(reply, wire.IORequest):
+                return reply  # a Result or a Failure: the caller reads it
+            self.sock.sendall(wire.frame(_io_result(io, reply)))
 
 
 class ProcessEnclave:
@@ -175,11 +158,11 @@ class ProcessEnclave:
             self._connections.append(connection)
         return connection
 
-    def call(self, payload: bytes, io: IOHandler | None) -> bytes:
+    def call(self, payload: bytes, io: IOHandler | None) -> Record:
         connection = self._connection()
         try:
             reply = connection.call(payload, io)
-        except (OSError, wire.FrameInvalid) as exc:
+        except (OSError, wire.FrameInvalid, CodecError) as exc:
             with contextlib.suppress(OSError):
                 connection.sock.close()
             raise EnclaveUnavailable("the enclave connection broke") from exc
@@ -220,20 +203,14 @@ class Enclave:
 
     def _call(self, op: str, body: bytes = b"", io: IOHandler | None = None) -> bytes:
         reply = self.link.call(wire.Call(op=op, body=body).to_bytes(), io)
-        try:
-            found = wire.Result.from_bytes(reply, max_size=wire.MAX_FRAME_BYTES)
-        except CodecError:
-            found = None
-        if found is not None:
-            return found.body
-        try:
-            failure = wire.Failure.from_bytes(reply)
-        except CodecError as exc:
-            raise EnclaveFailed("the enclave answered with something unreadable") from exc
-        cls = _KNOWN.get(failure.code)
+        if isinstance(reply, wire.Result):
+            return reply.body
+        if not isinstance(reply, wire.Failure):
+            raise EnclaveFailed("the enclave answered with neither a result nor a failure")
+        cls = _KNOWN.get(reply.code)
         if cls is not None:
-            raise cls(failure.message, **failure.details_dict())
-        raise EnclaveFailed(failure.message, enclave_code=failure.code)
+            raise cls(reply.message, **reply.details_dict())
+        raise EnclaveFailed(reply.message, enclave_code=reply.code)
 
     def hello(self) -> wire.Hello:
         return wire.Hello.from_bytes(self._call(wire.OP_HELLO))
