@@ -36,7 +36,8 @@ from veilnet.chain.egress import (
     topic,
 )
 from veilnet.chain.model import RawLog, decode_log
-from veilnet.chain.rpc import from_hex, to_hex
+from veilnet.chain.rpc import from_hex, from_quantity, to_hex
+from veilnet.codec import abi_encode
 from veilnet.crypto import Address, SecretKey
 from veilnet.crypto.constants import SECP256K1_N
 from veilnet.protocol import events as ev
@@ -50,6 +51,7 @@ OTHER_MEASUREMENT = b"\x43" * 32
 MAX_PAYLOAD = DEFAULT_MAX_PAYLOAD
 """Below the Bus's ABI bound, so that both "payload too big" and the bound itself are reached."""
 STATE = topic("veil/egress/state-commitment")
+HEARTBEAT = topic("veil/egress/heartbeat")
 GAS = 3_000_000
 """Enough for any call here, routed posts included (the Bus forwards 400k to the Registry)."""
 ZERO = b"\x00" * 20
@@ -118,7 +120,36 @@ class Twin:
             bus=addresses.bus.raw,
             owner=self.account(0).address.raw,
             max_payload=MAX_PAYLOAD,
+            block_env=self.block_env,
         )
+
+    def block_env(self) -> tuple[int, Callable[[int], bytes]]:
+        """The chain's next block number and BLOCKHASH, for the model's heartbeat rules."""
+        return self.head() + 1, self.block_hash
+
+    def head(self) -> int:
+        return from_quantity(self.chain.network.client.call("eth_blockNumber"))
+
+    def block_hash(self, number: int) -> bytes:
+        block = self.chain.network.client.call("eth_getBlockByNumber", hex(number), False)
+        return from_hex(block["hash"])
+
+    def heartbeat(
+        self,
+        key: SecretKey,
+        *,
+        height: int,
+        boot: bytes,
+        sealed: int = 0,
+        seq: int | None = None,
+        block_hash: bytes | None = None,
+    ) -> Outcome:
+        """Post a heartbeat of ``key``'s worker for ``height`` (its real hash unless given)."""
+        payload = abi_encode(
+            ["uint64", "bytes32", "uint64", "bytes32"],
+            [height, self.block_hash(height) if block_hash is None else block_hash, sealed, boot],
+        )
+        return self.post(key, (HEARTBEAT, payload), seq=seq)
 
     # --- actors ---
 
@@ -484,6 +515,11 @@ class Twin:
                 record.cluster or bytes(32),
             )
             assert (view[0].lower(), *view[1:]) == model, f"worker 0x{address.hex()}"
+            assert network.view("Registry", "flagged", Address(address)) == ledger.flagged.get(
+                address, 0
+            )
+            height, boot = network.view("Registry", "last_heartbeat", Address(address))
+            assert (height, boot) == ledger.last_heartbeat.get(address, (0, bytes(32)))
         assert network.view("Registry", "gatekeeper_count") == len(ledger.gatekeepers)
         master = network.view("Registry", "master_key_address")
         assert bytes.fromhex(master[2:]) == (ledger.master or ZERO)
@@ -794,6 +830,39 @@ def test_bus_post_rules(twin: Twin) -> None:
     _rejected(twin.post(key, (encode_endorse(Address(w1), 1, b"")[0], b"\x01\x02")))
     _accepted(twin.post(key, (STATE, b"b")), ev.Egress)
     assert twin.ledger.next_seq[w1] == 4
+
+
+def test_heartbeats_record_boots_and_flag_two_live_copies(twin: Twin) -> None:
+    """A restart (new boot id) is recorded; a replaced boot that comes back is a clone."""
+    master, (w1,) = _genesis(twin, "w1")
+    key = secret("w1")
+    boot_a, boot_b = b"\xaa" * 32, b"\xbb" * 32
+    before = twin.head()
+    _rejected(twin.heartbeat(master, height=before, boot=boot_a))
+    assert twin.ledger.rejected[-1][2] == "wrong origin"
+    _rejected(twin.heartbeat(key, height=before, boot=boot_a, block_hash=b"\x01" * 32))
+    assert twin.ledger.rejected[-1][2] == "unknown block"
+    _rejected(twin.heartbeat(key, height=before + 40, boot=boot_a, block_hash=bytes(32)))
+    assert twin.ledger.rejected[-1][2] == "future heartbeat"
+    _accepted(
+        twin.heartbeat(key, height=before, boot=boot_a, sealed=3), ev.Egress, ev.HeartbeatRecorded
+    )
+    _rejected(twin.heartbeat(key, height=before - 1, boot=boot_a))
+    assert twin.ledger.rejected[-1][2] == "stale heartbeat"
+    # a restart: a new boot id at the same height retires the old one
+    _accepted(twin.heartbeat(key, height=before, boot=boot_b), ev.Egress, ev.HeartbeatRecorded)
+    assert twin.ledger.flagged == {}
+    # the old boot again, at a newer height, on a sequence number already used: a clone
+    used = twin.ledger.next_seq[w1] - 1
+    _reverted(twin.heartbeat(key, height=before, boot=boot_a, seq=used), "stale heartbeat")
+    _accepted(twin.heartbeat(key, height=before + 1, boot=boot_a, seq=used), ev.WorkerFlagged)
+    assert twin.ledger.flagged == {w1: 1}
+    assert twin.ledger.workers[w1].confidence == 0
+    # flagged for good: no endorsement lands, other topics keep their cheap duplicate revert
+    quote_hash = twin.ledger.workers[w1].quote_hash
+    _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash)))
+    assert twin.ledger.rejected[-1][2] == "worker flagged"
+    _reverted(twin.post(key, (STATE, b"a"), seq=used), "sequence already used")
 
 
 def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:

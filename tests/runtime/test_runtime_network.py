@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from veilnet.crypto import SecretKey
+from veilnet.protocol import events as ev
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network, cluster_id_of
 
@@ -121,9 +122,20 @@ def test_registered_workers_post_heartbeats(engine: AgentRuntime) -> None:
     beats = [m for m in net.posted if m.topic == topics.TOPIC_HEARTBEAT]
     senders = {m.origin for m in beats}
     assert senders == {net.cores[n].address for n in ("gk", "w1", "w2")}
+    boots = {}
     for message in beats:
-        number, block_hash = abi_decode(["uint64", "bytes32"], message.payload)
+        number, block_hash, sealed, boot = abi_decode(
+            ["uint64", "bytes32", "uint64", "bytes32"], message.payload
+        )
         assert net.ledger.blocks[number - 1].header.hash == block_hash
+        assert sealed == 0  # nothing checkpointed yet
+        boots.setdefault(message.origin, set()).add(boot)
+    assert all(len(b) == 1 for b in boots.values())  # one boot id per run of a core
+    recorded = [
+        e for b in net.ledger.blocks for e in b.events if isinstance(e, ev.HeartbeatRecorded)
+    ]
+    assert {e.worker for e in recorded} == senders
+    assert not net.ledger.flagged
 
 
 def test_a_prepared_query_reads_its_snapshot_while_blocks_apply(network: Network) -> None:

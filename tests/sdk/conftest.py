@@ -40,6 +40,7 @@ class Local:
             "insecure_dev_tee": True,
             "network_seed": NETWORK_SEED.hex(),
             "clusters": [cluster_id_of("c1").hex()],
+            "config_digest": self.net.config.config_digest.hex(),
         }
         doc.update(overrides)
         return NetworkConfig.from_json(doc)

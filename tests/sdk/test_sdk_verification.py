@@ -367,7 +367,7 @@ def _attestation(local: Local, nonce: bytes, worker: str = "w1") -> dict[str, ob
         "address": "0x" + core.address.hex(),
         "quote": core.attest(nonce).hex(),
         "collateral": json.loads(core.platform.collateral()),
-        "report_data": (core.address.rjust(32, b"\0") + nonce).hex(),
+        "report_data": core.attestation_report_data(nonce).hex(),
     }
 
 
@@ -391,6 +391,16 @@ def test_fresh_attestation_verifies_under_the_dev_root(local: Local) -> None:
     verification = _verify(client, local, _attestation(local, nonce), nonce)
     assert verification.tee == "tdx" and "development" in verification.trust_root
     assert verification.to_json()["address"].lower() == "0x" + local.net.cores["w1"].address.hex()
+
+
+@pytest.mark.parametrize("digest", ["ab" * 32, ""])
+def test_a_worker_built_from_another_configuration_is_refused(local: Local, digest: str) -> None:
+    """The live quote binds the enclave's configuration digest: a worker whose enclave was
+    built for another network configuration (or a client with none to compare) fails."""
+    client = BaseClient(local.config(config_digest=digest), wallet=ALICE)
+    nonce = os.urandom(32)
+    with pytest.raises(WorkerUnverified):
+        _verify(client, local, _attestation(local, nonce), nonce)
 
 
 @pytest.mark.parametrize("problem", ["old_nonce", "other_worker", "intel_root", "malformed"])

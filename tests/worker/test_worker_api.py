@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from veilnet._version import __version__
 from veilnet.chain import ChainAddresses, Deployment
 from veilnet.crypto import Address
+from veilnet.protocol.registration import attestation_report_data
 from veilnet.runtime.errors import ContractUnavailable
 from veilnet.worker import TokenBuckets, WorkerConfig, WorkerHost, create_app
 from veilnet.worker.constants import MAX_QUERY_BODY
@@ -25,7 +26,7 @@ from veilnet.worker.interfaces import (
 )
 from veilnet.worker.metrics import WorkerMetrics
 
-from .conftest import Net
+from .conftest import Net, core_of
 
 
 class FakeClock:
@@ -67,7 +68,10 @@ def test_health_info_and_attestation(solo: WorkerHost) -> None:
     nonce = bytes(range(32))
     att = client.get(f"/v1/attestation?nonce={nonce.hex()}").json()
     address = bytes.fromhex(solo.address[2:])
-    assert att["report_data"] == (address.rjust(32, b"\x00") + nonce).hex()
+    expected = attestation_report_data(
+        worker=address, nonce=nonce, config_digest=core_of(solo).config.config_digest
+    )
+    assert att["report_data"] == expected.hex()
     assert att["address"] == solo.address and len(bytes.fromhex(att["quote"])) > 600
     assert isinstance(att["collateral"], dict)
 

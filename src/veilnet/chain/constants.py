@@ -8,6 +8,7 @@ from typing import Final
 from veilnet.protocol.topics import TOPIC_CLUSTER_KEY as TOPIC_CLUSTER_KEY
 from veilnet.protocol.topics import TOPIC_CONTRACT_KEY as TOPIC_CONTRACT_KEY
 from veilnet.protocol.topics import TOPIC_ENDORSE as TOPIC_ENDORSE
+from veilnet.protocol.topics import TOPIC_HEARTBEAT as TOPIC_HEARTBEAT
 from veilnet.protocol.topics import TOPIC_MASTER_KEY as TOPIC_MASTER_KEY
 from veilnet.protocol.topics import TOPIC_ROTATION_CONFIRM as TOPIC_ROTATION_CONFIRM
 from veilnet.protocol.topics import TOPIC_ROTATION_PROPOSE as TOPIC_ROTATION_PROPOSE
@@ -40,8 +41,13 @@ ROUTED_TOPICS: Final = frozenset(
         TOPIC_CONTRACT_KEY,
         TOPIC_ROTATION_PROPOSE,
         TOPIC_ROTATION_CONFIRM,
+        TOPIC_HEARTBEAT,
     }
 )
+HEARTBEAT_WINDOW: Final = 256
+"""Blocks a heartbeat stays postable (as far back as BLOCKHASH reaches)."""
+FLAG_CLONE: Final = 1
+"""``Registry.flagged`` reason: two live copies of one worker identity."""
 
 # --- follower / relay / devnet -------------------------------------------------------------
 DEFAULT_FINALITY_DEPTH: Final = 2

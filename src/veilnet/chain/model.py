@@ -45,6 +45,7 @@ __all__ = [
     "EgressRejected",
     "GatekeeperAdded",
     "GatekeeperRemoved",
+    "HeartbeatRecorded",
     "MasterKeyRotated",
     "MasterKeySet",
     "MeasurementSet",
@@ -57,6 +58,7 @@ __all__ = [
     "RotationLocked",
     "RotationProposed",
     "WorkerEndorsed",
+    "WorkerFlagged",
     "WorkerRegistered",
     "decode_log",
     "event_topic",
@@ -192,6 +194,26 @@ class WorkerEndorsed(ChainEvent):
     worker: Address
     confidence: int
     quote_hash: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatRecorded(ChainEvent):
+    """Registry: a worker's heartbeat (routed egress) landed: its height, boot id, sealed height."""
+
+    CONTRACT: ClassVar[str] = "Registry"
+    worker: Address
+    height: int
+    boot_id: bytes
+    sealed_height: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerFlagged(ChainEvent):
+    """Registry: the worker identity was caught running twice (reason 1); flagged for good."""
+
+    CONTRACT: ClassVar[str] = "Registry"
+    worker: Address
+    reason: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -419,6 +441,8 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     GatekeeperRemoved,
     WorkerRegistered,
     WorkerEndorsed,
+    HeartbeatRecorded,
+    WorkerFlagged,
     MasterKeySet,
     RotationLocked,
     RotationProposed,

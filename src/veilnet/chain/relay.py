@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from veilnet.chain.constants import POST_BASE_GAS, RELAY_MAX_ATTEMPTS, ROUTED_TOPICS
+from veilnet.chain.constants import (
+    POST_BASE_GAS,
+    RELAY_MAX_ATTEMPTS,
+    ROUTED_TOPICS,
+    TOPIC_HEARTBEAT,
+)
 from veilnet.chain.contracts import TxSender
 from veilnet.chain.deploy import Network
 from veilnet.chain.egress import check_egress
@@ -146,6 +151,7 @@ class EgressRelay:
             seqs = self._next_seqs(sorted({o for o, _ in todo}))
             for key in list(todo):
                 if key[1] < seqs[key[0]]:
+                    self._offer_duplicate_heartbeat(key, todo[key])
                     outcomes[key] = self._settle_used(key)
                     del todo[key]
             if not todo:
@@ -164,6 +170,19 @@ class EgressRelay:
         if todo:
             raise RelayGaveUp(f"{len(todo)} egress message(s) not posted", pending=len(todo))
         return [outcomes[relay_key(m)] for m in messages]
+
+    def _offer_duplicate_heartbeat(self, key: tuple[str, int], message: EgressMessage) -> None:
+        """Another copy of this identity used the sequence: post our heartbeat anyway, so the
+        Registry sees both boots (and flags the identity). Best effort: only if it would land
+        (a replayed, stale heartbeat after a restart would not) and never twice."""
+        if message.topic != TOPIC_HEARTBEAT or (
+            self.journal is not None and key in self.journal.done
+        ):
+            return
+        try:
+            self.sender.send(self.network.bus.address, self.network.post_data(message))
+        except (ContractReverted, RPCError):
+            return
 
     def _settle_used(self, key: tuple[str, int]) -> RelayOutcome:
         if self.journal is not None and key not in self.journal.done:

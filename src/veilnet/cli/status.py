@@ -46,7 +46,8 @@ def _render(doc: dict[str, Any]) -> None:
         clusters.add_row(cluster["id"][:18] + "…", str(cluster["epoch"]), str(cluster["workers"]))
     console.print(clusters)
     workers = Table(title="workers")
-    for column in ("address", "role", "attested", "confidence", "online", "applied", "cluster"):
+    columns = ("address", "role", "attested", "confidence", "online", "applied", "heartbeat")
+    for column in (*columns, "cluster"):
         workers.add_column(column)
     for worker in doc["workers"]:
         attested = (
@@ -58,9 +59,10 @@ def _render(doc: dict[str, Any]) -> None:
             worker["address"],
             "gatekeeper" if worker["gatekeeper"] else "worker",
             attested,
-            str(worker["confidence"]),
+            "[red]0 (flagged: ran twice)[/red]" if worker["flagged"] else str(worker["confidence"]),
             "[green]online[/green]" if worker["online"] else "[red]offline[/red]",
             str(worker["last_applied_block"] or "-"),
+            str(worker["last_heartbeat"] or "-"),
             (worker["cluster"] or "-")[:12],
         )
     console.print(workers)

@@ -181,7 +181,9 @@ class EnclaveService:
             if keyring is None:
                 raise NotReady("no resync is due")
             core = EnclaveCore.boot(
-                sealed_identity=self.core.sealed_identity(), **self._core_parts()
+                sealed_identity=self.core.sealed_identity(),
+                sealed_height=self.core.sealed_height,
+                **self._core_parts(),
             )
             core.keys.import_(keyring)
             self._core, self._resync_keyring = core, None
@@ -215,7 +217,7 @@ class EnclaveService:
         return wire.Attested(
             quote=core.attest(body),
             collateral=core.platform.collateral(),
-            report_data=core.address.rjust(32, b"\x00") + body,
+            report_data=core.attestation_report_data(body),
         ).to_bytes()
 
     def _checkpoint(self, body: bytes, io: IOChannel | None) -> bytes:

@@ -4,13 +4,15 @@ Defined here, below the core, the worker and the SDK, so that all three name one
 InvalidInput
 ├── BlockRejected          a block does not extend the applied chain (409)
 ├── CheckpointInvalid      a checkpoint does not unseal or does not belong to this worker
+│   └── CheckpointStale    a newer checkpoint of this identity exists (a rollback)
 ├── QueryRejected          a query envelope, certificate or request is bad
 └── RequestTooLarge        a request body is larger than the API accepts (413)
 PolicyRejected
 ├── ContractUnavailable    unknown, paused or not yet keyed contract (404)
 │   └── ContractPaused     the contract is paused by its controller (423)
 ├── KeyEpochExpired        an envelope names a key epoch outside the kept window (410)
-└── RateLimited            this client sent too many requests; retry later (429)
+├── RateLimited            this client sent too many requests; retry later (429)
+└── IdentityFlagged        this worker identity ran twice and is flagged on chain (403)
 Unavailable
 └── NotReady               the core has no key for this yet (catching up, not in the cluster)
 """
@@ -22,8 +24,10 @@ from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
 __all__ = [
     "BlockRejected",
     "CheckpointInvalid",
+    "CheckpointStale",
     "ContractPaused",
     "ContractUnavailable",
+    "IdentityFlagged",
     "KeyEpochExpired",
     "NotReady",
     "QueryRejected",
@@ -90,3 +94,21 @@ class CheckpointInvalid(InvalidInput):
     """The checkpoint does not unseal, or belongs to another worker or network."""
 
     code = "runtime_checkpoint_invalid"
+
+
+class CheckpointStale(CheckpointInvalid):
+    """This core was restored from a checkpoint older than the newest its identity sealed.
+
+    Seen on chain: a heartbeat of this identity names a newer sealed height than the one this
+    core started from. Every later block is refused the same way; restore the newest checkpoint.
+    """
+
+    code = "runtime_checkpoint_stale"
+    http_status = 409
+
+
+class IdentityFlagged(PolicyRejected):
+    """The Registry flagged this worker identity: two live copies of it sent heartbeats."""
+
+    code = "runtime_identity_flagged"
+    http_status = 403

@@ -26,6 +26,7 @@ __all__ = [
     "EgressRejected",
     "GatekeeperAdded",
     "GatekeeperRemoved",
+    "HeartbeatRecorded",
     "MasterKeyRotated",
     "MasterKeySet",
     "MeasurementSet",
@@ -34,6 +35,7 @@ __all__ = [
     "RotationLocked",
     "RotationProposed",
     "WorkerEndorsed",
+    "WorkerFlagged",
     "WorkerRegistered",
 ]
 
@@ -98,6 +100,22 @@ class WorkerEndorsed(ChainEvent):
     worker: bytes
     confidence: int
     quote_hash: bytes
+
+
+@record("ev.heartbeat_recorded")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatRecorded(ChainEvent):
+    worker: bytes
+    height: int
+    boot_id: bytes
+    sealed_height: int
+
+
+@record("ev.worker_flagged")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerFlagged(ChainEvent):
+    worker: bytes
+    reason: int
 
 
 @record("ev.master_key_set")

@@ -54,6 +54,14 @@ def registration_report_data(
     return digest + bytes(32)
 
 
+def attestation_report_data(*, worker: bytes, nonce: bytes, config_digest: bytes) -> bytes:
+    """64 bytes of report_data of a live attestation (``/v1/attestation``): the worker's address
+    (32-byte padded), then a hash of the client's nonce and the network digest of the enclave's
+    configuration, so a client also learns that the worker runs the network's configuration."""
+    bound = hashlib.sha256(encode(["veil/v1/attest", nonce, config_digest])).digest()
+    return worker.rjust(32, b"\x00") + bound
+
+
 @record("registration.request")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegistrationRequest(Record):

@@ -26,8 +26,9 @@ from veilnet.runtime.replicated import (
     to_plain,
 )
 
-CHECKPOINT_VERSION: Final = 2
-"""2: one ``ReplicatedState`` object, typed outcomes, enum lifecycles."""
+CHECKPOINT_VERSION: Final = 3
+"""2: one ``ReplicatedState`` object, typed outcomes, enum lifecycles. 3: the sealed height
+(rollback anchor) and flagged identities."""
 
 
 # ---- the sealed identity -------------------------------------------------------------------
@@ -129,7 +130,13 @@ def state_root(core: CoreContext) -> bytes:
 
 
 def checkpoint(core: CoreContext) -> bytes:
-    """The whole core state, sealed: keys under the identity, all of it under the platform."""
+    """The whole core state, sealed: keys under the identity, all of it under the platform.
+
+    From now on this core's heartbeats name this checkpoint's head as the newest sealed one,
+    so the host must store it durably before it applies the next block.
+    """
+    if core.state.head is not None:
+        core.state.sealed_height = core.state.head.number
     body = encode(
         {
             "v": CHECKPOINT_VERSION,

@@ -107,7 +107,9 @@ def share_cluster_key(
         return
     cluster = state.clusters[cluster_id]
     shares = []
-    for epoch in epochs:
+    # a flagged identity (caught running twice) still gets its message, so the master origin's
+    # numbering stays whole, but no key in it
+    for epoch in [] if member in state.flagged else epochs:
         source = core.keys.masters.get(cluster.master_rotation.get(epoch, -1))
         if source is None:
             continue

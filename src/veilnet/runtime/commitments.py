@@ -3,9 +3,12 @@ Posted from the worker identity at fixed block intervals, so replicas post for t
 
 from __future__ import annotations
 
+import dataclasses
+
 from veilnet.codec import abi_encode, encode
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
+from veilnet.protocol.errors import CheckpointStale
 from veilnet.runtime.context import CoreContext
 
 
@@ -47,5 +50,32 @@ def maybe_heartbeat(core: CoreContext, header: ev.BlockHeader) -> None:
     interval = core.config.heartbeat_interval
     if interval <= 0 or header.number % interval != 0 or core.address not in core.state.workers:
         return
-    payload = abi_encode(["uint64", "bytes32"], [header.number, header.hash])
+    payload = abi_encode(
+        ["uint64", "bytes32", "uint64", "bytes32"],
+        [header.number, header.hash, core.state.sealed_height, core.boot_id],
+    )
     core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_HEARTBEAT, payload)
+
+
+def on_heartbeat_recorded(
+    core: CoreContext, header: ev.BlockHeader, event: ev.HeartbeatRecorded
+) -> None:
+    """Our own heartbeat naming a newer checkpoint than ours: we were rolled back. Refuse."""
+    if event.worker == core.address and event.sealed_height > core.state.sealed_height:
+        raise CheckpointStale(
+            f"this identity sealed a checkpoint at block {event.sealed_height}; this core "
+            f"started from block {core.state.sealed_height}"
+        )
+
+
+def on_worker_flagged(core: CoreContext, header: ev.BlockHeader, event: ev.WorkerFlagged) -> None:
+    core.state.flagged.add(event.worker)
+    worker = core.state.workers.get(event.worker)
+    if worker is not None:  # the Registry zeroes the confidence without a WorkerEndorsed
+        core.state.workers[event.worker] = dataclasses.replace(worker, confidence=0)
+
+
+HANDLERS = {
+    ev.HeartbeatRecorded: on_heartbeat_recorded,
+    ev.WorkerFlagged: on_worker_flagged,
+}

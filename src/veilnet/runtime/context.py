@@ -30,6 +30,7 @@ class CoreContext:
 
     __slots__ = (
         "agents",
+        "boot_id",
         "config",
         "engine",
         "journal",
@@ -63,6 +64,8 @@ class CoreContext:
         """Clusters whose keys just arrived: the dispatcher drains their held-back events."""
         self.agents: dict[bytes, object] = {}
         """Loaded agent code by contract id (a cache: dropped on upgrade or rollback)."""
+        self.boot_id = platform.random_bytes(32)
+        """Fresh for every boot or restore: the Registry tells two live copies apart by it."""
         self.query_snapshots: dict[bytes, Any] = {}
         """Per cluster, the snapshot queries share until the next block."""
 

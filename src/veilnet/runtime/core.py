@@ -32,7 +32,12 @@ from eth_hash.auto import keccak
 from veilnet.crypto import Address, SecretKey
 from veilnet.protocol import events as ev
 from veilnet.protocol.egress import EgressMessage
-from veilnet.protocol.registration import RegistrationRequest, TEEKind, registration_report_data
+from veilnet.protocol.registration import (
+    RegistrationRequest,
+    TEEKind,
+    attestation_report_data,
+    registration_report_data,
+)
 from veilnet.runtime import checkpoints, commitments, dispatch, queries
 from veilnet.runtime.agents import QueryIO
 from veilnet.runtime.config import CoreConfig
@@ -76,8 +81,12 @@ class EnclaveCore:
         engine: AgentEngine,
         verifier: QuoteVerifier,
         sealed_identity: bytes | None = None,
+        sealed_height: int = 0,
     ) -> EnclaveCore:
         """A fresh core: a new identity from TEE entropy, or the sealed one of an earlier run.
+
+        ``sealed_height`` carries the rollback anchor of the core this one replaces in the same
+        enclave (a resync from genesis); a boot from the host's bytes always starts at 0.
 
         Raises:
             CheckpointInvalid: the sealed identity does not open on this platform and network.
@@ -86,13 +95,15 @@ class EnclaveCore:
             identity = SecretKey.generate(platform.random_bytes(32))
         else:
             identity = checkpoints.unseal_identity(sealed_identity, platform, config)
-        return cls(
+        core = cls(
             config=config,
             keys=KeyRing(identity),
             platform=platform,
             engine=engine,
             verifier=verifier,
         )
+        core._core.state.sealed_height = sealed_height
+        return core
 
     @classmethod
     def restore(
@@ -207,10 +218,16 @@ class EnclaveCore:
     # ------------------------------------------------------------------ attestation --------
 
     def attest(self, nonce: bytes) -> bytes:
-        """A quote whose report_data is this worker's address (32-byte padded) and the nonce."""
+        """A quote binding this worker's address, the nonce and the configuration digest
+        (``attestation_report_data``)."""
         if len(nonce) != 32:
             raise ValueError("nonce must be 32 bytes")
-        return self._core.platform.quote(self.address.rjust(32, b"\x00") + nonce)
+        return self._core.platform.quote(self.attestation_report_data(nonce))
+
+    def attestation_report_data(self, nonce: bytes) -> bytes:
+        return attestation_report_data(
+            worker=self.address, nonce=nonce, config_digest=self.config.config_digest
+        )
 
     # ------------------------------------------------------------------ checkpoints --------
 
@@ -285,6 +302,15 @@ class EnclaveCore:
     @property
     def runtimes(self) -> dict[bytes, ContractRuntime]:
         return self._core.state.runtimes
+
+    @property
+    def sealed_height(self) -> int:
+        """Head of the newest checkpoint this identity sealed, as far as this core knows."""
+        return self._core.state.sealed_height
+
+    @property
+    def boot_id(self) -> bytes:
+        return self._core.boot_id
 
     @property
     def resync_required(self) -> bool:

@@ -37,6 +37,7 @@ EGRESS_HANDLERS: Final = _merge(
 
 HANDLERS: Final = _merge(
     registry.HANDLERS,
+    commitments.HANDLERS,
     gatekeeper.HANDLERS,
     rotation.HANDLERS,
     clusters.HANDLERS,

@@ -134,6 +134,8 @@ def send_master_history(core: CoreContext, gatekeeper: bytes) -> None:
     worker = core.state.workers.get(gatekeeper)
     if worker is None or not core.is_gatekeeper() or gatekeeper == core.address:
         return
+    if gatekeeper in core.state.flagged:
+        return
     for rotation, key in sorted(core.keys.masters.items()):
         binding = master_binding(core, gatekeeper, rotation)
         wrapped = seal_key_for(worker.hpke_key, key, binding=binding)

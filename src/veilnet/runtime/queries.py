@@ -22,6 +22,7 @@ from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits
+from veilnet.protocol.errors import IdentityFlagged
 from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import agents, constants, contracts
 from veilnet.runtime.agents import AgentHost, CallJournal, QueryIO, Snapshot
@@ -80,11 +81,14 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
     Raises:
         QueryRejected: malformed request, bad or expired certificate, replayed request id.
         ContractUnavailable / NotReady / KeyEpochExpired: as their names say.
+        IdentityFlagged: this worker identity was caught running twice.
     Nothing changes but the replay cache of request ids.
     """
     head = core.state.head
     if head is None:
         raise NotReady("no block applied yet")
+    if core.address in core.state.flagged:
+        raise IdentityFlagged("the Registry flagged this worker identity: it serves nothing more")
     if len(request) > limits.MAX_QUERY_ENVELOPE:
         raise QueryRejected("query is larger than allowed", max_size=limits.MAX_QUERY_ENVELOPE)
     try:

@@ -116,9 +116,14 @@ class ReplicatedState:
     contracts: dict[bytes, ContractInfo] = field(default_factory=dict, metadata=_IN_ROOT)
     runtimes: dict[bytes, ContractRuntime] = field(default_factory=dict, metadata=_IN_ROOT)
     """Private state of the contracts this worker serves (sealed in checkpoints)."""
+    flagged: set[bytes] = field(default_factory=set, metadata=_IN_ROOT)
+    """Worker identities the Registry caught running twice: they get no key, ever again."""
     buffered: dict[bytes, Buffered] = field(default_factory=dict, metadata=_OWN)
     """Per cluster, events held back until this member receives the key they need."""
     resync_required: bool = field(default=False, metadata=_OWN)
+    sealed_height: int = field(default=0, metadata=_OWN)
+    """Head of the newest checkpoint this identity sealed (or was restored from); heartbeats
+    carry it, so a core restored from an older one sees a newer figure on chain and stops."""
     resync_keyring: bytes | None = field(default=None, metadata=_RUN)
     """Keys to carry into a resync from genesis, captured when the late join's keys arrive."""
     diverged: list[str] = field(default_factory=list, metadata=_RUN)

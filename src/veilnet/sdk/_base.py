@@ -40,7 +40,7 @@ from veilnet.codec import CodecError, encode
 from veilnet.crypto import Address, Binding, Domain, QuerySession, SecretKey, seal_for
 from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
-from veilnet.protocol.registration import registration_report_data
+from veilnet.protocol.registration import attestation_report_data, registration_report_data
 from veilnet.protocol.topics import TOPIC_COLLATERAL
 from veilnet.sdk import constants as C  # noqa: N812
 from veilnet.sdk._models import (
@@ -700,7 +700,15 @@ class BaseClient:
             raise WorkerUnverified(
                 "the worker's attestation document is malformed", worker=worker.hex
             ) from exc
-        expected = worker.raw.rjust(32, b"\x00") + nonce
+        if not self.config.config_digest:
+            raise WorkerUnverified(
+                "the network config has no config_digest: nothing to check the worker's "
+                "enclave configuration against",
+                worker=worker.hex,
+            )
+        expected = attestation_report_data(
+            worker=worker.raw, nonce=nonce, config_digest=self.config.config_digest
+        )
         try:
             report = verify_quote_at(
                 quote,

@@ -20,6 +20,8 @@ from typing import Any, Final
 from eth_hash.auto import keccak
 
 from veilnet.chain.constants import (
+    FLAG_CLONE,
+    HEARTBEAT_WINDOW,
     KIND_CLUSTER,
     KIND_CONTRACT,
     KIND_MASTER,
@@ -135,6 +137,13 @@ class LedgerSim:
     next_seq: dict[bytes, int] = field(default_factory=dict)
     command_seq: dict[bytes, int] = field(default_factory=dict)
     rejected: list[tuple[bytes, int, str]] = field(default_factory=list)
+    last_heartbeat: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    """worker -> (height, boot id) of its newest recorded heartbeat."""
+    retired_boot: set[tuple[bytes, bytes]] = field(default_factory=set)
+    flagged: dict[bytes, int] = field(default_factory=dict)
+    block_env: Callable[[], tuple[int, Callable[[int], bytes]]] | None = None
+    """Where a test runs the model beside a real chain: (number of the block a call lands in,
+    BLOCKHASH) taken from that chain; None uses this model's own blocks."""
 
     @property
     def domain(self) -> Domain:
@@ -418,18 +427,14 @@ class LedgerSim:
         """Bus.post: False (and no state change) if the sequence is already used."""
         _check_payload_bound(message.payload)
         expected = self.next_seq.get(message.origin, 0)
+        if message.seq < expected and message.topic == topics.TOPIC_HEARTBEAT:
+            self._duplicate_heartbeat(message)
+            return True
         if message.seq < expected:
             return False
         if message.seq != expected:
             raise Revert("sequence gap")
-        if len(message.payload) > self.max_payload:
-            raise Revert("payload too big")
-        kind = self._kind(message.origin)
-        if kind == KIND_NONE:
-            raise Revert("unknown origin")
-        signer = self._signer(message)
-        if signer != message.origin or signer == _ZERO:
-            raise Revert("wrong signer")
+        kind = self._verified(message)
         self.next_seq[message.origin] = expected + 1
         self.pending.append(
             ev.Egress(
@@ -445,6 +450,22 @@ class LedgerSim:
                     ev.EgressRejected(origin=message.origin, seq=message.seq, topic=message.topic)
                 )
         return True
+
+    def _duplicate_heartbeat(self, message: EgressMessage) -> None:
+        """Bus._duplicate_heartbeat: verified, routed, consumes nothing; reverts as a whole."""
+        self.on_egress(message.origin, self._verified(message), message.topic, message.payload)
+
+    def _verified(self, message: EgressMessage) -> int:
+        """The Bus's checks after the sequence: size, known origin, its signature. Its kind."""
+        if len(message.payload) > self.max_payload:
+            raise Revert("payload too big")
+        kind = self._kind(message.origin)
+        if kind == KIND_NONE:
+            raise Revert("unknown origin")
+        signer = self._signer(message)
+        if signer != message.origin or signer == _ZERO:
+            raise Revert("wrong signer")
+        return kind
 
     # --- effects of egress messages (Registry.on_egress) ---
 
@@ -479,6 +500,8 @@ class LedgerSim:
         record = self.workers[worker]
         if record.quote_hash != quote_hash:
             raise Revert("stale quote")
+        if self.flagged.get(worker, 0):
+            raise Revert("worker flagged")
         if confidence > MAX_CONFIDENCE:
             raise Revert("bad confidence")
         record.confidence = confidence
@@ -597,6 +620,44 @@ class LedgerSim:
         )
 
 
+def _heartbeat(self: LedgerSim, origin: bytes, kind: int, payload: bytes) -> None:
+    """Registry._heartbeat: a replaced boot id reporting a newer height flags the worker."""
+    if kind != KIND_WORKER:
+        raise Revert("wrong origin")
+    height, block_hash, sealed_height, boot_id = _decode(
+        ["uint64", "bytes32", "uint64", "bytes32"], payload
+    )
+    if self.block_env is not None:
+        number, hash_of = self.block_env()
+    else:
+        number, hash_of = len(self.blocks) + 1, lambda n: self.blocks[n - 1].header.hash
+    if height >= number:
+        raise Revert("future heartbeat")
+    if number - height > HEARTBEAT_WINDOW:
+        raise Revert("stale heartbeat")
+    if hash_of(height) != block_hash:
+        raise Revert("unknown block")
+    last_height, last_boot = self.last_heartbeat.get(origin, (0, b"\x00" * 32))
+    if (origin, boot_id) in self.retired_boot:
+        if height <= last_height:
+            raise Revert("stale heartbeat")
+        if not self.flagged.get(origin, 0):
+            self.flagged[origin] = FLAG_CLONE
+            self.workers[origin].confidence = 0
+            self.pending.append(ev.WorkerFlagged(worker=origin, reason=FLAG_CLONE))
+        return
+    if height < last_height:
+        raise Revert("stale heartbeat")
+    if last_boot not in (boot_id, b"\x00" * 32):
+        self.retired_boot.add((origin, last_boot))
+    self.last_heartbeat[origin] = (height, boot_id)
+    self.pending.append(
+        ev.HeartbeatRecorded(
+            worker=origin, height=height, boot_id=boot_id, sealed_height=sealed_height
+        )
+    )
+
+
 _EGRESS_HANDLERS: Final[dict[bytes, Callable[[LedgerSim, bytes, int, bytes], None]]] = {
     topics.TOPIC_ENDORSE: LedgerSim._endorse,
     topics.TOPIC_MASTER_KEY: LedgerSim._master_key,
@@ -604,6 +665,7 @@ _EGRESS_HANDLERS: Final[dict[bytes, Callable[[LedgerSim, bytes, int, bytes], Non
     topics.TOPIC_CONTRACT_KEY: LedgerSim._contract_key,
     topics.TOPIC_ROTATION_PROPOSE: LedgerSim._rotation_propose,
     topics.TOPIC_ROTATION_CONFIRM: LedgerSim._rotation_confirm,
+    topics.TOPIC_HEARTBEAT: _heartbeat,
 }
 
 

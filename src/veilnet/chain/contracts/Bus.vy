@@ -12,6 +12,7 @@ interface IRegistry:
     def owner() -> address: view
     def origin_kind(origin: address) -> uint8: view
     def contract_status(contract_id: bytes32) -> uint8: view
+    def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[32768]): nonpayable
 
 interface IFeeHook:
     def on_command(sender: address, contract_id: bytes32, size: uint256): payable
@@ -36,6 +37,7 @@ TOPIC_CLUSTER_KEY: constant(bytes32) = keccak256("veil/egress/cluster-key")
 TOPIC_CONTRACT_KEY: constant(bytes32) = keccak256("veil/egress/contract-key")
 TOPIC_ROTATION_PROPOSE: constant(bytes32) = keccak256("veil/egress/rotation-propose")
 TOPIC_ROTATION_CONFIRM: constant(bytes32) = keccak256("veil/egress/rotation-confirm")
+TOPIC_HEARTBEAT: constant(bytes32) = keccak256("veil/egress/heartbeat")
 
 
 event Command:
@@ -148,6 +150,9 @@ def _recover(digest: bytes32, sig: Bytes[65]) -> address:
 @external
 def post(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOAD_BOUND], sig: Bytes[65]):
     expected: uint64 = self.next_seq[origin]
+    if seq < expected and topic == TOPIC_HEARTBEAT:
+        self._duplicate_heartbeat(origin, seq, payload, sig)
+        return
     assert seq >= expected, "sequence already used"
     assert seq == expected, "sequence gap"
     assert len(payload) <= self.max_payload, "payload too big"
@@ -164,6 +169,7 @@ def post(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOA
         or topic == TOPIC_CONTRACT_KEY
         or topic == TOPIC_ROTATION_PROPOSE
         or topic == TOPIC_ROTATION_CONFIRM
+        or topic == TOPIC_HEARTBEAT
     ):
         # Forward enough gas that a relayer cannot starve the registry call on purpose.
         assert msg.gas >= REGISTRY_GAS * 64 // 63 + 10000, "out of gas"
@@ -175,3 +181,18 @@ def post(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOA
         )
         if not ok:
             log EgressRejected(origin=origin, seq=seq, topic=topic)
+
+
+@internal
+def _duplicate_heartbeat(origin: address, seq: uint64, payload: Bytes[MAX_PAYLOAD_BOUND], sig: Bytes[65]):
+    """
+    @notice A second heartbeat signed for a sequence number already used: two copies of one
+            identity emit the same numbered stream, so only this path lets the Registry see
+            both. It consumes nothing and reverts unless the Registry records it.
+    """
+    assert len(payload) <= self.max_payload, "payload too big"
+    kind: uint8 = staticcall IRegistry(registry).origin_kind(origin)
+    assert kind != 0, "unknown origin"
+    signer: address = self._recover(self._digest(origin, seq, TOPIC_HEARTBEAT, payload), sig)
+    assert signer == origin and signer != empty(address), "wrong signer"
+    extcall IRegistry(registry).on_egress(origin, kind, TOPIC_HEARTBEAT, payload)

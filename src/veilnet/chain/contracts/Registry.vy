@@ -45,6 +45,11 @@ TOPIC_CLUSTER_KEY: public(constant(bytes32)) = keccak256("veil/egress/cluster-ke
 TOPIC_CONTRACT_KEY: public(constant(bytes32)) = keccak256("veil/egress/contract-key")
 TOPIC_ROTATION_PROPOSE: public(constant(bytes32)) = keccak256("veil/egress/rotation-propose")
 TOPIC_ROTATION_CONFIRM: public(constant(bytes32)) = keccak256("veil/egress/rotation-confirm")
+TOPIC_HEARTBEAT: public(constant(bytes32)) = keccak256("veil/egress/heartbeat")
+
+# Blocks a heartbeat stays postable: as far back as BLOCKHASH can check its block hash.
+HEARTBEAT_WINDOW: constant(uint256) = 256
+FLAG_CLONE: constant(uint8) = 1
 
 
 struct Worker:
@@ -56,6 +61,11 @@ struct Worker:
     quote_hash: bytes32
     collateral_hash: bytes32
     cluster: bytes32
+
+
+struct Heartbeat:
+    height: uint64
+    boot_id: bytes32
 
 
 struct Cluster:
@@ -104,6 +114,16 @@ event WorkerEndorsed:
     worker: indexed(address)
     confidence: uint8
     quote_hash: bytes32
+
+event HeartbeatRecorded:
+    worker: indexed(address)
+    height: uint64
+    boot_id: bytes32
+    sealed_height: uint64
+
+event WorkerFlagged:
+    worker: indexed(address)
+    reason: uint8
 
 event MasterKeySet:
     gatekeeper: indexed(address)
@@ -201,6 +221,9 @@ rotation_confirmations: public(uint256)
 clusters: public(HashMap[bytes32, Cluster])
 cluster_members: public(HashMap[bytes32, HashMap[address, bool]])
 contracts: public(HashMap[bytes32, AgentContract])
+last_heartbeat: public(HashMap[address, Heartbeat])
+retired_boot: public(HashMap[address, HashMap[bytes32, bool]])
+flagged: public(HashMap[address, uint8])
 
 
 @deploy
@@ -466,6 +489,7 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         worker, confidence, quote_hash = abi_decode(payload, (address, uint8, bytes32))
         assert self.origin_kind[worker] == KIND_WORKER, "unknown worker"
         assert self.workers[worker].quote_hash == quote_hash, "stale quote"
+        assert self.flagged[worker] == 0, "worker flagged"
         assert confidence <= 5, "bad confidence"
         self.workers[worker].confidence = confidence
         log WorkerEndorsed(worker=worker, confidence=confidence, quote_hash=quote_hash)
@@ -542,5 +566,39 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         assert rotation == self.rotation_counter + 1, "wrong rotation"
         assert key_address == self.proposal_key_address and key_address != empty(address), "wrong key"
         self._confirm_rotation(rotation, origin, key_address)
+    elif topic == TOPIC_HEARTBEAT:
+        assert kind == KIND_WORKER, "wrong origin"
+        self._heartbeat(origin, payload)
     else:
         raise "unknown topic"
+
+
+@internal
+def _heartbeat(worker: address, payload: Bytes[MAX_EGRESS]):
+    """
+    @notice Each boot of an enclave core draws a fresh boot id. A boot id that was replaced
+            and then reports a newer height means two live copies of one identity: the
+            worker is flagged for good. A restart (new boot id, old one never seen again) is
+            not a clone.
+    """
+    height: uint64 = 0
+    block_hash: bytes32 = empty(bytes32)
+    sealed_height: uint64 = 0
+    boot_id: bytes32 = empty(bytes32)
+    height, block_hash, sealed_height, boot_id = abi_decode(payload, (uint64, bytes32, uint64, bytes32))
+    assert convert(height, uint256) < block.number, "future heartbeat"
+    assert block.number - convert(height, uint256) <= HEARTBEAT_WINDOW, "stale heartbeat"
+    assert blockhash(convert(height, uint256)) == block_hash, "unknown block"
+    last: Heartbeat = self.last_heartbeat[worker]
+    if self.retired_boot[worker][boot_id]:
+        assert height > last.height, "stale heartbeat"
+        if self.flagged[worker] == 0:
+            self.flagged[worker] = FLAG_CLONE
+            self.workers[worker].confidence = 0
+            log WorkerFlagged(worker=worker, reason=FLAG_CLONE)
+        return
+    assert height >= last.height, "stale heartbeat"
+    if last.boot_id != boot_id and last.boot_id != empty(bytes32):
+        self.retired_boot[worker][last.boot_id] = True
+    self.last_heartbeat[worker] = Heartbeat(height=height, boot_id=boot_id)
+    log HeartbeatRecorded(worker=worker, height=height, boot_id=boot_id, sealed_height=sealed_height)

@@ -656,6 +656,10 @@ class AsyncClient(BaseClient):
                 "address": event.worker.hex,
                 "gatekeeper": event.worker.hex in gatekeepers,
                 "confidence": record.confidence,
+                "flagged": bool(await self.registry_view("flagged", event.worker)),
+                "last_heartbeat": int(
+                    (await self.registry_view("last_heartbeat", event.worker))[0]
+                ),
                 "cluster": "0x" + record.cluster.hex() if record.in_cluster else None,
                 "url": url,
                 "online": False,

@@ -653,6 +653,8 @@ class Client(BaseClient):
                 "address": event.worker.hex,
                 "gatekeeper": event.worker.hex in gatekeepers,
                 "confidence": record.confidence,
+                "flagged": bool(self.registry_view("flagged", event.worker)),
+                "last_heartbeat": int((self.registry_view("last_heartbeat", event.worker))[0]),
                 "cluster": "0x" + record.cluster.hex() if record.in_cluster else None,
                 "url": url,
                 "online": False,
