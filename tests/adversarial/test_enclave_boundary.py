@@ -3,7 +3,6 @@ operations exist, and every bad frame gets a typed failure while the enclave kee
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ import pytest
 
 from veilnet.protocol import enclave as wire
 from veilnet.protocol.errors import BlockRejected, CheckpointInvalid, QueryRejected
+from veilnet.protocol.registration import register_worker_calldata
 from veilnet.testing.adversary import MaliciousHost, dev_enclave_config, empty_block
 
 pytestmark = pytest.mark.slow  # each module starts one enclave process
@@ -39,7 +39,7 @@ def test_the_interface_is_exactly_its_operations() -> None:
         "attest",
         "checkpoint",
         "registration",
-        "sign_transaction",
+        "register_transaction",
         "status",
         "contract",
         "resync",
@@ -55,7 +55,8 @@ def test_the_interface_is_exactly_its_operations() -> None:
         (wire.frame(wire.Call(op="apply_block", body=b"junk")), "codec_unknown_version"),
         (wire.frame(wire.Call(op="attest", body=b"short")), "enclave_frame_invalid"),
         (wire.frame(wire.Call(op="registration", body=b"\x01")), "enclave_frame_invalid"),
-        (wire.frame(wire.Call(op="sign_transaction", body=b"[1]")), "enclave_frame_invalid"),
+        (wire.frame(wire.Call(op="sign_transaction", body=b"{}")), "enclave_frame_invalid"),
+        (wire.frame(wire.Call(op="register_transaction", body=b"[1]")), "codec_unknown_version"),
         (wire.frame(wire.Call(op="checkpoint", body=b"")), None),  # allowed: sealed bytes
     ],
 )
@@ -71,31 +72,31 @@ def test_bad_frames_get_typed_failures(host: MaliciousHost, frame: bytes, code: 
     assert host.enclave.status().head is not None  # still serving, state unchanged
 
 
-def _transaction(to: bytes) -> bytes:
-    return json.dumps(
-        {
-            "to": "0x" + to.hex(),
-            "chainId": 31337,
-            "nonce": 0,
-            "gas": 21_000,
-            "maxFeePerGas": 1,
-            "maxPriorityFeePerGas": 1,
-            "value": 0,
-            "data": "0x",
-        }
-    ).encode()
+def _register(**overrides: int) -> wire.RegisterTransaction:
+    values = {"nonce": 0, "gas": 500_000, "max_fee_per_gas": 2, "max_priority_fee_per_gas": 1}
+    values.update(overrides)
+    return wire.RegisterTransaction(operator=b"\x0b" * 20, **values)
 
 
-def test_the_identity_signs_only_transactions_to_the_registry(host: MaliciousHost) -> None:
+def test_the_identity_signs_only_the_registration_the_core_builds(host: MaliciousHost) -> None:
+    """No operation signs host-chosen calldata: the one transaction is the core's own
+    ``register_worker``, to the configured Registry, with its own key and a fresh quote."""
+    from eth_account import Account
+    from eth_account.typed_transactions import TypedTransaction
+    from hexbytes import HexBytes
+
     config = dev_enclave_config()
-    elsewhere = host.send_raw(
-        wire.frame(wire.Call(op="sign_transaction", body=_transaction(b"\x05" * 20)))
-    )
-    assert isinstance(elsewhere, wire.Failure) and elsewhere.code == "policy_rejected"
-    to_registry = host.send_raw(
-        wire.frame(wire.Call(op="sign_transaction", body=_transaction(config.registry)))
-    )
-    assert isinstance(to_registry, wire.Result) and to_registry.body
+    signed = host.enclave.register_transaction(_register(nonce=7))
+    tx = TypedTransaction.from_bytes(HexBytes(signed.raw)).as_dict()
+    assert bytes(tx["to"]) == config.registry and tx["nonce"] == 7 and tx["value"] == 0
+    assert tx["chainId"] == config.chain_id
+    assert bytes(tx["data"]) == register_worker_calldata(signed.request)
+    assert signed.request.operator == b"\x0b" * 20
+    sender = Account.recover_transaction(signed.raw)
+    assert bytes.fromhex(sender[2:]) == host.enclave.status().address == signed.request.worker
+    for bad in (_register(gas=20_000_000), _register(max_priority_fee_per_gas=3)):
+        reply = host.send_raw(wire.frame(wire.Call(op="register_transaction", body=bad.to_bytes())))
+        assert isinstance(reply, wire.Failure) and reply.code == "policy_rejected"
 
 
 def test_an_oversized_frame_closes_only_that_connection(host: MaliciousHost) -> None:

@@ -123,3 +123,12 @@ def test_waiting_for_a_receipt_gives_up_on_timeout_and_on_stop(net: Net) -> None
     stop.set()
     with pytest.raises(RPCUnavailable, match="stopped waiting"):
         wait_for_receipt(net.network.client, unknown, timeout=3600.0, stop=stop)
+
+
+def test_the_cores_calldata_is_the_registry_abi(net: Net) -> None:
+    """The enclave core encodes ``register_worker`` itself; it must equal the contract's ABI."""
+    from veilnet.protocol.registration import register_worker_calldata
+
+    request = _request(net, key("calldata-worker"))
+    expected = register_worker_transaction(net.network, request, fallback_gas=FALLBACK_GAS)
+    assert register_worker_calldata(request) == expected["data"]

@@ -85,7 +85,7 @@ class EnclaveService:
             wire.OP_ATTEST: self._attest,
             wire.OP_CHECKPOINT: self._checkpoint,
             wire.OP_REGISTRATION: self._registration,
-            wire.OP_SIGN_TRANSACTION: self._sign_transaction,
+            wire.OP_REGISTER_TRANSACTION: self._register_transaction,
             wire.OP_STATUS: self._status,
             wire.OP_CONTRACT: self._contract,
             wire.OP_RESYNC: self._resync,
@@ -234,17 +234,22 @@ class EnclaveService:
             request = self.core.registration(body)
         return request.to_bytes()
 
-    def _sign_transaction(self, body: bytes, io: IOChannel | None) -> bytes:
-        try:
-            transaction = json.loads(body)
-        except ValueError as exc:
-            raise wire.FrameInvalid("the transaction is not JSON") from exc
-        if not isinstance(transaction, dict):
-            raise wire.FrameInvalid("the transaction is not a JSON object")
-        try:
-            return self.core.sign_transaction(transaction)
-        except (TypeError, ValueError) as exc:
-            raise PolicyRejected(f"not signed: {exc}") from exc
+    def _register_transaction(self, body: bytes, io: IOChannel | None) -> bytes:
+        request = wire.RegisterTransaction.from_bytes(body)
+        if len(request.operator) != 20:
+            raise wire.FrameInvalid("the operator is a 20-byte address")
+        with self._lock:
+            try:
+                registration, raw = self.core.registration_transaction(
+                    request.operator,
+                    nonce=request.nonce,
+                    gas=request.gas,
+                    max_fee_per_gas=request.max_fee_per_gas,
+                    max_priority_fee_per_gas=request.max_priority_fee_per_gas,
+                )
+            except ValueError as exc:
+                raise PolicyRejected(f"not signed: {exc}") from exc
+        return wire.SignedRegistration(request=registration, raw=raw).to_bytes()
 
     def _status(self, body: bytes, io: IOChannel | None) -> bytes:
         with self._lock:

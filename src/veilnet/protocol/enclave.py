@@ -26,8 +26,10 @@ from veilnet.codec import Record, decode_record, record
 from veilnet.errors import InvalidInput
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.events import BlockHeader
+from veilnet.protocol.registration import RegistrationRequest
 
-ENCLAVE_INTERFACE_VERSION: Final = 1
+ENCLAVE_INTERFACE_VERSION: Final = 2
+"""2: ``register_transaction`` (the core builds the calldata) replaces ``sign_transaction``."""
 """Bumped whenever an operation or a record of this module changes shape."""
 FRAME_HEADER_BYTES: Final = 4
 _RECV_BYTES: Final = 1 << 16
@@ -61,8 +63,9 @@ OP_CHECKPOINT: Final = "checkpoint"
 """body: empty → ``Checkpointed``."""
 OP_REGISTRATION: Final = "registration"
 """body: 20-byte operator address → ``RegistrationRequest``."""
-OP_SIGN_TRANSACTION: Final = "sign_transaction"
-"""body: JSON transaction (to the Registry only) → raw signed transaction bytes."""
+OP_REGISTER_TRANSACTION: Final = "register_transaction"
+"""body: ``RegisterTransaction`` (operator, nonce, gas, fees) → ``SignedRegistration``; the core
+builds the ``Registry.register_worker`` calldata itself, so the identity signs nothing else."""
 OP_STATUS: Final = "status"
 """body: empty → ``Status``: public facts for the worker API."""
 OP_CONTRACT: Final = "contract"
@@ -79,7 +82,7 @@ OPS: Final = frozenset(
         OP_ATTEST,
         OP_CHECKPOINT,
         OP_REGISTRATION,
-        OP_SIGN_TRANSACTION,
+        OP_REGISTER_TRANSACTION,
         OP_STATUS,
         OP_CONTRACT,
         OP_RESYNC,
@@ -230,6 +233,27 @@ class Attested(Record):
     quote: bytes
     collateral: bytes
     report_data: bytes
+
+
+@record("enclave.register_transaction")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterTransaction(Record):
+    """What the host may choose of the identity's one transaction: who operates the worker and
+    what the chain needs to include it (nonce, gas, EIP-1559 fees)."""
+
+    operator: bytes
+    nonce: int
+    gas: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+
+@record("enclave.signed_registration")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignedRegistration(Record):
+    request: RegistrationRequest
+    raw: bytes
+    """The signed EIP-1559 ``Registry.register_worker`` transaction, ready to broadcast."""
 
 
 @record("enclave.checkpointed")

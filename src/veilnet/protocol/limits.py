@@ -17,3 +17,5 @@ QUERY_CERT_MAX_BLOCKS: Final = 7200
 """Longest lifetime a query certificate may claim, in blocks."""
 MAX_COLLATERAL_BYTES: Final = 256 * 1024
 """Largest decompressed collateral a worker publishes for its registration."""
+MAX_REGISTRATION_GAS: Final = 10_000_000
+"""Most gas the identity's ``register_worker`` transaction may carry (its own ETH pays it)."""

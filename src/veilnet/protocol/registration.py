@@ -6,8 +6,11 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
+from typing import Final
 
-from veilnet.codec import Record, encode, record
+from eth_hash.auto import keccak
+
+from veilnet.codec import Record, abi_encode, encode, record
 
 
 class TEEKind(enum.IntEnum):
@@ -81,3 +84,23 @@ class RegistrationRequest(Record):
 
     def __post_init__(self) -> None:
         TEEKind(self.tee_kind)  # raises ValueError for a kind that does not exist
+
+
+REGISTER_WORKER_SIGNATURE: Final = "register_worker(address,bytes,uint8,bytes32,bytes,bytes32)"
+
+
+def register_worker_calldata(request: RegistrationRequest) -> bytes:
+    """The calldata of ``Registry.register_worker`` for ``request`` (the only transaction a
+    worker identity ever signs; built in the enclave core)."""
+    selector = keccak(REGISTER_WORKER_SIGNATURE.encode())[:4]
+    return selector + abi_encode(
+        ["address", "bytes", "uint8", "bytes32", "bytes", "bytes32"],
+        [
+            "0x" + request.operator.hex(),
+            request.hpke_key,
+            request.tee_kind,
+            request.measurement,
+            request.quote,
+            request.collateral_hash,
+        ],
+    )

@@ -25,17 +25,17 @@ command records a typed failure outcome and changes nothing else; a malformed ev
 
 from __future__ import annotations
 
-from typing import Any
-
 from eth_hash.auto import keccak
 
 from veilnet.crypto import Address, SecretKey
 from veilnet.protocol import events as ev
+from veilnet.protocol import limits
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.registration import (
     RegistrationRequest,
     TEEKind,
     attestation_report_data,
+    register_worker_calldata,
     registration_report_data,
 )
 from veilnet.runtime import checkpoints, commitments, dispatch, queries
@@ -158,20 +158,41 @@ class EnclaveCore:
             collateral_hash=keccak(collateral),
         )
 
-    def sign_transaction(self, transaction: dict[str, Any]) -> bytes:
-        """Sign an Ethereum transaction from the identity address, only to the Registry.
+    def registration_transaction(
+        self,
+        operator: bytes,
+        *,
+        nonce: int,
+        gas: int,
+        max_fee_per_gas: int,
+        max_priority_fee_per_gas: int,
+    ) -> tuple[RegistrationRequest, bytes]:
+        """This identity's ``Registry.register_worker`` transaction, built and signed here.
 
-        The host needs this for ``register_worker`` (the Registry keys workers by msg.sender).
+        The identity key signs no other transaction: the calldata (HPKE key, a fresh quote, the
+        measurement) comes from this core; the host chooses only what the chain needs to include
+        it. Raises ValueError for values no chain would take.
         """
         from eth_account import Account
 
-        to = transaction.get("to")
-        if to is None or Address.parse(str(to)).raw != self.config.registry:
-            raise ValueError("the identity key only signs transactions to the Registry")
-        if int(transaction.get("chainId", -1)) != self.config.chain_id:
-            raise ValueError("wrong chain id")
+        if not 21_000 <= gas <= limits.MAX_REGISTRATION_GAS:
+            raise ValueError(f"gas must be within 21000..{limits.MAX_REGISTRATION_GAS}")
+        if not 0 <= max_priority_fee_per_gas <= max_fee_per_gas or nonce < 0:
+            raise ValueError("fees and nonce must be non-negative, the tip at most the fee cap")
+        request = self.registration(operator)
+        data = register_worker_calldata(request)
+        transaction = {
+            "chainId": self.config.chain_id,
+            "nonce": nonce,
+            "to": Address(self.config.registry).hex,
+            "value": 0,
+            "data": data,
+            "gas": gas,
+            "maxFeePerGas": max_fee_per_gas,
+            "maxPriorityFeePerGas": max_priority_fee_per_gas,
+        }
         signed = Account.sign_transaction(transaction, self.keys.identity._private_scalar())
-        return bytes(signed.raw_transaction)
+        return request, bytes(signed.raw_transaction)
 
     # ------------------------------------------------------------------ blocks -------------
 

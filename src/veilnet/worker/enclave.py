@@ -14,7 +14,6 @@ while a block is applied; the enclave serializes what must be serialized.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import select
@@ -238,9 +237,10 @@ class Enclave:
     def registration(self, operator: bytes) -> RegistrationRequest:
         return RegistrationRequest.from_bytes(self._call(wire.OP_REGISTRATION, operator))
 
-    def sign_transaction(self, transaction: dict[str, Any]) -> bytes:
-        body = json.dumps(transaction, sort_keys=True, default=_hex).encode()
-        return self._call(wire.OP_SIGN_TRANSACTION, body)
+    def register_transaction(self, request: wire.RegisterTransaction) -> wire.SignedRegistration:
+        """The identity's ``register_worker`` transaction, built and signed in the enclave."""
+        body = self._call(wire.OP_REGISTER_TRANSACTION, request.to_bytes())
+        return wire.SignedRegistration.from_bytes(body)
 
     def status(self) -> wire.Status:
         return wire.Status.from_bytes(self._call(wire.OP_STATUS))

@@ -686,7 +686,15 @@ class WorkerHost:
                 )
             funder = network.sender(self.config.fund_from)
             funder.transact(identity, b"", value=max(IDENTITY_FUNDING_WEI, 2 * cost), gas=21_000)
-        raw = self.enclave.sign_transaction(tx)
+        raw = self.enclave.register_transaction(
+            wire.RegisterTransaction(
+                operator=self.operator.raw,
+                nonce=int(tx["nonce"]),
+                gas=int(tx["gas"]),
+                max_fee_per_gas=int(tx["maxFeePerGas"]),
+                max_priority_fee_per_gas=int(tx["maxPriorityFeePerGas"]),
+            )
+        ).raw
         try:
             send_raw_transaction(
                 network.client, raw, timeout=REGISTRATION_TIMEOUT_S, stop=self._stop
