@@ -29,8 +29,8 @@ from veilnet.protocol.events import BlockHeader
 from veilnet.protocol.registration import RegistrationRequest
 
 ENCLAVE_INTERFACE_VERSION: Final = 2
-"""2: ``register_transaction`` (the core builds the calldata) replaces ``sign_transaction``."""
-"""Bumped whenever an operation or a record of this module changes shape."""
+"""Bumped whenever an operation or a record of this module changes shape (2:
+``register_transaction``, whose calldata the core builds, replaced ``sign_transaction``)."""
 FRAME_HEADER_BYTES: Final = 4
 _RECV_BYTES: Final = 1 << 16
 READY_LINE: Final = "veil-enclave ready"

@@ -593,6 +593,47 @@ class LedgerSim:
         self._check_unconfirmed(rotation, origin)
         self._confirm(rotation, origin, key)
 
+    def _heartbeat(self, origin: bytes, kind: int, payload: bytes) -> None:
+        """Registry._heartbeat: a replaced boot id reporting a newer height flags the worker."""
+        if kind != KIND_WORKER:
+            raise Revert("wrong origin")
+        height, block_hash, sealed_height, boot_id = _decode(
+            ["uint64", "bytes32", "uint64", "bytes32"], payload
+        )
+        if self.block_env is not None:
+            number, hash_of = self.block_env()
+        else:
+            number, hash_of = len(self.blocks) + 1, self._block_hash
+        if height >= number:
+            raise Revert("future heartbeat")
+        if number - height > HEARTBEAT_WINDOW:
+            raise Revert("stale heartbeat")
+        if hash_of(height) != block_hash:
+            raise Revert("unknown block")
+        last_height, last_boot = self.last_heartbeat.get(origin, (0, b"\x00" * 32))
+        if (origin, boot_id) in self.retired_boot:
+            if height <= last_height:
+                raise Revert("stale heartbeat")
+            if not self.flagged.get(origin, 0):
+                self.flagged[origin] = FLAG_CLONE
+                self.workers[origin].confidence = 0
+                self.pending.append(ev.WorkerFlagged(worker=origin, reason=FLAG_CLONE))
+            return
+        if height < last_height:
+            raise Revert("stale heartbeat")
+        if last_boot not in (boot_id, b"\x00" * 32):
+            self.retired_boot.add((origin, last_boot))
+        self.last_heartbeat[origin] = (height, boot_id)
+        self.pending.append(
+            ev.HeartbeatRecorded(
+                worker=origin, height=height, boot_id=boot_id, sealed_height=sealed_height
+            )
+        )
+
+    def _block_hash(self, number: int) -> bytes:
+        """BLOCKHASH over this model's own blocks (zero for block 0, which it does not keep)."""
+        return self.blocks[number - 1].header.hash if number >= 1 else b"\x00" * 32
+
     def _check_unconfirmed(self, rotation: int, gatekeeper: bytes) -> None:
         if (rotation, gatekeeper) in self.rotation_confirmed:
             raise Revert("already confirmed")
@@ -620,44 +661,6 @@ class LedgerSim:
         )
 
 
-def _heartbeat(self: LedgerSim, origin: bytes, kind: int, payload: bytes) -> None:
-    """Registry._heartbeat: a replaced boot id reporting a newer height flags the worker."""
-    if kind != KIND_WORKER:
-        raise Revert("wrong origin")
-    height, block_hash, sealed_height, boot_id = _decode(
-        ["uint64", "bytes32", "uint64", "bytes32"], payload
-    )
-    if self.block_env is not None:
-        number, hash_of = self.block_env()
-    else:
-        number, hash_of = len(self.blocks) + 1, lambda n: self.blocks[n - 1].header.hash
-    if height >= number:
-        raise Revert("future heartbeat")
-    if number - height > HEARTBEAT_WINDOW:
-        raise Revert("stale heartbeat")
-    if hash_of(height) != block_hash:
-        raise Revert("unknown block")
-    last_height, last_boot = self.last_heartbeat.get(origin, (0, b"\x00" * 32))
-    if (origin, boot_id) in self.retired_boot:
-        if height <= last_height:
-            raise Revert("stale heartbeat")
-        if not self.flagged.get(origin, 0):
-            self.flagged[origin] = FLAG_CLONE
-            self.workers[origin].confidence = 0
-            self.pending.append(ev.WorkerFlagged(worker=origin, reason=FLAG_CLONE))
-        return
-    if height < last_height:
-        raise Revert("stale heartbeat")
-    if last_boot not in (boot_id, b"\x00" * 32):
-        self.retired_boot.add((origin, last_boot))
-    self.last_heartbeat[origin] = (height, boot_id)
-    self.pending.append(
-        ev.HeartbeatRecorded(
-            worker=origin, height=height, boot_id=boot_id, sealed_height=sealed_height
-        )
-    )
-
-
 _EGRESS_HANDLERS: Final[dict[bytes, Callable[[LedgerSim, bytes, int, bytes], None]]] = {
     topics.TOPIC_ENDORSE: LedgerSim._endorse,
     topics.TOPIC_MASTER_KEY: LedgerSim._master_key,
@@ -665,7 +668,7 @@ _EGRESS_HANDLERS: Final[dict[bytes, Callable[[LedgerSim, bytes, int, bytes], Non
     topics.TOPIC_CONTRACT_KEY: LedgerSim._contract_key,
     topics.TOPIC_ROTATION_PROPOSE: LedgerSim._rotation_propose,
     topics.TOPIC_ROTATION_CONFIRM: LedgerSim._rotation_confirm,
-    topics.TOPIC_HEARTBEAT: _heartbeat,
+    topics.TOPIC_HEARTBEAT: LedgerSim._heartbeat,
 }
 
 
