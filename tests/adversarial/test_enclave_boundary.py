@@ -35,6 +35,7 @@ def test_the_interface_is_exactly_its_operations() -> None:
         "hello",
         "boot",
         "apply_block",
+        "certify",
         "query",
         "attest",
         "checkpoint",
@@ -134,17 +135,26 @@ def test_the_enclave_reports_the_configuration_it_was_built_from(host: Malicious
 _HOST_ONLY = """
 import sys
 from veilnet.protocol import enclave as wire
-from veilnet.protocol.events import Block, BlockHeader
+from eth_hash.auto import keccak
+from veilnet.chain.sequencer import sign_block
+from veilnet.crypto import SecretKey
+from veilnet.protocol.chain import ChainBlock, ChainTrust, encode_header
 from veilnet.worker import WorkerHost  # the whole host package, API included
 from veilnet.worker.enclave import Enclave, ProcessEnclave
 
+sequencer = SecretKey.derive(b"\x5e" * 32, "ledger sequencer")
+anchor = keccak(b"veil ledger anchor")
+trust = ChainTrust(anchor_number=0, anchor_hash=anchor, policy="sequencer",
+    sequencer=sequencer.address.raw)
 config = wire.EnclaveConfig(chain_id=31337, registry=b"\x03" * 20, bus=b"\x04" * 20,
-    key_window_blocks=200, commitment_interval=0, heartbeat_interval=0, max_confidence_level=3,
-    tee="dev", dev_network_seed=b"veilnet-adversary-network-seed-0")
+    chain_trust=trust, key_window_blocks=200, commitment_interval=0, heartbeat_interval=0,
+    max_confidence_level=3, tee="dev", dev_network_seed=b"veilnet-adversary-network-seed-0")
 enclave = Enclave(ProcessEnclave())
 booted = enclave.boot(wire.Boot(config=config))
-header = BlockHeader(number=1, hash=b"\x01" * 32, parent_hash=bytes(32), timestamp=1767225600)
-enclave.apply_block(Block(header=header, events=()))
+header = encode_header(parent_hash=anchor, number=1, timestamp=1767225602)
+evidence = sign_block(sequencer, chain_id=31337, registry=b"\x03" * 20, number=1,
+    block_hash=keccak(header))
+enclave.apply_block(ChainBlock(header=header, evidence=evidence))
 assert enclave.status().head.number == 1
 assert len(enclave.attest(bytes(32)).quote) > 0
 enclave.close()

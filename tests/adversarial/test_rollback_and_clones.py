@@ -12,33 +12,24 @@ import pytest
 from veilnet.codec import abi_decode
 from veilnet.protocol import enclave as wire
 from veilnet.protocol import topics
+from veilnet.protocol.chain import ChainBlock
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.errors import CheckpointStale, IdentityFlagged
 from veilnet.protocol.events import (
-    Block,
-    BlockHeader,
-    ChainEvent,
     HeartbeatRecorded,
     WorkerFlagged,
     WorkerRegistered,
 )
 from veilnet.protocol.registration import TEEKind
-from veilnet.testing.adversary import MaliciousHost, dev_enclave_config
+from veilnet.testing.adversary import AdversaryChain, MaliciousHost, dev_enclave_config
 
 pytestmark = pytest.mark.slow  # each test starts enclave processes
 
 CONFIG = dev_enclave_config(heartbeat_interval=2)
 
 
-def _block(number: int, *events: ChainEvent) -> Block:
-    parent = (number - 1).to_bytes(32, "big") if number > 1 else bytes(32)
-    header = BlockHeader(
-        number=number,
-        hash=number.to_bytes(32, "big"),
-        parent_hash=parent,
-        timestamp=1_767_225_600 + 2 * number,
-    )
-    return Block(header=header, events=events)
+CHAIN = AdversaryChain(CONFIG)
+_block = CHAIN.block
 
 
 def _registered(worker: bytes) -> WorkerRegistered:
@@ -76,7 +67,7 @@ class Run:
     sealed_identity: bytes
     old: bytes
     new: bytes
-    blocks: list[Block] = field(default_factory=list)
+    blocks: list[ChainBlock] = field(default_factory=list)
     boot_id: bytes = b""
 
 
@@ -126,7 +117,7 @@ def test_the_newest_checkpoint_restores_and_goes_on(run: Run) -> None:
         for block in run.blocks[4:]:
             applied = host.enclave.apply_block(block)
         assert applied.head.number == 7
-        applied = host.enclave.apply_block(_block(8))
+        applied = host.enclave.apply_block(_block(8, parent=CHAIN.hashes[7]))
         ((height, sealed, boot),) = _heartbeats(applied)
         assert (height, sealed) == (8, 4)
         assert boot != run.boot_id  # every boot draws its own id: the Registry tells them apart

@@ -97,8 +97,7 @@ def _mine_with_fault(
     net: Network, faulty: FaultyEngine, fault: BaseException, *, on: str, after: int
 ) -> None:
     """Mine the pending events into one block; w1 fails on it, is checked, then retries."""
-    net.ledger.mine()
-    block = net.ledger.blocks[-1]
+    block = net.ledger.mine()
     w1 = net.cores["w1"]
     before = _fingerprint(w1)
     faulty.fault, faulty.on, faulty.after = fault, on, after
@@ -106,7 +105,7 @@ def _mine_with_fault(
         w1.apply_block(block)
     faulty.fault = None
     assert _fingerprint(w1) == before, "a failed block changed the core"
-    assert w1.head is not None and w1.head.number == block.header.number - 1
+    assert w1.head is not None and w1.head.number == block.fields.number - 1
     # The same core takes the same block again: no need to throw it away.
     for name in sorted(net.cores):
         for message in net.cores[name].apply_block(block):

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from veilnet.protocol.events import Block, BlockHeader
+from veilnet.protocol.chain import ChainBlock
 from veilnet.runtime import CheckpointInvalid, EnclaveCore
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network
+from veilnet.testing.ledger import build_block
 
 from .conftest import ALICE, EXAMPLES, OWNER
 
@@ -30,10 +31,10 @@ def _restore(net: Network, name: str, blob: bytes) -> EnclaveCore:
     )
 
 
-def _replay(core: EnclaveCore, blocks: list[Block]) -> None:
+def _replay(core: EnclaveCore, blocks: list[ChainBlock]) -> None:
     assert core.head is not None
     for block in blocks:
-        if block.header.number > core.head.number:
+        if block.fields.number > core.head.number:
             core.apply_block(block)
 
 
@@ -104,7 +105,7 @@ def test_crash_at_random_points_loses_nothing_and_applies_nothing_twice(
             checkpoint = net.cores["w2"].checkpoint()
         # crash: everything since the checkpoint is lost; restore and catch up from the chain
         net.cores["w2"] = _restore(net, "w2", checkpoint)
-        _replay(net.cores["w2"], net.ledger.blocks)
+        _replay(net.cores["w2"], net.ledger.raw_blocks)
     net.settle()
     w1, w2 = net.cores["w1"], net.cores["w2"]
     assert int(w2.runtimes[contract].state.values["count"]) == sent
@@ -126,7 +127,7 @@ def test_replay_from_genesis_gives_the_same_commitment(network: Network, counter
         verifier=live.verifier,
         sealed_identity=sealed,
     )
-    for block in network.ledger.blocks:
+    for block in network.ledger.raw_blocks:
         fresh.apply_block(block)
     assert fresh.address == live.address
     assert fresh.state_root() == live.state_root()
@@ -142,23 +143,27 @@ def test_blocks_must_extend_the_applied_chain(network: Network) -> None:
     head = core.head
     assert head is not None
     root = core.state_root()
-    for header in (
-        BlockHeader(
-            number=head.number + 2,
-            hash=b"\x01" * 32,
-            parent_hash=head.hash,
-            timestamp=head.timestamp,
-        ),
-        BlockHeader(
-            number=head.number + 1,
-            hash=b"\x01" * 32,
-            parent_hash=b"\x02" * 32,
-            timestamp=head.timestamp,
-        ),
-        head,
+    ledger = network.ledger
+
+    def forged(number: int, parent: bytes) -> ChainBlock:
+        # properly signed by the sequencer: continuity alone must refuse these
+        return build_block(
+            chain_id=ledger.chain_id,
+            registry=ledger.registry,
+            bus=ledger.bus,
+            parent_hash=parent,
+            number=number,
+            timestamp=head.timestamp + 2,
+            signer=ledger.sequencer_key,
+        )[0]
+
+    for block in (
+        forged(head.number + 2, head.hash),
+        forged(head.number + 1, b"\x02" * 32),
+        ledger.raw_blocks[head.number - 1],
     ):
         with pytest.raises(BlockRejected) as info:
-            core.apply_block(Block(header=header, events=()))
+            core.apply_block(block)
         assert info.value.code == "runtime_block_rejected"
     assert core.state_root() == root
 
@@ -168,7 +173,7 @@ import sys
 from pathlib import Path
 from veilnet.codec import decode
 from veilnet.runtime import CoreConfig, EnclaveCore
-from veilnet.protocol.events import Block
+from veilnet.protocol.chain import ChainBlock
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network
 log = decode(Path(sys.argv[1]).read_bytes())
@@ -178,7 +183,7 @@ with AgentRuntime() as engine:
     core = EnclaveCore.boot(config=net.config, platform=platform, engine=engine,
                             verifier=net.verifier(), sealed_identity=log["identity"])
     for raw in log["blocks"]:
-        core.apply_block(Block.from_bytes(raw))
+        core.apply_block(ChainBlock.from_bytes(raw))
     print(core.state_root().hex())
 """
 
@@ -201,7 +206,7 @@ def test_one_log_replays_to_one_state_root_under_any_hash_seed(
         encode(
             {
                 "identity": w1.sealed_identity(),
-                "blocks": [b.to_bytes() for b in network.ledger.blocks],
+                "blocks": [b.to_bytes() for b in network.ledger.raw_blocks],
             }
         )
     )

@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from veilnet.chain import Deployment, EmbeddedChain, Network, deploy
+from veilnet.chain.sequencer import Sequencer, SequencerServer, sequencer_trust
 from veilnet.crypto import Domain, SecretKey
 from veilnet.protocol import envelopes as proto
+from veilnet.protocol.chain import ChainTrust
 from veilnet.runtime import EnclaveCore
 from veilnet.sandbox import AgentRuntime
 from veilnet.worker import WorkerConfig, WorkerHost, dev_measurement
@@ -26,6 +28,7 @@ EXAMPLES = REPO / "examples" / "agents"
 NETWORK_SEED = b"veilnet-worker-tests-network-sd1"
 OWNER = SecretKey.derive(b"\x51" * 32, "owner")
 ALICE = SecretKey.derive(b"\x51" * 32, "alice")
+SEQUENCER_KEY = SecretKey.derive(b"\x51" * 32, "sequencer")
 FINALITY = 2
 
 
@@ -46,6 +49,8 @@ class Net:
     network: Network
     engine: AgentRuntime
     root: Path
+    sequencer: SequencerServer | None = None
+    chain_trust: ChainTrust | None = None
     hosts: list[WorkerHost] = field(default_factory=list)
 
     @property
@@ -61,6 +66,8 @@ class Net:
             "data_dir": self.root / name,
             "rpc_url": self.url,
             "deployment": self.deployment,
+            "chain_trust": self.chain_trust,
+            "sequencer_url": None if self.sequencer is None else self.sequencer.url,
             "operator_key": self.account(2 + index),
             "fund_from": self.account(6 + index),
             "network_seed": NETWORK_SEED,
@@ -121,6 +128,10 @@ def net(tmp_path: Path, engine: AgentRuntime) -> Iterator[Net]:
     deployment = deploy(client, chain.dev_accounts[0][1], measurements=[dev_measurement()])
     funder = Network(client, deployment.addresses).sender(chain.dev_accounts[1][1])
     funder.transact(ALICE.address, b"", value=10**19, gas=21_000)
+    sequencer = Sequencer(
+        client, SEQUENCER_KEY, registry=deployment.addresses.registry.raw, finality_depth=FINALITY
+    )
+    server = SequencerServer(sequencer).start()
     result = Net(
         chain=chain,
         url=url,
@@ -128,9 +139,12 @@ def net(tmp_path: Path, engine: AgentRuntime) -> Iterator[Net]:
         network=Network(client, deployment.addresses),
         engine=engine,
         root=tmp_path,
+        sequencer=server,
+        chain_trust=sequencer_trust(client, deployment.genesis_block, sequencer.address),
     )
     yield result
     result.stop_all()
+    server.close()
     chain.close()
 
 

@@ -14,6 +14,7 @@ from veilnet.chain import ChainAddresses, Deployment
 from veilnet.crypto import Address
 from veilnet.protocol.registration import attestation_report_data
 from veilnet.runtime.errors import ContractUnavailable
+from veilnet.testing.adversary import dev_chain_trust
 from veilnet.worker import TokenBuckets, WorkerConfig, WorkerHost, create_app
 from veilnet.worker.constants import MAX_QUERY_BODY
 from veilnet.worker.interfaces import (
@@ -61,6 +62,7 @@ def test_health_info_and_attestation(solo: WorkerHost) -> None:
         "applied_block": 0,
         "chain_head": 0,
         "registered": True,
+        "rejected": None,
     }
     info = client.get("/v1/info").json()
     assert info["address"] == solo.address and info["cluster"] is None
@@ -212,6 +214,7 @@ def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) ->
         data_dir=tmp_path,
         rpc_url="http://127.0.0.1:1",
         deployment=Deployment(addresses=addresses, admin=Address(bytes(20)), genesis_block=0),
+        chain_trust=dev_chain_trust(),
         operator_key=b"\x01" * 32,
     )
     service: WorkerService = FixedService(config)
@@ -219,7 +222,8 @@ def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) ->
     health = client.get("/v1/health")
     assert health.status_code == 503
     assert health.content == (
-        b'{"status":"catching_up","applied_block":7,"chain_head":12,"registered":true}'
+        b'{"status":"catching_up","applied_block":7,"chain_head":12,"registered":true,'
+        b'"rejected":null}'
     )
     one, two, three, four = (Address(bytes([i]) * 20).hex for i in (1, 2, 3, 4))
     assert (

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,13 @@ import pytest
 from click.testing import CliRunner
 
 from veilnet.chain import AnvilChain, EmbeddedChain, Network, deploy
+from veilnet.chain.sequencer import Sequencer, SequencerServer, sequencer_trust
 from veilnet.cli.worker import worker
 from veilnet.codec import encode
 from veilnet.protocol import envelopes as proto
+from veilnet.protocol.chain import ChainTrust
 from veilnet.testing import require_tool
+from veilnet.testing.adversary import dev_chain_trust
 from veilnet.worker import WorkerConfigInvalid, bootstrap_network, cluster_id, dev_measurement
 
 from .conftest import (
@@ -27,6 +32,7 @@ from .conftest import (
     EXAMPLES,
     NETWORK_SEED,
     OWNER_FUNDED,
+    SEQUENCER_KEY,
     Net,
     WorkerBusy,
     contract_key,
@@ -40,6 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _network_file(tmp_path: Path, **extra: object) -> Path:
     doc = {
+        "chain_trust": dev_chain_trust().to_json(),
         "chain_id": 1337,
         "rpc_url": "http://127.0.0.1:9",
         "contracts": {"registry": "0x" + "11" * 20, "bus": "0x" + "22" * 20},
@@ -76,7 +83,22 @@ def test_bad_network_file_is_a_typed_error(tmp_path: Path) -> None:
     assert result.exception.code == "worker_config_invalid"
 
 
-def write_network_file(tmp_path: Path, deployment: Any, rpc_url: str) -> Path:
+@contextlib.contextmanager
+def sequencer_for(client: Any, deployment: Any) -> Iterator[tuple[str, ChainTrust]]:
+    """A sequencer signing the chain's final blocks: (its URL, the network's chain trust)."""
+    sequencer = Sequencer(
+        client, SEQUENCER_KEY, registry=deployment.addresses.registry.raw, finality_depth=2
+    )
+    server = SequencerServer(sequencer).start()
+    try:
+        yield server.url, sequencer_trust(client, deployment.genesis_block, sequencer.address)
+    finally:
+        server.close()
+
+
+def write_network_file(
+    tmp_path: Path, deployment: Any, rpc_url: str, sequencer: tuple[str, ChainTrust]
+) -> Path:
     """The network.json a `veil worker run` process reads."""
     path = tmp_path / "network.json"
     path.write_text(
@@ -90,6 +112,8 @@ def write_network_file(tmp_path: Path, deployment: Any, rpc_url: str) -> Path:
                 },
                 "genesis_block": deployment.genesis_block,
                 "admin": deployment.admin.hex,
+                "sequencer_url": sequencer[0],
+                "chain_trust": sequencer[1].to_json(),
             }
         )
     )
@@ -139,7 +163,7 @@ def _chain(kind: str) -> Any:
 @pytest.mark.parametrize("kind", ["anvil", "embedded"])
 def test_worker_processes_two_clusters(tmp_path: Path, kind: str) -> None:
     """1 gatekeeper + 3 workers in 2 clusters, each a separate `veil worker run` process."""
-    with _chain(kind) as chain:
+    with _chain(kind) as chain, contextlib.ExitStack() as stack:
         client = chain.client()
         admin_key = chain.dev_accounts[0][1]
         deployment = deploy(client, admin_key, measurements=[dev_measurement()])
@@ -147,7 +171,8 @@ def test_worker_processes_two_clusters(tmp_path: Path, kind: str) -> None:
         network.sender(chain.dev_accounts[1][1]).transact(
             ALICE.address, b"", value=10**19, gas=21_000
         )
-        network_file = write_network_file(tmp_path, deployment, chain.url)
+        sequencer = stack.enter_context(sequencer_for(client, deployment))
+        network_file = write_network_file(tmp_path, deployment, chain.url, sequencer)
         names = ("gk", "w1", "w2", "w3")
         procs = [_spawn(n, i, chain, network_file, tmp_path) for i, n in enumerate(names)]
         try:

@@ -4,6 +4,7 @@ and every command was applied exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -18,7 +19,7 @@ from veilnet.testing import require_tool
 from veilnet.worker import bootstrap_network, dev_measurement
 
 from .conftest import ALICE, Net, deploy_counter, query_over_http, send_command
-from .test_worker_cli import _ready, _spawn, write_network_file
+from .test_worker_cli import _ready, _spawn, sequencer_for, write_network_file
 
 ROUNDS = int(os.environ.get("VEIL_KILL_ROUNDS", "50"))
 
@@ -27,7 +28,7 @@ ROUNDS = int(os.environ.get("VEIL_KILL_ROUNDS", "50"))
 def test_kill_minus_nine_fifty_times(tmp_path: Path) -> None:
     require_tool("anvil")
     rng = random.Random(2026)
-    with AnvilChain() as anvil:
+    with AnvilChain() as anvil, contextlib.ExitStack() as stack:
         client = anvil.client()
         admin_key = anvil.dev_accounts[0][1]
         deployment = deploy(client, admin_key, measurements=[dev_measurement()])
@@ -35,7 +36,8 @@ def test_kill_minus_nine_fifty_times(tmp_path: Path) -> None:
         network.sender(anvil.dev_accounts[1][1]).transact(
             ALICE.address, b"", value=10**19, gas=21_000
         )
-        network_file = write_network_file(tmp_path, deployment, anvil.url)
+        sequencer = stack.enter_context(sequencer_for(client, deployment))
+        network_file = write_network_file(tmp_path, deployment, anvil.url, sequencer)
         procs = {
             n: _spawn(n, i, anvil, network_file, tmp_path) for i, n in enumerate(("gk", "w1", "w2"))
         }

@@ -19,7 +19,14 @@ from typing import Any
 from veilnet.chain.constants import DEFAULT_FINALITY_DEPTH, MAX_BLOCKS_PER_POLL
 from veilnet.chain.errors import LogProofFailed, ParentHashMismatch, ReorgBeyondFinality
 from veilnet.chain.model import Block, BlockHeader, ChainAddresses, ChainEvent, RawLog, decode_log
-from veilnet.chain.proofs import EMPTY_TRIE_ROOT, bloom_may_contain, verify_header, verify_receipts
+from veilnet.chain.proofs import (
+    EMPTY_TRIE_ROOT,
+    bloom_may_contain,
+    encode_receipt,
+    header_rlp,
+    verify_header,
+    verify_receipts,
+)
 from veilnet.chain.rpc import JSONRPCClient, from_hex, from_quantity, to_quantity
 
 __all__ = ["Follower"]
@@ -114,9 +121,10 @@ class Follower:
             )
             receipts_by_block = dict(zip(wanted, fetched, strict=True))
         blocks = []
-        for _, header, _ in headers:
+        for doc, header, _ in headers:
             receipts = receipts_by_block.get(header.number)
             events: tuple[ChainEvent, ...] = ()
+            raw_receipts: tuple[bytes, ...] = ()
             if receipts is not None:
                 if not isinstance(receipts, list):
                     raise LogProofFailed("node returned no receipts", block=header.number)
@@ -124,9 +132,17 @@ class Follower:
                     receipts, expected_root=header.receipts_root, block_hash=header.hash
                 )
                 events = self._events(header, receipts)
+                raw_receipts = tuple(encode_receipt(receipt) for receipt in receipts)
             elif header.receipts_root != EMPTY_TRIE_ROOT and header.number in wanted:
                 raise LogProofFailed("node returned no receipts", block=header.number)
-            blocks.append(Block(header=header, events=events))
+            blocks.append(
+                Block(
+                    header=header,
+                    events=events,
+                    raw_header=header_rlp(doc),
+                    raw_receipts=raw_receipts,
+                )
+            )
         # Commit the position only after every block of this poll proved out.
         self.next_block = end + 1
         self.last_hash = parent

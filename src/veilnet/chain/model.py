@@ -132,6 +132,10 @@ class Block:
 
     header: BlockHeader
     events: tuple[ChainEvent, ...]
+    raw_header: bytes = b""
+    """The RLP header, for the core to re-hash (the follower fills it)."""
+    raw_receipts: tuple[bytes, ...] = ()
+    """Every receipt of the block (EIP-2718), or none where the bloom rules out our logs."""
 
     @property
     def logs(self) -> tuple[ChainEvent, ...]:

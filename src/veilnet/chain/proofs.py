@@ -16,7 +16,9 @@ from veilnet.chain.rpc import from_hex, from_quantity
 __all__ = [
     "EMPTY_TRIE_ROOT",
     "bloom_may_contain",
+    "encode_receipt",
     "header_hash",
+    "header_rlp",
     "receipts_root",
     "verify_header",
     "verify_receipts",
@@ -52,8 +54,9 @@ _OPTIONAL_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
-def header_hash(doc: Mapping[str, Any]) -> bytes:
-    """keccak256 of the RLP header rebuilt from a JSON-RPC block object (London to Prague)."""
+def header_rlp(doc: Mapping[str, Any]) -> bytes:
+    """The RLP header rebuilt from a JSON-RPC block object (London to Prague): what the core
+    re-hashes itself."""
     items: list[Any] = []
     for key, kind in _HEADER_FIELDS:
         items.append(_field(doc[key], kind))
@@ -61,7 +64,13 @@ def header_hash(doc: Mapping[str, Any]) -> bytes:
         if doc.get(key) is None:
             break
         items.append(_field(doc[key], kind))
-    return keccak(rlp.encode(items))
+    encoded: bytes = rlp.encode(items)
+    return encoded
+
+
+def header_hash(doc: Mapping[str, Any]) -> bytes:
+    """keccak256 of the RLP header rebuilt from a JSON-RPC block object."""
+    return keccak(header_rlp(doc))
 
 
 def _field(value: Any, kind: str) -> Any:
@@ -82,7 +91,8 @@ def verify_header(doc: Mapping[str, Any]) -> bytes:
     return claimed
 
 
-def _encode_receipt(receipt: Mapping[str, Any]) -> bytes:
+def encode_receipt(receipt: Mapping[str, Any]) -> bytes:
+    """The EIP-2718 bytes of a JSON-RPC receipt, as the receipts trie holds them."""
     status = from_quantity(receipt["status"])
     logs = [
         [from_hex(log["address"]), [from_hex(t) for t in log["topics"]], from_hex(log["data"])]
@@ -107,7 +117,7 @@ def receipts_root(receipts: Sequence[Mapping[str, Any]]) -> bytes:
         return EMPTY_TRIE_ROOT
     trie = HexaryTrie({})
     for index, receipt in enumerate(receipts):
-        trie[rlp.encode(index)] = _encode_receipt(receipt)
+        trie[rlp.encode(index)] = encode_receipt(receipt)
     root: bytes = trie.root_hash
     return bytes(root)
 

@@ -61,7 +61,7 @@ def _render(doc: dict[str, Any]) -> None:
             attested,
             "[red]0 (flagged: ran twice)[/red]" if worker["flagged"] else str(worker["confidence"]),
             "[green]online[/green]" if worker["online"] else "[red]offline[/red]",
-            str(worker["last_applied_block"] or "-"),
+            _applied(worker),
             str(worker["last_heartbeat"] or "-"),
             (worker["cluster"] or "-")[:12],
         )
@@ -80,3 +80,12 @@ def _render(doc: dict[str, Any]) -> None:
     console.print(contracts)
     if doc["insecure_dev_tee"]:
         console.print("[yellow]attestation uses the INSECURE development root (devnet)[/yellow]")
+
+
+def _applied(worker: dict[str, Any]) -> str:
+    """The last applied block, and in red the chain data its core refused, if it is stuck."""
+    applied = str(worker["last_applied_block"] or "-")
+    rejected = worker.get("rejected")
+    if isinstance(rejected, dict):
+        return f"{applied} [red]stopped: {rejected.get('code')} at {rejected.get('block')}[/red]"
+    return applied

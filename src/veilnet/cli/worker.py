@@ -58,6 +58,10 @@ def worker() -> None:
     help="network.json (chain_id, rpc_url, contracts {registry, bus}, genesis_block).",
 )
 @click.option("--rpc", help="JSON-RPC URL (instead of, or overriding, the network file's).")
+@click.option(
+    "--sequencer",
+    help="Sequencer URL for block signatures (overrides the network file's sequencer_url).",
+)
 @click.option("--registry", help="Registry address (with --rpc).")
 @click.option("--bus", help="Bus address (with --rpc).")
 @click.option("--genesis-block", type=int, default=None, help="First block to follow.")
@@ -109,6 +113,7 @@ def run(
     data_dir: Path,
     api_host: str,
     api_port: int,
+    sequencer: str | None,
     operator_key: str | None,
     fund_from: str | None,
     insecure_dev_tee: bool,
@@ -127,6 +132,7 @@ def run(
     from veilnet.chain import ChainAddresses, Deployment, JSONRPCClient
     from veilnet.chain.rpc import from_quantity
     from veilnet.crypto import Address
+    from veilnet.protocol.chain import ChainTrust
     from veilnet.worker import WorkerConfig, WorkerHost
     from veilnet.worker.errors import WorkerConfigInvalid
 
@@ -163,6 +169,13 @@ def run(
     operator = _hex_bytes(operator_key, "--operator-key", size=32)
     if operator is None:
         raise click.UsageError("--operator-key (or VEIL_OPERATOR_KEY) is required")
+    try:
+        chain_trust = ChainTrust.from_json(doc.get("chain_trust"))
+    except ValueError as exc:
+        raise WorkerConfigInvalid(
+            "the network file needs chain_trust: the network's trust anchor and finality "
+            f"policy ({exc})"
+        ) from exc
     seed_text = network_seed or (doc.get("network_seed") if insecure_dev_tee else None)
     seed = _hex_bytes(seed_text, "--network-seed")
     if insecure_dev_tee and seed is None:
@@ -172,6 +185,8 @@ def run(
         data_dir=data_dir,
         rpc_url=str(rpc_url),
         deployment=Deployment(addresses=addresses, admin=admin, genesis_block=start),
+        chain_trust=chain_trust,
+        sequencer_url=sequencer or doc.get("sequencer_url"),
         operator_key=operator,
         fund_from=_hex_bytes(fund_from, "--fund-from", size=32),
         network_seed=seed,

@@ -29,6 +29,7 @@ from veilnet.crypto import Address, SecretKey
 from veilnet.devnet import constants as C  # noqa: N812
 from veilnet.devnet.errors import DevnetConfigInvalid, DevnetStartFailed
 from veilnet.errors import VeilnetError
+from veilnet.protocol.chain import ChainTrust
 
 __all__ = ["Devnet", "DevnetOptions", "Progress"]
 
@@ -89,6 +90,9 @@ class Devnet:
         self.chain_kind = ""
         self.rpc_url = ""
         self.deployment: Deployment | None = None
+        self.chain_trust: ChainTrust | None = None
+        """The network's ``ChainTrust`` (sequencer policy), set once the contracts are deployed."""
+        self.sequencer_url: str | None = None
         self.hosts: list[Any] = []
         self.gatekeepers: list[Any] = []
         self.workers: list[Any] = []
@@ -119,6 +123,7 @@ class Devnet:
             self._prepare_dir()
             self._start_chain()
             self._deploy()
+            self._start_sequencer()
             keys = self._fund_nodes()
             self._start_gateway()
             self._start_hosts(keys)
@@ -207,6 +212,26 @@ class Devnet:
             self.chain.client(), self._admin_key, measurements=[dev_measurement()]
         )
 
+    def _start_sequencer(self) -> None:
+        """The block signer of the ``sequencer`` chain-trust policy, beside the chain: it signs
+        each block once final; every core checks that signature against the measured address."""
+        from veilnet.chain.sequencer import Sequencer, SequencerServer, sequencer_trust
+
+        assert self.chain is not None
+        assert self.deployment is not None
+        key = SecretKey.derive(hashlib.sha256(self.network_seed).digest(), "devnet sequencer")
+        client = self.chain.client()
+        sequencer = Sequencer(
+            client,
+            key,
+            registry=self.deployment.addresses.registry.raw,
+            finality_depth=self.options.finality,
+        )
+        server = SequencerServer(sequencer).start()
+        self._stack.callback(server.close)
+        self.sequencer_url = server.url
+        self.chain_trust = sequencer_trust(client, self.deployment.genesis_block, sequencer.address)
+
     def _fund_nodes(self) -> list[bytes]:
         """One operator key per node, derived from the network seed and funded by the admin."""
         assert self.chain is not None
@@ -272,6 +297,7 @@ class Devnet:
         from veilnet.worker import WorkerConfig, WorkerHost
 
         assert self.deployment is not None
+        assert self.chain_trust is not None
         names = [f"gk{i + 1}" for i in range(self.options.gatekeepers)] + [
             f"w{i + 1}" for i in range(self.options.workers)
         ]
@@ -284,6 +310,8 @@ class Devnet:
                 data_dir=self.options.data_dir / "nodes" / name,
                 rpc_url=self.rpc_url,
                 deployment=self.deployment,
+                chain_trust=self.chain_trust,
+                sequencer_url=self.sequencer_url,
                 operator_key=key,
                 network_seed=self.network_seed,
                 allow_insecure_dev_tee=True,
@@ -367,6 +395,8 @@ class Devnet:
             "contracts": {"Registry": addresses.registry.hex, "Bus": addresses.bus.hex},
             "admin": self.deployment.admin.hex,
             "genesis_block": self.deployment.genesis_block,
+            "chain_trust": None if self.chain_trust is None else self.chain_trust.to_json(),
+            "sequencer_url": self.sequencer_url,
             "block_time": self.options.block_time,
             "finality": self.options.finality,
             "gatekeepers": {h.address: h.api_url for h in self.gatekeepers},

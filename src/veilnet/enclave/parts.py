@@ -46,6 +46,7 @@ def core_config(config: EnclaveConfig) -> CoreConfig:
         chain_id=config.chain_id,
         registry=config.registry,
         bus=config.bus,
+        chain_trust=config.chain_trust,
         key_window_blocks=config.key_window_blocks,
         commitment_interval=config.commitment_interval,
         heartbeat_interval=config.heartbeat_interval,

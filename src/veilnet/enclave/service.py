@@ -24,9 +24,10 @@ from veilnet.codec import CodecError
 from veilnet.enclave.parts import Parts, build_parts, core_config
 from veilnet.errors import InternalError, PolicyRejected, Unavailable, VeilnetError
 from veilnet.protocol import enclave as wire
+from veilnet.protocol.chain import ChainBlock
 from veilnet.protocol.errors import ContractUnavailable, NotReady
-from veilnet.protocol.events import Block
 from veilnet.runtime import EnclaveCore, QueryIO
+from veilnet.runtime.tls import Relay, TLSFailed
 from veilnet.sandbox.interfaces import JSONValue
 
 __all__ = [
@@ -81,6 +82,7 @@ class EnclaveService:
             wire.OP_HELLO: self._hello,
             wire.OP_BOOT: self._boot,
             wire.OP_APPLY_BLOCK: self._apply_block,
+            wire.OP_CERTIFY: self._certify,
             wire.OP_QUERY: self._query,
             wire.OP_ATTEST: self._attest,
             wire.OP_CHECKPOINT: self._checkpoint,
@@ -190,7 +192,7 @@ class EnclaveService:
             return self._booted()
 
     def _apply_block(self, body: bytes, io: IOChannel | None) -> bytes:
-        block = Block.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
+        block = ChainBlock.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
         with self._lock:
             core = self.core
             egress = core.apply_block(block)
@@ -202,6 +204,22 @@ class EnclaveService:
                 head=core.head,
                 resync_ready=self._resync_keyring is not None,
             ).to_bytes()
+
+    def _certify(self, body: bytes, io: IOChannel | None) -> bytes:
+        request = wire.Certify.from_bytes(body)
+        if io is None:
+            raise EnclaveIOFailed("certify needs the host to relay TLS bytes")
+        core = self.core
+        # the TLS round trips run outside the lock: queries and blocks go on meanwhile
+        try:
+            found = core.ask_quorum(request.numbers, _tls_relay(io))
+        except ValueError as exc:
+            raise PolicyRejected(f"not certified: {exc}") from exc
+        with self._lock:
+            if core is self._core:
+                core.keep_certified(found)
+        numbers = tuple(sorted(found))
+        return wire.Certified(numbers=numbers, hashes=tuple(found[n] for n in numbers)).to_bytes()
 
     def _query(self, body: bytes, io: IOChannel | None) -> bytes:
         with self._lock:  # open, check and snapshot: fast
@@ -305,6 +323,24 @@ def _failure(exc: VeilnetError) -> bytes:
     except (TypeError, ValueError):
         details = "{}"
     return wire.Failure(code=exc.code, message=exc.message, details=details).to_bytes()
+
+
+def _tls_relay(io: IOChannel) -> Relay:
+    """The core's TLS relay over the host's I/O channel: ciphertext out, ciphertext back."""
+
+    def relay(conn: int, host: str, port: int, data: bytes) -> bytes:
+        result = io(
+            wire.IORequest(
+                kind=wire.IO_TLS,
+                body=wire.TLSRelay(conn=conn, host=host, port=port, data=data).to_bytes(),
+            )
+        )
+        if not result.ok:
+            # one endpoint the host could not reach: it does not vouch, the others still may
+            raise TLSFailed(f"the host did not relay: {result.code}")
+        return result.body
+
+    return relay
 
 
 def _query_io(io: IOChannel | None, kinds: frozenset[str]) -> QueryIO | None:

@@ -24,13 +24,16 @@ from typing import Any, Final
 
 from veilnet.codec import Record, decode_record, record
 from veilnet.errors import InvalidInput
+from veilnet.protocol.chain import ChainTrust
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.events import BlockHeader
 from veilnet.protocol.registration import RegistrationRequest
 
-ENCLAVE_INTERFACE_VERSION: Final = 2
+ENCLAVE_INTERFACE_VERSION: Final = 3
 """Bumped whenever an operation or a record of this module changes shape (2:
-``register_transaction``, whose calldata the core builds, replaced ``sign_transaction``)."""
+``register_transaction``, whose calldata the core builds, replaced ``sign_transaction``; 3:
+``apply_block`` takes a raw ``ChainBlock`` the core proves itself, ``EnclaveConfig`` carries
+the chain-trust policy, ``certify`` asks an RPC quorum over TLS ended in the core)."""
 FRAME_HEADER_BYTES: Final = 4
 _RECV_BYTES: Final = 1 << 16
 READY_LINE: Final = "veil-enclave ready"
@@ -54,7 +57,11 @@ OP_HELLO: Final = "hello"
 OP_BOOT: Final = "boot"
 """body: ``Boot`` → ``Booted``. Fresh, from a sealed identity, or from a checkpoint."""
 OP_APPLY_BLOCK: Final = "apply_block"
-"""body: ``Block`` bytes → ``Applied`` (egress to post). All or nothing."""
+"""body: ``ChainBlock`` bytes (RLP header, receipts, finality evidence) → ``Applied`` (egress
+to post). The core proves the block itself; all or nothing."""
+OP_CERTIFY: Final = "certify"
+"""body: ``Certify`` → ``Certified``. Under ``rpc-quorum`` the core asks the policy's HTTPS
+endpoints for block hashes, with ``IO_TLS`` requests whose bytes are TLS records only."""
 OP_QUERY: Final = "query"
 """body: ``QueryRequest`` bytes → ``QueryResponse`` bytes (sealed and signed inside)."""
 OP_ATTEST: Final = "attest"
@@ -78,6 +85,7 @@ OPS: Final = frozenset(
         OP_HELLO,
         OP_BOOT,
         OP_APPLY_BLOCK,
+        OP_CERTIFY,
         OP_QUERY,
         OP_ATTEST,
         OP_CHECKPOINT,
@@ -91,6 +99,9 @@ OPS: Final = frozenset(
 
 IO_LLM_CHAT: Final = "llm_chat"
 IO_HTTP_FETCH: Final = "http_fetch"
+IO_TLS: Final = "tls"
+"""body: ``TLSRelay`` → the bytes that arrived next on that connection (empty: closed). The
+host sends ciphertext it cannot read or forge; the TLS session ends inside the core."""
 
 
 class FrameInvalid(InvalidInput):
@@ -162,6 +173,8 @@ class EnclaveConfig(Record):
     chain_id: int
     registry: bytes
     bus: bytes
+    chain_trust: ChainTrust
+    """Where the core's chain starts and what makes a block final."""
     key_window_blocks: int
     commitment_interval: int
     heartbeat_interval: int
@@ -225,6 +238,31 @@ class Applied(Record):
     egress: tuple[EgressMessage, ...]
     head: BlockHeader
     resync_ready: bool
+
+
+@record("enclave.certify")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Certify(Record):
+    numbers: tuple[int, ...]
+
+
+@record("enclave.certified")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Certified(Record):
+    numbers: tuple[int, ...]
+    hashes: tuple[bytes, ...]
+
+
+@record("enclave.tls_relay")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSRelay(Record):
+    """Send ``data`` on the host's connection ``conn`` to host:port (opened on first use) and
+    return what arrives next."""
+
+    conn: int
+    host: str
+    port: int
+    data: bytes
 
 
 @record("enclave.attested")

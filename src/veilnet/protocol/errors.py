@@ -3,6 +3,8 @@ Defined here, below the core, the worker and the SDK, so that all three name one
 
 InvalidInput
 ├── BlockRejected          a block does not extend the applied chain (409)
+│   ├── BlockUnproven      its header, receipts or logs do not prove out in the core
+│   └── FinalityUnproven   no finality evidence the chain-trust policy accepts
 ├── CheckpointInvalid      a checkpoint does not unseal or does not belong to this worker
 │   └── CheckpointStale    a newer checkpoint of this identity exists (a rollback)
 ├── QueryRejected          a query envelope, certificate or request is bad
@@ -12,9 +14,11 @@ PolicyRejected
 │   └── ContractPaused     the contract is paused by its controller (423)
 ├── KeyEpochExpired        an envelope names a key epoch outside the kept window (410)
 ├── RateLimited            this client sent too many requests; retry later (429)
-└── IdentityFlagged        this worker identity ran twice and is flagged on chain (403)
+├── IdentityFlagged        this worker identity ran twice and is flagged on chain (403)
+└── QuorumNotReached       fewer than k of the rpc-quorum endpoints agree on any block's hash
 Unavailable
-└── NotReady               the core has no key for this yet (catching up, not in the cluster)
+├── NotReady               the core has no key for this yet (catching up, not in the cluster)
+└── TLSFailed              an HTTPS exchange the core ran through its host's relay failed
 """
 
 from __future__ import annotations
@@ -23,16 +27,20 @@ from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
 
 __all__ = [
     "BlockRejected",
+    "BlockUnproven",
     "CheckpointInvalid",
     "CheckpointStale",
     "ContractPaused",
     "ContractUnavailable",
+    "FinalityUnproven",
     "IdentityFlagged",
     "KeyEpochExpired",
     "NotReady",
     "QueryRejected",
+    "QuorumNotReached",
     "RateLimited",
     "RequestTooLarge",
+    "TLSFailed",
 ]
 
 
@@ -88,6 +96,45 @@ class BlockRejected(InvalidInput):
 
     code = "runtime_block_rejected"
     http_status = 409
+
+
+class BlockUnproven(BlockRejected):
+    """The block's data does not prove out in the core: its header does not decode, its
+    receipts do not hash to the header's receipts root, receipts the logs bloom calls for are
+    missing, or a Registry/Bus log is malformed. A host that drops, adds, alters or reorders a
+    log gets this; the core stays at its head."""
+
+    code = "runtime_block_unproven"
+
+
+class FinalityUnproven(BlockRejected):
+    """The block carries no finality evidence that the network's chain-trust policy accepts
+    (a wrong or missing sequencer signature, or no RPC quorum for its hash)."""
+
+    code = "runtime_finality_unproven"
+
+
+class QuorumNotReached(PolicyRejected):
+    """No requested block number was reported with the same hash by ``threshold`` endpoints.
+
+    ``details["reasons"]`` has one entry per endpoint, in policy order: ``"vouched"`` for one that
+    answered and vouched for at least one block, otherwise why it did not (``"tls_failed:<stage>"``,
+    ``"unavailable"``, ``"http_status:<n>"``, ``"malformed_answer"``, ``"rpc_error"``,
+    ``"wrong_chain_id"``, ``"not_final"``)."""
+
+    code = "runtime_quorum_not_reached"
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(self.details.get("reasons", ()))
+
+
+class TLSFailed(Unavailable):
+    """An HTTPS exchange through the host relay failed: refused or broken handshake, a certificate
+    not valid at the chain's time, tampered or truncated records, a bad HTTP answer, or too much of
+    one. ``details["stage"]`` says which, without the lower layer's text."""
+
+    code = "runtime_tls_failed"
 
 
 class CheckpointInvalid(InvalidInput):

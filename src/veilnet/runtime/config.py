@@ -7,6 +7,7 @@ import functools
 from dataclasses import dataclass, field
 
 from veilnet.crypto import Address, Domain
+from veilnet.protocol.chain import ChainTrust
 from veilnet.runtime import constants
 from veilnet.sandbox.interfaces import Limits
 
@@ -18,6 +19,8 @@ class CoreConfig:
     chain_id: int
     registry: bytes
     bus: bytes
+    chain_trust: ChainTrust
+    """Where the core's chain starts and what makes a block final (``lightclient``)."""
     key_window_blocks: int = constants.DEFAULT_KEY_WINDOW_BLOCKS
     commitment_interval: int = constants.DEFAULT_COMMITMENT_INTERVAL
     heartbeat_interval: int = constants.DEFAULT_HEARTBEAT_INTERVAL

@@ -31,6 +31,7 @@ class CoreContext:
     __slots__ = (
         "agents",
         "boot_id",
+        "certified",
         "config",
         "engine",
         "journal",
@@ -66,6 +67,9 @@ class CoreContext:
         """Loaded agent code by contract id (a cache: dropped on upgrade or rollback)."""
         self.boot_id = platform.random_bytes(32)
         """Fresh for every boot or restore: the Registry tells two live copies apart by it."""
+        self.certified: dict[int, bytes] = {}
+        """Under ``rpc-quorum``: block hashes this core certified itself, above its head (never
+        replicated or sealed; a restart certifies again)."""
         self.query_snapshots: dict[bytes, Any] = {}
         """Per cluster, the snapshot queries share until the next block."""
 

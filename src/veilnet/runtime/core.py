@@ -25,11 +25,14 @@ command records a typed failure outcome and changes nothing else; a malformed ev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from eth_hash.auto import keccak
 
 from veilnet.crypto import Address, SecretKey
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits
+from veilnet.protocol.chain import POLICY_RPC_QUORUM, ChainBlock
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.registration import (
     RegistrationRequest,
@@ -38,7 +41,7 @@ from veilnet.protocol.registration import (
     register_worker_calldata,
     registration_report_data,
 )
-from veilnet.runtime import checkpoints, commitments, dispatch, queries
+from veilnet.runtime import checkpoints, commitments, dispatch, lightclient, queries, quorum
 from veilnet.runtime.agents import QueryIO
 from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.context import CoreContext
@@ -48,6 +51,7 @@ from veilnet.runtime.keyring import KeyRing
 from veilnet.runtime.queries import PreparedQuery
 from veilnet.runtime.records import ClusterInfo, ContractInfo, WorkerInfo
 from veilnet.runtime.replicated import ContractRuntime, ReplicatedState
+from veilnet.runtime.tls import Relay
 
 __all__ = ["CoreConfig", "EnclaveCore", "PreparedQuery", "QueryIO"]
 
@@ -196,11 +200,13 @@ class EnclaveCore:
 
     # ------------------------------------------------------------------ blocks -------------
 
-    def apply_block(self, block: ev.Block) -> list[EgressMessage]:
-        """Apply one finalized block, all or nothing; return the egress messages to post.
+    def apply_block(self, block: ChainBlock) -> list[EgressMessage]:
+        """Prove one raw block and apply it, all or nothing; return the egress messages to post.
 
         Raises:
-            BlockRejected: the block does not extend the applied chain.
+            BlockRejected: the block does not extend the applied chain from the trust anchor
+                (or this core's head). BlockUnproven: its header, receipts or logs do not prove
+                out. FinalityUnproven: the chain-trust policy does not certify it.
             NotReady, SandboxError, …: whatever a system raised; in every case the core is
             exactly as it was before the call (state, keys, egress counters, caches).
         """
@@ -213,6 +219,45 @@ class EnclaveCore:
             raise
         core.commit()
         return core.outbox.drain()
+
+    def certify(self, numbers: Sequence[int], relay: Relay) -> dict[int, bytes]:
+        """Under ``rpc-quorum``: ask the policy's HTTPS endpoints, through ``relay`` (which
+        carries only ciphertext), for the hashes of ``numbers``, and keep those k of n agree on
+        for ``apply_block``. Reads the head once and stores the result at the end, so a caller
+        may run the I/O outside its lock and ``keep_certified`` inside it instead.
+
+        Returns the newly certified {number: hash}. Raises QuorumNotReached (none certified),
+        ValueError (not an rpc-quorum network, or too many numbers).
+        """
+        found = self.ask_quorum(numbers, relay)
+        self.keep_certified(found)
+        return found
+
+    def ask_quorum(self, numbers: Sequence[int], relay: Relay) -> dict[int, bytes]:
+        """The I/O half of ``certify``: changes nothing in the core."""
+        core = self._core
+        trust = core.config.chain_trust
+        if trust.policy != POLICY_RPC_QUORUM:
+            raise ValueError("this network's chain-trust policy is not rpc-quorum")
+        head = core.state.head
+        floor = trust.anchor_number if head is None else head.number
+        wanted = [n for n in numbers if n > floor]
+        if not wanted:
+            return {}
+        return quorum.certify(
+            lightclient.quorum_policy(trust),
+            chain_id=core.config.chain_id,
+            numbers=wanted,
+            relay=relay,
+            at=trust.anchor_timestamp if head is None else head.timestamp,
+        )
+
+    def keep_certified(self, found: dict[int, bytes]) -> None:
+        """Remember certified hashes above the head (bounded)."""
+        core = self._core
+        head = core.state.head
+        floor = core.config.chain_trust.anchor_number if head is None else head.number
+        lightclient.certified_hashes(core.certified, found, floor)
 
     # ------------------------------------------------------------------ queries ------------
 

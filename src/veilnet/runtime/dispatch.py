@@ -7,9 +7,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from veilnet.protocol import events as ev
-from veilnet.runtime import clusters, commitments, contracts, gatekeeper, registry, rotation
+from veilnet.protocol.chain import ChainBlock
+from veilnet.runtime import (
+    clusters,
+    commitments,
+    contracts,
+    gatekeeper,
+    lightclient,
+    registry,
+    rotation,
+)
 from veilnet.runtime.context import CoreContext
-from veilnet.runtime.errors import BlockRejected
 
 Handler = Callable[[CoreContext, ev.BlockHeader, Any], None]
 
@@ -47,20 +55,16 @@ HANDLERS: Final = _merge(
 """Chain events the core acts on, by record type (others, e.g. EgressRejected, are ignored)."""
 
 
-def apply_block(core: CoreContext, block: ev.Block) -> None:
-    """Apply one block's events to ``core``; the caller wraps this in a savepoint.
+def apply_block(core: CoreContext, raw: ChainBlock) -> None:
+    """Prove one raw block (``lightclient``) and apply its events to ``core``; the caller wraps
+    this in a savepoint.
 
     Raises:
-        BlockRejected: the block does not extend the applied chain (nothing applied yet).
+        BlockRejected: the block does not extend the applied chain, carries no acceptable
+            finality evidence, or its data does not prove out (nothing applied yet).
     """
+    block = lightclient.prove_block(core.config, core.state.head, raw, certified=core.certified)
     header = block.header
-    head = core.state.head
-    if head is not None and (header.number != head.number + 1 or header.parent_hash != head.hash):
-        raise BlockRejected(
-            "block does not extend the applied chain",
-            expected_number=head.number + 1,
-            got_number=header.number,
-        )
     core.query_snapshots.clear()
     for event in block.events:
         apply_event(core, header, event)

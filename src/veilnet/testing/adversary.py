@@ -3,14 +3,47 @@ Tests in ``tests/adversarial/`` drive a real ``veil enclave serve`` through this
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import time
 from typing import Any
 
+from veilnet.crypto import SecretKey
 from veilnet.protocol import enclave as wire
-from veilnet.protocol.events import Block, BlockHeader
+from veilnet.protocol.chain import POLICY_SEQUENCER, ChainBlock, ChainTrust
+from veilnet.protocol.egress import EgressMessage
+from veilnet.protocol.events import ChainEvent
+from veilnet.testing.ledger import (
+    LEDGER_ANCHOR_HASH,
+    LEDGER_SEQUENCER_KEY,
+    LedgerSim,
+    Revert,
+    build_block,
+)
 from veilnet.worker.enclave import Enclave, ProcessEnclave
 
-__all__ = ["MaliciousHost", "dev_enclave_config", "empty_block"]
+__all__ = [
+    "TEST_TIMESTAMP",
+    "AdversaryChain",
+    "EnclaveNetwork",
+    "MaliciousHost",
+    "dev_chain_trust",
+    "dev_enclave_config",
+    "empty_block",
+]
+
+TEST_TIMESTAMP = 1_767_225_600
+"""2026-01-01T00:00:00Z: block n of an ``AdversaryChain`` is two seconds per block after it."""
+
+
+def dev_chain_trust() -> ChainTrust:
+    """The chain-trust policy of the made-up network: the ledger's anchor and sequencer."""
+    return ChainTrust(
+        anchor_number=0,
+        anchor_hash=LEDGER_ANCHOR_HASH,
+        policy=POLICY_SEQUENCER,
+        sequencer=LEDGER_SEQUENCER_KEY.address.raw,
+    )
 
 
 def dev_enclave_config(**overrides: Any) -> wire.EnclaveConfig:
@@ -19,6 +52,7 @@ def dev_enclave_config(**overrides: Any) -> wire.EnclaveConfig:
         "chain_id": 31337,
         "registry": b"\x03" * 20,
         "bus": b"\x04" * 20,
+        "chain_trust": dev_chain_trust(),
         "key_window_blocks": wire.DEFAULT_KEY_WINDOW_BLOCKS,
         "commitment_interval": 0,
         "heartbeat_interval": 0,
@@ -30,15 +64,49 @@ def dev_enclave_config(**overrides: Any) -> wire.EnclaveConfig:
     return wire.EnclaveConfig(**values)
 
 
-def empty_block(number: int, *, parent: bytes = bytes(32), timestamp: int = 1_767_225_600) -> Block:
-    """A block with no events (any first block is accepted until the core checks its inputs)."""
-    header = BlockHeader(
-        number=number,
-        hash=number.to_bytes(32, "big"),
-        parent_hash=parent,
-        timestamp=timestamp,
-    )
-    return Block(header=header, events=())
+class AdversaryChain:
+    """Raw blocks of a ``dev_enclave_config`` network, built as its chain would: real receipts,
+    real RLP headers, the sequencer's signature. A malicious host starts from these honest bytes
+    and forges, drops, reorders, replays or re-signs them.
+
+    ``block(n)`` chains onto the last block built at ``n - 1`` unless ``parent`` is given.
+    """
+
+    def __init__(self, config: wire.EnclaveConfig | None = None) -> None:
+        self.config = config or dev_enclave_config()
+        trust = self.config.chain_trust
+        self.hashes: dict[int, bytes] = {trust.anchor_number: trust.anchor_hash}
+
+    def block(
+        self,
+        number: int,
+        *events: ChainEvent,
+        parent: bytes | None = None,
+        timestamp: int | None = None,
+        signer: SecretKey | None = LEDGER_SEQUENCER_KEY,
+        chain_id: int | None = None,
+    ) -> ChainBlock:
+        raw, header = build_block(
+            chain_id=self.config.chain_id if chain_id is None else chain_id,
+            registry=self.config.registry,
+            bus=self.config.bus,
+            parent_hash=self.hashes.get(number - 1, bytes(32)) if parent is None else parent,
+            number=number,
+            timestamp=TEST_TIMESTAMP + 2 * number if timestamp is None else timestamp,
+            events=tuple(events),
+            signer=signer,
+        )
+        self.hashes[number] = header.hash
+        return raw
+
+
+def empty_block(number: int, *, parent: bytes | None = None) -> ChainBlock:
+    """A signed block with no events on the made-up network (after ``number - 1`` empty ones
+    unless ``parent`` is given)."""
+    chain = AdversaryChain()
+    for earlier in range(1, number):
+        chain.block(earlier)
+    return chain.block(number, parent=parent)
 
 
 class MaliciousHost:
@@ -76,3 +144,89 @@ class MaliciousHost:
         if not isinstance(reply, wire.Failure | wire.Result):
             raise AssertionError("the enclave answered with neither a result nor a failure")
         return reply
+
+
+class EnclaveNetwork:
+    """Real enclave processes fed by an honest ``LedgerSim`` of a ``dev_enclave_config`` network:
+    each ``step`` mines a block, applies it in every enclave and posts their egress. The
+    adversarial tests build an honest state this way, then attack one enclave's inputs.
+
+    The ledger's clock starts at the current hour, because a dev enclave issues its collateral
+    for the hour it runs in and a gatekeeper judges quotes at block time.
+    """
+
+    def __init__(self, config: wire.EnclaveConfig | None = None) -> None:
+        self.config = config or dev_enclave_config()
+        self.ledger = LedgerSim(
+            chain_id=self.config.chain_id,
+            registry=self.config.registry,
+            bus=self.config.bus,
+            genesis_time=int(time.time()) // 3600 * 3600,
+        )
+        self.hosts: dict[str, MaliciousHost] = {}
+        self.addresses: dict[str, bytes] = {}
+        self.egress: list[EgressMessage] = []
+        """Every message an enclave emitted, in order."""
+
+    def close(self) -> None:
+        for host in self.hosts.values():
+            host.close()
+        self.hosts.clear()
+
+    def __enter__(self) -> EnclaveNetwork:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, name: str) -> bytes:
+        """A new enclave process, booted fresh and registered on the ledger; its address."""
+        host = MaliciousHost()
+        self.hosts[name] = host
+        booted = host.enclave.boot(wire.Boot(config=self.config))
+        self.addresses[name] = booted.address
+        for block in self.ledger.raw_blocks:  # a new enclave replays the chain so far
+            self._post(host.enclave.apply_block(block).egress)
+        request = host.enclave.registration(b"\x0b" * 20)
+        self.ledger.set_measurement(request.measurement)
+        self.ledger.register_worker(request)
+        return booted.address
+
+    def step(self) -> ChainBlock:
+        block = self.ledger.mine()
+        for name in sorted(self.hosts):
+            self._post(self.hosts[name].enclave.apply_block(block).egress)
+        return block
+
+    def _post(self, egress: tuple[EgressMessage, ...]) -> None:
+        self.egress.extend(egress)
+        for message in egress:
+            with contextlib.suppress(Revert):  # a replay's old message, posted long ago
+                self.ledger.post(message)
+
+    def settle(self, max_blocks: int = 30) -> None:
+        """Step until two blocks in a row carry no events (bounded)."""
+        quiet = 0
+        for _ in range(max_blocks):
+            self.step()
+            quiet = 0 if (self.ledger.blocks[-1].events or self.ledger.pending) else quiet + 1
+            if quiet >= 2:
+                return
+        raise AssertionError("the network did not settle")
+
+    def bootstrap(self, *, gatekeeper: str = "gk", workers: tuple[str, ...] = ("w1",)) -> bytes:
+        """A gatekeeper with the master key, endorsed workers, cluster ``c1`` keyed for them;
+        returns the cluster id."""
+        self.start(gatekeeper)
+        self.settle()
+        self.ledger.add_gatekeeper(self.addresses[gatekeeper])
+        self.settle()
+        for name in workers:
+            self.start(name)
+        self.settle()
+        cluster = b"c1".ljust(32, b"\x00")
+        self.ledger.create_cluster(cluster)
+        for name in workers:
+            self.ledger.add_cluster_worker(cluster, self.addresses[name])
+        self.settle()
+        return cluster

@@ -36,10 +36,21 @@ from veilnet.chain.constants import (
     ROUTED_TOPICS,
 )
 from veilnet.codec import CodecError, abi_decode
-from veilnet.crypto import Address, Domain, SignatureInvalid, recover_typed
+from veilnet.crypto import Address, Domain, SecretKey, SignatureInvalid, recover_typed, sign_typed
 from veilnet.crypto.constants import SECP256K1_HALF_N, SIGNATURE_LENGTH
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
+from veilnet.protocol.chain import (
+    POLICY_SEQUENCER,
+    SEQUENCED_BLOCK_TYPE,
+    ChainBlock,
+    ChainTrust,
+    bloom_of,
+    encode_event,
+    encode_header,
+    encode_receipt,
+    receipts_root,
+)
 from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
 
 __all__ = [
@@ -48,15 +59,62 @@ __all__ = [
     "KIND_MASTER",
     "KIND_NONE",
     "KIND_WORKER",
+    "LEDGER_ANCHOR_HASH",
+    "LEDGER_SEQUENCER_KEY",
     "LedgerSim",
     "Revert",
+    "build_block",
 ]
 
+LEDGER_ANCHOR_HASH: Final = keccak(b"veil ledger anchor")
+"""Hash of block 0, the trust anchor of every ledger (its first block is 1)."""
+LEDGER_SEQUENCER_KEY: Final = SecretKey.derive(b"\x5e" * 32, "ledger sequencer")
+"""The ledger's default block signer (a test key; its address is in ``chain_trust``)."""
 MAX_CONFIDENCE = 5
 """Highest endorsement confidence ``Registry.on_egress`` accepts."""
 _ZERO = b"\x00" * 20
 _KEY_EPOCH_PAYLOAD = ["bytes32", "uint64", "address", "bytes"]
 """(cluster or contract id, epoch, key address, public key) of cluster/contract key egress."""
+
+
+def build_block(
+    *,
+    chain_id: int,
+    registry: bytes,
+    bus: bytes,
+    parent_hash: bytes,
+    number: int,
+    timestamp: int,
+    events: tuple[ev.ChainEvent, ...] = (),
+    signer: SecretKey | None = None,
+) -> tuple[ChainBlock, ev.BlockHeader]:
+    """A raw block whose logs are ``events`` as the Registry and Bus emit them: one receipt per
+    event, a real RLP header over their trie root and bloom, and the ``signer``'s sequencer
+    signature (none without one). Returns the raw block and its header as the core derives it."""
+    logs = [encode_event(event, registry=registry, bus=bus) for event in events]
+    receipts = tuple(
+        encode_receipt(status=True, cumulative_gas=21_000 * (index + 1), logs=[log])
+        for index, log in enumerate(logs)
+    )
+    raw_header = encode_header(
+        parent_hash=parent_hash,
+        number=number,
+        timestamp=timestamp,
+        receipts_root=receipts_root(receipts),
+        logs_bloom=bloom_of(logs),
+    )
+    header = ev.BlockHeader(
+        number=number, hash=keccak(raw_header), parent_hash=parent_hash, timestamp=timestamp
+    )
+    evidence = b""
+    if signer is not None:
+        evidence = sign_typed(
+            signer,
+            Domain(chain_id=chain_id, verifying_contract=Address(registry)),
+            SEQUENCED_BLOCK_TYPE,
+            {"number": number, "blockHash": header.hash},
+        )
+    return ChainBlock(header=raw_header, receipts=receipts, evidence=evidence), header
 
 
 class Revert(Exception):
@@ -119,6 +177,10 @@ class LedgerSim:
     block_time: int = 2
     max_payload: int = MAX_PAYLOAD_BOUND
     blocks: list[ev.Block] = field(default_factory=list)
+    """The decoded view of each mined block (what tests read)."""
+    raw_blocks: list[ChainBlock] = field(default_factory=list)
+    """The same blocks as a core receives them (RLP header, receipts, sequencer signature)."""
+    sequencer_key: SecretKey = field(default_factory=lambda: LEDGER_SEQUENCER_KEY)
     pending: list[ev.ChainEvent] = field(default_factory=list)
     measurements: set[bytes] = field(default_factory=set)
     workers: dict[bytes, _Worker] = field(default_factory=dict)
@@ -150,30 +212,47 @@ class LedgerSim:
         return Domain(chain_id=self.chain_id, verifying_contract=Address(self.bus))
 
     @property
+    def chain_trust(self) -> ChainTrust:
+        """The ``sequencer`` policy of this ledger: its anchor and its block signer."""
+        return ChainTrust(
+            anchor_number=0,
+            anchor_hash=LEDGER_ANCHOR_HASH,
+            policy=POLICY_SEQUENCER,
+            sequencer=self.sequencer_key.address.raw,
+        )
+
+    @property
     def head(self) -> ev.BlockHeader:
         if not self.blocks:
             return ev.BlockHeader(
-                number=0, hash=b"\x00" * 32, parent_hash=b"\x00" * 32, timestamp=self.genesis_time
+                number=0,
+                hash=LEDGER_ANCHOR_HASH,
+                parent_hash=b"\x00" * 32,
+                timestamp=self.genesis_time,
             )
         return self.blocks[-1].header
 
-    def mine(self) -> ev.Block:
+    def mine(self) -> ChainBlock:
+        """Seal the pending events into the next block: real receipts (one per event), a real
+        RLP header over their trie root, signed by this ledger's sequencer. Returns the raw
+        block a core applies; ``blocks`` keeps the decoded view tests read."""
         parent = self.head
-        number = parent.number + 1 if self.blocks else 1
+        number = parent.number + 1
         events = tuple(self.pending)
         self.pending = []
-        digest = keccak(
-            parent.hash + number.to_bytes(8, "big") + b"".join(e.to_bytes() for e in events)
-        )
-        header = ev.BlockHeader(
+        raw, header = build_block(
+            chain_id=self.chain_id,
+            registry=self.registry,
+            bus=self.bus,
+            parent_hash=parent.hash,
             number=number,
-            hash=digest,
-            parent_hash=parent.hash if self.blocks else b"\x00" * 32,
             timestamp=self.genesis_time + number * self.block_time,
+            events=events,
+            signer=self.sequencer_key,
         )
-        block = ev.Block(header=header, events=events)
-        self.blocks.append(block)
-        return block
+        self.blocks.append(ev.Block(header=header, events=events))
+        self.raw_blocks.append(raw)
+        return raw
 
     def _only_owner(self, sender: bytes | None) -> None:
         if (self.owner if sender is None else sender) != self.owner:

@@ -50,6 +50,7 @@ class Network:
             chain_id=self.ledger.chain_id,
             registry=self.ledger.registry,
             bus=self.ledger.bus,
+            chain_trust=self.ledger.chain_trust,
             key_window_blocks=self.key_window_blocks,
             commitment_interval=self.commitment_interval,
             heartbeat_interval=self.heartbeat_interval,
@@ -81,7 +82,7 @@ class Network:
             verifier=self.verifier(),
             sealed_identity=sealed_identity,
         )
-        final = self.ledger.blocks[: max(0, len(self.ledger.blocks) - self.finality)]
+        final = self.ledger.raw_blocks[: max(0, len(self.ledger.raw_blocks) - self.finality)]
         for block in final:  # a new worker replays the chain from genesis
             for message in core.apply_block(block):
                 self._post(message)
@@ -100,13 +101,14 @@ class Network:
         final_number = len(self.ledger.blocks) - self.finality
         if final_number < 1:
             return
-        block = self.ledger.blocks[final_number - 1]
+        block = self.ledger.raw_blocks[final_number - 1]
+        number = self.ledger.blocks[final_number - 1].header.number
         outputs: list[EgressMessage] = []
         for name in sorted(self.cores):
             if only is not None and name not in only:
                 continue
             core = self.cores[name]
-            if core.head is not None and core.head.number >= block.header.number:
+            if core.head is not None and core.head.number >= number:
                 continue
             outputs.extend(core.apply_block(block))
         for message in outputs:

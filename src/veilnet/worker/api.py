@@ -252,6 +252,11 @@ def _health_json(view: HealthView) -> dict[str, Any]:
         "applied_block": view.applied_block,
         "chain_head": view.chain_head,
         "registered": view.registered,
+        "rejected": (
+            None
+            if view.rejected_code is None
+            else {"code": view.rejected_code, "block": view.rejected_block}
+        ),
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from veilnet.chain.deploy import Deployment
 from veilnet.protocol import enclave as RC  # noqa: N812 - network parameter defaults
+from veilnet.protocol.chain import ChainTrust
 from veilnet.worker import constants as C  # noqa: N812
 
 __all__ = ["WorkerConfig"]
@@ -23,6 +24,9 @@ class WorkerConfig:
         data_dir: sealed identity, checkpoints and the relay journal live here.
         rpc_url: any JSON-RPC endpoint (anvil, the served embedded chain, geth, an L2).
         deployment: the network's contract addresses and genesis block.
+        chain_trust: the network's chain-trust policy and trust anchor (network.json
+            ``chain_trust``); measured into the enclave configuration.
+        sequencer_url: under the ``sequencer`` policy, where the host fetches block signatures.
         operator_key: funded EOA paying gas for egress posts; also the registered operator.
         network_seed: the devnet's dev-TEE seed (only with ``allow_insecure_dev_tee``).
         allow_insecure_dev_tee: run on the INSECURE development TEE.
@@ -49,7 +53,9 @@ class WorkerConfig:
     data_dir: Path
     rpc_url: str
     deployment: Deployment
+    chain_trust: ChainTrust
     operator_key: bytes
+    sequencer_url: str | None = None
     network_seed: bytes | None = None
     allow_insecure_dev_tee: bool = False
     enclave: Any = field(default=None, repr=False, compare=False)

@@ -31,7 +31,7 @@ from veilnet.codec import CodecError, Record
 from veilnet.errors import InternalError, VeilnetError
 from veilnet.protocol import enclave as wire
 from veilnet.protocol import errors as wire_errors
-from veilnet.protocol.events import Block
+from veilnet.protocol.chain import ChainBlock
 from veilnet.protocol.registration import RegistrationRequest
 from veilnet.worker.errors import EnclaveUnavailable
 
@@ -220,7 +220,14 @@ class Enclave:
     def resync(self) -> wire.Booted:
         return wire.Booted.from_bytes(self._call(wire.OP_RESYNC))
 
-    def apply_block(self, block: Block) -> wire.Applied:
+    def certify(self, numbers: list[int], io: IOHandler) -> dict[int, bytes]:
+        """Under ``rpc-quorum``: the block hashes the core certified through an RPC quorum;
+        ``io`` relays its TLS bytes (kind ``IO_TLS``)."""
+        body = self._call(wire.OP_CERTIFY, wire.Certify(numbers=tuple(numbers)).to_bytes(), io)
+        found = wire.Certified.from_bytes(body)
+        return dict(zip(found.numbers, found.hashes, strict=True))
+
+    def apply_block(self, block: ChainBlock) -> wire.Applied:
         body = self._call(wire.OP_APPLY_BLOCK, block.to_bytes())
         return wire.Applied.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
 

@@ -14,7 +14,8 @@ Unavailable
 ├── RegistrationFailed     the worker could not register itself on chain
 ├── BootstrapTimeout       a network bootstrap step did not complete in time
 ├── WaitTimeout            ``WorkerHost.wait_until`` ran past its deadline
-└── EnclaveUnavailable     the enclave process did not start, or went away
+├── EnclaveUnavailable     the enclave process did not start, or went away
+└── WorkerIOFailed         the host could not carry out I/O its core asked for (a relay)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "StorageUnavailable",
     "WaitTimeout",
     "WorkerConfigInvalid",
+    "WorkerIOFailed",
 ]
 
 
@@ -85,3 +87,9 @@ class EnclaveUnavailable(Unavailable):
     """The enclave process did not start, or its connection broke."""
 
     code = "worker_enclave_unavailable"
+
+
+class WorkerIOFailed(Unavailable):
+    """The host could not carry out I/O its core asked for (connect, send, receive)."""
+
+    code = "worker_io_failed"

@@ -50,10 +50,16 @@ from veilnet.chain.transactions import (
 from veilnet.crypto import Address
 from veilnet.errors import VeilnetError
 from veilnet.protocol import enclave as wire
-from veilnet.protocol.errors import BlockRejected, CheckpointInvalid, NotReady
+from veilnet.protocol.chain import POLICY_SEQUENCER
+from veilnet.protocol.errors import (
+    BlockRejected,
+    CheckpointInvalid,
+    FinalityUnproven,
+    NotReady,
+    QuorumNotReached,
+)
 from veilnet.protocol.events import BlockHeader
 from veilnet.worker._relay import RelayWorker
-from veilnet.worker.adapter import to_core_block
 from veilnet.worker.api import APIServer, QueryPool, create_app
 from veilnet.worker.config import WorkerConfig
 from veilnet.worker.constants import (
@@ -70,6 +76,12 @@ from veilnet.worker.errors import (
     RegistrationFailed,
     WaitTimeout,
     WorkerConfigInvalid,
+)
+from veilnet.worker.finality import (
+    EvidenceSource,
+    QuorumEvidence,
+    SequencerEvidence,
+    chain_block,
 )
 from veilnet.worker.interfaces import (
     AttestationView,
@@ -120,6 +132,10 @@ class WorkerHost:
         self._head: BlockHeader | None = None
         self._sealed_identity: bytes | None = None
         self._follower: Follower | None = None
+        self._evidence: EvidenceSource | None = None
+        self.rejected: tuple[str, int] | None = None
+        """(code, block) of the last block the core refused (a node or host feeding it data
+        that does not prove out); cleared once a block applies. Shown by /v1/health."""
         self._chain_head: int | None = None
         self._registered = False
         self._apply_failures = 0
@@ -285,6 +301,8 @@ class WorkerHost:
             client.close()
         if self._gateway is not None:
             self._gateway.close()
+        if self._evidence is not None:
+            self._evidence.close()
         if self._enclave is not None:
             self._enclave.close()
         self.started = False
@@ -322,6 +340,8 @@ class WorkerHost:
             applied_block=self.applied_block,
             chain_head=self._chain_head,
             registered=self._registered,
+            rejected_code=None if self.rejected is None else self.rejected[0],
+            rejected_block=None if self.rejected is None else self.rejected[1],
         )
 
     def info(self) -> WorkerInfoView:
@@ -457,10 +477,9 @@ class WorkerHost:
             stored_identity = booted.sealed_identity
             self.storage.save_identity(stored_identity)
         self._sealed_identity = stored_identity
-        self._follower_at(self.config.deployment.genesis_block, None)
-        self.log.info(
-            "no checkpoint: replaying from genesis block %d", self.config.deployment.genesis_block
-        )
+        anchor = self.config.chain_trust
+        self._follower_at(anchor.anchor_number + 1, anchor.anchor_hash)
+        self.log.info("no checkpoint: replaying from block %d", anchor.anchor_number + 1)
 
     def _client(self) -> JSONRPCClient:
         client = JSONRPCClient(self.config.rpc_url)
@@ -547,19 +566,48 @@ class WorkerHost:
         self._chain_head = from_quantity(client.call("eth_blockNumber"))
         self.metrics.chain_head.set(self._chain_head)
         blocks = self._follower.poll()
+        if not blocks:
+            self._notify()
+            return False
+        try:
+            evidence = self._evidence_source().evidence(blocks)
+        except (QuorumNotReached, FinalityUnproven) as exc:
+            self.rejected = (exc.code, blocks[0].header.number)  # shown by /v1/health
+            self._notify()
+            raise
+        applied = 0
         for block in blocks:
-            if self._stop.is_set() or not self._apply(block):
+            found = evidence.get(block.header.number)
+            if found is None or self._stop.is_set() or not self._apply(block, found):
                 break
+            applied += 1
+        if applied < len(blocks):
+            # the rest are fetched again (with their evidence) from the core's head
+            self._follower = None
         self._notify()
-        return bool(blocks)
+        return applied > 0
 
-    def _apply(self, block: cm.Block) -> bool:
+    def _evidence_source(self) -> EvidenceSource:
+        if self._evidence is None:
+            trust = self.config.chain_trust
+            if trust.policy == POLICY_SEQUENCER:
+                if self.config.sequencer_url is None:
+                    raise WorkerConfigInvalid("the sequencer policy needs a sequencer_url")
+                self._evidence = SequencerEvidence(self.config.sequencer_url)
+            else:
+                self._evidence = QuorumEvidence(lambda: self.enclave)
+        return self._evidence
+
+    def _apply(self, block: cm.Block, evidence: bytes) -> bool:
         """Apply one block; False when the core was replaced (resync) and the poll must stop."""
-        core_block = to_core_block(block)
+        raw = chain_block(block, evidence)
         with self._lock:
             try:
-                applied = self.enclave.apply_block(core_block)
-            except BlockRejected:
+                applied = self.enclave.apply_block(raw)
+            except BlockRejected as exc:
+                self.rejected = (exc.code, block.header.number)
+                self.metrics.apply_failures.inc()
+                self._changed.notify_all()
                 raise
             except EnclaveUnavailable:
                 self._restart_enclave(block.header.number)
@@ -567,6 +615,7 @@ class WorkerHost:
             except Exception:
                 self._recover_from_failed_block(block.header.number)
                 return False
+            self.rejected = None
             if self._failing_block is not None and block.header.number >= self._failing_block:
                 self._failing_block, self._apply_failures = None, 0
             self.metrics.blocks_applied.inc()
@@ -622,7 +671,8 @@ class WorkerHost:
         self._booted(self.enclave.resync())
         self.storage.discard_checkpoints()
         self._last_checkpoint = None
-        self._follower_at(self.config.deployment.genesis_block, None)
+        anchor = self.config.chain_trust
+        self._follower_at(anchor.anchor_number + 1, anchor.anchor_hash)
         self.resyncs += 1
         self.log.info("joined a cluster with history: resyncing from genesis with its keys")
 
@@ -728,6 +778,7 @@ def _enclave_config(config: WorkerConfig) -> wire.EnclaveConfig:
         chain_id=addresses.chain_id,
         registry=addresses.registry.raw,
         bus=addresses.bus.raw,
+        chain_trust=config.chain_trust,
         key_window_blocks=config.key_window_blocks,
         commitment_interval=config.commitment_interval,
         heartbeat_interval=wire.DEFAULT_HEARTBEAT_INTERVAL,

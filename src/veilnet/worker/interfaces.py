@@ -29,6 +29,11 @@ class HealthView:
     applied_block: int | None
     chain_head: int | None
     registered: bool
+    rejected_code: str | None = None
+    """The code of the last block the core refused (``runtime_block_unproven``,
+    ``runtime_finality_unproven``, ``runtime_block_rejected``), None once one applies: the node
+    or host fed it chain data that does not prove out, and the worker does not move past it."""
+    rejected_block: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -664,6 +664,7 @@ class AsyncClient(BaseClient):
                 "url": url,
                 "online": False,
                 "last_applied_block": None,
+                "rejected": None,
                 "attested": False,
                 "attestation_error": None,
             }
@@ -672,6 +673,7 @@ class AsyncClient(BaseClient):
                 health = live.get("health") or {}
                 entry["online"] = health.get("status") == "ok"
                 entry["last_applied_block"] = health.get("applied_block")
+                entry["rejected"] = health.get("rejected")
             try:
                 await self.verify_worker(event.worker, refresh=True)
                 entry["attested"] = True

@@ -659,6 +659,7 @@ class Client(BaseClient):
                 "url": url,
                 "online": False,
                 "last_applied_block": None,
+                "rejected": None,
                 "attested": False,
                 "attestation_error": None,
             }
@@ -667,6 +668,7 @@ class Client(BaseClient):
                 health = live.get("health") or {}
                 entry["online"] = health.get("status") == "ok"
                 entry["last_applied_block"] = health.get("applied_block")
+                entry["rejected"] = health.get("rejected")
             try:
                 self.verify_worker(event.worker, refresh=True)
                 entry["attested"] = True

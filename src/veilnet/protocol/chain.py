@@ -1,0 +1,682 @@
+"""Raw chain data as the core receives it: RLP headers, EIP-2718 receipts, finality evidence.
+Pure encoders and decoders shared by the core (which verifies), the host and the test ledger.
+
+Theory of operation
+-------------------
+The host hands the core a ``ChainBlock``: the block's RLP header, every receipt of the block
+(or none, when the header's logs bloom shows no log of the Registry or the Bus), and the
+finality evidence the network's ``ChainTrust`` policy asks for. The core re-hashes the header,
+rebuilds the receipts trie, checks it against the header's ``receiptsRoot`` and decodes the
+Registry and Bus logs itself (``decode_logs``). Nothing the host decoded or checked counts.
+
+Because every receipt of a block is rebuilt into the trie, a host cannot drop, add, alter or
+reorder a log inside a block; because each header must name its predecessor's hash from a
+trusted anchor on, it cannot drop, reorder or replay a block. Finality evidence decides which
+of several valid chains is the network's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import rlp
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError, EncodingError
+from eth_hash.auto import keccak
+from trie.hexary import HexaryTrie
+
+from veilnet.codec import Record, record
+from veilnet.crypto import Address, KeyInvalid, MessageType
+from veilnet.errors import InvalidInput
+from veilnet.protocol import events as ev
+
+__all__ = [
+    "EMPTY_TRIE_ROOT",
+    "EVENT_ABI",
+    "MAX_HEADER_BYTES",
+    "MAX_RECEIPTS",
+    "POLICY_RPC_QUORUM",
+    "POLICY_SEQUENCER",
+    "SEQUENCED_BLOCK_TYPE",
+    "ChainBlock",
+    "ChainDataInvalid",
+    "ChainTrust",
+    "HeaderFields",
+    "LogEntry",
+    "bloom_may_contain",
+    "bloom_of",
+    "decode_header",
+    "decode_logs",
+    "decode_receipt",
+    "encode_event",
+    "encode_header",
+    "encode_receipt",
+    "event_topic",
+    "receipts_root",
+]
+
+EMPTY_TRIE_ROOT: Final = keccak(rlp.encode(b""))
+MAX_HEADER_BYTES: Final = 8 * 1024
+"""Largest RLP header the core decodes (mainnet headers are ~600 bytes)."""
+MAX_RECEIPTS: Final = 20_000
+"""Most receipts one block may carry (a 30M-gas block holds at most 1,428 transfers)."""
+MAX_LOGS_PER_RECEIPT: Final = 4_096
+MAX_LOG_DATA: Final = 128 * 1024
+"""Largest Registry/Bus log data decoded (the biggest event, ContractDeployed, is ~29 KiB)."""
+_BLOOM_BYTES: Final = 256
+_HEADER_MIN_FIELDS: Final = 15
+_HEADER_MAX_FIELDS: Final = 21
+
+POLICY_SEQUENCER: Final = "sequencer"
+"""The block producer signs each block it will not reorg (``SEQUENCED_BLOCK_TYPE``)."""
+POLICY_RPC_QUORUM: Final = "rpc-quorum"
+"""k of n named HTTPS JSON-RPC endpoints report the same finalized hash (TLS in the core)."""
+POLICIES: Final = (POLICY_SEQUENCER, POLICY_RPC_QUORUM)
+
+SEQUENCED_BLOCK_TYPE: Final = MessageType(
+    "SequencedBlock", (("number", "uint64"), ("blockHash", "bytes32"))
+)
+"""What a ``sequencer`` signs, EIP-712 under the network's Registry domain (chain id bound), so
+two signed hashes at one height are evidence a contract can check with ``ecrecover``."""
+
+
+class ChainDataInvalid(InvalidInput):
+    """Raw chain data does not decode: a header, receipt or log is malformed or oversized."""
+
+    code = "chain_data_invalid"
+
+
+# ---- records crossing the enclave boundary ------------------------------------------------
+
+
+@record("chain.trust")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainTrust(Record):
+    """The chain-trust policy of a network: where the core starts and what makes a block final.
+
+    Part of the measured enclave configuration, so a host cannot swap it.
+    """
+
+    anchor_number: int
+    """The last block before the network's first: the core's first block is the next one."""
+    anchor_hash: bytes
+    policy: str
+    """``POLICY_SEQUENCER`` or ``POLICY_RPC_QUORUM``."""
+    anchor_timestamp: int = 0
+    """The anchor block's time: the core's clock before its first block (TLS certificate
+    validity under ``rpc-quorum`` is checked against it, never against the host's clock)."""
+    sequencer: bytes = b""
+    """``sequencer``: the 20-byte address whose signature makes a block final."""
+    rpc_endpoints: tuple[str, ...] = ()
+    """``rpc-quorum``: ``host[:port][/path]`` of each HTTPS JSON-RPC endpoint."""
+    rpc_threshold: int = 0
+    rpc_ca_pem: bytes = b""
+    """``rpc-quorum``: the CA bundle the endpoints' certificates must chain to."""
+    rpc_block_tag: str = "finalized"
+
+    def __post_init__(self) -> None:
+        if self.anchor_number < 0 or len(self.anchor_hash) != 32:
+            raise ValueError("the trust anchor is a block number and a 32-byte hash")
+        if self.policy == POLICY_SEQUENCER:
+            if len(self.sequencer) != 20:
+                raise ValueError("the sequencer policy names a 20-byte sequencer address")
+        elif self.policy == POLICY_RPC_QUORUM:
+            if not 1 <= self.rpc_threshold <= len(self.rpc_endpoints) or not self.rpc_ca_pem:
+                raise ValueError("rpc-quorum needs endpoints, 1 <= threshold <= n and a CA bundle")
+        else:
+            raise ValueError(f"unknown chain-trust policy {self.policy!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``chain_trust`` entry of ``network.json``."""
+        doc: dict[str, Any] = {
+            "policy": self.policy,
+            "anchor_number": self.anchor_number,
+            "anchor_hash": "0x" + self.anchor_hash.hex(),
+            "anchor_timestamp": self.anchor_timestamp,
+        }
+        if self.policy == POLICY_SEQUENCER:
+            doc["sequencer"] = Address(self.sequencer).hex
+        else:
+            doc["rpc_endpoints"] = list(self.rpc_endpoints)
+            doc["rpc_threshold"] = self.rpc_threshold
+            doc["rpc_ca_pem"] = self.rpc_ca_pem.decode()
+            doc["rpc_block_tag"] = self.rpc_block_tag
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ChainTrust:
+        """Parse a ``network.json`` ``chain_trust`` entry. Raises ValueError."""
+        if not isinstance(doc, dict):
+            raise ValueError("chain_trust must be an object")
+        try:
+            anchor_hash = bytes.fromhex(str(doc["anchor_hash"]).removeprefix("0x"))
+            sequencer = doc.get("sequencer")
+            return cls(
+                anchor_number=int(doc["anchor_number"]),
+                anchor_hash=anchor_hash,
+                anchor_timestamp=int(doc.get("anchor_timestamp", 0)),
+                policy=str(doc["policy"]),
+                sequencer=b"" if sequencer is None else Address.parse(str(sequencer)).raw,
+                rpc_endpoints=tuple(str(e) for e in doc.get("rpc_endpoints", ())),
+                rpc_threshold=int(doc.get("rpc_threshold", 0)),
+                rpc_ca_pem=str(doc.get("rpc_ca_pem", "")).encode(),
+                rpc_block_tag=str(doc.get("rpc_block_tag", "finalized")),
+            )
+        except (KeyError, TypeError, KeyInvalid) as exc:
+            raise ValueError(f"chain_trust is missing or mistypes a field: {exc}") from exc
+
+
+@record("chain.block")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainBlock(Record):
+    """One block as the node served it; the core believes none of it before checking."""
+
+    header: bytes
+    """The RLP-encoded header (its keccak256 is the block hash)."""
+    receipts: tuple[bytes, ...] = ()
+    """Every receipt of the block in order (EIP-2718 encoding), or none when the header's logs
+    bloom rules out any Registry or Bus log."""
+    evidence: bytes = b""
+    """Finality evidence: under ``sequencer`` the 65-byte signature over the block."""
+
+    @property
+    def fields(self) -> HeaderFields:
+        """The decoded header (raises ChainDataInvalid)."""
+        return decode_header(self.header)
+
+
+# ---- headers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeaderFields:
+    """What the core reads from a header; ``hash`` is computed, never taken from the host."""
+
+    hash: bytes
+    parent_hash: bytes
+    number: int
+    timestamp: int
+    receipts_root: bytes
+    logs_bloom: bytes
+
+    def as_header(self) -> ev.BlockHeader:
+        return ev.BlockHeader(
+            number=self.number,
+            hash=self.hash,
+            parent_hash=self.parent_hash,
+            timestamp=self.timestamp,
+        )
+
+
+def _uint(value: Any, name: str, max_bytes: int = 8) -> int:
+    if not isinstance(value, bytes) or len(value) > max_bytes or value[:1] == b"\x00":
+        raise ChainDataInvalid(f"header field {name} is not a canonical integer")
+    return int.from_bytes(value, "big")
+
+
+def _fixed(value: Any, name: str, length: int) -> bytes:
+    if not isinstance(value, bytes) or len(value) != length:
+        raise ChainDataInvalid(f"header field {name} is not {length} bytes")
+    return value
+
+
+def decode_header(data: bytes) -> HeaderFields:
+    """Decode an RLP header (Frontier to Prague layouts) and hash it.
+
+    Raises:
+        ChainDataInvalid: not an RLP list of 15..21 byte strings, or a field of the wrong size.
+    """
+    if not isinstance(data, bytes) or len(data) > MAX_HEADER_BYTES:
+        raise ChainDataInvalid("header is not bytes or is too large")
+    try:
+        items = rlp.decode(data, strict=True)
+    except rlp.exceptions.DecodingError as exc:
+        raise ChainDataInvalid("header is not RLP") from exc
+    if (
+        not isinstance(items, list)
+        or not _HEADER_MIN_FIELDS <= len(items) <= _HEADER_MAX_FIELDS
+        or not all(isinstance(item, bytes) for item in items)
+    ):
+        raise ChainDataInvalid("header is not a list of 15..21 byte strings")
+    return HeaderFields(
+        hash=keccak(data),
+        parent_hash=_fixed(items[0], "parentHash", 32),
+        receipts_root=_fixed(items[5], "receiptsRoot", 32),
+        logs_bloom=_fixed(items[6], "logsBloom", _BLOOM_BYTES),
+        number=_uint(items[8], "number"),
+        timestamp=_uint(items[11], "timestamp"),
+    )
+
+
+def encode_header(
+    *,
+    parent_hash: bytes,
+    number: int,
+    timestamp: int,
+    receipts_root: bytes = EMPTY_TRIE_ROOT,
+    logs_bloom: bytes = b"\x00" * _BLOOM_BYTES,
+    extra: Sequence[bytes] = (),
+) -> bytes:
+    """A London-layout RLP header with the given fields and fixed others (for models and tests;
+    a real chain's headers come from its node)."""
+    zero32 = b"\x00" * 32
+    items: list[Any] = [
+        parent_hash,
+        keccak(rlp.encode([])),  # ommers hash of an empty list
+        b"\x00" * 20,
+        zero32,
+        EMPTY_TRIE_ROOT,
+        receipts_root,
+        logs_bloom,
+        0,
+        number,
+        30_000_000,
+        0,
+        timestamp,
+        b"veil",
+        zero32,
+        b"\x00" * 8,
+        1,
+        *extra,
+    ]
+    encoded: bytes = rlp.encode(items)
+    return encoded
+
+
+# ---- receipts and logs --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogEntry:
+    address: bytes
+    topics: tuple[bytes, ...]
+    data: bytes
+
+
+def encode_receipt(
+    *, status: bool, cumulative_gas: int, logs: Sequence[LogEntry], tx_type: int = 2
+) -> bytes:
+    """The EIP-2718 receipt encoding the receipts trie commits to."""
+    body: bytes = rlp.encode(
+        [
+            b"\x01" if status else b"",
+            cumulative_gas,
+            bloom_of(logs),
+            [[log.address, list(log.topics), log.data] for log in logs],
+        ]
+    )
+    return body if tx_type == 0 else bytes([tx_type]) + body
+
+
+def decode_receipt(data: bytes) -> tuple[bool, tuple[LogEntry, ...]]:
+    """(succeeded, logs) of one EIP-2718 receipt. Raises ChainDataInvalid."""
+    if not isinstance(data, bytes) or not data:
+        raise ChainDataInvalid("receipt is empty")
+    # A typed receipt starts with its type byte (< 0x7f); a legacy one with an RLP list (>= 0xc0).
+    body = data[1:] if data[0] < 0x7F else data
+    try:
+        items = rlp.decode(body, strict=True)
+    except rlp.exceptions.DecodingError as exc:
+        raise ChainDataInvalid("receipt is not RLP") from exc
+    if not isinstance(items, list) or len(items) != 4 or not isinstance(items[3], list):
+        raise ChainDataInvalid("receipt is not [status, gas, bloom, logs]")
+    if len(items[3]) > MAX_LOGS_PER_RECEIPT:
+        raise ChainDataInvalid("receipt has too many logs")
+    logs = []
+    for entry in items[3]:
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 3
+            or not isinstance(entry[0], bytes)
+            or len(entry[0]) != 20
+            or not isinstance(entry[1], list)
+            or len(entry[1]) > 4
+            or not all(isinstance(t, bytes) and len(t) == 32 for t in entry[1])
+            or not isinstance(entry[2], bytes)
+        ):
+            raise ChainDataInvalid("receipt log is malformed")
+        logs.append(LogEntry(address=entry[0], topics=tuple(entry[1]), data=entry[2]))
+    # Byzantium on: status 1 or empty; before it a 32-byte state root (a success).
+    status = items[0]
+    succeeded = status == b"\x01" or (isinstance(status, bytes) and len(status) == 32)
+    return succeeded, tuple(logs)
+
+
+def receipts_root(receipts: Sequence[bytes]) -> bytes:
+    """The receipts trie root over encoded receipts, keyed by RLP(index)."""
+    if not receipts:
+        return EMPTY_TRIE_ROOT
+    trie = HexaryTrie({})
+    for index, receipt in enumerate(receipts):
+        trie[rlp.encode(index)] = receipt
+    root: bytes = trie.root_hash
+    return bytes(root)
+
+
+def _bloom_bits(item: bytes) -> Iterable[int]:
+    digest = keccak(item)
+    return (((digest[i] << 8) | digest[i + 1]) & 2047 for i in (0, 2, 4))
+
+
+def bloom_of(logs: Iterable[LogEntry]) -> bytes:
+    """The 2048-bit logs bloom of some logs (addresses and topics)."""
+    value = 0
+    for log in logs:
+        for item in (log.address, *log.topics):
+            for bit in _bloom_bits(item):
+                value |= 1 << bit
+    return value.to_bytes(_BLOOM_BYTES, "big")
+
+
+def bloom_may_contain(bloom: bytes, items: Iterable[bytes]) -> bool:
+    """Whether a logs bloom may contain any of ``items`` (addresses or topics)."""
+    value = int.from_bytes(bloom, "big")
+    return any(all(value >> bit & 1 for bit in _bloom_bits(item)) for item in items)
+
+
+# ---- the Registry and Bus events ----------------------------------------------------------
+
+_REGISTRY: Final = "Registry"
+_BUS: Final = "Bus"
+
+
+@dataclass(frozen=True, slots=True)
+class _EventABI:
+    name: str
+    contract: str
+    inputs: tuple[tuple[str, str, bool], ...]
+    """(field, ABI type, indexed), in declaration order."""
+    record: type[ev.ChainEvent] | None
+    """The core's record, or None for an event the core does not consume."""
+    topic0: bytes = b""
+    indexed: tuple[tuple[str, str], ...] = ()
+    data: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        signature = f"{self.name}({','.join(t for _, t, _ in self.inputs)})"
+        object.__setattr__(self, "topic0", keccak(signature.encode()))
+        object.__setattr__(self, "indexed", tuple((n, t) for n, t, i in self.inputs if i))
+        object.__setattr__(self, "data", tuple((n, t) for n, t, i in self.inputs if not i))
+
+
+def _abi(
+    contract: str, name: str, *inputs: tuple[str, str, bool], consumed: bool = True
+) -> _EventABI:
+    found = getattr(ev, name, None) if consumed else None
+    return _EventABI(name=name, contract=contract, inputs=inputs, record=found)
+
+
+_I, _D = True, False
+EVENT_ABI: Final[tuple[_EventABI, ...]] = (
+    _abi(_REGISTRY, "BusSet", ("bus", "address", _I), consumed=False),
+    _abi(_REGISTRY, "MeasurementSet", ("measurement", "bytes32", _I), ("allowed", "bool", _D)),
+    _abi(_REGISTRY, "GatekeeperAdded", ("gatekeeper", "address", _I)),
+    _abi(_REGISTRY, "GatekeeperRemoved", ("gatekeeper", "address", _I)),
+    _abi(
+        _REGISTRY,
+        "WorkerRegistered",
+        ("worker", "address", _I),
+        ("operator", "address", _I),
+        ("hpke_key", "bytes", _D),
+        ("tee_kind", "uint8", _D),
+        ("measurement", "bytes32", _D),
+        ("quote_hash", "bytes32", _D),
+        ("collateral_hash", "bytes32", _D),
+        ("quote", "bytes", _D),
+    ),
+    _abi(
+        _REGISTRY,
+        "WorkerEndorsed",
+        ("worker", "address", _I),
+        ("confidence", "uint8", _D),
+        ("quote_hash", "bytes32", _D),
+    ),
+    _abi(
+        _REGISTRY,
+        "HeartbeatRecorded",
+        ("worker", "address", _I),
+        ("height", "uint64", _D),
+        ("boot_id", "bytes32", _D),
+        ("sealed_height", "uint64", _D),
+    ),
+    _abi(_REGISTRY, "WorkerFlagged", ("worker", "address", _I), ("reason", "uint8", _D)),
+    _abi(
+        _REGISTRY,
+        "MasterKeySet",
+        ("gatekeeper", "address", _I),
+        ("key_address", "address", _I),
+        ("public_key", "bytes", _D),
+    ),
+    _abi(_REGISTRY, "RotationLocked", ("rotation", "uint256", _I)),
+    _abi(
+        _REGISTRY,
+        "RotationProposed",
+        ("rotation", "uint256", _I),
+        ("proposer", "address", _I),
+        ("key_address", "address", _D),
+        ("public_key", "bytes", _D),
+    ),
+    _abi(
+        _REGISTRY,
+        "RotationConfirmed",
+        ("rotation", "uint256", _I),
+        ("gatekeeper", "address", _I),
+        ("confirmations", "uint256", _D),
+    ),
+    _abi(
+        _REGISTRY,
+        "MasterKeyRotated",
+        ("rotation", "uint256", _I),
+        ("key_address", "address", _I),
+        ("public_key", "bytes", _D),
+    ),
+    _abi(_REGISTRY, "RotationAborted", ("rotation", "uint256", _I)),
+    _abi(_REGISTRY, "ClusterCreated", ("cluster_id", "bytes32", _I), ("owner", "address", _I)),
+    _abi(_REGISTRY, "ClusterWorkerAdded", ("cluster_id", "bytes32", _I), ("worker", "address", _I)),
+    _abi(
+        _REGISTRY,
+        "ClusterWorkerRemoved",
+        ("cluster_id", "bytes32", _I),
+        ("worker", "address", _I),
+    ),
+    _abi(
+        _REGISTRY,
+        "ClusterKeySet",
+        ("cluster_id", "bytes32", _I),
+        ("epoch", "uint64", _D),
+        ("key_address", "address", _I),
+        ("public_key", "bytes", _D),
+    ),
+    _abi(
+        _REGISTRY,
+        "ContractDeployed",
+        ("contract_id", "bytes32", _I),
+        ("cluster_id", "bytes32", _I),
+        ("owner", "address", _I),
+        ("controller", "address", _D),
+        ("code_hash", "bytes32", _D),
+        ("code", "bytes", _D),
+        ("init_args", "bytes", _D),
+    ),
+    _abi(
+        _REGISTRY,
+        "ContractKeySet",
+        ("contract_id", "bytes32", _I),
+        ("epoch", "uint64", _D),
+        ("key_address", "address", _I),
+        ("public_key", "bytes", _D),
+    ),
+    _abi(
+        _REGISTRY,
+        "ContractPaused",
+        ("contract_id", "bytes32", _I),
+        ("paused", "bool", _D),
+        ("by", "address", _I),
+    ),
+    _abi(
+        _REGISTRY,
+        "ContractUpgraded",
+        ("contract_id", "bytes32", _I),
+        ("code_hash", "bytes32", _D),
+        ("code", "bytes", _D),
+    ),
+    _abi(
+        _REGISTRY,
+        "ContractOwnerChanged",
+        ("contract_id", "bytes32", _I),
+        ("owner", "address", _I),
+    ),
+    _abi(
+        _REGISTRY,
+        "ContractControllerChanged",
+        ("contract_id", "bytes32", _I),
+        ("controller", "address", _I),
+    ),
+    _abi(
+        _REGISTRY,
+        "OwnershipTransferred",
+        ("previous_owner", "address", _I),
+        ("new_owner", "address", _I),
+        consumed=False,
+    ),
+    _abi(
+        _REGISTRY,
+        "OwnershipTransferStarted",
+        ("previous_owner", "address", _I),
+        ("new_owner", "address", _I),
+        consumed=False,
+    ),
+    _abi(
+        _BUS,
+        "Command",
+        ("contract_id", "bytes32", _I),
+        ("seq", "uint64", _D),
+        ("sender", "address", _I),
+        ("payload", "bytes", _D),
+    ),
+    _abi(
+        _BUS,
+        "Egress",
+        ("origin", "address", _I),
+        ("seq", "uint64", _D),
+        ("topic", "bytes32", _I),
+        ("payload", "bytes", _D),
+    ),
+    _abi(
+        _BUS,
+        "EgressRejected",
+        ("origin", "address", _I),
+        ("seq", "uint64", _D),
+        ("topic", "bytes32", _I),
+    ),
+    _abi(
+        _BUS,
+        "ParamsChanged",
+        ("max_payload", "uint256", _D),
+        ("command_fee", "uint256", _D),
+        ("fee_hook", "address", _D),
+        consumed=False,
+    ),
+)
+"""Every event the Registry and the Bus emit, as their Vyper ABI declares it (a test compares
+this table with the compiled artifacts), and the core record each decodes into."""
+
+
+def _check_table() -> dict[tuple[str, bytes], _EventABI]:
+    by_topic: dict[tuple[str, bytes], _EventABI] = {}
+    for spec in EVENT_ABI:
+        if spec.record is not None:
+            names = [f.name for f in dataclasses.fields(cast(Any, spec.record))]
+            if names != [name for name, _, _ in spec.inputs]:
+                raise RuntimeError(f"record {spec.name} does not match its event ABI")
+        by_topic[(spec.contract, spec.topic0)] = spec
+    return by_topic
+
+
+_BY_TOPIC: Final = _check_table()
+_BY_RECORD: Final = {spec.record: spec for spec in EVENT_ABI if spec.record is not None}
+
+
+def event_topic(record_type: type[ev.ChainEvent]) -> bytes:
+    """topic0 of a core event record: keccak256 of its ABI signature."""
+    return _BY_RECORD[record_type].topic0
+
+
+def _to_abi(abi_type: str, value: Any) -> Any:
+    return Address(value).hex if abi_type == "address" else value
+
+
+def _from_abi(abi_type: str, value: Any) -> Any:
+    return bytes.fromhex(value[2:]) if abi_type == "address" else value
+
+
+def encode_event(event: ev.ChainEvent, *, registry: bytes, bus: bytes) -> LogEntry:
+    """The log a contract emits for ``event`` (for models and tests). Raises KeyError for a
+    record with no event."""
+    spec = _BY_RECORD[type(event)]
+    values = {name: getattr(event, name) for name, _, _ in spec.inputs}
+    topics = [spec.topic0]
+    for name, abi_type in spec.indexed:
+        topics.append(abi_encode([abi_type], [_to_abi(abi_type, values[name])]))
+    data = abi_encode(
+        [t for _, t in spec.data], [_to_abi(t, values[name]) for name, t in spec.data]
+    )
+    return LogEntry(
+        address=registry if spec.contract == _REGISTRY else bus, topics=tuple(topics), data=data
+    )
+
+
+def decode_logs(
+    receipts: Sequence[bytes], *, registry: bytes, bus: bytes
+) -> tuple[ev.ChainEvent, ...]:
+    """The Registry and Bus events of a block's receipts, in log order, decoded here.
+
+    Logs of reverted transactions and of other contracts are skipped; events the core does
+    not consume (ownership, Bus parameters) too.
+
+    Raises:
+        ChainDataInvalid: a receipt does not decode, or a Registry/Bus log is not one of the
+            events their ABI declares (the contracts emit nothing else, so this is never
+            skipped).
+    """
+    if len(receipts) > MAX_RECEIPTS:
+        raise ChainDataInvalid("too many receipts")
+    out: list[ev.ChainEvent] = []
+    for index, receipt in enumerate(receipts):
+        succeeded, logs = decode_receipt(receipt)
+        if not succeeded:
+            continue
+        for log in logs:
+            contract = _REGISTRY if log.address == registry else _BUS if log.address == bus else ""
+            if not contract:
+                continue
+            event = _decode_log(contract, log, index)
+            if event is not None:
+                out.append(event)
+    return tuple(out)
+
+
+def _decode_log(contract: str, log: LogEntry, receipt: int) -> ev.ChainEvent | None:
+    if not log.topics or len(log.data) > MAX_LOG_DATA:
+        raise ChainDataInvalid(f"{contract} log without topic or too large", receipt=receipt)
+    spec = _BY_TOPIC.get((contract, log.topics[0]))
+    if spec is None:
+        raise ChainDataInvalid(f"{contract} log of an unknown event", receipt=receipt)
+    if spec.record is None:
+        return None
+    if len(log.topics) != 1 + len(spec.indexed):
+        raise ChainDataInvalid(f"{spec.name} has the wrong topic count", receipt=receipt)
+    values: dict[str, Any] = {}
+    try:
+        for (name, abi_type), topic in zip(spec.indexed, log.topics[1:], strict=True):
+            values[name] = _from_abi(abi_type, abi_decode([abi_type], topic)[0])
+        decoded = abi_decode([t for _, t in spec.data], log.data)
+        for (name, abi_type), value in zip(spec.data, decoded, strict=True):
+            values[name] = _from_abi(abi_type, value)
+    except (DecodingError, EncodingError, ValueError, TypeError, OverflowError) as exc:
+        raise ChainDataInvalid(f"{spec.name} fields do not decode", receipt=receipt) from exc
+    return spec.record(**values)
