@@ -8,16 +8,27 @@ from collections.abc import Iterator
 
 import pytest
 import rlp
+import trustme
 from eth_hash.auto import keccak
 
 from veilnet.crypto import SecretKey
 from veilnet.protocol import enclave as wire
-from veilnet.protocol.chain import ChainBlock, decode_header
-from veilnet.protocol.errors import BlockRejected, BlockUnproven, FinalityUnproven
+from veilnet.protocol.chain import POLICY_RPC_QUORUM, ChainBlock, ChainTrust, decode_header
+from veilnet.protocol.errors import (
+    BlockRejected,
+    BlockUnproven,
+    FinalityUnproven,
+    QuorumNotReached,
+)
 from veilnet.protocol.events import ClusterWorkerAdded, MeasurementSet, WorkerRegistered
 from veilnet.protocol.registration import TEEKind
-from veilnet.testing.adversary import AdversaryChain, EnclaveNetwork, MaliciousHost
-from veilnet.testing.ledger import build_block
+from veilnet.testing.adversary import (
+    AdversaryChain,
+    EnclaveNetwork,
+    MaliciousHost,
+    dev_enclave_config,
+)
+from veilnet.testing.ledger import LEDGER_ANCHOR_HASH, build_block
 
 pytestmark = pytest.mark.slow  # the module starts enclave processes
 
@@ -252,3 +263,25 @@ def test_a_fresh_core_starts_only_from_the_measured_anchor() -> None:
         _refused(host, chain.block(1, parent=b"\x07" * 32), BlockRejected)
         _refused(host, chain.block(2), BlockRejected)  # not the anchor's successor
         host.enclave.apply_block(chain.block(1))
+
+
+def test_under_rpc_quorum_nothing_applies_without_the_cores_own_certification() -> None:
+    """A host that skips ``certify``, or whose relay reaches no endpoint, gets no block in."""
+    trust = ChainTrust(
+        anchor_number=0,
+        anchor_hash=LEDGER_ANCHOR_HASH,
+        policy=POLICY_RPC_QUORUM,
+        rpc_endpoints=("rpc-a.example:443/", "rpc-b.example:443/", "rpc-c.example:443/"),
+        rpc_threshold=2,
+        rpc_ca_pem=trustme.CA().cert_pem.bytes(),
+    )
+    config = dev_enclave_config(chain_trust=trust)
+    with MaliciousHost() as host:
+        host.enclave.boot(wire.Boot(config=config))
+        chain = AdversaryChain(config)
+        block = chain.block(1)  # even the sequencer's signature counts for nothing here
+        _refused(host, block, FinalityUnproven)
+        with pytest.raises(QuorumNotReached) as info:
+            host.enclave.certify([1], lambda kind, body: b"")  # every endpoint "closed"
+        assert info.value.details["reasons"] == ["tls_failed:handshake"] * 3
+        _refused(host, block, FinalityUnproven)

@@ -13,8 +13,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from veilnet.chain.sequencer import SequencerClient
 from veilnet.devnet import Devnet
 from veilnet.protocol import envelopes as proto
+from veilnet.protocol.chain import ChainTrust
 from veilnet.sdk import (
     AgentFailed,
     AsyncClient,
@@ -36,6 +38,11 @@ def test_network_json_has_the_documented_fields(devnet: Devnet) -> None:
     for key in ("chain_id", "rpc_url", "contracts", "workers", "gateway_url", "dev_accounts"):
         assert key in doc
     assert set(doc["contracts"]) == {"Registry", "Bus"} and len(doc["workers"]) == 2
+    # every enclave starts from this anchor and applies only blocks the sequencer signed
+    trust = ChainTrust.from_json(doc["chain_trust"])
+    assert trust.policy == "sequencer" and trust.anchor_number == doc["genesis_block"] - 1
+    signed = SequencerClient(doc["sequencer_url"]).signatures(1, 2)
+    assert sorted(signed) == [1, 2]
 
 
 def test_sdk_deploy_command_query(devnet: Devnet) -> None:

@@ -55,3 +55,42 @@ def test_a_restart_with_a_new_boot_id_is_not_a_clone(engine: AgentRuntime) -> No
         if isinstance(e, ev.HeartbeatRecorded) and e.worker == old.address
     }
     assert boots == {old.boot_id, net.cores["w1"].boot_id}
+
+
+def test_a_resync_from_genesis_keeps_the_newest_anchor_its_identity_sealed(
+    engine: AgentRuntime,
+) -> None:
+    """A late joiner restarts from genesis carrying the anchor of its newer checkpoints; its
+    replay checkpoints at lower heads must not lower it, or its own recorded heartbeat (naming
+    the newer checkpoint) would read as a rollback and halt it."""
+    from veilnet.runtime import EnclaveCore
+
+    net = Network(engine=engine)
+    net.bootstrap(workers=("w1",), clusters={"c1": ["w1"]})
+    for _ in range(6):
+        net.step()
+    live = net.cores["w1"]
+    assert live.head is not None
+    live.checkpoint()
+    anchor = live.sealed_height
+    assert anchor == live.head.number
+    net.ledger.pending.append(
+        ev.HeartbeatRecorded(
+            worker=live.address, height=anchor, boot_id=live.boot_id, sealed_height=anchor
+        )
+    )
+    net.step()
+    assert net.config is not None
+    resynced = EnclaveCore.boot(
+        config=net.config,
+        platform=net.platforms["w1"],
+        engine=engine,
+        verifier=live.verifier,
+        sealed_identity=live.sealed_identity(),
+        sealed_height=anchor,
+    )
+    for block in net.ledger.raw_blocks:
+        resynced.apply_block(block)
+        resynced.checkpoint()  # checkpoints at every lower head on the way
+        assert resynced.sealed_height >= anchor
+    assert resynced.state_root() == live.state_root()

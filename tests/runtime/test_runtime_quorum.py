@@ -399,7 +399,7 @@ def test_a_node_without_a_finalized_block_vouches_for_nothing(
     assert error.reasons == ("not_final",)
 
 
-def test_a_certificate_not_valid_at_the_chain_time_does_not_vouch(
+def test_a_certificate_expired_at_the_chain_time_does_not_vouch(
     ca: trustme.CA, servers: Servers, relay: SocketRelay
 ) -> None:
     # Valid by the OS clock (2000..2030) but expired at AT (2033): the host's clock is not trusted.
@@ -409,10 +409,11 @@ def test_a_certificate_not_valid_at_the_chain_time_does_not_vouch(
     error = _not_reached(policy, relay, [8])
     assert error.reasons == ("vouched", "tls_failed:certificate", "vouched")
     relay.close()
+    # A core replaying old history has a chain time before every certificate was issued: that
+    # does not stop it (chain time only lags real time); the OS still checks notBefore.
     before_issue = 900_000_000  # 1998, before every certificate's notBefore
-    with pytest.raises(QuorumNotReached) as info:
-        certify(policy, chain_id=CHAIN_ID, numbers=[8], relay=relay, at=before_issue)
-    assert info.value.reasons == ("tls_failed:certificate",) * 3
+    found = certify(policy, chain_id=CHAIN_ID, numbers=[8], relay=relay, at=before_issue)
+    assert found == {8: HONEST[8]}
 
 
 def test_an_endpoint_on_another_chain_does_not_vouch(

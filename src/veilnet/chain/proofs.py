@@ -8,10 +8,10 @@ from typing import Any
 
 import rlp
 from eth_hash.auto import keccak
-from trie.hexary import HexaryTrie
 
 from veilnet.chain.errors import HeaderHashMismatch, LogProofFailed
 from veilnet.chain.rpc import from_hex, from_quantity
+from veilnet.protocol.chain import receipts_root as chain_receipts_root
 
 __all__ = [
     "EMPTY_TRIE_ROOT",
@@ -113,13 +113,7 @@ def encode_receipt(receipt: Mapping[str, Any]) -> bytes:
 
 def receipts_root(receipts: Sequence[Mapping[str, Any]]) -> bytes:
     """The receipts trie root of a block's receipts (EIP-2718 typed receipts included)."""
-    if not receipts:
-        return EMPTY_TRIE_ROOT
-    trie = HexaryTrie({})
-    for index, receipt in enumerate(receipts):
-        trie[rlp.encode(index)] = encode_receipt(receipt)
-    root: bytes = trie.root_hash
-    return bytes(root)
+    return chain_receipts_root([encode_receipt(receipt) for receipt in receipts])
 
 
 def verify_receipts(

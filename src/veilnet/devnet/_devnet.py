@@ -422,6 +422,7 @@ class Devnet:
     def endpoints(self) -> list[tuple[str, str, str]]:
         """(role, name, URL) rows for the endpoint table."""
         rows = [("chain", self.chain_kind, self.rpc_url)]
+        rows.append(("sequencer", "block signer", self.sequencer_url or "-"))
         rows += [("gatekeeper", h.config.name, h.api_url) for h in self.gatekeepers]
         rows += [("worker", h.config.name, h.api_url) for h in self.workers]
         rows.append(("gateway", "inference", self.gateway_url or self.gateway_note))

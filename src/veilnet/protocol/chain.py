@@ -18,6 +18,7 @@ of several valid chains is the network's.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -27,7 +28,6 @@ from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError, EncodingError
 from eth_hash.auto import keccak
-from trie.hexary import HexaryTrie
 
 from veilnet.codec import Record, record
 from veilnet.crypto import Address, KeyInvalid, MessageType
@@ -56,6 +56,7 @@ __all__ = [
     "encode_header",
     "encode_receipt",
     "event_topic",
+    "ordered_trie_root",
     "receipts_root",
 ]
 
@@ -127,6 +128,8 @@ class ChainTrust(Record):
         elif self.policy == POLICY_RPC_QUORUM:
             if not 1 <= self.rpc_threshold <= len(self.rpc_endpoints) or not self.rpc_ca_pem:
                 raise ValueError("rpc-quorum needs endpoints, 1 <= threshold <= n and a CA bundle")
+            if not self.rpc_ca_pem.isascii():
+                raise ValueError("the rpc-quorum CA bundle must be PEM text")
         else:
             raise ValueError(f"unknown chain-trust policy {self.policy!r}")
 
@@ -155,13 +158,16 @@ class ChainTrust(Record):
         try:
             anchor_hash = bytes.fromhex(str(doc["anchor_hash"]).removeprefix("0x"))
             sequencer = doc.get("sequencer")
+            endpoints = doc.get("rpc_endpoints", [])
+            if not isinstance(endpoints, list):
+                raise ValueError("chain_trust.rpc_endpoints must be a list")
             return cls(
                 anchor_number=int(doc["anchor_number"]),
                 anchor_hash=anchor_hash,
                 anchor_timestamp=int(doc.get("anchor_timestamp", 0)),
                 policy=str(doc["policy"]),
                 sequencer=b"" if sequencer is None else Address.parse(str(sequencer)).raw,
-                rpc_endpoints=tuple(str(e) for e in doc.get("rpc_endpoints", ())),
+                rpc_endpoints=tuple(str(e) for e in endpoints),
                 rpc_threshold=int(doc.get("rpc_threshold", 0)),
                 rpc_ca_pem=str(doc.get("rpc_ca_pem", "")).encode(),
                 rpc_block_tag=str(doc.get("rpc_block_tag", "finalized")),
@@ -232,10 +238,7 @@ def decode_header(data: bytes) -> HeaderFields:
     """
     if not isinstance(data, bytes) or len(data) > MAX_HEADER_BYTES:
         raise ChainDataInvalid("header is not bytes or is too large")
-    try:
-        items = rlp.decode(data, strict=True)
-    except rlp.exceptions.DecodingError as exc:
-        raise ChainDataInvalid("header is not RLP") from exc
+    items = _rlp_decode(data, max_depth=1, what="header")
     if (
         not isinstance(items, list)
         or not _HEADER_MIN_FIELDS <= len(items) <= _HEADER_MAX_FIELDS
@@ -250,6 +253,44 @@ def decode_header(data: bytes) -> HeaderFields:
         number=_uint(items[8], "number"),
         timestamp=_uint(items[11], "timestamp"),
     )
+
+
+def _rlp_decode(data: bytes, *, max_depth: int, what: str) -> Any:
+    """``rlp.decode`` after a flat scan bounds the list nesting: pyrlp descends recursively, and
+    hostile bytes nested thousands deep would otherwise exhaust the stack instead of failing."""
+    _check_nesting(data, max_depth, what)
+    try:
+        return rlp.decode(data, strict=True)
+    except (rlp.exceptions.DecodingError, RecursionError) as exc:
+        raise ChainDataInvalid(f"{what} is not RLP") from exc
+
+
+def _check_nesting(data: bytes, max_depth: int, what: str) -> None:
+    ends: list[int] = []  # where each open list ends
+    position = 0
+    while position < len(data):
+        while ends and position >= ends[-1]:
+            ends.pop()
+        prefix = data[position]
+        if prefix < 0x80:
+            position += 1
+        elif prefix <= 0xB7:
+            position += 1 + prefix - 0x80
+        elif prefix <= 0xBF:
+            size = prefix - 0xB7
+            position += 1 + size + int.from_bytes(data[position + 1 : position + 1 + size], "big")
+        else:
+            short = prefix <= 0xF7
+            size = 0 if short else prefix - 0xF7
+            length = (
+                prefix - 0xC0
+                if short
+                else int.from_bytes(data[position + 1 : position + 1 + size], "big")
+            )
+            ends.append(position + 1 + size + length)
+            position += 1 + size
+            if len(ends) > max_depth:
+                raise ChainDataInvalid(f"{what} nests lists deeper than {max_depth}")
 
 
 def encode_header(
@@ -317,11 +358,8 @@ def decode_receipt(data: bytes) -> tuple[bool, tuple[LogEntry, ...]]:
     if not isinstance(data, bytes) or not data:
         raise ChainDataInvalid("receipt is empty")
     # A typed receipt starts with its type byte (< 0x7f); a legacy one with an RLP list (>= 0xc0).
-    body = data[1:] if data[0] < 0x7F else data
-    try:
-        items = rlp.decode(body, strict=True)
-    except rlp.exceptions.DecodingError as exc:
-        raise ChainDataInvalid("receipt is not RLP") from exc
+    body = data[1:] if data[0] <= 0x7F else data
+    items = _rlp_decode(body, max_depth=4, what="receipt")
     if not isinstance(items, list) or len(items) != 4 or not isinstance(items[3], list):
         raise ChainDataInvalid("receipt is not [status, gas, bloom, logs]")
     if len(items[3]) > MAX_LOGS_PER_RECEIPT:
@@ -348,13 +386,76 @@ def decode_receipt(data: bytes) -> tuple[bool, tuple[LogEntry, ...]]:
 
 def receipts_root(receipts: Sequence[bytes]) -> bytes:
     """The receipts trie root over encoded receipts, keyed by RLP(index)."""
-    if not receipts:
+    return ordered_trie_root(
+        [(rlp.encode(index), receipt) for index, receipt in enumerate(receipts)]
+    )
+
+
+def ordered_trie_root(items: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """The Merkle-Patricia root of a whole key/value set, built bottom-up in one pass.
+
+    Equal to inserting every pair into ``trie.HexaryTrie`` (a test checks it), but without its
+    node database and repeated node rewrites: a block's trie is built once, never updated, so
+    each node is hashed exactly once (as geth's StackTrie does).
+    """
+    if not items:
         return EMPTY_TRIE_ROOT
-    trie = HexaryTrie({})
-    for index, receipt in enumerate(receipts):
-        trie[rlp.encode(index)] = receipt
-    root: bytes = trie.root_hash
-    return bytes(root)
+    nibbled = sorted((_nibbles(key), value) for key, value in items)
+    for (key, _), (following, _) in itertools.pairwise(nibbled):
+        if key == following:
+            raise ValueError("duplicate trie key")
+    return keccak(rlp.encode(_trie_node(nibbled, 0)))
+
+
+def _nibbles(key: bytes) -> bytes:
+    return bytes(half for byte in key for half in (byte >> 4, byte & 0x0F))
+
+
+def _hex_prefix(nibbles: bytes, *, leaf: bool) -> bytes:
+    flag = 2 if leaf else 0
+    odd = len(nibbles) % 2
+    nibbles = (bytes([flag + 1]) if odd else bytes([flag, 0])) + nibbles
+    return bytes((nibbles[i] << 4) | nibbles[i + 1] for i in range(0, len(nibbles), 2))
+
+
+def _trie_ref(node: list[Any]) -> Any:
+    """How a parent names a child: the node itself under 32 encoded bytes, else its hash."""
+    encoded = rlp.encode(node)
+    return node if len(encoded) < 32 else keccak(encoded)
+
+
+def _trie_node(items: list[tuple[bytes, bytes]], depth: int) -> list[Any]:
+    """The node holding ``items`` (sorted, distinct nibble keys sharing ``depth`` nibbles)."""
+    if len(items) == 1:
+        key, value = items[0]
+        return [_hex_prefix(key[depth:], leaf=True), value]
+    first, last = items[0][0], items[-1][0]
+    shared = 0
+    while (
+        depth + shared < min(len(first), len(last))
+        and first[depth + shared] == last[depth + shared]
+    ):
+        shared += 1
+    if shared:
+        branch = _trie_branch(items, depth + shared)
+        return [_hex_prefix(first[depth : depth + shared], leaf=False), _trie_ref(branch)]
+    return _trie_branch(items, depth)
+
+
+def _trie_branch(items: list[tuple[bytes, bytes]], depth: int) -> list[Any]:
+    node: list[Any] = [b""] * 17
+    if len(items[0][0]) == depth:  # a key that ends here (sorted first) is the branch's value
+        node[16] = items[0][1]
+        items = items[1:]
+    start = 0
+    while start < len(items):
+        nibble = items[start][0][depth]
+        end = start
+        while end < len(items) and items[end][0][depth] == nibble:
+            end += 1
+        node[nibble] = _trie_ref(_trie_node(items[start:end], depth + 1))
+        start = end
+    return node
 
 
 def _bloom_bits(item: bytes) -> Iterable[int]:

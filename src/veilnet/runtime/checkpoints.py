@@ -136,7 +136,9 @@ def checkpoint(core: CoreContext) -> bytes:
     so the host must store it durably before it applies the next block.
     """
     if core.state.head is not None:
-        core.state.sealed_height = core.state.head.number
+        # never lower: a core that resynced from genesis inherits the anchor of the newer
+        # checkpoints its identity sealed before, and must not refuse its own heartbeats
+        core.state.sealed_height = max(core.state.sealed_height, core.state.head.number)
     body = encode(
         {
             "v": CHECKPOINT_VERSION,
