@@ -672,19 +672,23 @@ def test_registration_gatekeepers_and_master_key(twin: Twin) -> None:
     _accepted(twin.remove_gatekeeper(gk, by=twin.admin), ev.GatekeeperRemoved)
 
 
-def test_reregistration_keeps_cluster_membership(twin: Twin) -> None:
-    """The rule the model once got wrong: a re-registered worker stays in its cluster."""
+def test_reregistration_leaves_the_cluster(twin: Twin) -> None:
+    """A re-registration starts from nothing: out of its cluster (on chain and so in every
+    core), not endorsed, and only an endorsement of the new registration lets it back in."""
     master, (w1,) = _genesis(twin, "w1")
     c1, c2 = b"\xc1" * 32, b"\xc2" * 32
     twin.create_cluster(c1, twin.admin, by=twin.admin)
     twin.create_cluster(c2, twin.admin, by=twin.admin)
     _accepted(twin.add_cluster_worker(c1, w1, by=twin.admin), ev.ClusterWorkerAdded)
-    _accepted(twin.register(w1, quote=b"quote-2"), ev.WorkerRegistered)
-    assert twin.ledger.workers[w1].cluster == c1
+    _accepted(twin.register(w1, quote=b"quote-2"), ev.ClusterWorkerRemoved, ev.WorkerRegistered)
+    assert twin.ledger.workers[w1].cluster is None
+    assert w1 not in twin.ledger.clusters[c1].members
+    _reverted(twin.remove_cluster_worker(c1, w1, by=twin.admin), "not a member")
+    _reverted(twin.add_cluster_worker(c1, w1, by=twin.admin), "worker not endorsed")
     twin.post(master, encode_endorse(Address(w1), 1, twin.ledger.workers[w1].quote_hash))
-    _reverted(twin.add_cluster_worker(c2, w1, by=twin.admin), "worker in a cluster")
-    _accepted(twin.remove_cluster_worker(c1, w1, by=twin.admin), ev.ClusterWorkerRemoved)
     _accepted(twin.add_cluster_worker(c2, w1, by=twin.admin), ev.ClusterWorkerAdded)
+    _accepted(twin.register(w1, quote=b"quote-3"), ev.ClusterWorkerRemoved, ev.WorkerRegistered)
+    _accepted(twin.register(w1, quote=b"quote-4"), ev.WorkerRegistered)  # in no cluster now
 
 
 def test_cluster_rules(twin: Twin) -> None:

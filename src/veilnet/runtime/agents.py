@@ -150,8 +150,12 @@ class AgentHost:
         seq: int,
         io: QueryIO | None = None,
         snapshot: dict[bytes, Snapshot] | None = None,
+        nonce: bytes = b"",
     ) -> None:
         self.core = core
+        self.nonce = nonce
+        """Makes ``random()`` distinct per query (wallet and request id); empty for commands,
+        whose randomness every replica must draw alike."""
         self.snapshot = snapshot
         self.header = header
         self.contract_id = contract_id
@@ -197,7 +201,8 @@ class AgentHost:
         base = self._key().symmetric("random")
         while len(out) < n:
             self._counter += 1
-            out += base.mac(encode([self.header.hash, self.seq, self.ctx.depth, self._counter]))
+            fields: list[object] = [self.header.hash, self.seq, self.ctx.depth, self._counter]
+            out += base.mac(encode([*fields, self.nonce] if self.nonce else fields))
         return out[:n]
 
     def secret_get(self, name: str) -> str | None:
@@ -238,6 +243,7 @@ class AgentHost:
             seq=self.seq,
             io=self.io,
             snapshot=self.snapshot,
+            nonce=self.nonce,
         )
         outcome: Outcome = self.core.engine.invoke(
             load_agent(self.core, target), entry, msg, child, ctx, nested_limits

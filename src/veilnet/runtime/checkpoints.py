@@ -26,9 +26,9 @@ from veilnet.runtime.replicated import (
     to_plain,
 )
 
-CHECKPOINT_VERSION: Final = 3
+CHECKPOINT_VERSION: Final = 4
 """2: one ``ReplicatedState`` object, typed outcomes, enum lifecycles. 3: the sealed height
-(rollback anchor) and flagged identities."""
+(rollback anchor) and flagged identities. 4: the master-key address of every rotation."""
 
 
 # ---- the sealed identity -------------------------------------------------------------------

@@ -107,9 +107,10 @@ def share_cluster_key(
         return
     cluster = state.clusters[cluster_id]
     shares = []
-    # a flagged identity (caught running twice) still gets its message, so the master origin's
-    # numbering stays whole, but no key in it
-    for epoch in [] if member in state.flagged else epochs:
+    # a member not endorsed at this block (never, no longer, flagged for running twice, its
+    # measurement revoked) still gets its message, so the master origin's numbering stays
+    # whole, but no key in it
+    for epoch in epochs if core.endorsed(member) else []:
         source = core.keys.masters.get(cluster.master_rotation.get(epoch, -1))
         if source is None:
             continue
@@ -157,6 +158,67 @@ def on_worker_removed(
         cluster, members=tuple(m for m in cluster.members if m != event.worker)
     )
     _set_worker_cluster(core, event.worker, None)
+    if event.worker == core.address:
+        stop_serving(core, event.cluster_id)
+    rekey(core, event.cluster_id)
+
+
+def rekey(core: CoreContext, cluster_id: bytes) -> None:
+    """Move a keyed cluster to a new epoch, wrapped only to the members endorsed now: whoever
+    left (removed, re-registered, de-endorsed, revoked) never learns it, and contract keys
+    follow when it lands (``on_cluster_key_set``)."""
+    cluster = core.state.clusters.get(cluster_id)
+    if core.state.master is not None and cluster is not None and cluster.master_rotation:
+        key_cluster(core, cluster_id)
+
+
+def stop_serving(core: CoreContext, cluster_id: bytes) -> None:
+    """This worker left a cluster (or may no longer hold its keys): forget the keys of every
+    epoch keyed so far, drop the contract states and what was held back. Keys of later
+    epochs, which a resync from genesis imports ahead of its replay, stay."""
+    state = core.state
+    cluster = state.clusters.get(cluster_id)
+    if cluster is None:
+        return
+    for held, epoch in list(core.keys.cluster_keys):
+        if held == cluster_id and epoch <= cluster.current_epoch:
+            core.keys.forget_cluster_epoch(cluster_id, epoch)
+    for contract_id, contract in state.contracts.items():
+        if contract.cluster == cluster_id:
+            state.runtimes.pop(contract_id, None)
+            core.agents.pop(contract_id, None)
+    state.buffered.pop(cluster_id, None)
+    core.query_snapshots.pop(cluster_id, None)
+
+
+def on_member_unendorsed(core: CoreContext, worker: bytes) -> None:
+    """A member lost its endorsement (confidence 0, flagged, re-registered): re-key its
+    cluster without it; if it is this worker, stop serving."""
+    info = core.state.workers.get(worker)
+    cluster_id = None if info is None else info.cluster
+    if cluster_id is None:
+        return
+    if worker == core.address:
+        stop_serving(core, cluster_id)
+    rekey(core, cluster_id)
+
+
+def on_measurement_revoked(core: CoreContext, measurement: bytes) -> None:
+    """Members running a revoked measurement hold no key from now on: every cluster with one
+    moves to a new epoch without them (in cluster-id order, the same on every replica)."""
+    state = core.state
+    for cluster_id in sorted(state.clusters):
+        cluster = state.clusters[cluster_id]
+        running = [
+            m
+            for m in cluster.members
+            if m in state.workers and state.workers[m].measurement == measurement
+        ]
+        if not running:
+            continue
+        if core.address in running:
+            stop_serving(core, cluster_id)
+        rekey(core, cluster_id)
 
 
 def on_cluster_key_set(core: CoreContext, header: ev.BlockHeader, event: ev.ClusterKeySet) -> None:
@@ -199,6 +261,12 @@ def on_cluster_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Eg
             key = open_key_envelope(core.keys.identity, wrapped, binding=binding)
         except (EnvelopeInvalid, UnsupportedVersion, TypeError, ValueError):
             continue
+        # only the key the Registry recorded for that epoch (its ClusterKeySet lands before
+        # any share of it): a share of any other key is refused, not stored
+        recorded = recorded_key_address(core, cluster_id, int(epoch))
+        if recorded is None or recorded != key.address.raw:
+            state.diverged.append(f"cluster key share for epoch {int(epoch)} refused")
+            continue
         if (cluster_id, int(epoch)) not in core.keys.cluster_keys:
             core.keys.cluster_keys[(cluster_id, int(epoch))] = key
             newly = True
@@ -206,6 +274,19 @@ def on_cluster_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Eg
         if state.resync_required and state.resync_keyring is None:
             state.resync_keyring = core.keys.export()
         core.keys_arrived.append(cluster_id)  # the dispatcher applies what was held back
+
+
+def recorded_key_address(core: CoreContext, cluster_id: bytes, epoch: int) -> bytes | None:
+    """The key address the Registry recorded for a cluster epoch: applied, or held back (a
+    serving member holds its epoch's ``ClusterKeySet`` until the share that keys it lands)."""
+    cluster = core.state.clusters.get(cluster_id)
+    info = None if cluster is None else cluster.epochs.get(epoch)
+    if info is not None:
+        return info.key_address
+    for _, event in core.state.buffered.get(cluster_id, ()):
+        if isinstance(event, ev.ClusterKeySet) and event.epoch == epoch:
+            return event.key_address
+    return None
 
 
 def expire_epochs(core: CoreContext, header: ev.BlockHeader) -> None:

@@ -9,6 +9,7 @@ from veilnet.codec import abi_encode, encode
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
 from veilnet.protocol.errors import CheckpointStale
+from veilnet.runtime import clusters
 from veilnet.runtime.context import CoreContext
 
 
@@ -32,6 +33,8 @@ def cluster_commitment(core: CoreContext, cluster_id: bytes) -> bytes | None:
 def maybe_commit(core: CoreContext, header: ev.BlockHeader) -> None:
     interval = core.config.commitment_interval
     if interval <= 0 or header.number % interval != 0:
+        return
+    if core.state.resync_required:  # its states are not the cluster's until the resync
         return
     for cluster_id, cluster in core.state.clusters.items():
         if core.address not in cluster.members:
@@ -69,10 +72,13 @@ def on_heartbeat_recorded(
 
 
 def on_worker_flagged(core: CoreContext, header: ev.BlockHeader, event: ev.WorkerFlagged) -> None:
+    was_endorsed = core.endorsed(event.worker)
     core.state.flagged.add(event.worker)
     worker = core.state.workers.get(event.worker)
     if worker is not None:  # the Registry zeroes the confidence without a WorkerEndorsed
         core.state.workers[event.worker] = dataclasses.replace(worker, confidence=0)
+    if was_endorsed:
+        clusters.on_member_unendorsed(core, event.worker)
 
 
 HANDLERS = {

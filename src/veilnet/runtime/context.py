@@ -11,6 +11,7 @@ from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.egress import Outbox
 from veilnet.runtime.interfaces import AgentEngine, Platform, QuoteVerifier
 from veilnet.runtime.keyring import KeyRing
+from veilnet.runtime.records import WorkerStanding
 from veilnet.runtime.replicated import ReplicatedState
 from veilnet.runtime.state import Journal
 
@@ -119,12 +120,25 @@ class CoreContext:
             return key
         return None
 
+    def endorsed(self, worker: bytes) -> bool:
+        """Whether ``worker`` may hold keys at this block: endorsed with a confidence the
+        network accepts, its measurement still allowed, not flagged. Every replica decides
+        this from replicated state alone, so all of them wrap (or withhold) alike."""
+        info = self.state.workers.get(worker)
+        return (
+            info is not None
+            and info.standing is WorkerStanding.ENDORSED
+            and 1 <= info.confidence <= self.config.max_confidence_level
+            and info.measurement in self.state.measurements
+            and worker not in self.state.flagged
+        )
+
     def serves(self, cluster_id: bytes) -> bool:
-        """Whether this worker keeps the cluster's contract state: a member, or (in a resync
-        from genesis) already holding one of its keys."""
+        """Whether this worker keeps the cluster's contract state: an endorsed member, or (in
+        a resync from genesis) already holding one of its keys."""
         cluster = self.state.clusters.get(cluster_id)
         if cluster is None:
             return False
-        return self.address in cluster.members or any(
-            c == cluster_id for c, _ in self.keys.cluster_keys
-        )
+        if self.address in cluster.members and self.endorsed(self.address):
+            return True
+        return any(c == cluster_id for c, _ in self.keys.cluster_keys)

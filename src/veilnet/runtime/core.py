@@ -369,6 +369,10 @@ class EnclaveCore:
     def runtimes(self) -> dict[bytes, ContractRuntime]:
         return self._core.state.runtimes
 
+    def is_endorsed(self, worker: bytes) -> bool:
+        """Whether ``worker`` may hold keys at the applied head (``CoreContext.endorsed``)."""
+        return self._core.endorsed(worker)
+
     @property
     def sealed_height(self) -> int:
         """Head of the newest checkpoint this identity sealed, as far as this core knows."""

@@ -58,6 +58,7 @@ def on_master_key_set(core: CoreContext, header: ev.BlockHeader, event: ev.Maste
     state.master = MasterKeyInfo(
         rotation=0, key_address=event.key_address, public_key=event.public_key
     )
+    state.master_addresses[0] = event.key_address
     mine = core.keys.masters.get(0)
     if mine is not None and mine.address.raw != event.key_address:
         core.keys.masters.pop(0)  # another gatekeeper's key landed first
@@ -134,7 +135,7 @@ def send_master_history(core: CoreContext, gatekeeper: bytes) -> None:
     worker = core.state.workers.get(gatekeeper)
     if worker is None or not core.is_gatekeeper() or gatekeeper == core.address:
         return
-    if gatekeeper in core.state.flagged:
+    if not core.endorsed(gatekeeper):  # its endorsement sends the history (registry)
         return
     for rotation, key in sorted(core.keys.masters.items()):
         binding = master_binding(core, gatekeeper, rotation)
@@ -167,9 +168,14 @@ def on_master_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Egr
     if kind == "proposal":
         core.state.master_shares[(rotation, event.origin)] = wrapped
     elif kind == "history":
+        # only the key the Registry recorded for that rotation: one faulty gatekeeper must not
+        # poison a new gatekeeper (and through it every late joiner) with a key of its own
+        expected = core.state.master_addresses.get(rotation)
         key = unwrap_master(core, wrapped, rotation)
-        if key is not None:
-            core.keys.masters.setdefault(rotation, key)
+        if key is None or expected is None or key.address.raw != expected:
+            core.state.diverged.append(f"master history key for rotation {rotation} refused")
+            return
+        core.keys.masters[rotation] = key
 
 
 HANDLERS = {

@@ -27,7 +27,13 @@ from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import agents, constants, contracts
 from veilnet.runtime.agents import AgentHost, CallJournal, QueryIO, Snapshot
 from veilnet.runtime.context import CoreContext
-from veilnet.runtime.errors import ContractUnavailable, KeyEpochExpired, NotReady, QueryRejected
+from veilnet.runtime.errors import (
+    ContractPaused,
+    ContractUnavailable,
+    KeyEpochExpired,
+    NotReady,
+    QueryRejected,
+)
 from veilnet.runtime.replicated import ContractRuntime
 from veilnet.sandbox.errors import SandboxError
 from veilnet.sandbox.interfaces import Context, Entry, JSONValue, Mode
@@ -89,6 +95,10 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
         raise NotReady("no block applied yet")
     if core.address in core.state.flagged:
         raise IdentityFlagged("the Registry flagged this worker identity: it serves nothing more")
+    if core.state.resync_required:
+        # joined a cluster with history: until the host restarts it from genesis with its
+        # keys, its contract states are not the cluster's, and it signs no answer on them
+        raise NotReady("this worker must resync from genesis before it serves")
     if len(request) > limits.MAX_QUERY_ENVELOPE:
         raise QueryRejected("query is larger than allowed", max_size=limits.MAX_QUERY_ENVELOPE)
     try:
@@ -109,6 +119,8 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
     contract = core.state.contracts.get(parsed.contract_id)
     if contract is None or contract.epoch == 0:
         raise ContractUnavailable("unknown or unkeyed contract")
+    if contract.paused:
+        raise ContractPaused("the contract is paused by its controller")
     runtime = core.state.runtimes.get(parsed.contract_id)
     if runtime is None:
         raise NotReady("this worker does not serve the contract's cluster")
@@ -242,6 +254,7 @@ def run_agent(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None)
         seq=QUERY_SEQ,
         io=io,
         snapshot=prepared.snapshot,
+        nonce=prepared.wallet + prepared.request_id,
     )
     caller = prepared.wallet
     try:

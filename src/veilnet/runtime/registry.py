@@ -10,7 +10,7 @@ from eth_hash.auto import keccak
 
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits, topics
-from veilnet.runtime import gatekeeper
+from veilnet.runtime import clusters, gatekeeper
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.records import WorkerInfo, WorkerStanding
 
@@ -18,8 +18,9 @@ from veilnet.runtime.records import WorkerInfo, WorkerStanding
 def on_measurement(core: CoreContext, header: ev.BlockHeader, event: ev.MeasurementSet) -> None:
     if event.allowed:
         core.state.measurements.add(event.measurement)
-    else:
+    elif event.measurement in core.state.measurements:
         core.state.measurements.discard(event.measurement)
+        clusters.on_measurement_revoked(core, event.measurement)
 
 
 def on_worker_registered(
@@ -51,6 +52,7 @@ def on_worker_endorsed(core: CoreContext, header: ev.BlockHeader, event: ev.Work
     worker = core.state.workers.get(event.worker)
     if worker is None or worker.quote_hash != event.quote_hash:
         return
+    was_endorsed = core.endorsed(event.worker)
     standing = worker.standing
     if standing is not WorkerStanding.PENDING:  # a pending one is still judged when its
         # collateral lands, exactly once, whatever landed before
@@ -58,6 +60,11 @@ def on_worker_endorsed(core: CoreContext, header: ev.BlockHeader, event: ev.Work
     core.state.workers[event.worker] = dataclasses.replace(
         worker, confidence=event.confidence, standing=standing
     )
+    now_endorsed = core.endorsed(event.worker)
+    if was_endorsed and not now_endorsed:
+        clusters.on_member_unendorsed(core, event.worker)
+    elif now_endorsed and not was_endorsed and event.worker in core.state.gatekeepers:
+        gatekeeper.send_master_history(core, event.worker)  # added before it was endorsed
 
 
 def on_collateral(core: CoreContext, header: ev.BlockHeader, event: ev.Egress) -> None:

@@ -108,6 +108,9 @@ class ReplicatedState:
     workers: dict[bytes, WorkerInfo] = field(default_factory=dict, metadata=_IN_ROOT)
     collaterals: dict[bytes, bytes] = field(default_factory=dict, metadata=_IN_ROOT)
     master: MasterKeyInfo | None = field(default=None, metadata=_IN_ROOT)
+    master_addresses: dict[int, bytes] = field(default_factory=dict, metadata=_IN_ROOT)
+    """Rotation → address of that rotation's master key, as the Registry recorded it: the only
+    master keys a gatekeeper accepts from another (history shares are checked against it)."""
     first_gatekeeper_block: bytes | None = field(default=None, metadata=_IN_ROOT)
     rotation: RotationState = field(default_factory=RotationState, metadata=_IN_ROOT)
     master_shares: dict[tuple[int, bytes], bytes] = field(default_factory=dict, metadata=_IN_ROOT)

@@ -48,7 +48,7 @@ def on_rotation_locked(core: CoreContext, header: ev.BlockHeader, event: ev.Rota
     proposal = core.keys.identity.child("rotation", event.rotation, header.hash)
     core.keys.proposals[event.rotation] = proposal
     for other in state.gatekeepers:
-        if other == core.address or other not in state.workers:
+        if other == core.address or not core.endorsed(other):
             continue
         binding = master_binding(core, other, event.rotation)
         wrapped = seal_key_for(state.workers[other].hpke_key, proposal, binding=binding)
@@ -111,6 +111,7 @@ def on_master_key_rotated(
     state.master = MasterKeyInfo(
         rotation=event.rotation, key_address=event.key_address, public_key=event.public_key
     )
+    state.master_addresses[event.rotation] = event.key_address
     state.rotation = RotationState()
     core.keys.proposals.pop(event.rotation, None)
     state.master_shares = {k: v for k, v in state.master_shares.items() if k[0] > event.rotation}

@@ -164,7 +164,8 @@ class HostAPI(Protocol):
         """Committed keys starting with ``prefix``, sorted."""
 
     def random_bytes(self, n: int) -> bytes:
-        """``n`` deterministic, private random bytes (same stream on every replica)."""
+        """``n`` deterministic, private random bytes: in a command the same stream on every
+        replica; in a query distinct per query (keyed by the wallet and request id)."""
 
     def secret_get(self, name: str) -> str | None:
         """An owner-set secret, or None."""

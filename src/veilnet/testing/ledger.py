@@ -325,7 +325,7 @@ class LedgerSim:
 
     def register_worker(self, request: Any) -> None:
         """``register_worker`` sent by ``request.worker``; a re-registration resets the
-        endorsement but keeps the worker's cluster membership."""
+        endorsement and takes the worker out of its cluster."""
         if len(request.hpke_key) > MAX_HPKE_KEY or len(request.quote) > MAX_QUOTE:
             raise Revert("argument too long")
         if request.measurement not in self.measurements:
@@ -336,6 +336,11 @@ class LedgerSim:
             raise Revert("origin in use")
         quote_hash = keccak(request.quote)
         previous = self.workers.get(request.worker)
+        if previous is not None and previous.cluster is not None:
+            self.clusters[previous.cluster].members.discard(request.worker)
+            self.pending.append(
+                ev.ClusterWorkerRemoved(cluster_id=previous.cluster, worker=request.worker)
+            )
         self.workers[request.worker] = _Worker(
             quote_hash=quote_hash,
             operator=request.operator,
@@ -343,7 +348,6 @@ class LedgerSim:
             tee_kind=int(request.tee_kind),
             measurement=request.measurement,
             collateral_hash=request.collateral_hash,
-            cluster=None if previous is None else previous.cluster,
         )
         self.origin_kind[request.worker] = KIND_WORKER
         self.pending.append(

@@ -313,13 +313,20 @@ def register_worker(
 ):
     """
     @notice Called by the worker's identity address. The quote stays in calldata and in the
-            event so anyone can re-verify the registration later. Re-registering (new quote)
-            resets the endorsement.
+            event so anyone can re-verify the registration later. Re-registering starts from
+            nothing: the endorsement is reset and the worker leaves its cluster (its new key
+            gets no cluster key until it is endorsed and added again).
     """
     assert self.allowed_measurements[measurement], "measurement not allowed"
     assert len(hpke_key) > 0, "empty key"
     kind: uint8 = self.origin_kind[msg.sender]
     assert kind == KIND_NONE or kind == KIND_WORKER, "origin in use"
+    cluster_id: bytes32 = self.workers[msg.sender].cluster
+    if cluster_id != empty(bytes32):
+        self.workers[msg.sender].cluster = empty(bytes32)
+        self.cluster_members[cluster_id][msg.sender] = False
+        self.clusters[cluster_id].worker_count -= 1
+        log ClusterWorkerRemoved(cluster_id=cluster_id, worker=msg.sender)
     quote_hash: bytes32 = keccak256(quote)
     self.workers[msg.sender].operator = operator
     self.workers[msg.sender].hpke_key = hpke_key

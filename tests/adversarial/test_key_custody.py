@@ -1,0 +1,83 @@
+"""Keys only where they belong, against real enclave processes reached over their byte interface:
+a re-registered, removed or revoked member never receives the cluster's next key."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+
+from veilnet.codec import decode
+from veilnet.protocol import topics
+from veilnet.testing.adversary import EnclaveNetwork
+
+pytestmark = pytest.mark.slow  # the module starts enclave processes
+
+
+@pytest.fixture
+def net() -> Iterator[EnclaveNetwork]:
+    with EnclaveNetwork() as network:
+        network.bootstrap(workers=("w1", "w2"))
+        yield network
+
+
+def _epoch(net: EnclaveNetwork) -> int:
+    return net.ledger.clusters[b"c1".ljust(32, b"\x00")].key_epoch
+
+
+def _keyed_shares(net: EnclaveNetwork, member: bytes, since: int) -> list[int]:
+    """Epochs of every cluster key wrapped to ``member`` in the egress from ``since`` on."""
+    epochs = []
+    for message in net.egress[since:]:
+        if message.topic == topics.TOPIC_CLUSTER_KEY_SHARE:
+            _, target, shares = decode(message.payload)  # type: ignore[misc]
+            if target == member:
+                epochs += [epoch for epoch, _ in shares]  # type: ignore[attr-defined]
+    return epochs
+
+
+def _serves(net: EnclaveNetwork, name: str) -> bool:
+    (cluster,) = net.hosts[name].enclave.status().clusters
+    return cluster.state_commitment is not None
+
+
+def test_a_reregistration_with_the_attackers_key_captures_nothing(net: EnclaveNetwork) -> None:
+    """The review's key capture: an identity re-registers with a key its host chose (a
+    registration made outside its core). On chain it leaves the cluster; every core re-keys
+    the cluster without it; nothing is wrapped to the new key, now or at a rotation."""
+    before, mark = _epoch(net), len(net.egress)
+    w2 = net.addresses["w2"]
+    honest = net.hosts["w2"].enclave.registration(b"\x0b" * 20)
+    net.ledger.register_worker(dataclasses.replace(honest, hpke_key=b"\x66" * 32))
+    net.settle()
+    assert _epoch(net) == before + 1
+    net.ledger.lock_rotation()
+    net.settle()
+    assert _epoch(net) == before + 2
+    assert _keyed_shares(net, w2, mark) == []
+    assert _keyed_shares(net, net.addresses["w1"], mark) == [before + 1, before + 2]
+    assert not _serves(net, "w2") and _serves(net, "w1")
+
+
+def test_a_removed_member_is_re_keyed_out_and_stops_serving(net: EnclaveNetwork) -> None:
+    before, mark = _epoch(net), len(net.egress)
+    net.ledger.remove_cluster_worker(b"c1".ljust(32, b"\x00"), net.addresses["w2"])
+    net.settle()
+    assert _epoch(net) == before + 1
+    assert _keyed_shares(net, net.addresses["w2"], mark) == []
+    assert _keyed_shares(net, net.addresses["w1"], mark) == [before + 1]
+    assert not _serves(net, "w2") and _serves(net, "w1")
+
+
+def test_a_revoked_measurement_gets_no_key(net: EnclaveNetwork) -> None:
+    """Every enclave here runs the one dev measurement: once it is revoked, the cluster's next
+    epoch is wrapped to nobody and no member serves."""
+    before, mark = _epoch(net), len(net.egress)
+    measurement = net.hosts["w1"].enclave.registration(b"\x0b" * 20).measurement
+    net.ledger.set_measurement(measurement, False)
+    net.settle()
+    assert _epoch(net) == before + 1
+    for name in ("w1", "w2"):
+        assert _keyed_shares(net, net.addresses[name], mark) == []
+        assert not _serves(net, name)

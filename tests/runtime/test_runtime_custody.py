@@ -1,0 +1,266 @@
+"""Keys only where they belong: gatekeepers wrap keys only to members endorsed at that block;
+a removed, re-registered or revoked member moves its cluster to a new epoch and stops serving."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from veilnet.codec import decode
+from veilnet.crypto import SecretKey
+from veilnet.protocol import events as ev
+from veilnet.protocol import topics
+from veilnet.protocol.errors import NotReady
+from veilnet.sandbox import AgentRuntime
+from veilnet.testing import Network, cluster_id_of, query_core
+
+from .conftest import ALICE, EXAMPLES, OWNER
+
+C1 = cluster_id_of("c1")
+
+
+@pytest.fixture
+def net(engine: AgentRuntime) -> Network:
+    network = Network(engine=engine)
+    network.bootstrap()
+    return network
+
+
+def _counter(net: Network) -> bytes:
+    contract = net.deploy(OWNER, "py", (EXAMPLES / "counter.py").read_bytes(), init={"start": 0})
+    net.command(ALICE, contract, {"by": 1}, nonce=1)
+    net.settle()
+    return contract
+
+
+def _epoch(net: Network) -> int:
+    return net.cores["w1"].clusters[C1].current_epoch
+
+
+def _shares_to(net: Network, member: bytes, since: int) -> list[list[object]]:
+    """The cluster-key shares the master origin posted to ``member`` from message ``since``."""
+    out = []
+    for message in net.posted[since:]:
+        if message.topic == topics.TOPIC_CLUSTER_KEY_SHARE:
+            _, target, shares = decode(message.payload)  # type: ignore[misc]
+            if target == member:
+                out.append(shares)
+    return out
+
+
+def _stopped(net: Network, name: str, contract: bytes) -> None:
+    """``name`` holds no key of c1 up to its current epoch, no state, and answers no query."""
+    core = net.cores[name]
+    assert not [e for c, e in core.keys.cluster_keys if c == C1]
+    assert contract not in core.runtimes
+    with pytest.raises(NotReady):
+        query_core(net, ALICE, contract, {}, worker=name)
+
+
+def test_a_removed_member_moves_the_cluster_to_a_new_epoch_and_stops_serving(
+    net: Network,
+) -> None:
+    contract = _counter(net)
+    before, mark = _epoch(net), len(net.posted)
+    w2 = net.cores["w2"].address
+    net.ledger.remove_cluster_worker(C1, w2)
+    net.settle()
+    assert _epoch(net) == before + 1
+    assert net.cores["w1"].keys.cluster_key(C1, before + 1) is not None
+    assert net.cores["w2"].keys.cluster_key(C1, before + 1) is None
+    assert _shares_to(net, w2, mark) == []  # not even an empty message: not a member
+    _stopped(net, "w2", contract)
+    net.command(ALICE, contract, {"by": 2}, nonce=2)  # the cluster goes on without it
+    net.settle()
+    assert query_core(net, ALICE, contract, {})["result"]["count"] == 3
+
+
+def test_a_reregistration_cannot_capture_the_next_cluster_key(net: Network) -> None:
+    """The identity re-registers with a key of the attacker's: it leaves its cluster on chain,
+    the cluster is re-keyed without it, and nothing is ever wrapped to the new key."""
+    contract = _counter(net)
+    before, mark = _epoch(net), len(net.posted)
+    w2 = net.cores["w2"]
+    honest = w2.registration(operator=b"\x0b" * 20)
+    attacker_key = b"\x66" * 32
+    net.ledger.register_worker(dataclasses.replace(honest, hpke_key=attacker_key))
+    net.settle()
+    assert w2.address not in net.ledger.clusters[C1].members
+    assert _epoch(net) == before + 1
+    assert _shares_to(net, w2.address, mark) == []
+    _stopped(net, "w2", contract)
+    # a rotation re-keys every cluster again: still nothing for the re-registered identity
+    mark = len(net.posted)
+    net.ledger.lock_rotation()
+    net.settle()
+    assert _epoch(net) == before + 2
+    assert _shares_to(net, w2.address, mark) == []
+
+
+def test_a_revoked_measurement_re_keys_without_its_members(net: Network) -> None:
+    """Every member runs the one dev measurement here: revoking it leaves no endorsed member,
+    so the new epoch is wrapped to nobody and every member stops serving."""
+    contract = _counter(net)
+    before, mark = _epoch(net), len(net.posted)
+    measurement = net.cores["w1"].platform.measurement
+    net.ledger.set_measurement(measurement, False)
+    net.settle()
+    assert _epoch(net) == before + 1
+    for name in ("w1", "w2"):
+        assert all(shares == [] for shares in _shares_to(net, net.cores[name].address, mark))
+        assert net.cores[name].keys.cluster_key(C1, before + 1) is None
+        _stopped(net, name, contract)
+
+
+def test_a_flagged_member_is_re_keyed_out_at_once(net: Network) -> None:
+    contract = _counter(net)
+    before = _epoch(net)
+    w2 = net.cores["w2"].address
+    net.ledger.pending.append(ev.WorkerFlagged(worker=w2, reason=1))
+    net.ledger.flagged[w2] = 1
+    net.settle()
+    assert _epoch(net) == before + 1
+    assert net.cores["w1"].keys.cluster_key(C1, before + 1) is not None
+    assert net.cores["w2"].keys.cluster_key(C1, before + 1) is None
+    assert contract not in net.cores["w2"].runtimes
+
+
+def test_an_unendorsed_gatekeeper_gets_the_master_history_only_once_endorsed(
+    net: Network,
+) -> None:
+    gk2 = net.add_core("gk2")
+    net.ledger.register_worker(gk2.registration(operator=b"\x0b" * 20))
+    net.ledger.add_gatekeeper(gk2.address)  # in the same block as its registration
+    mark = len(net.posted)
+    net.step()
+    assert gk2.address in net.cores["gk"].state.gatekeepers
+    assert not net.cores["gk"].is_endorsed(gk2.address)
+    assert not [m for m in net.posted[mark:] if m.topic == topics.TOPIC_MASTER_KEY_SHARE]
+    net.settle()  # its collateral lands, the gatekeeper endorses it, the history follows
+    assert net.cores["gk"].is_endorsed(gk2.address)
+    assert set(gk2.keys.masters) == set(net.cores["gk"].keys.masters)
+
+
+RANDOM_AGENT = b"""
+def init(args):
+    state.set("x", 1)
+
+
+def handle(cmd):
+    return random()
+
+
+def query(req):
+    return random()
+"""
+
+
+def test_query_randomness_is_distinct_per_query_and_command_randomness_per_replica(
+    net: Network,
+) -> None:
+    contract = net.deploy(OWNER, "py", RANDOM_AGENT, salt=b"\x05" * 32)
+    first = query_core(net, ALICE, contract, {"n": 1})["result"]
+    second = query_core(net, ALICE, contract, {"n": 2})["result"]
+    assert first != second  # same block, same contract: another request, another draw
+    seq = net.command(ALICE, contract, {}, nonce=1)
+    net.settle()
+    drawn = {net.cores[w].runtimes[contract].outcomes[seq].result for w in ("w1", "w2")}
+    assert len(drawn) == 1  # commands: every replica draws the same
+
+
+def test_a_paused_contract_answers_no_query(net: Network) -> None:
+    from veilnet.protocol.errors import ContractPaused
+
+    contract = _counter(net)
+    net.ledger.set_paused(contract, True, sender=OWNER.address.raw)
+    net.settle()
+    with pytest.raises(ContractPaused):
+        query_core(net, ALICE, contract, {})
+    net.ledger.set_paused(contract, False, sender=OWNER.address.raw)
+    net.settle()
+    assert query_core(net, ALICE, contract, {})["result"]["count"] == 1
+
+
+def test_a_late_joiner_that_skips_its_resync_serves_nothing(net: Network) -> None:
+    """Its host never restarts it from genesis: it answers no query, posts no commitment and
+    builds no state of its own for the contracts that have history."""
+    contract = _counter(net)
+    w3 = net.register("w3")
+    net.settle()
+    net.ledger.add_cluster_worker(C1, w3.address)
+    net.settle()
+    assert w3.resync_required and w3.keys.cluster_key(C1, _epoch(net)) is not None
+    net.ledger.lock_rotation()  # a new epoch keys every contract again, w3 included
+    net.command(ALICE, contract, {"by": 1}, nonce=2)
+    net.settle()
+    assert w3.keys.cluster_key(C1, _epoch(net)) is not None
+    assert contract not in w3.runtimes  # no fresh state built beside the cluster's
+    with pytest.raises(NotReady) as info:
+        query_core(net, ALICE, contract, {}, worker="w3")
+    assert "resync" in info.value.message
+
+
+def _forged_egress(net: Network, key: SecretKey, topic: bytes, payload: bytes) -> None:
+    """Post a message its origin really signed (a faulty, not a forged, gatekeeper)."""
+    from veilnet.crypto import Address, Domain, sign_typed
+    from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
+
+    origin = key.address.raw
+    seq = net.ledger.next_seq.get(origin, 0)
+    domain = Domain(chain_id=net.ledger.chain_id, verifying_contract=Address(net.ledger.bus))
+    values = {"origin": Address(origin), "seq": seq, "topic": topic, "payload": payload}
+    signature = sign_typed(key, domain, EGRESS_TYPE, values)
+    message = EgressMessage(
+        origin=origin, seq=seq, topic=topic, payload=payload, signature=signature
+    )
+    assert net.ledger.post(message)
+    # every core numbers its own egress alike: move theirs past the message posted here
+    for core in net.cores.values():
+        core.state.counters[origin] = seq + 1
+
+
+def test_a_master_history_key_not_recorded_on_chain_is_refused(net: Network) -> None:
+    """A faulty gatekeeper wraps a key of its own as the history of rotation 0: the new
+    gatekeeper keeps only what the Registry recorded, so no late joiner is poisoned."""
+    from veilnet.codec import encode
+    from veilnet.crypto import seal_key_for
+    from veilnet.runtime.gatekeeper import master_binding
+
+    gk, gk2 = net.cores["gk"], net.register("gk2")
+    net.settle()
+    net.ledger.add_gatekeeper(gk2.address)
+    net.settle()
+    assert gk2.keys.masters[0].address.raw == net.ledger.master
+    gk2.keys.masters.pop(0)  # as before the real history lands: the first to land would stick
+    bogus = SecretKey.derive(b"\x66" * 32, "not the master")
+    binding = master_binding(gk._core, gk2.address, 0)
+    wrapped = seal_key_for(gk2.workers[gk2.address].hpke_key, bogus, binding=binding)
+    payload = encode(["history", gk2.address, 0, wrapped])
+    _forged_egress(net, gk.keys.identity, topics.TOPIC_MASTER_KEY_SHARE, payload)
+    net.settle()
+    assert 0 not in gk2.keys.masters
+    assert any("master history" in d for d in gk2.diverged)
+
+
+def test_a_cluster_key_share_not_recorded_on_chain_is_refused(net: Network) -> None:
+    """The master origin wraps a key that is not the epoch's recorded one: not stored."""
+    from veilnet.codec import encode
+    from veilnet.crypto import seal_key_for
+    from veilnet.runtime.clusters import cluster_binding
+
+    gk, w1 = net.cores["gk"], net.cores["w1"]
+    epoch = _epoch(net)
+    real = w1.keys.cluster_key(C1, epoch)
+    assert real is not None
+    w1.keys.forget_cluster_epoch(C1, epoch)  # as a late joiner: it still needs this epoch
+    bogus = SecretKey.derive(b"\x66" * 32, "not the cluster key")
+    binding = cluster_binding(w1._core, w1.address, C1, epoch)
+    wrapped = seal_key_for(w1.workers[w1.address].hpke_key, bogus, binding=binding)
+    master = gk.keys.masters[0]
+    _forged_egress(
+        net, master, topics.TOPIC_CLUSTER_KEY_SHARE, encode([C1, w1.address, [[epoch, wrapped]]])
+    )
+    net.settle()
+    assert w1.keys.cluster_key(C1, epoch) is None
+    assert any("cluster key share" in d for d in w1.diverged)
