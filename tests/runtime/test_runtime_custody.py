@@ -264,3 +264,58 @@ def test_a_cluster_key_share_not_recorded_on_chain_is_refused(net: Network) -> N
     net.settle()
     assert w1.keys.cluster_key(C1, epoch) is None
     assert any("cluster key share" in d for d in w1.diverged)
+
+
+def test_master_keys_and_proposals_come_from_tee_entropy_not_the_identity(net: Network) -> None:
+    """A leaked gatekeeper identity gives away no master key it made or proposed: they are
+    drawn from TEE entropy, and sealed under the platform as well as the identity."""
+    from veilnet.runtime.keyring import KeyRing
+
+    gk = net.cores["gk"]
+    identity = gk.keys.identity  # what an attacker who extracted the identity key holds
+    anchor_hash = net.ledger.blocks[0].header.hash
+    candidates = {
+        identity.child("master", block.header.hash).address.raw for block in net.ledger.blocks
+    } | {identity.child("master", anchor_hash).address.raw}
+    assert net.ledger.master not in candidates
+    net.ledger.lock_rotation()
+    net.settle()
+    assert net.ledger.rotation_counter == 1
+    derived = {
+        identity.child("rotation", 1, block.header.hash).address.raw for block in net.ledger.blocks
+    }
+    assert net.ledger.master not in derived and net.ledger.master not in candidates
+    # the sealed keys its host stores do not open with the identity alone
+    sealed = net.sealed_keys["gk"]
+    with pytest.raises(Exception):
+        KeyRing(identity).import_(sealed)
+
+
+def test_a_gatekeeper_replaying_from_genesis_reuses_its_sealed_keys(net: Network) -> None:
+    """Keys are not re-derived on replay: a gatekeeper restarted without a checkpoint gets its
+    sealed keys back from its host and replays to the same master key, with no divergence."""
+    net.ledger.lock_rotation()
+    net.settle()
+    gk = net.cores["gk"]
+    restarted = net.add_core(
+        "gk", sealed_identity=gk.sealed_identity(), sealed_keys=net.sealed_keys["gk"]
+    )
+    assert restarted.keys.masters[1].address.raw == net.ledger.master
+    assert set(restarted.keys.masters) == {0, 1}
+    assert restarted.diverged == []
+    assert restarted.state_root() == gk.state_root()
+    # without them it draws other keys, and the chain's master key is not among them
+    from veilnet.runtime import EnclaveCore
+
+    assert net.config is not None
+    forgetful = EnclaveCore.boot(
+        config=net.config,
+        platform=net.platforms["gk"],
+        engine=net.engine,
+        verifier=gk.verifier,
+        sealed_identity=gk.sealed_identity(),
+    )
+    for block in net.ledger.raw_blocks:
+        forgetful.apply_block(block)  # its egress would only be refused: nothing is posted
+    assert any("master key landed from another gatekeeper" in d for d in forgetful.diverged)
+    assert net.ledger.master not in {k.address.raw for k in forgetful.keys.masters.values()}

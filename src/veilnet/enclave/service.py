@@ -152,6 +152,9 @@ class EnclaveService:
                     self._resync_keyring = core.export_keyring()
             else:
                 core = EnclaveCore.boot(sealed_identity=request.sealed_identity, **kwargs)
+            if request.sealed_keys is not None:
+                # keys drawn from TEE entropy in an earlier run: a replay reuses them
+                core.import_keys(request.sealed_keys)
             self._core = core
             self._io_kinds = frozenset(request.io_kinds)
             return self._booted()
@@ -203,6 +206,7 @@ class EnclaveService:
                 egress=tuple(egress),
                 head=core.head,
                 resync_ready=self._resync_keyring is not None,
+                sealed_keys=core.generated_keys(),
             ).to_bytes()
 
     def _certify(self, body: bytes, io: IOChannel | None) -> bytes:

@@ -33,7 +33,8 @@ ENCLAVE_INTERFACE_VERSION: Final = 3
 """Bumped whenever an operation or a record of this module changes shape (2:
 ``register_transaction``, whose calldata the core builds, replaced ``sign_transaction``; 3:
 ``apply_block`` takes a raw ``ChainBlock`` the core proves itself, ``EnclaveConfig`` carries
-the chain-trust policy, ``certify`` asks an RPC quorum over TLS ended in the core)."""
+the chain-trust policy, ``certify`` asks an RPC quorum over TLS ended in the core; master keys
+and proposals come from TEE entropy and travel sealed in ``Applied``/``Boot.sealed_keys``)."""
 FRAME_HEADER_BYTES: Final = 4
 _RECV_BYTES: Final = 1 << 16
 READY_LINE: Final = "veil-enclave ready"
@@ -218,6 +219,8 @@ class Boot(Record):
     config: EnclaveConfig
     sealed_identity: bytes | None = None
     checkpoint: bytes | None = None
+    sealed_keys: bytes | None = None
+    """The newest ``Applied.sealed_keys`` the host stored (a boot without checkpoint)."""
     io_kinds: tuple[str, ...] = ()
     """The I/O the host serves to queries (``IO_LLM_CHAT``, ``IO_HTTP_FETCH``)."""
 
@@ -238,6 +241,9 @@ class Applied(Record):
     egress: tuple[EgressMessage, ...]
     head: BlockHeader
     resync_ready: bool
+    sealed_keys: bytes | None = None
+    """Set when the block drew a master key or rotation proposal from TEE entropy: the host
+    stores it durably before it posts ``egress``, and hands it to the next boot."""
 
 
 @record("enclave.certify")

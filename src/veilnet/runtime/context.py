@@ -38,6 +38,7 @@ class CoreContext:
         "journal",
         "keys",
         "keys_arrived",
+        "keys_generated",
         "outbox",
         "platform",
         "query_snapshots",
@@ -62,6 +63,9 @@ class CoreContext:
         self.journal = Journal()
         self.state = ReplicatedState()
         self.outbox = Outbox(config.domain, self.state.counters)
+        self.keys_generated = False
+        """This block drew a master key or a rotation proposal from TEE entropy: the host must
+        store the sealed keys (``EnclaveCore.generated_keys``) before it posts the egress."""
         self.keys_arrived: list[bytes] = []
         """Clusters whose keys just arrived: the dispatcher drains their held-back events."""
         self.agents: dict[bytes, object] = {}
@@ -78,6 +82,7 @@ class CoreContext:
 
     def begin(self) -> Savepoint:
         self.journal.begin()
+        self.keys_generated = False
         return Savepoint(
             state=self.state.savepoint(),
             keys=self.keys.savepoint(),

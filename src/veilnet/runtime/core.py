@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from eth_hash.auto import keccak
 
 from veilnet.crypto import Address, SecretKey
+from veilnet.errors import VeilnetError
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits
 from veilnet.protocol.chain import POLICY_RPC_QUORUM, ChainBlock
@@ -45,7 +46,7 @@ from veilnet.runtime import checkpoints, commitments, dispatch, lightclient, que
 from veilnet.runtime.agents import QueryIO
 from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.context import CoreContext
-from veilnet.runtime.errors import NotReady
+from veilnet.runtime.errors import CheckpointInvalid, NotReady
 from veilnet.runtime.interfaces import AgentEngine, Platform, QuoteVerifier
 from veilnet.runtime.keyring import KeyRing
 from veilnet.runtime.queries import PreparedQuery
@@ -312,6 +313,32 @@ class EnclaveCore:
     def cluster_commitment(self, cluster_id: bytes) -> bytes | None:
         """Keyed hash over the digests of the cluster's contract states (None without the key)."""
         return commitments.cluster_commitment(self._core, cluster_id)
+
+    def generated_keys(self) -> bytes | None:
+        """After a block that drew a master key or a rotation proposal from TEE entropy: the
+        master keys and proposals, sealed under the identity, for the host to store before it
+        posts that block's egress (a boot hands them back, so a replay from genesis reuses
+        them instead of drawing others). None after any other block."""
+        core = self._core
+        if not core.keys_generated:
+            return None
+        # sealed under the platform as well as the identity: a leaked identity key alone
+        # must not open the master keys drawn after the leak
+        return core.platform.seal(core.keys.export(clusters=False), self._keys_aad())
+
+    def _keys_aad(self) -> bytes:
+        return b"veil/v1/generated-keys" + self.config.identity_aad + self.address
+
+    def import_keys(self, sealed: bytes) -> None:
+        """Take back ``generated_keys()`` output of this identity (a boot without checkpoint).
+
+        Raises:
+            CheckpointInvalid: the blob does not open under this identity.
+        """
+        try:
+            self._core.keys.import_(self._core.platform.unseal(sealed, self._keys_aad()))
+        except (ValueError, TypeError, KeyError, VeilnetError) as exc:
+            raise CheckpointInvalid("the sealed keys do not open for this identity") from exc
 
     def export_keyring(self) -> bytes:
         """Keys only, sealed under the identity: carried into a resync from genesis."""

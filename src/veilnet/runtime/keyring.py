@@ -97,8 +97,9 @@ class KeyRing:
         for session in [m for m in self._sessions if m[:2] == (cluster_id, epoch)]:
             del self._sessions[session]
 
-    def export(self) -> bytes:
-        """Every key, each sealed under the identity's checkpoint key (not under itself)."""
+    def export(self, *, clusters: bool = True) -> bytes:
+        """Every key, each sealed under the identity's checkpoint key (not under itself);
+        ``clusters=False`` leaves out the cluster keys (the ones forward secrecy destroys)."""
         sealer = self.sealer
         return encode(
             {
@@ -108,7 +109,7 @@ class KeyRing:
                 ],
                 "clusters": [
                     [c, e, k.seal(sealer, aad=b"cluster" + c)]
-                    for (c, e), k in self.cluster_keys.items()
+                    for (c, e), k in (self.cluster_keys.items() if clusters else ())
                 ],
             }
         )

@@ -45,7 +45,12 @@ def on_rotation_locked(core: CoreContext, header: ev.BlockHeader, event: ev.Rota
     state.rotation = RotationState(phase=LOCKED, rotation=event.rotation)
     if not core.is_gatekeeper():
         return
-    proposal = core.keys.identity.child("rotation", event.rotation, header.hash)
+    # TEE entropy, not a derivation: whoever learns a gatekeeper identity must not learn the
+    # keys it proposes. A replay reuses the proposal (or winning key) it sealed the first time.
+    proposal = core.keys.proposals.get(event.rotation) or core.keys.masters.get(event.rotation)
+    if proposal is None:
+        proposal = SecretKey.generate(core.platform.random_bytes(32))
+        core.keys_generated = True
     core.keys.proposals[event.rotation] = proposal
     for other in state.gatekeepers:
         if other == core.address or not core.endorsed(other):

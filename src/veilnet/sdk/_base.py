@@ -195,7 +195,10 @@ class BaseClient:
         self._certs: dict[bytes, _Certificate] = {}
         self._command_nonce = 0
         self._tx_nonces: dict[bytes, int] = {}
-        self._verified: dict[bytes, tuple[float, WorkerVerification]] = {}
+        self._verified: dict[bytes, tuple[float, bytes, WorkerVerification]] = {}
+        """worker → (when, quote hash, verification): only the attestation is reused."""
+        self._registrations: dict[bytes, tuple[int, WorkerRecord, bool]] = {}
+        """worker → (our head, its registry record, measurement allowed) read at that head."""
         self._keys: dict[bytes, ContractKey] = {}
         self._root: TrustRoot | None = None
         self._head: tuple[int, float] | None = None
@@ -598,17 +601,36 @@ class BaseClient:
 
     # ---- workers -------------------------------------------------------------------------
 
-    def cached_verification(self, worker: Address, now: float) -> WorkerVerification | None:
+    def cached_verification(
+        self, worker: Address, now: float, quote_hash: bytes
+    ) -> WorkerVerification | None:
+        """The attestation check of the registration ``quote_hash`` names, if still fresh."""
         found = self._verified.get(worker.raw)
         if found is None or now - found[0] > C.WORKER_VERIFICATION_TTL_S:
             return None
-        return found[1]
+        return found[2] if found[1] == quote_hash else None
 
-    def remember_verification(self, verification: WorkerVerification, now: float) -> None:
-        self._verified[verification.address.raw] = (now, verification)
+    def remember_verification(
+        self, verification: WorkerVerification, now: float, quote_hash: bytes
+    ) -> None:
+        self._verified[verification.address.raw] = (now, quote_hash, verification)
+
+    def cached_registration(self, worker: Address, head: int) -> tuple[WorkerRecord, bool] | None:
+        """The registry entry read at our current head, if read there already: every answer
+        is judged by the registration and endorsement at the newest block we know."""
+        found = self._registrations.get(worker.raw)
+        if found is None or found[0] != head:
+            return None
+        return found[1], found[2]
+
+    def remember_registration(
+        self, worker: Address, head: int, record: WorkerRecord, allowed: bool
+    ) -> None:
+        self._registrations[worker.raw] = (head, record, allowed)
 
     def forget_verification(self, worker: Address) -> None:
         self._verified.pop(worker.raw, None)
+        self._registrations.pop(worker.raw, None)
 
     def worker_url(self, worker: Address) -> str | None:
         return self.config.workers.get(worker) or self.config.gatekeepers.get(worker)

@@ -43,6 +43,8 @@ class Network:
     """The network digest every core is built with (``add_core`` may give one another)."""
     """Cores see block n only once n + finality blocks exist (as the real follower does)."""
     posted: list[EgressMessage] = field(default_factory=list)
+    sealed_keys: dict[str, bytes] = field(default_factory=dict)
+    """Per core, the newest keys it drew from TEE entropy, sealed (what a host stores)."""
 
     def __post_init__(self) -> None:
         self.ledger.genesis_time = TEST_TIME
@@ -68,10 +70,16 @@ class Network:
         return PolicyVerifier(policy=Policy.development(), root=root)
 
     def add_core(
-        self, name: str, *, sealed_identity: bytes | None = None, config: CoreConfig | None = None
+        self,
+        name: str,
+        *,
+        sealed_identity: bytes | None = None,
+        sealed_keys: bytes | None = None,
+        config: CoreConfig | None = None,
     ) -> EnclaveCore:
         """A core replaying the chain so far; ``config`` replaces the network's (a host that
-        built its enclave from a configuration of its own choosing)."""
+        built its enclave from a configuration of its own choosing); ``sealed_keys`` are the
+        keys an earlier run of this identity drew (``sealed_keys[name]``)."""
         assert self.config is not None
         platform = self.platforms.get(name) or self._platform(name)
         self.platforms[name] = platform
@@ -82,6 +90,8 @@ class Network:
             verifier=self.verifier(),
             sealed_identity=sealed_identity,
         )
+        if sealed_keys is not None:
+            core.import_keys(sealed_keys)
         final = self.ledger.raw_blocks[: max(0, len(self.ledger.raw_blocks) - self.finality)]
         for block in final:  # a new worker replays the chain from genesis
             for message in core.apply_block(block):
@@ -111,6 +121,9 @@ class Network:
             if core.head is not None and core.head.number >= number:
                 continue
             outputs.extend(core.apply_block(block))
+            sealed = core.generated_keys()
+            if sealed is not None:  # as a host stores them, before it posts the egress
+                self.sealed_keys[name] = sealed
         for message in outputs:
             if self._post(message):
                 self.posted.append(message)

@@ -432,6 +432,7 @@ class WorkerHost:
             config=self.enclave_config,
             sealed_identity=sealed_identity,
             checkpoint=checkpoint,
+            sealed_keys=self.storage.load_keys(),
             io_kinds=io_kinds,
         )
 
@@ -621,6 +622,9 @@ class WorkerHost:
             self.metrics.blocks_applied.inc()
             self.metrics.head.set(block.header.number)
             self._head = applied.head
+            if applied.sealed_keys is not None:
+                # before the egress that announces them: a replay must find the same keys
+                self.storage.save_keys(applied.sealed_keys)
             if applied.egress and self._relay is not None:
                 self._relay.put(list(applied.egress))
             if applied.resync_ready:

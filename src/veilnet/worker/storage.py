@@ -143,6 +143,22 @@ class WorkerStorage:
     def save_identity(self, sealed: bytes) -> None:
         atomic_write(self.identity_path, sealed)
 
+    @property
+    def keys_path(self) -> Path:
+        return self.root / "keys.sealed"
+
+    def load_keys(self) -> bytes | None:
+        """Master keys and proposals the enclave drew from TEE entropy (sealed), or None."""
+        try:
+            return self.keys_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read sealed keys: {exc.strerror}") from exc
+
+    def save_keys(self, sealed: bytes) -> None:
+        atomic_write(self.keys_path, sealed)
+
     # --- checkpoints ---
 
     def _checkpoint_files(self) -> list[tuple[int, Path]]:

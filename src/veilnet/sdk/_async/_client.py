@@ -570,20 +570,28 @@ class AsyncClient(BaseClient):
     ) -> WorkerVerification:
         """Check that ``address`` is a registered, endorsed worker with an allowed measurement,
         and that it attests freshly (quote over its address and our nonce) under the network's
-        root. Cached per worker for ``WORKER_VERIFICATION_TTL_S``.
+        root. The registration and endorsement are read again at every new head this client
+        sees (a de-endorsed, removed or revoked worker is refused from the next block on); only
+        the attestation of one registration is reused, for ``WORKER_VERIFICATION_TTL_S``.
 
         Raises:
             WorkerUnverified: any check failed. ChainUnavailable: the registry could not be read.
         """
         worker = address if isinstance(address, Address) else Address.parse(address)
         now = time.monotonic()
-        if not refresh:
-            cached = self.cached_verification(worker, now)
-            if cached is not None and (cluster is None or cached.cluster == cluster):
-                return cached
-        record = await self.registry_record(WorkerRecord, worker)
-        allowed = bool(await self.registry_view("allowed_measurements", record.measurement))
+        head = await self.recent_head()
+        known = None if refresh else self.cached_registration(worker, head)
+        if known is None:
+            record = await self.registry_record(WorkerRecord, worker)
+            allowed = bool(await self.registry_view("allowed_measurements", record.measurement))
+            self.remember_registration(worker, head, record, allowed)
+        else:
+            record, allowed = known
         self.check_registration(worker, record, measurement_allowed=allowed, cluster=cluster)
+        if not refresh:
+            cached = self.cached_verification(worker, now, record.quote_hash)
+            if cached is not None and cached.cluster == record.cluster:
+                return cached
         url = url or self.worker_url(worker)
         if not url:
             raise WorkerUnverified(
@@ -611,7 +619,7 @@ class AsyncClient(BaseClient):
             url=url,
             at=int(time.time()),
         )
-        self.remember_verification(verification, now)
+        self.remember_verification(verification, now, record.quote_hash)
         return verification
 
     async def worker_health(self, url: str) -> dict[str, Any]:
