@@ -133,12 +133,7 @@ class WorkerStorage:
 
     def load_identity(self) -> bytes | None:
         """The sealed identity written by an earlier run, or None on first start."""
-        try:
-            return self.identity_path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot read identity: {exc.strerror}") from exc
+        return _read_optional(self.identity_path, "identity")
 
     def save_identity(self, sealed: bytes) -> None:
         atomic_write(self.identity_path, sealed)
@@ -149,12 +144,7 @@ class WorkerStorage:
 
     def load_keys(self) -> bytes | None:
         """Master keys and proposals the enclave drew from TEE entropy (sealed), or None."""
-        try:
-            return self.keys_path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot read sealed keys: {exc.strerror}") from exc
+        return _read_optional(self.keys_path, "sealed keys")
 
     def save_keys(self, sealed: bytes) -> None:
         atomic_write(self.keys_path, sealed)
@@ -214,3 +204,13 @@ class WorkerStorage:
     @property
     def relay_journal_path(self) -> Path:
         return self.root / RELAY_JOURNAL_FILE
+
+
+def _read_optional(path: Path, what: str) -> bytes | None:
+    """A file an earlier run wrote, or None when there is none yet."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot read {what}: {exc.strerror}") from exc
