@@ -1,5 +1,10 @@
 """The host's relay thread: takes egress produced by applied blocks and posts it through
-``EgressRelay`` in batches, retrying node outages and giving up on doomed messages."""
+``EgressRelay`` in batches, retrying until every message is on chain (or its slot used).
+
+A message is never dropped: while one is unposted the relay is not idle, so the host writes no
+checkpoint past the block that made it, and a restart replays that block and makes it again.
+Whatever the node answers (unreachable, JSON-RPC errors, a revert while an earlier message of
+the origin is missing), the batch is retried with a capped back-off."""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ from veilnet.worker.metrics import WorkerMetrics
 
 __all__ = ["RelayWorker"]
 
-_GIVE_UP_ROUNDS = 3
+MAX_BACKOFF_S = 8.0
+"""Longest wait between two tries of a batch the node keeps refusing."""
+_LOG_EVERY_ROUNDS = 10
 
 
 class RelayWorker:
@@ -31,7 +38,9 @@ class RelayWorker:
         metrics: WorkerMetrics,
         log: logging.LoggerAdapter[logging.Logger],
         on_settled: Callable[[], None],
+        backoff_s: float = ERROR_BACKOFF_S,
     ) -> None:
+        self._backoff_s = backoff_s
         self._relay = relay
         self._journal = journal
         self._metrics = metrics
@@ -96,18 +105,19 @@ class RelayWorker:
                 outcomes = self._relay.submit(list(todo.values()))
             except RPCUnavailable as exc:
                 self._log.warning("relay: node unavailable (%s); retrying", exc.code)
-                self._stop.wait(ERROR_BACKOFF_S)
+                self._stop.wait(self._backoff_s)
                 continue
-            except VeilnetError as exc:
+            except (VeilnetError, ValueError) as exc:  # ValueError: never postable, a bug
                 failures += 1
-                if failures >= _GIVE_UP_ROUNDS:
-                    self._log.error(
-                        "relay: giving up on %d egress message(s): %s", len(todo), exc.code
+                self._metrics.egress_failed.inc(len(todo))
+                if failures % _LOG_EVERY_ROUNDS == 1:
+                    self._log.warning(
+                        "relay: %d egress message(s) not posted yet (%s, try %d); retrying",
+                        len(todo),
+                        getattr(exc, "code", type(exc).__name__),
+                        failures,
                     )
-                    self._metrics.egress_failed.inc(len(todo))
-                    return
-                self._log.warning("relay: %s; retrying", exc.code)
-                self._stop.wait(ERROR_BACKOFF_S)
+                self._stop.wait(min(self._backoff_s * 2 ** min(failures - 1, 5), MAX_BACKOFF_S))
                 continue
             for outcome in outcomes:
                 self._metrics.egress_posted.labels(status=outcome.status).inc()

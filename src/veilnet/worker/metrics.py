@@ -43,7 +43,9 @@ class WorkerMetrics:
             registry=r,
         )
         self.egress_failed = Counter(
-            "veil_worker_egress_failed", "Egress messages the relay gave up on", registry=r
+            "veil_worker_egress_failed",
+            "Egress messages in a batch the node refused (retried)",
+            registry=r,
         )
         self.checkpoints = Counter(
             "veil_worker_checkpoints", "Checkpoints written to disk", registry=r
