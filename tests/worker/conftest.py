@@ -3,10 +3,13 @@ client helpers (deploy, command, query) built from ``veilnet.protocol.envelopes`
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +259,23 @@ def core_of(host: WorkerHost) -> EnclaveCore:
     assert isinstance(link, LocalEnclave), "only a local-mode enclave lets a test look inside"
     core: EnclaveCore = link.service.core
     return core
+
+
+def forward_rpc(upstream: urllib.parse.SplitResult, body: bytes) -> bytes:
+    """The chain node's answer to one JSON-RPC POST body (for test proxies in front of it)."""
+    conn = http.client.HTTPConnection(upstream.hostname or "", upstream.port, timeout=30)
+    try:
+        conn.request("POST", "/", body, {"Content-Type": "application/json"})
+        return conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def reply_json(handler: BaseHTTPRequestHandler, answer: bytes) -> None:
+    """Send ``answer`` as a JSON 200 reply and close (test proxies)."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(answer)))
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.wfile.write(answer)

@@ -3,7 +3,6 @@ in the middle), then comes back; every message lands exactly once, in order, non
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import urllib.parse
@@ -19,7 +18,7 @@ from veilnet.codec import abi_decode
 from veilnet.protocol import topics
 from veilnet.worker import WorkerHost, bootstrap_network, dev_measurement
 
-from .conftest import FINALITY, Net, deploy_counter
+from .conftest import FINALITY, Net, deploy_counter, forward_rpc, reply_json
 
 pytestmark = pytest.mark.slow
 
@@ -59,18 +58,8 @@ class _Forward(BaseHTTPRequestHandler):
             ]
             answer = json.dumps(refused if isinstance(request, list) else refused[0]).encode()
         else:
-            upstream = self.server.upstream
-            conn = http.client.HTTPConnection(upstream.hostname or "", upstream.port, timeout=30)
-            try:
-                conn.request("POST", "/", body, {"Content-Type": "application/json"})
-                answer = conn.getresponse().read()
-            finally:
-                conn.close()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+            answer = forward_rpc(self.server.upstream, body)
+        reply_json(self, answer)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

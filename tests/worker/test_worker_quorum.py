@@ -4,7 +4,6 @@ of the chain, TLS ended inside the core, the host relaying ciphertext; one or tw
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import ssl
 import threading
@@ -20,7 +19,7 @@ from eth_hash.auto import keccak
 from veilnet.chain.sequencer import trust_anchor
 from veilnet.protocol.chain import POLICY_RPC_QUORUM, ChainTrust
 
-from .conftest import FINALITY, Net
+from .conftest import FINALITY, Net, forward_rpc, reply_json
 
 pytestmark = pytest.mark.slow
 
@@ -51,21 +50,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        upstream = self.server.upstream
-        conn = http.client.HTTPConnection(upstream.hostname or "", upstream.port, timeout=10)
-        try:
-            conn.request("POST", "/", body, {"Content-Type": "application/json"})
-            answer = conn.getresponse().read()
-        finally:
-            conn.close()
+        answer = forward_rpc(self.server.upstream, body)
         if self.server.lies:
             answer = json.dumps(_lie(json.loads(answer), self.server.lies)).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(answer)
+        reply_json(self, answer)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
