@@ -46,7 +46,7 @@ def test_network_json_has_the_documented_fields(devnet: Devnet) -> None:
 
 
 def test_sdk_deploy_command_query(devnet: Devnet) -> None:
-    with Client.connect(devnet.network_file) as client:
+    with Client.connect(devnet.network_file, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.py", init={"start": 10})
         done = agent.command({"by": 5})
         assert done.applied and done.ok and done.result == 15
@@ -63,7 +63,7 @@ def test_sdk_deploy_command_query(devnet: Devnet) -> None:
 
 def test_async_client_twin(devnet: Devnet) -> None:
     async def scenario() -> tuple[int, int]:
-        async with AsyncClient.connect(devnet.network) as client:
+        async with AsyncClient.connect(devnet.network, allow_insecure_dev_tee=True) as client:
             agent = await client.deploy(EXAMPLES / "counter.js", init={"start": 1})
             first, second = await asyncio.gather(agent.command({"by": 1}), agent.command({"by": 2}))
             answer = await agent.query({})
@@ -74,7 +74,7 @@ def test_async_client_twin(devnet: Devnet) -> None:
 
 
 def test_attacks_over_http(devnet: Devnet) -> None:
-    with Client.connect(devnet.network) as client:
+    with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
         key = client.contract_key(agent.contract_id)
         url = next(iter(devnet.network["workers"].values()))
@@ -109,7 +109,9 @@ def _veil(args: list[str], network: Path) -> dict:
     commands = {"agent": agent, "status": status, "audit": audit, "keys": keys}
     runner = CliRunner()
     result = runner.invoke(
-        commands[args[0]], [*args[1:], "--network", str(network), "--json"], catch_exceptions=False
+        commands[args[0]],
+        [*args[1:], "--network", str(network), "--json", "--insecure-dev-tee"],
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout[result.stdout.index("{") :])
@@ -149,7 +151,7 @@ def test_cli_errors_are_one_line(devnet: Devnet) -> None:
 
 
 def test_key_rotation_keeps_commands_and_queries_working(devnet: Devnet) -> None:
-    with Client.connect(devnet.network) as client:
+    with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
         before = agent.key(refresh=True).epoch
         summary = _veil(["keys", "rotate", "--timeout", "30"], devnet.network_file)
@@ -163,7 +165,7 @@ def test_key_rotation_keeps_commands_and_queries_working(devnet: Devnet) -> None
 def test_sdk_on_anvil(tmp_path: Path) -> None:
     net = start_devnet(tmp_path, chain="anvil")
     try:
-        with Client.connect(net.network) as client:
+        with Client.connect(net.network, allow_insecure_dev_tee=True) as client:
             agent = client.deploy(EXAMPLES / "counter.js", init={"start": 2})
             assert agent.command({"by": 1}).result == 3
             assert agent.query({}).value["count"] == 3

@@ -40,11 +40,16 @@ def test_veil_commands_as_processes_against_veil_devnet_on_anvil(tmp_path: Path)
     )  # fmt: skip
     network = data / "network.json"
 
-    def veil(*args: str) -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-m", "veilnet.cli", *args, "--network", str(network), "--json"],
+    def run(*args: str, trust_dev_root: bool = True) -> subprocess.CompletedProcess[str]:
+        flag = ["--insecure-dev-tee"] if trust_dev_root else []
+        return subprocess.run(
+            [sys.executable, "-m", "veilnet.cli", *args, "--network", str(network), "--json",
+             *flag],
             cwd=REPO, capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
+
+    def veil(*args: str) -> dict[str, Any]:
+        done = run(*args)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         result: dict[str, Any] = json.loads(done.stdout)
         return result
@@ -58,6 +63,10 @@ def test_veil_commands_as_processes_against_veil_devnet_on_anvil(tmp_path: Path)
         sent = veil("agent", "command", contract, '{"by": 2}', "--wait")
         assert sent["applied"] and sent["ok"]
         answer = veil("agent", "query", contract, "{}")
+        # the dev root is trusted only when the user says so, never by network.json alone
+        refused = run("agent", "query", contract, "{}", trust_dev_root=False)
+        assert refused.returncode != 0 and "sdk_worker_unverified" in refused.stderr
+        assert "--insecure-dev-tee" in refused.stderr
         assert answer["verified"] and answer["value"]["count"] == 3
         status = veil("status")
         assert len(status["workers"]) == 3 and all(w["attested"] for w in status["workers"])

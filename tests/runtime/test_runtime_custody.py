@@ -319,3 +319,32 @@ def test_a_gatekeeper_replaying_from_genesis_reuses_its_sealed_keys(net: Network
         forgetful.apply_block(block)  # its egress would only be refused: nothing is posted
     assert any("master key landed from another gatekeeper" in d for d in forgetful.diverged)
     assert net.ledger.master not in {k.address.raw for k in forgetful.keys.masters.values()}
+
+
+def test_a_query_keeps_the_key_it_was_prepared_with(net: Network) -> None:
+    """The host prepares a query under its lock and runs it outside; a block applied in
+    between may destroy the epoch's keys. The query still answers with the key it opened."""
+    import json as json_module
+
+    from veilnet.protocol import envelopes as proto
+    from veilnet.testing.network import certified_query
+
+    contract = net.deploy(OWNER, "py", RANDOM_AGENT, salt=b"\x06" * 32)
+    w1 = net.cores["w1"]
+    ephemeral = SecretKey.derive(b"\x44" * 32, "ephemeral")
+    request, session = certified_query(
+        net, ALICE, contract, ephemeral=ephemeral, request_id=b"\x01" * 32, kind="call", body=b"{}"
+    )
+    prepared = w1.prepare_query(request)
+    w1.keys.forget_cluster_epoch(C1, w1.contracts[contract].epoch)  # the window just closed
+    raw = w1.run_query(prepared)
+    assert net.config is not None
+    answer = json_module.loads(
+        proto.open_response(
+            proto.QueryResponse.from_bytes(raw),
+            domain=net.config.response_domain,
+            session=session.keys,
+            expected_request_id=b"\x01" * 32,
+        )
+    )
+    assert answer["ok"] is True and isinstance(answer["result"], float)

@@ -46,6 +46,7 @@ class Local:
         return NetworkConfig.from_json(doc)
 
     def client(self, wallet: Wallet = ALICE, **kwargs: object) -> BaseClient:
+        kwargs.setdefault("allow_insecure_dev_tee", True)  # the test network's dev root
         return BaseClient(self.config(), wallet=wallet, **kwargs)  # type: ignore[arg-type]
 
     def key(self) -> ContractKey:

@@ -428,10 +428,28 @@ def test_fresh_attestation_verifies_under_the_dev_root(local: Local) -> None:
 def test_a_worker_built_from_another_configuration_is_refused(local: Local, digest: str) -> None:
     """The live quote binds the enclave's configuration digest: a worker whose enclave was
     built for another network configuration (or a client with none to compare) fails."""
-    client = BaseClient(local.config(config_digest=digest), wallet=ALICE)
+    client = BaseClient(
+        local.config(config_digest=digest), wallet=ALICE, allow_insecure_dev_tee=True
+    )
     nonce = os.urandom(32)
     with pytest.raises(WorkerUnverified):
         _verify(client, local, _attestation(local, nonce), nonce)
+
+
+def test_the_dev_root_is_trusted_only_when_the_user_says_so(local: Local) -> None:
+    """network.json says ``insecure_dev_tee`` (any parent folder may hold one): that alone
+    trusts nothing; the same genuine dev attestation verifies once the user opts in."""
+    nonce = os.urandom(32)
+    document = _attestation(local, nonce)
+    careful = BaseClient(local.config(insecure_dev_tee=True), wallet=ALICE)
+    assert not careful.insecure_dev_tee
+    with pytest.raises(WorkerUnverified) as info:
+        _verify(careful, local, document, nonce)
+    assert "allow_insecure_dev_tee=True" in info.value.message
+    opted_in = BaseClient(
+        local.config(insecure_dev_tee=True), wallet=ALICE, allow_insecure_dev_tee=True
+    )
+    assert _verify(opted_in, local, document, nonce).tee == "tdx"
 
 
 @pytest.mark.parametrize("problem", ["old_nonce", "other_worker", "intel_root", "malformed"])

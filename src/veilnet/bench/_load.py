@@ -142,7 +142,9 @@ async def _serve(
         agents = []
         plains = []
         for _ in range(clients):
-            client = await stack.enter_async_context(AsyncClient.connect(network))
+            client = await stack.enter_async_context(
+                AsyncClient.connect(network, allow_insecure_dev_tee=True)  # the bench's devnet
+            )
             agents.append(client.agent(contract))
             plains.append(await stack.enter_async_context(httpx.AsyncClient()))
 

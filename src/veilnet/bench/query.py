@@ -142,7 +142,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
     pool: QueryPool | None = None
     try:
         devnet.start()
-        with Client.connect(devnet.network) as client:
+        with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
             agent = client.deploy(examples_dir() / _AGENT, init={"start": 1})
             first = agent.query({})
             first_query_s = time.monotonic() - began
@@ -242,7 +242,10 @@ def _bench(quick: bool) -> dict[str, Any]:
             info = parent.recv()
             if "error" in info:
                 raise RuntimeError(f"the bench network failed: {info['error']}")
-            with Client.connect(info["network"]) as client, httpx.Client() as http:
+            with (
+                Client.connect(info["network"], allow_insecure_dev_tee=True) as client,
+                httpx.Client() as http,
+            ):
                 agent = client.agent(info["contract"])
                 wired_url, bare_url = info["wired"], info["bare"]
                 split = Address.parse(info["split"])

@@ -17,8 +17,27 @@ from veilnet.cli._output import console, emit, err_console, json_option
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+INSECURE_DEV_TEE = "veil.insecure_dev_tee"
+"""Where ``--insecure-dev-tee`` leaves its value for ``open_client`` (click context meta)."""
+
+
+def _remember_dev_tee(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[INSECURE_DEV_TEE] = value
+    return value
+
+
 def network_options(fn: F) -> F:
-    """``--network F`` (default ``$VEIL_NETWORK``, then ``.devnet/network.json``) and ``--key``."""
+    """``--network F`` (default ``$VEIL_NETWORK``, then ``.devnet/network.json``), ``--key`` and
+    ``--insecure-dev-tee``."""
+    fn = click.option(
+        "--insecure-dev-tee",
+        is_flag=True,
+        envvar="VEIL_INSECURE_DEV_TEE",
+        expose_value=False,
+        callback=_remember_dev_tee,
+        help="Trust the INSECURE development TEE root of a devnet ($VEIL_INSECURE_DEV_TEE=1). "
+        "Never on by itself: network.json alone does not turn it on.",
+    )(fn)
     fn = click.option(
         "--key",
         "key",
@@ -43,7 +62,9 @@ def open_client(network: Path | None, key: str | None) -> Iterator[Any]:
     """A synchronous SDK client; dev-TEE networks are flagged on stderr."""
     from veilnet.sdk import Client
 
-    client = Client.connect(network, wallet=key)
+    context = click.get_current_context(silent=True)
+    insecure = bool(context is not None and context.meta.get(INSECURE_DEV_TEE))
+    client = Client.connect(network, wallet=key, allow_insecure_dev_tee=insecure)
     if client.insecure_dev_tee:
         err_console.print(
             "[dim]network uses the INSECURE development TEE root (devnet)[/dim]", highlight=False

@@ -102,8 +102,9 @@ async def _tour(devnet: Devnet, report: Callable[[DemoStep], None]) -> list[Demo
     steps: list[DemoStep] = []
     folder = examples_dir()
     users = list(devnet.network["dev_accounts"].values())
-    alice = AsyncClient.connect(devnet.network, wallet=users[0])
-    bob = AsyncClient.connect(devnet.network, wallet=users[1])
+    # the devnet's own dev-TEE root, trusted on purpose (a demo of the devnet it started)
+    alice = AsyncClient.connect(devnet.network, wallet=users[0], allow_insecure_dev_tee=True)
+    bob = AsyncClient.connect(devnet.network, wallet=users[1], allow_insecure_dev_tee=True)
 
     async def step(title: str, body: Callable[[DemoStep], Awaitable[None]]) -> None:
         item = DemoStep(title=title)

@@ -434,6 +434,8 @@ class Devnet:
         """A synchronous SDK client of this devnet."""
         from veilnet.sdk import Client
 
+        # this devnet made the dev TEE's root itself: trusting it here is the user's own choice
+        kwargs.setdefault("allow_insecure_dev_tee", True)
         client = Client.connect(self.network, **kwargs)
         try:
             yield client

@@ -43,6 +43,9 @@ class Snapshot:
     values: dict[str, bytes]
     secrets: dict[str, str]
     epoch: int
+    key: SecretKey | None = None
+    """The contract key of ``epoch``, taken with the snapshot: a query runs outside the core
+    lock, and the block applied meanwhile may destroy that epoch's keys."""
 
 
 class QueryIO:
@@ -169,6 +172,10 @@ class AgentHost:
         return self.core.state.runtimes[self.contract_id]
 
     def _key(self) -> SecretKey:
+        if self.snapshot is not None and self.contract_id in self.snapshot:
+            taken = self.snapshot[self.contract_id]
+            if taken.key is not None:
+                return taken.key
         contract = self.core.state.contracts[self.contract_id]
         epoch = contract.epoch
         if self.snapshot is not None and self.contract_id in self.snapshot:

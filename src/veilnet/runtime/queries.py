@@ -189,6 +189,7 @@ def snapshot(core: CoreContext, cluster_id: bytes) -> dict[bytes, Snapshot]:
                 values=dict(state.runtimes[cid].state.values),
                 secrets=dict(state.runtimes[cid].secrets),
                 epoch=info.epoch,
+                key=core.keys.contract_key(cluster_id, cid, info.epoch),
             )
             for cid, info in state.contracts.items()
             if info.cluster == cluster_id and cid in state.runtimes

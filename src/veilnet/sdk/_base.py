@@ -163,8 +163,10 @@ class BaseClient:
         wallet: signs transactions and query certificates; defaults to the first dev account.
         freshness_blocks: how far behind ``head - finality`` a response's block may be.
         max_confidence: worst endorsement confidence level accepted (1 best .. 5 worst).
-        allow_insecure_dev_tee: accept the network's development attestation root. ``None``
-            follows ``network.json`` (``insecure_dev_tee``, devnets only).
+        allow_insecure_dev_tee: trust the INSECURE development attestation root of a devnet
+            (its ``network.json``'s ``network_seed`` / ``attestation_root_ca``). Off unless you
+            pass ``True``: a field in a ``network.json``, which may come from any parent
+            folder, never turns it on (the CLI's ``--insecure-dev-tee``).
     """
 
     def __init__(
@@ -174,7 +176,7 @@ class BaseClient:
         wallet: Wallet | bytes | str | None = None,
         freshness_blocks: int = C.DEFAULT_FRESHNESS_BLOCKS,
         max_confidence: int = C.MAX_CONFIDENCE_LEVEL,
-        allow_insecure_dev_tee: bool | None = None,
+        allow_insecure_dev_tee: bool = False,
         head_cache_s: float = C.HEAD_CACHE_S,
     ) -> None:
         self.config = config
@@ -182,9 +184,7 @@ class BaseClient:
         self.wallet = self._wallet(config, wallet)
         self.freshness_blocks = freshness_blocks
         self.max_confidence = max_confidence
-        self.insecure_dev_tee = (
-            config.insecure_dev_tee if allow_insecure_dev_tee is None else allow_insecure_dev_tee
-        )
+        self.insecure_dev_tee = allow_insecure_dev_tee is True
         self.addresses = ChainAddresses(
             chain_id=config.chain_id, registry=config.registry, bus=config.bus
         )
@@ -741,8 +741,15 @@ class BaseClient:
                 expected_report_data=expected,
             )
         except VeilnetError as exc:
+            hint = ""
+            if self.config.insecure_dev_tee and not self.insecure_dev_tee:
+                hint = (
+                    "; this network runs the INSECURE development TEE: trust its root only on "
+                    "purpose (allow_insecure_dev_tee=True, CLI --insecure-dev-tee)"
+                )
             raise WorkerUnverified(
-                f"{worker.hex}: attestation failed ({exc.code}: {exc.message})", worker=worker.hex
+                f"{worker.hex}: attestation failed ({exc.code}: {exc.message}){hint}",
+                worker=worker.hex,
             ) from exc
         if not report.accepted:
             raise WorkerUnverified(

@@ -86,7 +86,7 @@ class Client(BaseClient):
         timeout: float = C.HTTP_TIMEOUT_S,
         freshness_blocks: int = C.DEFAULT_FRESHNESS_BLOCKS,
         max_confidence: int = C.MAX_CONFIDENCE_LEVEL,
-        allow_insecure_dev_tee: bool | None = None,
+        allow_insecure_dev_tee: bool = False,
         head_cache_s: float = C.HEAD_CACHE_S,
         rate_limit_wait_s: float = C.RATE_LIMIT_WAIT_S,
     ) -> None:
