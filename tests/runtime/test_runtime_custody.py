@@ -348,3 +348,17 @@ def test_a_query_keeps_the_key_it_was_prepared_with(net: Network) -> None:
         )
     )
     assert answer["ok"] is True and isinstance(answer["result"], float)
+
+
+def test_the_replay_cache_is_bounded_by_time_with_no_scan_per_query() -> None:
+    from veilnet.runtime.queries import ReplayCache
+
+    cache = ReplayCache()
+    for i in range(1000):
+        cache.remember_query(i.to_bytes(4, "big"), expires=100 + i % 10, now=50)
+    assert len(cache.seen) == 1000
+    cache.remember_query(b"late", expires=300, now=104)  # blocks 100..103 have expired
+    assert len(cache.seen) == 601 and b"late" in cache.seen
+    assert (5).to_bytes(4, "big") in cache.seen and (3).to_bytes(4, "big") not in cache.seen
+    cache.forget_expired(400)
+    assert cache.seen == {}

@@ -23,5 +23,3 @@ MAX_MEMOISED_CONTRACT_KEYS: Final = 4096
 """Derived contract keys a keyring keeps (each query needs one; deriving costs ~80 µs)."""
 MAX_MEMOISED_QUERY_SESSIONS: Final = 10_000
 """Query sessions (one per client certificate, contract and epoch) kept, oldest dropped first."""
-MAX_REMEMBERED_QUERIES: Final = 100_000
-"""Answered request ids kept before expired ones are swept (see issue on bounded replay)."""

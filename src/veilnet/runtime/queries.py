@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import heapq
 import hmac
 import json
 from dataclasses import dataclass, field
@@ -60,12 +61,21 @@ class PreparedQuery:
 
 
 class ReplayCache:
-    """Request ids already answered (per wallet), and certificates already verified."""
+    """Request ids already answered (per wallet), and certificates already verified.
 
-    __slots__ = ("certificates", "seen")
+    A request id is remembered until its certificate expires (at most
+    ``QUERY_CERT_MAX_BLOCKS`` ahead), so the cache is bounded by time; expired ids are dropped
+    by expiry block, oldest first, each once: no query pays for a scan of the whole cache.
+    """
+
+    __slots__ = ("_expiries", "_expiring", "certificates", "seen")
 
     def __init__(self) -> None:
         self.seen: dict[bytes, int] = {}
+        self._expiring: dict[int, list[bytes]] = {}
+        """Expiry block → the replay keys that expire then."""
+        self._expiries: list[int] = []
+        """A heap of the expiry blocks in ``_expiring``."""
         self.certificates: dict[bytes, None] = {}
         """Digests of certificate bytes (signature included) already verified: clients reuse
         one certificate for many queries; expiry is still checked on every query."""
@@ -76,9 +86,21 @@ class ReplayCache:
         self.certificates[digest] = None
 
     def remember_query(self, replay_key: bytes, expires: int, now: int) -> None:
-        if len(self.seen) > constants.MAX_REMEMBERED_QUERIES:
-            self.seen = {k: v for k, v in self.seen.items() if v >= now}
+        self.forget_expired(now)
         self.seen[replay_key] = expires
+        bucket = self._expiring.get(expires)
+        if bucket is None:
+            bucket = self._expiring[expires] = []
+            heapq.heappush(self._expiries, expires)
+        bucket.append(replay_key)
+
+    def forget_expired(self, now: int) -> None:
+        """Drop the ids whose certificates expired before block ``now`` (they cannot be used
+        again anyway: an expired certificate is refused first)."""
+        while self._expiries and self._expiries[0] < now:
+            for key in self._expiring.pop(heapq.heappop(self._expiries)):
+                if self.seen.get(key, now) < now:
+                    del self.seen[key]
 
 
 def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQuery:
