@@ -99,11 +99,36 @@ def test_replayed_nonce_is_rejected(network: Network, counter: bytes) -> None:
     before = _digest(network, counter)
     replay = _push(network, counter, payload, ALICE.address.raw)
     assert replay.error.code == "runtime_command_replayed"
-    older = _sealed(network, counter, _call(ALICE.address.raw, 4, {"by": 1}))
-    assert (
-        _push(network, counter, older, ALICE.address.raw).error.code == "runtime_command_replayed"
-    )
     assert _digest(network, counter) == before
+    # a lower nonce inside the window is another command (landing late): it applies, once
+    older = _sealed(network, counter, _call(ALICE.address.raw, 4, {"by": 1}))
+    assert _push(network, counter, older, ALICE.address.raw).ok
+    again = _push(network, counter, older, ALICE.address.raw)
+    assert again.error.code == "runtime_command_replayed"
+
+
+def test_two_clients_of_one_wallet_and_commands_out_of_order_all_apply_once(
+    network: Network, counter: bytes
+) -> None:
+    """The SDK's nonces are nanosecond clock readings: two clients of one wallet never pick the
+    same one, and whichever lands first, both apply; outside the window a nonce is refused."""
+    from veilnet.runtime.constants import COMMAND_NONCE_WINDOW
+
+    base = 1_765_000_000 * 10**9
+    client_b = _sealed(network, counter, _call(ALICE.address.raw, base + 7_000, {"by": 2}))
+    client_a = _sealed(network, counter, _call(ALICE.address.raw, base + 3_000, {"by": 1}))
+    assert _push(network, counter, client_b, ALICE.address.raw).ok  # the later one lands first
+    assert _push(network, counter, client_a, ALICE.address.raw).ok
+    for payload in (client_a, client_b):
+        assert _push(network, counter, payload, ALICE.address.raw).error.code == (
+            "runtime_command_replayed"
+        )
+    stale = _sealed(
+        network, counter, _call(ALICE.address.raw, base - COMMAND_NONCE_WINDOW, {"by": 1})
+    )
+    assert _push(network, counter, stale, ALICE.address.raw).error.code == (
+        "runtime_command_replayed"
+    )
 
 
 def test_agent_failure_charges_nothing_but_records_error(network: Network, counter: bytes) -> None:
@@ -114,7 +139,7 @@ def test_agent_failure_charges_nothing_but_records_error(network: Network, count
     assert outcome.error.code == "sandbox_agent_error"
     assert _digest(network, counter) == before
     # the nonce is spent even though the command failed: it cannot be replayed later
-    assert network.cores["w1"].runtimes[counter].nonces[ALICE.address.raw] == 1
+    assert network.cores["w1"].runtimes[counter].nonce_used(ALICE.address.raw, 1)
 
 
 def test_pause_resume_upgrade_transfer(network: Network, counter: bytes) -> None:

@@ -28,7 +28,8 @@ from veilnet.runtime.replicated import (
 
 CHECKPOINT_VERSION: Final = 4
 """2: one ``ReplicatedState`` object, typed outcomes, enum lifecycles. 3: the sealed height
-(rollback anchor) and flagged identities. 4: the master-key address of every rotation."""
+(rollback anchor) and flagged identities. 4: the master-key address of every rotation, and
+the window of used command nonces per sender."""
 
 
 # ---- the sealed identity -------------------------------------------------------------------
@@ -70,6 +71,7 @@ def _runtime_plain(
     return {
         "entries": entries,
         "nonces": [[s, n] for s, n in sorted(runtime.nonces.items())],
+        "recent": [[s, list(n)] for s, n in sorted(runtime.recent.items())],
         "outcomes": [[s, o.to_bytes()] for s, o in runtime.outcomes.items()],
         "secrets": [[n, v] for n, v in sorted(runtime.secrets.items())],
     }
@@ -109,6 +111,7 @@ def import_state(core: CoreContext, plain: dict[str, Any]) -> ReplicatedState:
         runtime = contracts.new_runtime(core, cid, key)
         runtime.state.import_sealed(key.symmetric("state"), data["entries"])
         runtime.nonces = dict(data["nonces"])
+        runtime.recent = {s: tuple(n) for s, n in data["recent"]}
         runtime.outcomes = {seq: OutcomeRecord.from_bytes(o) for seq, o in data["outcomes"]}
         runtime.secrets = dict(data["secrets"])
         state.runtimes[cid] = runtime

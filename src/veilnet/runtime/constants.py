@@ -16,6 +16,12 @@ from veilnet.protocol.enclave import (
 
 FIRST_CLUSTER_EPOCH: Final = 1
 MAX_OUTCOMES_PER_CONTRACT: Final = 4096
+COMMAND_NONCE_WINDOW: Final = 600 * 10**9
+"""How far below a sender's highest used nonce a command may still land (the SDK's nonces are
+nanosecond clock readings: ten minutes), so two clients of one wallet, or commands that land
+out of order, all apply; each nonce still applies once."""
+MAX_RECENT_NONCES: Final = 1024
+"""Used nonces a contract keeps per sender inside the window; past it the oldest close it."""
 """Command outcomes kept per contract for senders to fetch (oldest dropped first)."""
 MAX_CACHED_CERTIFICATES: Final = 10_000
 """Verified query certificates remembered (oldest forgotten first)."""

@@ -220,9 +220,9 @@ def execute_command(
         return OutcomeRecord.failure(
             CommandRejected.code, "envelope was made for another sender", sender=sender
         )
-    if command.nonce <= runtime.nonces.get(sender, -1):
+    if runtime.nonce_used(sender, command.nonce):
         return OutcomeRecord.failure(CommandReplayed.code, "nonce already used", sender=sender)
-    runtime.set_nonce(sender, command.nonce)
+    runtime.use_nonce(sender, command.nonce)
     if command.kind == "secret":
         return set_secret(contract, runtime, sender, command.body)
     if command.kind != "call":

@@ -58,12 +58,15 @@ class ContractRuntime:
     Every change goes through a method, so the block journal can undo it.
     """
 
-    __slots__ = ("_journal", "nonces", "outcomes", "secrets", "state")
+    __slots__ = ("_journal", "nonces", "outcomes", "recent", "secrets", "state")
 
     def __init__(self, state: ContractState, journal: Journal) -> None:
         self.state = state
         self._journal = journal
         self.nonces: dict[bytes, int] = {}
+        """Per sender, the floor: no nonce at or below it applies (again)."""
+        self.recent: dict[bytes, tuple[int, ...]] = {}
+        """Per sender, the nonces above its floor already used (sorted)."""
         self.outcomes: dict[int, OutcomeRecord] = {}
         self.secrets: dict[str, str] = {}
 
@@ -71,15 +74,34 @@ class ContractRuntime:
         if not self._journal.wants(self):  # copy once per block, not once per change
             return
         nonces, outcomes, secrets = dict(self.nonces), dict(self.outcomes), dict(self.secrets)
+        recent = dict(self.recent)
 
         def restore() -> None:
             self.nonces, self.outcomes, self.secrets = nonces, outcomes, secrets
+            self.recent = recent
 
         self._journal.note_object(self, restore)
 
-    def set_nonce(self, sender: bytes, nonce: int) -> None:
+    def nonce_used(self, sender: bytes, nonce: int) -> bool:
+        """Whether ``nonce`` may not apply: at or below the floor, a window or more below the
+        highest used, or used already."""
+        floor = self.nonces.get(sender, -1)
+        recent = self.recent.get(sender, ())
+        highest = recent[-1] if recent else floor
+        return nonce <= max(floor, highest - constants.COMMAND_NONCE_WINDOW) or nonce in recent
+
+    def use_nonce(self, sender: bytes, nonce: int) -> None:
+        """Mark ``nonce`` used; the floor rises to keep the window and the list bounded."""
         self._note()
-        self.nonces[sender] = nonce
+        used = sorted((*self.recent.get(sender, ()), nonce))
+        floor = self.nonces.get(sender, -1)
+        while used and (
+            len(used) > constants.MAX_RECENT_NONCES
+            or used[0] <= used[-1] - constants.COMMAND_NONCE_WINDOW
+        ):
+            floor = used.pop(0)
+        self.nonces[sender] = floor
+        self.recent[sender] = tuple(used)
 
     def set_secret(self, name: str, value: str) -> None:
         self._note()
