@@ -362,3 +362,27 @@ def test_the_replay_cache_is_bounded_by_time_with_no_scan_per_query() -> None:
     assert (5).to_bytes(4, "big") in cache.seen and (3).to_bytes(4, "big") not in cache.seen
     cache.forget_expired(400)
     assert cache.seen == {}
+
+
+def test_a_query_answered_by_one_worker_cannot_be_replayed_at_another(net: Network) -> None:
+    """The client names the worker inside the sealed query; the others of the cluster refuse
+    it, so a captured query is answered once, by the worker it was sent to."""
+    from veilnet.protocol.errors import QueryRejected
+    from veilnet.testing.network import certified_query
+
+    contract = _counter(net)
+    request, _ = certified_query(
+        net,
+        ALICE,
+        contract,
+        ephemeral=SecretKey.derive(b"\x45" * 32, "ephemeral"),
+        request_id=b"\x02" * 32,
+        kind="call",
+        body=b"{}",
+        worker=net.cores["w1"].address,
+    )
+    net.cores["w1"].query(request)
+    with pytest.raises(QueryRejected, match="already used"):
+        net.cores["w1"].query(request)
+    with pytest.raises(QueryRejected, match="another worker"):
+        net.cores["w2"].query(request)

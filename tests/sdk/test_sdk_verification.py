@@ -478,3 +478,21 @@ def test_errors_carry_codes_and_no_plaintext(local: Local) -> None:
     with pytest.raises(VeilnetError) as info:
         client.open(pending, bad.to_bytes())
     assert "hunter2" not in str(info.value) and "hunter2" not in json.dumps(info.value.to_json())
+
+
+def test_the_sdk_addresses_each_query_to_one_worker(local: Local) -> None:
+    """The SDK names the worker it sends a query to: another replica refuses the same bytes."""
+    from veilnet.protocol.errors import QueryRejected
+
+    client = local.client()
+    w1, w2 = local.net.cores["w1"], local.net.cores["w2"]
+    pending = client.build_query(
+        local.key(),
+        kind="call",
+        body=b"{}",
+        head=w1.head.number,
+        worker=w1.keys.identity.address,
+    )
+    with pytest.raises(QueryRejected, match="another worker"):
+        w2.query(pending.request)
+    client.open(pending, w1.query(pending.request))

@@ -178,6 +178,9 @@ class QueryPlaintext(Record):
     certificate_digest: bytes
     kind: str
     body: bytes
+    worker: bytes = b""
+    """The worker the client sent it to (the SDK always names one): any other worker refuses
+    it, so a captured query cannot be replayed at another replica of the cluster."""
 
 
 @record("query.request")
@@ -302,9 +305,12 @@ def build_query(
     request_id: bytes,
     kind: str,
     body: bytes,
+    worker: bytes = b"",
 ) -> bytes:
-    """Client side: the bytes to POST to a worker's ``/v1/query``."""
-    plaintext = QueryPlaintext(certificate_digest=certificate.digest, kind=kind, body=body)
+    """Client side: the bytes to POST to a worker's ``/v1/query`` (``worker``: its address)."""
+    plaintext = QueryPlaintext(
+        certificate_digest=certificate.digest, kind=kind, body=body, worker=worker
+    )
     ciphertext = session.keys.seal(plaintext.to_bytes(), request_id=request_id, direction="request")
     return QueryRequest(
         contract_id=session.contract_id,

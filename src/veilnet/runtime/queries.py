@@ -171,6 +171,8 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
         raise QueryRejected("malformed query") from exc
     if not hmac.compare_digest(inner.certificate_digest, cert_digest):
         raise QueryRejected("query was made under another certificate")
+    if inner.worker and inner.worker != core.address:
+        raise QueryRejected("query is addressed to another worker")
     replay_key = cert.wallet + parsed.request_id
     if replay_key in replay.seen:
         raise QueryRejected("request id was already used")

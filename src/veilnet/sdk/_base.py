@@ -420,8 +420,11 @@ class BaseClient:
         head: int,
         wallet: Wallet | None = None,
         request_id: bytes | None = None,
+        worker: Address | None = None,
     ) -> PendingQuery:
-        """Seal a query (``kind`` "call" with JSON body, or "outcome" with a command seq).
+        """Seal a query (``kind`` "call" with JSON body, or "outcome" with a command seq),
+        addressed to ``worker`` (no other worker answers it: a captured query cannot be
+        replayed at another replica).
 
         Raises:
             RequestTooLarge: the sealed request exceeds what workers accept.
@@ -436,6 +439,7 @@ class BaseClient:
             request_id=rid,
             kind=kind,
             body=body,
+            worker=b"" if worker is None else worker.raw,
         )
         if len(request) > C.MAX_QUERY_REQUEST:
             raise RequestTooLarge(

@@ -256,6 +256,7 @@ def certified_query(
     kind: str,
     body: bytes,
     expires_in: int = 100,
+    worker: bytes = b"",
 ) -> tuple[bytes, proto.ClientSession]:
     """A query to ``contract_id`` under a fresh certificate of ``wallet`` for ``ephemeral``, and
     the client session whose keys open its answer."""
@@ -275,7 +276,12 @@ def certified_query(
         secret=hashlib.sha256(b"session" + request_id).digest(),
     )
     request = proto.build_query(
-        session=session, certificate=certificate, request_id=request_id, kind=kind, body=body
+        session=session,
+        certificate=certificate,
+        request_id=request_id,
+        kind=kind,
+        body=body,
+        worker=worker,
     )
     return request, session
 
@@ -295,7 +301,14 @@ def query_core(
     request_id = hashlib.sha256(ephemeral.public.x25519 + json.dumps(msg).encode()).digest()
     body = encode(msg) if kind == "outcome" else json.dumps(msg).encode()
     request, session = certified_query(
-        net, wallet, contract_id, ephemeral=ephemeral, request_id=request_id, kind=kind, body=body
+        net,
+        wallet,
+        contract_id,
+        ephemeral=ephemeral,
+        request_id=request_id,
+        kind=kind,
+        body=body,
+        worker=net.cores[worker].address,
     )
     raw = net.cores[worker].query(request, io=io)
     assert net.config is not None

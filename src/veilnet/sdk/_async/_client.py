@@ -486,16 +486,25 @@ class AsyncClient(BaseClient):
         while True:
             key = await self.contract_key(contract_id)
             head = await self.recent_head()
-            pending = self.build_query(key, kind=kind, body=body, head=head, wallet=wallet)
+            request_id = os.urandom(C.REQUEST_ID_BYTES)
             workers = await self._workers_for(key.cluster)
             if worker is not None:
                 workers = [w for w in workers if w[0] == worker] or [
                     (worker, self.worker_url(worker) or "")
                 ]
-            start = pending.request_id[0] % len(workers)
+            start = request_id[0] % len(workers)
             failures: list[str] = []
             lagging = False
             for address, url in workers[start:] + workers[:start]:
+                pending = self.build_query(
+                    key,
+                    kind=kind,
+                    body=body,
+                    head=head,
+                    wallet=wallet,
+                    request_id=request_id,
+                    worker=address,
+                )
                 try:
                     raw = await self._post_query(url, pending.request)
                 except WorkerUnavailable as exc:

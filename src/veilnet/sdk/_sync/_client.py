@@ -485,16 +485,25 @@ class Client(BaseClient):
         while True:
             key = self.contract_key(contract_id)
             head = self.recent_head()
-            pending = self.build_query(key, kind=kind, body=body, head=head, wallet=wallet)
+            request_id = os.urandom(C.REQUEST_ID_BYTES)
             workers = self._workers_for(key.cluster)
             if worker is not None:
                 workers = [w for w in workers if w[0] == worker] or [
                     (worker, self.worker_url(worker) or "")
                 ]
-            start = pending.request_id[0] % len(workers)
+            start = request_id[0] % len(workers)
             failures: list[str] = []
             lagging = False
             for address, url in workers[start:] + workers[:start]:
+                pending = self.build_query(
+                    key,
+                    kind=kind,
+                    body=body,
+                    head=head,
+                    wallet=wallet,
+                    request_id=request_id,
+                    worker=address,
+                )
                 try:
                     raw = self._post_query(url, pending.request)
                 except WorkerUnavailable as exc:
