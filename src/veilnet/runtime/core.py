@@ -258,7 +258,7 @@ class EnclaveCore:
         core = self._core
         head = core.state.head
         floor = core.config.chain_trust.anchor_number if head is None else head.number
-        lightclient.certified_hashes(core.certified, found, floor)
+        lightclient.remember_certified(core.certified, found, floor)
 
     # ------------------------------------------------------------------ queries ------------
 

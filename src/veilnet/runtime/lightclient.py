@@ -27,7 +27,7 @@ from veilnet.protocol.errors import BlockRejected, BlockUnproven, FinalityUnprov
 from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.quorum import QuorumPolicy, RPCEndpoint
 
-__all__ = ["MAX_CERTIFIED", "certified_hashes", "prove_block", "quorum_policy"]
+__all__ = ["MAX_CERTIFIED", "prove_block", "quorum_policy", "remember_certified"]
 
 MAX_CERTIFIED: Final = 4_096
 """Block hashes an ``rpc-quorum`` core keeps certified ahead of its head."""
@@ -134,7 +134,7 @@ def _events(
         raise BlockUnproven(f"logs: {exc.message}", block=fields.number) from exc
 
 
-def certified_hashes(certified: dict[int, bytes], found: dict[int, bytes], head: int) -> None:
+def remember_certified(certified: dict[int, bytes], found: dict[int, bytes], head: int) -> None:
     """Keep newly certified hashes above ``head``, bounded (oldest dropped first)."""
     for number in [n for n in certified if n <= head]:
         del certified[number]

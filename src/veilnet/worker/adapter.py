@@ -1,5 +1,5 @@
-"""Translation of the chain's typed events into the core's input records, table-driven: each chain
-event class maps to the runtime record of the same name (egress is posted as the core made it)."""
+"""The host's decoded chain events as the core's event records, table-driven (same class names).
+Tools and tests compare decoders with it; the core receives raw blocks and decodes them itself."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def to_core_event(event: cm.ChainEvent) -> ev.ChainEvent | None:
 
 
 def to_core_block(block: cm.Block) -> ev.Block:
-    """A proven chain block as the core's input (header fields the core may use, events)."""
+    """The host's decoded view of a block in the core's records (what the core itself derives
+    from the raw block; the host never hands the core this)."""
     header = ev.BlockHeader(
         number=block.header.number,
         hash=block.header.hash,

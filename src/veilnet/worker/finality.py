@@ -13,11 +13,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from veilnet.chain.errors import RPCError, RPCUnavailable
 from veilnet.chain.model import Block
 from veilnet.chain.sequencer import SequencerClient
 from veilnet.codec import CodecError
-from veilnet.errors import VeilnetError
 from veilnet.protocol import enclave as wire
 from veilnet.protocol.chain import ChainBlock
 from veilnet.worker.enclave import Enclave
@@ -130,8 +128,3 @@ class TLSRelayHost:
             sockets, self._sockets = list(self._sockets.values()), {}
         for sock in sockets:
             sock.close()
-
-
-def evidence_errors() -> tuple[type[Exception], ...]:
-    """What a failed evidence fetch raises: the host retries later, nothing is applied."""
-    return (RPCError, RPCUnavailable, VeilnetError)
