@@ -875,6 +875,9 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     gk1, gk2 = secret("gk"), secret("gk2")
     gk2_address = twin.worker("gk2")
     twin.register(gk2_address)
+    _reverted(twin.add_gatekeeper(gk2_address, by=twin.admin), "gatekeeper not endorsed")
+    quote_hash = twin.ledger.workers[gk2_address].quote_hash
+    twin.post(master, encode_endorse(Address(gk2_address), 1, quote_hash))
     _accepted(twin.add_gatekeeper(gk2_address, by=twin.admin), ev.GatekeeperAdded)
     new = twin.enclave_key("master-1")
     _rejected(twin.post(gk1, encode_rotation_propose(1, new.address, b"m1")))

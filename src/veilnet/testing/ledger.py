@@ -278,6 +278,8 @@ class LedgerSim:
             raise Revert("not a registered worker")
         if gatekeeper in self.gatekeepers:
             raise Revert("already a gatekeeper")
+        if self.workers[gatekeeper].confidence == 0 and self.master:
+            raise Revert("gatekeeper not endorsed")
         self.gatekeepers.add(gatekeeper)
         self.pending.append(ev.GatekeeperAdded(gatekeeper=gatekeeper))
 

@@ -256,6 +256,11 @@ def add_gatekeeper(gatekeeper: address):
     assert not self.rotation_locked, "rotation in progress"
     assert self.origin_kind[gatekeeper] == KIND_WORKER, "not a registered worker"
     assert not self.gatekeepers[gatekeeper], "already a gatekeeper"
+    # gatekeepers receive the master key: only endorsed workers, except the genesis gatekeeper
+    # (named before any master key exists, so before anyone could endorse it)
+    assert (
+        self.workers[gatekeeper].confidence > 0 or self.master_key_address == empty(address)
+    ), "gatekeeper not endorsed"
     self.gatekeepers[gatekeeper] = True
     self.gatekeeper_count += 1
     log GatekeeperAdded(gatekeeper=gatekeeper)
