@@ -22,9 +22,8 @@ from veilnet.chain.model import Block, BlockHeader, ChainAddresses, ChainEvent, 
 from veilnet.chain.proofs import (
     EMPTY_TRIE_ROOT,
     bloom_may_contain,
-    encode_receipt,
-    header_rlp,
     verify_header,
+    verify_header_rlp,
     verify_receipts,
 )
 from veilnet.chain.rpc import JSONRPCClient, from_hex, from_quantity, to_quantity
@@ -43,6 +42,8 @@ class Follower:
         finality_depth: confirmations a block needs before it is yielded (default 2).
         parent_hash: hash of block ``start_block - 1`` if known (from a checkpoint); otherwise
             it is read from the node at the first poll.
+        decode_events: decode the Registry and Bus logs into ``Block.events``; a worker host
+            turns it off (its core decodes the raw receipts itself).
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class Follower:
         finality_depth: int = DEFAULT_FINALITY_DEPTH,
         parent_hash: bytes | None = None,
         max_blocks: int = MAX_BLOCKS_PER_POLL,
+        decode_events: bool = True,
     ) -> None:
         if start_block < 0 or finality_depth < 0 or max_blocks < 1:
             raise ValueError("start_block, finality_depth must be >= 0 and max_blocks >= 1")
@@ -63,6 +65,7 @@ class Follower:
         self.next_block = start_block
         self.last_hash = parent_hash
         self._max_blocks = max_blocks
+        self._decode_events = decode_events
         self._watch = (addresses.registry.raw, addresses.bus.raw)
 
     def poll(self) -> list[Block]:
@@ -89,10 +92,10 @@ class Follower:
         parent = self.last_hash
         if self.last_hash is None and first > 0:
             parent = verify_header(_require(docs.pop(0), first - 1))
-        headers: list[tuple[dict[str, Any], BlockHeader, bytes]] = []
+        headers: list[tuple[bytes, BlockHeader, bytes]] = []
         for number, doc in zip(numbers, docs, strict=True):
             doc = _require(doc, number)
-            block_hash = verify_header(doc)
+            block_hash, raw_header = verify_header_rlp(doc)
             if from_quantity(doc["number"]) != number:
                 raise ParentHashMismatch("node returned the wrong block number", block=number)
             parent_hash = from_hex(doc["parentHash"])
@@ -107,7 +110,7 @@ class Follower:
                 timestamp=from_quantity(doc["timestamp"]),
                 receipts_root=from_hex(doc["receiptsRoot"]),
             )
-            headers.append((doc, header, from_hex(doc["logsBloom"])))
+            headers.append((raw_header, header, from_hex(doc["logsBloom"])))
             parent = block_hash
         wanted = [
             header.number
@@ -121,25 +124,25 @@ class Follower:
             )
             receipts_by_block = dict(zip(wanted, fetched, strict=True))
         blocks = []
-        for doc, header, _ in headers:
+        for raw_header, header, _ in headers:
             receipts = receipts_by_block.get(header.number)
             events: tuple[ChainEvent, ...] = ()
             raw_receipts: tuple[bytes, ...] = ()
             if receipts is not None:
                 if not isinstance(receipts, list):
                     raise LogProofFailed("node returned no receipts", block=header.number)
-                verify_receipts(
+                raw_receipts = verify_receipts(
                     receipts, expected_root=header.receipts_root, block_hash=header.hash
                 )
-                events = self._events(header, receipts)
-                raw_receipts = tuple(encode_receipt(receipt) for receipt in receipts)
+                if self._decode_events:
+                    events = self._events(header, receipts)
             elif header.receipts_root != EMPTY_TRIE_ROOT and header.number in wanted:
                 raise LogProofFailed("node returned no receipts", block=header.number)
             blocks.append(
                 Block(
                     header=header,
                     events=events,
-                    raw_header=header_rlp(doc),
+                    raw_header=raw_header,
                     raw_receipts=raw_receipts,
                 )
             )

@@ -3,7 +3,7 @@ With these, a host cannot change, drop, reorder or inject a log without the foll
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import rlp
@@ -11,6 +11,7 @@ from eth_hash.auto import keccak
 
 from veilnet.chain.errors import HeaderHashMismatch, LogProofFailed
 from veilnet.chain.rpc import from_hex, from_quantity
+from veilnet.protocol.chain import bloom_may_contain
 from veilnet.protocol.chain import receipts_root as chain_receipts_root
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "header_rlp",
     "receipts_root",
     "verify_header",
+    "verify_header_rlp",
     "verify_receipts",
 ]
 
@@ -79,16 +81,22 @@ def _field(value: Any, kind: str) -> Any:
 
 def verify_header(doc: Mapping[str, Any]) -> bytes:
     """The block hash, after checking the header fields hash to it; else HeaderHashMismatch."""
+    return verify_header_rlp(doc)[0]
+
+
+def verify_header_rlp(doc: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """(block hash, RLP header), after checking the header fields hash to the claimed hash;
+    else HeaderHashMismatch. The RLP is what the core re-hashes itself."""
     try:
         claimed = from_hex(doc["hash"])
-        computed = header_hash(doc)
+        encoded = header_rlp(doc)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HeaderHashMismatch("block header is malformed") from exc
-    if computed != claimed:
+    if keccak(encoded) != claimed:
         raise HeaderHashMismatch(
             "block header fields do not hash to the block hash", block=doc.get("number")
         )
-    return claimed
+    return claimed, encoded
 
 
 def encode_receipt(receipt: Mapping[str, Any]) -> bytes:
@@ -118,10 +126,12 @@ def receipts_root(receipts: Sequence[Mapping[str, Any]]) -> bytes:
 
 def verify_receipts(
     receipts: Sequence[Mapping[str, Any]], *, expected_root: bytes, block_hash: bytes
-) -> None:
-    """Raise LogProofFailed unless the receipts hash to ``expected_root`` and are the block's."""
+) -> tuple[bytes, ...]:
+    """The receipts' EIP-2718 bytes (what the core rebuilds the trie from), after checking they
+    hash to ``expected_root`` and are the block's; else LogProofFailed."""
     try:
-        computed = receipts_root(receipts)
+        encoded = tuple(encode_receipt(receipt) for receipt in receipts)
+        computed = chain_receipts_root(encoded)
         for index, receipt in enumerate(receipts):
             if from_quantity(receipt["transactionIndex"]) != index:
                 raise LogProofFailed("receipts out of order")
@@ -133,14 +143,4 @@ def verify_receipts(
         raise LogProofFailed("receipts are malformed") from exc
     if computed != expected_root:
         raise LogProofFailed("receipts do not match the block's receipts root")
-
-
-def bloom_may_contain(bloom: bytes, items: Iterable[bytes]) -> bool:
-    """Whether a 2048-bit logs bloom may contain any of ``items`` (addresses or topics)."""
-    value = int.from_bytes(bloom, "big")
-    for item in items:
-        digest = keccak(item)
-        bits = [((digest[i] << 8) | digest[i + 1]) & 2047 for i in (0, 2, 4)]
-        if all(value >> bit & 1 for bit in bits):
-            return True
-    return False
+    return encoded

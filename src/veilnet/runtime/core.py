@@ -221,21 +221,14 @@ class EnclaveCore:
         core.commit()
         return core.outbox.drain()
 
-    def certify(self, numbers: Sequence[int], relay: Relay) -> dict[int, bytes]:
+    def ask_quorum(self, numbers: Sequence[int], relay: Relay) -> dict[int, bytes]:
         """Under ``rpc-quorum``: ask the policy's HTTPS endpoints, through ``relay`` (which
-        carries only ciphertext), for the hashes of ``numbers``, and keep those k of n agree on
-        for ``apply_block``. Reads the head once and stores the result at the end, so a caller
-        may run the I/O outside its lock and ``keep_certified`` inside it instead.
+        carries only ciphertext), for the hashes of ``numbers`` above the head. Changes nothing
+        in the core, so a caller runs this I/O outside its lock and ``keep_certified`` inside.
 
-        Returns the newly certified {number: hash}. Raises QuorumNotReached (none certified),
+        Returns the {number: hash} k of n agree on. Raises QuorumNotReached (none certified),
         ValueError (not an rpc-quorum network, or too many numbers).
         """
-        found = self.ask_quorum(numbers, relay)
-        self.keep_certified(found)
-        return found
-
-    def ask_quorum(self, numbers: Sequence[int], relay: Relay) -> dict[int, bytes]:
-        """The I/O half of ``certify``: changes nothing in the core."""
         core = self._core
         trust = core.config.chain_trust
         if trust.policy != POLICY_RPC_QUORUM:
@@ -254,7 +247,8 @@ class EnclaveCore:
         )
 
     def keep_certified(self, found: dict[int, bytes]) -> None:
-        """Remember certified hashes above the head (bounded)."""
+        """Remember hashes ``ask_quorum`` certified, above the head (bounded), for
+        ``apply_block``."""
         core = self._core
         head = core.state.head
         floor = core.config.chain_trust.anchor_number if head is None else head.number

@@ -17,6 +17,7 @@ Every failure raises a ``BlockRejected`` subclass before anything is applied.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import Final
 
@@ -145,6 +146,7 @@ def remember_certified(certified: dict[int, bytes], found: dict[int, bytes], hea
         del certified[min(certified)]
 
 
+@functools.lru_cache(maxsize=8)
 def quorum_policy(trust: chain.ChainTrust) -> QuorumPolicy:
     """The ``rpc-quorum`` policy a ``ChainTrust`` names (endpoints as ``host[:port][/path]``)."""
     endpoints = []

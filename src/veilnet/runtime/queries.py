@@ -99,8 +99,7 @@ class ReplayCache:
         again anyway: an expired certificate is refused first)."""
         while self._expiries and self._expiries[0] < now:
             for key in self._expiring.pop(heapq.heappop(self._expiries)):
-                if self.seen.get(key, now) < now:
-                    del self.seen[key]
+                del self.seen[key]  # each id is remembered once: a second use is refused
 
 
 def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQuery:

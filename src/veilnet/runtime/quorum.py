@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -90,6 +91,8 @@ class QuorumPolicy:
     threshold: int
     ca_pem: bytes = field(repr=False)
     block_tag: str = "finalized"
+    context: ssl.SSLContext = field(init=False, repr=False, compare=False)
+    """The TLS client context trusting only ``ca_pem``, built once with the policy."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.endpoints, tuple) or not all(
@@ -106,7 +109,8 @@ class QuorumPolicy:
             raise ValueError("threshold must be in 1..len(endpoints)")
         if self.block_tag not in BLOCK_TAGS:
             raise ValueError(f"block_tag must be one of {sorted(BLOCK_TAGS)}")
-        client_context(self.ca_pem)  # a bad bundle is a configuration error, found here
+        # a bad bundle is a configuration error, found here; the context serves every call
+        object.__setattr__(self, "context", client_context(self.ca_pem))
 
 
 class _Refused(Exception):
@@ -155,7 +159,7 @@ def certify(
         raise ValueError("chain_id must be positive")
     if isinstance(at, bool) or not isinstance(at, int):
         raise TypeError("at must be an int (unix seconds)")
-    context = client_context(policy.ca_pem)
+    context = policy.context
     body = _batch(policy.block_tag, wanted)
     max_bytes = ANSWER_BYTES_BASE + ANSWER_BYTES_PER_BLOCK * len(wanted)
     vouches: list[dict[int, bytes]] = []

@@ -563,6 +563,7 @@ class WorkerHost:
                 start_block=start,
                 finality_depth=self.config.finality_depth,
                 parent_hash=parent,
+                decode_events=False,  # the core decodes the raw receipts itself
             )
         self._chain_head = from_quantity(client.call("eth_blockNumber"))
         self.metrics.chain_head.set(self._chain_head)
