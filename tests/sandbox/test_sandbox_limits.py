@@ -10,75 +10,20 @@ import pytest
 
 from veilnet.sandbox import AgentRuntime, Limits
 from veilnet.sandbox.testing import MemoryHost
+from veilnet.testing.hostile import HOSTILE, hostile_agent
 
 _SHARED = runpy.run_path(str(Path(__file__).with_name("scenario_runner.py")))
 EXAMPLES = _SHARED["EXAMPLES"]
 TEST_LIMITS = _SHARED["TEST_LIMITS"]
-
-HOSTILE: dict[str, tuple[str, str, str]] = {
-    # name: (js handle body, python handle body, expected code)
-    "infinite_loop": ("while (true) {}", "while True:\n        pass", "sandbox_out_of_fuel"),
-    "caught_infinite_loop": (
-        "try { while (true) {} } catch (e) { return 1; }",
-        "try:\n        while True:\n            pass\n    except Exception:\n        return 1",
-        "sandbox_out_of_fuel",
-    ),
-    "memory_bomb": (
-        "const a = []; while (true) { a.push(new ArrayBuffer(1 << 20)); }",
-        "a = []\n    while True:\n        a.append([len(a)] * 100000)",
-        "sandbox_memory_limit",
-    ),
-    "deep_recursion": (
-        "function f(n) { return f(n + 1) + 1; } return f(0);",
-        "def f(n):\n        return f(n + 1) + 1\n    return f(0)",
-        "sandbox_call_depth",
-    ),
-    "caught_recursion_py_sticky": (
-        "function f(n) { return f(n + 1) + 1; } return f(0);",
-        "def f(n):\n        return f(n + 1) + 1\n    try:\n        return f(0)\n    except Exception:\n        return 0",
-        "sandbox_call_depth",
-    ),
-    "huge_output": (
-        "return 'x'.repeat(300000);",
-        "return 'x' * 300000",
-        "sandbox_payload_too_large",
-    ),
-    "fetch_in_command": (
-        "return fetch({url: 'https://example.com'});",
-        "return http.fetch({'url': 'https://example.com'})",
-        "sandbox_forbidden",
-    ),
-    "caught_fetch_in_command": (
-        "try { return http.fetch({url: 'x'}); } catch (e) { return 'caught'; }",
-        "try:\n        return http.fetch({'url': 'x'})\n    except Exception:\n        return 'caught'",
-        "sandbox_forbidden",
-    ),
-    "too_many_events": (
-        "for (let i = 0; i < 1000; i++) emit(i); return 1;",
-        "for i in range(1000):\n        emit(i)\n    return 1",
-        "sandbox_host_call_limit",
-    ),
-    "too_many_host_calls": (
-        "for (let i = 0; i < 1000; i++) state.get('k'); return 1;",
-        "for i in range(1000):\n        state.get('k')\n    return 1",
-        "sandbox_host_call_limit",
-    ),
-    "throws": ("throw new Error('boom');", "raise ValueError('boom')", "sandbox_agent_error"),
-}
-
-
-def _agent(language: str, body: str) -> bytes:
-    if language == "js":
-        return f"export function handle(cmd) {{ state.set('touched', 1); {body} }}".encode()
-    return f"def handle(cmd):\n    state.set('touched', 1)\n    {body}\n".encode()
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_agent_fails_deterministically(
     runtime: AgentRuntime, net: MemoryHost, language: str, case: str
 ) -> None:
-    js, py, code = HOSTILE[case]
-    net.deploy("bad", language, _agent(language, js if language == "js" else py))
+    js, py, js_code, py_code = HOSTILE[case]
+    code = js_code if language == "js" else py_code
+    net.deploy("bad", language, hostile_agent(language, js if language == "js" else py))
     before = net.state_digest()
     first = net.run("bad", "handle", {}).outcome
     second = net.run("bad", "handle", {}).outcome
@@ -90,7 +35,7 @@ def test_hostile_agent_fails_deterministically(
     # A fresh runtime cuts off at exactly the same point.
     with AgentRuntime(default_limits=TEST_LIMITS) as other:
         replica = MemoryHost(other, limits=TEST_LIMITS)
-        replica.deploy("bad", language, _agent(language, js if language == "js" else py))
+        replica.deploy("bad", language, hostile_agent(language, js if language == "js" else py))
         third = replica.run("bad", "handle", {}).outcome
     assert third.error is not None and (third.error.code, third.fuel_used) == (
         code,
@@ -174,12 +119,12 @@ def test_limits_are_configurable_per_cluster(runtime: AgentRuntime, language: st
     net = MemoryHost(runtime, limits=tight)
     body = "let s = 0; for (let i = 0; i < 50000; i++) { s += i; } return s;"
     py = "s = 0\n    for i in range(50000):\n        s += i\n    return s"
-    net.deploy("loop", language, _agent(language, body if language == "js" else py))
+    net.deploy("loop", language, hostile_agent(language, body if language == "js" else py))
     out = net.run("loop", "handle", {}).outcome
     assert out.error is not None and out.error.code == "sandbox_out_of_fuel"
     assert out.fuel_used == tight.fuel
     roomy = MemoryHost(runtime, limits=TEST_LIMITS)
-    roomy.deploy("loop", language, _agent(language, body if language == "js" else py))
+    roomy.deploy("loop", language, hostile_agent(language, body if language == "js" else py))
     assert roomy.run("loop", "handle", {}).outcome.result == sum(range(50000))
 
 

@@ -209,8 +209,9 @@ def test_no_key_material_on_disk_or_in_logs(
 
 
 class _FlakyEngine:
-    """The real engine, except that invocations asking for it abort the way the sandbox's
-    wall-clock backstop does (non-deterministic: the core refuses to record anything)."""
+    """The real engine, except that invocations asking for it abort the way a crashed engine
+    does (non-deterministic: the core refuses to record anything; the wall-clock backstop is a
+    charged failure instead, tests/runtime/test_runtime_hostile.py)."""
 
     def __init__(self, inner: Any, failures: int) -> None:
         self.inner = inner
@@ -222,11 +223,11 @@ class _FlakyEngine:
     def invoke(
         self, agent: Any, entry: Any, payload: Any, host: Any, ctx: Any, limits: Any = None
     ) -> Any:
-        from veilnet.sandbox import SandboxTimeout
+        from veilnet.sandbox.errors import SandboxInternalError
 
         if isinstance(payload, dict) and payload.get("flaky") and self.failures > 0:
             self.failures -= 1
-            raise SandboxTimeout("the wall-clock backstop fired")
+            raise SandboxInternalError("the engine crashed")
         return self.inner.invoke(agent, entry, payload, host, ctx, limits)
 
 

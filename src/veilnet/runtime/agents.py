@@ -21,6 +21,7 @@ from veilnet.sandbox.errors import (
     SandboxCallDepth,
     SandboxCompileError,
     SandboxError,
+    SandboxTimeout,
 )
 from veilnet.sandbox.interfaces import (
     CallResult,
@@ -108,8 +109,13 @@ def invoke(
 ) -> OutcomeRecord:
     """Run a command-mode entry point and commit its writes (and its nested calls' writes).
 
+    The wall-clock backstop is recorded as a failed command charged the whole fuel budget, so
+    that it can never halt a worker: fuel stops every agent long before it (see
+    ``sandbox/_pymeter.py``), so a hit means a machine far slower than the reference, and a
+    replica that disagrees shows in the comparison of state commitments.
+
     Raises:
-        SandboxError: a non-deterministic failure (the wall-clock backstop): the block fails.
+        SandboxError: a non-deterministic failure of the engine: the block fails.
     """
     ctx = context_for(header, contract_id, caller, entry.mode)
     journal = CallJournal()
@@ -117,6 +123,10 @@ def invoke(
     try:
         outcome = core.engine.invoke(
             load_agent(core, contract_id), entry, payload, host, ctx, core.config.limits
+        )
+    except SandboxTimeout as exc:
+        return OutcomeRecord.failure(
+            exc.code, exc.message, sender=caller, fuel=core.config.limits.fuel
         )
     except SandboxError as exc:
         if not exc.deterministic:

@@ -23,6 +23,7 @@ import pydantic_monty as monty
 from veilnet.sandbox import constants as c
 from veilnet.sandbox._bridge import Bridge, failure
 from veilnet.sandbox._pyast import CheckedSource, check_and_instrument
+from veilnet.sandbox._pymeter import base_prelude
 from veilnet.sandbox.errors import (
     SandboxAgentError,
     SandboxCallDepth,
@@ -43,21 +44,13 @@ _FIXED_CLOCK = datetime(2000, 1, 1, tzinfo=UTC)
 """Monty's frozen clock (the agent cannot import ``time``; ``ctx.block_timestamp`` is the clock)."""
 
 _PRELUDE = """
-_veil_fuel = [0, %(load_ticks)d]
 _veil_flags = []
 _veil_w = {}
 _veil_ev = []
 _veil_host_ticks = %(host_ticks)d
 
-def _veil_tick(n):
-    f = _veil_fuel
-    f[0] += n
-    if f[0] > f[1]:
-        raise RuntimeError("veil:out_of_fuel")
-    return True
-
 def _veil_guard(e):
-    if _veil_fuel[0] > _veil_fuel[1]:
+    if _veil_used > _veil_limit:
         raise e
     if isinstance(e, (RecursionError, MemoryError, TimeoutError)):
         _veil_flags.append(type(e).__name__)
@@ -70,7 +63,7 @@ def _veil_range(a, b=None, s=1):
 
 def _veil_call_host(op, args):
     _veil_tick(_veil_host_ticks)
-    return _veil_host(op, args, _veil_fuel[0])
+    return _veil_host(op, args, _veil_used)
 
 class _VeilState:
     def get(self, key):
@@ -144,8 +137,8 @@ def call(contract_id, msg):
 """
 
 _DRIVER = """
-_veil_fuel[0] = 0
-_veil_fuel[1] = _veil_lim
+_veil_used = 0
+_veil_limit = _veil_lim
 ctx = _VeilCtx(_veil_c)
 %(seed)s
 try:
@@ -153,7 +146,7 @@ try:
     _veil_out = {"ok": True, "r": _veil_r, "w": [[k, _veil_w[k]] for k in _veil_w], "e": _veil_ev}
 except Exception as _veil_x:
     _veil_out = {"ok": False, "type": type(_veil_x).__name__, "msg": str(_veil_x)[:200]}
-_veil_out["t"] = _veil_fuel[0]
+_veil_out["t"] = _veil_used
 _veil_out["f"] = _veil_flags
 _veil_out
 """
@@ -217,10 +210,11 @@ class PythonEngine:
         blob = agent.dumps.get(key)
         if blob is not None:
             return blob
-        prelude = _PRELUDE % {
-            "load_ticks": _LOAD_TICKS,
-            "host_ticks": c.HOST_CALL_FUEL // c.PY_FUEL_PER_TICK,
-        }
+        prelude = (
+            base_prelude(_LOAD_TICKS)
+            + _PRELUDE % {"host_ticks": c.HOST_CALL_FUEL // c.PY_FUEL_PER_TICK}
+            + agent.checked.wrappers
+        )
         try:
             with self._checkout(limits) as session:
                 session.feed_run(prelude, print_callback=_discard)

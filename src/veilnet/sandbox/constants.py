@@ -5,10 +5,11 @@ from typing import Final
 
 DEFAULT_FUEL: Final = 1_000_000_000
 """Fuel per invocation. JS: wasm instructions (wasmtime fuel). Python: metered ticks times
-``PY_FUEL_PER_TICK`` (a tick per loop iteration, function call, comprehension step, range item)."""
+``PY_FUEL_PER_TICK`` (ticks follow real cost: see ``sandbox/_pymeter.py``); about 1 s either way."""
 
-PY_FUEL_PER_TICK: Final = 100
-"""Fuel charged per Python tick, so one budget means roughly the same work in both languages."""
+PY_FUEL_PER_TICK: Final = 50
+"""Fuel charged per Python tick (about 50 ns of Monty work), so one budget means roughly the
+same time in both languages."""
 
 HOST_CALL_FUEL: Final = 10_000
 """Fuel charged per host call on top of the guest's own work (both languages)."""

@@ -18,9 +18,10 @@
     └── SandboxInternalError         sandbox_internal_error    engine crash or a bug of ours
 
 Every ``SandboxError`` is deterministic: every replica reaches the same one at the same point, so
-the runtime charges the fee, records the failure and changes no state. ``SandboxTimeout`` and
-``SandboxInternalError`` are not: the runtime must abort without committing or recording anything
-(the command is retried or the worker flagged), because another replica may have succeeded.
+the runtime charges the fee, records the failure and changes no state. ``SandboxInternalError``
+is not: the runtime aborts the block without committing anything. ``SandboxTimeout`` (the
+wall-clock backstop, which metering keeps out of reach) is recorded as a failed command charged
+the whole budget, so that it can never halt a worker.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ class SandboxCompileError(SandboxError):
 
 
 class SandboxTimeout(Unavailable):
-    """The wall-clock backstop fired. Not deterministic: abort without committing or recording."""
+    """The wall-clock backstop fired. Not deterministic; in command mode the runtime records it as a
+    failure charged the whole fuel budget rather than halt (queries just fail)."""
 
     code = "sandbox_timeout"
     deterministic: ClassVar[bool] = False
