@@ -23,6 +23,8 @@ class CheckedSource:
     imports_random: bool
     wrappers: str
     """Monty source of the metering wrappers this agent uses (see ``_pymeter.wrappers``)."""
+    operators: frozenset[str]
+    """The operator and comparison wrappers its source calls (see ``_pymeter.base_prelude``)."""
 
 
 def _is_dunder(name: str) -> bool:
@@ -522,8 +524,10 @@ def check_and_instrument(code: str) -> CheckedSource:
     )
     rewriter = _Rewriter(checker.modules)
     metered = ast.fix_missing_locations(_Ticker().visit(rewriter.visit(tree)))
+    source = ast.unparse(metered)
     return CheckedSource(
-        source=ast.unparse(metered),
+        source=source,
+        operators=frozenset(m.OPERATOR_WRAPPER.findall(source)),
         entries=entries,
         imports_random=checker.imports_random,
         wrappers=m.wrappers(

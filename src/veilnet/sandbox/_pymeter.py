@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from typing import Final
 
 CHARS_PER_TICK: Final = 8
@@ -55,6 +56,9 @@ rebind these names."""
 
 MODULE_CONSTANTS: Final = frozenset({"pi", "e", "tau", "inf", "nan"})
 """Module attributes an agent may read as values (everything else of a module must be called)."""
+
+OPERATOR_WRAPPER: Final = re.compile(r"_veil_[oiuc]_[a-z]+")
+"""Names of the operator, in-place and comparison wrappers (emitted by ``_pyast``)."""
 
 _DATA_ATTRIBUTES: Final = frozenset({"real", "imag", "numerator", "denominator"})
 
@@ -509,8 +513,9 @@ def wrappers(builtins: frozenset[str], methods: frozenset[str], attributes: froz
     return "".join(parts)
 
 
-def base_prelude(load_ticks: int) -> str:
-    """The cost functions every Python agent session starts with."""
+def base_prelude(load_ticks: int, operators: frozenset[str]) -> str:
+    """The cost functions a Python agent session starts with: every helper, and of the operator
+    and comparison wrappers only those in ``operators`` (each is restored on every call)."""
     values = {
         "load_ticks": load_ticks,
         "cpt": CHARS_PER_TICK,
@@ -528,4 +533,9 @@ def base_prelude(load_ticks: int) -> str:
     sums = "".join(
         _SUM_TEMPLATE.format(name=name, statement=statement) for name, statement in _SUMS.items()
     )
-    return text.replace("%(compares)s", compares).replace("%(sums)s", sums)
+    text = text.replace("%(compares)s", compares).replace("%(sums)s", sums)
+    in_place = {"_veil_o_" + name[8:] for name in operators if name.startswith("_veil_i_")}
+    needed = operators | in_place
+    header, *functions = text.split("\ndef ")
+    kept = [f for f in functions if not OPERATOR_WRAPPER.match(f) or f.split("(", 1)[0] in needed]
+    return "\ndef ".join([header, *kept])

@@ -211,7 +211,7 @@ class PythonEngine:
         if blob is not None:
             return blob
         prelude = (
-            base_prelude(_LOAD_TICKS)
+            base_prelude(_LOAD_TICKS, agent.checked.operators)
             + _PRELUDE % {"host_ticks": c.HOST_CALL_FUEL // c.PY_FUEL_PER_TICK}
             + agent.checked.wrappers
         )
