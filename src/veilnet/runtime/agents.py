@@ -115,7 +115,7 @@ def invoke(
     replica that disagrees shows in the comparison of state commitments.
 
     Raises:
-        SandboxError: a non-deterministic failure of the engine: the block fails.
+        SandboxInternalError: the engine failed (not deterministic): the block fails.
     """
     ctx = context_for(header, contract_id, caller, entry.mode)
     journal = CallJournal()
@@ -128,9 +128,7 @@ def invoke(
         return OutcomeRecord.failure(
             exc.code, exc.message, sender=caller, fuel=core.config.limits.fuel
         )
-    except SandboxError as exc:
-        if not exc.deterministic:
-            raise
+    except SandboxError as exc:  # every SandboxError is deterministic
         return OutcomeRecord.failure(exc.code, exc.message, sender=caller)
     if outcome.error is not None:
         return OutcomeRecord.failure(

@@ -43,13 +43,13 @@ class _Checker(ast.NodeVisitor):
         self.imports_random = False
         self._class_depth = 0
         self._finally_depth = 0
+        walked = list(ast.walk(tree))
         self.modules = frozenset(
             alias.asname or alias.name.split(".")[0]
-            for node in ast.walk(tree)
+            for node in walked
             if isinstance(node, ast.Import)
             for alias in node.names
         )
-        walked = list(ast.walk(tree))
         self._bases = {id(n.value) for n in walked if isinstance(n, ast.Attribute)}
         self._called = {id(n.func) for n in walked if isinstance(n, ast.Call)}
 
@@ -405,7 +405,7 @@ class _Rewriter(ast.NodeTransformer):
         for value in node.values:
             if isinstance(value, ast.FormattedValue):
                 value.value = self.visit(value.value)
-        return _call("_veil_post", node)
+        return _call("_veil_sized", node)
 
     def visit_Assign(self, node: ast.Assign) -> ast.stmt:
         self.generic_visit(node)

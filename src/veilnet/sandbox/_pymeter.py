@@ -136,17 +136,11 @@ def _veil_sz(v):
         return len(v)
     return 0
 
-def _veil_post(r):
+def _veil_sized(r):
     n = _veil_sz(r)
     if n:
         _veil_tick(n)
     return r
-
-def _veil_sized(v):
-    n = _veil_sz(v)
-    if n:
-        _veil_tick(n)
-    return v
 
 def _veil_kinds(xs):
     # The element types of a container; the scan costs ~160 ns an element, so it is charged.
@@ -278,19 +272,23 @@ def _veil_repcost(s, n):
         return n * len(s) // 8 + 1
     return 1
 
-def _veil_o_mul(a, b):
+def _veil_mulcharge(a, b):
     ta = type(a)
     tb = type(b)
     if ta is int and tb is int:
         if not (-_veil_M < a < _veil_M and -_veil_M < b < _veil_M):
             _veil_tick(_veil_mulcost(_veil_words(a), _veil_words(b)))
-        return a * b
-    if ta is float or tb is float:
-        return a * b
-    if ta is int:
+    elif ta is float or tb is float:
+        return
+    elif ta is int:
         _veil_tick(_veil_repcost(b, a))
     elif tb is int:
         _veil_tick(_veil_repcost(a, b))
+
+def _veil_o_mul(a, b):
+    if type(a) is int and type(b) is int and -_veil_M < a < _veil_M and -_veil_M < b < _veil_M:
+        return a * b
+    _veil_mulcharge(a, b)
     return a * b
 
 def _veil_o_pow(a, b):
@@ -310,13 +308,13 @@ def _veil_o_floordiv(a, b):
     if type(a) is int and type(b) is int and -_veil_M < a < _veil_M and -_veil_M < b < _veil_M:
         return a // b
     _veil_divide(a, b)
-    return _veil_post(a // b)
+    return _veil_sized(a // b)
 
 def _veil_o_mod(a, b):
     if type(a) is int and type(b) is int and -_veil_M < a < _veil_M and -_veil_M < b < _veil_M:
         return a % b
     _veil_divide(a, b)
-    return _veil_post(a % b)
+    return _veil_sized(a % b)
 
 def _veil_o_div(a, b):
     if type(a) is int and type(b) is int and -_veil_M < a < _veil_M and -_veil_M < b < _veil_M:
@@ -326,40 +324,32 @@ def _veil_o_div(a, b):
 
 %(sums)s
 def _veil_o_rshift(a, b):
-    return _veil_post(a >> b)
+    return _veil_sized(a >> b)
 
 def _veil_o_and(a, b):
-    return _veil_post(a & b)
+    return _veil_sized(a & b)
 
 def _veil_o_or(a, b):
-    return _veil_post(a | b)
+    return _veil_sized(a | b)
 
 def _veil_o_xor(a, b):
-    return _veil_post(a ^ b)
+    return _veil_sized(a ^ b)
 
 def _veil_u_neg(a):
-    return _veil_post(-a)
+    return _veil_sized(-a)
 
 def _veil_u_pos(a):
-    return _veil_post(+a)
+    return _veil_sized(+a)
 
 def _veil_u_inv(a):
-    return _veil_post(~a)
+    return _veil_sized(~a)
 
 
 def _veil_i_sub(a, b):
     return _veil_o_sub(a, b)
 
 def _veil_i_mul(a, b):
-    ta = type(a)
-    tb = type(b)
-    if ta is int and tb is int:
-        if not (-_veil_M < a < _veil_M and -_veil_M < b < _veil_M):
-            _veil_tick(_veil_mulcost(_veil_words(a), _veil_words(b)))
-    elif tb is int:
-        _veil_tick(_veil_repcost(a, b))
-    elif ta is int:
-        _veil_tick(_veil_repcost(b, a))
+    _veil_mulcharge(a, b)
     a *= b
     return a
 
@@ -385,15 +375,15 @@ def _veil_i_rshift(a, b):
 
 def _veil_i_and(a, b):
     a &= b
-    return _veil_post(a)
+    return _veil_sized(a)
 
 def _veil_i_or(a, b):
     a |= b
-    return _veil_post(a)
+    return _veil_sized(a)
 
 def _veil_i_xor(a, b):
     a ^= b
-    return _veil_post(a)
+    return _veil_sized(a)
 
 %(compares)s
 def _veil_c_in(a, b):
@@ -405,11 +395,11 @@ def _veil_c_notin(a, b):
     return a not in b
 
 def _veil_slice(o, lo, hi, st):
-    return _veil_post(o[lo:hi:st])
+    return _veil_sized(o[lo:hi:st])
 
 def _veil_materialize(a):
     if a and type(a[0]) not in _veil_CON:
-        return (_veil_post(list(a[0])), *a[1:])
+        return (_veil_sized(list(a[0])), *a[1:])
     return a
 """
 
@@ -429,7 +419,7 @@ def _veil_{name}(a, b):
             return r
     elif t is float:
         return r
-    return _veil_post(r)
+    return _veil_sized(r)
 """
 """Add and subtract: charged by the result, after a fast path for small numbers (inlined in
 each, because a shared helper would cost a call on the hottest operations)."""
@@ -445,7 +435,7 @@ def _veil_b_{name}(*a, **k):
         n += _veil_sz(x)
     if n:
         _veil_tick(n)
-    return _veil_post({name}(*a, **k))
+    return _veil_sized({name}(*a, **k))
 """
 
 _METHOD_TEMPLATE: Final = """
@@ -505,7 +495,7 @@ def wrappers(builtins: frozenset[str], methods: frozenset[str], attributes: froz
         post = (
             "_veil_tick(len(r) // _veil_JPT) if type(r) in _veil_STR else None"
             if name in _POST_JSON
-            else "_veil_post(r)"
+            else "_veil_sized(r)"
         )
         parts.append(_METHOD_TEMPLATE.format(name=name, pre=_SPECIAL_PRE.get(name, "0"), post=post))
     for name in sorted(attributes):
