@@ -85,7 +85,7 @@ def _fingerprint(core: EnclaveCore) -> tuple[bytes, bytes, bytes]:
 
 
 FAULTS = {
-    # (the wall-clock backstop is a charged failure, not a fault: test_runtime_hostile.py)
+    # (the wall-clock backstop is not a fault: the core re-runs the command, test_runtime_hostile.py)
     "sandbox_internal": SandboxInternalError("engine crashed"),
     "runtime_error": RuntimeError("a bug in a system"),
     "memory_error": MemoryError(),

@@ -210,8 +210,8 @@ def test_no_key_material_on_disk_or_in_logs(
 
 class _FlakyEngine:
     """The real engine, except that invocations asking for it abort the way a crashed engine
-    does (non-deterministic: the core refuses to record anything; the wall-clock backstop is a
-    charged failure instead, tests/runtime/test_runtime_hostile.py)."""
+    does (non-deterministic: the core refuses to record anything; the wall-clock backstop only
+    makes the core re-run a command, tests/runtime/test_runtime_hostile.py)."""
 
     def __init__(self, inner: Any, failures: int) -> None:
         self.inner = inner

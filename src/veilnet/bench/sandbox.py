@@ -92,7 +92,7 @@ def _metering_figures(runtime: AgentRuntime, net: MemoryHost, min_time: float) -
 
 def _hostile_figures(runtime: AgentRuntime, limits: Limits, quick: bool) -> dict[str, Any]:
     """Seconds each interpreter takes to stop the worst agent of the hostile corpus under the
-    default limits, against the wall-clock backstop (a margin under 1 would mean halts)."""
+    default limits, against the wall-clock backstop (under 1, commands would be run twice)."""
     import time
 
     from veilnet.testing.hostile import HOSTILE, hostile_agent

@@ -4,6 +4,7 @@ Nested agent calls are journaled and committed with the top call, or not at all.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from veilnet.sandbox.interfaces import (
     Entry,
     JSONValue,
     Language,
+    Limits,
     Mode,
     Outcome,
 )
@@ -109,24 +111,38 @@ def invoke(
 ) -> OutcomeRecord:
     """Run a command-mode entry point and commit its writes (and its nested calls' writes).
 
-    The wall-clock backstop is recorded as a failed command charged the whole fuel budget, so
-    that it can never halt a worker: fuel stops every agent long before it (see
-    ``sandbox/_pymeter.py``), so a hit means a machine far slower than the reference, and a
-    replica that disagrees shows in the comparison of state commitments.
+    The wall clock never decides an outcome: when the backstop fires (a machine far slower than
+    the reference, or a host starving its enclave), the invocation runs again from scratch with
+    fuel as its only limit, and fuel, the same on every replica, decides. Fuel stops every agent
+    long before the backstop (see ``sandbox/_pymeter.py``), so the re-run ends.
 
     Raises:
         SandboxInternalError: the engine failed (not deterministic): the block fails.
     """
+    limits = core.config.limits
+    try:
+        return _invoke(core, header, contract_id, entry, payload, caller, seq, limits)
+    except SandboxTimeout:
+        unbounded = dataclasses.replace(limits, wall_clock_s=math.inf)
+        return _invoke(core, header, contract_id, entry, payload, caller, seq, unbounded)
+
+
+def _invoke(
+    core: CoreContext,
+    header: ev.BlockHeader,
+    contract_id: bytes,
+    entry: Entry,
+    payload: JSONValue,
+    caller: bytes,
+    seq: int,
+    call_limits: Limits,
+) -> OutcomeRecord:
     ctx = context_for(header, contract_id, caller, entry.mode)
     journal = CallJournal()
-    host = AgentHost(core, header, contract_id, ctx, journal, seq=seq)
+    host = AgentHost(core, header, contract_id, ctx, journal, seq=seq, limits=call_limits)
     try:
         outcome = core.engine.invoke(
-            load_agent(core, contract_id), entry, payload, host, ctx, core.config.limits
-        )
-    except SandboxTimeout as exc:
-        return OutcomeRecord.failure(
-            exc.code, exc.message, sender=caller, fuel=core.config.limits.fuel
+            load_agent(core, contract_id), entry, payload, host, ctx, call_limits
         )
     except SandboxError as exc:  # every SandboxError is deterministic
         return OutcomeRecord.failure(exc.code, exc.message, sender=caller)
@@ -162,8 +178,11 @@ class AgentHost:
         io: QueryIO | None = None,
         snapshot: dict[bytes, Snapshot] | None = None,
         nonce: bytes = b"",
+        limits: Limits | None = None,
     ) -> None:
         self.core = core
+        self.limits = limits or core.config.limits
+        """The invocation's limits; nested calls inherit them (a re-run has no wall clock)."""
         self.nonce = nonce
         """Makes ``random()`` distinct per query (wallet and request id); empty for commands,
         whose randomness every replica must draw alike."""
@@ -244,7 +263,7 @@ class AgentHost:
             raise SandboxAgentError("no such contract in this cluster", contract_id=contract_id)
         if callee.paused:
             raise SandboxAgentError("callee is paused", contract_id=contract_id)
-        call_limits = self.core.config.limits
+        call_limits = self.limits
         if ctx.depth > min(call_limits.call_depth, limits.MAX_CALL_DEPTH):
             raise SandboxCallDepth("agent calls nest too deeply", kind="agent_calls")
         entry = Entry.HANDLE if ctx.mode is Mode.COMMAND else Entry(ctx.mode.value)
@@ -259,6 +278,7 @@ class AgentHost:
             io=self.io,
             snapshot=self.snapshot,
             nonce=self.nonce,
+            limits=self.limits,
         )
         outcome: Outcome = self.core.engine.invoke(
             load_agent(self.core, target), entry, msg, child, ctx, nested_limits

@@ -12,6 +12,7 @@ agent catches them (every ``except`` starts with ``_veil_guard``).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,7 +196,10 @@ class PythonEngine:
             limits={
                 "max_memory": limits.memory_bytes,
                 "max_recursion_depth": limits.stack_depth,
-                "max_feed_duration_secs": limits.wall_clock_s,
+                # no backstop at all for a re-run whose only limit is fuel (runtime/agents.py)
+                "max_feed_duration_secs": (
+                    None if math.isinf(limits.wall_clock_s) else limits.wall_clock_s
+                ),
                 "max_suspensions": 999,
             },
             os_policy={

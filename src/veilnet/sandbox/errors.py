@@ -20,8 +20,9 @@
 Every ``SandboxError`` is deterministic: every replica reaches the same one at the same point, so
 the runtime charges the fee, records the failure and changes no state. ``SandboxInternalError``
 is not: the runtime aborts the block without committing anything. ``SandboxTimeout`` (the
-wall-clock backstop, which metering keeps out of reach) is recorded as a failed command charged
-the whole budget, so that it can never halt a worker.
+wall-clock backstop, which metering keeps out of reach) decides nothing: the runtime runs the
+command again with fuel as its only limit, so a wall clock can neither decide an outcome nor
+halt a worker.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class SandboxCompileError(SandboxError):
 
 
 class SandboxTimeout(Unavailable):
-    """The wall-clock backstop fired. Not deterministic; in command mode the runtime records it as a
-    failure charged the whole fuel budget rather than halt (queries just fail)."""
+    """The wall-clock backstop fired. Not deterministic: in command mode the runtime re-runs the
+    invocation with fuel as its only limit (queries just fail)."""
 
     code = "sandbox_timeout"
     deterministic: ClassVar[bool] = False

@@ -65,7 +65,8 @@ _ENTRY_MODE = {
 class Limits:
     """Per-cluster limits of one invocation; exceeding any is a deterministic ``SandboxError``.
 
-    ``wall_clock_s`` is only a backstop: it raises the non-deterministic ``SandboxTimeout``.
+    ``wall_clock_s`` is only a backstop: it raises the non-deterministic ``SandboxTimeout``
+    (``math.inf``: none, fuel alone stops the agent).
     """
 
     fuel: int = c.DEFAULT_FUEL
