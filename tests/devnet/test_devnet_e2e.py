@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from veilnet.chain.sequencer import SequencerClient
+from veilnet.crypto import Address
 from veilnet.devnet import Devnet
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol.chain import ChainTrust
@@ -77,8 +78,12 @@ def test_attacks_over_http(devnet: Devnet) -> None:
     with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
         key = client.contract_key(agent.contract_id)
-        url = next(iter(devnet.network["workers"].values()))
-        pending = client.build_query(key, kind="call", body=b"{}", head=client.head())
+        name, url = next(iter(devnet.network["workers"].items()))
+        worker = Address.parse(name)
+        boot = client.worker_boot(worker, url)
+        pending = client.build_query(
+            key, kind="call", body=b"{}", head=client.head(), worker=worker, boot_id=boot
+        )
         raw = httpx.post(url + "/v1/query", content=pending.request).content
         client.check(pending, raw, url=url, asked=None)
         # replayed query: the worker refuses it
@@ -86,6 +91,17 @@ def test_attacks_over_http(devnet: Devnet) -> None:
         with pytest.raises(QueryRejected) as info:
             raise client.worker_error(replay.status_code, replay.content, url)
         assert info.value.details["worker_code"] == "runtime_query_rejected"
+        # sealed for another boot of the worker (as after a restart): refused, naming this boot
+        stale = client.build_query(
+            key, kind="call", body=b"{}", head=client.head(), worker=worker, boot_id=b"\1" * 32
+        )
+        answer = httpx.post(url + "/v1/query", content=stale.request)
+        with pytest.raises(QueryRejected) as info:
+            raise client.worker_error(answer.status_code, answer.content, url)
+        assert info.value.details == {
+            "worker_code": "runtime_query_stale",
+            "boot_id": "0x" + boot.hex(),
+        }
         # tampered response
         response = proto.QueryResponse.from_bytes(raw)
         bad = dataclasses.replace(response, block_number=response.block_number - 1)

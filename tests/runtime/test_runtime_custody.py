@@ -386,7 +386,6 @@ def test_a_query_answered_by_one_worker_cannot_be_replayed_at_another(net: Netwo
         request_id=b"\x02" * 32,
         kind="call",
         body=b"{}",
-        worker=net.cores["w1"].address,
     )
     net.cores["w1"].query(request)
     with pytest.raises(QueryRejected, match="already used"):

@@ -10,6 +10,7 @@ import pytest
 
 import veilnet.sdk
 from veilnet.errors import VeilnetError
+from veilnet.protocol.errors import QueryStale
 from veilnet.runtime import errors as core_errors
 from veilnet.sdk import (
     AgentFailed,
@@ -31,6 +32,7 @@ OWNERS: list[tuple[str, type[VeilnetError]]] = [
     (sdk_errors.WORKER_NOT_READY, core_errors.NotReady),
     (sdk_errors.WORKER_KEY_EPOCH_EXPIRED, core_errors.KeyEpochExpired),
     (sdk_errors.WORKER_QUERY_REJECTED, core_errors.QueryRejected),
+    (sdk_errors.WORKER_QUERY_STALE, QueryStale),
     (sdk_errors.WORKER_REQUEST_TOO_LARGE, worker_errors.RequestTooLarge),
     (sdk_errors.WORKER_RATE_LIMITED, worker_errors.RateLimited),
     (sdk_errors.WORKER_CONTRACT_PAUSED, core_errors.ContractPaused),

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from veilnet.codec import encode
-from veilnet.crypto import SecretKey
+from veilnet.crypto import Address, SecretKey
 from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.runtime.errors import QueryRejected as CoreQueryRejected
@@ -29,10 +29,19 @@ from veilnet.testing.network import TEST_TIME
 from .conftest import ALICE, MALLORY, Local, make_local
 
 
+def _at(core) -> dict[str, object]:
+    """Where a query goes: the core's worker address and its current boot."""
+    return {"worker": Address(core.address), "boot_id": core.boot_id}
+
+
 def _ask(local: Local, client: BaseClient, msg: object = None, *, worker: str = "w1"):
     core = local.net.cores[worker]
     pending = client.build_query(
-        local.key(), kind="call", body=client.call_body(msg or {}), head=core.head.number
+        local.key(),
+        kind="call",
+        body=client.call_body(msg or {}),
+        head=core.head.number,
+        **_at(core),
     )
     return pending, core.query(pending.request)
 
@@ -48,12 +57,16 @@ def _sealed_query(local: Local, query_key: SecretKey, certificate: proto.QueryCe
         epoch=key.epoch,
         secret=os.urandom(32),
     )
+    core = local.net.cores["w1"]
     return proto.build_query(
         session=session,
         certificate=certificate,
         request_id=os.urandom(32),
         kind="call",
         body=b"{}",
+        worker=core.address,
+        boot_id=core.boot_id,
+        window=core.head.number,
     )
 
 
@@ -81,12 +94,13 @@ def test_command_outcome_is_readable_by_its_sender_only(local: Local) -> None:
     seq = local.net.ledger.push_command(local.contract_id, payload, sender=ALICE.address.raw)
     local.net.settle()
     head = local.net.cores["w1"].head.number
-    pending = client.build_query(key, kind="outcome", body=encode(seq), head=head)
-    answer = client.answer(client.open(pending, local.net.cores["w1"].query(pending.request)))
+    w1 = local.net.cores["w1"]
+    pending = client.build_query(key, kind="outcome", body=encode(seq), head=head, **_at(w1))
+    answer = client.answer(client.open(pending, w1.query(pending.request)))
     assert answer["status"] == "applied" and answer["ok"] is True and answer["result"] == 7
     assert answer["events"][0]["type"] == "counted"
     spy = local.client(wallet=MALLORY)
-    pending = spy.build_query(key, kind="outcome", body=encode(seq), head=head)
+    pending = spy.build_query(key, kind="outcome", body=encode(seq), head=head, **_at(w1))
     with pytest.raises(CoreQueryRejected, match="sender"):
         local.net.cores["w1"].query(pending.request)
 
@@ -362,6 +376,7 @@ def test_oversized_request_is_refused_on_both_sides(local: Local) -> None:
             kind="call",
             body=b'"' + b"a" * limits.MAX_QUERY_REQUEST + b'"',
             head=core.head.number,
+            **_at(core),
         )
     assert info.value.code == "sdk_request_too_large"
     with pytest.raises(CoreQueryRejected, match="larger"):
@@ -381,7 +396,7 @@ def test_agent_error_is_a_typed_failure(local: Local) -> None:
     public, epoch = local.net.contract_key_info(contract_id)
     key = dataclasses.replace(local.key(), contract_id=contract_id, public_key=public, epoch=epoch)
     core = local.net.cores["w1"]
-    pending = client.build_query(key, kind="call", body=b"{}", head=core.head.number)
+    pending = client.build_query(key, kind="call", body=b"{}", head=core.head.number, **_at(core))
     opened = client.open(pending, core.query(pending.request))
     with pytest.raises(AgentFailed) as info:
         client.query_result(opened)
@@ -491,7 +506,7 @@ def test_the_sdk_addresses_each_query_to_one_worker(local: Local) -> None:
         kind="call",
         body=b"{}",
         head=w1.head.number,
-        worker=w1.keys.identity.address,
+        **_at(w1),
     )
     with pytest.raises(QueryRejected, match="another worker"):
         w2.query(pending.request)

@@ -229,12 +229,19 @@ def query_over_http(
         epoch=epoch,
         secret=b"\x03" * 32,
     )
+    health = httpx.get(f"{api_url}/v1/health", timeout=30).json()
+    info = httpx.get(f"{api_url}/v1/info", timeout=30).json()
+    if health["boot_id"] is None:
+        raise WorkerBusy("the core has not booted")
     request = proto.build_query(
         session=query_session,
         certificate=certificate,
         request_id=request_id,
         kind=kind,
         body=body,
+        worker=bytes.fromhex(info["address"][2:]),
+        boot_id=bytes.fromhex(health["boot_id"][2:]),
+        window=head,
     )
     reply = httpx.post(
         f"{api_url}/v1/query",

@@ -57,11 +57,14 @@ def test_health_info_and_attestation(solo: WorkerHost) -> None:
     client = TestClient(create_app(solo))
     health = client.get("/v1/health")
     assert health.status_code == 200
+    boot_id = solo.health().boot_id
+    assert boot_id is not None and len(boot_id) == 32
     assert health.json() | {"applied_block": 0, "chain_head": 0} == {
         "status": "ok",
         "applied_block": 0,
         "chain_head": 0,
         "registered": True,
+        "boot_id": "0x" + boot_id.hex(),
         "rejected": None,
     }
     info = client.get("/v1/info").json()
@@ -223,7 +226,7 @@ def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) ->
     assert health.status_code == 503
     assert health.content == (
         b'{"status":"catching_up","applied_block":7,"chain_head":12,"registered":true,'
-        b'"rejected":null}'
+        b'"boot_id":null,"rejected":null}'
     )
     one, two, three, four = (Address(bytes([i]) * 20).hex for i in (1, 2, 3, 4))
     assert (

@@ -177,6 +177,7 @@ class EnclaveService:
             sealed_identity=core.sealed_identity(),
             head=core.head,
             resync_ready=self._resync_keyring is not None,
+            boot_id=core.boot_id,
         ).to_bytes()
 
     def _resync(self, body: bytes, io: IOChannel | None) -> bytes:

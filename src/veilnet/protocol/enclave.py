@@ -233,6 +233,8 @@ class Booted(Record):
     head: BlockHeader | None
     resync_ready: bool
     """The core joined a cluster with history and holds its keys: call ``resync``."""
+    boot_id: bytes
+    """Drawn from TEE entropy at this boot: queries must name it (``QueryPlaintext.boot_id``)."""
 
 
 @record("enclave.applied")

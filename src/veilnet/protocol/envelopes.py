@@ -178,9 +178,15 @@ class QueryPlaintext(Record):
     certificate_digest: bytes
     kind: str
     body: bytes
-    worker: bytes = b""
-    """The worker the client sent it to (the SDK always names one): any other worker refuses
-    it, so a captured query cannot be replayed at another replica of the cluster."""
+    worker: bytes
+    """The worker the client sent it to: any other worker refuses it, so a captured query
+    cannot be replayed at another replica of the cluster."""
+    boot_id: bytes
+    """That worker's boot id (``/v1/health``): a core draws a new one at each start and refuses
+    the old, so a captured query cannot be replayed after a restart either."""
+    window: int
+    """The newest block the client knew of: answerable while the worker's head is within
+    ``QUERY_WINDOW_BLOCKS`` after it, so the worker remembers the request id only that long."""
 
 
 @record("query.request")
@@ -305,11 +311,19 @@ def build_query(
     request_id: bytes,
     kind: str,
     body: bytes,
-    worker: bytes = b"",
+    worker: bytes,
+    boot_id: bytes,
+    window: int,
 ) -> bytes:
-    """Client side: the bytes to POST to a worker's ``/v1/query`` (``worker``: its address)."""
+    """Client side: the bytes to POST to a worker's ``/v1/query`` (``worker``: its address,
+    ``boot_id``: from its ``/v1/health``, ``window``: the client's newest block number)."""
     plaintext = QueryPlaintext(
-        certificate_digest=certificate.digest, kind=kind, body=body, worker=worker
+        certificate_digest=certificate.digest,
+        kind=kind,
+        body=body,
+        worker=worker,
+        boot_id=boot_id,
+        window=window,
     )
     ciphertext = session.keys.seal(plaintext.to_bytes(), request_id=request_id, direction="request")
     return QueryRequest(

@@ -8,6 +8,7 @@ InvalidInput
 ├── CheckpointInvalid      a checkpoint does not unseal or does not belong to this worker
 │   └── CheckpointStale    a newer checkpoint of this identity exists (a rollback)
 ├── QueryRejected          a query envelope, certificate or request is bad
+│   └── QueryStale         it names an earlier boot of the worker (re-seal under the new one)
 └── RequestTooLarge        a request body is larger than the API accepts (413)
 PolicyRejected
 ├── ContractUnavailable    unknown, paused or not yet keyed contract (404)
@@ -37,6 +38,7 @@ __all__ = [
     "KeyEpochExpired",
     "NotReady",
     "QueryRejected",
+    "QueryStale",
     "QuorumNotReached",
     "RateLimited",
     "RequestTooLarge",
@@ -48,6 +50,14 @@ class QueryRejected(InvalidInput):
     """The query envelope, its certificate or the request inside it is not acceptable."""
 
     code = "runtime_query_rejected"
+
+
+class QueryStale(QueryRejected):
+    """The query names another boot of the worker (it restarted since the client read its boot
+    id): ``details["boot_id"]`` is the current one; sealing the query again under it works."""
+
+    code = "runtime_query_stale"
+    http_status = 409
 
 
 class RequestTooLarge(InvalidInput):

@@ -15,6 +15,12 @@ MAX_CALL_DEPTH: Final = 4
 """Deepest nesting of agent-to-agent calls."""
 QUERY_CERT_MAX_BLOCKS: Final = 7200
 """Longest lifetime a query certificate may claim, in blocks."""
+QUERY_WINDOW_BLOCKS: Final = 64
+"""Blocks a query stays answerable after the block it names (``QueryPlaintext.window``): a
+worker remembers a request id only that long, so its replay cache is bounded by time."""
+QUERY_WINDOW_AHEAD: Final = 8
+"""How far a query's ``window`` may lie ahead of the worker's head (the client's chain view may
+be a few blocks newer); a worker further behind refuses it as not ready."""
 MAX_COLLATERAL_BYTES: Final = 256 * 1024
 """Largest decompressed collateral a worker publishes for its registration."""
 MAX_REGISTRATION_GAS: Final = 10_000_000

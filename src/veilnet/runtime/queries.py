@@ -23,7 +23,7 @@ from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits
-from veilnet.protocol.errors import IdentityFlagged
+from veilnet.protocol.errors import IdentityFlagged, QueryStale
 from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import agents, constants, contracts
 from veilnet.runtime.agents import AgentHost, CallJournal, QueryIO, Snapshot
@@ -63,9 +63,11 @@ class PreparedQuery:
 class ReplayCache:
     """Request ids already answered (per wallet), and certificates already verified.
 
-    A request id is remembered until its certificate expires (at most
-    ``QUERY_CERT_MAX_BLOCKS`` ahead), so the cache is bounded by time; expired ids are dropped
-    by expiry block, oldest first, each once: no query pays for a scan of the whole cache.
+    A request id is remembered until its query window passes (``QUERY_WINDOW_BLOCKS`` after
+    the block it names, sooner if its certificate expires first), so the cache is bounded by
+    time; expired ids are dropped by expiry block, oldest first, each once: no query pays for a
+    scan of the whole cache. The cache lives in memory only: a query names the worker and its
+    boot id, so a restarted core (new boot id) or another replica refuses what this one saw.
     """
 
     __slots__ = ("_expiries", "_expiring", "certificates", "seen")
@@ -106,8 +108,10 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
     """Check and open a query, and snapshot the committed state it may read (fast).
 
     Raises:
-        QueryRejected: malformed request, bad or expired certificate, replayed request id.
-        ContractUnavailable / NotReady / KeyEpochExpired: as their names say.
+        QueryRejected: malformed request, bad or expired certificate, another worker, a passed
+            window, a replayed request id. QueryStale: sealed for an earlier boot of this core.
+        ContractUnavailable / NotReady / KeyEpochExpired: as their names say (NotReady also
+            when the query's window lies ahead of this core's head).
         IdentityFlagged: this worker identity was caught running twice.
     Nothing changes but the replay cache of request ids.
     """
@@ -170,8 +174,20 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
         raise QueryRejected("malformed query") from exc
     if not hmac.compare_digest(inner.certificate_digest, cert_digest):
         raise QueryRejected("query was made under another certificate")
-    if inner.worker and inner.worker != core.address:
+    # Request ids are remembered by this boot of this worker only, so a query must name both:
+    # neither a restart nor another replica can be shown a query it answered before.
+    if inner.worker != core.address:
         raise QueryRejected("query is addressed to another worker")
+    if not hmac.compare_digest(inner.boot_id, core.boot_id):
+        raise QueryStale(
+            "query was sealed for an earlier boot of this worker", boot_id="0x" + core.boot_id.hex()
+        )
+    if inner.window > head.number + limits.QUERY_WINDOW_AHEAD:
+        raise NotReady(
+            "this worker is behind the client's chain view", block=head.number, window=inner.window
+        )
+    if head.number > inner.window + limits.QUERY_WINDOW_BLOCKS:
+        raise QueryRejected("query window has passed", window=inner.window, block=head.number)
     replay_key = cert.wallet + parsed.request_id
     if replay_key in replay.seen:
         raise QueryRejected("request id was already used")
@@ -186,7 +202,8 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
             raise QueryRejected("query body is not JSON") from exc
     else:
         raise QueryRejected("unknown query kind")
-    replay.remember_query(replay_key, cert.expires_block, head.number)
+    expires = min(cert.expires_block, inner.window + limits.QUERY_WINDOW_BLOCKS)
+    replay.remember_query(replay_key, expires, head.number)
     return PreparedQuery(
         contract_id=parsed.contract_id,
         wallet=cert.wallet,

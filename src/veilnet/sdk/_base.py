@@ -56,6 +56,7 @@ from veilnet.sdk._models import (
 )
 from veilnet.sdk.errors import (
     WORKER_ERRORS,
+    WORKER_QUERY_STALE,
     AgentFailed,
     ChainUnavailable,
     ContractNotFound,
@@ -206,6 +207,8 @@ class BaseClient:
         """Newest block each contract was seen at (command outcome or answer): later queries
         must not be answered from an older one (read-your-writes, monotonic reads)."""
         self._final_hashes: dict[int, bytes] = {}
+        self._boot_ids: dict[bytes, bytes] = {}
+        """worker → the boot id its ``/v1/health`` gave (queries name it; a restart changes it)."""
 
     @staticmethod
     def _wallet(config: NetworkConfig, wallet: Wallet | bytes | str | None) -> Wallet:
@@ -418,13 +421,15 @@ class BaseClient:
         kind: str,
         body: bytes,
         head: int,
+        worker: Address,
+        boot_id: bytes,
         wallet: Wallet | None = None,
         request_id: bytes | None = None,
-        worker: Address | None = None,
     ) -> PendingQuery:
         """Seal a query (``kind`` "call" with JSON body, or "outcome" with a command seq),
-        addressed to ``worker`` (no other worker answers it: a captured query cannot be
-        replayed at another replica).
+        addressed to ``worker`` at its boot ``boot_id`` and to the window starting at ``head``:
+        no other worker, no later boot of it and no block past the window answers it, so a
+        captured query cannot be replayed.
 
         Raises:
             RequestTooLarge: the sealed request exceeds what workers accept.
@@ -439,7 +444,9 @@ class BaseClient:
             request_id=rid,
             kind=kind,
             body=body,
-            worker=b"" if worker is None else worker.raw,
+            worker=worker.raw,
+            boot_id=boot_id,
+            window=head,
         )
         if len(request) > C.MAX_QUERY_REQUEST:
             raise RequestTooLarge(
@@ -636,6 +643,24 @@ class BaseClient:
         self._verified.pop(worker.raw, None)
         self._registrations.pop(worker.raw, None)
 
+    def known_boot(self, worker: Address) -> bytes | None:
+        with self._lock:
+            return self._boot_ids.get(worker.raw)
+
+    def note_boot(self, worker: Address, boot_id: bytes) -> None:
+        with self._lock:
+            self._boot_ids[worker.raw] = boot_id
+
+    @staticmethod
+    def parse_boot_id(value: Any) -> bytes | None:
+        """A boot id as ``/v1/health`` or a ``runtime_query_stale`` refusal gives it, or None."""
+        if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
+            return None
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            return None
+
     def worker_url(self, worker: Address) -> str | None:
         return self.config.workers.get(worker) or self.config.gatekeepers.get(worker)
 
@@ -794,6 +819,8 @@ class BaseClient:
                 WorkerUnavailable if status >= HTTPStatus.INTERNAL_SERVER_ERROR else WorkerRefused
             )
         details: dict[str, Any] = {} if code is None else {"worker_code": code}
+        if code == WORKER_QUERY_STALE:
+            details["boot_id"] = _error_detail(body, "boot_id")
         retry_after = _retry_after(body) if kind is RateLimited else None
         if retry_after is not None:
             details["retry_after_s"] = retry_after
@@ -974,6 +1001,15 @@ _WORKER_MESSAGES: Mapping[type[VeilnetError], str] = {
     RateLimited: "{worker} rate-limited this client",
     WorkerUnavailable: "{worker}: {reason}",
 }
+
+
+def _error_detail(body: bytes, name: str) -> Any:
+    """One detail of a worker's ``{"error": {...}}`` body, or None."""
+    try:
+        doc = json.loads(body)
+        return doc["error"][name]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _retry_after(body: bytes) -> float | None:

@@ -172,6 +172,8 @@ WORKER_KEY_EPOCH_EXPIRED: Final = wire.KeyEpochExpired.code
 """Sealed to a key epoch the workers dropped."""
 WORKER_QUERY_REJECTED: Final = wire.QueryRejected.code
 """A bad envelope, certificate or request."""
+WORKER_QUERY_STALE: Final = wire.QueryStale.code
+"""Sealed for an earlier boot of the worker (it restarted): the refusal names the new boot id."""
 WORKER_REQUEST_TOO_LARGE: Final = wire.RequestTooLarge.code
 """The body is over the API's limit."""
 WORKER_RATE_LIMITED: Final = wire.RateLimited.code

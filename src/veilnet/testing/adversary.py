@@ -165,6 +165,8 @@ class EnclaveNetwork:
         )
         self.hosts: dict[str, MaliciousHost] = {}
         self.addresses: dict[str, bytes] = {}
+        self.boot_ids: dict[str, bytes] = {}
+        self.sealed_identities: dict[str, bytes] = {}
         self.egress: list[EgressMessage] = []
         """Every message an enclave emitted, in order."""
 
@@ -185,12 +187,30 @@ class EnclaveNetwork:
         self.hosts[name] = host
         booted = host.enclave.boot(wire.Boot(config=self.config))
         self.addresses[name] = booted.address
+        self.boot_ids[name] = booted.boot_id
+        self.sealed_identities[name] = booted.sealed_identity
         for block in self.ledger.raw_blocks:  # a new enclave replays the chain so far
             self._post(host.enclave.apply_block(block).egress)
         request = host.enclave.registration(b"\x0b" * 20)
         self.ledger.set_measurement(request.measurement)
         self.ledger.register_worker(request)
         return booted.address
+
+    def restart(self, name: str) -> None:
+        """Checkpoint ``name``'s enclave, end its process and boot a new one from the checkpoint
+        (what an operator's restart does)."""
+        sealed = self.hosts[name].enclave.checkpoint().sealed
+        self.hosts.pop(name).close()
+        host = MaliciousHost()
+        self.hosts[name] = host
+        booted = host.enclave.boot(
+            wire.Boot(
+                config=self.config,
+                sealed_identity=self.sealed_identities[name],
+                checkpoint=sealed,
+            )
+        )
+        self.boot_ids[name] = booted.boot_id
 
     def step(self) -> ChainBlock:
         block = self.ledger.mine()

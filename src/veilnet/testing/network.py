@@ -256,10 +256,11 @@ def certified_query(
     kind: str,
     body: bytes,
     expires_in: int = 100,
-    worker: bytes = b"",
+    worker: str = "w1",
 ) -> tuple[bytes, proto.ClientSession]:
-    """A query to ``contract_id`` under a fresh certificate of ``wallet`` for ``ephemeral``, and
-    the client session whose keys open its answer."""
+    """A query to ``contract_id`` under a fresh certificate of ``wallet`` for ``ephemeral``,
+    addressed to core ``worker`` at its current boot, and the client session whose keys open
+    its answer."""
     public, epoch = net.contract_key_info(contract_id)
     certificate = proto.make_certificate(
         wallet,
@@ -281,7 +282,9 @@ def certified_query(
         request_id=request_id,
         kind=kind,
         body=body,
-        worker=worker,
+        worker=net.cores[worker].address,
+        boot_id=net.cores[worker].boot_id,
+        window=net.ledger.head.number,
     )
     return request, session
 
@@ -308,7 +311,7 @@ def query_core(
         request_id=request_id,
         kind=kind,
         body=body,
-        worker=net.cores[worker].address,
+        worker=worker,
     )
     raw = net.cores[worker].query(request, io=io)
     assert net.config is not None

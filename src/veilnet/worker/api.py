@@ -252,6 +252,7 @@ def _health_json(view: HealthView) -> dict[str, Any]:
         "applied_block": view.applied_block,
         "chain_head": view.chain_head,
         "registered": view.registered,
+        "boot_id": _0x_or_none(view.boot_id),
         "rejected": (
             None
             if view.rejected_code is None

@@ -129,6 +129,7 @@ class WorkerHost:
         self._wake = threading.Event()
         self._enclave: Enclave | None = None
         self._identity: bytes | None = None
+        self._boot_id: bytes | None = None
         self._head: BlockHeader | None = None
         self._sealed_identity: bytes | None = None
         self._follower: Follower | None = None
@@ -340,6 +341,7 @@ class WorkerHost:
             applied_block=self.applied_block,
             chain_head=self._chain_head,
             registered=self._registered,
+            boot_id=self._boot_id,
             rejected_code=None if self.rejected is None else self.rejected[0],
             rejected_block=None if self.rejected is None else self.rejected[1],
         )
@@ -438,6 +440,7 @@ class WorkerHost:
 
     def _booted(self, booted: wire.Booted) -> None:
         self._identity = booted.address
+        self._boot_id = booted.boot_id
         self._head = booted.head
 
     def _boot(self) -> None:

@@ -29,6 +29,8 @@ class HealthView:
     applied_block: int | None
     chain_head: int | None
     registered: bool
+    boot_id: bytes | None = None
+    """The core's boot id, which queries must name (None before the core booted)."""
     rejected_code: str | None = None
     """The code of the last block the core refused (``runtime_block_unproven``,
     ``runtime_finality_unproven``, ``runtime_block_rejected``), None once one applies: the node

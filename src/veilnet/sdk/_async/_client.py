@@ -31,6 +31,7 @@ from veilnet.sdk._base import (
     ChainView,
     Hook,
     OpenedResponse,
+    PendingQuery,
     agent_failure,
     language_of,
 )
@@ -50,6 +51,7 @@ from veilnet.sdk._models import (
 from veilnet.sdk.errors import (
     WORKER_CONTRACT_PAUSED,
     WORKER_KEY_EPOCH_EXPIRED,
+    WORKER_QUERY_STALE,
     ChainUnavailable,
     ContractNotFound,
     NetworkConfigInvalid,
@@ -496,17 +498,17 @@ class AsyncClient(BaseClient):
             failures: list[str] = []
             lagging = False
             for address, url in workers[start:] + workers[:start]:
-                pending = self.build_query(
-                    key,
-                    kind=kind,
-                    body=body,
-                    head=head,
-                    wallet=wallet,
-                    request_id=request_id,
-                    worker=address,
-                )
                 try:
-                    raw = await self._post_query(url, pending.request)
+                    pending, raw = await self._send_query(
+                        key,
+                        kind=kind,
+                        body=body,
+                        head=head,
+                        wallet=wallet,
+                        request_id=request_id,
+                        worker=address,
+                        url=url,
+                    )
                 except WorkerUnavailable as exc:
                     failures.append(exc.message)
                     continue
@@ -532,6 +534,59 @@ class AsyncClient(BaseClient):
                 )
             retried_key = True
             self.forget_key(contract_id)
+
+    async def worker_boot(self, worker: Address, url: str) -> bytes:
+        """The boot id queries to ``worker`` must name: read once from its ``/v1/health``, then
+        kept until a refusal says the worker restarted."""
+        known = self.known_boot(worker)
+        if known is not None:
+            return known
+        try:
+            reply = await self._http.get(url.rstrip("/") + "/v1/health")
+            doc = reply.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise WorkerUnavailable(f"{url} did not answer") from exc
+        boot = self.parse_boot_id(doc.get("boot_id") if isinstance(doc, dict) else None)
+        if boot is None:
+            raise WorkerUnavailable(f"{url} has not booted its core yet")
+        self.note_boot(worker, boot)
+        return boot
+
+    async def _send_query(
+        self,
+        key: ContractKey,
+        *,
+        kind: str,
+        body: bytes,
+        head: int,
+        wallet: Wallet | None,
+        request_id: bytes,
+        worker: Address,
+        url: str,
+    ) -> tuple[PendingQuery, bytes]:
+        """Seal a query for the worker's current boot and send it; when the worker answers that
+        it restarted (``runtime_query_stale``), seal it once more for the boot id it names."""
+        boot = await self.worker_boot(worker, url)
+        resealed = False
+        while True:
+            pending = self.build_query(
+                key,
+                kind=kind,
+                body=body,
+                head=head,
+                worker=worker,
+                boot_id=boot,
+                wallet=wallet,
+                request_id=request_id,
+            )
+            try:
+                return pending, await self._post_query(url, pending.request)
+            except WorkerRefused as exc:
+                fresh = self.parse_boot_id(exc.details.get("boot_id"))
+                if exc.worker_code != WORKER_QUERY_STALE or fresh is None or resealed:
+                    raise
+                self.note_boot(worker, fresh)
+                boot, resealed = fresh, True
 
     async def check(
         self, pending: Any, raw: bytes, *, url: str | None, asked: Address | None
