@@ -32,7 +32,7 @@ from veilnet.crypto.signing import Domain, MessageType
 
 from .conftest import MEASUREMENT, Net, key, register
 
-STATE = topic("veil/egress/state-commitment")
+STATE = topic("veil/egress/collateral")  # a topic the Bus logs and does not route
 CLUSTER = b"\xc1" * 32
 
 

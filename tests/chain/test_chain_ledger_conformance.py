@@ -50,6 +50,8 @@ MEASUREMENT = b"\x42" * 32
 OTHER_MEASUREMENT = b"\x43" * 32
 MAX_PAYLOAD = DEFAULT_MAX_PAYLOAD
 """Below the Bus's ABI bound, so that both "payload too big" and the bound itself are reached."""
+PLAIN = topic("veil/egress/collateral")
+"""A topic the Bus logs and does not route to the Registry."""
 STATE = topic("veil/egress/state-commitment")
 HEARTBEAT = topic("veil/egress/heartbeat")
 GAS = 3_000_000
@@ -520,6 +522,8 @@ class Twin:
             )
             height, boot = network.view("Registry", "last_heartbeat", Address(address))
             assert (height, boot) == ledger.last_heartbeat.get(address, (0, bytes(32)))
+            diverged = network.view("Registry", "diverged_at", Address(address))
+            assert diverged == ledger.diverged_at.get(address, 0)
         assert network.view("Registry", "gatekeeper_count") == len(ledger.gatekeepers)
         master = network.view("Registry", "master_key_address")
         assert bytes.fromhex(master[2:]) == (ledger.master or ZERO)
@@ -545,6 +549,16 @@ class Twin:
             )
             actual = (bytes.fromhex(owner[2:]), epoch, bytes.fromhex(key[2:]), public, count)
             assert actual == expected, f"cluster {cluster_id.hex()}"
+        for (cluster_id, height), posted in sorted(ledger.commitments.items()):
+            verdict = network.view("Registry", "commitment_verdict", cluster_id, height)
+            assert verdict == ledger.verdicts.get((cluster_id, height), bytes(32))
+            for index, (member, value) in enumerate(posted.items()):
+                assert (
+                    network.view("Registry", "commitment_of", cluster_id, height, Address(member))
+                    == value
+                )
+                poster = network.view("Registry", "commitment_posters", cluster_id, height, index)
+                assert bytes.fromhex(poster[2:]) == member
         for contract_id in sorted(self.contract_ids):
             view = network.view("Registry", "contracts", contract_id)
             contract = ledger.contracts.get(contract_id)
@@ -756,7 +770,7 @@ def test_cluster_and_contract_keys(twin: Twin) -> None:
     )
     # a contract key is an origin too, with no routed powers
     _rejected(twin.post(ck2, encode_endorse(Address(w1), 1, b"\x00" * 32)))
-    _accepted(twin.post(ck2, (STATE, b"root")), ev.Egress)
+    _accepted(twin.post(ck2, (PLAIN, b"root")), ev.Egress)
 
 
 def test_contract_and_command_rules(twin: Twin) -> None:
@@ -801,38 +815,38 @@ def test_bus_post_rules(twin: Twin) -> None:
     twin.set_measurement(MEASUREMENT, True, by=twin.admin)
     w1 = twin.worker("w1")
     key, other = secret("w1"), secret("w2")
-    _reverted(twin.post(key, (STATE, b"a")), "unknown origin")
+    _reverted(twin.post(key, (PLAIN, b"a")), "unknown origin")
     twin.register(w1)
-    _reverted(twin.post(key, (STATE, b"a"), seq=1), "sequence gap")
+    _reverted(twin.post(key, (PLAIN, b"a"), seq=1), "sequence gap")
     forged = sign_egress(
         other,
         egress_domain(twin.ledger.chain_id, Address(twin.ledger.bus)),
         seq=0,
-        topic=STATE,
+        topic=PLAIN,
         payload=b"a",
     ).signature
-    _reverted(twin.post(key, (STATE, b"a"), signature=forged), "wrong signer")
+    _reverted(twin.post(key, (PLAIN, b"a"), signature=forged), "wrong signer")
     good = sign_egress(
         key,
         egress_domain(twin.ledger.chain_id, Address(twin.ledger.bus)),
         seq=0,
-        topic=STATE,
+        topic=PLAIN,
         payload=b"a",
     ).signature
     high_s = good[:32] + (SECP256K1_N - int.from_bytes(good[32:64], "big")).to_bytes(32, "big")
     _reverted(
-        twin.post(key, (STATE, b"a"), signature=high_s + bytes([good[64] ^ 1])), "bad signature"
+        twin.post(key, (PLAIN, b"a"), signature=high_s + bytes([good[64] ^ 1])), "bad signature"
     )
-    _reverted(twin.post(key, (STATE, b"a"), signature=good[:64] + b"\x1d"), "bad signature")
-    _reverted(twin.post(key, (STATE, b"a"), signature=good[:64]), "bad signature")
-    _reverted(twin.post(key, (STATE, b"a"), signature=b"\x00" * 64 + b"\x1b"), "wrong signer")
-    _reverted(twin.post(key, (STATE, b"\x00" * (MAX_PAYLOAD + 1))), "payload too big")
-    _accepted(twin.post(key, (STATE, b"a")), ev.Egress)
-    _reverted(twin.post(key, (STATE, b"a"), seq=0), "sequence already used")
+    _reverted(twin.post(key, (PLAIN, b"a"), signature=good[:64] + b"\x1d"), "bad signature")
+    _reverted(twin.post(key, (PLAIN, b"a"), signature=good[:64]), "bad signature")
+    _reverted(twin.post(key, (PLAIN, b"a"), signature=b"\x00" * 64 + b"\x1b"), "wrong signer")
+    _reverted(twin.post(key, (PLAIN, b"\x00" * (MAX_PAYLOAD + 1))), "payload too big")
+    _accepted(twin.post(key, (PLAIN, b"a")), ev.Egress)
+    _reverted(twin.post(key, (PLAIN, b"a"), seq=0), "sequence already used")
     # a rejected effect still consumes the sequence number
     _rejected(twin.post(key, encode_endorse(Address(w1), 1, b"\x00" * 32)))
     _rejected(twin.post(key, (encode_endorse(Address(w1), 1, b"")[0], b"\x01\x02")))
-    _accepted(twin.post(key, (STATE, b"b")), ev.Egress)
+    _accepted(twin.post(key, (PLAIN, b"b")), ev.Egress)
     assert twin.ledger.next_seq[w1] == 4
 
 
@@ -866,7 +880,66 @@ def test_heartbeats_record_boots_and_flag_two_live_copies(twin: Twin) -> None:
     quote_hash = twin.ledger.workers[w1].quote_hash
     _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash)))
     assert twin.ledger.rejected[-1][2] == "worker flagged"
-    _reverted(twin.post(key, (STATE, b"a"), seq=used), "sequence already used")
+    _reverted(twin.post(key, (PLAIN, b"a"), seq=used), "sequence already used")
+
+
+def test_state_commitments_find_the_diverged_replica(twin: Twin) -> None:
+    """Members post keyed state commitments for the same heights; the value a strict majority
+    of the members posted is the verdict, and every member that posted another one, before the
+    majority formed or after, is de-endorsed and named. A split without a majority is only
+    reported."""
+    master, workers = _genesis(twin, "w1", "w2", "w3", "w4", "w5", "w6")
+    c1, c2 = b"\xc1" * 32, b"\xc2" * 32
+    twin.create_cluster(c1, twin.admin, by=twin.admin)
+    twin.create_cluster(c2, twin.admin, by=twin.admin)
+    for member in workers[:5]:
+        twin.add_cluster_worker(c1, member, by=twin.admin)
+    twin.add_cluster_worker(c2, workers[5], by=twin.admin)
+    k1, k2, k3, k4, k5, k6 = (secret(f"w{i}") for i in range(1, 7))
+    good, bad = b"\x11" * 32, b"\x66" * 32
+    height = twin.head()
+
+    def commit(key: SecretKey, value: bytes, *, at: int, cluster: bytes = c1) -> Outcome:
+        payload = abi_encode(["bytes32", "uint64", "bytes32"], [cluster, at, value])
+        return twin.post(key, (STATE, payload))
+
+    def named(outcome: Outcome) -> tuple[bytes, int, bytes, bytes]:
+        _accepted(outcome, ev.Egress, ev.ReplicaDiverged)
+        event = outcome.events[1]
+        assert isinstance(event, ev.ReplicaDiverged) and event.cluster_id == c1
+        return event.worker, event.height, event.commitment, event.majority
+
+    for key, value, at, reason in (
+        (master, good, height, "wrong origin"),
+        (k6, good, height, "not a member"),
+        (k1, good, height + 40, "future commitment"),
+        (k1, bytes(32), height, "empty commitment"),
+    ):
+        _rejected(commit(key, value, at=at))
+        assert twin.ledger.rejected[-1][2] == reason
+    _rejected(twin.post(k1, (STATE, b"short")))
+    # three of five agree: the verdict; a fourth that disagrees afterwards is named
+    for key in (k1, k2, k3):
+        _accepted(commit(key, good, at=height - 1), ev.Egress)
+    assert twin.ledger.verdicts[(c1, height - 1)] == good
+    assert named(commit(k4, bad, at=height - 1)) == (workers[3], height - 1, bad, good)
+    assert twin.ledger.workers[workers[3]].confidence == 0
+    _rejected(commit(k4, bad, at=height))
+    assert twin.ledger.rejected[-1][2] == "worker not endorsed"
+    # the first poster disagrees: each later value is reported until a majority forms,
+    # and then the first poster is named
+    _accepted(commit(k1, bad, at=height), ev.Egress)
+    assert named(commit(k2, good, at=height)) == (workers[1], height, good, bytes(32))
+    _rejected(commit(k2, good, at=height))
+    assert twin.ledger.rejected[-1][2] == "already committed"
+    assert named(commit(k3, good, at=height)) == (workers[2], height, good, bytes(32))
+    assert twin.ledger.workers[workers[0]].confidence == 1
+    assert named(commit(k5, good, at=height)) == (workers[0], height, bad, good)
+    assert twin.ledger.diverged_at == {workers[3]: height - 1, workers[0]: height}
+    # a cluster of one: its own commitment is the majority
+    _accepted(commit(k6, good, at=height, cluster=c2), ev.Egress)
+    assert twin.ledger.verdicts[(c2, height)] == good
+    twin.check_views()
 
 
 def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
@@ -1063,7 +1136,7 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
                 address = Address(proposal[0]) if proposal else target
                 egress = encode_rotation_confirm(twin.ledger.rotation_counter + 1, address)
             else:
-                egress = (STATE, b"state")
+                egress = (PLAIN, b"state")
             twin.post(origin, egress)
 
         @invariant()

@@ -14,7 +14,7 @@ from veilnet.chain.rpc import to_hex
 
 from .conftest import Net, key, register
 
-STATE = topic("veil/egress/state-commitment")
+STATE = topic("veil/egress/collateral")  # a topic the Bus logs and does not route
 
 
 def _messages(net: Net, n: int) -> list:

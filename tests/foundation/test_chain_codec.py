@@ -129,6 +129,13 @@ EVENTS: tuple[ev.ChainEvent, ...] = (
     ev.WorkerEndorsed(worker=addr(3), confidence=255, quote_hash=h32(6)),
     ev.HeartbeatRecorded(worker=addr(3), height=U64, boot_id=h32(8), sealed_height=0),
     ev.WorkerFlagged(worker=addr(3), reason=1),
+    ev.ReplicaDiverged(
+        cluster_id=b"\xc1" * 32,
+        worker=addr(3),
+        height=40,
+        commitment=b"\x66" * 32,
+        majority=b"\x11" * 32,
+    ),
     ev.MasterKeySet(gatekeeper=addr(1), key_address=addr(9), public_key=b"\x0a" * 32),
     ev.RotationLocked(rotation=1),
     ev.RotationProposed(

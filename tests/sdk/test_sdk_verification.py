@@ -24,7 +24,7 @@ from veilnet.sdk import (
     WorkerUnverified,
 )
 from veilnet.sdk import constants as limits
-from veilnet.testing.network import TEST_TIME
+from veilnet.testing.network import TEST_TIME, cluster_id_of
 
 from .conftest import ALICE, MALLORY, Local, make_local
 
@@ -318,6 +318,28 @@ def test_response_bound_to_an_unknown_block_is_refused(local: Local) -> None:
     future = _resign(local, proto.QueryResponse.from_bytes(raw), worker_key, block_number=10**6)
     with pytest.raises(UnknownBlock):
         client.check_block(client.open(pending, future.to_bytes()).response, local.view(10**6))
+
+
+def test_an_answer_against_the_registrys_verdict_is_refused(local: Local) -> None:
+    """Where the Registry holds a commitment verdict for an answer's height, the commitment the
+    worker signed must be it; at other heights there is nothing to compare."""
+    answered = proto.QueryResponse.from_bytes(_ask(local, local.client())[1])
+    height, cluster = answered.block_number, cluster_id_of("c1")
+    client = local.client()
+    client.config = local.config(commitment_interval=height)  # answers at `height` are checked
+    assert client.verdict_due(cluster, height) and not client.verdict_due(cluster, height + 1)
+    client.note_verdict(cluster, height, bytes(32))  # no verdict on chain yet: ask again later
+    assert client.verdict_due(cluster, height)
+    client.check_commitment(answered, cluster)
+    client.note_verdict(cluster, height, answered.state_commitment)
+    assert not client.verdict_due(cluster, height)
+    client.check_commitment(answered, cluster)
+    other = local.client()
+    other.config = client.config
+    other.note_verdict(cluster, height, b"\x66" * 32)
+    with pytest.raises(WorkerUnverified, match="not its cluster's") as info:
+        other.check_commitment(answered, cluster)
+    assert info.value.details["block_number"] == height
 
 
 def test_response_from_a_lagging_worker_is_stale(engine) -> None:

@@ -65,6 +65,7 @@ def test_health_info_and_attestation(solo: WorkerHost) -> None:
         "chain_head": 0,
         "registered": True,
         "boot_id": "0x" + boot_id.hex(),
+        "diverged_at": None,
         "rejected": None,
     }
     info = client.get("/v1/info").json()
@@ -226,7 +227,7 @@ def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) ->
     assert health.status_code == 503
     assert health.content == (
         b'{"status":"catching_up","applied_block":7,"chain_head":12,"registered":true,'
-        b'"boot_id":null,"rejected":null}'
+        b'"boot_id":null,"diverged_at":null,"rejected":null}'
     )
     one, two, three, four = (Address(bytes([i]) * 20).hex for i in (1, 2, 3, 4))
     assert (

@@ -73,7 +73,9 @@ def _plain_call(host: Any, contract_id: bytes, caller: bytes) -> Any:
             # the agent call alone, which no interface of the enclave offers (nor should it).
             core = host.enclave.link.service.core
             context = core._core
-            snapshot = queries.snapshot(context, core.contracts[contract_id].cluster)
+            snapshot = queries.served_cluster(
+                context, core.contracts[contract_id].cluster
+            ).contracts
             prepared = PreparedQuery(
                 contract_id=contract_id,
                 wallet=caller,

@@ -53,6 +53,7 @@ __all__ = [
     "OwnershipTransferred",
     "ParamsChanged",
     "RawLog",
+    "ReplicaDiverged",
     "RotationAborted",
     "RotationConfirmed",
     "RotationLocked",
@@ -218,6 +219,19 @@ class WorkerFlagged(ChainEvent):
     CONTRACT: ClassVar[str] = "Registry"
     worker: Address
     reason: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaDiverged(ChainEvent):
+    """Registry: a member's state commitment differs from the majority's for ``height`` (it is
+    de-endorsed), or from the first one posted while no majority exists (``majority`` empty)."""
+
+    CONTRACT: ClassVar[str] = "Registry"
+    cluster_id: bytes
+    worker: Address
+    height: int
+    commitment: bytes
+    majority: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -447,6 +461,7 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     WorkerEndorsed,
     HeartbeatRecorded,
     WorkerFlagged,
+    ReplicaDiverged,
     MasterKeySet,
     RotationLocked,
     RotationProposed,

@@ -1,4 +1,4 @@
-"""``veil status``: chain head, gatekeepers, master key, clusters, workers and contracts.
+"""``veil status``: chain head, gatekeepers, master key, clusters, workers, divergences, contracts.
 Workers are checked live: online (health), last applied block, and a fresh attestation."""
 
 from __future__ import annotations
@@ -59,13 +59,27 @@ def _render(doc: dict[str, Any]) -> None:
             worker["address"],
             "gatekeeper" if worker["gatekeeper"] else "worker",
             attested,
-            "[red]0 (flagged: ran twice)[/red]" if worker["flagged"] else str(worker["confidence"]),
+            _confidence(worker),
             "[green]online[/green]" if worker["online"] else "[red]offline[/red]",
             _applied(worker),
             str(worker["last_heartbeat"] or "-"),
             (worker["cluster"] or "-")[:12],
         )
     console.print(workers)
+    if doc["divergences"]:
+        divergences = Table(title="replica divergences (Registry verdicts on state commitments)")
+        for column in ("cluster", "height", "worker", "verdict"):
+            divergences.add_column(column)
+        for entry in doc["divergences"]:
+            divergences.add_row(
+                entry["cluster"][:12],
+                str(entry["height"]),
+                entry["worker"],
+                "[red]against the majority: de-endorsed[/red]"
+                if entry["majority"]
+                else "[yellow]split, no majority yet[/yellow]",
+            )
+        console.print(divergences)
     contracts = Table(title="contracts")
     for column in ("id", "lang", "owner", "key epoch", "paused"):
         contracts.add_column(column)
@@ -80,6 +94,14 @@ def _render(doc: dict[str, Any]) -> None:
     console.print(contracts)
     if doc["insecure_dev_tee"]:
         console.print("[yellow]attestation uses the INSECURE development root (devnet)[/yellow]")
+
+
+def _confidence(worker: dict[str, Any]) -> str:
+    if worker["flagged"]:
+        return "[red]0 (flagged: ran twice)[/red]"
+    if worker.get("diverged_at"):
+        return f"[red]0 (diverged at block {worker['diverged_at']})[/red]"
+    return str(worker["confidence"])
 
 
 def _applied(worker: dict[str, Any]) -> str:

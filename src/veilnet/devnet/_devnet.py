@@ -30,6 +30,7 @@ from veilnet.devnet import constants as C  # noqa: N812
 from veilnet.devnet.errors import DevnetConfigInvalid, DevnetStartFailed
 from veilnet.errors import VeilnetError
 from veilnet.protocol.chain import ChainTrust
+from veilnet.protocol.enclave import DEFAULT_COMMITMENT_INTERVAL
 
 __all__ = ["Devnet", "DevnetOptions", "Progress"]
 
@@ -399,6 +400,7 @@ class Devnet:
             "sequencer_url": self.sequencer_url,
             "block_time": self.options.block_time,
             "finality": self.options.finality,
+            "commitment_interval": DEFAULT_COMMITMENT_INTERVAL,  # the workers' default
             "gatekeepers": {h.address: h.api_url for h in self.gatekeepers},
             "workers": {h.address: h.api_url for h in self.workers},
             "clusters": ["0x" + cluster_id(C.DEFAULT_CLUSTER).hex()],

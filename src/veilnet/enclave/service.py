@@ -208,6 +208,7 @@ class EnclaveService:
                 head=core.head,
                 resync_ready=self._resync_keyring is not None,
                 sealed_keys=core.generated_keys(),
+                diverged_at=core.diverged_at,
             ).to_bytes()
 
     def _certify(self, body: bytes, io: IOChannel | None) -> bytes:
@@ -300,6 +301,7 @@ class EnclaveService:
                 cluster=None if me is None else me.cluster,
                 confidence=None if me is None else me.confidence,
                 clusters=clusters,
+                diverged_at=core.diverged_at,
             ).to_bytes()
 
     def _contract(self, body: bytes, io: IOChannel | None) -> bytes:

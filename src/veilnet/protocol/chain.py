@@ -547,6 +547,15 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
     _abi(_REGISTRY, "WorkerFlagged", ("worker", "address", _I), ("reason", "uint8", _D)),
     _abi(
         _REGISTRY,
+        "ReplicaDiverged",
+        ("cluster_id", "bytes32", _I),
+        ("worker", "address", _I),
+        ("height", "uint64", _D),
+        ("commitment", "bytes32", _D),
+        ("majority", "bytes32", _D),
+    ),
+    _abi(
+        _REGISTRY,
         "MasterKeySet",
         ("gatekeeper", "address", _I),
         ("key_address", "address", _I),

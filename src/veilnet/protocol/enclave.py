@@ -246,6 +246,9 @@ class Applied(Record):
     sealed_keys: bytes | None = None
     """Set when the block drew a master key or rotation proposal from TEE entropy: the host
     stores it durably before it posts ``egress``, and hands it to the next boot."""
+    diverged_at: int | None = None
+    """Set once the Registry found this worker's state against its cluster's majority (the
+    height): it serves nothing until it registers again (``/v1/health`` shows it)."""
 
 
 @record("enclave.certify")
@@ -329,6 +332,8 @@ class Status(Record):
     cluster: bytes | None
     confidence: int | None
     clusters: tuple[ClusterStatus, ...]
+    diverged_at: int | None = None
+    """As ``Applied.diverged_at``."""
 
 
 @record("enclave.contract_status")

@@ -16,6 +16,7 @@ PolicyRejected
 ├── KeyEpochExpired        an envelope names a key epoch outside the kept window (410)
 ├── RateLimited            this client sent too many requests; retry later (429)
 ├── IdentityFlagged        this worker identity ran twice and is flagged on chain (403)
+├── StateDiverged          the Registry found this worker's state against its cluster's (403)
 └── QuorumNotReached       fewer than k of the rpc-quorum endpoints agree on any block's hash
 Unavailable
 ├── NotReady               the core has no key for this yet (catching up, not in the cluster)
@@ -42,6 +43,7 @@ __all__ = [
     "QuorumNotReached",
     "RateLimited",
     "RequestTooLarge",
+    "StateDiverged",
     "TLSFailed",
 ]
 
@@ -162,6 +164,14 @@ class CheckpointStale(CheckpointInvalid):
 
     code = "runtime_checkpoint_stale"
     http_status = 409
+
+
+class StateDiverged(PolicyRejected):
+    """The Registry found this worker's state commitment against its cluster's majority: its
+    state is not the cluster's, so it answers nothing until it registers again (403)."""
+
+    code = "runtime_state_diverged"
+    http_status = 403
 
 
 class IdentityFlagged(PolicyRejected):

@@ -30,6 +30,7 @@ __all__ = [
     "MasterKeyRotated",
     "MasterKeySet",
     "MeasurementSet",
+    "ReplicaDiverged",
     "RotationAborted",
     "RotationConfirmed",
     "RotationLocked",
@@ -116,6 +117,19 @@ class HeartbeatRecorded(ChainEvent):
 class WorkerFlagged(ChainEvent):
     worker: bytes
     reason: int
+
+
+@record("ev.replica_diverged")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaDiverged(ChainEvent):
+    """A member's state commitment for ``height`` differs from the one a strict majority of
+    the cluster posted (``majority``; empty: no majority yet, nothing follows from it)."""
+
+    cluster_id: bytes
+    worker: bytes
+    height: int
+    commitment: bytes
+    majority: bytes
 
 
 @record("ev.master_key_set")

@@ -26,10 +26,10 @@ from veilnet.runtime.replicated import (
     to_plain,
 )
 
-CHECKPOINT_VERSION: Final = 4
+CHECKPOINT_VERSION: Final = 5
 """2: one ``ReplicatedState`` object, typed outcomes, enum lifecycles. 3: the sealed height
 (rollback anchor) and flagged identities. 4: the master-key address of every rotation, and
-the window of used command nonces per sender."""
+the window of used command nonces per sender. 5: replica divergence verdicts."""
 
 
 # ---- the sealed identity -------------------------------------------------------------------

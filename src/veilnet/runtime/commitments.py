@@ -31,13 +31,17 @@ def cluster_commitment(core: CoreContext, cluster_id: bytes) -> bytes | None:
 
 
 def maybe_commit(core: CoreContext, header: ev.BlockHeader) -> None:
+    """Every ``commitment_interval`` blocks, each member posts its cluster commitment; the
+    Registry compares the members' values for the height (``ReplicaDiverged``)."""
     interval = core.config.commitment_interval
     if interval <= 0 or header.number % interval != 0:
         return
     if core.state.resync_required:  # its states are not the cluster's until the resync
         return
     for cluster_id, cluster in core.state.clusters.items():
-        if core.address not in cluster.members:
+        # a member still holding events back (waiting for a key) is behind the others at
+        # this height: its value would differ from theirs without anything being wrong
+        if core.address not in cluster.members or cluster_id in core.state.buffered:
             continue
         commitment = cluster_commitment(core, cluster_id)
         if commitment is None:
@@ -71,6 +75,25 @@ def on_heartbeat_recorded(
         )
 
 
+def on_replica_diverged(
+    core: CoreContext, header: ev.BlockHeader, event: ev.ReplicaDiverged
+) -> None:
+    """The Registry's verdict: at ``event.height`` this member committed to another state than
+    a majority of its cluster. It gets no key from now on (the Registry zeroed its confidence
+    without a ``WorkerEndorsed``), and if it is this worker it stops serving: its state is not
+    the cluster's. A report without a majority (``majority`` empty) changes nothing."""
+    if not any(event.majority):
+        return
+    was_endorsed = core.endorsed(event.worker)
+    known = core.state.divergences.get(event.worker, 0)
+    core.state.divergences[event.worker] = max(known, event.height)
+    worker = core.state.workers.get(event.worker)
+    if worker is not None:
+        core.state.workers[event.worker] = dataclasses.replace(worker, confidence=0)
+    if was_endorsed:
+        clusters.on_member_unendorsed(core, event.worker)
+
+
 def on_worker_flagged(core: CoreContext, header: ev.BlockHeader, event: ev.WorkerFlagged) -> None:
     was_endorsed = core.endorsed(event.worker)
     core.state.flagged.add(event.worker)
@@ -84,4 +107,5 @@ def on_worker_flagged(core: CoreContext, header: ev.BlockHeader, event: ev.Worke
 HANDLERS = {
     ev.HeartbeatRecorded: on_heartbeat_recorded,
     ev.WorkerFlagged: on_worker_flagged,
+    ev.ReplicaDiverged: on_replica_diverged,
 }

@@ -414,3 +414,9 @@ class EnclaveCore:
     @property
     def diverged(self) -> list[str]:
         return self._core.state.diverged
+
+    @property
+    def diverged_at(self) -> int | None:
+        """The newest height at which the Registry found this worker's state against its
+        cluster's majority (it serves nothing since), or None."""
+        return self._core.state.divergences.get(self._core.address)

@@ -23,10 +23,11 @@ from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits
-from veilnet.protocol.errors import IdentityFlagged, QueryStale
+from veilnet.protocol.errors import IdentityFlagged, QueryStale, StateDiverged
 from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import agents, constants, contracts
 from veilnet.runtime.agents import AgentHost, CallJournal, QueryIO, Snapshot
+from veilnet.runtime.commitments import cluster_commitment
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.errors import (
     ContractPaused,
@@ -120,6 +121,13 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
         raise NotReady("no block applied yet")
     if core.address in core.state.flagged:
         raise IdentityFlagged("the Registry flagged this worker identity: it serves nothing more")
+    diverged = core.state.divergences.get(core.address)
+    if diverged is not None:
+        raise StateDiverged(
+            "the Registry found this worker's state against its cluster's majority: it serves "
+            "nothing until it registers again",
+            height=diverged,
+        )
     if core.state.resync_required:
         # joined a cluster with history: until the host restarts it from genesis with its
         # keys, its contract states are not the cluster's, and it signs no answer on them
@@ -204,6 +212,7 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
         raise QueryRejected("unknown query kind")
     expires = min(cert.expires_block, inner.window + limits.QUERY_WINDOW_BLOCKS)
     replay.remember_query(replay_key, expires, head.number)
+    served = served_cluster(core, contract.cluster)
     return PreparedQuery(
         contract_id=parsed.contract_id,
         wallet=cert.wallet,
@@ -212,19 +221,29 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
         msg=msg,
         answer=answer,
         head=head,
-        commitment=runtime.state.digest,
-        snapshot=snapshot(core, contract.cluster),
+        commitment=served.commitment,
+        snapshot=served.contracts,
     )
 
 
-def snapshot(core: CoreContext, cluster_id: bytes) -> dict[bytes, Snapshot]:
+@dataclass(frozen=True, slots=True)
+class ServedCluster:
+    """What queries of one cluster read at one block: a snapshot of each served contract's
+    committed state, and the cluster commitment at that block (what its members post)."""
+
+    contracts: dict[bytes, Snapshot]
+    commitment: bytes
+
+
+def served_cluster(core: CoreContext, cluster_id: bytes) -> ServedCluster:
     """Copies of the committed state of every served contract of a cluster (queries and
-    the agent calls they make read only these). Made once per block and cluster: copying
-    every state on every query would cost O(state) per query."""
-    found = core.query_snapshots.get(cluster_id)
+    the agent calls they make read only these), with the cluster commitment a client can
+    check against the Registry's verdict. Made once per block and cluster: copying every
+    state or hashing every digest on every query would cost O(state) per query."""
+    found: ServedCluster | None = core.query_snapshots.get(cluster_id)
     if found is None:
         state = core.state
-        found = core.query_snapshots[cluster_id] = {
+        contracts = {
             cid: Snapshot(
                 values=dict(state.runtimes[cid].state.values),
                 secrets=dict(state.runtimes[cid].secrets),
@@ -234,6 +253,8 @@ def snapshot(core: CoreContext, cluster_id: bytes) -> dict[bytes, Snapshot]:
             for cid, info in state.contracts.items()
             if info.cluster == cluster_id and cid in state.runtimes
         }
+        commitment = cluster_commitment(core, cluster_id) or bytes(32)
+        found = core.query_snapshots[cluster_id] = ServedCluster(contracts, commitment)
     return found
 
 

@@ -26,7 +26,9 @@ def on_measurement(core: CoreContext, header: ev.BlockHeader, event: ev.Measurem
 def on_worker_registered(
     core: CoreContext, header: ev.BlockHeader, event: ev.WorkerRegistered
 ) -> None:
-    """A (re-)registration starts from nothing: pending until its collateral is on chain."""
+    """A (re-)registration starts from nothing: pending until its collateral is on chain, and
+    no earlier divergence verdict held against it (its cluster membership ended on chain)."""
+    core.state.divergences.pop(event.worker, None)
     core.state.workers[event.worker] = WorkerInfo(
         operator=event.operator,
         hpke_key=event.hpke_key,

@@ -143,6 +143,9 @@ class ReplicatedState:
     """Private state of the contracts this worker serves (sealed in checkpoints)."""
     flagged: set[bytes] = field(default_factory=set, metadata=_IN_ROOT)
     """Worker identities the Registry caught running twice: they get no key, ever again."""
+    divergences: dict[bytes, int] = field(default_factory=dict, metadata=_IN_ROOT)
+    """Worker → the newest height at which the Registry found its state commitment against
+    its cluster's majority (``ReplicaDiverged``); cleared when it registers again."""
     buffered: dict[bytes, Buffered] = field(default_factory=dict, metadata=_OWN)
     """Per cluster, events held back until this member receives the key they need."""
     resync_required: bool = field(default=False, metadata=_OWN)

@@ -207,6 +207,8 @@ class BaseClient:
         """Newest block each contract was seen at (command outcome or answer): later queries
         must not be answered from an older one (read-your-writes, monotonic reads)."""
         self._final_hashes: dict[int, bytes] = {}
+        self._verdicts: dict[tuple[bytes, int], bytes] = {}
+        """(cluster, height) → the Registry's commitment verdict (set once, never changed)."""
         self._boot_ids: dict[bytes, bytes] = {}
         """worker → the boot id its ``/v1/health`` gave (queries name it; a restart changes it)."""
 
@@ -564,6 +566,41 @@ class BaseClient:
                 f"{view.head} (at most {allowed} allowed)",
                 block_number=number,
                 head=view.head,
+            )
+
+    def verdict_due(self, cluster: bytes, height: int) -> bool:
+        """Whether members post commitments at ``height`` and this client has no verdict for it
+        yet (a verdict, once on chain, never changes: it is cached)."""
+        interval = self.config.commitment_interval
+        if interval <= 0 or height % interval != 0:
+            return False
+        with self._lock:
+            return (cluster, height) not in self._verdicts
+
+    def note_verdict(self, cluster: bytes, height: int, verdict: bytes) -> None:
+        if not any(verdict):  # none yet: ask again next time
+            return
+        with self._lock:
+            if len(self._verdicts) >= C.MAX_CACHED_VERDICTS:
+                del self._verdicts[next(iter(self._verdicts))]
+            self._verdicts[(cluster, height)] = verdict
+
+    def check_commitment(self, response: proto.QueryResponse, cluster: bytes) -> None:
+        """Step 3b: where the Registry holds a verdict for the answer's height (the commitment
+        a majority of the cluster's members posted), the answer's commitment must be it.
+
+        Raises:
+            WorkerUnverified: the worker answered from a state that is not its cluster's.
+        """
+        with self._lock:
+            verdict = self._verdicts.get((cluster, response.block_number))
+        if verdict is not None and not hmac.compare_digest(verdict, response.state_commitment):
+            worker = Address(response.worker).hex
+            raise WorkerUnverified(
+                f"{worker} answered from a state that is not its cluster's: its commitment at "
+                f"block {response.block_number} differs from the one the Registry recorded",
+                worker=worker,
+                block_number=response.block_number,
             )
 
     @staticmethod

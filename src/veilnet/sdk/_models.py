@@ -17,6 +17,7 @@ from veilnet.chain.constants import MAX_HPKE_KEY
 from veilnet.crypto import Address
 from veilnet.errors import VeilnetError
 from veilnet.sdk.constants import (
+    DEFAULT_COMMITMENT_INTERVAL,
     DEFAULT_FINALITY,
     DEFAULT_NETWORK_FILE,
     MAX_NETWORK_FILE,
@@ -108,6 +109,8 @@ class NetworkConfig:
     dev_accounts: dict[Address, bytes] = field(default_factory=dict, repr=False)
     clusters: tuple[bytes, ...] = ()
     finality: int = DEFAULT_FINALITY
+    commitment_interval: int = DEFAULT_COMMITMENT_INTERVAL
+    """Members post state commitments every this many blocks (0: never)."""
     block_time: float | None = None
     insecure_dev_tee: bool = False
     network_seed: bytes | None = field(default=None, repr=False)
@@ -172,6 +175,9 @@ class NetworkConfig:
                 },
                 clusters=tuple(_hex(c, "a cluster id") for c in doc.get("clusters") or ()),
                 finality=int(doc.get("finality", DEFAULT_FINALITY)),
+                commitment_interval=int(
+                    doc.get("commitment_interval", DEFAULT_COMMITMENT_INTERVAL)
+                ),
                 block_time=float(doc["block_time"]) if doc.get("block_time") else None,
                 insecure_dev_tee=bool(doc.get("insecure_dev_tee", False)),
                 network_seed=_hex(seed, "network_seed") if seed else None,

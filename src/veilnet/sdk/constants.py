@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from veilnet.protocol import enclave as _enclave
+
 MAX_QUERY_REQUEST: Final = 256 * 1024
 """Largest query a worker accepts (``POST /v1/query`` answers 413 above it)."""
 MAX_QUERY_RESPONSE: Final = 4 * 1024 * 1024
@@ -17,6 +19,10 @@ CERT_RENEW_MARGIN_BLOCKS: Final = 20
 DEFAULT_FRESHNESS_BLOCKS: Final = 32
 """A response may be at most finality + this many blocks behind the client's head."""
 DEFAULT_FINALITY: Final = 2
+DEFAULT_COMMITMENT_INTERVAL: Final = _enclave.DEFAULT_COMMITMENT_INTERVAL
+"""Members post state commitments at heights that are multiples of this (``network.json``'s
+``commitment_interval`` overrides it); answers at those heights are checked against the verdict."""
+MAX_CACHED_VERDICTS: Final = 4096
 HEAD_CACHE_S: Final = 0.25
 """How long the client reuses its node's head number (bounds the extra staleness accepted)."""
 MAX_CACHED_BLOCKS: Final = 4096

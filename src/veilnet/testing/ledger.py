@@ -203,6 +203,12 @@ class LedgerSim:
     """worker -> (height, boot id) of its newest recorded heartbeat."""
     retired_boot: set[tuple[bytes, bytes]] = field(default_factory=set)
     flagged: dict[bytes, int] = field(default_factory=dict)
+    commitments: dict[tuple[bytes, int], dict[bytes, bytes]] = field(default_factory=dict)
+    """(cluster, height) -> {member: commitment} in posting order (``commitment_of`` and
+    ``commitment_posters``)."""
+    verdicts: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
+    """(cluster, height) -> the commitment a strict majority of the members posted."""
+    diverged_at: dict[bytes, int] = field(default_factory=dict)
     block_env: Callable[[], tuple[int, Callable[[int], bytes]]] | None = None
     """Where a test runs the model beside a real chain: (number of the block a call lands in,
     BLOCKHASH) taken from that chain; None uses this model's own blocks."""
@@ -715,6 +721,62 @@ class LedgerSim:
             )
         )
 
+    def _state_commitment(self, origin: bytes, kind: int, payload: bytes) -> None:
+        """Registry._state_commitment: the majority's value is the verdict for a height; every
+        member that posted another value is de-endorsed and named in ``ReplicaDiverged``."""
+        if kind != KIND_WORKER:
+            raise Revert("wrong origin")
+        cluster_id, height, commitment = _decode(["bytes32", "uint64", "bytes32"], payload)
+        cluster = self.clusters.get(cluster_id)
+        if cluster is None or origin not in cluster.members:
+            raise Revert("not a member")
+        if self.workers[origin].confidence == 0:
+            raise Revert("worker not endorsed")
+        number = self.block_env()[0] if self.block_env is not None else len(self.blocks) + 1
+        if height >= number:
+            raise Revert("future commitment")
+        if commitment == b"\x00" * 32:
+            raise Revert("empty commitment")
+        posted = self.commitments.setdefault((cluster_id, height), {})
+        if origin in posted:
+            raise Revert("already committed")
+        reference = next(iter(posted.values()), commitment)
+        posted[origin] = commitment
+        verdict = self.verdicts.get((cluster_id, height))
+        if verdict is not None:
+            if commitment != verdict:
+                self._diverged(cluster_id, origin, height, commitment, verdict)
+            return
+        votes = sum(1 for value in posted.values() if value == commitment)
+        if votes * 2 > len(cluster.members):
+            self.verdicts[(cluster_id, height)] = commitment
+            for member, value in posted.items():
+                if value != commitment:
+                    self._diverged(cluster_id, member, height, value, commitment)
+            return
+        if commitment != reference:  # a split without a majority: reported, nothing more
+            self._report(cluster_id, origin, height, commitment, b"\x00" * 32)
+
+    def _diverged(
+        self, cluster_id: bytes, worker: bytes, height: int, commitment: bytes, majority: bytes
+    ) -> None:
+        self.workers[worker].confidence = 0
+        self.diverged_at[worker] = max(height, self.diverged_at.get(worker, 0))
+        self._report(cluster_id, worker, height, commitment, majority)
+
+    def _report(
+        self, cluster_id: bytes, worker: bytes, height: int, commitment: bytes, majority: bytes
+    ) -> None:
+        self.pending.append(
+            ev.ReplicaDiverged(
+                cluster_id=cluster_id,
+                worker=worker,
+                height=height,
+                commitment=commitment,
+                majority=majority,
+            )
+        )
+
     def _block_hash(self, number: int) -> bytes:
         """BLOCKHASH over this model's own blocks (zero for block 0, which it does not keep)."""
         return self.blocks[number - 1].header.hash if number >= 1 else b"\x00" * 32
@@ -754,6 +816,7 @@ _EGRESS_HANDLERS: Final[dict[bytes, Callable[[LedgerSim, bytes, int, bytes], Non
     topics.TOPIC_ROTATION_PROPOSE: LedgerSim._rotation_propose,
     topics.TOPIC_ROTATION_CONFIRM: LedgerSim._rotation_confirm,
     topics.TOPIC_HEARTBEAT: LedgerSim._heartbeat,
+    topics.TOPIC_STATE_COMMITMENT: LedgerSim._state_commitment,
 }
 
 

@@ -253,6 +253,7 @@ def _health_json(view: HealthView) -> dict[str, Any]:
         "chain_head": view.chain_head,
         "registered": view.registered,
         "boot_id": _0x_or_none(view.boot_id),
+        "diverged_at": view.diverged_at,
         "rejected": (
             None
             if view.rejected_code is None

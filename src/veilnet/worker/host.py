@@ -130,6 +130,9 @@ class WorkerHost:
         self._enclave: Enclave | None = None
         self._identity: bytes | None = None
         self._boot_id: bytes | None = None
+        self.diverged_at: int | None = None
+        """Set once the Registry found this worker's state against its cluster's majority (the
+        height, from the core): it serves nothing, and ``/v1/health`` says so."""
         self._head: BlockHeader | None = None
         self._sealed_identity: bytes | None = None
         self._follower: Follower | None = None
@@ -204,9 +207,12 @@ class WorkerHost:
         return self._lock
 
     def status(self) -> str:
-        """``"starting"``, ``"catching_up"``, ``"ok"`` (serving) or ``"halted"``."""
+        """``"starting"``, ``"catching_up"``, ``"ok"`` (serving), ``"diverged"`` (the Registry
+        found its state against its cluster's) or ``"halted"``."""
         if self.halted:
             return "halted"
+        if self.diverged_at is not None:
+            return "diverged"
         applied = self.applied_block
         if applied is None or not self._registered:
             return "starting"
@@ -324,7 +330,7 @@ class WorkerHost:
             QueryRejected / ContractUnavailable / KeyEpochExpired: from the core.
         """
         status = self.status()
-        if status != "ok":
+        if status not in ("ok", "diverged"):  # a diverged core gives its own refusal
             raise NotReady(
                 f"worker is {status.replace('_', ' ')}",
                 applied_block=self.applied_block,
@@ -342,6 +348,7 @@ class WorkerHost:
             chain_head=self._chain_head,
             registered=self._registered,
             boot_id=self._boot_id,
+            diverged_at=self.diverged_at,
             rejected_code=None if self.rejected is None else self.rejected[0],
             rejected_block=None if self.rejected is None else self.rejected[1],
         )
@@ -626,6 +633,7 @@ class WorkerHost:
             self.metrics.blocks_applied.inc()
             self.metrics.head.set(block.header.number)
             self._head = applied.head
+            self.diverged_at = applied.diverged_at
             if applied.sealed_keys is not None:
                 # before the egress that announces them: a replay must find the same keys
                 self.storage.save_keys(applied.sealed_keys)

@@ -25,12 +25,15 @@ class HealthView:
     """``GET /v1/health``: whether the worker serves, and why not."""
 
     status: str
-    """``"starting"``, ``"catching_up"``, ``"ok"`` (serving) or ``"halted"``."""
+    """``"starting"``, ``"catching_up"``, ``"ok"`` (serving), ``"diverged"`` or ``"halted"``."""
     applied_block: int | None
     chain_head: int | None
     registered: bool
     boot_id: bytes | None = None
     """The core's boot id, which queries must name (None before the core booted)."""
+    diverged_at: int | None = None
+    """The height at which the Registry found this worker's state against its cluster's
+    majority (``ReplicaDiverged``); it serves nothing until it registers again."""
     rejected_code: str | None = None
     """The code of the last block the core refused (``runtime_block_unproven``,
     ``runtime_finality_unproven``, ``runtime_block_rejected``), None once one applies: the node

@@ -38,6 +38,7 @@ TOPIC_CONTRACT_KEY: constant(bytes32) = keccak256("veil/egress/contract-key")
 TOPIC_ROTATION_PROPOSE: constant(bytes32) = keccak256("veil/egress/rotation-propose")
 TOPIC_ROTATION_CONFIRM: constant(bytes32) = keccak256("veil/egress/rotation-confirm")
 TOPIC_HEARTBEAT: constant(bytes32) = keccak256("veil/egress/heartbeat")
+TOPIC_STATE_COMMITMENT: constant(bytes32) = keccak256("veil/egress/state-commitment")
 
 
 event Command:
@@ -170,6 +171,7 @@ def post(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOA
         or topic == TOPIC_ROTATION_PROPOSE
         or topic == TOPIC_ROTATION_CONFIRM
         or topic == TOPIC_HEARTBEAT
+        or topic == TOPIC_STATE_COMMITMENT
     ):
         # Forward enough gas that a relayer cannot starve the registry call on purpose.
         assert msg.gas >= REGISTRY_GAS * 64 // 63 + 10000, "out of gas"

@@ -46,6 +46,7 @@ TOPIC_CONTRACT_KEY: public(constant(bytes32)) = keccak256("veil/egress/contract-
 TOPIC_ROTATION_PROPOSE: public(constant(bytes32)) = keccak256("veil/egress/rotation-propose")
 TOPIC_ROTATION_CONFIRM: public(constant(bytes32)) = keccak256("veil/egress/rotation-confirm")
 TOPIC_HEARTBEAT: public(constant(bytes32)) = keccak256("veil/egress/heartbeat")
+TOPIC_STATE_COMMITMENT: public(constant(bytes32)) = keccak256("veil/egress/state-commitment")
 
 # Blocks a heartbeat stays postable: as far back as BLOCKHASH can check its block hash.
 HEARTBEAT_WINDOW: constant(uint256) = 256
@@ -124,6 +125,13 @@ event HeartbeatRecorded:
 event WorkerFlagged:
     worker: indexed(address)
     reason: uint8
+
+event ReplicaDiverged:
+    cluster_id: indexed(bytes32)
+    worker: indexed(address)
+    height: uint64
+    commitment: bytes32
+    majority: bytes32
 
 event MasterKeySet:
     gatekeeper: indexed(address)
@@ -224,6 +232,13 @@ contracts: public(HashMap[bytes32, AgentContract])
 last_heartbeat: public(HashMap[address, Heartbeat])
 retired_boot: public(HashMap[address, HashMap[bytes32, bool]])
 flagged: public(HashMap[address, uint8])
+# State commitments, per cluster and height: what each member posted, how many posted each
+# value, who posted (in order), and the value a strict majority of the members posted.
+commitment_of: public(HashMap[bytes32, HashMap[uint64, HashMap[address, bytes32]]])
+commitment_votes: public(HashMap[bytes32, HashMap[uint64, HashMap[bytes32, uint256]]])
+commitment_posters: public(HashMap[bytes32, HashMap[uint64, DynArray[address, MAX_CLUSTER_WORKERS]]])
+commitment_verdict: public(HashMap[bytes32, HashMap[uint64, bytes32]])
+diverged_at: public(HashMap[address, uint64])
 
 
 @deploy
@@ -581,6 +596,9 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
     elif topic == TOPIC_HEARTBEAT:
         assert kind == KIND_WORKER, "wrong origin"
         self._heartbeat(origin, payload)
+    elif topic == TOPIC_STATE_COMMITMENT:
+        assert kind == KIND_WORKER, "wrong origin"
+        self._state_commitment(origin, payload)
     else:
         raise "unknown topic"
 
@@ -614,3 +632,56 @@ def _heartbeat(worker: address, payload: Bytes[MAX_EGRESS]):
         self.retired_boot[worker][last.boot_id] = True
     self.last_heartbeat[worker] = Heartbeat(height=height, boot_id=boot_id)
     log HeartbeatRecorded(worker=worker, height=height, boot_id=boot_id, sealed_height=sealed_height)
+
+
+@internal
+def _state_commitment(worker: address, payload: Bytes[MAX_EGRESS]):
+    """
+    @notice Members post a keyed commitment to their cluster's state at the same heights. Once
+            a strict majority of the cluster's members posted one value, that is the verdict
+            for the height: every member that posted another value, before or after, diverged.
+            It is de-endorsed (confidence 0: no new keys, clients refuse it) and named in
+            `ReplicaDiverged`. A value that differs from the first one posted while no majority
+            exists is reported with an empty `majority` and changes nothing else.
+    """
+    cluster_id: bytes32 = empty(bytes32)
+    height: uint64 = 0
+    commitment: bytes32 = empty(bytes32)
+    cluster_id, height, commitment = abi_decode(payload, (bytes32, uint64, bytes32))
+    assert self.cluster_members[cluster_id][worker], "not a member"
+    assert self.workers[worker].confidence > 0, "worker not endorsed"
+    assert convert(height, uint256) < block.number, "future commitment"
+    assert commitment != empty(bytes32), "empty commitment"
+    assert self.commitment_of[cluster_id][height][worker] == empty(bytes32), "already committed"
+    self.commitment_of[cluster_id][height][worker] = commitment
+    votes: uint256 = self.commitment_votes[cluster_id][height][commitment] + 1
+    self.commitment_votes[cluster_id][height][commitment] = votes
+    first: bool = len(self.commitment_posters[cluster_id][height]) == 0
+    reference: bytes32 = commitment
+    if not first:
+        reference = self.commitment_of[cluster_id][height][self.commitment_posters[cluster_id][height][0]]
+    self.commitment_posters[cluster_id][height].append(worker)
+    verdict: bytes32 = self.commitment_verdict[cluster_id][height]
+    if verdict != empty(bytes32):
+        if commitment != verdict:
+            self._diverged(cluster_id, worker, height, commitment, verdict)
+        return
+    if votes * 2 > self.clusters[cluster_id].worker_count:
+        self.commitment_verdict[cluster_id][height] = commitment
+        for poster: address in self.commitment_posters[cluster_id][height]:
+            posted: bytes32 = self.commitment_of[cluster_id][height][poster]
+            if posted != commitment:
+                self._diverged(cluster_id, poster, height, posted, commitment)
+        return
+    if commitment != reference:
+        log ReplicaDiverged(
+            cluster_id=cluster_id, worker=worker, height=height, commitment=commitment, majority=empty(bytes32)
+        )
+
+
+@internal
+def _diverged(cluster_id: bytes32, worker: address, height: uint64, commitment: bytes32, majority: bytes32):
+    self.workers[worker].confidence = 0
+    if height > self.diverged_at[worker]:
+        self.diverged_at[worker] = height
+    log ReplicaDiverged(cluster_id=cluster_id, worker=worker, height=height, commitment=commitment, majority=majority)

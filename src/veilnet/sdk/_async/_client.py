@@ -19,6 +19,7 @@ from veilnet.chain.model import (
     Egress,
     GatekeeperAdded,
     GatekeeperRemoved,
+    ReplicaDiverged,
     WorkerRegistered,
 )
 from veilnet.codec import CodecError, encode
@@ -601,6 +602,11 @@ class AsyncClient(BaseClient):
         )
         view = await self.chain_view(opened.response.block_number)
         self.check_block(opened.response, view)
+        height = opened.response.block_number
+        if self.verdict_due(pending.cluster, height):
+            verdict = await self.registry_view("commitment_verdict", pending.cluster, height)
+            self.note_verdict(pending.cluster, height, bytes(verdict))
+        self.check_commitment(opened.response, pending.cluster)
         return opened
 
     async def query(
@@ -729,12 +735,14 @@ class AsyncClient(BaseClient):
                 "gatekeeper": event.worker.hex in gatekeepers,
                 "confidence": record.confidence,
                 "flagged": bool(await self.registry_view("flagged", event.worker)),
+                "diverged_at": int(await self.registry_view("diverged_at", event.worker)) or None,
                 "last_heartbeat": int(
                     (await self.registry_view("last_heartbeat", event.worker))[0]
                 ),
                 "cluster": "0x" + record.cluster.hex() if record.in_cluster else None,
                 "url": url,
                 "online": False,
+                "health": None,
                 "last_applied_block": None,
                 "rejected": None,
                 "attested": False,
@@ -746,12 +754,23 @@ class AsyncClient(BaseClient):
                 entry["online"] = health.get("status") == "ok"
                 entry["last_applied_block"] = health.get("applied_block")
                 entry["rejected"] = health.get("rejected")
+                entry["health"] = health.get("status")
             try:
                 await self.verify_worker(event.worker, refresh=True)
                 entry["attested"] = True
             except WorkerUnverified as exc:
                 entry["attestation_error"] = exc.message
             workers.append(entry)
+        divergences = [
+            {
+                "cluster": "0x" + event.cluster_id.hex(),
+                "height": event.height,
+                "worker": event.worker.hex,
+                "commitment": "0x" + event.commitment.hex(),
+                "majority": "0x" + event.majority.hex() if any(event.majority) else None,
+            }
+            for event in await self.logs("Registry", ReplicaDiverged)
+        ]
         contracts = []
         for event in await self.logs("Registry", ContractDeployed):
             contract = await self.registry_record(ContractRecord, event.contract_id)
@@ -777,6 +796,7 @@ class AsyncClient(BaseClient):
             },
             "clusters": clusters,
             "workers": workers,
+            "divergences": divergences,
             "contracts": contracts,
             "insecure_dev_tee": self.insecure_dev_tee,
         }

@@ -20,6 +20,7 @@ from veilnet.chain.model import (
     Egress,
     GatekeeperAdded,
     GatekeeperRemoved,
+    ReplicaDiverged,
     WorkerRegistered,
 )
 from veilnet.codec import CodecError, encode
@@ -600,6 +601,11 @@ class Client(BaseClient):
         )
         view = self.chain_view(opened.response.block_number)
         self.check_block(opened.response, view)
+        height = opened.response.block_number
+        if self.verdict_due(pending.cluster, height):
+            verdict = self.registry_view("commitment_verdict", pending.cluster, height)
+            self.note_verdict(pending.cluster, height, bytes(verdict))
+        self.check_commitment(opened.response, pending.cluster)
         return opened
 
     def query(
@@ -726,10 +732,12 @@ class Client(BaseClient):
                 "gatekeeper": event.worker.hex in gatekeepers,
                 "confidence": record.confidence,
                 "flagged": bool(self.registry_view("flagged", event.worker)),
+                "diverged_at": int(self.registry_view("diverged_at", event.worker)) or None,
                 "last_heartbeat": int((self.registry_view("last_heartbeat", event.worker))[0]),
                 "cluster": "0x" + record.cluster.hex() if record.in_cluster else None,
                 "url": url,
                 "online": False,
+                "health": None,
                 "last_applied_block": None,
                 "rejected": None,
                 "attested": False,
@@ -741,12 +749,23 @@ class Client(BaseClient):
                 entry["online"] = health.get("status") == "ok"
                 entry["last_applied_block"] = health.get("applied_block")
                 entry["rejected"] = health.get("rejected")
+                entry["health"] = health.get("status")
             try:
                 self.verify_worker(event.worker, refresh=True)
                 entry["attested"] = True
             except WorkerUnverified as exc:
                 entry["attestation_error"] = exc.message
             workers.append(entry)
+        divergences = [
+            {
+                "cluster": "0x" + event.cluster_id.hex(),
+                "height": event.height,
+                "worker": event.worker.hex,
+                "commitment": "0x" + event.commitment.hex(),
+                "majority": "0x" + event.majority.hex() if any(event.majority) else None,
+            }
+            for event in self.logs("Registry", ReplicaDiverged)
+        ]
         contracts = []
         for event in self.logs("Registry", ContractDeployed):
             contract = self.registry_record(ContractRecord, event.contract_id)
@@ -772,6 +791,7 @@ class Client(BaseClient):
             },
             "clusters": clusters,
             "workers": workers,
+            "divergences": divergences,
             "contracts": contracts,
             "insecure_dev_tee": self.insecure_dev_tee,
         }
