@@ -83,6 +83,27 @@ def test_a_revoked_measurement_gets_no_key(net: EnclaveNetwork) -> None:
         assert not _serves(net, name)
 
 
+def test_a_lapsed_endorsement_gets_no_key(net: EnclaveNetwork) -> None:
+    """Endorsements hold until the collateral they were judged under expires, by block time
+    (which the host cannot set: blocks are the sequencer's). Past it, with nobody re-attesting,
+    the cluster's next epoch is wrapped to nobody and no member serves; one block earlier the
+    members still serve."""
+    from veilnet.tee.constants import DEV_COLLATERAL_VALIDITY_S
+
+    before, mark = _epoch(net), len(net.egress)
+    w1 = net.addresses["w1"]
+    expiry = net.ledger.endorsed_until[w1]
+    assert expiry >= net.ledger.genesis_time + DEV_COLLATERAL_VALIDITY_S  # issued this hour
+    net.ledger.warp(expiry - 1 - net.ledger.now())
+    net.step()
+    assert _epoch(net) == before and _serves(net, "w1")
+    net.settle()
+    assert _epoch(net) == before + 1
+    for name in ("w1", "w2"):
+        assert _keyed_shares(net, net.addresses[name], mark) == []
+        assert not _serves(net, name)
+
+
 def test_a_host_that_skips_the_resync_gets_no_answer_signed(net: EnclaveNetwork) -> None:
     """A worker added to a cluster with history must be restarted from genesis with its keys.
     Its host never does it: the core answers no query (before even reading it), so nothing is

@@ -36,6 +36,10 @@ STATE = topic("veil/egress/collateral")  # a topic the Bus logs and does not rou
 CLUSTER = b"\xc1" * 32
 
 
+FAR = 2**40
+"""An endorsement expiry far beyond any test's chain time."""
+
+
 def _domain(net: Net) -> Domain:
     return egress_domain(net.deployment.addresses.chain_id, net.deployment.addresses.bus)
 
@@ -185,10 +189,10 @@ def test_full_key_lifecycle_through_egress(net: Net) -> None:
     assert network.origin_kind(master.address) == KIND_MASTER
     from eth_hash.auto import keccak
 
-    post(master, encode_endorse(worker.address, 4, keccak(b"worker-quote")))
+    post(master, encode_endorse(worker.address, 4, keccak(b"worker-quote"), FAR))
     assert network.view("Registry", "workers", worker.address)[4] == 4
     # A stale endorsement is refused by the Registry but still consumes the sequence.
-    post(master, encode_endorse(worker.address, 5, keccak(b"old-quote")))
+    post(master, encode_endorse(worker.address, 5, keccak(b"old-quote"), FAR))
     assert network.next_seq(master.address) == 2
     network.create_cluster(net.admin, CLUSTER, net.admin.address)
     network.add_cluster_worker(net.admin, CLUSTER, worker.address)

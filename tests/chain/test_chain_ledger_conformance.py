@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from eth_hash.auto import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -61,6 +62,10 @@ NO_REASON = "reverted"
 """What the chain reports for a revert without a reason string (ABI bounds, abi_decode)."""
 MODEL_UNREASONED = frozenset({"argument too long", "malformed payload"})
 """The model's names for reverts the contracts raise without a reason."""
+
+
+FAR = 2**40
+"""An endorsement expiry far beyond any test's chain time."""
 
 
 def secret(name: str) -> SecretKey:
@@ -123,11 +128,17 @@ class Twin:
             owner=self.account(0).address.raw,
             max_payload=MAX_PAYLOAD,
             block_env=self.block_env,
+            clock=self.clock,
         )
 
     def block_env(self) -> tuple[int, Callable[[int], bytes]]:
         """The chain's next block number and BLOCKHASH, for the model's heartbeat rules."""
         return self.head() + 1, self.block_hash
+
+    def clock(self) -> int:
+        """About the chain's time (its head's timestamp): endorsements here expire far from it."""
+        block = self.chain.network.client.call("eth_getBlockByNumber", "latest", False)
+        return from_quantity(block["timestamp"])
 
     def head(self) -> int:
         return from_quantity(self.chain.network.client.call("eth_blockNumber"))
@@ -320,6 +331,18 @@ class Twin:
             request.measurement,
             request.quote,
             request.collateral_hash,
+        )
+
+    def reattest(
+        self, worker: bytes, *, quote: bytes, collateral_hash: bytes = b"\x08" * 32
+    ) -> Outcome:
+        return self._both(
+            lambda: self.ledger.reattest_worker(worker, quote, collateral_hash),
+            worker,
+            "Registry",
+            "reattest_worker",
+            quote,
+            collateral_hash,
         )
 
     def add_cluster_worker(self, cluster_id: bytes, worker: bytes, *, by: bytes) -> Outcome:
@@ -522,6 +545,8 @@ class Twin:
             )
             height, boot = network.view("Registry", "last_heartbeat", Address(address))
             assert (height, boot) == ledger.last_heartbeat.get(address, (0, bytes(32)))
+            until = network.view("Registry", "endorsed_until", Address(address))
+            assert until == ledger.endorsed_until.get(address, 0)
             diverged = network.view("Registry", "diverged_at", Address(address))
             assert diverged == ledger.diverged_at.get(address, 0)
         assert network.view("Registry", "gatekeeper_count") == len(ledger.gatekeepers)
@@ -630,7 +655,7 @@ def _genesis(twin: Twin, *workers: str) -> tuple[SecretKey, list[bytes]]:
         address = twin.worker(name)
         twin.register(address)
         quote_hash = twin.ledger.workers[address].quote_hash
-        twin.post(master, encode_endorse(Address(address), 1, quote_hash))
+        twin.post(master, encode_endorse(Address(address), 1, quote_hash, FAR))
         addresses.append(address)
     return master, addresses
 
@@ -670,19 +695,19 @@ def test_registration_gatekeepers_and_master_key(twin: Twin) -> None:
     _reverted(twin.register(twin.worker("master-0")), "origin in use")
 
     quote_hash = twin.ledger.workers[w1].quote_hash
-    _rejected(twin.post(secret("gk"), encode_endorse(Address(w1), 1, quote_hash)))
-    _rejected(twin.post(master, encode_endorse(Address(stranger), 1, quote_hash)))
-    _rejected(twin.post(master, encode_endorse(Address(w1), 1, b"\x01" * 32)))
-    _rejected(twin.post(master, encode_endorse(Address(w1), 6, quote_hash)))
+    _rejected(twin.post(secret("gk"), encode_endorse(Address(w1), 1, quote_hash, FAR)))
+    _rejected(twin.post(master, encode_endorse(Address(stranger), 1, quote_hash, FAR)))
+    _rejected(twin.post(master, encode_endorse(Address(w1), 1, b"\x01" * 32, FAR)))
+    _rejected(twin.post(master, encode_endorse(Address(w1), 6, quote_hash, FAR)))
     _accepted(
-        twin.post(master, encode_endorse(Address(w1), 5, quote_hash)),
+        twin.post(master, encode_endorse(Address(w1), 5, quote_hash, FAR)),
         ev.Egress,
         ev.WorkerEndorsed,
     )
     # a new quote resets the endorsement
     _accepted(twin.register(w1, quote=b"quote-2"), ev.WorkerRegistered)
     assert twin.ledger.workers[w1].confidence == 0
-    _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash)))
+    _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash, FAR)))
     _accepted(twin.remove_gatekeeper(gk, by=twin.admin), ev.GatekeeperRemoved)
 
 
@@ -699,10 +724,54 @@ def test_reregistration_leaves_the_cluster(twin: Twin) -> None:
     assert w1 not in twin.ledger.clusters[c1].members
     _reverted(twin.remove_cluster_worker(c1, w1, by=twin.admin), "not a member")
     _reverted(twin.add_cluster_worker(c1, w1, by=twin.admin), "worker not endorsed")
-    twin.post(master, encode_endorse(Address(w1), 1, twin.ledger.workers[w1].quote_hash))
+    twin.post(master, encode_endorse(Address(w1), 1, twin.ledger.workers[w1].quote_hash, FAR))
     _accepted(twin.add_cluster_worker(c2, w1, by=twin.admin), ev.ClusterWorkerAdded)
     _accepted(twin.register(w1, quote=b"quote-3"), ev.ClusterWorkerRemoved, ev.WorkerRegistered)
     _accepted(twin.register(w1, quote=b"quote-4"), ev.WorkerRegistered)  # in no cluster now
+
+
+def test_endorsements_expire_and_reattestation_keeps_the_cluster(twin: Twin) -> None:
+    """An endorsement holds until its `valid_until` (block time): past it the worker is not
+    endorsed (no cluster, no gatekeeper role, no commitment). A re-attestation posts a fresh
+    quote and keeps endorsement and cluster until the verdict on it lands."""
+    master, (w1, w2) = _genesis(twin, "w1", "w2")
+    c1 = b"\xc1" * 32
+    twin.create_cluster(c1, twin.admin, by=twin.admin)
+    _accepted(twin.add_cluster_worker(c1, w1, by=twin.admin), ev.ClusterWorkerAdded)
+    # w2's endorsement lapsed long ago (valid until second 1)
+    quote_hash = twin.ledger.workers[w2].quote_hash
+    _accepted(
+        twin.post(master, encode_endorse(Address(w2), 1, quote_hash, 1)),
+        ev.Egress,
+        ev.WorkerEndorsed,
+    )
+    assert twin.ledger.endorsed_until[w2] == 1
+    _reverted(twin.add_cluster_worker(c1, w2, by=twin.admin), "worker not endorsed")
+    _reverted(twin.add_gatekeeper(w2, by=twin.admin), "gatekeeper not endorsed")
+    # a refusal (confidence 0) records no expiry at all
+    _accepted(
+        twin.post(master, encode_endorse(Address(w2), 0, quote_hash, FAR)),
+        ev.Egress,
+        ev.WorkerEndorsed,
+    )
+    assert twin.ledger.endorsed_until[w2] == 0
+    # re-attestation: only a registered, unflagged worker whose measurement is still allowed
+    _reverted(twin.reattest(twin.user(3), quote=b"fresh"), "not a registered worker")
+    _accepted(twin.reattest(w1, quote=b"fresh"), ev.WorkerReattested)
+    record = twin.ledger.workers[w1]
+    assert record.quote_hash == keccak(b"fresh") and record.cluster == c1
+    assert record.confidence == 1 and twin.ledger.endorsed_until[w1] == FAR
+    # an endorsement of the old quote no longer lands; one of the fresh quote does
+    _rejected(twin.post(master, encode_endorse(Address(w1), 2, quote_hash, FAR)))
+    assert twin.ledger.rejected[-1][2] == "stale quote"
+    _accepted(
+        twin.post(master, encode_endorse(Address(w1), 2, keccak(b"fresh"), FAR + 1)),
+        ev.Egress,
+        ev.WorkerEndorsed,
+    )
+    twin.set_measurement(MEASUREMENT, False, by=twin.admin)
+    _reverted(twin.reattest(w1, quote=b"fresher"), "measurement not allowed")
+    twin.check_views()
 
 
 def test_cluster_rules(twin: Twin) -> None:
@@ -769,7 +838,7 @@ def test_cluster_and_contract_keys(twin: Twin) -> None:
         ev.ContractKeySet,
     )
     # a contract key is an origin too, with no routed powers
-    _rejected(twin.post(ck2, encode_endorse(Address(w1), 1, b"\x00" * 32)))
+    _rejected(twin.post(ck2, encode_endorse(Address(w1), 1, b"\x00" * 32, FAR)))
     _accepted(twin.post(ck2, (PLAIN, b"root")), ev.Egress)
 
 
@@ -844,8 +913,8 @@ def test_bus_post_rules(twin: Twin) -> None:
     _accepted(twin.post(key, (PLAIN, b"a")), ev.Egress)
     _reverted(twin.post(key, (PLAIN, b"a"), seq=0), "sequence already used")
     # a rejected effect still consumes the sequence number
-    _rejected(twin.post(key, encode_endorse(Address(w1), 1, b"\x00" * 32)))
-    _rejected(twin.post(key, (encode_endorse(Address(w1), 1, b"")[0], b"\x01\x02")))
+    _rejected(twin.post(key, encode_endorse(Address(w1), 1, b"\x00" * 32, FAR)))
+    _rejected(twin.post(key, (encode_endorse(Address(w1), 1, b"", FAR)[0], b"\x01\x02")))
     _accepted(twin.post(key, (PLAIN, b"b")), ev.Egress)
     assert twin.ledger.next_seq[w1] == 4
 
@@ -878,7 +947,7 @@ def test_heartbeats_record_boots_and_flag_two_live_copies(twin: Twin) -> None:
     assert twin.ledger.workers[w1].confidence == 0
     # flagged for good: no endorsement lands, other topics keep their cheap duplicate revert
     quote_hash = twin.ledger.workers[w1].quote_hash
-    _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash)))
+    _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash, FAR)))
     assert twin.ledger.rejected[-1][2] == "worker flagged"
     _reverted(twin.post(key, (PLAIN, b"a"), seq=used), "sequence already used")
 
@@ -950,7 +1019,7 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     twin.register(gk2_address)
     _reverted(twin.add_gatekeeper(gk2_address, by=twin.admin), "gatekeeper not endorsed")
     quote_hash = twin.ledger.workers[gk2_address].quote_hash
-    twin.post(master, encode_endorse(Address(gk2_address), 1, quote_hash))
+    twin.post(master, encode_endorse(Address(gk2_address), 1, quote_hash, FAR))
     _accepted(twin.add_gatekeeper(gk2_address, by=twin.admin), ev.GatekeeperAdded)
     new = twin.enclave_key("master-1")
     _rejected(twin.post(gk1, encode_rotation_propose(1, new.address, b"m1")))
@@ -984,7 +1053,9 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     # the old master key still endorses, but only the current one keys clusters
     quote_hash = twin.ledger.workers[w1].quote_hash
     _accepted(
-        twin.post(master, encode_endorse(Address(w1), 2, quote_hash)), ev.Egress, ev.WorkerEndorsed
+        twin.post(master, encode_endorse(Address(w1), 2, quote_hash, FAR)),
+        ev.Egress,
+        ev.WorkerEndorsed,
     )
     c1 = b"\xc1" * 32
     twin.create_cluster(c1, twin.admin, by=twin.admin)
@@ -1121,7 +1192,7 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
                 worker = twin.worker(name)
                 record = twin.ledger.workers.get(worker)
                 quote_hash = record.quote_hash if record else b"\x00" * 32
-                egress = encode_endorse(Address(worker), 1, quote_hash)
+                egress = encode_endorse(Address(worker), 1, quote_hash, FAR)
             elif routed == 2:
                 egress = encode_cluster_key(
                     data.draw(st.sampled_from(_CLUSTERS)), number, target, b"c"

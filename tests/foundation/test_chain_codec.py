@@ -126,7 +126,8 @@ EVENTS: tuple[ev.ChainEvent, ...] = (
         collateral_hash=h32(7),
         quote=b"q" * 1000,
     ),
-    ev.WorkerEndorsed(worker=addr(3), confidence=255, quote_hash=h32(6)),
+    ev.WorkerEndorsed(worker=addr(3), confidence=255, quote_hash=h32(6), valid_until=2**64 - 1),
+    ev.WorkerReattested(worker=addr(3), quote_hash=h32(6), collateral_hash=h32(7), quote=b"q"),
     ev.HeartbeatRecorded(worker=addr(3), height=U64, boot_id=h32(8), sealed_height=0),
     ev.WorkerFlagged(worker=addr(3), reason=1),
     ev.ReplicaDiverged(

@@ -40,3 +40,11 @@ def counter(network: Network) -> bytes:
 
 def outcomes(network: Network, contract_id: bytes, worker: str = "w1") -> dict[int, OutcomeRecord]:
     return network.cores[worker].runtimes[contract_id].outcomes
+
+
+def counted(net: Network) -> bytes:
+    """A counter agent in cluster c1, at count 1 after one command of ALICE (nonce 1)."""
+    contract = net.deploy(OWNER, "py", (EXAMPLES / "counter.py").read_bytes(), init={"start": 0})
+    net.command(ALICE, contract, {"by": 1}, nonce=1)
+    net.settle()
+    return contract

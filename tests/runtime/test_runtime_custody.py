@@ -15,7 +15,7 @@ from veilnet.protocol.errors import NotReady
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network, cluster_id_of, query_core
 
-from .conftest import ALICE, EXAMPLES, OWNER
+from .conftest import ALICE, OWNER, counted
 
 C1 = cluster_id_of("c1")
 
@@ -25,13 +25,6 @@ def net(engine: AgentRuntime) -> Network:
     network = Network(engine=engine)
     network.bootstrap()
     return network
-
-
-def _counter(net: Network) -> bytes:
-    contract = net.deploy(OWNER, "py", (EXAMPLES / "counter.py").read_bytes(), init={"start": 0})
-    net.command(ALICE, contract, {"by": 1}, nonce=1)
-    net.settle()
-    return contract
 
 
 def _epoch(net: Network) -> int:
@@ -61,7 +54,7 @@ def _stopped(net: Network, name: str, contract: bytes) -> None:
 def test_a_removed_member_moves_the_cluster_to_a_new_epoch_and_stops_serving(
     net: Network,
 ) -> None:
-    contract = _counter(net)
+    contract = counted(net)
     before, mark = _epoch(net), len(net.posted)
     w2 = net.cores["w2"].address
     net.ledger.remove_cluster_worker(C1, w2)
@@ -79,7 +72,7 @@ def test_a_removed_member_moves_the_cluster_to_a_new_epoch_and_stops_serving(
 def test_a_reregistration_cannot_capture_the_next_cluster_key(net: Network) -> None:
     """The identity re-registers with a key of the attacker's: it leaves its cluster on chain,
     the cluster is re-keyed without it, and nothing is ever wrapped to the new key."""
-    contract = _counter(net)
+    contract = counted(net)
     before, mark = _epoch(net), len(net.posted)
     w2 = net.cores["w2"]
     honest = w2.registration(operator=b"\x0b" * 20)
@@ -101,7 +94,7 @@ def test_a_reregistration_cannot_capture_the_next_cluster_key(net: Network) -> N
 def test_a_revoked_measurement_re_keys_without_its_members(net: Network) -> None:
     """Every member runs the one dev measurement here: revoking it leaves no endorsed member,
     so the new epoch is wrapped to nobody and every member stops serving."""
-    contract = _counter(net)
+    contract = counted(net)
     before, mark = _epoch(net), len(net.posted)
     measurement = net.cores["w1"].platform.measurement
     net.ledger.set_measurement(measurement, False)
@@ -114,7 +107,7 @@ def test_a_revoked_measurement_re_keys_without_its_members(net: Network) -> None
 
 
 def test_a_flagged_member_is_re_keyed_out_at_once(net: Network) -> None:
-    contract = _counter(net)
+    contract = counted(net)
     before = _epoch(net)
     w2 = net.cores["w2"].address
     net.ledger.pending.append(ev.WorkerFlagged(worker=w2, reason=1))
@@ -179,7 +172,7 @@ def test_query_randomness_is_distinct_per_query_and_command_randomness_per_repli
 def test_a_paused_contract_answers_no_query(net: Network) -> None:
     from veilnet.protocol.errors import ContractPaused
 
-    contract = _counter(net)
+    contract = counted(net)
     net.ledger.set_paused(contract, True, sender=OWNER.address.raw)
     net.settle()
     with pytest.raises(ContractPaused):
@@ -192,7 +185,7 @@ def test_a_paused_contract_answers_no_query(net: Network) -> None:
 def test_a_late_joiner_that_skips_its_resync_serves_nothing(net: Network) -> None:
     """Its host never restarts it from genesis: it answers no query, posts no commitment and
     builds no state of its own for the contracts that have history."""
-    contract = _counter(net)
+    contract = counted(net)
     w3 = net.register("w3")
     net.settle()
     net.ledger.add_cluster_worker(C1, w3.address)
@@ -377,7 +370,7 @@ def test_a_query_answered_by_one_worker_cannot_be_replayed_at_another(net: Netwo
     from veilnet.protocol.errors import QueryRejected
     from veilnet.testing.network import certified_query
 
-    contract = _counter(net)
+    contract = counted(net)
     request, _ = certified_query(
         net,
         ALICE,

@@ -11,7 +11,7 @@ from veilnet.protocol.errors import StateDiverged
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network, cluster_id_of, query_core
 
-from .conftest import ALICE, EXAMPLES, OWNER
+from .conftest import ALICE, counted
 
 C1 = cluster_id_of("c1")
 INTERVAL = 4
@@ -34,15 +34,8 @@ def _verdicts(net: Network) -> list[ev.ReplicaDiverged]:
     ]
 
 
-def _counter(net: Network) -> bytes:
-    contract = net.deploy(OWNER, "py", (EXAMPLES / "counter.py").read_bytes(), init={"start": 0})
-    net.command(ALICE, contract, {"by": 1}, nonce=1)
-    net.settle()
-    return contract
-
-
 def test_honest_replicas_agree_at_every_height(net: Network) -> None:
-    _counter(net)
+    counted(net)
     for _ in range(3 * INTERVAL):
         net.step()
     reported = [e for b in net.ledger.blocks for e in b.events if isinstance(e, ev.ReplicaDiverged)]
@@ -60,7 +53,7 @@ def test_a_diverged_replica_is_named_de_endorsed_and_keyed_out(net: Network) -> 
     its next commitment differs, the two others make the verdict, and the Registry names w2.
     Every core de-endorses it, the cluster moves to an epoch w2 is not given, and w2 refuses
     queries with a typed error."""
-    contract = _counter(net)
+    contract = counted(net)
     w2 = net.cores["w2"]
     w2._core.state.runtimes[contract].state.apply({"count": b"41"})  # only w2's copy
     epoch = net.cores["w1"].clusters[C1].current_epoch
@@ -91,7 +84,7 @@ def test_a_diverged_replica_is_named_de_endorsed_and_keyed_out(net: Network) -> 
 def test_a_query_answer_carries_the_commitment_its_members_post(net: Network) -> None:
     """The state commitment in a signed answer is the cluster commitment the worker posts for
     that height, so a client can compare it with the Registry's verdict."""
-    contract = _counter(net)
+    contract = counted(net)
     while net.cores["w1"].head.number % INTERVAL != 0:
         net.step()
     answer_raw = _raw_answer(net, contract)

@@ -265,8 +265,23 @@ def test_registered_but_unendorsed_or_foreign_worker_is_refused(local: Local) ->
             measurement_allowed=True,
             cluster=b"\x09" * 32,
         )
+    with pytest.raises(WorkerUnverified, match="expired") as info:
+        client.check_registration(
+            local.net.cores["w1"].keys.identity.address,
+            record,
+            measurement_allowed=True,
+            cluster=None,
+            endorsed_until=1_000,
+            now=1_000,
+        )
+    assert info.value.details["endorsed_until"] == 1_000
     client.check_registration(
-        local.net.cores["w1"].keys.identity.address, record, measurement_allowed=True, cluster=None
+        local.net.cores["w1"].keys.identity.address,
+        record,
+        measurement_allowed=True,
+        cluster=None,
+        endorsed_until=1_001,
+        now=1_000,
     )
     assert record.confidence >= 1
     assert record.measurement == local.net.cores["w1"].platform.measurement
@@ -283,8 +298,8 @@ def test_registration_is_read_again_at_every_head_and_only_the_attestation_is_re
     client = local.client()
     w1 = local.net.cores["w1"].keys.identity.address
     record = local.registry_record(w1)
-    client.remember_registration(w1, 10, record, True)
-    assert client.cached_registration(w1, 10) == (record, True)
+    client.remember_registration(w1, 10, record, True, 2**40)
+    assert client.cached_registration(w1, 10) == (record, True, 2**40)
     assert client.cached_registration(w1, 11) is None  # a new head: read it again
     verification = WorkerVerification(
         address=w1,

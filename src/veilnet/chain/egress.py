@@ -96,10 +96,13 @@ def verify_egress(message: EgressMessage, domain: Domain) -> None:
     )
 
 
-def encode_endorse(worker: Address, confidence: int, quote_hash: bytes) -> tuple[bytes, bytes]:
-    """(topic, payload): the master key endorses ``worker`` at ``confidence`` (0 rejects)."""
+def encode_endorse(
+    worker: Address, confidence: int, quote_hash: bytes, valid_until: int
+) -> tuple[bytes, bytes]:
+    """(topic, payload): the master key endorses ``worker`` at ``confidence`` (0 rejects) until
+    ``valid_until`` (unix seconds of block time: its collateral's expiry)."""
     return TOPIC_ENDORSE, abi_encode(
-        ["address", "uint8", "bytes32"], [worker.hex, confidence, quote_hash]
+        ["address", "uint8", "bytes32", "uint64"], [worker.hex, confidence, quote_hash, valid_until]
     )
 
 

@@ -10,8 +10,18 @@ Registry (governance = snekmate ``ownable_2step`` owner; the deployer at genesis
                                                  gatekeeper must already be a registered worker
     WorkerRegistered(worker, operator, hpke_key, tee_kind, measurement, quote_hash,
                      collateral_hash, quote)     tx sent by the worker identity; quote in the log
-    WorkerEndorsed(worker, confidence, quote_hash)
-                                                 egress TOPIC_ENDORSE from the master key
+    WorkerEndorsed(worker, confidence, quote_hash, valid_until)
+                                                 egress TOPIC_ENDORSE from the master key; the
+                                                 endorsement lapses at valid_until (block time)
+    WorkerReattested(worker, quote_hash, collateral_hash, quote)
+                                                 tx sent by the worker identity before its
+                                                 endorsement lapses: a fresh quote, judged again
+    HeartbeatRecorded(worker, height, boot_id, sealed_height) / WorkerFlagged(worker, reason)
+                                                 egress TOPIC_HEARTBEAT; two live copies flagged
+    ReplicaDiverged(cluster_id, worker, height, commitment, majority)
+                                                 egress TOPIC_STATE_COMMITMENT: a member against
+                                                 its cluster's majority (de-endorsed), or a split
+                                                 with no majority yet (majority empty)
     MasterKeySet(gatekeeper, key_address, public_key)
                                                  egress TOPIC_MASTER_KEY from a gatekeeper's
                                                  worker identity, once (genesis of the master key)

@@ -60,6 +60,7 @@ __all__ = [
     "RotationProposed",
     "WorkerEndorsed",
     "WorkerFlagged",
+    "WorkerReattested",
     "WorkerRegistered",
     "decode_log",
     "event_topic",
@@ -199,6 +200,18 @@ class WorkerEndorsed(ChainEvent):
     worker: Address
     confidence: int
     quote_hash: bytes
+    valid_until: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerReattested(ChainEvent):
+    """Registry: a registered worker posted a fresh quote of the same registration."""
+
+    CONTRACT: ClassVar[str] = "Registry"
+    worker: Address
+    quote_hash: bytes
+    collateral_hash: bytes
+    quote: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -461,6 +474,7 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     WorkerEndorsed,
     HeartbeatRecorded,
     WorkerFlagged,
+    WorkerReattested,
     ReplicaDiverged,
     MasterKeySet,
     RotationLocked,

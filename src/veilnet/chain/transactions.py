@@ -28,9 +28,10 @@ __all__ = [
 
 
 def register_worker_transaction(
-    network: Network, request: RegistrationRequest, *, fallback_gas: int
+    network: Network, request: RegistrationRequest, *, fallback_gas: int, reattest: bool = False
 ) -> dict[str, Any]:
-    """The unsigned EIP-1559 ``Registry.register_worker`` transaction from ``request.worker``.
+    """The unsigned EIP-1559 ``Registry.register_worker`` transaction from ``request.worker``
+    (with ``reattest``: its ``Registry.reattest_worker`` with the request's fresh quote).
 
     Gas is the node's estimate plus margin, or ``fallback_gas`` when the node cannot estimate
     (some nodes refuse large calldata such as a quote); the nonce counts pending transactions.
@@ -41,14 +42,18 @@ def register_worker_transaction(
     """
     identity = Address(request.worker)
     registry = network.addresses.registry
-    data = network.registry.encode(
-        "register_worker",
-        Address(request.operator),
-        request.hpke_key,
-        request.tee_kind,
-        request.measurement,
-        request.quote,
-        request.collateral_hash,
+    data = (
+        network.registry.encode("reattest_worker", request.quote, request.collateral_hash)
+        if reattest
+        else network.registry.encode(
+            "register_worker",
+            Address(request.operator),
+            request.hpke_key,
+            request.tee_kind,
+            request.measurement,
+            request.quote,
+            request.collateral_hash,
+        )
     )
     try:
         gas = estimate_gas(network.client, identity, registry, data)

@@ -209,6 +209,7 @@ class EnclaveService:
                 resync_ready=self._resync_keyring is not None,
                 sealed_keys=core.generated_keys(),
                 diverged_at=core.diverged_at,
+                reattest_due=core.reattest_due,
             ).to_bytes()
 
     def _certify(self, body: bytes, io: IOChannel | None) -> bytes:
@@ -270,6 +271,7 @@ class EnclaveService:
                     gas=request.gas,
                     max_fee_per_gas=request.max_fee_per_gas,
                     max_priority_fee_per_gas=request.max_priority_fee_per_gas,
+                    reattest=request.reattest,
                 )
             except ValueError as exc:
                 raise PolicyRejected(f"not signed: {exc}") from exc

@@ -535,6 +535,15 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("worker", "address", _I),
         ("confidence", "uint8", _D),
         ("quote_hash", "bytes32", _D),
+        ("valid_until", "uint64", _D),
+    ),
+    _abi(
+        _REGISTRY,
+        "WorkerReattested",
+        ("worker", "address", _I),
+        ("quote_hash", "bytes32", _D),
+        ("collateral_hash", "bytes32", _D),
+        ("quote", "bytes", _D),
     ),
     _abi(
         _REGISTRY,

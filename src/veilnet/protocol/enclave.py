@@ -72,8 +72,9 @@ OP_CHECKPOINT: Final = "checkpoint"
 OP_REGISTRATION: Final = "registration"
 """body: 20-byte operator address → ``RegistrationRequest``."""
 OP_REGISTER_TRANSACTION: Final = "register_transaction"
-"""body: ``RegisterTransaction`` (operator, nonce, gas, fees) → ``SignedRegistration``; the core
-builds the ``Registry.register_worker`` calldata itself, so the identity signs nothing else."""
+"""body: ``RegisterTransaction`` (operator, nonce, gas, fees, reattest) → ``SignedRegistration``;
+the core builds the ``Registry.register_worker`` (or ``reattest_worker``) calldata itself, so the
+identity signs nothing else."""
 OP_STATUS: Final = "status"
 """body: empty → ``Status``: public facts for the worker API."""
 OP_CONTRACT: Final = "contract"
@@ -249,6 +250,9 @@ class Applied(Record):
     diverged_at: int | None = None
     """Set once the Registry found this worker's state against its cluster's majority (the
     height): it serves nothing until it registers again (``/v1/health`` shows it)."""
+    reattest_due: bool = False
+    """This worker's endorsement expires within ``REATTEST_MARGIN_S`` of this block's time and
+    no re-attestation is pending: the host should send ``RegisterTransaction(reattest=True)``."""
 
 
 @record("enclave.certify")
@@ -295,6 +299,9 @@ class RegisterTransaction(Record):
     gas: int
     max_fee_per_gas: int
     max_priority_fee_per_gas: int
+    reattest: bool = False
+    """A fresh quote of the existing registration (``Registry.reattest_worker``), which keeps
+    the endorsement and cluster until it is judged, instead of a new registration."""
 
 
 @record("enclave.signed_registration")

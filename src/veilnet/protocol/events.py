@@ -37,6 +37,7 @@ __all__ = [
     "RotationProposed",
     "WorkerEndorsed",
     "WorkerFlagged",
+    "WorkerReattested",
     "WorkerRegistered",
 ]
 
@@ -101,6 +102,20 @@ class WorkerEndorsed(ChainEvent):
     worker: bytes
     confidence: int
     quote_hash: bytes
+    valid_until: int
+    """Unix seconds (block time) the endorsement holds until (0 with confidence 0)."""
+
+
+@record("ev.worker_reattested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerReattested(ChainEvent):
+    """A registered worker posted a fresh quote of the same registration (before its
+    endorsement expires); gatekeepers judge it like the first."""
+
+    worker: bytes
+    quote_hash: bytes
+    collateral_hash: bytes
+    quote: bytes
 
 
 @record("ev.heartbeat_recorded")

@@ -25,3 +25,6 @@ MAX_COLLATERAL_BYTES: Final = 256 * 1024
 """Largest decompressed collateral a worker publishes for its registration."""
 MAX_REGISTRATION_GAS: Final = 10_000_000
 """Most gas the identity's ``register_worker`` transaction may carry (its own ETH pays it)."""
+REATTEST_MARGIN_S: Final = 7 * 24 * 3600
+"""A worker re-attests once its endorsement expires within this much chain time (collateral is
+usually valid for 30 days, so about a week before it lapses)."""

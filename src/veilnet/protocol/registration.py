@@ -87,6 +87,7 @@ class RegistrationRequest(Record):
 
 
 REGISTER_WORKER_SIGNATURE: Final = "register_worker(address,bytes,uint8,bytes32,bytes,bytes32)"
+REATTEST_WORKER_SIGNATURE: Final = "reattest_worker(bytes,bytes32)"
 
 
 def register_worker_calldata(request: RegistrationRequest) -> bytes:
@@ -104,3 +105,10 @@ def register_worker_calldata(request: RegistrationRequest) -> bytes:
             request.collateral_hash,
         ],
     )
+
+
+def reattest_worker_calldata(request: RegistrationRequest) -> bytes:
+    """The calldata of ``Registry.reattest_worker``: the fresh quote and collateral hash of
+    ``request`` (the same registration; the only other transaction the identity signs)."""
+    selector = keccak(REATTEST_WORKER_SIGNATURE.encode())[:4]
+    return selector + abi_encode(["bytes", "bytes32"], [request.quote, request.collateral_hash])

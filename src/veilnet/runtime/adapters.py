@@ -16,7 +16,8 @@ class TEEPlatform:
 
     def __init__(self, enclave: Enclave, *, collateral_at: int | None = None) -> None:
         self._enclave = enclave
-        self._collateral_at = collateral_at
+        self.collateral_at = collateral_at
+        """The issue time asked of a development enclave's collateral (None: its own)."""
         self._collateral: bytes | None = None
 
     @property
@@ -34,12 +35,15 @@ class TEEPlatform:
         return self._enclave.quote(report_data)
 
     def collateral(self) -> bytes:
-        """The same bytes every time within a run (their hash is registered on chain)."""
+        """The same bytes every time until ``renew_collateral`` (their hash is on chain)."""
         if self._collateral is None:
             getter: Any = self._enclave.collateral
-            found = getter(issued_at=self._collateral_at) if self._collateral_at else getter()
+            found = getter(issued_at=self.collateral_at) if self.collateral_at else getter()
             self._collateral = found.to_json() if isinstance(found, Collateral) else bytes(found)
         return self._collateral
+
+    def renew_collateral(self) -> None:
+        self._collateral = None
 
     def seal(self, data: bytes, aad: bytes) -> bytes:
         return self._enclave.seal(data, aad)
@@ -72,4 +76,5 @@ class PolicyVerifier:
             confidence=report.confidence_level,
             measurement=report.measurement_id,
             reasons=tuple(report.reasons),
+            valid_until=report.collateral_expires_at,
         )

@@ -39,6 +39,7 @@ class CoreContext:
         "keys",
         "keys_arrived",
         "keys_generated",
+        "now",
         "outbox",
         "platform",
         "query_snapshots",
@@ -77,6 +78,9 @@ class CoreContext:
         replicated or sealed; a restart certifies again)."""
         self.query_snapshots: dict[bytes, Any] = {}
         """Per cluster, the snapshot queries share until the next block."""
+        self.now = 0
+        """Timestamp of the block being applied (set by the dispatcher before its events):
+        endorsements are judged against it, so every replica decides alike."""
 
     # ---- transactions ------------------------------------------------------------------
 
@@ -127,12 +131,14 @@ class CoreContext:
 
     def endorsed(self, worker: bytes) -> bool:
         """Whether ``worker`` may hold keys at this block: endorsed with a confidence the
-        network accepts, its measurement still allowed, not flagged. Every replica decides
+        network accepts, the endorsement not expired at this block's time, its measurement
+        still allowed, not flagged. Every replica decides
         this from replicated state alone, so all of them wrap (or withhold) alike."""
         info = self.state.workers.get(worker)
         return (
             info is not None
-            and info.standing is WorkerStanding.ENDORSED
+            and info.standing in (WorkerStanding.ENDORSED, WorkerStanding.REATTESTING)
+            and info.valid_until > self.now
             and 1 <= info.confidence <= self.config.max_confidence_level
             and info.measurement in self.state.measurements
             and worker not in self.state.flagged

@@ -39,6 +39,7 @@ from veilnet.protocol.registration import (
     RegistrationRequest,
     TEEKind,
     attestation_report_data,
+    reattest_worker_calldata,
     register_worker_calldata,
     registration_report_data,
 )
@@ -50,7 +51,7 @@ from veilnet.runtime.errors import CheckpointInvalid, NotReady
 from veilnet.runtime.interfaces import AgentEngine, Platform, QuoteVerifier
 from veilnet.runtime.keyring import KeyRing
 from veilnet.runtime.queries import PreparedQuery
-from veilnet.runtime.records import ClusterInfo, ContractInfo, WorkerInfo
+from veilnet.runtime.records import ClusterInfo, ContractInfo, WorkerInfo, WorkerStanding
 from veilnet.runtime.replicated import ContractRuntime, ReplicatedState
 from veilnet.runtime.tls import Relay
 
@@ -171,8 +172,11 @@ class EnclaveCore:
         gas: int,
         max_fee_per_gas: int,
         max_priority_fee_per_gas: int,
+        reattest: bool = False,
     ) -> tuple[RegistrationRequest, bytes]:
-        """This identity's ``Registry.register_worker`` transaction, built and signed here.
+        """This identity's ``Registry.register_worker`` transaction (or, with ``reattest``, its
+        ``Registry.reattest_worker`` with a fresh quote of the same registration), built and
+        signed here.
 
         The identity key signs no other transaction: the calldata (HPKE key, a fresh quote, the
         measurement) comes from this core; the host chooses only what the chain needs to include
@@ -184,8 +188,10 @@ class EnclaveCore:
             raise ValueError(f"gas must be within 21000..{limits.MAX_REGISTRATION_GAS}")
         if not 0 <= max_priority_fee_per_gas <= max_fee_per_gas or nonce < 0:
             raise ValueError("fees and nonce must be non-negative, the tip at most the fee cap")
+        if reattest:  # a fresh quote is judged under fresh collateral, valid for longer
+            self._core.platform.renew_collateral()
         request = self.registration(operator)
-        data = register_worker_calldata(request)
+        data = (reattest_worker_calldata if reattest else register_worker_calldata)(request)
         transaction = {
             "chainId": self.config.chain_id,
             "nonce": nonce,
@@ -414,6 +420,21 @@ class EnclaveCore:
     @property
     def diverged(self) -> list[str]:
         return self._core.state.diverged
+
+    @property
+    def reattest_due(self) -> bool:
+        """This worker is endorsed and its endorsement expires within ``REATTEST_MARGIN_S`` of
+        its head's time (also while a re-attestation is pending: one that never gets judged,
+        say its collateral was lost in a restart, is simply sent again)."""
+        core = self._core
+        me = core.state.workers.get(core.address)
+        head = core.state.head
+        return (
+            me is not None
+            and head is not None
+            and me.standing in (WorkerStanding.ENDORSED, WorkerStanding.REATTESTING)
+            and me.valid_until - head.timestamp <= limits.REATTEST_MARGIN_S
+        )
 
     @property
     def diverged_at(self) -> int | None:

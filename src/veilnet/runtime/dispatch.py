@@ -66,6 +66,9 @@ def apply_block(core: CoreContext, raw: ChainBlock) -> None:
     block = lightclient.prove_block(core.config, core.state.head, raw, certified=core.certified)
     header = block.header
     core.query_snapshots.clear()
+    previous = core.state.head
+    core.now = header.timestamp
+    registry.expire_endorsements(core, 0 if previous is None else previous.timestamp)
     for event in block.events:
         apply_event(core, header, event)
     core.state.head = header

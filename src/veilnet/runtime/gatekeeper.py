@@ -73,29 +73,36 @@ def on_master_key_set(core: CoreContext, header: ev.BlockHeader, event: ev.Maste
 
 
 def endorse_pending(core: CoreContext, header: ev.BlockHeader) -> None:
-    """Judge every pending registration whose collateral is on chain (registration order)."""
+    """Judge every pending registration and re-attestation whose collateral is on chain
+    (registration order). An accepted quote is endorsed until its collateral expires; a
+    refused re-attestation is answered with confidence 0, which ends the endorsement."""
     state = core.state
     if state.master is None:
         return
     for address, worker in list(state.workers.items()):
-        if worker.standing is not WorkerStanding.PENDING:
+        if worker.standing not in (WorkerStanding.PENDING, WorkerStanding.REATTESTING):
             continue
         if worker.collateral_hash not in state.collaterals:
             continue
-        state.workers[address] = dataclasses.replace(worker, standing=WorkerStanding.JUDGED)
+        reattesting = worker.standing is WorkerStanding.REATTESTING
+        judged = WorkerStanding.ENDORSED if reattesting else WorkerStanding.JUDGED
+        state.workers[address] = dataclasses.replace(worker, standing=judged)
         verdict = judge(core, address, worker, header)
-        if verdict is None:
+        if verdict is None and not reattesting:
             continue
+        confidence, valid_until = (0, 0) if verdict is None else verdict
         payload = abi_encode(
-            ["address", "uint8", "bytes32"], [Address(address).hex, verdict, worker.quote_hash]
+            ["address", "uint8", "bytes32", "uint64"],
+            [Address(address).hex, confidence, worker.quote_hash, valid_until],
         )
         core.outbox.emit(core.master_key(), state.master.key_address, topics.TOPIC_ENDORSE, payload)
 
 
 def judge(
     core: CoreContext, address: bytes, worker: WorkerInfo, header: ev.BlockHeader
-) -> int | None:
-    """Confidence level to endorse with, or None. Pure function of chain data and time."""
+) -> tuple[int, int] | None:
+    """(confidence level, valid until) to endorse with, or None. Pure function of chain data
+    and time: the endorsement holds until the collateral it was judged under expires."""
     if worker.measurement not in core.state.measurements:
         return None
     report_data = registration_report_data(
@@ -121,7 +128,9 @@ def judge(
         return None
     if not 1 <= verdict.confidence <= core.config.max_confidence_level:
         return None
-    return verdict.confidence
+    if verdict.valid_until <= header.timestamp:
+        return None
+    return verdict.confidence, verdict.valid_until
 
 
 def master_binding(core: CoreContext, target: bytes, rotation: int) -> Binding:

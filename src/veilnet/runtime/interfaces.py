@@ -27,7 +27,11 @@ class Platform(Protocol):
         """A DCAP quote over 64 bytes of report data."""
 
     def collateral(self) -> bytes:
-        """Serialized collateral for this platform's quotes (JSON bytes)."""
+        """Serialized collateral for this platform's quotes (JSON bytes); the same bytes until
+        ``renew_collateral`` (their hash is registered on chain)."""
+
+    def renew_collateral(self) -> None:
+        """Fetch collateral afresh on the next ``collateral()`` (for a re-attestation)."""
 
     def seal(self, data: bytes, aad: bytes) -> bytes:
         """Encrypt for this enclave only (survives restarts of the same code)."""
@@ -46,6 +50,9 @@ class Verdict:
     measurement: bytes
     """32-byte measurement id found in the quote."""
     reasons: tuple[str, ...] = ()
+    valid_until: int = 0
+    """Unix seconds until which the verdict holds: the earliest expiry of the collateral
+    (TCB info, QE identity, CRLs) it was judged under. The endorsement lapses then."""
 
 
 class QuoteVerifier(Protocol):

@@ -25,12 +25,15 @@ class WorkerStanding(enum.StrEnum):
     ``PENDING`` (registered, collateral not yet on chain) → ``JUDGED`` (the gatekeepers' verdict
     was computed; endorsed or not) → ``ENDORSED`` (a ``WorkerEndorsed`` with confidence ≥ 1).
     A ``WorkerEndorsed`` with confidence 0 moves an endorsed worker back to ``JUDGED``; a new
-    registration starts again at ``PENDING``.
+    registration starts again at ``PENDING``. A re-attestation of an endorsed worker moves it
+    to ``REATTESTING`` (still endorsed) until its fresh quote is judged: accepted extends the
+    endorsement, refused ends it.
     """
 
     PENDING = "pending"
     JUDGED = "judged"
     ENDORSED = "endorsed"
+    REATTESTING = "reattesting"
 
 
 class RotationPhase(enum.StrEnum):
@@ -55,6 +58,8 @@ class WorkerInfo:
     confidence: int = 0
     standing: WorkerStanding = WorkerStanding.PENDING
     cluster: bytes | None = None
+    valid_until: int = 0
+    """Block time (unix seconds) the endorsement holds until (``WorkerEndorsed.valid_until``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,15 +39,60 @@ def on_worker_registered(
         quote=event.quote,
     )
     if event.worker == core.address:
-        collateral = core.platform.collateral()
-        if keccak(collateral) == event.collateral_hash:
-            core.outbox.emit(
-                core.keys.identity,
-                core.address,
-                topics.TOPIC_COLLATERAL,
-                zlib.compress(collateral, 9),
-            )
+        _publish_collateral(core, event.collateral_hash)
     gatekeeper.endorse_pending(core, header)
+
+
+def _publish_collateral(core: CoreContext, collateral_hash: bytes) -> None:
+    """This worker's own (re-)registration landed: publish the collateral it names, so that
+    gatekeepers can judge its quote."""
+    collateral = core.platform.collateral()
+    if keccak(collateral) == collateral_hash:
+        core.outbox.emit(
+            core.keys.identity, core.address, topics.TOPIC_COLLATERAL, zlib.compress(collateral, 9)
+        )
+
+
+def on_worker_reattested(
+    core: CoreContext, header: ev.BlockHeader, event: ev.WorkerReattested
+) -> None:
+    """A fresh quote of the same registration: judged once its collateral is on chain. An
+    endorsed worker stays endorsed meanwhile (``REATTESTING``); any other starts over as
+    ``PENDING``."""
+    worker = core.state.workers.get(event.worker)
+    if worker is None:
+        return
+    standing = (
+        WorkerStanding.REATTESTING
+        if worker.standing in (WorkerStanding.ENDORSED, WorkerStanding.REATTESTING)
+        else WorkerStanding.PENDING
+    )
+    core.state.workers[event.worker] = dataclasses.replace(
+        worker,
+        quote=event.quote,
+        quote_hash=event.quote_hash,
+        collateral_hash=event.collateral_hash,
+        standing=standing,
+    )
+    if event.worker == core.address:
+        _publish_collateral(core, event.collateral_hash)
+    gatekeeper.endorse_pending(core, header)
+
+
+def expire_endorsements(core: CoreContext, since: int) -> None:
+    """Members whose endorsement expired between the previous block's time (``since``) and
+    this one's lose their keys now: their clusters move to a new epoch without them."""
+    lapsed: set[bytes] = set()
+    for address in sorted(core.state.workers):
+        worker = core.state.workers[address]
+        if worker.confidence > 0 and since < worker.valid_until <= core.now:
+            if worker.cluster is None:
+                continue
+            if address == core.address:
+                clusters.stop_serving(core, worker.cluster)
+            lapsed.add(worker.cluster)
+    for cluster_id in sorted(lapsed):  # one new epoch per cluster, however many lapsed
+        clusters.rekey(core, cluster_id)
 
 
 def on_worker_endorsed(core: CoreContext, header: ev.BlockHeader, event: ev.WorkerEndorsed) -> None:
@@ -56,11 +101,11 @@ def on_worker_endorsed(core: CoreContext, header: ev.BlockHeader, event: ev.Work
         return
     was_endorsed = core.endorsed(event.worker)
     standing = worker.standing
-    if standing is not WorkerStanding.PENDING:  # a pending one is still judged when its
-        # collateral lands, exactly once, whatever landed before
+    if standing not in (WorkerStanding.PENDING, WorkerStanding.REATTESTING):  # a pending one
+        # is still judged when its collateral lands, exactly once, whatever landed before
         standing = WorkerStanding.ENDORSED if event.confidence > 0 else WorkerStanding.JUDGED
     core.state.workers[event.worker] = dataclasses.replace(
-        worker, confidence=event.confidence, standing=standing
+        worker, confidence=event.confidence, standing=standing, valid_until=event.valid_until
     )
     now_endorsed = core.endorsed(event.worker)
     if was_endorsed and not now_endorsed:
@@ -98,5 +143,6 @@ HANDLERS = {
     ev.MeasurementSet: on_measurement,
     ev.WorkerRegistered: on_worker_registered,
     ev.WorkerEndorsed: on_worker_endorsed,
+    ev.WorkerReattested: on_worker_reattested,
 }
 EGRESS_HANDLERS = {topics.TOPIC_COLLATERAL: on_collateral}

@@ -198,8 +198,9 @@ class BaseClient:
         self._tx_nonces: dict[bytes, int] = {}
         self._verified: dict[bytes, tuple[float, bytes, WorkerVerification]] = {}
         """worker → (when, quote hash, verification): only the attestation is reused."""
-        self._registrations: dict[bytes, tuple[int, WorkerRecord, bool]] = {}
-        """worker → (our head, its registry record, measurement allowed) read at that head."""
+        self._registrations: dict[bytes, tuple[int, WorkerRecord, bool, int]] = {}
+        """worker → (our head, its registry record, measurement allowed, endorsed until) read
+        at that head."""
         self._keys: dict[bytes, ContractKey] = {}
         self._root: TrustRoot | None = None
         self._head: tuple[int, float] | None = None
@@ -663,18 +664,20 @@ class BaseClient:
     ) -> None:
         self._verified[verification.address.raw] = (now, quote_hash, verification)
 
-    def cached_registration(self, worker: Address, head: int) -> tuple[WorkerRecord, bool] | None:
+    def cached_registration(
+        self, worker: Address, head: int
+    ) -> tuple[WorkerRecord, bool, int] | None:
         """The registry entry read at our current head, if read there already: every answer
         is judged by the registration and endorsement at the newest block we know."""
         found = self._registrations.get(worker.raw)
         if found is None or found[0] != head:
             return None
-        return found[1], found[2]
+        return found[1], found[2], found[3]
 
     def remember_registration(
-        self, worker: Address, head: int, record: WorkerRecord, allowed: bool
+        self, worker: Address, head: int, record: WorkerRecord, allowed: bool, until: int
     ) -> None:
-        self._registrations[worker.raw] = (head, record, allowed)
+        self._registrations[worker.raw] = (head, record, allowed, until)
 
     def forget_verification(self, worker: Address) -> None:
         self._verified.pop(worker.raw, None)
@@ -708,12 +711,16 @@ class BaseClient:
         *,
         measurement_allowed: bool,
         cluster: bytes | None,
+        endorsed_until: int | None = None,
+        now: float | None = None,
     ) -> None:
-        """Step 2a, from ``Registry.workers(addr)``: registered, endorsed, allowed, a member.
+        """Step 2a, from ``Registry.workers(addr)``: registered, endorsed (and, given
+        ``endorsed_until`` from ``Registry.endorsed_until(addr)``, not expired at ``now``, the
+        client's clock), allowed, a member.
 
         Raises:
-            WorkerUnverified: not registered, not endorsed, disallowed measurement, or not a
-                member of ``cluster``.
+            WorkerUnverified: not registered, not endorsed, endorsement expired, disallowed
+                measurement, or not a member of ``cluster``.
         """
         if not record.is_registered:
             raise WorkerUnverified(f"{worker.hex} is not a registered worker", worker=worker.hex)
@@ -722,6 +729,13 @@ class BaseClient:
                 f"{worker.hex} is not endorsed at an acceptable confidence level "
                 f"(on chain: {record.confidence}, accepted: 1..{self.max_confidence})",
                 worker=worker.hex,
+            )
+        if endorsed_until is not None and endorsed_until <= (time.time() if now is None else now):
+            raise WorkerUnverified(
+                f"{worker.hex}'s endorsement expired (valid until {endorsed_until}); it must "
+                "re-attest",
+                worker=worker.hex,
+                endorsed_until=endorsed_until,
             )
         if not measurement_allowed:
             raise WorkerUnverified(

@@ -209,6 +209,12 @@ class LedgerSim:
     verdicts: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
     """(cluster, height) -> the commitment a strict majority of the members posted."""
     diverged_at: dict[bytes, int] = field(default_factory=dict)
+    endorsed_until: dict[bytes, int] = field(default_factory=dict)
+    time_offset: int = 0
+    """Seconds added to the timestamps of blocks mined from now on (``warp``)."""
+    clock: Callable[[], int] | None = None
+    """Where a test runs the model beside a real chain: that chain's time; None uses this
+    model's next block timestamp."""
     block_env: Callable[[], tuple[int, Callable[[int], bytes]]] | None = None
     """Where a test runs the model beside a real chain: (number of the block a call lands in,
     BLOCKHASH) taken from that chain; None uses this model's own blocks."""
@@ -252,7 +258,7 @@ class LedgerSim:
             bus=self.bus,
             parent_hash=parent.hash,
             number=number,
-            timestamp=self.genesis_time + number * self.block_time,
+            timestamp=self.genesis_time + number * self.block_time + self.time_offset,
             events=events,
             signer=self.sequencer_key,
         )
@@ -266,6 +272,25 @@ class LedgerSim:
 
     def _kind(self, origin: bytes) -> int:
         return self.origin_kind.get(origin, KIND_NONE)
+
+    def warp(self, seconds: int) -> None:
+        """Move chain time forward: blocks mined from now on are ``seconds`` later."""
+        self.time_offset += seconds
+
+    def now(self) -> int:
+        """``block.timestamp`` of the block the next call lands in."""
+        if self.clock is not None:
+            return self.clock()
+        return self.genesis_time + (self.head.number + 1) * self.block_time + self.time_offset
+
+    def endorsed(self, worker: bytes) -> bool:
+        """Registry._endorsed: a confidence above 0 and an endorsement not yet expired."""
+        record = self.workers.get(worker)
+        return (
+            record is not None
+            and record.confidence > 0
+            and self.endorsed_until.get(worker, 0) > self.now()
+        )
 
     # --- governance ---
 
@@ -284,7 +309,7 @@ class LedgerSim:
             raise Revert("not a registered worker")
         if gatekeeper in self.gatekeepers:
             raise Revert("already a gatekeeper")
-        if self.workers[gatekeeper].confidence == 0 and self.master:
+        if not self.endorsed(gatekeeper) and self.master:
             raise Revert("gatekeeper not endorsed")
         self.gatekeepers.add(gatekeeper)
         self.pending.append(ev.GatekeeperAdded(gatekeeper=gatekeeper))
@@ -349,6 +374,7 @@ class LedgerSim:
             self.pending.append(
                 ev.ClusterWorkerRemoved(cluster_id=previous.cluster, worker=request.worker)
             )
+        self.endorsed_until[request.worker] = 0
         self.workers[request.worker] = _Worker(
             quote_hash=quote_hash,
             operator=request.operator,
@@ -371,6 +397,29 @@ class LedgerSim:
             )
         )
 
+    def reattest_worker(self, worker: bytes, quote: bytes, collateral_hash: bytes) -> None:
+        """``reattest_worker`` sent by ``worker``: a fresh quote of the same registration; the
+        endorsement and cluster stay until the gatekeepers' verdict on it."""
+        if len(quote) > MAX_QUOTE:
+            raise Revert("argument too long")
+        if self._kind(worker) != KIND_WORKER:
+            raise Revert("not a registered worker")
+        if self.flagged.get(worker, 0):
+            raise Revert("worker flagged")
+        record = self.workers[worker]
+        if record.measurement not in self.measurements:
+            raise Revert("measurement not allowed")
+        record.quote_hash = keccak(quote)
+        record.collateral_hash = collateral_hash
+        self.pending.append(
+            ev.WorkerReattested(
+                worker=worker,
+                quote_hash=record.quote_hash,
+                collateral_hash=collateral_hash,
+                quote=quote,
+            )
+        )
+
     def _cluster_owned(self, cluster_id: bytes, sender: bytes | None) -> _Cluster:
         cluster = self.clusters.get(cluster_id)
         # An unknown cluster has the zero owner on chain, which no sender matches.
@@ -383,7 +432,7 @@ class LedgerSim:
     ) -> None:
         cluster = self._cluster_owned(cluster_id, sender)
         record = self.workers.get(worker)
-        if record is None or record.confidence == 0:
+        if record is None or not self.endorsed(worker):
             raise Revert("worker not endorsed")
         if record.cluster is not None:
             raise Revert("worker in a cluster")
@@ -584,7 +633,9 @@ class LedgerSim:
     def _endorse(self, origin: bytes, kind: int, payload: bytes) -> None:
         if kind != KIND_MASTER:
             raise Revert("wrong origin")
-        address, confidence, quote_hash = _decode(["address", "uint8", "bytes32"], payload)
+        address, confidence, quote_hash, valid_until = _decode(
+            ["address", "uint8", "bytes32", "uint64"], payload
+        )
         worker = _address(address)
         if self._kind(worker) != KIND_WORKER:
             raise Revert("unknown worker")
@@ -595,9 +646,13 @@ class LedgerSim:
             raise Revert("worker flagged")
         if confidence > MAX_CONFIDENCE:
             raise Revert("bad confidence")
+        valid_until = valid_until if confidence else 0
         record.confidence = confidence
+        self.endorsed_until[worker] = valid_until
         self.pending.append(
-            ev.WorkerEndorsed(worker=worker, confidence=confidence, quote_hash=quote_hash)
+            ev.WorkerEndorsed(
+                worker=worker, confidence=confidence, quote_hash=quote_hash, valid_until=valid_until
+            )
         )
 
     def _master_key(self, origin: bytes, kind: int, payload: bytes) -> None:
@@ -730,7 +785,7 @@ class LedgerSim:
         cluster = self.clusters.get(cluster_id)
         if cluster is None or origin not in cluster.members:
             raise Revert("not a member")
-        if self.workers[origin].confidence == 0:
+        if not self.endorsed(origin):
             raise Revert("worker not endorsed")
         number = self.block_env()[0] if self.block_env is not None else len(self.blocks) + 1
         if height >= number:

@@ -27,6 +27,9 @@ IDENTITY_FUNDING_WEI: Final = 10**17
 REGISTRATION_GAS: Final = 1_500_000
 """Upper bound used when ``eth_estimateGas`` fails for ``register_worker`` (quote in calldata)."""
 REGISTRATION_RETRY_S: Final = 2.0
+REATTEST_RETRY_S: Final = 600.0
+"""Wall-clock seconds between two re-attestations the host sends (the first lands and is
+judged within a few blocks; this only bounds what a failing one costs in gas)."""
 REGISTRATION_TIMEOUT_S: Final = 120.0
 """How long the host waits for its ``register_worker`` transaction to be mined."""
 ERROR_BACKOFF_S: Final = 1.0

@@ -66,6 +66,7 @@ from veilnet.worker.constants import (
     ERROR_BACKOFF_S,
     IDENTITY_FUNDING_WEI,
     MAX_APPLY_FAILURES,
+    REATTEST_RETRY_S,
     REGISTRATION_GAS,
     REGISTRATION_RETRY_S,
     REGISTRATION_TIMEOUT_S,
@@ -148,6 +149,9 @@ class WorkerHost:
         """Set when applying blocks kept failing: the worker stops and refuses to serve."""
         self._registration_error: str | None = None
         self._next_registration = 0.0
+        self._reattest_due = False
+        """The core's last applied block said its endorsement expires soon (``Applied``)."""
+        self._next_reattestation = 0.0
         self._last_checkpoint: int | None = None
         self._thread: threading.Thread | None = None
         self._relay: RelayWorker | None = None
@@ -549,6 +553,8 @@ class WorkerHost:
             try:
                 if not self._registered and time.monotonic() >= self._next_registration:
                     self._try_register()
+                elif self._reattest_due and time.monotonic() >= self._next_reattestation:
+                    self._try_reattest()
                 progressed = self._poll(client)
             except VeilnetError as exc:
                 if not self._stop.is_set():  # a chain going away during shutdown is expected
@@ -634,6 +640,7 @@ class WorkerHost:
             self.metrics.head.set(block.header.number)
             self._head = applied.head
             self.diverged_at = applied.diverged_at
+            self._reattest_due = applied.reattest_due
             if applied.sealed_keys is not None:
                 # before the egress that announces them: a replay must find the same keys
                 self.storage.save_keys(applied.sealed_keys)
@@ -728,6 +735,18 @@ class WorkerHost:
             self._registration_error = None
             self._notify()
 
+    def _try_reattest(self) -> None:
+        """Send a fresh quote of this registration before the endorsement lapses (at most once
+        per ``REATTEST_RETRY_S``: it takes a few blocks to land and be judged)."""
+        self._next_reattestation = time.monotonic() + REATTEST_RETRY_S
+        try:
+            self._send_registration(reattest=True)
+        except VeilnetError as exc:
+            if not self._stop.is_set():
+                self.log.warning("re-attestation failed: %s: %s", exc.code, exc.message)
+        else:
+            self.log.info("re-attested: a fresh quote is on chain for the gatekeepers to judge")
+
     def _register(self) -> None:
         """Register the identity unless the Registry knows it: the core signs, the host pays
         the identity's gas from ``fund_from`` if it must, and waits for the receipt."""
@@ -739,17 +758,27 @@ class WorkerHost:
             return
         if kind != KIND_NONE:
             raise RegistrationFailed("the identity address is in use by another origin")
+        self._send_registration(reattest=False)
+        self._registered = True
+        self.log.info("registered identity %s on chain", identity.hex)
+
+    def _send_registration(self, *, reattest: bool) -> None:
+        """Have the core build and sign ``register_worker`` (or ``reattest_worker``), fund the
+        identity's gas if allowed, send it and wait for the receipt."""
+        network = self._network
+        identity = Address(self.identity)
+        fn = "reattest_worker" if reattest else "register_worker"
         request = self.enclave.registration(self.operator.raw)
         try:
-            tx = register_worker_transaction(network, request, fallback_gas=REGISTRATION_GAS)
+            tx = register_worker_transaction(
+                network, request, fallback_gas=REGISTRATION_GAS, reattest=reattest
+            )
         except ContractReverted as exc:
-            raise RegistrationFailed(f"register_worker would revert: {exc.reason}") from exc
+            raise RegistrationFailed(f"{fn} would revert: {exc.reason}") from exc
         cost = transaction_cost(tx)
         if balance_of(network.client, identity) < cost:
             if self.config.fund_from is None:
-                raise RegistrationFailed(
-                    "the identity needs ETH for register_worker", address=identity.hex
-                )
+                raise RegistrationFailed(f"the identity needs ETH for {fn}", address=identity.hex)
             funder = network.sender(self.config.fund_from)
             funder.transact(identity, b"", value=max(IDENTITY_FUNDING_WEI, 2 * cost), gas=21_000)
         raw = self.enclave.register_transaction(
@@ -759,6 +788,7 @@ class WorkerHost:
                 gas=int(tx["gas"]),
                 max_fee_per_gas=int(tx["maxFeePerGas"]),
                 max_priority_fee_per_gas=int(tx["maxPriorityFeePerGas"]),
+                reattest=reattest,
             )
         ).raw
         try:
@@ -766,9 +796,7 @@ class WorkerHost:
                 network.client, raw, timeout=REGISTRATION_TIMEOUT_S, stop=self._stop
             )
         except ContractReverted as exc:
-            raise RegistrationFailed("register_worker reverted on chain") from exc
-        self._registered = True
-        self.log.info("registered identity %s on chain", identity.hex)
+            raise RegistrationFailed(f"{fn} reverted on chain") from exc
 
 
 def _enclave_config(config: WorkerConfig) -> wire.EnclaveConfig:

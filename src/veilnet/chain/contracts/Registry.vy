@@ -115,6 +115,13 @@ event WorkerEndorsed:
     worker: indexed(address)
     confidence: uint8
     quote_hash: bytes32
+    valid_until: uint64
+
+event WorkerReattested:
+    worker: indexed(address)
+    quote_hash: bytes32
+    collateral_hash: bytes32
+    quote: Bytes[MAX_QUOTE]
 
 event HeartbeatRecorded:
     worker: indexed(address)
@@ -232,6 +239,9 @@ contracts: public(HashMap[bytes32, AgentContract])
 last_heartbeat: public(HashMap[address, Heartbeat])
 retired_boot: public(HashMap[address, HashMap[bytes32, bool]])
 flagged: public(HashMap[address, uint8])
+# Until when (unix seconds, block time) a worker's endorsement holds: the collateral and TCB
+# validity the gatekeeper judged its quote under. Past it the worker is not endorsed.
+endorsed_until: public(HashMap[address, uint64])
 # State commitments, per cluster and height: what each member posted, how many posted each
 # value, who posted (in order), and the value a strict majority of the members posted.
 commitment_of: public(HashMap[bytes32, HashMap[uint64, HashMap[address, bytes32]]])
@@ -274,7 +284,7 @@ def add_gatekeeper(gatekeeper: address):
     # gatekeepers receive the master key: only endorsed workers, except the genesis gatekeeper
     # (named before any master key exists, so before anyone could endorse it)
     assert (
-        self.workers[gatekeeper].confidence > 0 or self.master_key_address == empty(address)
+        self._endorsed(gatekeeper) or self.master_key_address == empty(address)
     ), "gatekeeper not endorsed"
     self.gatekeepers[gatekeeper] = True
     self.gatekeeper_count += 1
@@ -353,6 +363,7 @@ def register_worker(
     self.workers[msg.sender].tee_kind = tee_kind
     self.workers[msg.sender].measurement = measurement
     self.workers[msg.sender].confidence = 0
+    self.endorsed_until[msg.sender] = 0
     self.workers[msg.sender].quote_hash = quote_hash
     self.workers[msg.sender].collateral_hash = collateral_hash
     self.origin_kind[msg.sender] = KIND_WORKER
@@ -368,12 +379,37 @@ def register_worker(
     )
 
 
+@external
+def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32):
+    """
+    @notice Called by a registered worker's identity before its endorsement expires: a fresh
+            quote of the same registration (key, measurement, operator), judged like the first.
+            Unlike `register_worker` it keeps the worker's endorsement and cluster until the
+            verdict: an accepted quote extends the endorsement, a refused one ends it.
+    """
+    assert self.origin_kind[msg.sender] == KIND_WORKER, "not a registered worker"
+    assert self.flagged[msg.sender] == 0, "worker flagged"
+    assert self.allowed_measurements[self.workers[msg.sender].measurement], "measurement not allowed"
+    quote_hash: bytes32 = keccak256(quote)
+    self.workers[msg.sender].quote_hash = quote_hash
+    self.workers[msg.sender].collateral_hash = collateral_hash
+    log WorkerReattested(
+        worker=msg.sender, quote_hash=quote_hash, collateral_hash=collateral_hash, quote=quote
+    )
+
+
+@internal
+@view
+def _endorsed(worker: address) -> bool:
+    return self.workers[worker].confidence > 0 and convert(self.endorsed_until[worker], uint256) > block.timestamp
+
+
 # --- clusters ---------------------------------------------------------------------------
 
 @external
 def add_cluster_worker(cluster_id: bytes32, worker: address):
     assert self.clusters[cluster_id].owner == msg.sender, "not cluster owner"
-    assert self.workers[worker].confidence > 0, "worker not endorsed"
+    assert self._endorsed(worker), "worker not endorsed"
     assert self.workers[worker].cluster == empty(bytes32), "worker in a cluster"
     assert self.clusters[cluster_id].worker_count < MAX_CLUSTER_WORKERS, "cluster full"
     self.workers[worker].cluster = cluster_id
@@ -513,13 +549,17 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         worker: address = empty(address)
         confidence: uint8 = 0
         quote_hash: bytes32 = empty(bytes32)
-        worker, confidence, quote_hash = abi_decode(payload, (address, uint8, bytes32))
+        valid_until: uint64 = 0
+        worker, confidence, quote_hash, valid_until = abi_decode(payload, (address, uint8, bytes32, uint64))
         assert self.origin_kind[worker] == KIND_WORKER, "unknown worker"
         assert self.workers[worker].quote_hash == quote_hash, "stale quote"
         assert self.flagged[worker] == 0, "worker flagged"
         assert confidence <= 5, "bad confidence"
+        if confidence == 0:
+            valid_until = 0
         self.workers[worker].confidence = confidence
-        log WorkerEndorsed(worker=worker, confidence=confidence, quote_hash=quote_hash)
+        self.endorsed_until[worker] = valid_until
+        log WorkerEndorsed(worker=worker, confidence=confidence, quote_hash=quote_hash, valid_until=valid_until)
     elif topic == TOPIC_MASTER_KEY:
         assert kind == KIND_WORKER and self.gatekeepers[origin], "wrong origin"
         assert self.master_key_address == empty(address), "master key exists"
@@ -649,7 +689,7 @@ def _state_commitment(worker: address, payload: Bytes[MAX_EGRESS]):
     commitment: bytes32 = empty(bytes32)
     cluster_id, height, commitment = abi_decode(payload, (bytes32, uint64, bytes32))
     assert self.cluster_members[cluster_id][worker], "not a member"
-    assert self.workers[worker].confidence > 0, "worker not endorsed"
+    assert self._endorsed(worker), "worker not endorsed"
     assert convert(height, uint256) < block.number, "future commitment"
     assert commitment != empty(bytes32), "empty commitment"
     assert self.commitment_of[cluster_id][height][worker] == empty(bytes32), "already committed"

@@ -654,10 +654,13 @@ class AsyncClient(BaseClient):
         if known is None:
             record = await self.registry_record(WorkerRecord, worker)
             allowed = bool(await self.registry_view("allowed_measurements", record.measurement))
-            self.remember_registration(worker, head, record, allowed)
+            until = int(await self.registry_view("endorsed_until", worker))
+            self.remember_registration(worker, head, record, allowed, until)
         else:
-            record, allowed = known
-        self.check_registration(worker, record, measurement_allowed=allowed, cluster=cluster)
+            record, allowed, until = known
+        self.check_registration(
+            worker, record, measurement_allowed=allowed, cluster=cluster, endorsed_until=until
+        )
         if not refresh:
             cached = self.cached_verification(worker, now, record.quote_hash)
             if cached is not None and cached.cluster == record.cluster:
@@ -734,6 +737,7 @@ class AsyncClient(BaseClient):
                 "address": event.worker.hex,
                 "gatekeeper": event.worker.hex in gatekeepers,
                 "confidence": record.confidence,
+                "endorsed_until": int(await self.registry_view("endorsed_until", event.worker)),
                 "flagged": bool(await self.registry_view("flagged", event.worker)),
                 "diverged_at": int(await self.registry_view("diverged_at", event.worker)) or None,
                 "last_heartbeat": int(

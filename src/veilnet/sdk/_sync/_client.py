@@ -651,10 +651,13 @@ class Client(BaseClient):
         if known is None:
             record = self.registry_record(WorkerRecord, worker)
             allowed = bool(self.registry_view("allowed_measurements", record.measurement))
-            self.remember_registration(worker, head, record, allowed)
+            until = int(self.registry_view("endorsed_until", worker))
+            self.remember_registration(worker, head, record, allowed, until)
         else:
-            record, allowed = known
-        self.check_registration(worker, record, measurement_allowed=allowed, cluster=cluster)
+            record, allowed, until = known
+        self.check_registration(
+            worker, record, measurement_allowed=allowed, cluster=cluster, endorsed_until=until
+        )
         if not refresh:
             cached = self.cached_verification(worker, now, record.quote_hash)
             if cached is not None and cached.cluster == record.cluster:
@@ -731,6 +734,7 @@ class Client(BaseClient):
                 "address": event.worker.hex,
                 "gatekeeper": event.worker.hex in gatekeepers,
                 "confidence": record.confidence,
+                "endorsed_until": int(self.registry_view("endorsed_until", event.worker)),
                 "flagged": bool(self.registry_view("flagged", event.worker)),
                 "diverged_at": int(self.registry_view("diverged_at", event.worker)) or None,
                 "last_heartbeat": int((self.registry_view("last_heartbeat", event.worker))[0]),
