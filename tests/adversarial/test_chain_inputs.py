@@ -86,6 +86,8 @@ def _forged_events(scene: Scene) -> tuple[WorkerRegistered, ClusterWorkerAdded]:
             quote_hash=keccak(b"no quote"),
             collateral_hash=b"\x00" * 32,
             quote=b"no quote",
+            attested_block=0,
+            attested_hash=b"\x00" * 32,
         ),
         ClusterWorkerAdded(cluster_id=scene.cluster, worker=attacker),
     )

@@ -42,6 +42,8 @@ def _registered(worker: bytes) -> WorkerRegistered:
         quote_hash=b"\x05" * 32,
         collateral_hash=b"\x06" * 32,
         quote=b"quote",
+        attested_block=0,
+        attested_hash=b"\x07" * 32,
     )
 
 

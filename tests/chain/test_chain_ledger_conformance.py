@@ -21,7 +21,12 @@ from hypothesis.stateful import (
 )
 
 from veilnet.chain import ContractReverted, EmbeddedChain, Network, TxSender, deploy
-from veilnet.chain.constants import DEFAULT_MAX_PAYLOAD, MAX_PAYLOAD_BOUND, ROUTED_TOPICS
+from veilnet.chain.constants import (
+    ATTESTATION_WINDOW,
+    DEFAULT_MAX_PAYLOAD,
+    MAX_PAYLOAD_BOUND,
+    ROUTED_TOPICS,
+)
 from veilnet.chain.egress import (
     EgressMessage as ChainEgress,
 )
@@ -308,6 +313,7 @@ class Twin:
         quote: bytes = b"quote",
         measurement: bytes = MEASUREMENT,
         hpke_key: bytes | None = None,
+        attested_block: int | None = None,
     ) -> Outcome:
         key = self.workers[worker]
         request = RegistrationRequest(
@@ -319,6 +325,7 @@ class Twin:
             quote=quote,
             collateral=b"",
             collateral_hash=b"\x07" * 32,
+            attested_block=self.head() if attested_block is None else attested_block,
         )
         return self._both(
             lambda: self.ledger.register_worker(request),
@@ -331,18 +338,26 @@ class Twin:
             request.measurement,
             request.quote,
             request.collateral_hash,
+            request.attested_block,
         )
 
     def reattest(
-        self, worker: bytes, *, quote: bytes, collateral_hash: bytes = b"\x08" * 32
+        self,
+        worker: bytes,
+        *,
+        quote: bytes,
+        collateral_hash: bytes = b"\x08" * 32,
+        attested_block: int | None = None,
     ) -> Outcome:
+        block = self.head() if attested_block is None else attested_block
         return self._both(
-            lambda: self.ledger.reattest_worker(worker, quote, collateral_hash),
+            lambda: self.ledger.reattest_worker(worker, quote, collateral_hash, block),
             worker,
             "Registry",
             "reattest_worker",
             quote,
             collateral_hash,
+            block,
         )
 
     def add_cluster_worker(self, cluster_id: bytes, worker: bytes, *, by: bytes) -> Outcome:
@@ -709,6 +724,26 @@ def test_registration_gatekeepers_and_master_key(twin: Twin) -> None:
     assert twin.ledger.workers[w1].confidence == 0
     _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash, FAR)))
     _accepted(twin.remove_gatekeeper(gk, by=twin.admin), ev.GatekeeperRemoved)
+
+
+def test_a_registration_binds_one_of_the_last_256_blocks(twin: Twin) -> None:
+    """The quote's report data binds the hash of `attested_block`; the Registry takes only a
+    block it can still hash (the last 256) and puts that hash in the event for the judges."""
+    twin.set_measurement(MEASUREMENT, True, by=twin.admin)
+    w1 = twin.worker("w1")
+    head = twin.head()
+    _reverted(twin.register(w1, attested_block=head + 1), "future attestation")
+    outcome = twin.register(w1, attested_block=head)
+    _accepted(outcome, ev.WorkerRegistered)
+    event = outcome.events[0]
+    assert isinstance(event, ev.WorkerRegistered)
+    assert (event.attested_block, event.attested_hash) == (head, twin.block_hash(head))
+    twin.chain.backend.mine(ATTESTATION_WINDOW)
+    _reverted(twin.register(w1, attested_block=head), "stale attestation")
+    _reverted(twin.reattest(w1, quote=b"fresh", attested_block=head), "stale attestation")
+    _accepted(
+        twin.register(w1, attested_block=twin.head() - ATTESTATION_WINDOW + 1), ev.WorkerRegistered
+    )
 
 
 def test_reregistration_leaves_the_cluster(twin: Twin) -> None:

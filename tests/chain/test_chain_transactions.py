@@ -39,6 +39,7 @@ def _request(
         quote=b"quote",
         collateral=b"{}",
         collateral_hash=b"\x07" * 32,
+        attested_block=int(net.network.client.call("eth_blockNumber"), 16),
     )
 
 

@@ -51,7 +51,9 @@ def _reattest(net: Network, name: str, *, quote: bytes | None = None) -> None:
         max_priority_fee_per_gas=1,
         reattest=True,
     )
-    net.ledger.reattest_worker(core.address, quote or request.quote, request.collateral_hash)
+    net.ledger.reattest_worker(
+        core.address, quote or request.quote, request.collateral_hash, request.attested_block
+    )
     net.settle()
 
 
@@ -121,3 +123,25 @@ def test_a_refused_reattestation_ends_the_endorsement(net: Network) -> None:
     with pytest.raises(NotReady):
         query_core(net, ALICE, contract, {}, worker="w1")
     assert query_core(net, ALICE, contract, {}, worker="w2")["result"]["count"] == 1
+
+
+def test_a_quote_is_judged_against_the_block_the_chain_recorded(net: Network) -> None:
+    """A registration quote binds the hash of the core's head; the Registry records the hash
+    of the block the transaction names. A host that names another block (to pass off a quote
+    made long ago as recent) gets a registration no gatekeeper endorses."""
+    import dataclasses
+
+    core = net.add_core("w3")
+    net.ledger.set_measurement(core.platform.measurement)
+    request = core.registration(b"\x0b" * 20)
+    assert request.attested_block == core.head.number
+    net.step()
+    net.ledger.register_worker(
+        dataclasses.replace(request, attested_block=request.attested_block + 1)
+    )
+    net.settle()
+    assert _endorsements(net, core.address) == []
+    net.ledger.register_worker(core.registration(b"\x0b" * 20))
+    net.settle()
+    (endorsed,) = _endorsements(net, core.address)
+    assert endorsed.confidence >= 1

@@ -48,6 +48,8 @@ ROUTED_TOPICS: Final = frozenset(
 )
 HEARTBEAT_WINDOW: Final = 256
 """Blocks a heartbeat stays postable (as far back as BLOCKHASH reaches)."""
+ATTESTATION_WINDOW: Final = 256
+"""How old the block a registration quote binds may be (as far back as BLOCKHASH reaches)."""
 FLAG_CLONE: Final = 1
 """``Registry.flagged`` reason: two live copies of one worker identity."""
 

@@ -136,8 +136,12 @@ class Network:
         measurement: bytes,
         quote: bytes,
         collateral_hash: bytes,
+        attested_block: int | None = None,
     ) -> Receipt:
-        """Sent by the worker identity itself (``sender`` holds the worker's key)."""
+        """Sent by the worker identity itself (``sender`` holds the worker's key);
+        ``attested_block`` (default: the node's head) is the block the quote binds."""
+        if attested_block is None:
+            attested_block = int(self.client.call("eth_blockNumber"), 16)
         return self._registry_tx(
             sender,
             "register_worker",
@@ -147,6 +151,7 @@ class Network:
             measurement,
             quote,
             collateral_hash,
+            attested_block,
         )
 
     def add_cluster_worker(self, sender: TxSender, cluster_id: bytes, worker: Address) -> Receipt:

@@ -190,6 +190,8 @@ class WorkerRegistered(ChainEvent):
     quote_hash: bytes
     collateral_hash: bytes
     quote: bytes
+    attested_block: int
+    attested_hash: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,6 +214,8 @@ class WorkerReattested(ChainEvent):
     quote_hash: bytes
     collateral_hash: bytes
     quote: bytes
+    attested_block: int
+    attested_hash: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

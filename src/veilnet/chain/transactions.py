@@ -43,7 +43,9 @@ def register_worker_transaction(
     identity = Address(request.worker)
     registry = network.addresses.registry
     data = (
-        network.registry.encode("reattest_worker", request.quote, request.collateral_hash)
+        network.registry.encode(
+            "reattest_worker", request.quote, request.collateral_hash, request.attested_block
+        )
         if reattest
         else network.registry.encode(
             "register_worker",
@@ -53,6 +55,7 @@ def register_worker_transaction(
             request.measurement,
             request.quote,
             request.collateral_hash,
+            request.attested_block,
         )
     )
     try:

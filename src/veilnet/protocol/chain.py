@@ -528,6 +528,8 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("quote_hash", "bytes32", _D),
         ("collateral_hash", "bytes32", _D),
         ("quote", "bytes", _D),
+        ("attested_block", "uint64", _D),
+        ("attested_hash", "bytes32", _D),
     ),
     _abi(
         _REGISTRY,
@@ -544,6 +546,8 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("quote_hash", "bytes32", _D),
         ("collateral_hash", "bytes32", _D),
         ("quote", "bytes", _D),
+        ("attested_block", "uint64", _D),
+        ("attested_hash", "bytes32", _D),
     ),
     _abi(
         _REGISTRY,

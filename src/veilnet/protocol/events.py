@@ -94,6 +94,9 @@ class WorkerRegistered(ChainEvent):
     quote_hash: bytes
     collateral_hash: bytes
     quote: bytes
+    attested_block: int
+    attested_hash: bytes
+    """The recent block the quote binds (``registration_report_data``), checked by the chain."""
 
 
 @record("ev.worker_endorsed")
@@ -116,6 +119,8 @@ class WorkerReattested(ChainEvent):
     quote_hash: bytes
     collateral_hash: bytes
     quote: bytes
+    attested_block: int
+    attested_hash: bytes
 
 
 @record("ev.heartbeat_recorded")

@@ -47,14 +47,17 @@ def registration_report_data(
     chain_id: int,
     registry: bytes,
     config_digest: bytes,
+    attested_hash: bytes,
 ) -> bytes:
     """64 bytes of report_data binding a quote to one registration (and nothing else): the
     identity, operator and HPKE key, the network, and the network digest of the configuration
-    the enclave was built from (``EnclaveConfig.network_digest``)."""
+    the enclave was built from (``EnclaveConfig.network_digest``); then the hash of a recent
+    block (the core's head when it made the quote), which the Registry requires to be one of
+    its last 256: a quote is fresh, never one kept from long ago."""
     digest = hashlib.sha256(
         encode(["veil/v1/register", worker, operator, hpke_key, chain_id, registry, config_digest])
     ).digest()
-    return digest + bytes(32)
+    return digest + attested_hash
 
 
 def attestation_report_data(*, worker: bytes, nonce: bytes, config_digest: bytes) -> bytes:
@@ -81,13 +84,18 @@ class RegistrationRequest(Record):
     quote: bytes
     collateral: bytes
     collateral_hash: bytes
+    attested_block: int
+    """The block whose hash the quote's report data binds (the core's head, or its trust
+    anchor before its first block); the Registry takes it only within its last 256 blocks."""
 
     def __post_init__(self) -> None:
         TEEKind(self.tee_kind)  # raises ValueError for a kind that does not exist
 
 
-REGISTER_WORKER_SIGNATURE: Final = "register_worker(address,bytes,uint8,bytes32,bytes,bytes32)"
-REATTEST_WORKER_SIGNATURE: Final = "reattest_worker(bytes,bytes32)"
+REGISTER_WORKER_SIGNATURE: Final = (
+    "register_worker(address,bytes,uint8,bytes32,bytes,bytes32,uint256)"
+)
+REATTEST_WORKER_SIGNATURE: Final = "reattest_worker(bytes,bytes32,uint256)"
 
 
 def register_worker_calldata(request: RegistrationRequest) -> bytes:
@@ -95,7 +103,7 @@ def register_worker_calldata(request: RegistrationRequest) -> bytes:
     worker identity ever signs; built in the enclave core)."""
     selector = keccak(REGISTER_WORKER_SIGNATURE.encode())[:4]
     return selector + abi_encode(
-        ["address", "bytes", "uint8", "bytes32", "bytes", "bytes32"],
+        ["address", "bytes", "uint8", "bytes32", "bytes", "bytes32", "uint256"],
         [
             "0x" + request.operator.hex(),
             request.hpke_key,
@@ -103,6 +111,7 @@ def register_worker_calldata(request: RegistrationRequest) -> bytes:
             request.measurement,
             request.quote,
             request.collateral_hash,
+            request.attested_block,
         ],
     )
 
@@ -111,4 +120,7 @@ def reattest_worker_calldata(request: RegistrationRequest) -> bytes:
     """The calldata of ``Registry.reattest_worker``: the fresh quote and collateral hash of
     ``request`` (the same registration; the only other transaction the identity signs)."""
     selector = keccak(REATTEST_WORKER_SIGNATURE.encode())[:4]
-    return selector + abi_encode(["bytes", "bytes32"], [request.quote, request.collateral_hash])
+    return selector + abi_encode(
+        ["bytes", "bytes32", "uint256"],
+        [request.quote, request.collateral_hash, request.attested_block],
+    )

@@ -141,9 +141,16 @@ class EnclaveCore:
     # ------------------------------------------------------------------ registration -------
 
     def registration(self, operator: bytes) -> RegistrationRequest:
-        """Quote and fields for ``Registry.register_worker``, bound by report_data."""
+        """Quote and fields for ``Registry.register_worker``, bound by report_data to this
+        registration and to the core's head (a recent block: the Registry refuses one more than
+        256 blocks old, so a core still catching up registers once it is near the head)."""
         core = self._core
         hpke_key = core.keys.identity.public.x25519
+        head = core.state.head
+        trust = core.config.chain_trust
+        attested_block, attested_hash = (
+            (trust.anchor_number, trust.anchor_hash) if head is None else (head.number, head.hash)
+        )
         report_data = registration_report_data(
             worker=self.address,
             operator=operator,
@@ -151,6 +158,7 @@ class EnclaveCore:
             chain_id=core.config.chain_id,
             registry=core.config.registry,
             config_digest=core.config.config_digest,
+            attested_hash=attested_hash,
         )
         collateral = core.platform.collateral()
         return RegistrationRequest(
@@ -162,6 +170,7 @@ class EnclaveCore:
             quote=core.platform.quote(report_data),
             collateral=collateral,
             collateral_hash=keccak(collateral),
+            attested_block=attested_block,
         )
 
     def registration_transaction(

@@ -114,6 +114,7 @@ def judge(
         # the gatekeeper's own: a host that built its worker's enclave from another
         # configuration (policy, root, Registry, parameters) gets no endorsement
         config_digest=core.config.config_digest,
+        attested_hash=worker.attested_hash,  # one of the chain's last 256 blocks at the time
     )
     try:
         verdict = core.verifier(

@@ -60,6 +60,8 @@ class WorkerInfo:
     cluster: bytes | None = None
     valid_until: int = 0
     """Block time (unix seconds) the endorsement holds until (``WorkerEndorsed.valid_until``)."""
+    attested_hash: bytes = b""
+    """The recent block hash the current quote binds (the chain checked its recency)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

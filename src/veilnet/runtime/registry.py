@@ -37,6 +37,7 @@ def on_worker_registered(
         quote_hash=event.quote_hash,
         collateral_hash=event.collateral_hash,
         quote=event.quote,
+        attested_hash=event.attested_hash,
     )
     if event.worker == core.address:
         _publish_collateral(core, event.collateral_hash)
@@ -72,6 +73,7 @@ def on_worker_reattested(
         quote=event.quote,
         quote_hash=event.quote_hash,
         collateral_hash=event.collateral_hash,
+        attested_hash=event.attested_hash,
         standing=standing,
     )
     if event.worker == core.address:

@@ -911,6 +911,7 @@ class BaseClient:
                 chain_id=self.config.chain_id,
                 registry=self.config.registry.raw,
                 config_digest=self.config.config_digest,
+                attested_hash=event.attested_hash,
             )
             try:
                 report = verify_quote_at(

@@ -20,6 +20,7 @@ from typing import Any, Final
 from eth_hash.auto import keccak
 
 from veilnet.chain.constants import (
+    ATTESTATION_WINDOW,
     FLAG_CLONE,
     HEARTBEAT_WINDOW,
     KIND_CLUSTER,
@@ -361,6 +362,7 @@ class LedgerSim:
         endorsement and takes the worker out of its cluster."""
         if len(request.hpke_key) > MAX_HPKE_KEY or len(request.quote) > MAX_QUOTE:
             raise Revert("argument too long")
+        attested_hash = self._attested(request.attested_block)
         if request.measurement not in self.measurements:
             raise Revert("measurement not allowed")
         if not request.hpke_key:
@@ -394,14 +396,19 @@ class LedgerSim:
                 quote_hash=quote_hash,
                 collateral_hash=request.collateral_hash,
                 quote=request.quote,
+                attested_block=request.attested_block,
+                attested_hash=attested_hash,
             )
         )
 
-    def reattest_worker(self, worker: bytes, quote: bytes, collateral_hash: bytes) -> None:
+    def reattest_worker(
+        self, worker: bytes, quote: bytes, collateral_hash: bytes, attested_block: int
+    ) -> None:
         """``reattest_worker`` sent by ``worker``: a fresh quote of the same registration; the
         endorsement and cluster stay until the gatekeepers' verdict on it."""
         if len(quote) > MAX_QUOTE:
             raise Revert("argument too long")
+        attested_hash = self._attested(attested_block)
         if self._kind(worker) != KIND_WORKER:
             raise Revert("not a registered worker")
         if self.flagged.get(worker, 0):
@@ -417,8 +424,22 @@ class LedgerSim:
                 quote_hash=record.quote_hash,
                 collateral_hash=collateral_hash,
                 quote=quote,
+                attested_block=attested_block,
+                attested_hash=attested_hash,
             )
         )
+
+    def _attested(self, attested_block: int) -> bytes:
+        """Registry._attested: the hash of one of the last 256 blocks, which the quote binds."""
+        if self.block_env is not None:
+            number, hash_of = self.block_env()
+        else:
+            number, hash_of = len(self.blocks) + 1, self._block_hash
+        if attested_block >= number:
+            raise Revert("future attestation")
+        if number - attested_block > ATTESTATION_WINDOW:
+            raise Revert("stale attestation")
+        return hash_of(attested_block)
 
     def _cluster_owned(self, cluster_id: bytes, sender: bytes | None) -> _Cluster:
         cluster = self.clusters.get(cluster_id)
@@ -833,8 +854,8 @@ class LedgerSim:
         )
 
     def _block_hash(self, number: int) -> bytes:
-        """BLOCKHASH over this model's own blocks (zero for block 0, which it does not keep)."""
-        return self.blocks[number - 1].header.hash if number >= 1 else b"\x00" * 32
+        """BLOCKHASH over this model's own blocks (block 0 is the anchor it starts from)."""
+        return self.blocks[number - 1].header.hash if number >= 1 else LEDGER_ANCHOR_HASH
 
     def _check_unconfirmed(self, rotation: int, gatekeeper: bytes) -> None:
         if (rotation, gatekeeper) in self.rotation_confirmed:

@@ -50,6 +50,8 @@ TOPIC_STATE_COMMITMENT: public(constant(bytes32)) = keccak256("veil/egress/state
 
 # Blocks a heartbeat stays postable: as far back as BLOCKHASH can check its block hash.
 HEARTBEAT_WINDOW: constant(uint256) = 256
+# How old the block a registration quote binds may be (as far back as BLOCKHASH reaches).
+ATTESTATION_WINDOW: constant(uint256) = 256
 FLAG_CLONE: constant(uint8) = 1
 
 
@@ -110,6 +112,8 @@ event WorkerRegistered:
     quote_hash: bytes32
     collateral_hash: bytes32
     quote: Bytes[MAX_QUOTE]
+    attested_block: uint64
+    attested_hash: bytes32
 
 event WorkerEndorsed:
     worker: indexed(address)
@@ -122,6 +126,8 @@ event WorkerReattested:
     quote_hash: bytes32
     collateral_hash: bytes32
     quote: Bytes[MAX_QUOTE]
+    attested_block: uint64
+    attested_hash: bytes32
 
 event HeartbeatRecorded:
     worker: indexed(address)
@@ -340,13 +346,18 @@ def register_worker(
     measurement: bytes32,
     quote: Bytes[MAX_QUOTE],
     collateral_hash: bytes32,
+    attested_block: uint256,
 ):
     """
     @notice Called by the worker's identity address. The quote stays in calldata and in the
             event so anyone can re-verify the registration later. Re-registering starts from
             nothing: the endorsement is reset and the worker leaves its cluster (its new key
-            gets no cluster key until it is endorsed and added again).
+            gets no cluster key until it is endorsed and added again). The quote's report
+            data binds the hash of `attested_block`, which must be one of the last 256
+            blocks: the event carries that hash, and gatekeepers judge the quote against it,
+            so no quote older than that can register.
     """
+    attested_hash: bytes32 = self._attested(attested_block)
     assert self.allowed_measurements[measurement], "measurement not allowed"
     assert len(hpke_key) > 0, "empty key"
     kind: uint8 = self.origin_kind[msg.sender]
@@ -376,17 +387,20 @@ def register_worker(
         quote_hash=quote_hash,
         collateral_hash=collateral_hash,
         quote=quote,
+        attested_block=convert(attested_block, uint64),
+        attested_hash=attested_hash,
     )
 
 
 @external
-def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32):
+def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32, attested_block: uint256):
     """
     @notice Called by a registered worker's identity before its endorsement expires: a fresh
             quote of the same registration (key, measurement, operator), judged like the first.
             Unlike `register_worker` it keeps the worker's endorsement and cluster until the
             verdict: an accepted quote extends the endorsement, a refused one ends it.
     """
+    attested_hash: bytes32 = self._attested(attested_block)
     assert self.origin_kind[msg.sender] == KIND_WORKER, "not a registered worker"
     assert self.flagged[msg.sender] == 0, "worker flagged"
     assert self.allowed_measurements[self.workers[msg.sender].measurement], "measurement not allowed"
@@ -394,8 +408,21 @@ def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32):
     self.workers[msg.sender].quote_hash = quote_hash
     self.workers[msg.sender].collateral_hash = collateral_hash
     log WorkerReattested(
-        worker=msg.sender, quote_hash=quote_hash, collateral_hash=collateral_hash, quote=quote
+        worker=msg.sender,
+        quote_hash=quote_hash,
+        collateral_hash=collateral_hash,
+        quote=quote,
+        attested_block=convert(attested_block, uint64),
+        attested_hash=attested_hash,
     )
+
+
+@internal
+@view
+def _attested(attested_block: uint256) -> bytes32:
+    assert attested_block < block.number, "future attestation"
+    assert block.number - attested_block <= ATTESTATION_WINDOW, "stale attestation"
+    return blockhash(attested_block)
 
 
 @internal
