@@ -360,6 +360,19 @@ class Twin:
             block,
         )
 
+    def report_divergence(
+        self, cluster_id: bytes, height: int, worker: bytes, *, by: bytes
+    ) -> Outcome:
+        return self._both(
+            lambda: self.ledger.report_divergence(cluster_id, height, worker),
+            by,
+            "Registry",
+            "report_divergence",
+            cluster_id,
+            height,
+            Address(worker),
+        )
+
     def add_cluster_worker(self, cluster_id: bytes, worker: bytes, *, by: bytes) -> Outcome:
         return self._both(
             lambda: self.ledger.add_cluster_worker(cluster_id, worker, sender=by),
@@ -1043,6 +1056,36 @@ def test_state_commitments_find_the_diverged_replica(twin: Twin) -> None:
     # a cluster of one: its own commitment is the majority
     _accepted(commit(k6, good, at=height, cluster=c2), ev.Egress)
     assert twin.ledger.verdicts[(c2, height)] == good
+    twin.check_views()
+
+
+def test_a_verdict_names_at_most_four_at_once_and_anyone_names_the_rest(twin: Twin) -> None:
+    """Nine of nineteen members dissent before the majority forms: the post that forms it
+    names four (so it stays within the gas the Bus forwards) and anyone names the others."""
+    names = [f"v{i}" for i in range(19)]
+    _, workers = _genesis(twin, *names)
+    cluster = b"\xc9" * 32
+    twin.create_cluster(cluster, twin.admin, by=twin.admin)
+    for member in workers:
+        twin.add_cluster_worker(cluster, member, by=twin.admin)
+    height, good, bad = twin.head(), b"\x11" * 32, b"\x66" * 32
+    payload = lambda value: abi_encode(["bytes32", "uint64", "bytes32"], [cluster, height, value])  # noqa: E731
+    outcome = Outcome(False)
+    for index, name in enumerate(names):
+        outcome = twin.post(secret(name), (STATE, payload(bad if index < 9 else good)))
+        assert outcome.accepted
+    named = [e.worker for e in outcome.events if isinstance(e, ev.ReplicaDiverged)]
+    assert named == workers[:4] and twin.ledger.verdicts[(cluster, height)] == good
+    stranger = twin.user(4)
+    _reverted(
+        twin.report_divergence(cluster, height, workers[9], by=stranger), "agrees with the verdict"
+    )
+    _reverted(twin.report_divergence(cluster, height, workers[0], by=stranger), "already named")
+    _reverted(twin.report_divergence(cluster, height, stranger, by=stranger), "no commitment")
+    _reverted(twin.report_divergence(cluster, height - 1, workers[8], by=stranger), "no verdict")
+    for late in workers[4:9]:
+        _accepted(twin.report_divergence(cluster, height, late, by=stranger), ev.ReplicaDiverged)
+        assert twin.ledger.workers[late].confidence == 0
     twin.check_views()
 
 

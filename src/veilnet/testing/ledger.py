@@ -73,6 +73,9 @@ LEDGER_SEQUENCER_KEY: Final = SecretKey.derive(b"\x5e" * 32, "ledger sequencer")
 """The ledger's default block signer (a test key; its address is in ``chain_trust``)."""
 MAX_CONFIDENCE = 5
 """Highest endorsement confidence ``Registry.on_egress`` accepts."""
+MAX_SCANNED_AT_VERDICT = 16
+MAX_NAMED_AT_VERDICT = 4
+"""The post that forms a verdict names at most 4 dissenters among the first 16 posters."""
 _ZERO = b"\x00" * 20
 _KEY_EPOCH_PAYLOAD = ["bytes32", "uint64", "address", "bytes"]
 """(cluster or contract id, epoch, key address, public key) of cluster/contract key egress."""
@@ -210,6 +213,8 @@ class LedgerSim:
     verdicts: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
     """(cluster, height) -> the commitment a strict majority of the members posted."""
     diverged_at: dict[bytes, int] = field(default_factory=dict)
+    named: set[tuple[bytes, int, bytes]] = field(default_factory=set)
+    """(cluster, height, member) named against that height's verdict (``commitment_named``)."""
     endorsed_until: dict[bytes, int] = field(default_factory=dict)
     time_offset: int = 0
     """Seconds added to the timestamps of blocks mined from now on (``warp``)."""
@@ -826,16 +831,32 @@ class LedgerSim:
         votes = sum(1 for value in posted.values() if value == commitment)
         if votes * 2 > len(cluster.members):
             self.verdicts[(cluster_id, height)] = commitment
-            for member, value in posted.items():
-                if value != commitment:
-                    self._diverged(cluster_id, member, height, value, commitment)
+            first = list(posted.items())[:MAX_SCANNED_AT_VERDICT]
+            dissenters = [(m, v) for m, v in first if v != commitment]
+            for member, value in dissenters[:MAX_NAMED_AT_VERDICT]:
+                self._diverged(cluster_id, member, height, value, commitment)
             return
         if commitment != reference:  # a split without a majority: reported, nothing more
             self._report(cluster_id, origin, height, commitment, b"\x00" * 32)
 
+    def report_divergence(self, cluster_id: bytes, height: int, worker: bytes) -> None:
+        """Registry.report_divergence (anyone): name a dissenter the verdict did not name."""
+        verdict = self.verdicts.get((cluster_id, height))
+        if verdict is None:
+            raise Revert("no verdict")
+        posted = self.commitments.get((cluster_id, height), {}).get(worker)
+        if posted is None:
+            raise Revert("no commitment")
+        if posted == verdict:
+            raise Revert("agrees with the verdict")
+        if (cluster_id, height, worker) in self.named:
+            raise Revert("already named")
+        self._diverged(cluster_id, worker, height, posted, verdict)
+
     def _diverged(
         self, cluster_id: bytes, worker: bytes, height: int, commitment: bytes, majority: bytes
     ) -> None:
+        self.named.add((cluster_id, height, worker))
         self.workers[worker].confidence = 0
         self.diverged_at[worker] = max(height, self.diverged_at.get(worker, 0))
         self._report(cluster_id, worker, height, commitment, majority)

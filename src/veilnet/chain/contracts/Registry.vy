@@ -53,6 +53,11 @@ HEARTBEAT_WINDOW: constant(uint256) = 256
 # How old the block a registration quote binds may be (as far back as BLOCKHASH reaches).
 ATTESTATION_WINDOW: constant(uint256) = 256
 FLAG_CLONE: constant(uint8) = 1
+# The post that forms a verdict looks at the first 16 posters and names at most 4 earlier
+# dissenters among them (each costs ~38k gas, and the Bus forwards 400k in all);
+# `report_divergence` names any others.
+MAX_SCANNED_AT_VERDICT: constant(uint256) = 16
+MAX_NAMED_AT_VERDICT: constant(uint256) = 4
 
 
 struct Worker:
@@ -254,6 +259,7 @@ commitment_of: public(HashMap[bytes32, HashMap[uint64, HashMap[address, bytes32]
 commitment_votes: public(HashMap[bytes32, HashMap[uint64, HashMap[bytes32, uint256]]])
 commitment_posters: public(HashMap[bytes32, HashMap[uint64, DynArray[address, MAX_CLUSTER_WORKERS]]])
 commitment_verdict: public(HashMap[bytes32, HashMap[uint64, bytes32]])
+commitment_named: public(HashMap[bytes32, HashMap[uint64, HashMap[address, bool]]])
 diverged_at: public(HashMap[address, uint64])
 
 
@@ -735,10 +741,16 @@ def _state_commitment(worker: address, payload: Bytes[MAX_EGRESS]):
         return
     if votes * 2 > self.clusters[cluster_id].worker_count:
         self.commitment_verdict[cluster_id][height] = commitment
-        for poster: address in self.commitment_posters[cluster_id][height]:
+        named: uint256 = 0
+        posters: uint256 = len(self.commitment_posters[cluster_id][height])
+        for index: uint256 in range(MAX_SCANNED_AT_VERDICT):
+            if index == posters or named == MAX_NAMED_AT_VERDICT:
+                break
+            poster: address = self.commitment_posters[cluster_id][height][index]
             posted: bytes32 = self.commitment_of[cluster_id][height][poster]
             if posted != commitment:
                 self._diverged(cluster_id, poster, height, posted, commitment)
+                named += 1
         return
     if commitment != reference:
         log ReplicaDiverged(
@@ -746,8 +758,26 @@ def _state_commitment(worker: address, payload: Bytes[MAX_EGRESS]):
         )
 
 
+@external
+def report_divergence(cluster_id: bytes32, height: uint64, worker: address):
+    """
+    @notice Anyone may name a member whose commitment for `height` differs from the verdict
+            and that is not named yet: the post that forms a verdict names at most
+            `MAX_NAMED_AT_VERDICT` earlier dissenters, so that it stays within the gas the Bus
+            forwards however many dissent at once.
+    """
+    verdict: bytes32 = self.commitment_verdict[cluster_id][height]
+    assert verdict != empty(bytes32), "no verdict"
+    posted: bytes32 = self.commitment_of[cluster_id][height][worker]
+    assert posted != empty(bytes32), "no commitment"
+    assert posted != verdict, "agrees with the verdict"
+    assert not self.commitment_named[cluster_id][height][worker], "already named"
+    self._diverged(cluster_id, worker, height, posted, verdict)
+
+
 @internal
 def _diverged(cluster_id: bytes32, worker: address, height: uint64, commitment: bytes32, majority: bytes32):
+    self.commitment_named[cluster_id][height][worker] = True
     self.workers[worker].confidence = 0
     if height > self.diverged_at[worker]:
         self.diverged_at[worker] = height
