@@ -548,3 +548,64 @@ def test_the_sdk_addresses_each_query_to_one_worker(local: Local) -> None:
     with pytest.raises(QueryRejected, match="another worker"):
         w2.query(pending.request)
     client.open(pending, w1.query(pending.request))
+
+
+def test_audit_reverifies_each_quote_a_reattestation_included(local: Local) -> None:
+    """``veil audit`` re-checks every quote on chain: a ``WorkerReattested`` is judged as the
+    registration before it with the fresh quote, bound to the block the chain recorded."""
+    from veilnet.chain import model as cm
+
+    client = local.client()
+    core = local.net.cores["w1"]
+    fresh = core.registration(b"\x0b" * 20)
+    head = core.head
+    common = {"emitter": Address(local.net.ledger.registry), "tx_hash": b"\x00" * 32}
+    registered = cm.WorkerRegistered(
+        **common,
+        block_number=1,
+        log_index=0,
+        worker=Address(core.address),
+        operator=Address(fresh.operator),
+        hpke_key=fresh.hpke_key,
+        tee_kind=fresh.tee_kind,
+        measurement=fresh.measurement,
+        quote_hash=b"\x01" * 32,
+        collateral_hash=b"\x02" * 32,
+        quote=b"the first quote",
+        attested_block=0,
+        attested_hash=b"\x03" * 32,
+    )
+    reattested = cm.WorkerReattested(
+        **common,
+        block_number=head.number + 1,
+        log_index=0,
+        worker=Address(core.address),
+        quote_hash=b"\x04" * 32,
+        collateral_hash=b"\x05" * 32,
+        quote=fresh.quote,
+        attested_block=head.number,
+        attested_hash=head.hash,
+    )
+    quotes = client.quotes_on_chain([registered], [reattested])
+    assert [kind for kind, _ in quotes] == ["registration", "reattestation"]
+    kind, event = quotes[1]
+    assert (event.operator, event.quote, event.attested_hash) == (
+        registered.operator,
+        fresh.quote,
+        head.hash,
+    )
+    entry = client.audit_entry(
+        event,
+        fresh.collateral,
+        at=TEST_TIME,
+        measurement_allowed=True,
+        confidence_on_chain=1,
+        kind=kind,
+    )
+    assert entry.passed, entry.reasons
+    assert entry.to_json()["kind"] == "reattestation"
+    moved = dataclasses.replace(event, attested_hash=b"\x06" * 32)  # not the block it binds
+    failed = client.audit_entry(
+        moved, fresh.collateral, at=TEST_TIME, measurement_allowed=True, confidence_on_chain=1
+    )
+    assert not failed.passed

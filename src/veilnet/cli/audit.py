@@ -1,5 +1,5 @@
-"""``veil audit``: re-verify every worker registration recorded on chain, as of now.
-Quotes come from the ``WorkerRegistered`` logs, collateral from the workers' collateral egress."""
+"""``veil audit``: re-verify every worker registration and re-attestation on chain, as of now.
+Quotes come from the ``WorkerRegistered``/``WorkerReattested`` logs, collateral from egress."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from veilnet.cli.agent import network_options, open_client
 @network_options
 @json_option
 def audit(network: Path | None, key: str | None, as_json: bool) -> None:
-    """Re-verify every registration quote on chain; exit 1 if any no longer passes."""
+    """Re-verify every registration and re-attestation quote on chain; exit 1 if any no longer
+    passes."""
     with (
         open_client(network, key) as client,
         console.status("re-verifying registrations…", spinner="dots"),
@@ -33,11 +34,13 @@ def audit(network: Path | None, key: str | None, as_json: bool) -> None:
 
 def _render(doc: dict[str, Any]) -> None:
     table = Table(title=f"worker registrations ({doc['registrations']})")
-    for column in ("worker", "block", "result", "confidence", "collateral expires", "reasons"):
+    columns = ("worker", "kind", "block", "result", "confidence", "collateral expires", "reasons")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for entry in doc["entries"]:
         table.add_row(
             entry["worker"],
+            entry["kind"],
             str(entry["block_number"]),
             "[green]passes[/green]" if entry["passed"] else "[red]FAILS[/red]",
             str(entry["confidence"] if entry["confidence"] is not None else "-"),

@@ -18,6 +18,7 @@ wallet (EIP-191), valid until a block number. The answer is accepted only when, 
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import os
@@ -889,9 +890,11 @@ class BaseClient:
         at: int,
         measurement_allowed: bool,
         confidence_on_chain: int,
+        kind: str = "registration",
     ) -> AuditEntry:
         """Re-verify one ``WorkerRegistered`` record (quote from the event, collateral posted
-        by the worker) at time ``at`` under today's allowlist."""
+        by the worker) at time ``at`` under today's allowlist (``kind``: ``registration``, or
+        ``reattestation`` for a record from ``quotes_on_chain``)."""
         reasons: list[str] = []
         confidence: int | None = None
         expires: int | None = None
@@ -938,7 +941,46 @@ class BaseClient:
             confidence=confidence,
             reasons=tuple(reasons),
             collateral_expires_at=expires,
+            kind=kind,
         )
+
+    @staticmethod
+    def quotes_on_chain(registrations: list[Any], reattestations: list[Any]) -> list[Any]:
+        """Every quote on chain in block order, as ``(kind, WorkerRegistered)`` pairs: a
+        ``WorkerReattested`` becomes the registration before it with the fresh quote,
+        collateral hash and attested block (what gatekeepers judged it as)."""
+        ordered = sorted(
+            [(e.block_number, e.log_index, "registration", e) for e in registrations]
+            + [(e.block_number, e.log_index, "reattestation", e) for e in reattestations],
+            key=lambda item: (item[0], item[1]),
+        )
+        latest: dict[bytes, Any] = {}
+        out: list[Any] = []
+        for _, _, kind, event in ordered:
+            if kind == "registration":
+                latest[event.worker.raw] = event
+                out.append((kind, event))
+                continue
+            base = latest.get(event.worker.raw)
+            if base is None:  # the Registry refuses a re-attestation without a registration
+                continue
+            out.append(
+                (
+                    kind,
+                    dataclasses.replace(
+                        base,
+                        quote=event.quote,
+                        quote_hash=event.quote_hash,
+                        collateral_hash=event.collateral_hash,
+                        attested_block=event.attested_block,
+                        attested_hash=event.attested_hash,
+                        block_number=event.block_number,
+                        log_index=event.log_index,
+                        tx_hash=event.tx_hash,
+                    ),
+                )
+            )
+        return out
 
     @staticmethod
     def collateral_from_egress(payload: bytes) -> bytes | None:

@@ -509,10 +509,13 @@ class AuditEntry:
     confidence: int | None
     reasons: tuple[str, ...]
     collateral_expires_at: int | None
+    kind: str = "registration"
+    """``registration`` (``WorkerRegistered``) or ``reattestation`` (``WorkerReattested``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "worker": self.worker.hex,
+            "kind": self.kind,
             "block_number": self.block_number,
             "tee_kind": self.tee_kind,
             "measurement": "0x" + self.measurement.hex(),

@@ -20,6 +20,7 @@ from veilnet.chain.model import (
     GatekeeperAdded,
     GatekeeperRemoved,
     ReplicaDiverged,
+    WorkerReattested,
     WorkerRegistered,
 )
 from veilnet.codec import CodecError, encode
@@ -200,6 +201,13 @@ class AsyncClient(BaseClient):
         """Call a view function of the Registry (e.g. ``contracts``, ``workers``)."""
         result = await self._rpc("eth_call", self.registry_call(fn, *args), "latest")
         return self.registry_decode(fn, result)
+
+    async def registry_views(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """Several Registry view calls in one JSON-RPC batch (one round trip)."""
+        results = await self._rpc_batch(
+            [("eth_call", [self.registry_call(fn, *args), "latest"]) for fn, args in calls]
+        )
+        return [self.registry_decode(fn, r) for (fn, _), r in zip(calls, results, strict=True)]
 
     async def registry_record(self, kind: type[Record], key: Any) -> Record:
         """One Registry struct, typed: ``registry_record(WorkerRecord, address)``.
@@ -652,9 +660,12 @@ class AsyncClient(BaseClient):
         head = await self.recent_head()
         known = None if refresh else self.cached_registration(worker, head)
         if known is None:
-            record = await self.registry_record(WorkerRecord, worker)
+            raw, until_raw = await self.registry_views(
+                [(WorkerRecord.getter, (worker,)), ("endorsed_until", (worker,))]
+            )
+            record = WorkerRecord.from_getter(raw)
+            until = int(until_raw)
             allowed = bool(await self.registry_view("allowed_measurements", record.measurement))
-            until = int(await self.registry_view("endorsed_until", worker))
             self.remember_registration(worker, head, record, allowed, until)
         else:
             record, allowed, until = known
@@ -806,8 +817,12 @@ class AsyncClient(BaseClient):
         }
 
     async def audit(self) -> list[AuditEntry]:
-        """Re-verify every ``WorkerRegistered`` quote recorded on chain, as of now."""
-        registrations = await self.logs("Registry", WorkerRegistered)
+        """Re-verify every quote recorded on chain, as of now: each ``WorkerRegistered`` and
+        each ``WorkerReattested`` (the fresh quote of the registration before it)."""
+        quotes = self.quotes_on_chain(
+            await self.logs("Registry", WorkerRegistered),
+            await self.logs("Registry", WorkerReattested),
+        )
         collaterals: dict[bytes, bytes] = {}
         for egress in await self.logs("Bus", Egress):
             if egress.topic != TOPIC_COLLATERAL:
@@ -819,7 +834,7 @@ class AsyncClient(BaseClient):
                 collaterals[keccak(collateral)] = collateral
         now = int(time.time())
         entries = []
-        for event in registrations:
+        for kind, event in quotes:
             record = await self.registry_record(WorkerRecord, event.worker)
             current = record.quote_hash == event.quote_hash
             allowed = bool(await self.registry_view("allowed_measurements", event.measurement))
@@ -830,6 +845,7 @@ class AsyncClient(BaseClient):
                     at=now,
                     measurement_allowed=allowed,
                     confidence_on_chain=record.confidence if current else 0,
+                    kind=kind,
                 )
             )
         return entries

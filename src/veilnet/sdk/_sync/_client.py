@@ -21,6 +21,7 @@ from veilnet.chain.model import (
     GatekeeperAdded,
     GatekeeperRemoved,
     ReplicaDiverged,
+    WorkerReattested,
     WorkerRegistered,
 )
 from veilnet.codec import CodecError, encode
@@ -201,6 +202,13 @@ class Client(BaseClient):
         """Call a view function of the Registry (e.g. ``contracts``, ``workers``)."""
         result = self._rpc("eth_call", self.registry_call(fn, *args), "latest")
         return self.registry_decode(fn, result)
+
+    def registry_views(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """Several Registry view calls in one JSON-RPC batch (one round trip)."""
+        results = self._rpc_batch(
+            [("eth_call", [self.registry_call(fn, *args), "latest"]) for fn, args in calls]
+        )
+        return [self.registry_decode(fn, r) for (fn, _), r in zip(calls, results, strict=True)]
 
     def registry_record(self, kind: type[Record], key: Any) -> Record:
         """One Registry struct, typed: ``registry_record(WorkerRecord, address)``.
@@ -649,9 +657,12 @@ class Client(BaseClient):
         head = self.recent_head()
         known = None if refresh else self.cached_registration(worker, head)
         if known is None:
-            record = self.registry_record(WorkerRecord, worker)
+            raw, until_raw = self.registry_views(
+                [(WorkerRecord.getter, (worker,)), ("endorsed_until", (worker,))]
+            )
+            record = WorkerRecord.from_getter(raw)
+            until = int(until_raw)
             allowed = bool(self.registry_view("allowed_measurements", record.measurement))
-            until = int(self.registry_view("endorsed_until", worker))
             self.remember_registration(worker, head, record, allowed, until)
         else:
             record, allowed, until = known
@@ -801,8 +812,12 @@ class Client(BaseClient):
         }
 
     def audit(self) -> list[AuditEntry]:
-        """Re-verify every ``WorkerRegistered`` quote recorded on chain, as of now."""
-        registrations = self.logs("Registry", WorkerRegistered)
+        """Re-verify every quote recorded on chain, as of now: each ``WorkerRegistered`` and
+        each ``WorkerReattested`` (the fresh quote of the registration before it)."""
+        quotes = self.quotes_on_chain(
+            self.logs("Registry", WorkerRegistered),
+            self.logs("Registry", WorkerReattested),
+        )
         collaterals: dict[bytes, bytes] = {}
         for egress in self.logs("Bus", Egress):
             if egress.topic != TOPIC_COLLATERAL:
@@ -814,7 +829,7 @@ class Client(BaseClient):
                 collaterals[keccak(collateral)] = collateral
         now = int(time.time())
         entries = []
-        for event in registrations:
+        for kind, event in quotes:
             record = self.registry_record(WorkerRecord, event.worker)
             current = record.quote_hash == event.quote_hash
             allowed = bool(self.registry_view("allowed_measurements", event.measurement))
@@ -825,6 +840,7 @@ class Client(BaseClient):
                     at=now,
                     measurement_allowed=allowed,
                     confidence_on_chain=record.confidence if current else 0,
+                    kind=kind,
                 )
             )
         return entries
