@@ -343,8 +343,9 @@ def test_an_answer_against_the_registrys_verdict_is_refused(local: Local) -> Non
     client = local.client()
     client.config = local.config(commitment_interval=height)  # answers at `height` are checked
     assert client.verdict_due(cluster, height) and not client.verdict_due(cluster, height + 1)
-    client.note_verdict(cluster, height, bytes(32))  # no verdict on chain yet: ask again later
-    assert client.verdict_due(cluster, height)
+    client.note_verdict(cluster, height, bytes(32), 50)  # none on chain yet: ask again later,
+    assert not client.verdict_due(cluster, height, 50)  # once the client's head moved on
+    assert client.verdict_due(cluster, height, 51)
     client.check_commitment(answered, cluster)
     client.note_verdict(cluster, height, answered.state_commitment)
     assert not client.verdict_due(cluster, height)

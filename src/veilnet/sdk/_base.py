@@ -211,6 +211,9 @@ class BaseClient:
         self._final_hashes: dict[int, bytes] = {}
         self._verdicts: dict[tuple[bytes, int], bytes] = {}
         """(cluster, height) → the Registry's commitment verdict (set once, never changed)."""
+        self._no_verdict: dict[tuple[bytes, int], int] = {}
+        """(cluster, height) → our head when the Registry had no verdict for it yet (asked
+        again only once our head moves on, not on every query at that height)."""
         self._boot_ids: dict[bytes, bytes] = {}
         """worker → the boot id its ``/v1/health`` gave (queries name it; a restart changes it)."""
 
@@ -570,22 +573,32 @@ class BaseClient:
                 head=view.head,
             )
 
-    def verdict_due(self, cluster: bytes, height: int) -> bool:
+    def verdict_due(self, cluster: bytes, height: int, head: int | None = None) -> bool:
         """Whether members post commitments at ``height`` and this client has no verdict for it
-        yet (a verdict, once on chain, never changes: it is cached)."""
+        yet (a verdict, once on chain, never changes: it is cached), nor asked for one at our
+        current ``head`` already."""
         interval = self.config.commitment_interval
         if interval <= 0 or height % interval != 0:
             return False
         with self._lock:
-            return (cluster, height) not in self._verdicts
+            if (cluster, height) in self._verdicts:
+                return False
+            return head is None or self._no_verdict.get((cluster, height)) != head
 
-    def note_verdict(self, cluster: bytes, height: int, verdict: bytes) -> None:
-        if not any(verdict):  # none yet: ask again next time
-            return
+    def note_verdict(
+        self, cluster: bytes, height: int, verdict: bytes, head: int | None = None
+    ) -> None:
         with self._lock:
+            if not any(verdict):  # none yet: ask again once our head moves on
+                if head is not None:
+                    if len(self._no_verdict) >= C.MAX_CACHED_VERDICTS:
+                        del self._no_verdict[next(iter(self._no_verdict))]
+                    self._no_verdict[(cluster, height)] = head
+                return
             if len(self._verdicts) >= C.MAX_CACHED_VERDICTS:
                 del self._verdicts[next(iter(self._verdicts))]
             self._verdicts[(cluster, height)] = verdict
+            self._no_verdict.pop((cluster, height), None)
 
     def check_commitment(self, response: proto.QueryResponse, cluster: bytes) -> None:
         """Step 3b: where the Registry holds a verdict for the answer's height (the commitment

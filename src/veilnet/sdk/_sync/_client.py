@@ -610,9 +610,9 @@ class Client(BaseClient):
         view = self.chain_view(opened.response.block_number)
         self.check_block(opened.response, view)
         height = opened.response.block_number
-        if self.verdict_due(pending.cluster, height):
+        if self.verdict_due(pending.cluster, height, view.head):
             verdict = self.registry_view("commitment_verdict", pending.cluster, height)
-            self.note_verdict(pending.cluster, height, bytes(verdict))
+            self.note_verdict(pending.cluster, height, bytes(verdict), view.head)
         self.check_commitment(opened.response, pending.cluster)
         return opened
 
