@@ -128,3 +128,36 @@ def test_a_host_that_skips_the_resync_gets_no_answer_signed(net: EnclaveNetwork)
     net.settle()
     with pytest.raises(NotReady, match="resync"):
         net.hosts["w3"].enclave.query(b"\x01" * 64)
+
+
+def test_a_registration_naming_another_block_than_its_quote_gets_no_endorsement(
+    net: EnclaveNetwork,
+) -> None:
+    """The quote binds the hash of its core's head; a host that registers it under another
+    recent block (to pass a quote made earlier off as fresh) gets a registration that the
+    gatekeeper's core refuses to endorse. The same quote under its own block is endorsed."""
+    from veilnet.protocol import events as ev
+
+    address = net.start("w3", register=False)
+    host = net.hosts["w3"]
+    request = host.enclave.registration(b"\x0b" * 20)
+    assert request.attested_block == net.ledger.head.number
+    net.step()
+    net.ledger.register_worker(
+        dataclasses.replace(request, attested_block=request.attested_block + 1)
+    )
+    net.settle()
+
+    def endorsements() -> list[ev.WorkerEndorsed]:
+        return [
+            e
+            for b in net.ledger.blocks
+            for e in b.events
+            if isinstance(e, ev.WorkerEndorsed) and e.worker == address
+        ]
+
+    assert endorsements() == []
+    net.ledger.register_worker(host.enclave.registration(b"\x0b" * 20))
+    net.settle()
+    (endorsed,) = endorsements()
+    assert endorsed.confidence >= 1

@@ -254,3 +254,49 @@ def test_a_block_that_keeps_failing_halts_the_worker(net: Net) -> None:
     health = httpx.get(f"{w2.api_url}/v1/health")
     assert health.status_code == 503 and health.json()["status"] == "halted"
     assert _count(w1, contract) == b"2"
+
+
+def test_a_worker_re_attests_before_its_endorsement_lapses(net: Net) -> None:
+    """A worker whose collateral expires within the re-attestation margin (here: it is valid for
+    three days) sends ``reattest_worker`` by itself, its fresh quote is judged and endorsed, and
+    it stays in its cluster without a new key epoch."""
+    from veilnet.chain import model as cm
+    from veilnet.runtime.records import WorkerStanding
+    from veilnet.tee import DevEnclave
+
+    from .conftest import NETWORK_SEED
+
+    short = DevEnclave(NETWORK_SEED, allow_insecure_dev_tee=True, collateral_validity_s=3 * 86400)
+    gk, w1 = _bootstrap(net, members=1, enclave=short)
+    address = bytes.fromhex(w1.address[2:])
+
+    def reattested() -> list[bytes]:
+        """Quote hashes of w1's ``WorkerReattested`` events on chain."""
+        logs = net.network.client.call(
+            "eth_getLogs",
+            {
+                "fromBlock": "0x0",
+                "address": net.deployment.addresses.registry.hex,
+                "topics": ["0x" + cm.event_topic(cm.WorkerReattested).hex()],
+            },
+        )
+        return [bytes.fromhex(log["data"][2:66]) for log in logs]
+
+    def re_endorsed() -> bool:
+        quotes = reattested()
+        with gk.lock:
+            now = core_of(gk).workers[address]
+            keyed = core_of(gk).clusters[C1].current_epoch >= 1
+        return (
+            keyed
+            and bool(quotes)
+            and now.quote_hash == quotes[-1]
+            and (now.standing is WorkerStanding.ENDORSED and now.confidence >= 1)
+        )
+
+    net.settle(re_endorsed)
+    with gk.lock:
+        assert core_of(gk).clusters[C1].current_epoch == 1  # never keyed out: no new epoch
+    with w1.lock:
+        assert core_of(w1).keys.cluster_key(C1, 1) is not None
+        assert core_of(w1).workers[address].standing is WorkerStanding.ENDORSED

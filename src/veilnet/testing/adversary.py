@@ -181,8 +181,9 @@ class EnclaveNetwork:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self, name: str) -> bytes:
-        """A new enclave process, booted fresh and registered on the ledger; its address."""
+    def start(self, name: str, *, register: bool = True) -> bytes:
+        """A new enclave process, booted fresh, caught up and (unless told not to) registered
+        on the ledger; its address."""
         host = MaliciousHost()
         self.hosts[name] = host
         booted = host.enclave.boot(wire.Boot(config=self.config))
@@ -191,6 +192,8 @@ class EnclaveNetwork:
         self.sealed_identities[name] = booted.sealed_identity
         for block in self.ledger.raw_blocks:  # a new enclave replays the chain so far
             self._post(host.enclave.apply_block(block).egress)
+        if not register:
+            return booted.address
         request = host.enclave.registration(b"\x0b" * 20)
         self.ledger.set_measurement(request.measurement)
         self.ledger.register_worker(request)
