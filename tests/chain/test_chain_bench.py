@@ -1,4 +1,4 @@
-"""``veil bench chain --quick`` runs and reports both fixed figures."""
+"""``veil bench chain --quick`` runs and reports its figures."""
 
 from __future__ import annotations
 
@@ -12,3 +12,7 @@ def test_bench_chain_quick() -> None:
     figures = run("chain", quick=True).figures
     assert figures["commands_per_s_embedded"] > 0
     assert "commands_per_s_anvil" in figures
+    # a commitment post, and the one that forms the verdict and names the dissenter: within
+    # the gas the Bus forwards to the Registry (400k) plus its own share
+    assert 150_000 < figures["gas_state_commitment"] < figures["gas_state_commitment_verdict"]
+    assert figures["gas_state_commitment_verdict"] < 450_000

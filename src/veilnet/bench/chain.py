@@ -1,5 +1,5 @@
 """``veil bench chain``: commands per second through ``Bus.push_command`` into finalized,
-proven, decoded ``Command`` events, on the embedded py-evm chain and on anvil, side by side."""
+proven, decoded ``Command`` events, on the embedded chain and on anvil; gas of state commitments."""
 
 from __future__ import annotations
 
@@ -9,8 +9,17 @@ from typing import Any
 from veilnet.bench import benchmark
 from veilnet.chain import EmbeddedChain, Follower, Network, deploy, find_anvil
 from veilnet.chain.anvil import AnvilChain
+from veilnet.chain.egress import (
+    egress_domain,
+    encode_endorse,
+    encode_master_key,
+    sign_egress,
+)
 from veilnet.chain.interfaces import ChainBackend
 from veilnet.chain.model import Command
+from veilnet.codec import abi_encode
+from veilnet.crypto import SecretKey
+from veilnet.protocol.topics import TOPIC_STATE_COMMITMENT
 
 _BATCH = 100
 _PAYLOAD = b"\x5a" * 256
@@ -45,12 +54,70 @@ def _commands_per_s(backend: ChainBackend, count: int) -> float:
     return count / elapsed
 
 
+def _commitment_gas(backend: ChainBackend, members: int) -> list[int]:
+    """Gas of each member's state-commitment post for one height in a cluster of ``members``
+    endorsed workers, the first ``members // 2`` of them against the rest: the last post forms
+    the verdict and names up to four of them (``Registry._state_commitment``)."""
+    client = backend.client()
+    admin_key = backend.dev_accounts[0][1]
+    measurement = b"\x42" * 32
+    deployment = deploy(client, admin_key, measurements=[measurement])
+    network = Network(client, deployment.addresses)
+    admin = network.sender(admin_key)
+    domain = egress_domain(deployment.addresses.chain_id, deployment.addresses.bus)
+    seqs: dict[bytes, int] = {}
+
+    def post(key: SecretKey, message: tuple[bytes, bytes]) -> int:
+        seq = seqs.get(key.address.raw, 0)
+        seqs[key.address.raw] = seq + 1
+        signed = sign_egress(key, domain, seq=seq, topic=message[0], payload=message[1])
+        return network.post(admin, signed).gas_used
+
+    def register(name: str) -> SecretKey:
+        key = SecretKey.derive(b"veilnet-bench-chain-commitments", name)
+        admin.transact(key.address, b"", value=10**18, gas=21_000)
+        network.register_worker(
+            network.sender(key._private_scalar()),
+            operator=admin.address,
+            hpke_key=key.public.x25519,
+            tee_kind=1,
+            measurement=measurement,
+            quote=name.encode(),
+            collateral_hash=b"\x00" * 32,
+        )
+        return key
+
+    gatekeeper = register("gk")
+    network.add_gatekeeper(admin, gatekeeper.address)
+    master = SecretKey.derive(b"veilnet-bench-chain-commitments", "master")
+    post(gatekeeper, encode_master_key(master.address, master.public.x25519))
+    cluster = b"\xbe" * 32
+    network.create_cluster(admin, cluster, admin.address)
+    keys = [register(f"w{i}") for i in range(members)]
+    for key in keys:
+        quote_hash = network.view("Registry", "workers", key.address)[5]
+        post(master, encode_endorse(key.address, 1, quote_hash, 2**40))
+        network.add_cluster_worker(admin, cluster, key.address)
+    height = backend.mine(1)
+    gas = []
+    for index, key in enumerate(keys):
+        value = b"\x66" * 32 if index < members // 2 else b"\x11" * 32
+        payload = abi_encode(["bytes32", "uint64", "bytes32"], [cluster, height, value])
+        gas.append(post(key, (TOPIC_STATE_COMMITMENT, payload)))
+    client.close()
+    return gas
+
+
 @benchmark("chain")
 def _bench(quick: bool) -> dict[str, Any]:
     count = 40 if quick else 1000
     figures: dict[str, Any] = {}
     with EmbeddedChain() as embedded:
         figures["commands_per_s_embedded"] = round(_commands_per_s(embedded, count), 1)
+    with EmbeddedChain() as embedded:
+        gas = _commitment_gas(embedded, 3 if quick else 9)
+        figures["gas_state_commitment"] = max(gas[:-1])
+        figures["gas_state_commitment_verdict"] = gas[-1]
     if find_anvil() is not None:
         with AnvilChain() as anvil:
             figures["commands_per_s_anvil"] = round(_commands_per_s(anvil, count), 1)
@@ -64,5 +131,8 @@ def _bench(quick: bool) -> dict[str, Any]:
             "rpc_batch": _BATCH,
             "finality_depth": 2,
             "mining": "one block per batched request (embedded); per tx (anvil automine)",
+            "state_commitments": "gas_*: Bus.post of a state commitment in a cluster of 9 "
+            "(quick: 3) endorsed members, 4 (1) of them against the rest; the verdict post names "
+            "them (embedded chain)",
         },
     }
