@@ -283,20 +283,21 @@ def test_a_worker_re_attests_before_its_endorsement_lapses(net: Net) -> None:
         return [bytes.fromhex(log["data"][2:66]) for log in logs]
 
     def re_endorsed() -> bool:
+        """The gatekeeper endorsed w1's fresh quote, and w1 holds the cluster's current key."""
         quotes = reattested()
         with gk.lock:
             now = core_of(gk).workers[address]
-            keyed = core_of(gk).clusters[C1].current_epoch >= 1
+            epoch = core_of(gk).clusters[C1].current_epoch
+        with w1.lock:
+            keyed = epoch >= 1 and core_of(w1).keys.cluster_key(C1, epoch) is not None
         return (
             keyed
             and bool(quotes)
             and now.quote_hash == quotes[-1]
-            and (now.standing is WorkerStanding.ENDORSED and now.confidence >= 1)
+            and now.standing is WorkerStanding.ENDORSED
+            and now.confidence >= 1
         )
 
     net.settle(re_endorsed)
     with gk.lock:
         assert core_of(gk).clusters[C1].current_epoch == 1  # never keyed out: no new epoch
-    with w1.lock:
-        assert core_of(w1).keys.cluster_key(C1, 1) is not None
-        assert core_of(w1).workers[address].standing is WorkerStanding.ENDORSED
