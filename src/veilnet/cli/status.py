@@ -60,7 +60,7 @@ def _render(doc: dict[str, Any]) -> None:
             "gatekeeper" if worker["gatekeeper"] else "worker",
             attested,
             _confidence(worker),
-            "[green]online[/green]" if worker["online"] else "[red]offline[/red]",
+            _online(worker),
             _applied(worker),
             str(worker["last_heartbeat"] or "-"),
             (worker["cluster"] or "-")[:12],
@@ -94,6 +94,13 @@ def _render(doc: dict[str, Any]) -> None:
     console.print(contracts)
     if doc["insecure_dev_tee"]:
         console.print("[yellow]attestation uses the INSECURE development root (devnet)[/yellow]")
+
+
+def _online(worker: dict[str, Any]) -> str:
+    if worker["online"]:
+        return "[green]online[/green]"
+    health = worker.get("health")
+    return f"[red]{health.replace('_', ' ')}[/red]" if health else "[red]offline[/red]"
 
 
 def _confidence(worker: dict[str, Any]) -> str:
