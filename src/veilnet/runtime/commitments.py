@@ -84,24 +84,25 @@ def on_replica_diverged(
     the cluster's. A report without a majority (``majority`` empty) changes nothing."""
     if not any(event.majority):
         return
-    was_endorsed = core.endorsed(event.worker)
+    _revoke(core, event.worker)
     known = core.state.divergences.get(event.worker, 0)
     core.state.divergences[event.worker] = max(known, event.height)
-    worker = core.state.workers.get(event.worker)
-    if worker is not None:
-        core.state.workers[event.worker] = dataclasses.replace(worker, confidence=0)
-    if was_endorsed:
-        clusters.on_member_unendorsed(core, event.worker)
 
 
 def on_worker_flagged(core: CoreContext, header: ev.BlockHeader, event: ev.WorkerFlagged) -> None:
-    was_endorsed = core.endorsed(event.worker)
+    _revoke(core, event.worker)
     core.state.flagged.add(event.worker)
-    worker = core.state.workers.get(event.worker)
-    if worker is not None:  # the Registry zeroes the confidence without a WorkerEndorsed
-        core.state.workers[event.worker] = dataclasses.replace(worker, confidence=0)
+
+
+def _revoke(core: CoreContext, worker: bytes) -> None:
+    """The Registry zeroed ``worker``'s confidence without a ``WorkerEndorsed`` (flagged,
+    diverged): do the same, and key it out of its cluster if it was endorsed until now."""
+    was_endorsed = core.endorsed(worker)
+    info = core.state.workers.get(worker)
+    if info is not None:
+        core.state.workers[worker] = dataclasses.replace(info, confidence=0)
     if was_endorsed:
-        clusters.on_member_unendorsed(core, event.worker)
+        clusters.on_member_unendorsed(core, worker)
 
 
 HANDLERS = {

@@ -264,7 +264,7 @@ class LedgerSim:
             bus=self.bus,
             parent_hash=parent.hash,
             number=number,
-            timestamp=self.genesis_time + number * self.block_time + self.time_offset,
+            timestamp=self._timestamp(number),
             events=events,
             signer=self.sequencer_key,
         )
@@ -287,7 +287,10 @@ class LedgerSim:
         """``block.timestamp`` of the block the next call lands in."""
         if self.clock is not None:
             return self.clock()
-        return self.genesis_time + (self.head.number + 1) * self.block_time + self.time_offset
+        return self._timestamp(self.head.number + 1)
+
+    def _timestamp(self, number: int) -> int:
+        return self.genesis_time + number * self.block_time + self.time_offset
 
     def endorsed(self, worker: bytes) -> bool:
         """Registry._endorsed: a confidence above 0 and an endorsement not yet expired."""
@@ -436,10 +439,7 @@ class LedgerSim:
 
     def _attested(self, attested_block: int) -> bytes:
         """Registry._attested: the hash of one of the last 256 blocks, which the quote binds."""
-        if self.block_env is not None:
-            number, hash_of = self.block_env()
-        else:
-            number, hash_of = len(self.blocks) + 1, self._block_hash
+        number, hash_of = self._next_block()
         if attested_block >= number:
             raise Revert("future attestation")
         if number - attested_block > ATTESTATION_WINDOW:
@@ -772,10 +772,7 @@ class LedgerSim:
         height, block_hash, sealed_height, boot_id = _decode(
             ["uint64", "bytes32", "uint64", "bytes32"], payload
         )
-        if self.block_env is not None:
-            number, hash_of = self.block_env()
-        else:
-            number, hash_of = len(self.blocks) + 1, self._block_hash
+        number, hash_of = self._next_block()
         if height >= number:
             raise Revert("future heartbeat")
         if number - height > HEARTBEAT_WINDOW:
@@ -813,7 +810,7 @@ class LedgerSim:
             raise Revert("not a member")
         if not self.endorsed(origin):
             raise Revert("worker not endorsed")
-        number = self.block_env()[0] if self.block_env is not None else len(self.blocks) + 1
+        number, _ = self._next_block()
         if height >= number:
             raise Revert("future commitment")
         if commitment == b"\x00" * 32:
@@ -873,6 +870,13 @@ class LedgerSim:
                 majority=majority,
             )
         )
+
+    def _next_block(self) -> tuple[int, Callable[[int], bytes]]:
+        """``block.number`` of the block the next call lands in, and ``BLOCKHASH``: the real
+        chain's where a test runs this model beside one (``block_env``), else this model's."""
+        if self.block_env is not None:
+            return self.block_env()
+        return len(self.blocks) + 1, self._block_hash
 
     def _block_hash(self, number: int) -> bytes:
         """BLOCKHASH over this model's own blocks (block 0 is the anchor it starts from)."""
