@@ -4,12 +4,13 @@ missing tool fails instead of skipping. Area-specific fixtures live in each test
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from veilnet.sandbox import AgentRuntime
 from veilnet.testing import is_ci, require_tool
 
 pytest_plugins = ("pytester",)
@@ -82,6 +83,14 @@ def pytest_make_collect_report(
     if report.skipped and is_ci():
         _fail_skip_under_ci(report)
     return report
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[AgentRuntime]:
+    """One agent engine (JS and Python interpreters) for the whole session."""
+    runtime = AgentRuntime()
+    yield runtime
+    runtime.close()
 
 
 @pytest.fixture(scope="session")

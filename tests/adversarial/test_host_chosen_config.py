@@ -15,11 +15,6 @@ from veilnet.testing.adversary import dev_enclave_config
 NETWORK = dev_enclave_config()
 
 
-@pytest.fixture(scope="module")
-def engine() -> AgentRuntime:
-    return AgentRuntime()
-
-
 @pytest.mark.parametrize(
     "chosen",
     [

@@ -33,7 +33,7 @@ def _keyed_shares(net: EnclaveNetwork, member: bytes, since: int) -> list[int]:
         if message.topic == topics.TOPIC_CLUSTER_KEY_SHARE:
             _, target, shares = decode(message.payload)  # type: ignore[misc]
             if target == member:
-                epochs += [epoch for epoch, _ in shares]  # type: ignore[attr-defined]
+                epochs += [epoch for epoch, *_ in shares]  # type: ignore[attr-defined]
     return epochs
 
 

@@ -16,3 +16,5 @@ def test_bench_chain_quick() -> None:
     # the gas the Bus forwards to the Registry (400k) plus its own share
     assert 150_000 < figures["gas_state_commitment"] < figures["gas_state_commitment_verdict"]
     assert figures["gas_state_commitment_verdict"] < 450_000
+    # a hybrid (post-quantum) encryption key fits in the gas the Bus forwards to the Registry
+    assert 0 < figures["gas_worker_key_x25519"] < figures["gas_worker_key_hybrid"] < 400_000

@@ -38,6 +38,7 @@ from veilnet.chain.egress import (
     encode_master_key,
     encode_rotation_confirm,
     encode_rotation_propose,
+    encode_worker_key,
     sign_egress,
     topic,
 )
@@ -577,6 +578,8 @@ class Twin:
             assert until == ledger.endorsed_until.get(address, 0)
             diverged = network.view("Registry", "diverged_at", Address(address))
             assert diverged == ledger.diverged_at.get(address, 0)
+            index = network.view("Registry", "encryption_index", Address(address))
+            assert index == ledger.encryption_index.get(address, 0)
         assert network.view("Registry", "gatekeeper_count") == len(ledger.gatekeepers)
         master = network.view("Registry", "master_key_address")
         assert bytes.fromhex(master[2:]) == (ledger.master or ZERO)
@@ -998,6 +1001,34 @@ def test_heartbeats_record_boots_and_flag_two_live_copies(twin: Twin) -> None:
     _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash, FAR)))
     assert twin.ledger.rejected[-1][2] == "worker flagged"
     _reverted(twin.post(key, (PLAIN, b"a"), seq=used), "sequence already used")
+
+
+def test_worker_keys_are_numbered_from_one_and_published_by_the_identity(twin: Twin) -> None:
+    """A worker identity publishes its encryption keys in order (1, 2, ...); another origin, a
+    key of no HPKE size or a number out of order is refused, and a re-registration does not
+    reset the numbering (a number names one key for good)."""
+    master, (w1,) = _genesis(twin, "w1")
+    key = secret("w1")
+    x25519, hybrid = b"\x01" * 32, b"\x02" * 1216
+    _rejected(twin.post(master, encode_worker_key(1, x25519)))
+    assert twin.ledger.rejected[-1][2] == "wrong origin"
+    _rejected(twin.post(key, encode_worker_key(2, x25519)))
+    assert twin.ledger.rejected[-1][2] == "wrong key index"
+    _rejected(twin.post(key, encode_worker_key(1, b"\x01" * 33)))
+    assert twin.ledger.rejected[-1][2] == "bad key"
+    outcome = twin.post(key, encode_worker_key(1, x25519))
+    _accepted(outcome, ev.Egress, ev.WorkerKeyPublished)
+    published = outcome.events[-1]
+    assert isinstance(published, ev.WorkerKeyPublished)
+    assert (published.worker, published.index, published.public_key) == (w1, 1, x25519)
+    _rejected(twin.post(key, encode_worker_key(1, x25519)))
+    assert twin.ledger.rejected[-1][2] == "wrong key index"
+    _accepted(twin.post(key, encode_worker_key(2, hybrid)), ev.Egress, ev.WorkerKeyPublished)
+    twin.register(w1)  # starts from nothing, but key numbers go on
+    _rejected(twin.post(key, encode_worker_key(1, x25519)))
+    assert twin.ledger.rejected[-1][2] == "wrong key index"
+    _accepted(twin.post(key, encode_worker_key(3, x25519)), ev.Egress, ev.WorkerKeyPublished)
+    assert twin.ledger.encryption_index[w1] == 3
 
 
 def test_state_commitments_find_the_diverged_replica(twin: Twin) -> None:

@@ -139,6 +139,7 @@ EVENTS: tuple[ev.ChainEvent, ...] = (
     ),
     ev.HeartbeatRecorded(worker=addr(3), height=U64, boot_id=h32(8), sealed_height=0),
     ev.WorkerFlagged(worker=addr(3), reason=1),
+    ev.WorkerKeyPublished(worker=addr(3), index=U64, public_key=b"\x0d" * 1216),
     ev.ReplicaDiverged(
         cluster_id=b"\xc1" * 32,
         worker=addr(3),

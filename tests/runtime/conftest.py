@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
 OWNER = SecretKey.derive(b"\x77" * 32, "owner")
 ALICE = SecretKey.derive(b"\x77" * 32, "alice")
 MALLORY = SecretKey.derive(b"\x77" * 32, "mallory")
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[AgentRuntime]:
-    runtime = AgentRuntime()
-    yield runtime
-    runtime.close()
 
 
 @pytest.fixture

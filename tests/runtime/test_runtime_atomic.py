@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from veilnet.codec import decode
+from veilnet.codec import encode
+from veilnet.crypto import SymmetricKey
 from veilnet.protocol import envelopes as proto
 from veilnet.runtime import EnclaveCore
+from veilnet.runtime.checkpoints import export_state
+from veilnet.runtime.replicated import LOCAL, REPLICATED
 from veilnet.sandbox import AgentRuntime
 from veilnet.sandbox.errors import SandboxInternalError
 from veilnet.sandbox.interfaces import Context, Entry, HostAPI, JSONValue, Language, Limits, Outcome
@@ -73,15 +76,16 @@ def counter(net: Network) -> bytes:
     return net.deploy(OWNER, "py", (EXAMPLES / "counter.py").read_bytes(), init={"start": 0})
 
 
+_FIXED = SymmetricKey.generate(bytes(32))
+
+
 def _body(core: EnclaveCore) -> bytes:
-    """The sealed checkpoint body: deterministic for a given state (the identity wrap is not)."""
-    body = decode(core.checkpoint())["body"]
-    assert isinstance(body, bytes)
-    return body
+    """What a checkpoint seals, before sealing (a checkpoint's key is drawn afresh each time)."""
+    return encode(export_state(core._core, scopes=(REPLICATED, LOCAL), sealed=True))
 
 
 def _fingerprint(core: EnclaveCore) -> tuple[bytes, bytes, bytes]:
-    return core.state_root(), _body(core), core.export_keyring()
+    return core.state_root(), _body(core), core.keys.export(_FIXED)
 
 
 FAULTS = {

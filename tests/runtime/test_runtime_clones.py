@@ -89,6 +89,7 @@ def test_a_resync_from_genesis_keeps_the_newest_anchor_its_identity_sealed(
         sealed_identity=live.sealed_identity(),
         sealed_height=anchor,
     )
+    resynced.import_keys(net.sealed_keys["w1"])
     for block in net.ledger.raw_blocks:
         resynced.apply_block(block)
         resynced.checkpoint()  # checkpoints at every lower head on the way

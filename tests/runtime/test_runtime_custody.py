@@ -235,8 +235,9 @@ def test_a_master_history_key_not_recorded_on_chain_is_refused(net: Network) -> 
     gk2.keys.masters.pop(0)  # as before the real history lands: the first to land would stick
     bogus = SecretKey.derive(b"\x66" * 32, "not the master")
     binding = master_binding(gk._core, gk2.address, 0)
-    wrapped = seal_key_for(gk2.workers[gk2.address].hpke_key, bogus, binding=binding)
-    payload = encode(["history", gk2.address, 0, wrapped])
+    mine = gk2.workers[gk2.address]
+    wrapped = seal_key_for(mine.encryption_key, bogus, binding=binding)
+    payload = encode(["history", gk2.address, 0, mine.encryption_index, wrapped])
     _forged_egress(net, gk.keys.identity, topics.TOPIC_MASTER_KEY_SHARE, payload)
     net.settle()
     assert 0 not in gk2.keys.masters
@@ -256,11 +257,11 @@ def test_a_cluster_key_share_not_recorded_on_chain_is_refused(net: Network) -> N
     w1.keys.forget_cluster_epoch(C1, epoch)  # as a late joiner: it still needs this epoch
     bogus = SecretKey.derive(b"\x66" * 32, "not the cluster key")
     binding = cluster_binding(w1._core, w1.address, C1, epoch)
-    wrapped = seal_key_for(w1.workers[w1.address].hpke_key, bogus, binding=binding)
+    mine = w1.workers[w1.address]
+    wrapped = seal_key_for(mine.encryption_key, bogus, binding=binding)
     master = gk.keys.masters[0]
-    _forged_egress(
-        net, master, topics.TOPIC_CLUSTER_KEY_SHARE, encode([C1, w1.address, [[epoch, wrapped]]])
-    )
+    shares = [[epoch, mine.encryption_index, wrapped]]
+    _forged_egress(net, master, topics.TOPIC_CLUSTER_KEY_SHARE, encode([C1, w1.address, shares]))
     net.settle()
     assert w1.keys.cluster_key(C1, epoch) is None
     assert any("cluster key share" in d for d in w1.diverged)

@@ -127,6 +127,8 @@ def test_replay_from_genesis_gives_the_same_commitment(network: Network, counter
         verifier=live.verifier,
         sealed_identity=sealed,
     )
+    # its host hands back the keys it stored sealed (the encryption keys its shares open with)
+    fresh.import_keys(network.sealed_keys["w1"])
     for block in network.ledger.raw_blocks:
         fresh.apply_block(block)
     assert fresh.address == live.address
@@ -182,6 +184,7 @@ with AgentRuntime() as engine:
     platform = net._platform("w1")
     core = EnclaveCore.boot(config=net.config, platform=platform, engine=engine,
                             verifier=net.verifier(), sealed_identity=log["identity"])
+    core.import_keys(log["keys"])
     for raw in log["blocks"]:
         core.apply_block(ChainBlock.from_bytes(raw))
     print(core.state_root().hex())
@@ -206,6 +209,7 @@ def test_one_log_replays_to_one_state_root_under_any_hash_seed(
         encode(
             {
                 "identity": w1.sealed_identity(),
+                "keys": network.sealed_keys["w1"],
                 "blocks": [b.to_bytes() for b in network.ledger.raw_blocks],
             }
         )

@@ -4,7 +4,6 @@ pointed at it, so every check runs against genuine worker responses."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,13 +89,6 @@ class Local:
                 record.cluster or bytes(32),
             )
         )
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[AgentRuntime]:
-    runtime = AgentRuntime()
-    yield runtime
-    runtime.close()
 
 
 def make_local(engine: AgentRuntime) -> Local:

@@ -35,13 +35,6 @@ SEQUENCER_KEY = SecretKey.derive(b"\x51" * 32, "sequencer")
 FINALITY = 2
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[AgentRuntime]:
-    runtime = AgentRuntime()
-    yield runtime
-    runtime.close()
-
-
 @dataclass
 class Net:
     """An embedded chain with a deployed network and the dev accounts tests use."""

@@ -13,6 +13,7 @@ from veilnet.chain.egress import (
     egress_domain,
     encode_endorse,
     encode_master_key,
+    encode_worker_key,
     sign_egress,
 )
 from veilnet.chain.interfaces import ChainBackend
@@ -104,6 +105,9 @@ def _commitment_gas(backend: ChainBackend, members: int) -> list[int]:
         value = b"\x66" * 32 if index < members // 2 else b"\x11" * 32
         payload = abi_encode(["bytes32", "uint64", "bytes32"], [cluster, height, value])
         gas.append(post(key, (TOPIC_STATE_COMMITMENT, payload)))
+    # a worker's encryption keys: an X25519 one, then a hybrid (ML-KEM-768 + X25519) one
+    gas.append(post(keys[0], encode_worker_key(1, keys[0].public.x25519)))
+    gas.append(post(keys[0], encode_worker_key(2, b"\x5a" * 1216)))
     client.close()
     return gas
 
@@ -115,9 +119,11 @@ def _bench(quick: bool) -> dict[str, Any]:
     with EmbeddedChain() as embedded:
         figures["commands_per_s_embedded"] = round(_commands_per_s(embedded, count), 1)
     with EmbeddedChain() as embedded:
-        gas = _commitment_gas(embedded, 3 if quick else 9)
+        *gas, key_x25519, key_hybrid = _commitment_gas(embedded, 3 if quick else 9)
         figures["gas_state_commitment"] = max(gas[:-1])
         figures["gas_state_commitment_verdict"] = gas[-1]
+        figures["gas_worker_key_x25519"] = key_x25519
+        figures["gas_worker_key_hybrid"] = key_hybrid
     if find_anvil() is not None:
         with AnvilChain() as anvil:
             figures["commands_per_s_anvil"] = round(_commands_per_s(anvil, count), 1)
@@ -133,6 +139,7 @@ def _bench(quick: bool) -> dict[str, Any]:
             "mining": "one block per batched request (embedded); per tx (anvil automine)",
             "state_commitments": "gas_*: Bus.post of a state commitment in a cluster of 9 "
             "(quick: 3) endorsed members, 4 (1) of them against the rest; the verdict post names "
-            "them (embedded chain)",
+            "them (embedded chain); gas_worker_key_*: Bus.post of a worker's encryption key "
+            "(32-byte X25519, 1216-byte ML-KEM-768+X25519)",
         },
     }

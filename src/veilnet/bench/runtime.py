@@ -48,13 +48,15 @@ def _measure(engine: AgentRuntime, commands: int) -> dict[str, float]:
     verification = _verification_seconds(net, blocks)
 
     def fresh() -> EnclaveCore:
-        return EnclaveCore.boot(
+        booted = EnclaveCore.boot(
             config=net.config,  # type: ignore[arg-type]
             platform=net.platforms["w1"],
             engine=engine,
             verifier=live.verifier,
             sealed_identity=sealed,
         )
+        booted.import_keys(net.sealed_keys["w1"])  # what its host stored: its encryption keys
+        return booted
 
     core = fresh()
     worst_case = commands - (commands % CHECKPOINT_EVERY or CHECKPOINT_EVERY) + 1
@@ -163,7 +165,9 @@ def _replay_in_enclave_process(
     )
     enclave = Enclave(ProcessEnclave())
     try:
-        enclave.boot(wire.Boot(config=config, sealed_identity=sealed))
+        enclave.boot(
+            wire.Boot(config=config, sealed_identity=sealed, sealed_keys=net.sealed_keys["w1"])
+        )
         steady = _Steady()
         for raw, block in blocks:
             began = time.perf_counter()

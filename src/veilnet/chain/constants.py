@@ -13,6 +13,7 @@ from veilnet.protocol.topics import TOPIC_MASTER_KEY as TOPIC_MASTER_KEY
 from veilnet.protocol.topics import TOPIC_ROTATION_CONFIRM as TOPIC_ROTATION_CONFIRM
 from veilnet.protocol.topics import TOPIC_ROTATION_PROPOSE as TOPIC_ROTATION_PROPOSE
 from veilnet.protocol.topics import TOPIC_STATE_COMMITMENT as TOPIC_STATE_COMMITMENT
+from veilnet.protocol.topics import TOPIC_WORKER_KEY as TOPIC_WORKER_KEY
 
 # --- contract limits (mirrors of the Vyper constants) ---------------------------------------
 MAX_HPKE_KEY: Final = 1216
@@ -44,6 +45,7 @@ ROUTED_TOPICS: Final = frozenset(
         TOPIC_ROTATION_CONFIRM,
         TOPIC_HEARTBEAT,
         TOPIC_STATE_COMMITMENT,
+        TOPIC_WORKER_KEY,
     }
 )
 HEARTBEAT_WINDOW: Final = 256

@@ -15,6 +15,7 @@ from veilnet.chain.constants import (
     TOPIC_MASTER_KEY,
     TOPIC_ROTATION_CONFIRM,
     TOPIC_ROTATION_PROPOSE,
+    TOPIC_WORKER_KEY,
 )
 from veilnet.crypto import Address, Domain, SecretKey, sign_typed, verify_typed
 from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
@@ -29,6 +30,7 @@ __all__ = [
     "encode_master_key",
     "encode_rotation_confirm",
     "encode_rotation_propose",
+    "encode_worker_key",
     "sign_egress",
     "topic",
     "verify_egress",
@@ -104,6 +106,11 @@ def encode_endorse(
     return TOPIC_ENDORSE, abi_encode(
         ["address", "uint8", "bytes32", "uint64"], [worker.hex, confidence, quote_hash, valid_until]
     )
+
+
+def encode_worker_key(index: int, public_key: bytes) -> tuple[bytes, bytes]:
+    """(topic, payload): a worker identity publishes its encryption key number ``index``."""
+    return TOPIC_WORKER_KEY, abi_encode(["uint64", "bytes"], [index, public_key])
 
 
 def encode_master_key(key_address: Address, public_key: bytes) -> tuple[bytes, bytes]:

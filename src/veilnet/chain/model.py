@@ -60,6 +60,7 @@ __all__ = [
     "RotationProposed",
     "WorkerEndorsed",
     "WorkerFlagged",
+    "WorkerKeyPublished",
     "WorkerReattested",
     "WorkerRegistered",
     "decode_log",
@@ -236,6 +237,16 @@ class WorkerFlagged(ChainEvent):
     CONTRACT: ClassVar[str] = "Registry"
     worker: Address
     reason: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerKeyPublished(ChainEvent):
+    """Registry: a worker published its encryption key number ``index`` (routed egress)."""
+
+    CONTRACT: ClassVar[str] = "Registry"
+    worker: Address
+    index: int
+    public_key: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -479,6 +490,7 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     HeartbeatRecorded,
     WorkerFlagged,
     WorkerReattested,
+    WorkerKeyPublished,
     ReplicaDiverged,
     MasterKeySet,
     RotationLocked,

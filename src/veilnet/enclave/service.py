@@ -191,7 +191,7 @@ class EnclaveService:
                 sealed_height=self.core.sealed_height,
                 **self._core_parts(),
             )
-            core.keys.import_(keyring)
+            core.import_keyring(keyring)
             self._core, self._resync_keyring = core, None
             return self._booted()
 

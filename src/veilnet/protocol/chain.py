@@ -551,6 +551,13 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
     ),
     _abi(
         _REGISTRY,
+        "WorkerKeyPublished",
+        ("worker", "address", _I),
+        ("index", "uint64", _D),
+        ("public_key", "bytes", _D),
+    ),
+    _abi(
+        _REGISTRY,
         "HeartbeatRecorded",
         ("worker", "address", _I),
         ("height", "uint64", _D),

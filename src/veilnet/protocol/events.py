@@ -37,6 +37,7 @@ __all__ = [
     "RotationProposed",
     "WorkerEndorsed",
     "WorkerFlagged",
+    "WorkerKeyPublished",
     "WorkerReattested",
     "WorkerRegistered",
 ]
@@ -137,6 +138,17 @@ class HeartbeatRecorded(ChainEvent):
 class WorkerFlagged(ChainEvent):
     worker: bytes
     reason: int
+
+
+@record("ev.worker_key_published")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerKeyPublished(ChainEvent):
+    """A worker's encryption key number ``index`` (one per cluster epoch): what gatekeepers
+    wrap keys to from now on. Published signed by the worker identity (routed egress)."""
+
+    worker: bytes
+    index: int
+    public_key: bytes
 
 
 @record("ev.replica_diverged")

@@ -14,6 +14,7 @@ TOPIC_CLUSTER_KEY: Final = keccak(b"veil/egress/cluster-key")
 TOPIC_CONTRACT_KEY: Final = keccak(b"veil/egress/contract-key")
 TOPIC_ROTATION_PROPOSE: Final = keccak(b"veil/egress/rotation-propose")
 TOPIC_ROTATION_CONFIRM: Final = keccak(b"veil/egress/rotation-confirm")
+TOPIC_WORKER_KEY: Final = keccak(b"veil/egress/worker-key")
 # Topics only workers (and clients checking registrations) read.
 TOPIC_COLLATERAL: Final = keccak(b"veil/egress/collateral")
 TOPIC_CLUSTER_KEY_SHARE: Final = keccak(b"veil/egress/cluster-key-share")

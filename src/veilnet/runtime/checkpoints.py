@@ -1,5 +1,5 @@
 """Checkpoints, the state root and the sealed identity, all derived from ``ReplicatedState``.
-Contract entries are sealed under their contract's state key; the rest under the identity."""
+Each checkpoint is sealed under its own key from TEE entropy (wrapped to the platform)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.errors import CheckpointInvalid
 from veilnet.runtime.interfaces import Platform
+from veilnet.runtime.keyring import fresh_sealer, opened_sealer
 from veilnet.runtime.replicated import (
     LOCAL,
     REPLICATED,
@@ -26,10 +27,11 @@ from veilnet.runtime.replicated import (
     to_plain,
 )
 
-CHECKPOINT_VERSION: Final = 5
+CHECKPOINT_VERSION: Final = 6
 """2: one ``ReplicatedState`` object, typed outcomes, enum lifecycles. 3: the sealed height
 (rollback anchor) and flagged identities. 4: the master-key address of every rotation, and
-the window of used command nonces per sender. 5: replica divergence verdicts."""
+the window of used command nonces per sender. 5: replica divergence verdicts. 6: sealed under
+a key drawn for each checkpoint, not one derived from the identity."""
 
 
 # ---- the sealed identity -------------------------------------------------------------------
@@ -132,8 +134,14 @@ def state_root(core: CoreContext) -> bytes:
 # ---- checkpoints ---------------------------------------------------------------------------
 
 
+def _checkpoint_aad(core: CoreContext) -> bytes:
+    return b"veil/v1/checkpoint" + core.config.identity_aad + core.address
+
+
 def checkpoint(core: CoreContext) -> bytes:
-    """The whole core state, sealed: keys under the identity, all of it under the platform.
+    """The whole core state, sealed under a key drawn for this checkpoint alone, that key
+    sealed to the platform. Keys rotate with every checkpoint: a leaked identity key (or a
+    leaked later checkpoint key) opens no checkpoint the host kept from before.
 
     From now on this core's heartbeats name this checkpoint's head as the newest sealed one,
     so the host must store it durably before it applies the next block.
@@ -142,6 +150,7 @@ def checkpoint(core: CoreContext) -> bytes:
         # never lower: a core that resynced from genesis inherits the anchor of the newer
         # checkpoints its identity sealed before, and must not refuse its own heartbeats
         core.state.sealed_height = max(core.state.sealed_height, core.state.head.number)
+    wrapped_key, sealer = fresh_sealer(core.platform, _checkpoint_aad(core))
     body = encode(
         {
             "v": CHECKPOINT_VERSION,
@@ -149,38 +158,43 @@ def checkpoint(core: CoreContext) -> bytes:
             "registry": core.config.registry,
             "config_digest": core.config.config_digest,
             "identity": core.address,
-            "keys": core.keys.export(),
+            "keys": core.keys.export(sealer),
             "state": export_state(core, scopes=(REPLICATED, LOCAL), sealed=True),
         }
     )
-    sealed = core.keys.sealer.seal(body, aad=b"checkpoint" + core.address)
     return encode(
-        {"identity": seal_identity(core.keys.identity, core.platform, core.config), "body": sealed}
+        {
+            "identity": seal_identity(core.keys.identity, core.platform, core.config),
+            "key": wrapped_key,
+            "body": sealer.seal(body, aad=_checkpoint_aad(core)),
+        }
     )
 
 
-def split_checkpoint(blob: bytes) -> tuple[bytes, bytes]:
-    """(sealed identity, sealed body) of a checkpoint, decoded once. Raises CheckpointInvalid."""
+def split_checkpoint(blob: bytes) -> tuple[bytes, bytes, bytes]:
+    """(sealed identity, sealed checkpoint key, sealed body) of a checkpoint, decoded once.
+    Raises CheckpointInvalid."""
     try:
         outer: Any = decode(blob)
     except (VeilnetError, ValueError) as exc:
         raise CheckpointInvalid("checkpoint does not open or is malformed") from exc
-    if not isinstance(outer, dict) or set(outer) != {"identity", "body"}:
+    if not isinstance(outer, dict) or set(outer) != {"identity", "key", "body"}:
+        raise CheckpointInvalid("malformed checkpoint (or one from before version 6)")
+    identity, key, body = outer["identity"], outer["key"], outer["body"]
+    if not (isinstance(identity, bytes) and isinstance(key, bytes) and isinstance(body, bytes)):
         raise CheckpointInvalid("malformed checkpoint")
-    identity, body = outer["identity"], outer["body"]
-    if not isinstance(identity, bytes) or not isinstance(body, bytes):
-        raise CheckpointInvalid("malformed checkpoint")
-    return identity, body
+    return identity, key, body
 
 
-def restore_into(core: CoreContext, sealed_body: bytes) -> None:
+def restore_into(core: CoreContext, sealed_key: bytes, sealed_body: bytes) -> None:
     """Load a checkpoint's keys and state into a freshly booted ``core`` of the same identity.
 
     Raises:
         CheckpointInvalid: it does not open, is of another version or network, or is malformed.
     """
     try:
-        body: Any = decode(core.keys.sealer.open(sealed_body, aad=b"checkpoint" + core.address))
+        sealer = opened_sealer(core.platform, sealed_key, _checkpoint_aad(core))
+        body: Any = decode(sealer.open(sealed_body, aad=_checkpoint_aad(core)))
         if not isinstance(body, dict) or body.get("v") != CHECKPOINT_VERSION:
             raise CheckpointInvalid("unknown checkpoint version")
         if body["chain_id"] != core.config.chain_id or body["registry"] != core.config.registry:
@@ -188,7 +202,7 @@ def restore_into(core: CoreContext, sealed_body: bytes) -> None:
         if body["config_digest"] != core.config.config_digest:
             # a host may not carry state made under one configuration into another
             raise CheckpointInvalid("checkpoint was made under another enclave configuration")
-        core.keys.import_(body["keys"])
+        core.keys.import_(body["keys"], sealer)
         core.set_state(import_state(core, body["state"]))
     except CheckpointInvalid:
         raise

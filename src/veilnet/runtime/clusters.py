@@ -7,19 +7,13 @@ import dataclasses
 from typing import Any
 
 from veilnet.codec import CodecError, abi_encode, decode, encode
-from veilnet.crypto import (
-    Binding,
-    EnvelopeInvalid,
-    SecretKey,
-    UnsupportedVersion,
-    open_key_envelope,
-    seal_key_for,
-)
+from veilnet.crypto import Binding, SecretKey
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
-from veilnet.runtime import contracts
+from veilnet.runtime import contracts, encryption
 from veilnet.runtime.context import CoreContext
+from veilnet.runtime.keyring import resync_aad, seal_keyring
 from veilnet.runtime.records import ClusterInfo, EpochInfo
 
 
@@ -116,7 +110,9 @@ def share_cluster_key(
             continue
         key = source.child("cluster", cluster_id, epoch)
         binding = cluster_binding(core, member, cluster_id, epoch)
-        shares.append([epoch, seal_key_for(worker.hpke_key, key, binding=binding)])
+        wrapped = encryption.wrap_for(core, member, key, binding)
+        if wrapped:  # none before it publishes an encryption key (it is sent all on its first)
+            shares.append([epoch, *wrapped])
     payload = encode([cluster_id, member, shares])
     core.outbox.emit(master, origin, topics.TOPIC_CLUSTER_KEY_SHARE, payload)
 
@@ -256,10 +252,12 @@ def on_cluster_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Eg
     newly = False
     for item in shares:
         try:
-            epoch, wrapped = item
+            epoch, index, wrapped = item
             binding = cluster_binding(core, core.address, cluster_id, int(epoch))
-            key = open_key_envelope(core.keys.identity, wrapped, binding=binding)
-        except (EnvelopeInvalid, UnsupportedVersion, TypeError, ValueError):
+        except (TypeError, ValueError):
+            continue
+        key = encryption.unwrap(core, index, wrapped, binding)
+        if key is None:
             continue
         # only the key the Registry recorded for that epoch (its ClusterKeySet lands before
         # any share of it): a share of any other key is refused, not stored
@@ -272,7 +270,9 @@ def on_cluster_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Eg
             newly = True
     if newly:
         if state.resync_required and state.resync_keyring is None:
-            state.resync_keyring = core.keys.export()
+            state.resync_keyring = seal_keyring(
+                core.keys, core.platform, resync_aad(core.config.identity_aad, core.address)
+            )
         core.keys_arrived.append(cluster_id)  # the dispatcher applies what was held back
 
 

@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from eth_hash.auto import keccak
 
 from veilnet.crypto import Address, SecretKey
-from veilnet.errors import VeilnetError
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits
 from veilnet.protocol.chain import POLICY_RPC_QUORUM, ChainBlock
@@ -47,9 +46,9 @@ from veilnet.runtime import checkpoints, commitments, dispatch, lightclient, que
 from veilnet.runtime.agents import QueryIO
 from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.context import CoreContext
-from veilnet.runtime.errors import CheckpointInvalid, NotReady
+from veilnet.runtime.errors import NotReady
 from veilnet.runtime.interfaces import AgentEngine, Platform, QuoteVerifier
-from veilnet.runtime.keyring import KeyRing
+from veilnet.runtime.keyring import KeyRing, open_keyring, resync_aad, seal_keyring
 from veilnet.runtime.queries import PreparedQuery
 from veilnet.runtime.records import ClusterInfo, ContractInfo, WorkerInfo, WorkerStanding
 from veilnet.runtime.replicated import ContractRuntime, ReplicatedState
@@ -122,7 +121,7 @@ class EnclaveCore:
         verifier: QuoteVerifier,
     ) -> EnclaveCore:
         """Rebuild a core from ``checkpoint()`` output. Raises CheckpointInvalid."""
-        identity, body = checkpoints.split_checkpoint(blob)
+        identity, key, body = checkpoints.split_checkpoint(blob)
         core = cls.boot(
             config=config,
             platform=platform,
@@ -130,7 +129,7 @@ class EnclaveCore:
             verifier=verifier,
             sealed_identity=identity,
         )
-        checkpoints.restore_into(core._core, body)
+        checkpoints.restore_into(core._core, key, body)
         return core
 
     def sealed_identity(self) -> bytes:
@@ -308,7 +307,7 @@ class EnclaveCore:
     # ------------------------------------------------------------------ checkpoints --------
 
     def checkpoint(self) -> bytes:
-        """The whole core state, sealed: keys under the identity, all of it under the platform."""
+        """The whole core state, sealed under a key drawn for this checkpoint alone."""
         if self._core.state.head is None:
             raise NotReady("nothing to checkpoint before the first block")
         return checkpoints.checkpoint(self._core)
@@ -324,16 +323,17 @@ class EnclaveCore:
         return commitments.cluster_commitment(self._core, cluster_id)
 
     def generated_keys(self) -> bytes | None:
-        """After a block that drew a master key or a rotation proposal from TEE entropy: the
-        master keys and proposals, sealed under the identity, for the host to store before it
-        posts that block's egress (a boot hands them back, so a replay from genesis reuses
-        them instead of drawing others). None after any other block."""
+        """After a block that drew a key from TEE entropy (a master key, a rotation proposal, an
+        encryption key) or destroyed one: the master keys, proposals and encryption keys,
+        sealed, for the host to store in place of the previous blob before it posts that
+        block's egress (a boot hands them back, so a replay reuses them instead of drawing
+        others). None after any other block."""
         core = self._core
         if not core.keys_generated:
             return None
-        # sealed under the platform as well as the identity: a leaked identity key alone
-        # must not open the master keys drawn after the leak
-        return core.platform.seal(core.keys.export(clusters=False), self._keys_aad())
+        # under a key drawn for this blob and sealed to the platform: a leaked identity key
+        # must not open the keys drawn after the leak
+        return seal_keyring(core.keys, core.platform, self._keys_aad(), clusters=False)
 
     def _keys_aad(self) -> bytes:
         return b"veil/v1/generated-keys" + self.config.identity_aad + self.address
@@ -344,14 +344,23 @@ class EnclaveCore:
         Raises:
             CheckpointInvalid: the blob does not open under this identity.
         """
-        try:
-            self._core.keys.import_(self._core.platform.unseal(sealed, self._keys_aad()))
-        except (ValueError, TypeError, KeyError, VeilnetError) as exc:
-            raise CheckpointInvalid("the sealed keys do not open for this identity") from exc
+        open_keyring(self._core.keys, self._core.platform, sealed, self._keys_aad())
 
     def export_keyring(self) -> bytes:
-        """Keys only, sealed under the identity: carried into a resync from genesis."""
-        return self._core.keys.export()
+        """Keys only, sealed under a fresh key wrapped to the platform: carried into a resync
+        from genesis (``import_keyring`` of the next core)."""
+        return seal_keyring(self._core.keys, self._core.platform, self._resync_aad())
+
+    def import_keyring(self, sealed: bytes) -> None:
+        """Take ``export_keyring()`` output of this identity (a resync from genesis).
+
+        Raises:
+            CheckpointInvalid: the blob does not open under this identity.
+        """
+        open_keyring(self._core.keys, self._core.platform, sealed, self._resync_aad())
+
+    def _resync_aad(self) -> bytes:
+        return resync_aad(self.config.identity_aad, self.address)
 
     # ------------------------------------------------------------------ read-only views ----
     # The host reads these under its lock; the enclave-boundary issue replaces them with

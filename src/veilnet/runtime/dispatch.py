@@ -12,6 +12,7 @@ from veilnet.runtime import (
     clusters,
     commitments,
     contracts,
+    encryption,
     gatekeeper,
     lightclient,
     registry,
@@ -73,6 +74,7 @@ def apply_block(core: CoreContext, raw: ChainBlock) -> None:
         apply_event(core, header, event)
     core.state.head = header
     clusters.expire_epochs(core, header)
+    encryption.end_block(core, header, block.events)
     commitments.maybe_commit(core, header)
     commitments.maybe_heartbeat(core, header)
 

@@ -7,21 +7,13 @@ import dataclasses
 from typing import Any
 
 from veilnet.codec import CodecError, abi_encode, decode, encode
-from veilnet.crypto import (
-    Address,
-    Binding,
-    EnvelopeInvalid,
-    SecretKey,
-    UnsupportedVersion,
-    open_key_envelope,
-    seal_key_for,
-)
+from veilnet.crypto import Address, Binding, SecretKey
 from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
 from veilnet.protocol.registration import registration_report_data
-from veilnet.runtime import clusters
+from veilnet.runtime import clusters, encryption
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.records import MasterKeyInfo, WorkerInfo, WorkerStanding
 
@@ -152,18 +144,40 @@ def send_master_history(core: CoreContext, gatekeeper: bytes) -> None:
         return
     for rotation, key in sorted(core.keys.masters.items()):
         binding = master_binding(core, gatekeeper, rotation)
-        wrapped = seal_key_for(worker.hpke_key, key, binding=binding)
-        payload = encode(["history", gatekeeper, rotation, wrapped])
+        wrapped = encryption.wrap_for(core, gatekeeper, key, binding)
+        if not wrapped:
+            return  # sent when its first encryption key lands (``on_worker_key_published``)
+        payload = encode(["history", gatekeeper, rotation, *wrapped])
         core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_MASTER_KEY_SHARE, payload)
 
 
-def unwrap_master(core: CoreContext, wrapped: bytes, rotation: int) -> SecretKey | None:
+def unwrap_master(core: CoreContext, stored: bytes, rotation: int) -> SecretKey | None:
+    """Open a master key wrapped to this gatekeeper (``encode([key number, envelope])``)."""
     try:
-        return open_key_envelope(
-            core.keys.identity, wrapped, binding=master_binding(core, core.address, rotation)
-        )
-    except (EnvelopeInvalid, UnsupportedVersion):
+        value: Any = decode(stored)
+        index, wrapped = value
+    except (CodecError, TypeError, ValueError):
         return None
+    return encryption.unwrap(core, index, wrapped, master_binding(core, core.address, rotation))
+
+
+def on_worker_key_published(
+    core: CoreContext, header: ev.BlockHeader, event: ev.WorkerKeyPublished
+) -> None:
+    """A worker's next encryption key landed. Its first one (since it registered) gets what
+    could not be wrapped to it before: every keyed epoch of its cluster, and the master
+    history if it is a gatekeeper. Every replica runs this, so the numbering stays equal."""
+    if not encryption.note_published(core, header, event):
+        return
+    state = core.state
+    worker = state.workers[event.worker]
+    cluster = None if worker.cluster is None else state.clusters.get(worker.cluster)
+    if worker.cluster is not None and cluster is not None and cluster.master_rotation:
+        clusters.share_cluster_key(
+            core, worker.cluster, event.worker, epochs=sorted(cluster.master_rotation)
+        )
+    if event.worker in state.gatekeepers:
+        send_master_history(core, event.worker)
 
 
 def on_master_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Egress) -> None:
@@ -173,18 +187,19 @@ def on_master_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Egr
         return
     try:
         payload: Any = decode(event.payload)  # its shape is checked below
-        kind, target, rotation, wrapped = payload
+        kind, target, rotation, index, wrapped = payload
     except (CodecError, TypeError, ValueError):
         return
     if target != core.address or not isinstance(rotation, int):
         return
+    stored = encode([index, wrapped])
     if kind == "proposal":
-        core.state.master_shares[(rotation, event.origin)] = wrapped
+        core.state.master_shares[(rotation, event.origin)] = stored
     elif kind == "history":
         # only the key the Registry recorded for that rotation: one faulty gatekeeper must not
         # poison a new gatekeeper (and through it every late joiner) with a key of its own
         expected = core.state.master_addresses.get(rotation)
-        key = unwrap_master(core, wrapped, rotation)
+        key = unwrap_master(core, stored, rotation)
         if key is None or expected is None or key.address.raw != expected:
             core.state.diverged.append(f"master history key for rotation {rotation} refused")
             return
@@ -195,5 +210,6 @@ HANDLERS = {
     ev.GatekeeperAdded: on_gatekeeper_added,
     ev.GatekeeperRemoved: on_gatekeeper_removed,
     ev.MasterKeySet: on_master_key_set,
+    ev.WorkerKeyPublished: on_worker_key_published,
 }
 EGRESS_HANDLERS = {topics.TOPIC_MASTER_KEY_SHARE: on_master_key_share}

@@ -21,7 +21,9 @@ class Platform(Protocol):
         """32-byte measurement id of the running code, as the Registry allowlist stores it."""
 
     def random_bytes(self, n: int) -> bytes:
-        """Entropy from inside the TEE (used only at boot, never while applying blocks)."""
+        """Entropy from inside the TEE. While applying blocks it only draws keys (master keys,
+        proposals, encryption keys, checkpoint keys), which a replay takes back from the sealed
+        keys instead of drawing again: it never decides an outcome."""
 
     def quote(self, report_data: bytes) -> bytes:
         """A DCAP quote over 64 bytes of report data."""

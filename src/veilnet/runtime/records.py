@@ -62,6 +62,11 @@ class WorkerInfo:
     """Block time (unix seconds) the endorsement holds until (``WorkerEndorsed.valid_until``)."""
     attested_hash: bytes = b""
     """The recent block hash the current quote binds (the chain checked its recency)."""
+    encryption_key: bytes = b""
+    """Its newest encryption key on chain (``WorkerKeyPublished``): the only key anything is
+    wrapped to. Empty until it publishes one after (re-)registering."""
+    encryption_index: int = 0
+    """The number of that key (never reset: a number names one key for good)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

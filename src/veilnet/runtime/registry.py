@@ -29,6 +29,7 @@ def on_worker_registered(
     """A (re-)registration starts from nothing: pending until its collateral is on chain, and
     no earlier divergence verdict held against it (its cluster membership ended on chain)."""
     core.state.divergences.pop(event.worker, None)
+    previous = core.state.workers.get(event.worker)
     core.state.workers[event.worker] = WorkerInfo(
         operator=event.operator,
         hpke_key=event.hpke_key,
@@ -38,6 +39,8 @@ def on_worker_registered(
         collateral_hash=event.collateral_hash,
         quote=event.quote,
         attested_hash=event.attested_hash,
+        # no key until it publishes one anew; numbers go on, as they do on chain
+        encryption_index=0 if previous is None else previous.encryption_index,
     )
     if event.worker == core.address:
         _publish_collateral(core, event.collateral_hash)

@@ -152,6 +152,11 @@ class ReplicatedState:
     sealed_height: int = field(default=0, metadata=_OWN)
     """Head of the newest checkpoint this identity sealed (or was restored from); heartbeats
     carry it, so a core restored from an older one sees a newer figure on chain and stops."""
+    encryption_published: int = field(default=0, metadata=_OWN)
+    """Number of the newest encryption key this worker published (it may not have landed)."""
+    encryption_retire: dict[int, int] = field(default_factory=dict, metadata=_OWN)
+    """This worker's encryption key number → the block after which it is destroyed (a window
+    after its successor landed)."""
     resync_keyring: bytes | None = field(default=None, metadata=_RUN)
     """Keys to carry into a resync from genesis, captured when the late join's keys arrive."""
     diverged: list[str] = field(default_factory=list, metadata=_RUN)

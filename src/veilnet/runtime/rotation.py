@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Final
 
 from veilnet.codec import abi_encode, encode
-from veilnet.crypto import SecretKey, seal_key_for
+from veilnet.crypto import SecretKey
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
-from veilnet.runtime import clusters
+from veilnet.runtime import clusters, encryption
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.gatekeeper import master_binding, unwrap_master
 from veilnet.runtime.records import MasterKeyInfo, RotationPhase, RotationState
@@ -56,8 +56,10 @@ def on_rotation_locked(core: CoreContext, header: ev.BlockHeader, event: ev.Rota
         if other == core.address or not core.endorsed(other):
             continue
         binding = master_binding(core, other, event.rotation)
-        wrapped = seal_key_for(state.workers[other].hpke_key, proposal, binding=binding)
-        payload = encode(["proposal", other, event.rotation, wrapped])
+        wrapped = encryption.wrap_for(core, other, proposal, binding)
+        if not wrapped:
+            continue  # no encryption key yet: it cannot confirm, and needs no proposal
+        payload = encode(["proposal", other, event.rotation, *wrapped])
         core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_MASTER_KEY_SHARE, payload)
     payload = abi_encode(
         ["uint256", "address", "bytes"],

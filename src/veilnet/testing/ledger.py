@@ -216,6 +216,8 @@ class LedgerSim:
     named: set[tuple[bytes, int, bytes]] = field(default_factory=set)
     """(cluster, height, member) named against that height's verdict (``commitment_named``)."""
     endorsed_until: dict[bytes, int] = field(default_factory=dict)
+    encryption_index: dict[bytes, int] = field(default_factory=dict)
+    """worker -> number of its newest encryption key (``WorkerKeyPublished``), never reset."""
     time_offset: int = 0
     """Seconds added to the timestamps of blocks mined from now on (``warp``)."""
     clock: Callable[[], int] | None = None
@@ -799,6 +801,20 @@ class LedgerSim:
             )
         )
 
+    def _worker_key(self, origin: bytes, kind: int, payload: bytes) -> None:
+        """Registry ``TOPIC_WORKER_KEY``: a worker's next encryption key, numbered from 1."""
+        if kind != KIND_WORKER:
+            raise Revert("wrong origin")
+        index, public_key = _decode(["uint64", "bytes"], payload)
+        if len(public_key) not in (32, MAX_HPKE_KEY):
+            raise Revert("bad key")
+        if index != self.encryption_index.get(origin, 0) + 1:
+            raise Revert("wrong key index")
+        self.encryption_index[origin] = index
+        self.pending.append(
+            ev.WorkerKeyPublished(worker=origin, index=index, public_key=public_key)
+        )
+
     def _state_commitment(self, origin: bytes, kind: int, payload: bytes) -> None:
         """Registry._state_commitment: the majority's value is the verdict for a height; every
         member that posted another value is de-endorsed and named in ``ReplicaDiverged``."""
@@ -918,6 +934,7 @@ _EGRESS_HANDLERS: Final[dict[bytes, Callable[[LedgerSim, bytes, int, bytes], Non
     topics.TOPIC_ROTATION_CONFIRM: LedgerSim._rotation_confirm,
     topics.TOPIC_HEARTBEAT: LedgerSim._heartbeat,
     topics.TOPIC_STATE_COMMITMENT: LedgerSim._state_commitment,
+    topics.TOPIC_WORKER_KEY: LedgerSim._worker_key,
 }
 
 

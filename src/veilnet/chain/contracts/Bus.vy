@@ -39,6 +39,7 @@ TOPIC_ROTATION_PROPOSE: constant(bytes32) = keccak256("veil/egress/rotation-prop
 TOPIC_ROTATION_CONFIRM: constant(bytes32) = keccak256("veil/egress/rotation-confirm")
 TOPIC_HEARTBEAT: constant(bytes32) = keccak256("veil/egress/heartbeat")
 TOPIC_STATE_COMMITMENT: constant(bytes32) = keccak256("veil/egress/state-commitment")
+TOPIC_WORKER_KEY: constant(bytes32) = keccak256("veil/egress/worker-key")
 
 
 event Command:
@@ -172,6 +173,7 @@ def post(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOA
         or topic == TOPIC_ROTATION_CONFIRM
         or topic == TOPIC_HEARTBEAT
         or topic == TOPIC_STATE_COMMITMENT
+        or topic == TOPIC_WORKER_KEY
     ):
         # Forward enough gas that a relayer cannot starve the registry call on purpose.
         assert msg.gas >= REGISTRY_GAS * 64 // 63 + 10000, "out of gas"

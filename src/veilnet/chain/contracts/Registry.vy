@@ -47,6 +47,7 @@ TOPIC_ROTATION_PROPOSE: public(constant(bytes32)) = keccak256("veil/egress/rotat
 TOPIC_ROTATION_CONFIRM: public(constant(bytes32)) = keccak256("veil/egress/rotation-confirm")
 TOPIC_HEARTBEAT: public(constant(bytes32)) = keccak256("veil/egress/heartbeat")
 TOPIC_STATE_COMMITMENT: public(constant(bytes32)) = keccak256("veil/egress/state-commitment")
+TOPIC_WORKER_KEY: public(constant(bytes32)) = keccak256("veil/egress/worker-key")
 
 # Blocks a heartbeat stays postable: as far back as BLOCKHASH can check its block hash.
 HEARTBEAT_WINDOW: constant(uint256) = 256
@@ -133,6 +134,11 @@ event WorkerReattested:
     quote: Bytes[MAX_QUOTE]
     attested_block: uint64
     attested_hash: bytes32
+
+event WorkerKeyPublished:
+    worker: indexed(address)
+    index: uint64
+    public_key: Bytes[MAX_HPKE_KEY]
 
 event HeartbeatRecorded:
     worker: indexed(address)
@@ -261,6 +267,9 @@ commitment_posters: public(HashMap[bytes32, HashMap[uint64, DynArray[address, MA
 commitment_verdict: public(HashMap[bytes32, HashMap[uint64, bytes32]])
 commitment_named: public(HashMap[bytes32, HashMap[uint64, HashMap[address, bool]]])
 diverged_at: public(HashMap[address, uint64])
+# The number of each worker's newest encryption key (`WorkerKeyPublished`); never reset, so a
+# key number names one key for good.
+encryption_index: public(HashMap[address, uint64])
 
 
 @deploy
@@ -672,6 +681,17 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
     elif topic == TOPIC_STATE_COMMITMENT:
         assert kind == KIND_WORKER, "wrong origin"
         self._state_commitment(origin, payload)
+    elif topic == TOPIC_WORKER_KEY:
+        # A worker's encryption keys, numbered from 1, one per cluster epoch: gatekeepers wrap
+        # keys to the newest (never to the identity), and the worker destroys the older ones.
+        assert kind == KIND_WORKER, "wrong origin"
+        index: uint64 = 0
+        public_key: Bytes[MAX_HPKE_KEY] = b""
+        index, public_key = abi_decode(payload, (uint64, Bytes[MAX_HPKE_KEY]))
+        assert len(public_key) == 32 or len(public_key) == MAX_HPKE_KEY, "bad key"
+        assert index == self.encryption_index[origin] + 1, "wrong key index"
+        self.encryption_index[origin] = index
+        log WorkerKeyPublished(worker=origin, index=index, public_key=public_key)
     else:
         raise "unknown topic"
 

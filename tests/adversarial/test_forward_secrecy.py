@@ -1,0 +1,165 @@
+"""Forward secrecy against a host that keeps everything and later learns a worker's identity key:
+checkpoints it stored and key shares it saw on chain stay closed to it."""
+
+from __future__ import annotations
+
+import pytest
+
+from veilnet.codec import decode
+from veilnet.crypto import EnvelopeInvalid, SecretKey, UnsupportedVersion, open_key_envelope
+from veilnet.protocol import topics
+from veilnet.protocol.egress import EgressMessage
+from veilnet.runtime import EnclaveCore
+from veilnet.runtime.checkpoints import restore_into, seal_identity, split_checkpoint
+from veilnet.runtime.clusters import cluster_binding
+from veilnet.runtime.errors import CheckpointInvalid
+from veilnet.sandbox import AgentRuntime
+from veilnet.tee.dev import DevEnclave
+from veilnet.testing import Network
+from veilnet.testing.network import NETWORK_SEED, TEST_TIME, SeededPlatform, cluster_id_of
+
+C1 = cluster_id_of("c1")
+
+
+@pytest.fixture
+def net(engine: AgentRuntime) -> Network:
+    """1 gatekeeper and 2 workers in cluster c1, every worker endorsed and keyed."""
+    network = Network(engine=engine)
+    network.bootstrap()
+    return network
+
+
+def _thief_core(net: Network, victim: EnclaveCore, identity: SecretKey) -> EnclaveCore:
+    """A core the thief boots on a machine of its own, with the identity it learned."""
+    enclave = DevEnclave(
+        NETWORK_SEED + b"-thief", allow_insecure_dev_tee=True, collateral_issued_at=TEST_TIME
+    )
+    platform = SeededPlatform(enclave, seed=b"thief")
+    return EnclaveCore.boot(
+        config=victim.config,
+        platform=platform,
+        engine=victim.engine,
+        verifier=victim.verifier,
+        sealed_identity=seal_identity(identity, platform, victim.config),
+    )
+
+
+def test_a_leaked_identity_opens_no_checkpoint_the_host_kept(net: Network) -> None:
+    """The host stored w1's checkpoints, then learned w1's identity key. The thief's own core,
+    holding that identity, cannot open them: each checkpoint is sealed under a key drawn for
+    it alone and sealed to w1's platform, nothing derived from the identity."""
+    victim = net.cores["w1"]
+    kept = victim.checkpoint()
+    thief = _thief_core(net, victim, victim.keys.identity)
+    assert thief.address == victim.address  # the identity really is w1's
+    _, key, body = split_checkpoint(kept)
+    with pytest.raises(CheckpointInvalid):
+        restore_into(thief._core, key, body)
+    # w1's own platform still opens it: the refusal is about who holds the key
+    restored = EnclaveCore.restore(
+        kept,
+        config=victim.config,
+        platform=victim.platform,
+        engine=victim.engine,
+        verifier=victim.verifier,
+    )
+    assert restored.state_root() == victim.state_root()
+
+
+def test_checkpoint_keys_rotate(net: Network) -> None:
+    """Two checkpoints of one state are sealed under two keys: neither key opens the other."""
+    core = net.cores["w1"]
+    _, key1, body1 = split_checkpoint(core.checkpoint())
+    _, key2, body2 = split_checkpoint(core.checkpoint())
+    assert key1 != key2 and body1 != body2
+    fresh = EnclaveCore.boot(
+        config=core.config,
+        platform=core.platform,
+        engine=core.engine,
+        verifier=core.verifier,
+        sealed_identity=core.sealed_identity(),
+    )
+    with pytest.raises(CheckpointInvalid):
+        restore_into(fresh._core, key2, body1)
+
+
+def _shares_to(net: Network, member: bytes) -> list[tuple[int, int, bytes]]:
+    """(epoch, key number, envelope) of every cluster-key share posted to ``member``."""
+    out = []
+    for message in net.posted:
+        if message.topic == topics.TOPIC_CLUSTER_KEY_SHARE:
+            _, target, shares = decode(message.payload)  # type: ignore[misc]
+            if target == member:
+                out += [(int(e), int(i), w) for e, i, w in shares]  # type: ignore[attr-defined]
+    return out
+
+
+def _opens(key: SecretKey, envelope: bytes, core: EnclaveCore, epoch: int) -> bool:
+    binding = cluster_binding(core._core, core.address, C1, epoch)
+    try:
+        open_key_envelope(key, envelope, binding=binding)
+    except (EnvelopeInvalid, UnsupportedVersion):
+        return False
+    return True
+
+
+def test_a_leaked_worker_opens_no_share_whose_window_passed(net: Network) -> None:
+    """The host recorded every cluster-key share posted to w1; two epochs later, past the key
+    window, it learns everything w1's core holds (identity and every key). No share of the
+    first two epochs opens under any of it: shares go to per-epoch encryption keys, never to
+    the identity, and each is destroyed a window after its successor lands."""
+    w1 = net.cores["w1"]
+    for _ in range(2):  # two new epochs (a master-key rotation re-keys every cluster)
+        net.ledger.lock_rotation()
+        net.settle()
+    shares = _shares_to(net, w1.address)
+    # one key per epoch: epoch e is wrapped to key e, and key 4 waits for the next epoch
+    assert [(e, i) for e, i, _ in shares] == [(1, 1), (2, 2), (3, 3)]
+    assert w1.workers[w1.address].encryption_index == 4
+    # right after, each share opens under the key w1 holds: w1 really is the recipient
+    assert _opens(w1.keys.encryption[3], shares[-1][2], w1, 3)
+    for _ in range(net.key_window_blocks + 2):
+        net.step()
+    assert sorted(w1.keys.encryption) == [4]  # the earlier ones exist nowhere
+    everything = [w1.keys.identity, *w1.keys.encryption.values()]
+    for epoch, _, envelope in shares:
+        assert not any(_opens(key, envelope, w1, epoch) for key in everything)
+
+
+class _Withholding(Network):
+    """A network whose host of one worker drops that worker's encryption-key publications."""
+
+    withhold: bytes | None = None
+    withheld: list[EgressMessage]
+
+    def _post(self, message: EgressMessage) -> bool:
+        if message.origin == self.withhold and message.topic == topics.TOPIC_WORKER_KEY:
+            self.__dict__.setdefault("withheld", []).append(message)
+            return False
+        return super()._post(message)
+
+
+def test_no_key_is_wrapped_before_a_worker_publishes_an_encryption_key(
+    engine: AgentRuntime,
+) -> None:
+    """A host that withholds its worker's encryption-key publication gets its worker no key:
+    the share posted at its joining is empty. Once the key lands, the share follows, wrapped
+    to it; nothing is ever wrapped to the identity key the worker registered with."""
+    net = _Withholding(engine=engine)
+    net.bootstrap(workers=("w1",), clusters={"c1": ["w1"]})
+    w2 = net.register("w2")
+    net.withhold = w2.address
+    net.settle()
+    withheld = net.withheld
+    assert withheld and net.ledger.endorsed(w2.address)
+    net.ledger.add_cluster_worker(C1, w2.address)
+    net.settle()
+    assert _shares_to(net, w2.address) == []
+    assert w2.keys.cluster_key(C1, 1) is None
+    net.withhold = None
+    assert net._post(withheld[0])
+    net.settle()
+    shares = _shares_to(net, w2.address)
+    assert [(e, i) for e, i, _ in shares] == [(1, 1)]
+    assert not _opens(w2.keys.identity, shares[0][2], w2, 1)
+    assert w2.keys.cluster_key(C1, 1) is not None
