@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from typing import Any
 
 import pytest
 
@@ -551,6 +552,27 @@ def test_the_sdk_addresses_each_query_to_one_worker(local: Local) -> None:
     client.open(pending, w1.query(pending.request))
 
 
+def _registered(local: Local, fresh: Any, **fields: Any) -> Any:
+    """A ``WorkerRegistered`` log of w1 for the registration ``fresh`` (``fields`` override)."""
+    from veilnet.chain import model as cm
+
+    values = {
+        "emitter": Address(local.net.ledger.registry),
+        "tx_hash": b"\x00" * 32,
+        "log_index": 0,
+        "worker": Address(fresh.worker),
+        "operator": Address(fresh.operator),
+        "hpke_key": fresh.hpke_key,
+        "tee_kind": fresh.tee_kind,
+        "measurement": fresh.measurement,
+        "quote_hash": b"\x01" * 32,
+        "collateral_hash": b"\x02" * 32,
+        "attested_block": 0,
+        **fields,
+    }
+    return cm.WorkerRegistered(**values)
+
+
 def test_audit_reverifies_each_quote_a_reattestation_included(local: Local) -> None:
     """``veil audit`` re-checks every quote on chain: a ``WorkerReattested`` is judged as the
     registration before it with the fresh quote, bound to the block the chain recorded."""
@@ -561,20 +583,8 @@ def test_audit_reverifies_each_quote_a_reattestation_included(local: Local) -> N
     fresh = core.registration(b"\x0b" * 20)
     head = core.head
     common = {"emitter": Address(local.net.ledger.registry), "tx_hash": b"\x00" * 32}
-    registered = cm.WorkerRegistered(
-        **common,
-        block_number=1,
-        log_index=0,
-        worker=Address(core.address),
-        operator=Address(fresh.operator),
-        hpke_key=fresh.hpke_key,
-        tee_kind=fresh.tee_kind,
-        measurement=fresh.measurement,
-        quote_hash=b"\x01" * 32,
-        collateral_hash=b"\x02" * 32,
-        quote=b"the first quote",
-        attested_block=0,
-        attested_hash=b"\x03" * 32,
+    registered = _registered(
+        local, fresh, block_number=1, quote=b"the first quote", attested_hash=b"\x03" * 32
     )
     reattested = cm.WorkerReattested(
         **common,
@@ -610,3 +620,48 @@ def test_audit_reverifies_each_quote_a_reattestation_included(local: Local) -> N
         moved, fresh.collateral, at=TEST_TIME, measurement_allowed=True, confidence_on_chain=1
     )
     assert not failed.passed
+
+
+def test_audit_with_a_pccs_judges_under_the_verifiers_own_collateral(local: Local) -> None:
+    """``veil audit --pccs``: the client fetches each quote's collateral itself. A registrant
+    that posted fresh collateral is judged as the PCCS says (here: collateral that expired
+    long ago), and a PCCS that answers nothing is a failure with its reason, never a pass."""
+    from veilnet.attestation.pccs import LocalPCCS
+    from veilnet.tee import DevEnclave
+    from veilnet.testing.network import NETWORK_SEED
+
+    client = local.client()
+    core = local.net.cores["w1"]
+    fresh, head = core.registration(b"\x0b" * 20), core.head
+    assert head is not None
+    event = _registered(
+        local,
+        fresh,
+        block_number=head.number + 1,
+        quote=fresh.quote,
+        attested_block=head.number,
+        attested_hash=head.hash,
+    )
+    judge = {"at": TEST_TIME, "measurement_allowed": True, "confidence_on_chain": 1}
+    posted = client.audit_entry(event, fresh.collateral, **judge)
+    assert posted.passed, posted.reasons
+    stale = DevEnclave(
+        NETWORK_SEED, allow_insecure_dev_tee=True, collateral_issued_at=TEST_TIME - 400 * 86400
+    ).collateral()
+    with LocalPCCS(stale) as pccs:
+        collateral, error = client.collateral_from_pccs(pccs.url, event.quote)
+        assert error is None and pccs.requests
+    entry = client.audit_entry(
+        event, collateral, collateral_source=pccs.url, collateral_error=error, **judge
+    )
+    assert not entry.passed
+    assert any(r.startswith("attestation_collateral_expired") for r in entry.reasons)
+    assert entry.to_json()["collateral_source"] == pccs.url
+    with LocalPCCS(stale) as gone:
+        url = gone.url
+    collateral, error = client.collateral_from_pccs(url, event.quote)
+    entry = client.audit_entry(
+        event, collateral, collateral_source=url, collateral_error=error, **judge
+    )
+    assert not entry.passed
+    assert any(r.startswith("attestation_collateral_unavailable") for r in entry.reasons)

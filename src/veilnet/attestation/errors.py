@@ -15,14 +15,17 @@ PolicyRejected
 ├── InsecureDevTEENotAllowed the dev root was requested without allow_insecure_dev_tee
 ├── AttestationRejected      the quote verified but the policy refused it (``reasons``)
 └── QuoteReplayed            a quote with the same report_data was already accepted
+Unavailable
+└── CollateralUnavailable    a PCCS-compatible service gave no usable collateral for a quote
 """
 
-from veilnet.errors import InvalidInput, PolicyRejected
+from veilnet.errors import InvalidInput, PolicyRejected, Unavailable
 
 __all__ = [
     "AttestationRejected",
     "CollateralExpired",
     "CollateralInvalid",
+    "CollateralUnavailable",
     "DevRootRefused",
     "EventLogInvalid",
     "InsecureDevTEENotAllowed",
@@ -114,3 +117,9 @@ class QuoteReplayed(PolicyRejected):
 
     code = "attestation_quote_replayed"
     http_status = 409
+
+
+class CollateralUnavailable(Unavailable):
+    """A PCCS-compatible service could not be reached or gave no usable collateral."""
+
+    code = "attestation_collateral_unavailable"

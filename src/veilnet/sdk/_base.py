@@ -904,10 +904,13 @@ class BaseClient:
         measurement_allowed: bool,
         confidence_on_chain: int,
         kind: str = "registration",
+        collateral_source: str = "registrant",
+        collateral_error: str | None = None,
     ) -> AuditEntry:
-        """Re-verify one ``WorkerRegistered`` record (quote from the event, collateral posted
-        by the worker) at time ``at`` under today's allowlist (``kind``: ``registration``, or
-        ``reattestation`` for a record from ``quotes_on_chain``)."""
+        """Re-verify one ``WorkerRegistered`` record (quote from the event; collateral posted
+        by the worker, or fetched by the verifier from ``collateral_source``, a PCCS URL) at
+        time ``at`` under today's allowlist (``kind``: ``registration``, or ``reattestation``
+        for a record from ``quotes_on_chain``). ``collateral_error``: why none was fetched."""
         reasons: list[str] = []
         confidence: int | None = None
         expires: int | None = None
@@ -918,7 +921,9 @@ class BaseClient:
         if confidence_on_chain == 0:
             reasons.append("not_endorsed: the gatekeepers have not endorsed this registration")
         if collateral is None:
-            reasons.append("collateral_missing: the worker never posted its collateral")
+            reasons.append(
+                collateral_error or "collateral_missing: the worker never posted its collateral"
+            )
         else:
             expected = registration_report_data(
                 worker=event.worker.raw,
@@ -955,7 +960,19 @@ class BaseClient:
             reasons=tuple(reasons),
             collateral_expires_at=expires,
             kind=kind,
+            collateral_source=collateral_source,
         )
+
+    @staticmethod
+    def collateral_from_pccs(pccs: str, quote: bytes) -> tuple[bytes | None, str | None]:
+        """(collateral JSON, None) for ``quote`` from the PCCS-compatible service at ``pccs``,
+        or (None, the reason) when it gives none."""
+        from veilnet.attestation.pccs import fetch_collateral
+
+        try:
+            return fetch_collateral(pccs, quote).to_json(), None
+        except VeilnetError as exc:
+            return None, f"{exc.code}: {exc.message}"
 
     @staticmethod
     def quotes_on_chain(registrations: list[Any], reattestations: list[Any]) -> list[Any]:

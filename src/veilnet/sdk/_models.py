@@ -511,11 +511,15 @@ class AuditEntry:
     collateral_expires_at: int | None
     kind: str = "registration"
     """``registration`` (``WorkerRegistered``) or ``reattestation`` (``WorkerReattested``)."""
+    collateral_source: str = "registrant"
+    """Where the collateral it was judged under came from: ``registrant`` (the copy the worker
+    posted) or the URL of the PCCS-compatible service the verifier asked itself."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "worker": self.worker.hex,
             "kind": self.kind,
+            "collateral_source": self.collateral_source,
             "block_number": self.block_number,
             "tee_kind": self.tee_kind,
             "measurement": "0x" + self.measurement.hex(),

@@ -816,9 +816,14 @@ class AsyncClient(BaseClient):
             "insecure_dev_tee": self.insecure_dev_tee,
         }
 
-    async def audit(self) -> list[AuditEntry]:
+    async def audit(self, *, pccs: str | None = None) -> list[AuditEntry]:
         """Re-verify every quote recorded on chain, as of now: each ``WorkerRegistered`` and
-        each ``WorkerReattested`` (the fresh quote of the registration before it)."""
+        each ``WorkerReattested`` (the fresh quote of the registration before it).
+
+        With ``pccs`` (the URL of a PCCS-compatible service, Intel's PCS included) each quote
+        is judged under collateral this client fetched itself from there, not under the copy
+        the worker posted: a registrant cannot pick the TCB status or CRLs it is judged by.
+        """
         quotes = self.quotes_on_chain(
             await self.logs("Registry", WorkerRegistered),
             await self.logs("Registry", WorkerReattested),
@@ -838,14 +843,19 @@ class AsyncClient(BaseClient):
             record = await self.registry_record(WorkerRecord, event.worker)
             current = record.quote_hash == event.quote_hash
             allowed = bool(await self.registry_view("allowed_measurements", event.measurement))
+            collateral, error = collaterals.get(event.collateral_hash), None
+            if pccs is not None:
+                collateral, error = self.collateral_from_pccs(pccs, event.quote)
             entries.append(
                 self.audit_entry(
                     event,
-                    collaterals.get(event.collateral_hash),
+                    collateral,
                     at=now,
                     measurement_allowed=allowed,
                     confidence_on_chain=record.confidence if current else 0,
                     kind=kind,
+                    collateral_source=pccs or "registrant",
+                    collateral_error=error,
                 )
             )
         return entries

@@ -811,9 +811,14 @@ class Client(BaseClient):
             "insecure_dev_tee": self.insecure_dev_tee,
         }
 
-    def audit(self) -> list[AuditEntry]:
+    def audit(self, *, pccs: str | None = None) -> list[AuditEntry]:
         """Re-verify every quote recorded on chain, as of now: each ``WorkerRegistered`` and
-        each ``WorkerReattested`` (the fresh quote of the registration before it)."""
+        each ``WorkerReattested`` (the fresh quote of the registration before it).
+
+        With ``pccs`` (the URL of a PCCS-compatible service, Intel's PCS included) each quote
+        is judged under collateral this client fetched itself from there, not under the copy
+        the worker posted: a registrant cannot pick the TCB status or CRLs it is judged by.
+        """
         quotes = self.quotes_on_chain(
             self.logs("Registry", WorkerRegistered),
             self.logs("Registry", WorkerReattested),
@@ -833,14 +838,19 @@ class Client(BaseClient):
             record = self.registry_record(WorkerRecord, event.worker)
             current = record.quote_hash == event.quote_hash
             allowed = bool(self.registry_view("allowed_measurements", event.measurement))
+            collateral, error = collaterals.get(event.collateral_hash), None
+            if pccs is not None:
+                collateral, error = self.collateral_from_pccs(pccs, event.quote)
             entries.append(
                 self.audit_entry(
                     event,
-                    collaterals.get(event.collateral_hash),
+                    collateral,
                     at=now,
                     measurement_allowed=allowed,
                     confidence_on_chain=record.confidence if current else 0,
                     kind=kind,
+                    collateral_source=pccs or "registrant",
+                    collateral_error=error,
                 )
             )
         return entries
