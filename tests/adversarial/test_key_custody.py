@@ -31,7 +31,7 @@ def _keyed_shares(net: EnclaveNetwork, member: bytes, since: int) -> list[int]:
     epochs = []
     for message in net.egress[since:]:
         if message.topic == topics.TOPIC_CLUSTER_KEY_SHARE:
-            _, target, shares = decode(message.payload)  # type: ignore[misc]
+            _, target, shares, *_ = decode(message.payload)  # type: ignore[misc]
             if target == member:
                 epochs += [epoch for epoch, *_ in shares]  # type: ignore[attr-defined]
     return epochs

@@ -29,6 +29,7 @@ from veilnet.chain.model import (
 )
 from veilnet.crypto import SecretKey, sign_typed
 from veilnet.crypto.signing import Domain, MessageType
+from veilnet.protocol.limits import MAX_EGRESS_PAYLOAD
 
 from .conftest import MEASUREMENT, Net, key, register
 
@@ -147,6 +148,17 @@ def test_governance_only(net: Net) -> None:
         not_owner, net.network.set_bus_params, net.user, max_payload=1, command_fee=0, fee_hook=None
     )
     _reverts("bus already set", net.network.set_bus, net.admin)
+    # no limit below what a core may emit: a signed message that can never be posted would
+    # block its origin (every later message a gap)
+    for too_small in (1, MAX_EGRESS_PAYLOAD - 1):
+        _reverts(
+            "payload limit too small",
+            net.network.set_bus_params,
+            net.admin,
+            max_payload=too_small,
+            command_fee=0,
+            fee_hook=None,
+        )
     worker = key("w1")
     _reverts("not a registered worker", net.network.add_gatekeeper, net.admin, worker.address)
 

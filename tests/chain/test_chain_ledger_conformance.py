@@ -25,6 +25,7 @@ from veilnet.chain.constants import (
     ATTESTATION_WINDOW,
     DEFAULT_MAX_PAYLOAD,
     MAX_PAYLOAD_BOUND,
+    ROTATION_WINDOW,
     ROUTED_TOPICS,
 )
 from veilnet.chain.egress import (
@@ -294,6 +295,15 @@ class Twin:
             lambda: self.ledger.abort_rotation(sender=by), by, "Registry", "abort_rotation"
         )
 
+    def set_rotation_threshold(self, threshold: int, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.set_rotation_threshold(threshold, sender=by),
+            by,
+            "Registry",
+            "set_rotation_threshold",
+            threshold,
+        )
+
     def create_cluster(self, cluster_id: bytes, owner: bytes, *, by: bytes) -> Outcome:
         self.cluster_ids.add(cluster_id)
         return self._both(
@@ -372,6 +382,11 @@ class Twin:
             cluster_id,
             height,
             Address(worker),
+        )
+
+    def evict(self, worker: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.evict(worker), by, "Registry", "evict", Address(worker)
         )
 
     def add_cluster_worker(self, cluster_id: bytes, worker: bytes, *, by: bytes) -> Outcome:
@@ -581,12 +596,17 @@ class Twin:
             index = network.view("Registry", "encryption_index", Address(address))
             assert index == ledger.encryption_index.get(address, 0)
         assert network.view("Registry", "gatekeeper_count") == len(ledger.gatekeepers)
+        genesis = network.view("Registry", "genesis_gatekeeper")
+        assert bytes.fromhex(genesis[2:]) == ledger.genesis_gatekeeper
         master = network.view("Registry", "master_key_address")
         assert bytes.fromhex(master[2:]) == (ledger.master or ZERO)
         assert network.view("Registry", "master_public_key") == ledger.master_public_key
         assert network.view("Registry", "rotation_counter") == ledger.rotation_counter
         assert network.view("Registry", "rotation_locked") == ledger.rotation_locked
         assert network.view("Registry", "rotation_confirmations") == ledger.rotation_confirmations
+        assert network.view("Registry", "rotation_attempt") == ledger.rotation_attempt
+        assert network.view("Registry", "rotation_deadline") == ledger.rotation_deadline
+        assert network.view("Registry", "rotation_threshold") == ledger.rotation_threshold
         proposal = network.view("Registry", "proposal_key_address")
         assert bytes.fromhex(proposal[2:]) == (ledger.proposal[0] if ledger.proposal else ZERO)
         for cluster_id in sorted(self.cluster_ids):
@@ -859,6 +879,9 @@ def test_cluster_and_contract_keys(twin: Twin) -> None:
     _rejected(twin.post(master, encode_cluster_key(b"\xee" * 32, 1, k1.address, b"k1")))
     _rejected(twin.post(master, encode_cluster_key(c1, 1, Address(w1), b"k1")))
     _rejected(twin.post(master, encode_cluster_key(c1, 1, k1.address, b"\x01" * 1217)))
+    # the zero address can hold no role: no signature recovers to it, the cluster would be dead
+    _rejected(twin.post(master, encode_cluster_key(c1, 1, Address(ZERO), b"k1")))
+    assert twin.ledger.rejected[-1][2] == "zero address"
     _accepted(
         twin.post(master, encode_cluster_key(c1, 1, k1.address, b"k1")),
         ev.Egress,
@@ -1001,6 +1024,46 @@ def test_heartbeats_record_boots_and_flag_two_live_copies(twin: Twin) -> None:
     _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash, FAR)))
     assert twin.ledger.rejected[-1][2] == "worker flagged"
     _reverted(twin.post(key, (PLAIN, b"a"), seq=used), "sequence already used")
+
+
+def test_workers_that_lose_their_eligibility_are_evicted(twin: Twin) -> None:
+    """Cluster members and gatekeepers must be endorsed with an allowed measurement. A verdict
+    of 0 evicts at once; after a revocation (or an expiry, or a divergence verdict) anyone
+    evicts; the genesis gatekeeper keeps its role until the first verdict on it lands."""
+    master, (w1, w2) = _genesis(twin, "w1", "w2")
+    gk, stranger, c1 = twin.worker("gk"), twin.user(3), b"\xc1" * 32
+    twin.create_cluster(c1, twin.admin, by=twin.admin)
+    for member in (w1, w2):
+        _accepted(twin.add_cluster_worker(c1, member, by=twin.admin), ev.ClusterWorkerAdded)
+    _reverted(twin.evict(w1, by=stranger), "still eligible")
+    _reverted(twin.evict(gk, by=stranger), "genesis gatekeeper not judged yet")
+    quote_hash = twin.ledger.workers[w1].quote_hash
+    _accepted(
+        twin.post(master, encode_endorse(Address(w1), 0, quote_hash, FAR)),
+        ev.Egress,
+        ev.WorkerEndorsed,
+        ev.ClusterWorkerRemoved,
+    )
+    _reverted(twin.evict(w1, by=stranger), "nothing to evict")
+    _reverted(twin.add_cluster_worker(c1, w1, by=twin.admin), "worker not endorsed")
+    twin.set_measurement(MEASUREMENT, False, by=twin.admin)
+    _reverted(twin.add_gatekeeper(w2, by=twin.admin), "gatekeeper not endorsed")
+    _accepted(twin.evict(w2, by=stranger), ev.ClusterWorkerRemoved)
+    _accepted(twin.evict(gk, by=stranger), ev.GatekeeperRemoved)
+    assert twin.ledger.gatekeepers == set() and twin.ledger.genesis_gatekeeper == ZERO
+    twin.check_views()
+
+
+def test_a_gatekeeper_leaves_the_set_when_it_registers_again(twin: Twin) -> None:
+    _genesis(twin)
+    gk = twin.worker("gk")
+    _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
+    _reverted(twin.register(gk), "rotation in progress")
+    _accepted(twin.abort_rotation(by=twin.admin), ev.RotationAborted)
+    outcome = twin.register(gk)
+    assert outcome.accepted
+    assert [type(e) for e in outcome.events] == [ev.GatekeeperRemoved, ev.WorkerRegistered]
+    twin.check_views()
 
 
 def test_worker_keys_are_numbered_from_one_and_published_by_the_identity(twin: Twin) -> None:
@@ -1159,10 +1222,13 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
         ev.MasterKeyRotated,
     )
     assert twin.ledger.master == new.address.raw
-    # the old master key still endorses, but only the current one keys clusters
+    # a rotated-out master key loses its powers: it neither endorses nor keys clusters
     quote_hash = twin.ledger.workers[w1].quote_hash
+    _rejected(twin.post(master, encode_endorse(Address(w1), 5, quote_hash, FAR)))
+    assert twin.ledger.rejected[-1][2] == "old master key"
+    assert twin.ledger.workers[w1].confidence == 1
     _accepted(
-        twin.post(master, encode_endorse(Address(w1), 2, quote_hash, FAR)),
+        twin.post(new, encode_endorse(Address(w1), 2, quote_hash, FAR)),
         ev.Egress,
         ev.WorkerEndorsed,
     )
@@ -1176,7 +1242,7 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
         ev.ClusterKeySet,
     )
 
-    # an aborted rotation keeps the confirmations it collected for its number
+    # an aborted attempt leaves nothing behind: its proposer proposes and confirms again
     _reverted(twin.abort_rotation(by=twin.admin), "no rotation in progress")
     _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
     second, third = twin.enclave_key("master-2"), twin.enclave_key("master-3")
@@ -1186,18 +1252,36 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
         ev.RotationProposed,
         ev.RotationConfirmed,
     )
-    _reverted(twin.abort_rotation(by=twin.user(1)), "ownable: caller is not the owner")
+    _reverted(twin.abort_rotation(by=twin.user(1)), "rotation not expired")
     _accepted(twin.abort_rotation(by=twin.admin), ev.RotationAborted)
     _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
-    _rejected(twin.post(gk1, encode_rotation_propose(2, third.address, b"m3")))
+    assert twin.ledger.rotation_attempt == 3
     _accepted(
-        twin.post(gk2, encode_rotation_propose(2, third.address, b"m3")),
+        twin.post(gk1, encode_rotation_propose(2, third.address, b"m3")),
         ev.Egress,
         ev.RotationProposed,
         ev.RotationConfirmed,
     )
     _rejected(twin.post(gk1, encode_rotation_confirm(2, third.address)))
-    _accepted(twin.abort_rotation(by=twin.admin), ev.RotationAborted)
+    assert twin.ledger.rejected[-1][2] == "already confirmed"  # once per attempt
+    # a gatekeeper that never confirms cannot hold the key in place: past the deadline anyone
+    # aborts, and governance may let fewer than all gatekeepers complete a rotation
+    twin.chain.backend.mine(ROTATION_WINDOW)
+    _accepted(twin.abort_rotation(by=twin.user(1)), ev.RotationAborted)
+    _reverted(twin.abort_rotation(by=twin.user(1)), "no rotation in progress")
+    _reverted(twin.set_rotation_threshold(1, by=twin.user(1)), "ownable: caller is not the owner")
+    _accepted(twin.set_rotation_threshold(1, by=twin.admin))
+    _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
+    _reverted(twin.set_rotation_threshold(2, by=twin.admin), "rotation in progress")
+    _accepted(
+        twin.post(gk2, encode_rotation_propose(2, third.address, b"m3")),
+        ev.Egress,
+        ev.RotationProposed,
+        ev.RotationConfirmed,
+        ev.MasterKeyRotated,
+    )
+    assert twin.ledger.master == third.address.raw
+    twin.check_views()
 
 
 # --- a bounded random walk over the same calls ---------------------------------------------------
@@ -1241,10 +1325,14 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
             call = self.twin.add_gatekeeper if add else self.twin.remove_gatekeeper
             call(self.twin.worker(name), by=by)
 
-        @rule(lock=st.booleans())
-        def rotation_lock(self, lock: bool) -> None:
-            call = self.twin.lock_rotation if lock else self.twin.abort_rotation
-            call(by=self.twin.admin)
+        @rule(lock=st.booleans(), by_admin=st.booleans())
+        def rotation_lock(self, lock: bool, by_admin: bool) -> None:
+            by = self.twin.admin if by_admin else self.twin.user(1)
+            (self.twin.lock_rotation if lock else self.twin.abort_rotation)(by=by)
+
+        @rule(threshold=st.integers(min_value=0, max_value=3))
+        def rotation_threshold(self, threshold: int) -> None:
+            self.twin.set_rotation_threshold(threshold, by=self.twin.admin)
 
         @rule(cluster=st.sampled_from(_CLUSTERS), owner=st.sampled_from(_USERS))
         def create_cluster(self, cluster: bytes, owner: int) -> None:

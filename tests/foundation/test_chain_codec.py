@@ -265,6 +265,8 @@ UNCONSUMED: dict[str, dict[str, Any]] = {
     "OwnershipTransferred": {"previous_owner": b"\x00" * 20, "new_owner": addr(0x41)},
     "OwnershipTransferStarted": {"previous_owner": addr(0x41), "new_owner": addr(0x42)},
     "ParamsChanged": {"max_payload": 4096, "command_fee": 10**15, "fee_hook": b"\x00" * 20},
+    "FeesWithdrawn": {"to": addr(0x43), "amount": 10**18},
+    "RotationThresholdSet": {"threshold": 2},
 }
 
 

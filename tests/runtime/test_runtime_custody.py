@@ -8,9 +8,11 @@ import dataclasses
 import pytest
 
 from veilnet.codec import decode
-from veilnet.crypto import SecretKey
+from veilnet.crypto import Binding, SecretKey
+from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
+from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.errors import NotReady
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network, cluster_id_of, query_core
@@ -36,7 +38,7 @@ def _shares_to(net: Network, member: bytes, since: int) -> list[list[object]]:
     out = []
     for message in net.posted[since:]:
         if message.topic == topics.TOPIC_CLUSTER_KEY_SHARE:
-            _, target, shares = decode(message.payload)  # type: ignore[misc]
+            _, target, shares, *_ = decode(message.payload)  # type: ignore[misc]
             if target == member:
                 out.append(shares)
     return out
@@ -261,7 +263,9 @@ def test_a_cluster_key_share_not_recorded_on_chain_is_refused(net: Network) -> N
     wrapped = seal_key_for(mine.encryption_key, bogus, binding=binding)
     master = gk.keys.masters[0]
     shares = [[epoch, mine.encryption_index, wrapped]]
-    _forged_egress(net, master, topics.TOPIC_CLUSTER_KEY_SHARE, encode([C1, w1.address, shares]))
+    _forged_egress(
+        net, master, topics.TOPIC_CLUSTER_KEY_SHARE, encode([C1, w1.address, shares, 0, 1])
+    )
     net.settle()
     assert w1.keys.cluster_key(C1, epoch) is None
     assert any("cluster key share" in d for d in w1.diverged)
@@ -386,3 +390,133 @@ def test_a_query_answered_by_one_worker_cannot_be_replayed_at_another(net: Netwo
         net.cores["w1"].query(request)
     with pytest.raises(QueryRejected, match="another worker"):
         net.cores["w2"].query(request)
+
+
+def test_a_verdict_sent_from_the_old_master_is_judged_again_under_the_new_one(
+    net: Network,
+) -> None:
+    """A registration is judged just before a rotation and its endorsement, sent from the old
+    master key, lands after it: the Registry refuses it (a rotated-out key endorses nothing),
+    and every core judges the quote again under the new key, so the worker is still endorsed."""
+    old_master = net.ledger.master
+    net.withhold = lambda m: m.origin == old_master and m.topic == topics.TOPIC_ENDORSE
+    w3 = net.register("w3")
+    net.settle()
+    (late,) = net.withheld
+    assert not net.ledger.endorsed(w3.address)
+    net.withhold = None
+    net.ledger.lock_rotation()
+    net.settle()
+    assert net.ledger.master != old_master
+    assert net.ledger.endorsed(w3.address)  # judged again, endorsed by the new master
+    assert w3.workers[w3.address].standing.value == "endorsed"
+    rejected = len(net.ledger.rejected)
+    assert net._post(late)  # the old master's verdict finally lands: refused, changes nothing
+    assert net.ledger.rejected[rejected:] == [(old_master, late.seq, "old master key")]
+    net.settle()
+    assert net.ledger.endorsed(w3.address)
+
+
+def test_share_messages_stay_under_the_egress_limit_for_either_key_type() -> None:
+    """The most shares one message carries, with real envelopes of each suite, fits the
+    largest payload a core emits (and so every Bus, ``Bus.MIN_MAX_PAYLOAD``)."""
+    from veilnet.codec import encode
+    from veilnet.crypto import seal_key_for
+    from veilnet.protocol.limits import MAX_EGRESS_PAYLOAD
+    from veilnet.runtime.clusters import SHARES_PER_MESSAGE
+
+    key, member = SecretKey.derive(b"\x01" * 32, "cluster"), SecretKey.derive(b"\x02" * 32, "m")
+    for recipient in (member.public.x25519, member.public.mlkem768_x25519):
+        count = SHARES_PER_MESSAGE[len(recipient)]
+        binding = cluster_binding_for(member.address.raw, epoch=2**31)
+        shares = [
+            [2**63, 2**63, seal_key_for(recipient, key, binding=binding)] for _ in range(count)
+        ]
+        payload = encode([C1, member.address.raw, shares, 2**31, 2**31])
+        assert len(payload) <= MAX_EGRESS_PAYLOAD
+        shares.append(shares[0])  # one more would not fit (the figure is not needlessly low)
+        assert len(encode([C1, member.address.raw, shares, 0, 1])) > MAX_EGRESS_PAYLOAD - 512
+
+
+def cluster_binding_for(member: bytes, *, epoch: int) -> Binding:
+    return Binding(chain_id=1, target=member + C1, epoch=epoch, purpose=proto.PURPOSE_CLUSTER_KEY)
+
+
+def test_a_late_joiner_owed_more_epochs_than_one_message_holds_resyncs(
+    net: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shares to a late joiner split into parts (one epoch each here), landing blocks apart; it
+    keeps every key until the last part lands (old epochs' windows have long passed), then
+    carries them all into its resync and ends with the cluster's state."""
+    from veilnet.runtime import EnclaveCore, clusters
+
+    monkeypatch.setitem(clusters.SHARES_PER_MESSAGE, 32, 1)
+    contract = counted(net)
+    for _ in range(2):
+        net.ledger.lock_rotation()
+        net.settle()
+    assert _epoch(net) == 3
+    w3 = net.register("w3")
+    net.settle()
+    mark = len(net.posted)
+
+    def later_part(message: EgressMessage) -> bool:
+        if message.topic != topics.TOPIC_CLUSTER_KEY_SHARE:
+            return False
+        _, member, _, part, _ = decode(message.payload)  # type: ignore[misc]
+        return member == w3.address and part > 0
+
+    net.withhold = later_part  # the parts land blocks apart, each past old epochs' windows
+    net.ledger.add_cluster_worker(C1, w3.address)
+    net.step()
+    net.step()
+    net.withhold = None
+    for message in list(net.withheld):
+        for _ in range(net.key_window_blocks + 2):
+            net.step()
+        assert w3.resync_keyring is None  # not before the last part
+        assert net._post(message)
+        net.posted.append(message)
+    net.settle()
+    parts = [
+        decode(m.payload) for m in net.posted[mark:] if m.topic == topics.TOPIC_CLUSTER_KEY_SHARE
+    ]
+    assert [(p[3], p[4], len(p[2])) for p in parts] == [(0, 3, 1), (1, 3, 1), (2, 3, 1)]  # type: ignore[index]
+    keyring = w3.resync_keyring
+    assert keyring is not None and w3.resync_required
+    assert {e for c, e in w3.keys.cluster_keys if c == C1} == {1, 2, 3}
+    resynced = EnclaveCore.boot(
+        config=w3.config,
+        platform=w3.platform,
+        engine=w3.engine,
+        verifier=w3.verifier,
+        sealed_identity=w3.sealed_identity(),
+    )
+    resynced.import_keyring(keyring)
+    resynced.import_keys(net.sealed_keys["w3"])
+    for block in net.ledger.raw_blocks:
+        resynced.apply_block(block)
+    w1 = net.cores["w1"]
+    assert resynced.cluster_commitment(C1) == w1.cluster_commitment(C1) is not None
+    assert resynced.runtimes[contract].state.values == w1.runtimes[contract].state.values
+
+
+def test_a_member_judged_0_leaves_its_cluster_on_chain_for_one_new_epoch(net: Network) -> None:
+    """A verdict of 0 ends a member's endorsement and the Registry evicts it at once
+    (``ClusterWorkerRemoved`` right behind ``WorkerEndorsed``): every core keys the cluster out
+    of its reach once, not once per event."""
+    from veilnet.codec import abi_encode
+    from veilnet.crypto import Address
+
+    w2 = net.cores["w2"]
+    before = _epoch(net)
+    quote_hash = net.ledger.workers[w2.address].quote_hash
+    payload = abi_encode(
+        ["address", "uint8", "bytes32", "uint64"], [Address(w2.address).hex, 0, quote_hash, 0]
+    )
+    _forged_egress(net, net.cores["gk"].keys.masters[0], topics.TOPIC_ENDORSE, payload)
+    net.settle()
+    assert w2.address not in net.ledger.clusters[C1].members
+    assert net.cores["w1"].clusters[C1].members == (net.cores["w1"].address,)
+    assert _epoch(net) == before + 1
+    assert w2.keys.cluster_key(C1, _epoch(net)) is None

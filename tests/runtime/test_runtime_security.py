@@ -74,8 +74,9 @@ def test_forged_key_shares_are_ignored(network: Network) -> None:
     w1 = network.cores["w1"]
     bogus = SecretKey.derive(b"\x66" * 32, "bogus")
     cluster = cluster_id_of("c1")
+    index = w1.workers[w1.address].encryption_index  # what a real share is wrapped to
     wrapped = seal_key_for(
-        w1.keys.identity.public.x25519,
+        w1.workers[w1.address].encryption_key,
         bogus,
         binding=Binding(
             chain_id=network.ledger.chain_id,
@@ -85,7 +86,7 @@ def test_forged_key_shares_are_ignored(network: Network) -> None:
         ),
     )
     history = seal_key_for(
-        w1.keys.identity.public.x25519,
+        w1.workers[w1.address].encryption_key,
         bogus,
         binding=Binding(
             chain_id=network.ledger.chain_id,
@@ -101,13 +102,13 @@ def test_forged_key_shares_are_ignored(network: Network) -> None:
         mallory.keys.identity,
         mallory.address,
         topics.TOPIC_CLUSTER_KEY_SHARE,
-        encode([cluster, w1.address, [[7, wrapped]]]),
+        encode([cluster, w1.address, [[7, index, wrapped]], 0, 1]),
     )
     outbox.emit(
         mallory.keys.identity,
         mallory.address,
         topics.TOPIC_MASTER_KEY_SHARE,
-        encode(["history", w1.address, 0, history]),
+        encode(["history", w1.address, 0, index, history]),
     )
     for message in outbox.drain():
         assert network.ledger.post(message)
@@ -185,3 +186,32 @@ def test_no_key_or_state_byte_leaves_the_core_in_plaintext(network: Network) -> 
     assert b"the-vault-secret-value" not in everything_out
     for core in network.cores.values():
         assert "redacted" in repr(core.keys.identity)
+
+
+def test_a_payload_too_big_for_the_bus_becomes_a_skip_notice(network: Network) -> None:
+    """No message a core signs can be too big to post (which would block its origin for
+    good): a payload above ``MAX_EGRESS_PAYLOAD`` is replaced by a ``TOPIC_SKIPPED`` notice
+    naming its topic, hash and length; the Bus takes it and the next message follows."""
+    from eth_abi import decode as abi_decode
+    from eth_hash.auto import keccak
+
+    from veilnet.protocol.limits import MAX_EGRESS_PAYLOAD
+
+    w1 = network.cores["w1"]
+    origin = w1.address
+    outbox = Outbox(network.ledger.domain, {origin: network.ledger.next_seq.get(origin, 0)})
+    big = b"\x07" * (MAX_EGRESS_PAYLOAD + 1)
+    outbox.emit(w1.keys.identity, origin, topics.TOPIC_COLLATERAL, big)
+    outbox.emit(w1.keys.identity, origin, topics.TOPIC_COLLATERAL, b"small")
+    skipped, following = outbox.drain()
+    assert skipped.topic == topics.TOPIC_SKIPPED
+    assert abi_decode(["bytes32", "bytes32", "uint256"], skipped.payload) == (
+        topics.TOPIC_COLLATERAL,
+        keccak(big),
+        len(big),
+    )
+    assert network.ledger.post(skipped) and network.ledger.post(following)
+    exact = b"\x07" * MAX_EGRESS_PAYLOAD  # the limit itself is emitted as is
+    outbox.emit(w1.keys.identity, origin, topics.TOPIC_COLLATERAL, exact)
+    (message,) = outbox.drain()
+    assert message.payload == exact and network.ledger.post(message)

@@ -48,6 +48,8 @@ ROUTED_TOPICS: Final = frozenset(
         TOPIC_WORKER_KEY,
     }
 )
+ROTATION_WINDOW: Final = 600
+"""Blocks a master-key rotation may take from its lock before anyone may abort it."""
 HEARTBEAT_WINDOW: Final = 256
 """Blocks a heartbeat stays postable (as far back as BLOCKHASH reaches)."""
 ATTESTATION_WINDOW: Final = 256

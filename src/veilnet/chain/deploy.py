@@ -162,6 +162,11 @@ class Network:
     ) -> Receipt:
         return self._registry_tx(sender, "remove_cluster_worker", cluster_id, worker)
 
+    def evict(self, sender: TxSender, worker: Address) -> Receipt:
+        """Anyone: take a worker that is no longer eligible out of its cluster and the
+        gatekeeper set (``Registry.evict``)."""
+        return self._registry_tx(sender, "evict", worker)
+
     # agent contracts
     def contract_id_for(self, owner: Address, salt: bytes) -> bytes:
         return bytes(self.registry.call(self.client, "contract_id_for", owner, salt))

@@ -43,6 +43,7 @@ __all__ = [
     "ContractUpgraded",
     "Egress",
     "EgressRejected",
+    "FeesWithdrawn",
     "GatekeeperAdded",
     "GatekeeperRemoved",
     "HeartbeatRecorded",
@@ -58,6 +59,7 @@ __all__ = [
     "RotationConfirmed",
     "RotationLocked",
     "RotationProposed",
+    "RotationThresholdSet",
     "WorkerEndorsed",
     "WorkerFlagged",
     "WorkerKeyPublished",
@@ -480,6 +482,23 @@ class ParamsChanged(ChainEvent):
     fee_hook: Address
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RotationThresholdSet(ChainEvent):
+    """Registry: governance set how many gatekeeper confirmations complete a rotation (0: all)."""
+
+    CONTRACT: ClassVar[str] = "Registry"
+    threshold: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeesWithdrawn(ChainEvent):
+    """Bus: governance withdrew the command fees the Bus held."""
+
+    CONTRACT: ClassVar[str] = "Bus"
+    to: Address
+    amount: int
+
+
 EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     BusSet,
     MeasurementSet,
@@ -498,6 +517,7 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     RotationConfirmed,
     MasterKeyRotated,
     RotationAborted,
+    RotationThresholdSet,
     ClusterCreated,
     ClusterWorkerAdded,
     ClusterWorkerRemoved,
@@ -514,6 +534,7 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     Egress,
     EgressRejected,
     ParamsChanged,
+    FeesWithdrawn,
 )
 
 

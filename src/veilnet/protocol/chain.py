@@ -605,6 +605,7 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("public_key", "bytes", _D),
     ),
     _abi(_REGISTRY, "RotationAborted", ("rotation", "uint256", _I)),
+    _abi(_REGISTRY, "RotationThresholdSet", ("threshold", "uint256", _D), consumed=False),
     _abi(_REGISTRY, "ClusterCreated", ("cluster_id", "bytes32", _I), ("owner", "address", _I)),
     _abi(_REGISTRY, "ClusterWorkerAdded", ("cluster_id", "bytes32", _I), ("worker", "address", _I)),
     _abi(
@@ -711,6 +712,7 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("fee_hook", "address", _D),
         consumed=False,
     ),
+    _abi(_BUS, "FeesWithdrawn", ("to", "address", _I), ("amount", "uint256", _D), consumed=False),
 )
 """Every event the Registry and the Bus emit, as their Vyper ABI declares it (a test compares
 this table with the compiled artifacts), and the core record each decodes into."""

@@ -28,3 +28,9 @@ MAX_REGISTRATION_GAS: Final = 10_000_000
 REATTEST_MARGIN_S: Final = 7 * 24 * 3600
 """A worker re-attests once its endorsement expires within this much chain time (collateral is
 usually valid for 30 days, so about a week before it lapses)."""
+
+MAX_EGRESS_PAYLOAD: Final = 8192
+"""The largest egress payload a core emits (bytes). The Bus refuses a payload limit below it
+(``Bus.MIN_MAX_PAYLOAD``), so no message a core signs can be too big to post and block its
+origin: messages that grow (late-join key shares) are split, and any other payload above it is
+replaced by a ``veil/egress/skipped`` notice that takes its sequence number."""

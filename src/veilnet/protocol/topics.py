@@ -21,3 +21,6 @@ TOPIC_CLUSTER_KEY_SHARE: Final = keccak(b"veil/egress/cluster-key-share")
 TOPIC_MASTER_KEY_SHARE: Final = keccak(b"veil/egress/master-key-share")
 TOPIC_STATE_COMMITMENT: Final = keccak(b"veil/egress/state-commitment")
 TOPIC_HEARTBEAT: Final = keccak(b"veil/egress/heartbeat")
+TOPIC_SKIPPED: Final = keccak(b"veil/egress/skipped")
+"""Stands in for a payload above ``limits.MAX_EGRESS_PAYLOAD``: ``abi(bytes32 topic, bytes32
+keccak(payload), uint256 length)``, so the origin's numbering goes on."""

@@ -4,7 +4,7 @@ Gatekeepers derive and wrap; members unwrap; every replica advances the same egr
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Final
 
 from veilnet.codec import CodecError, abi_encode, decode, encode
 from veilnet.crypto import Binding, SecretKey
@@ -79,6 +79,12 @@ def keyed_for_rotation(core: CoreContext, rotation: int) -> bool:
     return any(rotation in c.master_rotation.values() for c in core.state.clusters.values())
 
 
+SHARES_PER_MESSAGE: Final = {32: 72, 1216: 6}
+"""Wrapped keys per share message, by the recipient's key length (X25519, ML-KEM-768+X25519):
+an entry is about 107 or 1195 bytes, so a message stays under ``limits.MAX_EGRESS_PAYLOAD``
+(checked by a test with real envelopes)."""
+
+
 def share_cluster_key(
     core: CoreContext,
     cluster_id: bytes,
@@ -88,33 +94,41 @@ def share_cluster_key(
     master: SecretKey | None = None,
     origin: bytes | None = None,
 ) -> None:
-    """Gatekeepers: wrap cluster keys of ``epochs`` to a member (one message for all),
-    sent from the current master origin unless another (new) one is given."""
+    """Gatekeepers: wrap cluster keys of ``epochs`` to a member, sent from the current master
+    origin unless another (new) one is given: ``[cluster, member, shares, part, parts]``, split
+    into as many messages as the member's key type needs (a late joiner receives every epoch).
+
+    How many messages is a function of replicated state only (the epochs, the member's key),
+    so every replica numbers the master origin alike, holder of the master or not.
+    """
     state = core.state
     if origin is None:
         if state.master is None:
             return
         origin, master = state.master.key_address, core.master_key()
     worker = state.workers.get(member)
-    if master is None or worker is None:
-        core.outbox.emit(None, origin, topics.TOPIC_CLUSTER_KEY_SHARE, b"")
-        return
-    cluster = state.clusters[cluster_id]
-    shares = []
     # a member not endorsed at this block (never, no longer, flagged for running twice, its
-    # measurement revoked) still gets its message, so the master origin's numbering stays
-    # whole, but no key in it
-    for epoch in epochs if core.endorsed(member) else []:
-        source = core.keys.masters.get(cluster.master_rotation.get(epoch, -1))
-        if source is None:
+    # measurement revoked) or without an encryption key yet still gets its message, so the
+    # master origin's numbering stays whole, but no key in it
+    if worker is None or not worker.encryption_key or not core.endorsed(member):
+        epochs = []
+    per_message = SHARES_PER_MESSAGE.get(len(worker.encryption_key), 1) if worker else 1
+    parts = [epochs[i : i + per_message] for i in range(0, len(epochs), per_message)] or [[]]
+    cluster = state.clusters[cluster_id]
+    for part, chunk in enumerate(parts):
+        if master is None:
+            core.outbox.emit(None, origin, topics.TOPIC_CLUSTER_KEY_SHARE, b"")
             continue
-        key = source.child("cluster", cluster_id, epoch)
-        binding = cluster_binding(core, member, cluster_id, epoch)
-        wrapped = encryption.wrap_for(core, member, key, binding)
-        if wrapped:  # none before it publishes an encryption key (it is sent all on its first)
-            shares.append([epoch, *wrapped])
-    payload = encode([cluster_id, member, shares])
-    core.outbox.emit(master, origin, topics.TOPIC_CLUSTER_KEY_SHARE, payload)
+        shares = []
+        for epoch in chunk:
+            source = core.keys.masters.get(cluster.master_rotation.get(epoch, -1))
+            if source is None:
+                continue
+            key = source.child("cluster", cluster_id, epoch)
+            binding = cluster_binding(core, member, cluster_id, epoch)
+            shares.append([epoch, *encryption.wrap_for(core, member, key, binding)])
+        payload = encode([cluster_id, member, shares, part, len(parts)])
+        core.outbox.emit(master, origin, topics.TOPIC_CLUSTER_KEY_SHARE, payload)
 
 
 def _set_worker_cluster(core: CoreContext, worker: bytes, cluster_id: bytes | None) -> None:
@@ -156,7 +170,10 @@ def on_worker_removed(
     _set_worker_cluster(core, event.worker, None)
     if event.worker == core.address:
         stop_serving(core, event.cluster_id)
-    rekey(core, event.cluster_id)
+    # one that lost its eligibility was keyed out when it did (the Registry's eviction, which
+    # follows, would otherwise cost a second epoch)
+    if core.endorsed(event.worker):
+        rekey(core, event.cluster_id)
 
 
 def rekey(core: CoreContext, cluster_id: bytes) -> None:
@@ -244,10 +261,12 @@ def on_cluster_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Eg
         return  # shares come only from the current master origin
     try:
         payload: Any = decode(event.payload)  # its shape is checked below
-        cluster_id, member, shares = payload
+        cluster_id, member, shares, part, parts = payload
     except (CodecError, TypeError, ValueError):
         return
     if member != core.address or not isinstance(shares, list):
+        return
+    if not isinstance(part, int) or not isinstance(parts, int):
         return
     newly = False
     for item in shares:
@@ -268,11 +287,14 @@ def on_cluster_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Eg
         if (cluster_id, int(epoch)) not in core.keys.cluster_keys:
             core.keys.cluster_keys[(cluster_id, int(epoch))] = key
             newly = True
+    # a late joiner carries its keys into the resync once the last part landed (parts land in
+    # order: the Bus takes each origin's messages in sequence)
+    keyed = any(held == cluster_id for held, _ in core.keys.cluster_keys)
+    if part == parts - 1 and keyed and state.resync_required and state.resync_keyring is None:
+        state.resync_keyring = seal_keyring(
+            core.keys, core.platform, resync_aad(core.config.identity_aad, core.address)
+        )
     if newly:
-        if state.resync_required and state.resync_keyring is None:
-            state.resync_keyring = seal_keyring(
-                core.keys, core.platform, resync_aad(core.config.identity_aad, core.address)
-            )
         core.keys_arrived.append(cluster_id)  # the dispatcher applies what was held back
 
 
@@ -290,7 +312,10 @@ def recorded_key_address(core: CoreContext, cluster_id: bytes, epoch: int) -> by
 
 
 def expire_epochs(core: CoreContext, header: ev.BlockHeader) -> None:
-    """Destroy cluster keys whose successor epoch was keyed more than a window ago."""
+    """Destroy cluster keys whose successor epoch was keyed more than a window ago. Not while
+    a late joiner waits for its resync: it carries every epoch's key into its replay."""
+    if core.state.resync_required:
+        return
     for cluster_id, epoch in list(core.keys.cluster_keys):
         cluster = core.state.clusters.get(cluster_id)
         if cluster is None:

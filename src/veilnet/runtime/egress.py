@@ -3,7 +3,11 @@ Sequence counters are replicated state, so every holder of a key emits the same 
 
 from __future__ import annotations
 
+from eth_hash.auto import keccak
+
+from veilnet.codec import abi_encode
 from veilnet.crypto import Address, Domain, SecretKey, sign_typed
+from veilnet.protocol import limits, topics
 from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
 
 
@@ -20,8 +24,15 @@ class Outbox:
         """Take the next sequence of ``origin``; sign and queue the message if ``key`` is held.
 
         Replicas that do not hold the key still advance the counter, so the numbering stays
-        identical everywhere and whoever holds the key posts the message.
+        identical everywhere and whoever holds the key posts the message. A payload too big
+        for any Bus is replaced by a ``TOPIC_SKIPPED`` notice (the same on every replica):
+        an origin whose next message could never be posted would be blocked for good.
         """
+        if len(payload) > limits.MAX_EGRESS_PAYLOAD:
+            payload = abi_encode(
+                ["bytes32", "bytes32", "uint256"], [topic, keccak(payload), len(payload)]
+            )
+            topic = topics.TOPIC_SKIPPED
         seq = self.counters.get(origin, 0)
         self.counters[origin] = seq + 1
         if key is not None:

@@ -83,11 +83,29 @@ def endorse_pending(core: CoreContext, header: ev.BlockHeader) -> None:
         if verdict is None and not reattesting:
             continue
         confidence, valid_until = (0, 0) if verdict is None else verdict
+        state.workers[address] = dataclasses.replace(state.workers[address], endorsing=True)
         payload = abi_encode(
             ["address", "uint8", "bytes32", "uint64"],
             [Address(address).hex, confidence, worker.quote_hash, valid_until],
         )
         core.outbox.emit(core.master_key(), state.master.key_address, topics.TOPIC_ENDORSE, payload)
+
+
+def rejudge_in_flight(core: CoreContext, header: ev.BlockHeader) -> None:
+    """The master key rotated: verdicts sent from the old one and not landed yet will be
+    refused by the Registry, so every core judges those quotes again, under the new key."""
+    state = core.state
+    for address, worker in list(state.workers.items()):
+        if not worker.endorsing:
+            continue
+        # back to where ``endorse_pending`` found it
+        standing = (
+            WorkerStanding.REATTESTING
+            if worker.standing is WorkerStanding.ENDORSED
+            else WorkerStanding.PENDING
+        )
+        state.workers[address] = dataclasses.replace(worker, standing=standing, endorsing=False)
+    endorse_pending(core, header)
 
 
 def judge(

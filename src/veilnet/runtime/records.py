@@ -67,6 +67,9 @@ class WorkerInfo:
     wrapped to. Empty until it publishes one after (re-)registering."""
     encryption_index: int = 0
     """The number of that key (never reset: a number names one key for good)."""
+    endorsing: bool = False
+    """A verdict on its quote was sent from the master origin and has not landed: if the master
+    rotates first, the Registry refuses it, and every core judges the quote again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

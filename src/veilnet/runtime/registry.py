@@ -110,7 +110,11 @@ def on_worker_endorsed(core: CoreContext, header: ev.BlockHeader, event: ev.Work
         # is still judged when its collateral lands, exactly once, whatever landed before
         standing = WorkerStanding.ENDORSED if event.confidence > 0 else WorkerStanding.JUDGED
     core.state.workers[event.worker] = dataclasses.replace(
-        worker, confidence=event.confidence, standing=standing, valid_until=event.valid_until
+        worker,
+        confidence=event.confidence,
+        standing=standing,
+        valid_until=event.valid_until,
+        endorsing=False,
     )
     now_endorsed = core.endorsed(event.worker)
     if was_endorsed and not now_endorsed:

@@ -11,7 +11,7 @@ from veilnet.protocol import events as ev
 from veilnet.protocol import topics
 from veilnet.runtime import clusters, encryption
 from veilnet.runtime.context import CoreContext
-from veilnet.runtime.gatekeeper import master_binding, unwrap_master
+from veilnet.runtime.gatekeeper import master_binding, rejudge_in_flight, unwrap_master
 from veilnet.runtime.records import MasterKeyInfo, RotationPhase, RotationState
 
 IDLE, LOCKED, PROPOSED = RotationPhase.IDLE, RotationPhase.LOCKED, RotationPhase.PROPOSED
@@ -128,6 +128,7 @@ def on_master_key_rotated(
     if not clusters.keyed_for_rotation(core, event.rotation):
         for cluster_id in list(state.clusters):
             clusters.key_cluster(core, cluster_id)
+    rejudge_in_flight(core, header)
 
 
 def on_rotation_aborted(

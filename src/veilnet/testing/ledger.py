@@ -34,6 +34,7 @@ from veilnet.chain.constants import (
     MAX_INIT,
     MAX_PAYLOAD_BOUND,
     MAX_QUOTE,
+    ROTATION_WINDOW,
     ROUTED_TOPICS,
 )
 from veilnet.codec import CodecError, abi_decode
@@ -196,8 +197,12 @@ class LedgerSim:
     rotation_locked: bool = False
     proposal: tuple[bytes, bytes] | None = None
     rotation_confirmed: set[tuple[int, bytes]] = field(default_factory=set)
-    """(rotation, gatekeeper) pairs ever confirmed; kept across an abort, as on chain."""
+    """(attempt, gatekeeper) pairs that confirmed: each lock starts a new attempt."""
     rotation_confirmations: int = 0
+    rotation_attempt: int = 0
+    rotation_deadline: int = 0
+    rotation_threshold: int = 0
+    """Confirmations that complete a rotation; 0: every gatekeeper."""
     clusters: dict[bytes, _Cluster] = field(default_factory=dict)
     contracts: dict[bytes, _Contract] = field(default_factory=dict)
     next_seq: dict[bytes, int] = field(default_factory=dict)
@@ -216,6 +221,8 @@ class LedgerSim:
     named: set[tuple[bytes, int, bytes]] = field(default_factory=set)
     """(cluster, height, member) named against that height's verdict (``commitment_named``)."""
     endorsed_until: dict[bytes, int] = field(default_factory=dict)
+    genesis_gatekeeper: bytes = _ZERO
+    """``Registry.genesis_gatekeeper``: the first gatekeeper, named before any master key."""
     encryption_index: dict[bytes, int] = field(default_factory=dict)
     """worker -> number of its newest encryption key (``WorkerKeyPublished``), never reset."""
     time_offset: int = 0
@@ -294,6 +301,53 @@ class LedgerSim:
     def _timestamp(self, number: int) -> int:
         return self.genesis_time + number * self.block_time + self.time_offset
 
+    def eligible(self, worker: bytes) -> bool:
+        """Registry._eligible: endorsed, its measurement allowed, never flagged."""
+        record = self.workers.get(worker)
+        return (
+            record is not None
+            and self.endorsed(worker)
+            and record.measurement in self.measurements
+            and not self.flagged.get(worker, 0)
+        )
+
+    def _evict(self, worker: bytes) -> bool:
+        """Registry._evict: out of its cluster, and out of the gatekeeper set unless a
+        rotation is in progress."""
+        evicted = False
+        record = self.workers.get(worker)
+        if record is not None and record.cluster is not None:
+            self.clusters[record.cluster].members.discard(worker)
+            self.pending.append(ev.ClusterWorkerRemoved(cluster_id=record.cluster, worker=worker))
+            record.cluster = None
+            evicted = True
+        if worker in self.gatekeepers and not self.rotation_locked:
+            self.gatekeepers.discard(worker)
+            if worker == self.genesis_gatekeeper:
+                self.genesis_gatekeeper = _ZERO
+            self.pending.append(ev.GatekeeperRemoved(gatekeeper=worker))
+            evicted = True
+        return evicted
+
+    def evict(self, worker: bytes) -> None:
+        """Registry.evict (anyone): a worker no longer eligible leaves its roles."""
+        if self.eligible(worker):
+            raise Revert("still eligible")
+        record = self.workers.get(worker)
+        unjudged = (
+            record is not None and not record.confidence and not self.endorsed_until.get(worker, 0)
+        )
+        if (
+            worker == self.genesis_gatekeeper
+            and unjudged
+            and record is not None
+            and not self.flagged.get(worker, 0)
+            and record.measurement in self.measurements
+        ):
+            raise Revert("genesis gatekeeper not judged yet")
+        if not self._evict(worker):
+            raise Revert("nothing to evict")
+
     def endorsed(self, worker: bytes) -> bool:
         """Registry._endorsed: a confidence above 0 and an endorsement not yet expired."""
         record = self.workers.get(worker)
@@ -320,8 +374,10 @@ class LedgerSim:
             raise Revert("not a registered worker")
         if gatekeeper in self.gatekeepers:
             raise Revert("already a gatekeeper")
-        if not self.endorsed(gatekeeper) and self.master:
+        if not self.eligible(gatekeeper) and self.master:
             raise Revert("gatekeeper not endorsed")
+        if not self.master and not self.gatekeepers:
+            self.genesis_gatekeeper = gatekeeper
         self.gatekeepers.add(gatekeeper)
         self.pending.append(ev.GatekeeperAdded(gatekeeper=gatekeeper))
 
@@ -332,6 +388,8 @@ class LedgerSim:
         if gatekeeper not in self.gatekeepers:
             raise Revert("not a gatekeeper")
         self.gatekeepers.discard(gatekeeper)
+        if gatekeeper == self.genesis_gatekeeper:
+            self.genesis_gatekeeper = _ZERO
         self.pending.append(ev.GatekeeperRemoved(gatekeeper=gatekeeper))
 
     def lock_rotation(self, *, sender: bytes | None = None) -> None:
@@ -341,13 +399,24 @@ class LedgerSim:
         if self.rotation_locked:
             raise Revert("rotation in progress")
         self.rotation_locked = True
+        self.rotation_attempt += 1
+        self.rotation_deadline = self._next_block()[0] + ROTATION_WINDOW
         self.pending.append(ev.RotationLocked(rotation=self.rotation_counter + 1))
 
-    def abort_rotation(self, *, sender: bytes | None = None) -> None:
-        """Release the lock; confirmations already given for this rotation number stay given."""
+    def set_rotation_threshold(self, threshold: int, *, sender: bytes | None = None) -> None:
+        """Registry.set_rotation_threshold (owner): confirmations that complete a rotation."""
         self._only_owner(sender)
+        if self.rotation_locked:
+            raise Revert("rotation in progress")
+        self.rotation_threshold = threshold
+
+    def abort_rotation(self, *, sender: bytes | None = None) -> None:
+        """Release the lock: the owner at any time, anyone once the deadline passed."""
         if not self.rotation_locked:
             raise Revert("no rotation in progress")
+        anyone = sender is not None and sender != self.owner
+        if anyone and self._next_block()[0] <= self.rotation_deadline:
+            raise Revert("rotation not expired")
         self.rotation_locked = False
         self.proposal = None
         self.rotation_confirmations = 0
@@ -380,12 +449,9 @@ class LedgerSim:
         if self._kind(request.worker) not in (KIND_NONE, KIND_WORKER):
             raise Revert("origin in use")
         quote_hash = keccak(request.quote)
-        previous = self.workers.get(request.worker)
-        if previous is not None and previous.cluster is not None:
-            self.clusters[previous.cluster].members.discard(request.worker)
-            self.pending.append(
-                ev.ClusterWorkerRemoved(cluster_id=previous.cluster, worker=request.worker)
-            )
+        if request.worker in self.gatekeepers and self.rotation_locked:
+            raise Revert("rotation in progress")
+        self._evict(request.worker)
         self.endorsed_until[request.worker] = 0
         self.workers[request.worker] = _Worker(
             quote_hash=quote_hash,
@@ -460,7 +526,7 @@ class LedgerSim:
     ) -> None:
         cluster = self._cluster_owned(cluster_id, sender)
         record = self.workers.get(worker)
-        if record is None or not self.endorsed(worker):
+        if record is None or not self.eligible(worker):
             raise Revert("worker not endorsed")
         if record.cluster is not None:
             raise Revert("worker in a cluster")
@@ -648,6 +714,9 @@ class LedgerSim:
         return kind == KIND_WORKER and origin in self.gatekeepers
 
     def _fresh_origin(self, key: bytes) -> None:
+        """Registry._fresh_origin: never the zero address, never a key already in a role."""
+        if key == _ZERO:
+            raise Revert("zero address")
         if self._kind(key) != KIND_NONE:
             raise Revert("origin in use")
 
@@ -661,6 +730,8 @@ class LedgerSim:
     def _endorse(self, origin: bytes, kind: int, payload: bytes) -> None:
         if kind != KIND_MASTER:
             raise Revert("wrong origin")
+        if origin != self.master:
+            raise Revert("old master key")
         address, confidence, quote_hash, valid_until = _decode(
             ["address", "uint8", "bytes32", "uint64"], payload
         )
@@ -682,6 +753,8 @@ class LedgerSim:
                 worker=worker, confidence=confidence, quote_hash=quote_hash, valid_until=valid_until
             )
         )
+        if not confidence:
+            self._evict(worker)
 
     def _master_key(self, origin: bytes, kind: int, payload: bytes) -> None:
         if not self._is_gatekeeper_identity(origin, kind):
@@ -789,6 +862,7 @@ class LedgerSim:
                 self.flagged[origin] = FLAG_CLONE
                 self.workers[origin].confidence = 0
                 self.pending.append(ev.WorkerFlagged(worker=origin, reason=FLAG_CLONE))
+                self._evict(origin)
             return
         if height < last_height:
             raise Revert("stale heartbeat")
@@ -899,19 +973,23 @@ class LedgerSim:
         return self.blocks[number - 1].header.hash if number >= 1 else LEDGER_ANCHOR_HASH
 
     def _check_unconfirmed(self, rotation: int, gatekeeper: bytes) -> None:
-        if (rotation, gatekeeper) in self.rotation_confirmed:
+        if (self.rotation_attempt, gatekeeper) in self.rotation_confirmed:
             raise Revert("already confirmed")
 
     def _confirm(self, rotation: int, gatekeeper: bytes, key: bytes) -> None:
-        """Registry._confirm_rotation: the last confirmation switches the master key."""
-        self.rotation_confirmed.add((rotation, gatekeeper))
+        """Registry._confirm_rotation: the confirmation that reaches the threshold (every
+        gatekeeper unless governance set fewer) switches the master key."""
+        self.rotation_confirmed.add((self.rotation_attempt, gatekeeper))
         self.rotation_confirmations += 1
         self.pending.append(
             ev.RotationConfirmed(
                 rotation=rotation, gatekeeper=gatekeeper, confirmations=self.rotation_confirmations
             )
         )
-        if self.rotation_confirmations < len(self.gatekeepers) or self.proposal is None:
+        needed = len(self.gatekeepers)
+        if self.rotation_threshold:
+            needed = min(self.rotation_threshold, needed)
+        if self.rotation_confirmations < needed or self.proposal is None:
             return
         public = self.proposal[1]
         self.master, self.master_public_key = key, public

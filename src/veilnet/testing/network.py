@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,9 @@ class Network:
     posted: list[EgressMessage] = field(default_factory=list)
     sealed_keys: dict[str, bytes] = field(default_factory=dict)
     """Per core, the newest keys it drew from TEE entropy, sealed (what a host stores)."""
+    withhold: Callable[[EgressMessage], bool] | None = None
+    """A host's choice: egress it keeps back instead of posting (kept in ``withheld``)."""
+    withheld: list[EgressMessage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ledger.genesis_time = TEST_TIME
@@ -131,6 +134,9 @@ class Network:
     def _post(self, message: EgressMessage) -> bool:
         """Post as a relay does: a heartbeat the Bus refuses on a used sequence (a replayed,
         stale one) is dropped, like any message someone else posted first."""
+        if self.withhold is not None and self.withhold(message):
+            self.withheld.append(message)
+            return False
         try:
             return self.ledger.post(message)
         except Revert:

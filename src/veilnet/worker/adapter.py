@@ -13,9 +13,16 @@ from veilnet.protocol import events as ev
 __all__ = ["IGNORED_EVENTS", "to_core_block", "to_core_event"]
 
 IGNORED_EVENTS: Final[frozenset[type[cm.ChainEvent]]] = frozenset(
-    {cm.BusSet, cm.OwnershipTransferred, cm.OwnershipTransferStarted, cm.ParamsChanged}
+    {
+        cm.BusSet,
+        cm.OwnershipTransferred,
+        cm.OwnershipTransferStarted,
+        cm.ParamsChanged,
+        cm.FeesWithdrawn,
+        cm.RotationThresholdSet,
+    }
 )
-"""Chain events the core does not consume (governance bookkeeping, Bus parameters)."""
+"""Chain events the core does not consume (governance bookkeeping, Bus parameters, fees)."""
 
 
 def _build_table() -> dict[type[cm.ChainEvent], tuple[type[ev.ChainEvent], tuple[str, ...]]]:

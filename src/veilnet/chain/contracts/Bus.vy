@@ -18,6 +18,9 @@ interface IFeeHook:
     def on_command(sender: address, contract_id: bytes32, size: uint256): payable
 
 MAX_PAYLOAD_BOUND: constant(uint256) = 32768
+# The largest payload an enclave core emits (`limits.MAX_EGRESS_PAYLOAD`): a lower limit would
+# make some signed message unpostable, and every later message of its origin a gap.
+MIN_MAX_PAYLOAD: constant(uint256) = 8192
 REGISTRY_GAS: constant(uint256) = 400000
 
 STATUS_ACTIVE: constant(uint8) = 1
@@ -64,9 +67,16 @@ event ParamsChanged:
     command_fee: uint256
     fee_hook: address
 
+event FeesWithdrawn:
+    to: indexed(address)
+    amount: uint256
+
 
 registry: public(immutable(address))
-DOMAIN_SEPARATOR: public(immutable(bytes32))
+# The EIP-712 domain as of deployment, and the chain id it was computed for: after a fork that
+# changes `chain.id` the domain is computed afresh, so signatures do not replay across forks.
+CACHED_CHAIN_ID: immutable(uint256)
+CACHED_DOMAIN: immutable(bytes32)
 next_seq: public(HashMap[address, uint64])
 command_seq: public(HashMap[bytes32, uint64])
 max_payload: public(uint256)
@@ -77,17 +87,40 @@ fee_hook: public(address)
 @deploy
 def __init__(registry_address: address, max_payload: uint256):
     assert max_payload <= MAX_PAYLOAD_BOUND, "payload too big"
+    assert max_payload >= MIN_MAX_PAYLOAD, "payload limit too small"
     registry = registry_address
-    DOMAIN_SEPARATOR = keccak256(
-        abi_encode(DOMAIN_TYPEHASH, keccak256("Veilnet"), keccak256("1"), chain.id, self)
-    )
+    CACHED_CHAIN_ID = chain.id
+    CACHED_DOMAIN = self._domain_for(chain.id)
     self.max_payload = max_payload
+
+
+@internal
+@view
+def _domain_for(chain_id: uint256) -> bytes32:
+    return keccak256(abi_encode(DOMAIN_TYPEHASH, keccak256("Veilnet"), keccak256("1"), chain_id, self))
+
+
+@internal
+@view
+def _domain() -> bytes32:
+    if chain.id == CACHED_CHAIN_ID:
+        return CACHED_DOMAIN
+    return self._domain_for(chain.id)
+
+
+@view
+@external
+def DOMAIN_SEPARATOR() -> bytes32:
+    return self._domain()
 
 
 @external
 def set_params(max_payload: uint256, command_fee: uint256, fee_hook: address):
     assert msg.sender == staticcall IRegistry(registry).owner(), "ownable: caller is not the owner"
     assert max_payload <= MAX_PAYLOAD_BOUND, "payload too big"
+    assert max_payload >= MIN_MAX_PAYLOAD, "payload limit too small"
+    # a hook without code would take every command's fee and make each one revert
+    assert fee_hook == empty(address) or fee_hook.is_contract, "fee hook has no code"
     self.max_payload = max_payload
     self.command_fee = command_fee
     self.fee_hook = fee_hook
@@ -95,26 +128,42 @@ def set_params(max_payload: uint256, command_fee: uint256, fee_hook: address):
 
 
 @external
+@nonreentrant
 def withdraw_fees(to: address):
+    """
+    @notice Governance: send the fees the Bus holds to `to` (a multisig is fine: the call
+            forwards all gas, unlike `send`).
+    """
     assert msg.sender == staticcall IRegistry(registry).owner(), "ownable: caller is not the owner"
-    send(to, self.balance)
+    assert to != empty(address), "zero address"
+    amount: uint256 = self.balance
+    raw_call(to, b"", value=amount)
+    log FeesWithdrawn(to=to, amount=amount)
 
 
 @payable
 @external
+@nonreentrant
 def push_command(contract_id: bytes32, payload: Bytes[MAX_PAYLOAD_BOUND]) -> uint64:
+    """
+    @notice One fee rule: `command_fee`, hook or not. The command is recorded before any
+            external call; the fee goes to the hook if one is set (else it stays here for
+            `withdraw_fees`), and anything paid above it goes back to the sender.
+    """
     assert len(payload) <= self.max_payload, "payload too big"
     status: uint8 = staticcall IRegistry(registry).contract_status(contract_id)
     assert status != STATUS_PAUSED, "contract paused"
     assert status == STATUS_ACTIVE, "unknown contract"
-    hook: address = self.fee_hook
-    if hook != empty(address):
-        extcall IFeeHook(hook).on_command(msg.sender, contract_id, len(payload), value=msg.value)
-    else:
-        assert msg.value >= self.command_fee, "fee too low"
+    fee: uint256 = self.command_fee
+    assert msg.value >= fee, "fee too low"
     seq: uint64 = self.command_seq[contract_id]
     self.command_seq[contract_id] = seq + 1
     log Command(contract_id=contract_id, seq=seq, sender=msg.sender, payload=payload)
+    hook: address = self.fee_hook
+    if hook != empty(address):
+        extcall IFeeHook(hook).on_command(msg.sender, contract_id, len(payload), value=fee)
+    if msg.value > fee:
+        raw_call(msg.sender, b"", value=msg.value - fee)
     return seq
 
 
@@ -128,7 +177,7 @@ def egress_digest(origin: address, seq: uint64, topic: bytes32, payload: Bytes[M
 @view
 def _digest(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOAD_BOUND]) -> bytes32:
     struct_hash: bytes32 = keccak256(abi_encode(EGRESS_TYPEHASH, origin, seq, topic, keccak256(payload)))
-    return keccak256(concat(x"1901", DOMAIN_SEPARATOR, struct_hash))
+    return keccak256(concat(x"1901", self._domain(), struct_hash))
 
 
 @view

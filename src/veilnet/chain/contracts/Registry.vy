@@ -1,5 +1,6 @@
 # pragma version 0.4.3
 # pragma evm-version cancun
+# pragma optimize codesize
 """
 @title Veilnet Registry
 @notice Public registry of a Veilnet network: governance, allowed measurements, workers,
@@ -54,6 +55,9 @@ HEARTBEAT_WINDOW: constant(uint256) = 256
 # How old the block a registration quote binds may be (as far back as BLOCKHASH reaches).
 ATTESTATION_WINDOW: constant(uint256) = 256
 FLAG_CLONE: constant(uint8) = 1
+# Blocks a rotation may take (from its lock) before anyone may abort it: a gatekeeper that went
+# offline, or a host that drops its confirmations, cannot hold the master key in place.
+ROTATION_WINDOW: constant(uint256) = 600
 # The post that forms a verdict looks at the first 16 posters and names at most 4 earlier
 # dissenters among them (each costs ~38k gas, and the Bus forwards 400k in all);
 # `report_divergence` names any others.
@@ -184,6 +188,9 @@ event MasterKeyRotated:
 event RotationAborted:
     rotation: indexed(uint256)
 
+event RotationThresholdSet:
+    threshold: uint256
+
 event ClusterCreated:
     cluster_id: indexed(bytes32)
     owner: indexed(address)
@@ -247,14 +254,21 @@ master_public_key: public(Bytes[MAX_HPKE_KEY])
 rotation_counter: public(uint256)
 rotation_locked: public(bool)
 proposal_key_address: public(address)
-proposal_public_key: public(Bytes[MAX_HPKE_KEY])
-rotation_confirmed: public(HashMap[uint256, HashMap[address, bool]])
+proposal_public_key: Bytes[MAX_HPKE_KEY]
+# Confirmations count per attempt (a number that grows at every lock), so an aborted attempt
+# leaves nothing behind that could refuse a gatekeeper in the next one.
+rotation_confirmed: HashMap[uint256, HashMap[address, bool]]
 rotation_confirmations: public(uint256)
+rotation_attempt: public(uint256)
+rotation_deadline: public(uint256)
+# Confirmations that complete a rotation: 0 means every gatekeeper; k means k of them (all, if
+# fewer are left).
+rotation_threshold: public(uint256)
 clusters: public(HashMap[bytes32, Cluster])
 cluster_members: public(HashMap[bytes32, HashMap[address, bool]])
 contracts: public(HashMap[bytes32, AgentContract])
 last_heartbeat: public(HashMap[address, Heartbeat])
-retired_boot: public(HashMap[address, HashMap[bytes32, bool]])
+retired_boot: HashMap[address, HashMap[bytes32, bool]]
 flagged: public(HashMap[address, uint8])
 # Until when (unix seconds, block time) a worker's endorsement holds: the collateral and TCB
 # validity the gatekeeper judged its quote under. Past it the worker is not endorsed.
@@ -262,14 +276,17 @@ endorsed_until: public(HashMap[address, uint64])
 # State commitments, per cluster and height: what each member posted, how many posted each
 # value, who posted (in order), and the value a strict majority of the members posted.
 commitment_of: public(HashMap[bytes32, HashMap[uint64, HashMap[address, bytes32]]])
-commitment_votes: public(HashMap[bytes32, HashMap[uint64, HashMap[bytes32, uint256]]])
+commitment_votes: HashMap[bytes32, HashMap[uint64, HashMap[bytes32, uint256]]]
 commitment_posters: public(HashMap[bytes32, HashMap[uint64, DynArray[address, MAX_CLUSTER_WORKERS]]])
 commitment_verdict: public(HashMap[bytes32, HashMap[uint64, bytes32]])
-commitment_named: public(HashMap[bytes32, HashMap[uint64, HashMap[address, bool]]])
+commitment_named: HashMap[bytes32, HashMap[uint64, HashMap[address, bool]]]
 diverged_at: public(HashMap[address, uint64])
 # The number of each worker's newest encryption key (`WorkerKeyPublished`); never reset, so a
 # key number names one key for good.
 encryption_index: public(HashMap[address, uint64])
+# The gatekeeper named before any master key existed (so before anyone could endorse it): it
+# may hold its role unjudged until the first verdict on it lands.
+genesis_gatekeeper: public(address)
 
 
 @deploy
@@ -305,8 +322,10 @@ def add_gatekeeper(gatekeeper: address):
     # gatekeepers receive the master key: only endorsed workers, except the genesis gatekeeper
     # (named before any master key exists, so before anyone could endorse it)
     assert (
-        self._endorsed(gatekeeper) or self.master_key_address == empty(address)
+        self._eligible(gatekeeper) or self.master_key_address == empty(address)
     ), "gatekeeper not endorsed"
+    if self.master_key_address == empty(address) and self.gatekeeper_count == 0:
+        self.genesis_gatekeeper = gatekeeper
     self.gatekeepers[gatekeeper] = True
     self.gatekeeper_count += 1
     log GatekeeperAdded(gatekeeper=gatekeeper)
@@ -319,6 +338,8 @@ def remove_gatekeeper(gatekeeper: address):
     assert self.gatekeepers[gatekeeper], "not a gatekeeper"
     self.gatekeepers[gatekeeper] = False
     self.gatekeeper_count -= 1
+    if gatekeeper == self.genesis_gatekeeper:
+        self.genesis_gatekeeper = empty(address)
     log GatekeeperRemoved(gatekeeper=gatekeeper)
 
 
@@ -328,13 +349,30 @@ def lock_rotation():
     assert self.master_key_address != empty(address), "no master key"
     assert not self.rotation_locked, "rotation in progress"
     self.rotation_locked = True
+    self.rotation_attempt += 1
+    self.rotation_deadline = block.number + ROTATION_WINDOW
     log RotationLocked(rotation=self.rotation_counter + 1)
 
 
 @external
-def abort_rotation():
+def set_rotation_threshold(threshold: uint256):
+    """
+    @notice Governance: how many gatekeepers' confirmations complete a rotation (0: all).
+    """
     ownable._check_owner()
+    assert not self.rotation_locked, "rotation in progress"
+    self.rotation_threshold = threshold
+    log RotationThresholdSet(threshold=threshold)
+
+
+@external
+def abort_rotation():
+    """
+    @notice The owner may abort a rotation at any time; anyone may once its deadline passed.
+    """
     assert self.rotation_locked, "no rotation in progress"
+    if msg.sender != ownable.owner:
+        assert block.number > self.rotation_deadline, "rotation not expired"
     self.rotation_locked = False
     self.proposal_key_address = empty(address)
     self.proposal_public_key = b""
@@ -370,19 +408,17 @@ def register_worker(
             gets no cluster key until it is endorsed and added again). The quote's report
             data binds the hash of `attested_block`, which must be one of the last 256
             blocks: the event carries that hash, and gatekeepers judge the quote against it,
-            so no quote older than that can register.
+            so no quote older than that can register. A gatekeeper leaves the gatekeeper set
+            as well (not during a rotation, which counts it: then it cannot re-register).
     """
     attested_hash: bytes32 = self._attested(attested_block)
     assert self.allowed_measurements[measurement], "measurement not allowed"
     assert len(hpke_key) > 0, "empty key"
     kind: uint8 = self.origin_kind[msg.sender]
     assert kind == KIND_NONE or kind == KIND_WORKER, "origin in use"
-    cluster_id: bytes32 = self.workers[msg.sender].cluster
-    if cluster_id != empty(bytes32):
-        self.workers[msg.sender].cluster = empty(bytes32)
-        self.cluster_members[cluster_id][msg.sender] = False
-        self.clusters[cluster_id].worker_count -= 1
-        log ClusterWorkerRemoved(cluster_id=cluster_id, worker=msg.sender)
+    # a gatekeeper's new key must not count towards a rotation it cannot confirm
+    assert not (self.gatekeepers[msg.sender] and self.rotation_locked), "rotation in progress"
+    self._evict(msg.sender)
     quote_hash: bytes32 = keccak256(quote)
     self.workers[msg.sender].operator = operator
     self.workers[msg.sender].hpke_key = hpke_key
@@ -442,8 +478,71 @@ def _attested(attested_block: uint256) -> bytes32:
 
 @internal
 @view
+def _fresh_origin(key_address: address):
+    """A key about to become an origin: never the zero address (no signature recovers to it,
+    so the role would be dead), never a key that already holds a role."""
+    assert key_address != empty(address), "zero address"
+    assert self.origin_kind[key_address] == KIND_NONE, "origin in use"
+
+
+@internal
+@view
 def _endorsed(worker: address) -> bool:
     return self.workers[worker].confidence > 0 and convert(self.endorsed_until[worker], uint256) > block.timestamp
+
+
+@internal
+@view
+def _eligible(worker: address) -> bool:
+    """Endorsed now, running a measurement that is still allowed, never caught running twice:
+    what a cluster member or a gatekeeper must be."""
+    return (
+        self._endorsed(worker)
+        and self.allowed_measurements[self.workers[worker].measurement]
+        and self.flagged[worker] == 0
+    )
+
+
+@internal
+def _evict(worker: address) -> bool:
+    """Take `worker` out of its cluster and (outside a rotation, whose confirmations count the
+    gatekeepers) out of the gatekeeper set. True if it held either role."""
+    evicted: bool = False
+    cluster_id: bytes32 = self.workers[worker].cluster
+    if cluster_id != empty(bytes32):
+        self.workers[worker].cluster = empty(bytes32)
+        self.cluster_members[cluster_id][worker] = False
+        self.clusters[cluster_id].worker_count -= 1
+        log ClusterWorkerRemoved(cluster_id=cluster_id, worker=worker)
+        evicted = True
+    if self.gatekeepers[worker] and not self.rotation_locked:
+        self.gatekeepers[worker] = False
+        self.gatekeeper_count -= 1
+        if worker == self.genesis_gatekeeper:
+            self.genesis_gatekeeper = empty(address)
+        log GatekeeperRemoved(gatekeeper=worker)
+        evicted = True
+    return evicted
+
+
+@external
+def evict(worker: address):
+    """
+    @notice Anyone may take a worker that is no longer eligible (its endorsement ended or
+            expired, its measurement was revoked, it was flagged or found diverged) out of its
+            cluster and the gatekeeper set. De-endorsement and flagging evict at once; expiry,
+            revocation and divergence verdicts (which name several workers at a time) leave
+            it to this call.
+    """
+    assert not self._eligible(worker), "still eligible"
+    unjudged: bool = self.endorsed_until[worker] == 0 and self.workers[worker].confidence == 0
+    assert not (
+        worker == self.genesis_gatekeeper
+        and unjudged
+        and self.flagged[worker] == 0
+        and self.allowed_measurements[self.workers[worker].measurement]
+    ), "genesis gatekeeper not judged yet"
+    assert self._evict(worker), "nothing to evict"
 
 
 # --- clusters ---------------------------------------------------------------------------
@@ -451,7 +550,7 @@ def _endorsed(worker: address) -> bool:
 @external
 def add_cluster_worker(cluster_id: bytes32, worker: address):
     assert self.clusters[cluster_id].owner == msg.sender, "not cluster owner"
-    assert self._endorsed(worker), "worker not endorsed"
+    assert self._eligible(worker), "worker not endorsed"
     assert self.workers[worker].cluster == empty(bytes32), "worker in a cluster"
     assert self.clusters[cluster_id].worker_count < MAX_CLUSTER_WORKERS, "cluster full"
     self.workers[worker].cluster = cluster_id
@@ -561,11 +660,15 @@ def contract_status(contract_id: bytes32) -> uint8:
 
 @internal
 def _confirm_rotation(rotation: uint256, gatekeeper: address, key_address: address):
-    assert not self.rotation_confirmed[rotation][gatekeeper], "already confirmed"
-    self.rotation_confirmed[rotation][gatekeeper] = True
+    attempt: uint256 = self.rotation_attempt
+    assert not self.rotation_confirmed[attempt][gatekeeper], "already confirmed"
+    self.rotation_confirmed[attempt][gatekeeper] = True
     self.rotation_confirmations += 1
     log RotationConfirmed(rotation=rotation, gatekeeper=gatekeeper, confirmations=self.rotation_confirmations)
-    if self.rotation_confirmations >= self.gatekeeper_count:
+    needed: uint256 = self.gatekeeper_count
+    if self.rotation_threshold != 0:
+        needed = min(self.rotation_threshold, needed)
+    if self.rotation_confirmations >= needed:
         self.master_key_address = key_address
         self.master_public_key = self.proposal_public_key
         self.origin_kind[key_address] = KIND_MASTER
@@ -588,6 +691,8 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
     assert msg.sender == self.bus, "only bus"
     if topic == TOPIC_ENDORSE:
         assert kind == KIND_MASTER, "wrong origin"
+        # a rotated-out master key endorses nothing: rotating a leaked key must end its powers
+        assert origin == self.master_key_address, "old master key"
         worker: address = empty(address)
         confidence: uint8 = 0
         quote_hash: bytes32 = empty(bytes32)
@@ -602,13 +707,15 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         self.workers[worker].confidence = confidence
         self.endorsed_until[worker] = valid_until
         log WorkerEndorsed(worker=worker, confidence=confidence, quote_hash=quote_hash, valid_until=valid_until)
+        if confidence == 0:
+            self._evict(worker)
     elif topic == TOPIC_MASTER_KEY:
         assert kind == KIND_WORKER and self.gatekeepers[origin], "wrong origin"
         assert self.master_key_address == empty(address), "master key exists"
         key_address: address = empty(address)
         public_key: Bytes[MAX_HPKE_KEY] = b""
         key_address, public_key = abi_decode(payload, (address, Bytes[MAX_HPKE_KEY]))
-        assert self.origin_kind[key_address] == KIND_NONE, "origin in use"
+        self._fresh_origin(key_address)
         self.master_key_address = key_address
         self.master_public_key = public_key
         self.origin_kind[key_address] = KIND_MASTER
@@ -624,7 +731,7 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         )
         assert self.clusters[cluster_id].owner != empty(address), "unknown cluster"
         assert epoch > self.clusters[cluster_id].key_epoch, "stale epoch"
-        assert self.origin_kind[key_address] == KIND_NONE, "origin in use"
+        self._fresh_origin(key_address)
         self.clusters[cluster_id].key_epoch = epoch
         self.clusters[cluster_id].key_address = key_address
         self.clusters[cluster_id].public_key = public_key
@@ -644,7 +751,7 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         assert self.clusters[cluster_id].key_address == origin, "not the cluster key"
         assert epoch == self.clusters[cluster_id].key_epoch, "wrong epoch"
         assert epoch > self.contracts[contract_id].key_epoch, "stale epoch"
-        assert self.origin_kind[key_address] == KIND_NONE, "origin in use"
+        self._fresh_origin(key_address)
         self.contracts[contract_id].key_epoch = epoch
         self.contracts[contract_id].key_address = key_address
         self.contracts[contract_id].public_key = public_key
@@ -659,7 +766,7 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         public_key: Bytes[MAX_HPKE_KEY] = b""
         rotation, key_address, public_key = abi_decode(payload, (uint256, address, Bytes[MAX_HPKE_KEY]))
         assert rotation == self.rotation_counter + 1, "wrong rotation"
-        assert self.origin_kind[key_address] == KIND_NONE, "origin in use"
+        self._fresh_origin(key_address)
         self.proposal_key_address = key_address
         self.proposal_public_key = public_key
         log RotationProposed(rotation=rotation, proposer=origin, key_address=key_address, public_key=public_key)
@@ -719,6 +826,7 @@ def _heartbeat(worker: address, payload: Bytes[MAX_EGRESS]):
             self.flagged[worker] = FLAG_CLONE
             self.workers[worker].confidence = 0
             log WorkerFlagged(worker=worker, reason=FLAG_CLONE)
+            self._evict(worker)
         return
     assert height >= last.height, "stale heartbeat"
     if last.boot_id != boot_id and last.boot_id != empty(bytes32):
