@@ -3,7 +3,12 @@ dcap-qvl's client against the local PCCS, with Intel's real quotes and collatera
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +17,7 @@ from veilnet.attestation.errors import CollateralUnavailable
 from veilnet.attestation.pccs import LocalPCCS, fetch_collateral
 from veilnet.tee import DevEnclave
 
-from .conftest import AT, EXPECTED, load_collateral, load_quote
+from .conftest import AT, EXPECTED, SEED, load_collateral, load_quote
 
 REAL = ["dcap-qvl/sgx_quote", "dcap-qvl/tdx_quote"]
 """Intel-signed quotes of real machines, with the collateral Intel's PCS served for them."""
@@ -72,3 +77,50 @@ def test_a_pccs_that_gives_nothing_is_a_typed_error(kind: str, dev_tdx: DevEncla
         with _Failing(dev_tdx.collateral()) as pccs, pytest.raises(CollateralUnavailable) as info:
             fetch_collateral(pccs.url, quote, timeout=20)
     assert info.value.code == "attestation_collateral_unavailable"
+
+
+def test_veil_attest_pccs_serves_a_devnets_collateral(tmp_path: Path, dev_tdx: DevEnclave) -> None:
+    """`veil attest pccs --dev-network network.json --insecure-dev-tee` serves the devnet's
+    development collateral, so `veil audit --pccs` can be tried on a devnet; it stops cleanly
+    on SIGTERM."""
+    network = tmp_path / "network.json"
+    network.write_text(json.dumps({"network_seed": "0x" + SEED.hex()}))
+    command = [sys.executable, "-m", "veilnet.cli", "attest", "pccs", "--dev-network"]
+    process = subprocess.Popen(
+        [*command, str(network), "--insecure-dev-tee", "--port", str(_closed_port())],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("serving PCCS v4 collateral at http://127.0.0.1:"), line
+        quote = dev_tdx.quote(b"\x02" * 64)
+        fetched = fetch_collateral(line.split(" at ")[1].strip(), quote)
+        root = DevAttestationRoot(dev_tdx.trust_root.der, allow_insecure_dev_tee=True)
+        verify_quote_at(quote, fetched, at=int(time.time()), policy=Policy.development(), root=root)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert process.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "exactly one of --collateral and --dev-network"),
+        (["--dev-network", "NETWORK"], "add --insecure-dev-tee"),
+    ],
+)
+def test_veil_attest_pccs_refuses_what_it_cannot_serve(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from veilnet.cli.attest import attest
+
+    network = tmp_path / "network.json"
+    network.write_text("{}")
+    argv = ["pccs", *[str(network) if a == "NETWORK" else a for a in args]]
+    result = CliRunner().invoke(attest, argv)
+    assert result.exit_code == 2 and message in result.output

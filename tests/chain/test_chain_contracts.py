@@ -30,6 +30,7 @@ from veilnet.chain.model import (
 from veilnet.crypto import SecretKey, sign_typed
 from veilnet.crypto.signing import Domain, MessageType
 from veilnet.protocol.limits import MAX_EGRESS_PAYLOAD
+from veilnet.protocol.rotation import prove_possession
 
 from .conftest import MEASUREMENT, Net, key, register
 
@@ -223,7 +224,14 @@ def test_full_key_lifecycle_through_egress(net: Net) -> None:
     network.lock_rotation(net.admin)
     new_master = SecretKey.derive(b"master-seed-for-tests-0123456789", "m2")
     # a single gatekeeper's proposal is also its confirmation: the rotation completes at once
-    post(gk, encode_rotation_propose(1, new_master.address, new_master.public.x25519))
+    proof = prove_possession(
+        new_master,
+        chain_id=net.deployment.addresses.chain_id,
+        registry=net.deployment.addresses.registry.raw,
+        attempt=network.view("Registry", "rotation_attempt"),
+        gatekeeper=gk.address.raw,
+    )
+    post(gk, encode_rotation_propose(1, new_master.address, new_master.public.x25519, proof))
     assert network.view("Registry", "master_key_address").lower() == new_master.address.hex.lower()
     assert network.view("Registry", "rotation_counter") == 1
     assert network.view("Registry", "rotation_locked") is False

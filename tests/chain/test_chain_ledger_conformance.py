@@ -51,6 +51,7 @@ from veilnet.crypto.constants import SECP256K1_N
 from veilnet.protocol import events as ev
 from veilnet.protocol.egress import EgressMessage as CoreEgress
 from veilnet.protocol.registration import RegistrationRequest, TEEKind
+from veilnet.protocol.rotation import prove_possession
 from veilnet.testing import LedgerSim, Revert
 from veilnet.worker.adapter import to_core_event
 
@@ -688,6 +689,37 @@ def _rejected(outcome: Outcome) -> None:
     _accepted(outcome, ev.Egress, ev.EgressRejected)
 
 
+def _proof(twin: Twin, key: SecretKey, gatekeeper: SecretKey) -> bytes:
+    """``key``'s possession proof for the current attempt, made out to ``gatekeeper``."""
+    addresses = twin.chain.network.addresses
+    return prove_possession(
+        key,
+        chain_id=addresses.chain_id,
+        registry=addresses.registry.raw,
+        attempt=twin.ledger.rotation_attempt,
+        gatekeeper=gatekeeper.address.raw,
+    )
+
+
+def _propose(
+    twin: Twin,
+    gatekeeper: SecretKey,
+    rotation: int,
+    key: SecretKey,
+    public: bytes,
+    *,
+    prover: SecretKey | None = None,
+) -> tuple[bytes, bytes]:
+    proof = _proof(twin, prover or key, gatekeeper)
+    return encode_rotation_propose(rotation, key.address, public, proof)
+
+
+def _confirm(
+    twin: Twin, gatekeeper: SecretKey, rotation: int, key: SecretKey
+) -> tuple[bytes, bytes]:
+    return encode_rotation_confirm(rotation, key.address, _proof(twin, key, gatekeeper))
+
+
 def _genesis(twin: Twin, *workers: str) -> tuple[SecretKey, list[bytes]]:
     """Measurement allowed, a gatekeeper ("gk") with the master key, ``workers`` registered
     and endorsed at confidence 1. Returns the master key and the worker addresses."""
@@ -1194,29 +1226,46 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     twin.post(master, encode_endorse(Address(gk2_address), 1, quote_hash, FAR))
     _accepted(twin.add_gatekeeper(gk2_address, by=twin.admin), ev.GatekeeperAdded)
     new = twin.enclave_key("master-1")
-    _rejected(twin.post(gk1, encode_rotation_propose(1, new.address, b"m1")))
+    _rejected(twin.post(gk1, _propose(twin, gk1, 1, new, b"m1")))
     _reverted(twin.lock_rotation(by=twin.user(1)), "ownable: caller is not the owner")
     _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
     _reverted(twin.lock_rotation(by=twin.admin), "rotation in progress")
     _reverted(twin.add_gatekeeper(w1, by=twin.admin), "rotation in progress")
     _reverted(twin.remove_gatekeeper(gk2_address, by=twin.admin), "rotation in progress")
 
-    _rejected(twin.post(secret("w1"), encode_rotation_propose(1, new.address, b"m1")))
-    _rejected(twin.post(gk2, encode_rotation_confirm(1, new.address)))
-    _rejected(twin.post(gk1, encode_rotation_propose(2, new.address, b"m1")))
-    _rejected(twin.post(gk1, encode_rotation_propose(1, master.address, b"m1")))
+    _rejected(twin.post(secret("w1"), _propose(twin, secret("w1"), 1, new, b"m1")))
+    _rejected(twin.post(gk2, _confirm(twin, gk2, 1, new)))
+    _rejected(twin.post(gk1, _propose(twin, gk1, 2, new, b"m1")))
+    _rejected(twin.post(gk1, _propose(twin, gk1, 1, master, b"m1")))
     _accepted(
-        twin.post(gk1, encode_rotation_propose(1, new.address, b"m1")),
+        twin.post(gk1, _propose(twin, gk1, 1, new, b"m1")),
         ev.Egress,
         ev.RotationProposed,
         ev.RotationConfirmed,
     )
-    _rejected(twin.post(gk2, encode_rotation_propose(1, new.address, b"m1")))
-    _rejected(twin.post(gk1, encode_rotation_confirm(1, new.address)))
-    _rejected(twin.post(gk2, encode_rotation_confirm(2, new.address)))
-    _rejected(twin.post(gk2, encode_rotation_confirm(1, master.address)))
+    _rejected(twin.post(gk2, _propose(twin, gk2, 1, new, b"m1")))
+    _rejected(twin.post(gk1, _confirm(twin, gk1, 1, new)))
+    _rejected(twin.post(gk2, _confirm(twin, gk2, 2, new)))
+    _rejected(twin.post(gk2, _confirm(twin, gk2, 1, master)))
+    # a confirmation must prove the new key is held: not signed by it, made out to another
+    # gatekeeper (copied from the chain), or for another attempt, it counts for nothing
+    stale = prove_possession(
+        new,
+        chain_id=twin.chain.network.addresses.chain_id,
+        registry=twin.chain.network.addresses.registry.raw,
+        attempt=twin.ledger.rotation_attempt - 1,
+        gatekeeper=gk2.address.raw,
+    )
+    forged = [_proof(twin, master, gk2), _proof(twin, new, gk1), stale]
+    for proof, reason in [
+        *[(p, "no key possession") for p in forged],
+        (b"\x01" * 65, "bad signature"),
+        (b"", "bad signature"),
+    ]:
+        _rejected(twin.post(gk2, encode_rotation_confirm(1, new.address, proof)))
+        assert twin.ledger.rejected[-1][2] == reason
     _accepted(
-        twin.post(gk2, encode_rotation_confirm(1, new.address)),
+        twin.post(gk2, _confirm(twin, gk2, 1, new)),
         ev.Egress,
         ev.RotationConfirmed,
         ev.MasterKeyRotated,
@@ -1247,7 +1296,7 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
     second, third = twin.enclave_key("master-2"), twin.enclave_key("master-3")
     _accepted(
-        twin.post(gk1, encode_rotation_propose(2, second.address, b"m2")),
+        twin.post(gk1, _propose(twin, gk1, 2, second, b"m2")),
         ev.Egress,
         ev.RotationProposed,
         ev.RotationConfirmed,
@@ -1257,12 +1306,12 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
     assert twin.ledger.rotation_attempt == 3
     _accepted(
-        twin.post(gk1, encode_rotation_propose(2, third.address, b"m3")),
+        twin.post(gk1, _propose(twin, gk1, 2, third, b"m3")),
         ev.Egress,
         ev.RotationProposed,
         ev.RotationConfirmed,
     )
-    _rejected(twin.post(gk1, encode_rotation_confirm(2, third.address)))
+    _rejected(twin.post(gk1, _confirm(twin, gk1, 2, third)))
     assert twin.ledger.rejected[-1][2] == "already confirmed"  # once per attempt
     # a gatekeeper that never confirms cannot hold the key in place: past the deadline anyone
     # aborts, and governance may let fewer than all gatekeepers complete a rotation
@@ -1274,7 +1323,7 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
     _reverted(twin.set_rotation_threshold(2, by=twin.admin), "rotation in progress")
     _accepted(
-        twin.post(gk2, encode_rotation_propose(2, third.address, b"m3")),
+        twin.post(gk2, _propose(twin, gk2, 2, third, b"m3")),
         ev.Egress,
         ev.RotationProposed,
         ev.RotationConfirmed,
@@ -1398,11 +1447,15 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
                 contract_id = data.draw(st.sampled_from(self.contracts))
                 egress = encode_contract_key(contract_id, number, target, b"k")
             elif routed == 4:
-                egress = encode_rotation_propose(twin.ledger.rotation_counter + 1, target, b"r")
+                prover = secret(key) if data.draw(st.booleans()) else origin  # or a bad proof
+                egress = _propose(
+                    twin, origin, twin.ledger.rotation_counter + 1, secret(key), b"r", prover=prover
+                )
             elif routed == 5:
                 proposal = twin.ledger.proposal
-                address = Address(proposal[0]) if proposal else target
-                egress = encode_rotation_confirm(twin.ledger.rotation_counter + 1, address)
+                keys = {secret(k).address.raw: secret(k) for k in _KEYS}
+                held = keys.get(proposal[0], secret(key)) if proposal else secret(key)
+                egress = _confirm(twin, origin, twin.ledger.rotation_counter + 1, held)
             else:
                 egress = (PLAIN, b"state")
             twin.post(origin, egress)

@@ -148,7 +148,7 @@ EVENTS: tuple[ev.ChainEvent, ...] = (
         majority=b"\x11" * 32,
     ),
     ev.MasterKeySet(gatekeeper=addr(1), key_address=addr(9), public_key=b"\x0a" * 32),
-    ev.RotationLocked(rotation=1),
+    ev.RotationLocked(rotation=1, attempt=U256),
     ev.RotationProposed(
         rotation=U256, proposer=addr(1), key_address=addr(0x0B), public_key=b"\x0c" * 32
     ),

@@ -137,14 +137,20 @@ def encode_contract_key(
 
 
 def encode_rotation_propose(
-    rotation: int, key_address: Address, public_key: bytes
+    rotation: int, key_address: Address, public_key: bytes, proof: bytes
 ) -> tuple[bytes, bytes]:
-    """(topic, payload): a gatekeeper proposes the next master key (first to land wins)."""
+    """(topic, payload): a gatekeeper proposes the next master key (first to land wins);
+    ``proof`` is the key's signature over this attempt and gatekeeper
+    (``veilnet.protocol.rotation.prove_possession``)."""
     return TOPIC_ROTATION_PROPOSE, abi_encode(
-        ["uint256", "address", "bytes"], [rotation, key_address.hex, public_key]
+        ["uint256", "address", "bytes", "bytes"], [rotation, key_address.hex, public_key, proof]
     )
 
 
-def encode_rotation_confirm(rotation: int, key_address: Address) -> tuple[bytes, bytes]:
-    """(topic, payload): a gatekeeper confirms it switched to the proposed master key."""
-    return TOPIC_ROTATION_CONFIRM, abi_encode(["uint256", "address"], [rotation, key_address.hex])
+def encode_rotation_confirm(
+    rotation: int, key_address: Address, proof: bytes
+) -> tuple[bytes, bytes]:
+    """(topic, payload): a gatekeeper confirms it holds the proposed master key."""
+    return TOPIC_ROTATION_CONFIRM, abi_encode(
+        ["uint256", "address", "bytes"], [rotation, key_address.hex, proof]
+    )

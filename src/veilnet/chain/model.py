@@ -280,6 +280,7 @@ class RotationLocked(ChainEvent):
 
     CONTRACT: ClassVar[str] = "Registry"
     rotation: int
+    attempt: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

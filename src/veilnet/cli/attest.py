@@ -4,6 +4,7 @@ Exits 0 when accepted; prints the report and exits 1 with ``attestation_rejected
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,63 @@ def _render(document: dict[str, Any]) -> None:
         console.print(f"[red]reason:[/red] {reason}")
     for warning in document["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@attest.command()
+@click.option("--collateral", "collateral_path", type=_FILE, help="Collateral JSON to serve.")
+@click.option(
+    "--dev-network",
+    "network_path",
+    type=_FILE,
+    help="Serve the development collateral of this devnet's network.json (its network_seed).",
+)
+@click.option(
+    "--insecure-dev-tee",
+    is_flag=True,
+    help="Required with --dev-network: the development TEE's collateral proves nothing.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True)
+def pccs(
+    collateral_path: Path | None,
+    network_path: Path | None,
+    insecure_dev_tee: bool,
+    host: str,
+    port: int,
+) -> None:
+    """Serve one collateral set over the PCCS v4 API (what dcap-qvl and `veil audit --pccs`
+    fetch), until interrupted: a stand-in for a PCCS on a devnet or in tests."""
+    import json
+    import signal
+    import threading
+
+    from veilnet.attestation.pccs import LocalPCCS
+    from veilnet.tee import DevEnclave
+
+    if (collateral_path is None) == (network_path is None):
+        raise click.UsageError("give exactly one of --collateral and --dev-network")
+    if network_path is not None:
+        if not insecure_dev_tee:
+            raise click.UsageError(
+                "--dev-network serves INSECURE dev collateral: add --insecure-dev-tee"
+            )
+        seed = json.loads(network_path.read_text()).get("network_seed")
+        if not isinstance(seed, str):
+            raise click.UsageError(f"{network_path} names no network_seed (not a devnet)")
+        collateral = DevEnclave(
+            bytes.fromhex(seed.removeprefix("0x")), allow_insecure_dev_tee=True
+        ).collateral()
+    else:
+        assert collateral_path is not None
+        collateral = Collateral.from_json(collateral_path.read_bytes())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalPCCS(collateral, host=host, port=port) as service:
+        # one line, flushed at once: a script (or a test) waits for it to learn the URL
+        click.echo(f"serving PCCS v4 collateral at {service.url}")
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass

@@ -17,6 +17,7 @@ from veilnet.crypto.session import QuerySession
 from veilnet.crypto.signing import (
     Domain,
     MessageType,
+    recover_digest,
     recover_text,
     recover_typed,
     sign_text,
@@ -45,6 +46,7 @@ __all__ = [
     "open_envelope",
     "open_key_envelope",
     "peek_envelope",
+    "recover_digest",
     "recover_text",
     "recover_typed",
     "seal_for",

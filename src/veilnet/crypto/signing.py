@@ -183,3 +183,9 @@ def recover_text(signature: bytes, text: bytes | str) -> Address:
 def verify_text(signer: Address, signature: bytes, text: bytes | str) -> None:
     if not hmac.compare_digest(recover_text(signature, text).raw, signer.raw):
         raise SignatureInvalid("signature was not made by the expected signer")
+
+
+def recover_digest(signature: bytes, digest: bytes) -> Address:
+    """Hazardous: the address that signed a raw 32-byte digest (as Solidity/Vyper
+    ``ecrecover`` checks one). Raises SignatureInvalid for malformed or high-s signatures."""
+    return Address(secp256k1.address_of(secp256k1.recover_digest(digest, signature)))

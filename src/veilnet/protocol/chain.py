@@ -581,7 +581,7 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("key_address", "address", _I),
         ("public_key", "bytes", _D),
     ),
-    _abi(_REGISTRY, "RotationLocked", ("rotation", "uint256", _I)),
+    _abi(_REGISTRY, "RotationLocked", ("rotation", "uint256", _I), ("attempt", "uint256", _D)),
     _abi(
         _REGISTRY,
         "RotationProposed",

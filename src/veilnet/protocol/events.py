@@ -176,6 +176,8 @@ class MasterKeySet(ChainEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RotationLocked(ChainEvent):
     rotation: int
+    attempt: int
+    """Grows at every lock: confirmations and possession proofs are per attempt."""
 
 
 @record("ev.rotation_proposed")

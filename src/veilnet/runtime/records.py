@@ -97,6 +97,8 @@ class RotationState:
     rotation: int = 0
     proposer: bytes = b""
     key_address: bytes = b""
+    attempt: int = 0
+    """The Registry's attempt number (``RotationLocked``): what possession proofs sign."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,6 +9,7 @@ from veilnet.codec import abi_encode, encode
 from veilnet.crypto import SecretKey
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
+from veilnet.protocol.rotation import prove_possession
 from veilnet.runtime import clusters, encryption
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.gatekeeper import master_binding, rejudge_in_flight, unwrap_master
@@ -42,7 +43,7 @@ def on_rotation_locked(core: CoreContext, header: ev.BlockHeader, event: ev.Rota
     state = core.state
     if next_phase(state.rotation.phase, event) is None:
         return
-    state.rotation = RotationState(phase=LOCKED, rotation=event.rotation)
+    state.rotation = RotationState(phase=LOCKED, rotation=event.rotation, attempt=event.attempt)
     if not core.is_gatekeeper():
         return
     # TEE entropy, not a derivation: whoever learns a gatekeeper identity must not learn the
@@ -62,8 +63,8 @@ def on_rotation_locked(core: CoreContext, header: ev.BlockHeader, event: ev.Rota
         payload = encode(["proposal", other, event.rotation, *wrapped])
         core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_MASTER_KEY_SHARE, payload)
     payload = abi_encode(
-        ["uint256", "address", "bytes"],
-        [event.rotation, proposal.address.hex, proposal.public.x25519],
+        ["uint256", "address", "bytes", "bytes"],
+        [event.rotation, proposal.address.hex, proposal.public.x25519, _proof(core, proposal)],
     )
     core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_ROTATION_PROPOSE, payload)
     if len(state.gatekeepers) == 1:
@@ -91,6 +92,7 @@ def on_rotation_proposed(
         rotation=event.rotation,
         proposer=event.proposer,
         key_address=event.key_address,
+        attempt=state.rotation.attempt,
     )
     if len(state.gatekeepers) == 1 and not clusters.keyed_for_rotation(core, event.rotation):
         held = core.keys.masters.get(event.rotation)
@@ -107,8 +109,22 @@ def on_rotation_proposed(
     if key is None or key.address.raw != event.key_address:
         return
     core.keys.masters[event.rotation] = key
-    payload = abi_encode(["uint256", "address"], [event.rotation, key.address.hex])
+    payload = abi_encode(
+        ["uint256", "address", "bytes"], [event.rotation, key.address.hex, _proof(core, key)]
+    )
     core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_ROTATION_CONFIRM, payload)
+
+
+def _proof(core: CoreContext, key: SecretKey) -> bytes:
+    """The new key's signature for this attempt and this gatekeeper: the Registry counts a
+    proposal or confirmation only from a gatekeeper that really holds the key."""
+    return prove_possession(
+        key,
+        chain_id=core.config.chain_id,
+        registry=core.config.registry,
+        attempt=core.state.rotation.attempt,
+        gatekeeper=core.address,
+    )
 
 
 def on_master_key_rotated(

@@ -54,6 +54,7 @@ from veilnet.protocol.chain import (
     receipts_root,
 )
 from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
+from veilnet.protocol.rotation import proves_possession
 
 __all__ = [
     "KIND_CLUSTER",
@@ -401,7 +402,9 @@ class LedgerSim:
         self.rotation_locked = True
         self.rotation_attempt += 1
         self.rotation_deadline = self._next_block()[0] + ROTATION_WINDOW
-        self.pending.append(ev.RotationLocked(rotation=self.rotation_counter + 1))
+        self.pending.append(
+            ev.RotationLocked(rotation=self.rotation_counter + 1, attempt=self.rotation_attempt)
+        )
 
     def set_rotation_threshold(self, threshold: int, *, sender: bytes | None = None) -> None:
         """Registry.set_rotation_threshold (owner): confirmations that complete a rotation."""
@@ -810,13 +813,17 @@ class LedgerSim:
             raise Revert("no rotation in progress")
         if self.proposal is not None:
             raise Revert("already proposed")
-        rotation, address, public = _decode(["uint256", "address", "bytes"], payload)
+        rotation, address, public, proof = _decode(
+            ["uint256", "address", "bytes", "bytes"], payload
+        )
+        _check_proof_bound(proof)
         if rotation != self.rotation_counter + 1:
             raise Revert("wrong rotation")
         key = _address(address)
         self._fresh_origin(key)
         # The proposal is also the proposer's confirmation; if that fails, the whole call
         # reverts on chain, so check it before recording the proposal.
+        self._check_possession(origin, key, proof)
         self._check_unconfirmed(rotation, origin)
         self.proposal = (key, public)
         self.pending.append(
@@ -829,7 +836,8 @@ class LedgerSim:
     def _rotation_confirm(self, origin: bytes, kind: int, payload: bytes) -> None:
         if not self._is_gatekeeper_identity(origin, kind):
             raise Revert("wrong origin")
-        rotation, address = _decode(["uint256", "address"], payload)
+        rotation, address, proof = _decode(["uint256", "address", "bytes"], payload)
+        _check_proof_bound(proof)
         if not self.rotation_locked:
             raise Revert("no rotation in progress")
         if rotation != self.rotation_counter + 1:
@@ -837,6 +845,7 @@ class LedgerSim:
         key = _address(address)
         if self.proposal is None or key != self.proposal[0] or key == _ZERO:
             raise Revert("wrong key")
+        self._check_possession(origin, key, proof)
         self._check_unconfirmed(rotation, origin)
         self._confirm(rotation, origin, key)
 
@@ -972,6 +981,23 @@ class LedgerSim:
         """BLOCKHASH over this model's own blocks (block 0 is the anchor it starts from)."""
         return self.blocks[number - 1].header.hash if number >= 1 else LEDGER_ANCHOR_HASH
 
+    def _check_possession(self, gatekeeper: bytes, key: bytes, proof: bytes) -> None:
+        """Registry._confirm_rotation: the new key signed this attempt for this gatekeeper."""
+        # the Registry asks the Bus to recover the signer: Bus._recover's checks come first
+        if len(proof) != SIGNATURE_LENGTH or int.from_bytes(proof[32:64], "big") > SECP256K1_HALF_N:
+            raise Revert("bad signature")
+        if proof[64] not in (27, 28):
+            raise Revert("bad signature")
+        if not proves_possession(
+            proof,
+            key,
+            chain_id=self.chain_id,
+            registry=self.registry,
+            attempt=self.rotation_attempt,
+            gatekeeper=gatekeeper,
+        ):
+            raise Revert("no key possession")
+
     def _check_unconfirmed(self, rotation: int, gatekeeper: bytes) -> None:
         if (self.rotation_attempt, gatekeeper) in self.rotation_confirmed:
             raise Revert("already confirmed")
@@ -1026,6 +1052,12 @@ def _decode(types: list[str], payload: bytes) -> tuple[Any, ...]:
     if any(t == "bytes" and len(v) > MAX_HPKE_KEY for t, v in zip(types, values, strict=True)):
         raise Revert("malformed payload")
     return values
+
+
+def _check_proof_bound(proof: bytes) -> None:
+    """A possession proof is ``Bytes[65]``: a longer one fails ABI decoding on chain."""
+    if len(proof) > 65:
+        raise Revert("malformed payload")
 
 
 def _check_payload_bound(payload: bytes) -> None:

@@ -23,6 +23,9 @@ exports: (
     ownable_2step.accept_ownership,
 )
 
+interface IBus:
+    def recover(digest: bytes32, sig: Bytes[65]) -> address: view
+
 MAX_HPKE_KEY: constant(uint256) = 1216
 MAX_QUOTE: constant(uint256) = 8192
 MAX_CODE: constant(uint256) = 24576
@@ -40,15 +43,15 @@ STATUS_UNKNOWN: constant(uint8) = 0
 STATUS_ACTIVE: constant(uint8) = 1
 STATUS_PAUSED: constant(uint8) = 2
 
-TOPIC_MASTER_KEY: public(constant(bytes32)) = keccak256("veil/egress/master-key")
-TOPIC_ENDORSE: public(constant(bytes32)) = keccak256("veil/egress/endorse")
-TOPIC_CLUSTER_KEY: public(constant(bytes32)) = keccak256("veil/egress/cluster-key")
-TOPIC_CONTRACT_KEY: public(constant(bytes32)) = keccak256("veil/egress/contract-key")
-TOPIC_ROTATION_PROPOSE: public(constant(bytes32)) = keccak256("veil/egress/rotation-propose")
-TOPIC_ROTATION_CONFIRM: public(constant(bytes32)) = keccak256("veil/egress/rotation-confirm")
-TOPIC_HEARTBEAT: public(constant(bytes32)) = keccak256("veil/egress/heartbeat")
-TOPIC_STATE_COMMITMENT: public(constant(bytes32)) = keccak256("veil/egress/state-commitment")
-TOPIC_WORKER_KEY: public(constant(bytes32)) = keccak256("veil/egress/worker-key")
+TOPIC_MASTER_KEY: constant(bytes32) = keccak256("veil/egress/master-key")
+TOPIC_ENDORSE: constant(bytes32) = keccak256("veil/egress/endorse")
+TOPIC_CLUSTER_KEY: constant(bytes32) = keccak256("veil/egress/cluster-key")
+TOPIC_CONTRACT_KEY: constant(bytes32) = keccak256("veil/egress/contract-key")
+TOPIC_ROTATION_PROPOSE: constant(bytes32) = keccak256("veil/egress/rotation-propose")
+TOPIC_ROTATION_CONFIRM: constant(bytes32) = keccak256("veil/egress/rotation-confirm")
+TOPIC_HEARTBEAT: constant(bytes32) = keccak256("veil/egress/heartbeat")
+TOPIC_STATE_COMMITMENT: constant(bytes32) = keccak256("veil/egress/state-commitment")
+TOPIC_WORKER_KEY: constant(bytes32) = keccak256("veil/egress/worker-key")
 
 # Blocks a heartbeat stays postable: as far back as BLOCKHASH can check its block hash.
 HEARTBEAT_WINDOW: constant(uint256) = 256
@@ -58,6 +61,9 @@ FLAG_CLONE: constant(uint8) = 1
 # Blocks a rotation may take (from its lock) before anyone may abort it: a gatekeeper that went
 # offline, or a host that drops its confirmations, cannot hold the master key in place.
 ROTATION_WINDOW: constant(uint256) = 600
+# A proposal or confirmation carries the new master key's signature over (this tag, chain,
+# Registry, attempt, gatekeeper): only a gatekeeper that holds the key can confirm it.
+POSSESSION_TAG: constant(bytes32) = keccak256("veil/rotation-possession")
 # The post that forms a verdict looks at the first 16 posters and names at most 4 earlier
 # dissenters among them (each costs ~38k gas, and the Bus forwards 400k in all);
 # `report_divergence` names any others.
@@ -168,6 +174,7 @@ event MasterKeySet:
 
 event RotationLocked:
     rotation: indexed(uint256)
+    attempt: uint256
 
 event RotationProposed:
     rotation: indexed(uint256)
@@ -351,7 +358,7 @@ def lock_rotation():
     self.rotation_locked = True
     self.rotation_attempt += 1
     self.rotation_deadline = block.number + ROTATION_WINDOW
-    log RotationLocked(rotation=self.rotation_counter + 1)
+    log RotationLocked(rotation=self.rotation_counter + 1, attempt=self.rotation_attempt)
 
 
 @external
@@ -659,8 +666,11 @@ def contract_status(contract_id: bytes32) -> uint8:
 
 
 @internal
-def _confirm_rotation(rotation: uint256, gatekeeper: address, key_address: address):
+def _confirm_rotation(rotation: uint256, gatekeeper: address, key_address: address, proof: Bytes[65]):
     attempt: uint256 = self.rotation_attempt
+    digest: bytes32 = keccak256(abi_encode(POSSESSION_TAG, chain.id, self, attempt, gatekeeper))
+    # the Bus's signature check (low s, v 27/28: "bad signature"), shared to save code here
+    assert staticcall IBus(self.bus).recover(digest, proof) == key_address, "no key possession"
     assert not self.rotation_confirmed[attempt][gatekeeper], "already confirmed"
     self.rotation_confirmed[attempt][gatekeeper] = True
     self.rotation_confirmations += 1
@@ -764,7 +774,8 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         rotation: uint256 = 0
         key_address: address = empty(address)
         public_key: Bytes[MAX_HPKE_KEY] = b""
-        rotation, key_address, public_key = abi_decode(payload, (uint256, address, Bytes[MAX_HPKE_KEY]))
+        proof: Bytes[65] = b""
+        rotation, key_address, public_key, proof = abi_decode(payload, (uint256, address, Bytes[MAX_HPKE_KEY], Bytes[65]))
         assert rotation == self.rotation_counter + 1, "wrong rotation"
         self._fresh_origin(key_address)
         self.proposal_key_address = key_address
@@ -772,16 +783,17 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         log RotationProposed(rotation=rotation, proposer=origin, key_address=key_address, public_key=public_key)
         # The proposer holds the key it proposed: its proposal is also its confirmation, so a
         # network with a single gatekeeper rotates in one step.
-        self._confirm_rotation(rotation, origin, key_address)
+        self._confirm_rotation(rotation, origin, key_address, proof)
     elif topic == TOPIC_ROTATION_CONFIRM:
         assert kind == KIND_WORKER and self.gatekeepers[origin], "wrong origin"
         rotation: uint256 = 0
         key_address: address = empty(address)
-        rotation, key_address = abi_decode(payload, (uint256, address))
+        proof: Bytes[65] = b""
+        rotation, key_address, proof = abi_decode(payload, (uint256, address, Bytes[65]))
         assert self.rotation_locked, "no rotation in progress"
         assert rotation == self.rotation_counter + 1, "wrong rotation"
         assert key_address == self.proposal_key_address and key_address != empty(address), "wrong key"
-        self._confirm_rotation(rotation, origin, key_address)
+        self._confirm_rotation(rotation, origin, key_address, proof)
     elif topic == TOPIC_HEARTBEAT:
         assert kind == KIND_WORKER, "wrong origin"
         self._heartbeat(origin, payload)
