@@ -88,6 +88,7 @@ def _forged_events(scene: Scene) -> tuple[WorkerRegistered, ClusterWorkerAdded]:
             quote=b"no quote",
             attested_block=0,
             attested_hash=b"\x00" * 32,
+            registration=b"\x00" * 32,
         ),
         ClusterWorkerAdded(cluster_id=scene.cluster, worker=attacker),
     )

@@ -44,6 +44,7 @@ def _registered(worker: bytes) -> WorkerRegistered:
         quote=b"quote",
         attested_block=0,
         attested_hash=b"\x07" * 32,
+        registration=b"\x08" * 32,
     )
 
 

@@ -202,7 +202,8 @@ def test_full_key_lifecycle_through_egress(net: Net) -> None:
     assert network.origin_kind(master.address) == KIND_MASTER
     from eth_hash.auto import keccak
 
-    post(master, encode_endorse(worker.address, 4, keccak(b"worker-quote"), FAR))
+    registration = network.view("Registry", "registration_of", worker.address)
+    post(master, encode_endorse(worker.address, 4, registration, FAR))
     assert network.view("Registry", "workers", worker.address)[4] == 4
     # A stale endorsement is refused by the Registry but still consumes the sequence.
     post(master, encode_endorse(worker.address, 5, keccak(b"old-quote"), FAR))

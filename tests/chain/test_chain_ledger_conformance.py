@@ -594,6 +594,8 @@ class Twin:
             assert until == ledger.endorsed_until.get(address, 0)
             diverged = network.view("Registry", "diverged_at", Address(address))
             assert diverged == ledger.diverged_at.get(address, 0)
+            registration = network.view("Registry", "registration_of", Address(address))
+            assert registration == ledger.workers[address].registration
             index = network.view("Registry", "encryption_index", Address(address))
             assert index == ledger.encryption_index.get(address, 0)
         assert network.view("Registry", "gatekeeper_count") == len(ledger.gatekeepers)
@@ -608,8 +610,6 @@ class Twin:
         assert network.view("Registry", "rotation_attempt") == ledger.rotation_attempt
         assert network.view("Registry", "rotation_deadline") == ledger.rotation_deadline
         assert network.view("Registry", "rotation_threshold") == ledger.rotation_threshold
-        proposal = network.view("Registry", "proposal_key_address")
-        assert bytes.fromhex(proposal[2:]) == (ledger.proposal[0] if ledger.proposal else ZERO)
         for cluster_id in sorted(self.cluster_ids):
             owner, epoch, key, public, count = network.view("Registry", "clusters", cluster_id)
             cluster = ledger.clusters.get(cluster_id)
@@ -629,13 +629,11 @@ class Twin:
         for (cluster_id, height), posted in sorted(ledger.commitments.items()):
             verdict = network.view("Registry", "commitment_verdict", cluster_id, height)
             assert verdict == ledger.verdicts.get((cluster_id, height), bytes(32))
-            for index, (member, value) in enumerate(posted.items()):
+            for member, value in posted.items():
                 assert (
                     network.view("Registry", "commitment_of", cluster_id, height, Address(member))
                     == value
                 )
-                poster = network.view("Registry", "commitment_posters", cluster_id, height, index)
-                assert bytes.fromhex(poster[2:]) == member
         for contract_id in sorted(self.contract_ids):
             view = network.view("Registry", "contracts", contract_id)
             contract = ledger.contracts.get(contract_id)
@@ -737,7 +735,7 @@ def _genesis(twin: Twin, *workers: str) -> tuple[SecretKey, list[bytes]]:
     for name in workers:
         address = twin.worker(name)
         twin.register(address)
-        quote_hash = twin.ledger.workers[address].quote_hash
+        quote_hash = twin.ledger.workers[address].registration
         twin.post(master, encode_endorse(Address(address), 1, quote_hash, FAR))
         addresses.append(address)
     return master, addresses
@@ -777,7 +775,7 @@ def test_registration_gatekeepers_and_master_key(twin: Twin) -> None:
     _rejected(twin.post(secret("gk"), encode_master_key(other.address, b"pk")))
     _reverted(twin.register(twin.worker("master-0")), "origin in use")
 
-    quote_hash = twin.ledger.workers[w1].quote_hash
+    quote_hash = twin.ledger.workers[w1].registration
     _rejected(twin.post(secret("gk"), encode_endorse(Address(w1), 1, quote_hash, FAR)))
     _rejected(twin.post(master, encode_endorse(Address(stranger), 1, quote_hash, FAR)))
     _rejected(twin.post(master, encode_endorse(Address(w1), 1, b"\x01" * 32, FAR)))
@@ -791,6 +789,14 @@ def test_registration_gatekeepers_and_master_key(twin: Twin) -> None:
     _accepted(twin.register(w1, quote=b"quote-2"), ev.WorkerRegistered)
     assert twin.ledger.workers[w1].confidence == 0
     _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash, FAR)))
+    # the auditor's capture: the same quote registered again with another key before the
+    # verdict lands. The verdict names the registration it judged, so it endorses nothing now
+    judged = twin.ledger.workers[w1].registration
+    _accepted(twin.register(w1, quote=b"quote-2", hpke_key=b"\x66" * 32), ev.WorkerRegistered)
+    assert twin.ledger.workers[w1].quote_hash == keccak(b"quote-2")
+    _rejected(twin.post(master, encode_endorse(Address(w1), 1, judged, FAR)))
+    assert twin.ledger.rejected[-1][2] == "stale registration"
+    assert twin.ledger.workers[w1].confidence == 0
     _accepted(twin.remove_gatekeeper(gk, by=twin.admin), ev.GatekeeperRemoved)
 
 
@@ -827,7 +833,7 @@ def test_reregistration_leaves_the_cluster(twin: Twin) -> None:
     assert w1 not in twin.ledger.clusters[c1].members
     _reverted(twin.remove_cluster_worker(c1, w1, by=twin.admin), "not a member")
     _reverted(twin.add_cluster_worker(c1, w1, by=twin.admin), "worker not endorsed")
-    twin.post(master, encode_endorse(Address(w1), 1, twin.ledger.workers[w1].quote_hash, FAR))
+    twin.post(master, encode_endorse(Address(w1), 1, twin.ledger.workers[w1].registration, FAR))
     _accepted(twin.add_cluster_worker(c2, w1, by=twin.admin), ev.ClusterWorkerAdded)
     _accepted(twin.register(w1, quote=b"quote-3"), ev.ClusterWorkerRemoved, ev.WorkerRegistered)
     _accepted(twin.register(w1, quote=b"quote-4"), ev.WorkerRegistered)  # in no cluster now
@@ -842,7 +848,7 @@ def test_endorsements_expire_and_reattestation_keeps_the_cluster(twin: Twin) -> 
     twin.create_cluster(c1, twin.admin, by=twin.admin)
     _accepted(twin.add_cluster_worker(c1, w1, by=twin.admin), ev.ClusterWorkerAdded)
     # w2's endorsement lapsed long ago (valid until second 1)
-    quote_hash = twin.ledger.workers[w2].quote_hash
+    quote_hash = twin.ledger.workers[w2].registration
     _accepted(
         twin.post(master, encode_endorse(Address(w2), 1, quote_hash, 1)),
         ev.Egress,
@@ -864,11 +870,11 @@ def test_endorsements_expire_and_reattestation_keeps_the_cluster(twin: Twin) -> 
     record = twin.ledger.workers[w1]
     assert record.quote_hash == keccak(b"fresh") and record.cluster == c1
     assert record.confidence == 1 and twin.ledger.endorsed_until[w1] == FAR
-    # an endorsement of the old quote no longer lands; one of the fresh quote does
+    # an endorsement of the registration before no longer lands; one of the fresh one does
     _rejected(twin.post(master, encode_endorse(Address(w1), 2, quote_hash, FAR)))
-    assert twin.ledger.rejected[-1][2] == "stale quote"
+    assert twin.ledger.rejected[-1][2] == "stale registration"
     _accepted(
-        twin.post(master, encode_endorse(Address(w1), 2, keccak(b"fresh"), FAR + 1)),
+        twin.post(master, encode_endorse(Address(w1), 2, record.registration, FAR + 1)),
         ev.Egress,
         ev.WorkerEndorsed,
     )
@@ -1052,7 +1058,7 @@ def test_heartbeats_record_boots_and_flag_two_live_copies(twin: Twin) -> None:
     assert twin.ledger.flagged == {w1: 1}
     assert twin.ledger.workers[w1].confidence == 0
     # flagged for good: no endorsement lands, other topics keep their cheap duplicate revert
-    quote_hash = twin.ledger.workers[w1].quote_hash
+    quote_hash = twin.ledger.workers[w1].registration
     _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash, FAR)))
     assert twin.ledger.rejected[-1][2] == "worker flagged"
     _reverted(twin.post(key, (PLAIN, b"a"), seq=used), "sequence already used")
@@ -1069,7 +1075,7 @@ def test_workers_that_lose_their_eligibility_are_evicted(twin: Twin) -> None:
         _accepted(twin.add_cluster_worker(c1, member, by=twin.admin), ev.ClusterWorkerAdded)
     _reverted(twin.evict(w1, by=stranger), "still eligible")
     _reverted(twin.evict(gk, by=stranger), "genesis gatekeeper not judged yet")
-    quote_hash = twin.ledger.workers[w1].quote_hash
+    quote_hash = twin.ledger.workers[w1].registration
     _accepted(
         twin.post(master, encode_endorse(Address(w1), 0, quote_hash, FAR)),
         ev.Egress,
@@ -1222,7 +1228,7 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     gk2_address = twin.worker("gk2")
     twin.register(gk2_address)
     _reverted(twin.add_gatekeeper(gk2_address, by=twin.admin), "gatekeeper not endorsed")
-    quote_hash = twin.ledger.workers[gk2_address].quote_hash
+    quote_hash = twin.ledger.workers[gk2_address].registration
     twin.post(master, encode_endorse(Address(gk2_address), 1, quote_hash, FAR))
     _accepted(twin.add_gatekeeper(gk2_address, by=twin.admin), ev.GatekeeperAdded)
     new = twin.enclave_key("master-1")
@@ -1272,7 +1278,7 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     )
     assert twin.ledger.master == new.address.raw
     # a rotated-out master key loses its powers: it neither endorses nor keys clusters
-    quote_hash = twin.ledger.workers[w1].quote_hash
+    quote_hash = twin.ledger.workers[w1].registration
     _rejected(twin.post(master, encode_endorse(Address(w1), 5, quote_hash, FAR)))
     assert twin.ledger.rejected[-1][2] == "old master key"
     assert twin.ledger.workers[w1].confidence == 1
@@ -1437,7 +1443,7 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
                 name = data.draw(st.sampled_from(_WORKERS))
                 worker = twin.worker(name)
                 record = twin.ledger.workers.get(worker)
-                quote_hash = record.quote_hash if record else b"\x00" * 32
+                quote_hash = record.registration if record else b"\x00" * 32
                 egress = encode_endorse(Address(worker), 1, quote_hash, FAR)
             elif routed == 2:
                 egress = encode_cluster_key(

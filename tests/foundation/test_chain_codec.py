@@ -127,8 +127,9 @@ EVENTS: tuple[ev.ChainEvent, ...] = (
         quote=b"q" * 1000,
         attested_block=2**64 - 1,
         attested_hash=h32(8),
+        registration=h32(0x0A),
     ),
-    ev.WorkerEndorsed(worker=addr(3), confidence=255, quote_hash=h32(6), valid_until=2**64 - 1),
+    ev.WorkerEndorsed(worker=addr(3), confidence=255, registration=h32(6), valid_until=2**64 - 1),
     ev.WorkerReattested(
         worker=addr(3),
         quote_hash=h32(6),
@@ -136,6 +137,7 @@ EVENTS: tuple[ev.ChainEvent, ...] = (
         quote=b"q",
         attested_block=9,
         attested_hash=h32(9),
+        registration=h32(0x0B),
     ),
     ev.HeartbeatRecorded(worker=addr(3), height=U64, boot_id=h32(8), sealed_height=0),
     ev.WorkerFlagged(worker=addr(3), reason=1),

@@ -510,9 +510,9 @@ def test_a_member_judged_0_leaves_its_cluster_on_chain_for_one_new_epoch(net: Ne
 
     w2 = net.cores["w2"]
     before = _epoch(net)
-    quote_hash = net.ledger.workers[w2.address].quote_hash
+    registration = net.ledger.workers[w2.address].registration
     payload = abi_encode(
-        ["address", "uint8", "bytes32", "uint64"], [Address(w2.address).hex, 0, quote_hash, 0]
+        ["address", "uint8", "bytes32", "uint64"], [Address(w2.address).hex, 0, registration, 0]
     )
     _forged_egress(net, net.cores["gk"].keys.masters[0], topics.TOPIC_ENDORSE, payload)
     net.settle()

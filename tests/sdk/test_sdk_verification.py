@@ -566,6 +566,7 @@ def _registered(local: Local, fresh: Any, **fields: Any) -> Any:
         "tee_kind": fresh.tee_kind,
         "measurement": fresh.measurement,
         "quote_hash": b"\x01" * 32,
+        "registration": b"\x0a" * 32,
         "collateral_hash": b"\x02" * 32,
         "attested_block": 0,
         **fields,
@@ -596,6 +597,7 @@ def test_audit_reverifies_each_quote_a_reattestation_included(local: Local) -> N
         quote=fresh.quote,
         attested_block=head.number,
         attested_hash=head.hash,
+        registration=b"\x0b" * 32,
     )
     quotes = client.quotes_on_chain([registered], [reattested])
     assert [kind for kind, _ in quotes] == ["registration", "reattestation"]

@@ -96,8 +96,8 @@ def _commitment_gas(backend: ChainBackend, members: int) -> list[int]:
     network.create_cluster(admin, cluster, admin.address)
     keys = [register(f"w{i}") for i in range(members)]
     for key in keys:
-        quote_hash = network.view("Registry", "workers", key.address)[5]
-        post(master, encode_endorse(key.address, 1, quote_hash, 2**40))
+        registration = network.view("Registry", "registration_of", key.address)
+        post(master, encode_endorse(key.address, 1, registration, 2**40))
         network.add_cluster_worker(admin, cluster, key.address)
     height = backend.mine(1)
     gas = []

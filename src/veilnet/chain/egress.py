@@ -99,12 +99,14 @@ def verify_egress(message: EgressMessage, domain: Domain) -> None:
 
 
 def encode_endorse(
-    worker: Address, confidence: int, quote_hash: bytes, valid_until: int
+    worker: Address, confidence: int, registration: bytes, valid_until: int
 ) -> tuple[bytes, bytes]:
-    """(topic, payload): the master key endorses ``worker`` at ``confidence`` (0 rejects) until
-    ``valid_until`` (unix seconds of block time: its collateral's expiry)."""
+    """(topic, payload): the master key endorses ``worker``'s registration (its digest,
+    ``Registry.registration_of``) at ``confidence`` (0 rejects) until ``valid_until`` (unix
+    seconds of block time: its collateral's expiry)."""
     return TOPIC_ENDORSE, abi_encode(
-        ["address", "uint8", "bytes32", "uint64"], [worker.hex, confidence, quote_hash, valid_until]
+        ["address", "uint8", "bytes32", "uint64"],
+        [worker.hex, confidence, registration, valid_until],
     )
 
 

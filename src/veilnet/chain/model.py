@@ -195,6 +195,7 @@ class WorkerRegistered(ChainEvent):
     quote: bytes
     attested_block: int
     attested_hash: bytes
+    registration: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,7 +205,7 @@ class WorkerEndorsed(ChainEvent):
     CONTRACT: ClassVar[str] = "Registry"
     worker: Address
     confidence: int
-    quote_hash: bytes
+    registration: bytes
     valid_until: int
 
 
@@ -219,6 +220,7 @@ class WorkerReattested(ChainEvent):
     quote: bytes
     attested_block: int
     attested_hash: bytes
+    registration: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -530,13 +530,14 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("quote", "bytes", _D),
         ("attested_block", "uint64", _D),
         ("attested_hash", "bytes32", _D),
+        ("registration", "bytes32", _D),
     ),
     _abi(
         _REGISTRY,
         "WorkerEndorsed",
         ("worker", "address", _I),
         ("confidence", "uint8", _D),
-        ("quote_hash", "bytes32", _D),
+        ("registration", "bytes32", _D),
         ("valid_until", "uint64", _D),
     ),
     _abi(
@@ -548,6 +549,7 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("quote", "bytes", _D),
         ("attested_block", "uint64", _D),
         ("attested_hash", "bytes32", _D),
+        ("registration", "bytes32", _D),
     ),
     _abi(
         _REGISTRY,

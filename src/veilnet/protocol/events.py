@@ -98,6 +98,8 @@ class WorkerRegistered(ChainEvent):
     attested_block: int
     attested_hash: bytes
     """The recent block the quote binds (``registration_report_data``), checked by the chain."""
+    registration: bytes
+    """What an endorsement of this registration must name (``Registry.registration_of``)."""
 
 
 @record("ev.worker_endorsed")
@@ -105,7 +107,7 @@ class WorkerRegistered(ChainEvent):
 class WorkerEndorsed(ChainEvent):
     worker: bytes
     confidence: int
-    quote_hash: bytes
+    registration: bytes
     valid_until: int
     """Unix seconds (block time) the endorsement holds until (0 with confidence 0)."""
 
@@ -122,6 +124,8 @@ class WorkerReattested(ChainEvent):
     quote: bytes
     attested_block: int
     attested_hash: bytes
+    registration: bytes
+    """What an endorsement of this registration must name (``Registry.registration_of``)."""
 
 
 @record("ev.heartbeat_recorded")

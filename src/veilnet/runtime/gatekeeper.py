@@ -86,7 +86,7 @@ def endorse_pending(core: CoreContext, header: ev.BlockHeader) -> None:
         state.workers[address] = dataclasses.replace(state.workers[address], endorsing=True)
         payload = abi_encode(
             ["address", "uint8", "bytes32", "uint64"],
-            [Address(address).hex, confidence, worker.quote_hash, valid_until],
+            [Address(address).hex, confidence, worker.registration, valid_until],
         )
         core.outbox.emit(core.master_key(), state.master.key_address, topics.TOPIC_ENDORSE, payload)
 

@@ -62,6 +62,9 @@ class WorkerInfo:
     """Block time (unix seconds) the endorsement holds until (``WorkerEndorsed.valid_until``)."""
     attested_hash: bytes = b""
     """The recent block hash the current quote binds (the chain checked its recency)."""
+    registration: bytes = b""
+    """The Registry's digest of this registration (every field and a count): what an
+    endorsement names, so it never carries over to a later registration."""
     encryption_key: bytes = b""
     """Its newest encryption key on chain (``WorkerKeyPublished``): the only key anything is
     wrapped to. Empty until it publishes one after (re-)registering."""

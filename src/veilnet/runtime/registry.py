@@ -39,6 +39,7 @@ def on_worker_registered(
         collateral_hash=event.collateral_hash,
         quote=event.quote,
         attested_hash=event.attested_hash,
+        registration=event.registration,
         # no key until it publishes one anew; numbers go on, as they do on chain
         encryption_index=0 if previous is None else previous.encryption_index,
     )
@@ -77,6 +78,7 @@ def on_worker_reattested(
         quote_hash=event.quote_hash,
         collateral_hash=event.collateral_hash,
         attested_hash=event.attested_hash,
+        registration=event.registration,
         standing=standing,
     )
     if event.worker == core.address:
@@ -102,7 +104,7 @@ def expire_endorsements(core: CoreContext, since: int) -> None:
 
 def on_worker_endorsed(core: CoreContext, header: ev.BlockHeader, event: ev.WorkerEndorsed) -> None:
     worker = core.state.workers.get(event.worker)
-    if worker is None or worker.quote_hash != event.quote_hash:
+    if worker is None or worker.registration != event.registration:
         return
     was_endorsed = core.endorsed(event.worker)
     standing = worker.standing

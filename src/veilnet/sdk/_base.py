@@ -1004,6 +1004,7 @@ class BaseClient:
                         collateral_hash=event.collateral_hash,
                         attested_block=event.attested_block,
                         attested_hash=event.attested_hash,
+                        registration=event.registration,
                         block_number=event.block_number,
                         log_index=event.log_index,
                         tx_hash=event.tx_hash,

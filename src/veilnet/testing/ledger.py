@@ -37,7 +37,7 @@ from veilnet.chain.constants import (
     ROTATION_WINDOW,
     ROUTED_TOPICS,
 )
-from veilnet.codec import CodecError, abi_decode
+from veilnet.codec import CodecError, abi_decode, abi_encode
 from veilnet.crypto import Address, Domain, SecretKey, SignatureInvalid, recover_typed, sign_typed
 from veilnet.crypto.constants import SECP256K1_HALF_N, SIGNATURE_LENGTH
 from veilnet.protocol import events as ev
@@ -139,6 +139,8 @@ class _Worker:
     collateral_hash: bytes = b"\x00" * 32
     confidence: int = 0
     cluster: bytes | None = None
+    registration: bytes = b"\x00" * 32
+    """``Registry.registration_of``: the digest an endorsement must name."""
 
 
 @dataclass(slots=True)
@@ -224,6 +226,7 @@ class LedgerSim:
     endorsed_until: dict[bytes, int] = field(default_factory=dict)
     genesis_gatekeeper: bytes = _ZERO
     """``Registry.genesis_gatekeeper``: the first gatekeeper, named before any master key."""
+    registration_count: dict[bytes, int] = field(default_factory=dict)
     encryption_index: dict[bytes, int] = field(default_factory=dict)
     """worker -> number of its newest encryption key (``WorkerKeyPublished``), never reset."""
     time_offset: int = 0
@@ -465,6 +468,7 @@ class LedgerSim:
             collateral_hash=request.collateral_hash,
         )
         self.origin_kind[request.worker] = KIND_WORKER
+        registration = self._registration(request.worker)
         self.pending.append(
             ev.WorkerRegistered(
                 worker=request.worker,
@@ -477,8 +481,30 @@ class LedgerSim:
                 quote=request.quote,
                 attested_block=request.attested_block,
                 attested_hash=attested_hash,
+                registration=registration,
             )
         )
+
+    def _registration(self, worker: bytes) -> bytes:
+        """Registry._registration: a digest of every field and a number that grows with each
+        registration or re-attestation (what an endorsement must name)."""
+        count = self.registration_count.get(worker, 0) + 1
+        self.registration_count[worker] = count
+        record = self.workers[worker]
+        digest = keccak(
+            abi_encode(
+                ["address", "bytes32", "bytes32", "bytes32", "uint64"],
+                [
+                    Address(worker).hex,
+                    keccak(record.hpke_key),
+                    record.measurement,
+                    record.quote_hash,
+                    count,
+                ],
+            )
+        )
+        record.registration = digest
+        return digest
 
     def reattest_worker(
         self, worker: bytes, quote: bytes, collateral_hash: bytes, attested_block: int
@@ -497,6 +523,7 @@ class LedgerSim:
             raise Revert("measurement not allowed")
         record.quote_hash = keccak(quote)
         record.collateral_hash = collateral_hash
+        registration = self._registration(worker)
         self.pending.append(
             ev.WorkerReattested(
                 worker=worker,
@@ -505,6 +532,7 @@ class LedgerSim:
                 quote=quote,
                 attested_block=attested_block,
                 attested_hash=attested_hash,
+                registration=registration,
             )
         )
 
@@ -735,15 +763,15 @@ class LedgerSim:
             raise Revert("wrong origin")
         if origin != self.master:
             raise Revert("old master key")
-        address, confidence, quote_hash, valid_until = _decode(
+        address, confidence, registration, valid_until = _decode(
             ["address", "uint8", "bytes32", "uint64"], payload
         )
         worker = _address(address)
         if self._kind(worker) != KIND_WORKER:
             raise Revert("unknown worker")
         record = self.workers[worker]
-        if record.quote_hash != quote_hash:
-            raise Revert("stale quote")
+        if record.registration != registration:
+            raise Revert("stale registration")
         if self.flagged.get(worker, 0):
             raise Revert("worker flagged")
         if confidence > MAX_CONFIDENCE:
@@ -753,7 +781,10 @@ class LedgerSim:
         self.endorsed_until[worker] = valid_until
         self.pending.append(
             ev.WorkerEndorsed(
-                worker=worker, confidence=confidence, quote_hash=quote_hash, valid_until=valid_until
+                worker=worker,
+                confidence=confidence,
+                registration=registration,
+                valid_until=valid_until,
             )
         )
         if not confidence:

@@ -130,11 +130,12 @@ event WorkerRegistered:
     quote: Bytes[MAX_QUOTE]
     attested_block: uint64
     attested_hash: bytes32
+    registration: bytes32
 
 event WorkerEndorsed:
     worker: indexed(address)
     confidence: uint8
-    quote_hash: bytes32
+    registration: bytes32
     valid_until: uint64
 
 event WorkerReattested:
@@ -144,6 +145,7 @@ event WorkerReattested:
     quote: Bytes[MAX_QUOTE]
     attested_block: uint64
     attested_hash: bytes32
+    registration: bytes32
 
 event WorkerKeyPublished:
     worker: indexed(address)
@@ -260,7 +262,7 @@ master_key_address: public(address)
 master_public_key: public(Bytes[MAX_HPKE_KEY])
 rotation_counter: public(uint256)
 rotation_locked: public(bool)
-proposal_key_address: public(address)
+proposal_key_address: address
 proposal_public_key: Bytes[MAX_HPKE_KEY]
 # Confirmations count per attempt (a number that grows at every lock), so an aborted attempt
 # leaves nothing behind that could refuse a gatekeeper in the next one.
@@ -284,7 +286,7 @@ endorsed_until: public(HashMap[address, uint64])
 # value, who posted (in order), and the value a strict majority of the members posted.
 commitment_of: public(HashMap[bytes32, HashMap[uint64, HashMap[address, bytes32]]])
 commitment_votes: HashMap[bytes32, HashMap[uint64, HashMap[bytes32, uint256]]]
-commitment_posters: public(HashMap[bytes32, HashMap[uint64, DynArray[address, MAX_CLUSTER_WORKERS]]])
+commitment_posters: HashMap[bytes32, HashMap[uint64, DynArray[address, MAX_CLUSTER_WORKERS]]]
 commitment_verdict: public(HashMap[bytes32, HashMap[uint64, bytes32]])
 commitment_named: HashMap[bytes32, HashMap[uint64, HashMap[address, bool]]]
 diverged_at: public(HashMap[address, uint64])
@@ -294,6 +296,11 @@ encryption_index: public(HashMap[address, uint64])
 # The gatekeeper named before any master key existed (so before anyone could endorse it): it
 # may hold its role unjudged until the first verdict on it lands.
 genesis_gatekeeper: public(address)
+# What an endorsement names: a digest of every field of the registration (identity, HPKE key,
+# measurement, quote) and a number that grows with each registration or re-attestation of the
+# identity, so a verdict never carries over to anything registered after it was judged.
+registration_of: public(HashMap[address, bytes32])
+registration_count: HashMap[address, uint64]
 
 
 @deploy
@@ -436,6 +443,7 @@ def register_worker(
     self.workers[msg.sender].quote_hash = quote_hash
     self.workers[msg.sender].collateral_hash = collateral_hash
     self.origin_kind[msg.sender] = KIND_WORKER
+    registration: bytes32 = self._registration(msg.sender)
     log WorkerRegistered(
         worker=msg.sender,
         operator=operator,
@@ -447,7 +455,20 @@ def register_worker(
         quote=quote,
         attested_block=convert(attested_block, uint64),
         attested_hash=attested_hash,
+        registration=registration,
     )
+
+
+@internal
+def _registration(worker: address) -> bytes32:
+    count: uint64 = self.registration_count[worker] + 1
+    self.registration_count[worker] = count
+    record: Worker = self.workers[worker]
+    digest: bytes32 = keccak256(
+        abi_encode(worker, keccak256(record.hpke_key), record.measurement, record.quote_hash, count)
+    )
+    self.registration_of[worker] = digest
+    return digest
 
 
 @external
@@ -465,6 +486,7 @@ def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32, attested_
     quote_hash: bytes32 = keccak256(quote)
     self.workers[msg.sender].quote_hash = quote_hash
     self.workers[msg.sender].collateral_hash = collateral_hash
+    registration: bytes32 = self._registration(msg.sender)
     log WorkerReattested(
         worker=msg.sender,
         quote_hash=quote_hash,
@@ -472,6 +494,7 @@ def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32, attested_
         quote=quote,
         attested_block=convert(attested_block, uint64),
         attested_hash=attested_hash,
+        registration=registration,
     )
 
 
@@ -705,18 +728,18 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         assert origin == self.master_key_address, "old master key"
         worker: address = empty(address)
         confidence: uint8 = 0
-        quote_hash: bytes32 = empty(bytes32)
+        registration: bytes32 = empty(bytes32)
         valid_until: uint64 = 0
-        worker, confidence, quote_hash, valid_until = abi_decode(payload, (address, uint8, bytes32, uint64))
+        worker, confidence, registration, valid_until = abi_decode(payload, (address, uint8, bytes32, uint64))
         assert self.origin_kind[worker] == KIND_WORKER, "unknown worker"
-        assert self.workers[worker].quote_hash == quote_hash, "stale quote"
+        assert self.registration_of[worker] == registration, "stale registration"
         assert self.flagged[worker] == 0, "worker flagged"
         assert confidence <= 5, "bad confidence"
         if confidence == 0:
             valid_until = 0
         self.workers[worker].confidence = confidence
         self.endorsed_until[worker] = valid_until
-        log WorkerEndorsed(worker=worker, confidence=confidence, quote_hash=quote_hash, valid_until=valid_until)
+        log WorkerEndorsed(worker=worker, confidence=confidence, registration=registration, valid_until=valid_until)
         if confidence == 0:
             self._evict(worker)
     elif topic == TOPIC_MASTER_KEY:
