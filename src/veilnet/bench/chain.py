@@ -11,6 +11,7 @@ from veilnet.chain import EmbeddedChain, Follower, Network, deploy, find_anvil
 from veilnet.chain.anvil import AnvilChain
 from veilnet.chain.egress import (
     egress_domain,
+    encode_cluster_key,
     encode_endorse,
     encode_master_key,
     encode_worker_key,
@@ -55,10 +56,12 @@ def _commands_per_s(backend: ChainBackend, count: int) -> float:
     return count / elapsed
 
 
-def _commitment_gas(backend: ChainBackend, members: int) -> list[int]:
+def _commitment_gas(backend: ChainBackend, members: int, calls: dict[str, int]) -> list[int]:
     """Gas of each member's state-commitment post for one height in a cluster of ``members``
     endorsed workers, the first ``members // 2`` of them against the rest: the last post forms
-    the verdict and names up to four of them (``Registry._state_commitment``)."""
+    the verdict and names up to four of them (``Registry._state_commitment``). ``calls`` gets
+    the gas of the calls on the way: a registration, an endorsement, a cluster key, a
+    command."""
     client = backend.client()
     admin_key = backend.dev_accounts[0][1]
     measurement = b"\x42" * 32
@@ -77,7 +80,7 @@ def _commitment_gas(backend: ChainBackend, members: int) -> list[int]:
     def register(name: str) -> SecretKey:
         key = SecretKey.derive(b"veilnet-bench-chain-commitments", name)
         admin.transact(key.address, b"", value=10**18, gas=21_000)
-        network.register_worker(
+        calls["gas_register_worker"] = network.register_worker(
             network.sender(key._private_scalar()),
             operator=admin.address,
             hpke_key=key.public.x25519,
@@ -85,7 +88,7 @@ def _commitment_gas(backend: ChainBackend, members: int) -> list[int]:
             measurement=measurement,
             quote=name.encode(),
             collateral_hash=b"\x00" * 32,
-        )
+        ).gas_used
         return key
 
     gatekeeper = register("gk")
@@ -97,8 +100,14 @@ def _commitment_gas(backend: ChainBackend, members: int) -> list[int]:
     keys = [register(f"w{i}") for i in range(members)]
     for key in keys:
         registration = network.view("Registry", "registration_of", key.address)
-        post(master, encode_endorse(key.address, 1, registration, 2**40))
+        calls["gas_endorse"] = post(master, encode_endorse(key.address, 1, registration, 2**40))
         network.add_cluster_worker(admin, cluster, key.address)
+    cluster_key = SecretKey.derive(b"veilnet-bench-chain-commitments", "cluster-1")
+    calls["gas_cluster_key"] = post(
+        master, encode_cluster_key(cluster, 1, cluster_key.address, cluster_key.public.x25519)
+    )
+    contract_id = network.deploy_contract(admin, salt=b"\x01" * 32, cluster_id=cluster, code=b"c")
+    calls["gas_push_command"] = network.push_command(admin, contract_id, _PAYLOAD).gas_used
     height = backend.mine(1)
     gas = []
     for index, key in enumerate(keys):
@@ -119,7 +128,9 @@ def _bench(quick: bool) -> dict[str, Any]:
     with EmbeddedChain() as embedded:
         figures["commands_per_s_embedded"] = round(_commands_per_s(embedded, count), 1)
     with EmbeddedChain() as embedded:
-        *gas, key_x25519, key_hybrid = _commitment_gas(embedded, 3 if quick else 9)
+        calls: dict[str, int] = {}
+        *gas, key_x25519, key_hybrid = _commitment_gas(embedded, 3 if quick else 9, calls)
+        figures.update(sorted(calls.items()))
         figures["gas_state_commitment"] = max(gas[:-1])
         figures["gas_state_commitment_verdict"] = gas[-1]
         figures["gas_worker_key_x25519"] = key_x25519
@@ -140,6 +151,8 @@ def _bench(quick: bool) -> dict[str, Any]:
             "state_commitments": "gas_*: Bus.post of a state commitment in a cluster of 9 "
             "(quick: 3) endorsed members, 4 (1) of them against the rest; the verdict post names "
             "them (embedded chain); gas_worker_key_*: Bus.post of a worker's encryption key "
-            "(32-byte X25519, 1216-byte ML-KEM-768+X25519)",
+            "(32-byte X25519, 1216-byte ML-KEM-768+X25519); gas_register_worker (a 2-byte "
+            "quote: a real one adds calldata and log gas per byte), gas_endorse and gas_cluster_key (Bus.post), gas_push_command (256 bytes, "
+            "no fee)",
         },
     }
