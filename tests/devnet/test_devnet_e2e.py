@@ -150,6 +150,15 @@ def test_cli_flows(devnet: Devnet) -> None:
     assert any(c["id"] == cid for c in status["contracts"])
     audited = _veil(["audit"], network)
     assert audited["registrations"] == 3 and audited["failed"] == 0
+    # anyone may evict a worker that lost its eligibility; an eligible one stays
+    from veilnet.cli.keys import keys
+
+    worker = status["workers"][0]["address"]
+    refused = CliRunner().invoke(
+        keys, ["evict", worker, "--network", str(network), "--insecure-dev-tee"]
+    )
+    assert refused.exit_code != 0
+    assert "still eligible" in str(refused.exception) + refused.output
 
 
 def test_cli_errors_are_one_line(devnet: Devnet) -> None:

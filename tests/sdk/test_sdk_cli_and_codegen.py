@@ -37,6 +37,8 @@ def test_sync_client_is_generated_from_async() -> None:
         ("veilnet.cli.status", "status", []),
         ("veilnet.cli.audit", "audit", []),
         ("veilnet.cli.keys", "keys", ["rotate"]),
+        ("veilnet.cli.keys", "keys", ["evict"]),
+        ("veilnet.cli.attest", "attest", ["pccs"]),
     ],
 )
 def test_every_command_has_help(module: str, name: str, args: list[str]) -> None:

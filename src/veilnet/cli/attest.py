@@ -139,12 +139,14 @@ def _render(document: dict[str, Any]) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True)
+@json_option
 def pccs(
     collateral_path: Path | None,
     network_path: Path | None,
     insecure_dev_tee: bool,
     host: str,
     port: int,
+    as_json: bool,
 ) -> None:
     """Serve one collateral set over the PCCS v4 API (what dcap-qvl and `veil audit --pccs`
     fetch), until interrupted: a stand-in for a PCCS on a devnet or in tests."""
@@ -175,7 +177,10 @@ def pccs(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalPCCS(collateral, host=host, port=port) as service:
         # one line, flushed at once: a script (or a test) waits for it to learn the URL
-        click.echo(f"serving PCCS v4 collateral at {service.url}")
+        if as_json:
+            click.echo(json.dumps({"url": service.url}))
+        else:
+            click.echo(f"serving PCCS v4 collateral at {service.url}")
         sys.stdout.flush()
         try:
             while not stop.wait(0.5):

@@ -1,5 +1,5 @@
-"""``veil keys rotate``: start a master-key rotation (governance) and follow it to the end.
-Ends when the master key rotated and every cluster and contract is on its new key epoch."""
+"""``veil keys``: rotate the master key (governance) and follow it to the end; evict a worker
+that lost its eligibility (anyone)."""
 
 from __future__ import annotations
 
@@ -51,4 +51,21 @@ def _render(doc: dict[str, Any]) -> None:
         f"[green]rotation {doc['rotation']} complete[/green] in {doc['blocks']} blocks "
         f"({doc['seconds']:.1f} s): {len(doc['clusters'])} cluster(s), "
         f"{doc['contracts']} contract(s) re-keyed"
+    )
+
+
+@keys.command()
+@network_options
+@click.argument("worker")
+@json_option
+def evict(network: Path | None, key: str | None, worker: str, as_json: bool) -> None:
+    """Take WORKER (0x address) out of its cluster and the gatekeeper set once it is no longer
+    eligible: endorsement ended or expired, measurement revoked, flagged or found diverged.
+    Anyone may; the Registry refuses an eligible worker (`still eligible`)."""
+    with open_client(network, key) as client:
+        block = client.evict(worker)
+    emit(
+        {"worker": worker, "evicted": True, "block": block},
+        as_json=as_json,
+        render=lambda doc: console.print(f"[green]evicted[/green] {worker} at block {block}"),
     )

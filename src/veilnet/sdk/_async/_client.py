@@ -860,6 +860,23 @@ class AsyncClient(BaseClient):
             )
         return entries
 
+    async def evict(
+        self, worker: Address | bytes | str, *, wallet: Wallet | bytes | str | None = None
+    ) -> int:
+        """Take a worker that is no longer eligible (its endorsement ended or expired, its
+        measurement was revoked, it was flagged or found diverged) out of its cluster and the
+        gatekeeper set (``Registry.evict``; anyone may). Returns the block it happened in.
+
+        Raises:
+            TransactionReverted: ``still eligible``, ``nothing to evict`` or ``genesis
+                gatekeeper not judged yet``.
+        """
+        target = worker if isinstance(worker, Address) else Address.parse(worker)
+        receipt = await self.transact(
+            self.wallet_for(wallet), self.config.registry, self.registry.encode("evict", target)
+        )
+        return int(receipt["blockNumber"], 16)
+
     async def rotate_master_key(
         self,
         *,
