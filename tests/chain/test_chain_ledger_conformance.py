@@ -50,6 +50,7 @@ from veilnet.crypto import Address, SecretKey
 from veilnet.crypto.constants import SECP256K1_N
 from veilnet.protocol import events as ev
 from veilnet.protocol.egress import EgressMessage as CoreEgress
+from veilnet.protocol.limits import MAX_EGRESS_PAYLOAD
 from veilnet.protocol.registration import RegistrationRequest, TEEKind
 from veilnet.protocol.rotation import prove_possession
 from veilnet.testing import LedgerSim, Revert
@@ -1444,7 +1445,8 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
                 worker = twin.worker(name)
                 record = twin.ledger.workers.get(worker)
                 quote_hash = record.registration if record else b"\x00" * 32
-                egress = encode_endorse(Address(worker), 1, quote_hash, FAR)
+                confidence = data.draw(st.sampled_from((0, 1)))
+                egress = encode_endorse(Address(worker), confidence, quote_hash, FAR)
             elif routed == 2:
                 egress = encode_cluster_key(
                     data.draw(st.sampled_from(_CLUSTERS)), number, target, b"c"
@@ -1469,6 +1471,24 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
         @invariant()
         def nothing_pending_is_lost(self) -> None:
             assert all(isinstance(e, ev.ChainEvent) for e in self.twin.ledger.pending)
+
+        @invariant()
+        def roles_need_a_judgement(self) -> None:
+            """No worker judged 0 (refused, de-endorsed, re-registered, flagged) holds a role;
+            a divergence verdict's dissenters wait for anyone to evict them, and a rotation
+            keeps counting its gatekeepers until it ends."""
+            ledger = self.twin.ledger
+            named = {worker for _, _, worker in ledger.named}
+            gatekeepers = set() if ledger.rotation_locked else set(ledger.gatekeepers)
+            gatekeepers.discard(ledger.genesis_gatekeeper)  # judged by nobody yet
+            members = {m for c in ledger.clusters.values() for m in c.members}
+            for worker in (members | gatekeepers) - named:
+                assert ledger.workers[worker].confidence > 0, f"0x{worker.hex()} holds a role"
+
+        @invariant()
+        def no_origin_can_be_starved(self) -> None:
+            """Whatever governance does, the Bus takes every payload a core may emit."""
+            assert self.twin.ledger.max_payload >= MAX_EGRESS_PAYLOAD
 
         def teardown(self) -> None:
             try:
