@@ -161,3 +161,27 @@ def test_a_registration_naming_another_block_than_its_quote_gets_no_endorsement(
     net.settle()
     (endorsed,) = endorsements()
     assert endorsed.confidence >= 1
+
+
+def test_a_worker_whose_host_withholds_its_encryption_key_gets_no_key(
+    net: EnclaveNetwork,
+) -> None:
+    """Real enclave processes. w3's host keeps back the encryption key its core publishes, and
+    w3 joins c1: its share message carries no key, and nothing is ever wrapped to the identity
+    key it registered with. Once the key lands, the share follows, wrapped to that key, and
+    w3 serves."""
+    mark = len(net.egress)
+    net.start("w3")
+    w3 = net.addresses["w3"]
+    net.withhold = lambda m: m.origin == w3 and m.topic == topics.TOPIC_WORKER_KEY
+    net.settle()
+    assert net.withheld and net.ledger.endorsed(w3)
+    net.ledger.add_cluster_worker(b"c1".ljust(32, b"\x00"), w3)
+    net.settle()
+    assert _keyed_shares(net, w3, mark) == []
+    net.withhold = None
+    for message in net.withheld:
+        net.ledger.post(message)
+    net.settle()
+    assert _keyed_shares(net, w3, mark) == [_epoch(net)]
+    assert _serves(net, "w3")

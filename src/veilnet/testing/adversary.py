@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from veilnet.crypto import SecretKey
@@ -169,6 +170,9 @@ class EnclaveNetwork:
         self.sealed_identities: dict[str, bytes] = {}
         self.egress: list[EgressMessage] = []
         """Every message an enclave emitted, in order."""
+        self.withhold: Callable[[EgressMessage], bool] | None = None
+        """A host's choice: egress it keeps back instead of posting (kept in ``withheld``)."""
+        self.withheld: list[EgressMessage] = []
 
     def close(self) -> None:
         for host in self.hosts.values():
@@ -224,6 +228,9 @@ class EnclaveNetwork:
     def _post(self, egress: tuple[EgressMessage, ...]) -> None:
         self.egress.extend(egress)
         for message in egress:
+            if self.withhold is not None and self.withhold(message):
+                self.withheld.append(message)
+                continue
             with contextlib.suppress(Revert):  # a replay's old message, posted long ago
                 self.ledger.post(message)
 
