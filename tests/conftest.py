@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from veilnet.sandbox import AgentRuntime
-from veilnet.testing import is_ci, require_tool
+from veilnet.testing import Network, is_ci, require_tool
 
 pytest_plugins = ("pytester",)
 
@@ -91,6 +91,14 @@ def engine() -> Iterator[AgentRuntime]:
     runtime = AgentRuntime()
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def network(engine: AgentRuntime) -> Network:
+    """1 gatekeeper and 2 workers in cluster c1, every worker endorsed and keyed."""
+    net = Network(engine=engine)
+    net.bootstrap()
+    return net
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,7 @@ C1 = cluster_id_of("c1")
 
 
 @pytest.fixture
-def net(engine: AgentRuntime) -> Network:
-    """1 gatekeeper and 2 workers in cluster c1, every worker endorsed and keyed."""
-    network = Network(engine=engine)
-    network.bootstrap()
+def net(network: Network) -> Network:
     return network
 
 

@@ -8,21 +8,12 @@ import pytest
 
 from veilnet.crypto import SecretKey
 from veilnet.protocol.outcomes import OutcomeRecord
-from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
 OWNER = SecretKey.derive(b"\x77" * 32, "owner")
 ALICE = SecretKey.derive(b"\x77" * 32, "alice")
 MALLORY = SecretKey.derive(b"\x77" * 32, "mallory")
-
-
-@pytest.fixture
-def network(engine: AgentRuntime) -> Network:
-    """1 gatekeeper and 2 workers in cluster c1, every worker endorsed and keyed."""
-    net = Network(engine=engine)
-    net.bootstrap()
-    return net
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from veilnet.protocol import events as ev
 from veilnet.protocol import topics
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.errors import NotReady
-from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network, cluster_id_of, query_core
 
 from .conftest import ALICE, OWNER, counted
@@ -23,9 +22,7 @@ C1 = cluster_id_of("c1")
 
 
 @pytest.fixture
-def net(engine: AgentRuntime) -> Network:
-    network = Network(engine=engine)
-    network.bootstrap()
+def net(network: Network) -> Network:
     return network
 
 

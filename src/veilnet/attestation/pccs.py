@@ -13,7 +13,7 @@ from typing import Any, Final
 import dcap_qvl
 
 from veilnet.attestation._collateral import Collateral
-from veilnet.attestation.errors import CollateralInvalid, CollateralUnavailable
+from veilnet.attestation.errors import CollateralUnavailable
 
 __all__ = ["LocalPCCS", "fetch_collateral"]
 
@@ -63,12 +63,7 @@ def fetch_collateral(
     for name in _FIELDS:
         value = getattr(got, name)
         fields[name] = value if isinstance(value, str) else bytes(value).hex()
-    try:
-        return Collateral.from_fields(**fields)
-    except CollateralInvalid:
-        raise
-    except (TypeError, ValueError) as exc:  # pragma: no cover - dcap-qvl parsed it already
-        raise CollateralInvalid(f"{pccs_url} served unusable collateral") from exc
+    return Collateral.from_fields(**fields)
 
 
 class LocalPCCS:
@@ -92,10 +87,6 @@ class LocalPCCS:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
-
-    def replace(self, collateral: Collateral) -> None:
-        """Serve another collateral set from now on (a renewal, or a revocation)."""
-        self._fields = collateral.to_dict()
 
     def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) for one request path (with its query string)."""

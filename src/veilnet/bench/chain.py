@@ -56,12 +56,13 @@ def _commands_per_s(backend: ChainBackend, count: int) -> float:
     return count / elapsed
 
 
-def _commitment_gas(backend: ChainBackend, members: int, calls: dict[str, int]) -> list[int]:
-    """Gas of each member's state-commitment post for one height in a cluster of ``members``
-    endorsed workers, the first ``members // 2`` of them against the rest: the last post forms
-    the verdict and names up to four of them (``Registry._state_commitment``). ``calls`` gets
-    the gas of the calls on the way: a registration, an endorsement, a cluster key, a
-    command."""
+def _gas(backend: ChainBackend, members: int) -> dict[str, int]:
+    """Gas of the calls a network makes, by figure name: a registration, an endorsement, a
+    cluster key, a command, both kinds of worker encryption key, and the state commitments of
+    one height in a cluster of ``members`` endorsed workers, the first ``members // 2`` of them
+    against the rest (the last post forms the verdict and names up to four of them,
+    ``Registry._state_commitment``)."""
+    gas: dict[str, int] = {}
     client = backend.client()
     admin_key = backend.dev_accounts[0][1]
     measurement = b"\x42" * 32
@@ -80,7 +81,7 @@ def _commitment_gas(backend: ChainBackend, members: int, calls: dict[str, int]) 
     def register(name: str) -> SecretKey:
         key = SecretKey.derive(b"veilnet-bench-chain-commitments", name)
         admin.transact(key.address, b"", value=10**18, gas=21_000)
-        calls["gas_register_worker"] = network.register_worker(
+        gas["gas_register_worker"] = network.register_worker(
             network.sender(key._private_scalar()),
             operator=admin.address,
             hpke_key=key.public.x25519,
@@ -100,23 +101,25 @@ def _commitment_gas(backend: ChainBackend, members: int, calls: dict[str, int]) 
     keys = [register(f"w{i}") for i in range(members)]
     for key in keys:
         registration = network.view("Registry", "registration_of", key.address)
-        calls["gas_endorse"] = post(master, encode_endorse(key.address, 1, registration, 2**40))
+        gas["gas_endorse"] = post(master, encode_endorse(key.address, 1, registration, 2**40))
         network.add_cluster_worker(admin, cluster, key.address)
     cluster_key = SecretKey.derive(b"veilnet-bench-chain-commitments", "cluster-1")
-    calls["gas_cluster_key"] = post(
+    gas["gas_cluster_key"] = post(
         master, encode_cluster_key(cluster, 1, cluster_key.address, cluster_key.public.x25519)
     )
     contract_id = network.deploy_contract(admin, salt=b"\x01" * 32, cluster_id=cluster, code=b"c")
-    calls["gas_push_command"] = network.push_command(admin, contract_id, _PAYLOAD).gas_used
+    gas["gas_push_command"] = network.push_command(admin, contract_id, _PAYLOAD).gas_used
     height = backend.mine(1)
-    gas = []
+    commitments = []
     for index, key in enumerate(keys):
         value = b"\x66" * 32 if index < members // 2 else b"\x11" * 32
         payload = abi_encode(["bytes32", "uint64", "bytes32"], [cluster, height, value])
-        gas.append(post(key, (TOPIC_STATE_COMMITMENT, payload)))
+        commitments.append(post(key, (TOPIC_STATE_COMMITMENT, payload)))
+    gas["gas_state_commitment"] = max(commitments[:-1])
+    gas["gas_state_commitment_verdict"] = commitments[-1]
     # a worker's encryption keys: an X25519 one, then a hybrid (ML-KEM-768 + X25519) one
-    gas.append(post(keys[0], encode_worker_key(1, keys[0].public.x25519)))
-    gas.append(post(keys[0], encode_worker_key(2, b"\x5a" * 1216)))
+    gas["gas_worker_key_x25519"] = post(keys[0], encode_worker_key(1, keys[0].public.x25519))
+    gas["gas_worker_key_hybrid"] = post(keys[0], encode_worker_key(2, b"\x5a" * 1216))
     client.close()
     return gas
 
@@ -128,13 +131,7 @@ def _bench(quick: bool) -> dict[str, Any]:
     with EmbeddedChain() as embedded:
         figures["commands_per_s_embedded"] = round(_commands_per_s(embedded, count), 1)
     with EmbeddedChain() as embedded:
-        calls: dict[str, int] = {}
-        *gas, key_x25519, key_hybrid = _commitment_gas(embedded, 3 if quick else 9, calls)
-        figures.update(sorted(calls.items()))
-        figures["gas_state_commitment"] = max(gas[:-1])
-        figures["gas_state_commitment_verdict"] = gas[-1]
-        figures["gas_worker_key_x25519"] = key_x25519
-        figures["gas_worker_key_hybrid"] = key_hybrid
+        figures.update(sorted(_gas(embedded, 3 if quick else 9).items()))
     if find_anvil() is not None:
         with AnvilChain() as anvil:
             figures["commands_per_s_anvil"] = round(_commands_per_s(anvil, count), 1)
@@ -148,11 +145,11 @@ def _bench(quick: bool) -> dict[str, Any]:
             "rpc_batch": _BATCH,
             "finality_depth": 2,
             "mining": "one block per batched request (embedded); per tx (anvil automine)",
-            "state_commitments": "gas_*: Bus.post of a state commitment in a cluster of 9 "
-            "(quick: 3) endorsed members, 4 (1) of them against the rest; the verdict post names "
-            "them (embedded chain); gas_worker_key_*: Bus.post of a worker's encryption key "
-            "(32-byte X25519, 1216-byte ML-KEM-768+X25519); gas_register_worker (a 2-byte "
-            "quote: a real one adds calldata and log gas per byte), gas_endorse and gas_cluster_key (Bus.post), gas_push_command (256 bytes, "
-            "no fee)",
+            "gas": "embedded chain. gas_state_commitment*: Bus.post of a state commitment in a "
+            "cluster of 9 (quick: 3) endorsed members, 4 (1) of them against the rest; the "
+            "verdict post names them. gas_worker_key_*: Bus.post of a worker's encryption key "
+            "(32-byte X25519, 1216-byte ML-KEM-768+X25519). gas_register_worker: a 2-byte "
+            "quote (a real one adds calldata and log gas per byte). gas_endorse, "
+            "gas_cluster_key: Bus.post. gas_push_command: 256 bytes, no fee",
         },
     }

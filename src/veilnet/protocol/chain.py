@@ -512,6 +512,15 @@ def _abi(
 
 
 _I, _D = True, False
+_QUOTED: Final = (
+    ("quote_hash", "bytes32", _D),
+    ("collateral_hash", "bytes32", _D),
+    ("quote", "bytes", _D),
+    ("attested_block", "uint64", _D),
+    ("attested_hash", "bytes32", _D),
+    ("registration", "bytes32", _D),
+)
+"""The fields of a quote on chain, in ``WorkerRegistered`` and ``WorkerReattested`` alike."""
 EVENT_ABI: Final[tuple[_EventABI, ...]] = (
     _abi(_REGISTRY, "BusSet", ("bus", "address", _I), consumed=False),
     _abi(_REGISTRY, "MeasurementSet", ("measurement", "bytes32", _I), ("allowed", "bool", _D)),
@@ -525,12 +534,7 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("hpke_key", "bytes", _D),
         ("tee_kind", "uint8", _D),
         ("measurement", "bytes32", _D),
-        ("quote_hash", "bytes32", _D),
-        ("collateral_hash", "bytes32", _D),
-        ("quote", "bytes", _D),
-        ("attested_block", "uint64", _D),
-        ("attested_hash", "bytes32", _D),
-        ("registration", "bytes32", _D),
+        *_QUOTED,
     ),
     _abi(
         _REGISTRY,
@@ -544,12 +548,7 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         _REGISTRY,
         "WorkerReattested",
         ("worker", "address", _I),
-        ("quote_hash", "bytes32", _D),
-        ("collateral_hash", "bytes32", _D),
-        ("quote", "bytes", _D),
-        ("attested_block", "uint64", _D),
-        ("attested_hash", "bytes32", _D),
-        ("registration", "bytes32", _D),
+        *_QUOTED,
     ),
     _abi(
         _REGISTRY,

@@ -126,7 +126,9 @@ def share_cluster_key(
                 continue
             key = source.child("cluster", cluster_id, epoch)
             binding = cluster_binding(core, member, cluster_id, epoch)
-            shares.append([epoch, *encryption.wrap_for(core, member, key, binding)])
+            wrapped = encryption.wrap_for(core, member, key, binding)
+            if wrapped is not None:  # always, for a member that made it past the filter above
+                shares.append([epoch, *wrapped])
         payload = encode([cluster_id, member, shares, part, len(parts)])
         core.outbox.emit(master, origin, topics.TOPIC_CLUSTER_KEY_SHARE, payload)
 
@@ -151,10 +153,15 @@ def on_worker_added(
     _set_worker_cluster(core, event.worker, event.cluster_id)
     if event.worker == core.address and cluster.has_history and not served_before:
         state.resync_required = True
-    if state.master is not None and cluster.master_rotation:
-        share_cluster_key(
-            core, event.cluster_id, event.worker, epochs=sorted(cluster.master_rotation)
-        )
+    share_every_epoch(core, event.cluster_id, event.worker)
+
+
+def share_every_epoch(core: CoreContext, cluster_id: bytes, member: bytes) -> None:
+    """Gatekeepers: every keyed epoch of the cluster to a member that has none (it joined, or
+    its first encryption key landed), so a late joiner can replay the cluster's history."""
+    cluster = core.state.clusters.get(cluster_id)
+    if cluster is not None and cluster.master_rotation:
+        share_cluster_key(core, cluster_id, member, epochs=sorted(cluster.master_rotation))
 
 
 def on_worker_removed(
@@ -289,13 +296,22 @@ def on_cluster_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Eg
             newly = True
     # a late joiner carries its keys into the resync once the last part landed (parts land in
     # order: the Bus takes each origin's messages in sequence)
-    keyed = any(held == cluster_id for held, _ in core.keys.cluster_keys)
-    if part == parts - 1 and keyed and state.resync_required and state.resync_keyring is None:
+    last = part == parts - 1
+    if (
+        last
+        and state.resync_required
+        and state.resync_keyring is None
+        and _holds_any(core, cluster_id)
+    ):
         state.resync_keyring = seal_keyring(
             core.keys, core.platform, resync_aad(core.config.identity_aad, core.address)
         )
     if newly:
         core.keys_arrived.append(cluster_id)  # the dispatcher applies what was held back
+
+
+def _holds_any(core: CoreContext, cluster_id: bytes) -> bool:
+    return any(held == cluster_id for held, _ in core.keys.cluster_keys)
 
 
 def recorded_key_address(core: CoreContext, cluster_id: bytes, epoch: int) -> bytes | None:

@@ -43,13 +43,15 @@ def publish_next(core: CoreContext) -> None:
     core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_WORKER_KEY, payload)
 
 
-def wrap_for(core: CoreContext, worker: bytes, key: SecretKey, binding: Binding) -> list[object]:
-    """``[index, envelope]``: ``key`` wrapped to the worker's newest encryption key on chain,
-    or ``[]`` when it has published none (nothing is ever wrapped to an identity key)."""
+def wrap_for(
+    core: CoreContext, worker: bytes, key: SecretKey, binding: Binding
+) -> tuple[int, bytes] | None:
+    """``(index, envelope)``: ``key`` wrapped to the worker's newest encryption key on chain,
+    or None when it has published none (nothing is ever wrapped to an identity key)."""
     info = core.state.workers.get(worker)
     if info is None or not info.encryption_key:
-        return []
-    return [info.encryption_index, seal_key_for(info.encryption_key, key, binding=binding)]
+        return None
+    return info.encryption_index, seal_key_for(info.encryption_key, key, binding=binding)
 
 
 def unwrap(core: CoreContext, index: object, wrapped: object, binding: Binding) -> SecretKey | None:

@@ -163,7 +163,7 @@ def send_master_history(core: CoreContext, gatekeeper: bytes) -> None:
     for rotation, key in sorted(core.keys.masters.items()):
         binding = master_binding(core, gatekeeper, rotation)
         wrapped = encryption.wrap_for(core, gatekeeper, key, binding)
-        if not wrapped:
+        if wrapped is None:
             return  # sent when its first encryption key lands (``on_worker_key_published``)
         payload = encode(["history", gatekeeper, rotation, *wrapped])
         core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_MASTER_KEY_SHARE, payload)
@@ -188,12 +188,9 @@ def on_worker_key_published(
     if not encryption.note_published(core, header, event):
         return
     state = core.state
-    worker = state.workers[event.worker]
-    cluster = None if worker.cluster is None else state.clusters.get(worker.cluster)
-    if worker.cluster is not None and cluster is not None and cluster.master_rotation:
-        clusters.share_cluster_key(
-            core, worker.cluster, event.worker, epochs=sorted(cluster.master_rotation)
-        )
+    cluster_id = state.workers[event.worker].cluster
+    if cluster_id is not None:
+        clusters.share_every_epoch(core, cluster_id, event.worker)
     if event.worker in state.gatekeepers:
         send_master_history(core, event.worker)
 

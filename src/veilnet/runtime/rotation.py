@@ -58,7 +58,7 @@ def on_rotation_locked(core: CoreContext, header: ev.BlockHeader, event: ev.Rota
             continue
         binding = master_binding(core, other, event.rotation)
         wrapped = encryption.wrap_for(core, other, proposal, binding)
-        if not wrapped:
+        if wrapped is None:
             continue  # no encryption key yet: it cannot confirm, and needs no proposal
         payload = encode(["proposal", other, event.rotation, *wrapped])
         core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_MASTER_KEY_SHARE, payload)

@@ -670,13 +670,7 @@ class LedgerSim:
         """What the Bus's ``_recover`` + ``ecrecover`` give: malformed signatures revert with
         "bad signature", ones that recover to no key yield the zero address."""
         signature = message.signature
-        if len(signature) != SIGNATURE_LENGTH:
-            raise Revert("bad signature")
-        if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_N or signature[64] not in (
-            27,
-            28,
-        ):
-            raise Revert("bad signature")
+        _check_signature(signature)
         values = {
             "origin": Address(message.origin),
             "seq": message.seq,
@@ -1014,11 +1008,7 @@ class LedgerSim:
 
     def _check_possession(self, gatekeeper: bytes, key: bytes, proof: bytes) -> None:
         """Registry._confirm_rotation: the new key signed this attempt for this gatekeeper."""
-        # the Registry asks the Bus to recover the signer: Bus._recover's checks come first
-        if len(proof) != SIGNATURE_LENGTH or int.from_bytes(proof[32:64], "big") > SECP256K1_HALF_N:
-            raise Revert("bad signature")
-        if proof[64] not in (27, 28):
-            raise Revert("bad signature")
+        _check_signature(proof)  # the Registry asks the Bus to recover the signer
         if not proves_possession(
             proof,
             key,
@@ -1083,6 +1073,14 @@ def _decode(types: list[str], payload: bytes) -> tuple[Any, ...]:
     if any(t == "bytes" and len(v) > MAX_HPKE_KEY for t, v in zip(types, values, strict=True)):
         raise Revert("malformed payload")
     return values
+
+
+def _check_signature(signature: bytes) -> None:
+    """Bus._recover's checks: 65 bytes, low s, v 27 or 28 ("bad signature" otherwise)."""
+    if len(signature) != SIGNATURE_LENGTH:
+        raise Revert("bad signature")
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_N or signature[64] not in (27, 28):
+        raise Revert("bad signature")
 
 
 def _check_proof_bound(proof: bytes) -> None:

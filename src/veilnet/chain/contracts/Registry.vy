@@ -463,9 +463,14 @@ def register_worker(
 def _registration(worker: address) -> bytes32:
     count: uint64 = self.registration_count[worker] + 1
     self.registration_count[worker] = count
-    record: Worker = self.workers[worker]
     digest: bytes32 = keccak256(
-        abi_encode(worker, keccak256(record.hpke_key), record.measurement, record.quote_hash, count)
+        abi_encode(
+            worker,
+            keccak256(self.workers[worker].hpke_key),
+            self.workers[worker].measurement,
+            self.workers[worker].quote_hash,
+            count,
+        )
     )
     self.registration_of[worker] = digest
     return digest
