@@ -306,15 +306,18 @@ class Twin:
             threshold,
         )
 
-    def create_cluster(self, cluster_id: bytes, owner: bytes, *, by: bytes) -> Outcome:
+    def create_cluster(
+        self, cluster_id: bytes, owner: bytes, *, by: bytes, suite: int = 1
+    ) -> Outcome:
         self.cluster_ids.add(cluster_id)
         return self._both(
-            lambda: self.ledger.create_cluster(cluster_id, owner, sender=by),
+            lambda: self.ledger.create_cluster(cluster_id, owner, suite=suite, sender=by),
             by,
             "Registry",
             "create_cluster",
             cluster_id,
             Address(owner),
+            suite,
         )
 
     # --- Registry: workers, clusters, agent contracts ---
@@ -458,6 +461,15 @@ class Twin:
             Address(new_owner),
         )
 
+    def accept_contract(self, contract_id: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.accept_contract(contract_id, sender=by),
+            by,
+            "Registry",
+            "accept_contract",
+            contract_id,
+        )
+
     def set_controller(self, contract_id: bytes, controller: bytes, *, by: bytes) -> Outcome:
         return self._both(
             lambda: self.ledger.set_controller(contract_id, controller, sender=by),
@@ -577,7 +589,7 @@ class Twin:
             view = network.view("Registry", "workers", Address(address))
             model = (
                 "0x" + record.operator.hex(),
-                record.hpke_key,
+                keccak(record.hpke_key),
                 record.tee_kind,
                 record.measurement,
                 record.confidence,
@@ -604,7 +616,9 @@ class Twin:
         assert bytes.fromhex(genesis[2:]) == ledger.genesis_gatekeeper
         master = network.view("Registry", "master_key_address")
         assert bytes.fromhex(master[2:]) == (ledger.master or ZERO)
-        assert network.view("Registry", "master_public_key") == ledger.master_public_key
+        assert network.view("Registry", "master_key_hash") == (
+            keccak(ledger.master_public_key) if ledger.master else bytes(32)
+        )
         assert network.view("Registry", "rotation_counter") == ledger.rotation_counter
         assert network.view("Registry", "rotation_locked") == ledger.rotation_locked
         assert network.view("Registry", "rotation_confirmations") == ledger.rotation_confirmations
@@ -612,20 +626,30 @@ class Twin:
         assert network.view("Registry", "rotation_deadline") == ledger.rotation_deadline
         assert network.view("Registry", "rotation_threshold") == ledger.rotation_threshold
         for cluster_id in sorted(self.cluster_ids):
-            owner, epoch, key, public, count = network.view("Registry", "clusters", cluster_id)
+            owner, epoch, key, key_hash, block, count = network.view(
+                "Registry", "clusters", cluster_id
+            )
             cluster = ledger.clusters.get(cluster_id)
             expected = (
-                (ZERO, 0, ZERO, b"", 0)
+                (ZERO, 0, ZERO, bytes(32), 0, 0)
                 if cluster is None
                 else (
                     cluster.owner,
                     cluster.key_epoch,
                     cluster.key_address,
-                    cluster.public_key,
+                    keccak(cluster.public_key) if cluster.key_epoch else bytes(32),
+                    cluster.key_block,
                     len(cluster.members),
                 )
             )
-            actual = (bytes.fromhex(owner[2:]), epoch, bytes.fromhex(key[2:]), public, count)
+            actual = (
+                bytes.fromhex(owner[2:]),
+                epoch,
+                bytes.fromhex(key[2:]),
+                key_hash,
+                block,
+                count,
+            )
             assert actual == expected, f"cluster {cluster_id.hex()}"
         for (cluster_id, height), posted in sorted(ledger.commitments.items()):
             verdict = network.view("Registry", "commitment_verdict", cluster_id, height)
@@ -636,6 +660,10 @@ class Twin:
                     == value
                 )
         for contract_id in sorted(self.contract_ids):
+            pending = network.view("Registry", "pending_contract_owner", contract_id)
+            assert bytes.fromhex(pending[2:]) == ledger.pending_contract_owner.get(
+                contract_id, ZERO
+            )
             view = network.view("Registry", "contracts", contract_id)
             contract = ledger.contracts.get(contract_id)
             assert network.view("Bus", "command_seq", contract_id) == ledger.command_seq.get(
@@ -653,6 +681,7 @@ class Twin:
                 bytes.fromhex(view[5][2:]),
                 view[6],
                 view[7],
+                view[8],
             )
             assert actual_contract == (
                 contract.cluster,
@@ -661,7 +690,8 @@ class Twin:
                 contract.controller,
                 contract.key_epoch,
                 contract.key_address,
-                contract.public_key,
+                keccak(contract.public_key) if contract.key_epoch else bytes(32),
+                contract.key_block,
                 contract.paused,
             ), f"contract {contract_id.hex()}"
 
@@ -714,9 +744,9 @@ def _propose(
 
 
 def _confirm(
-    twin: Twin, gatekeeper: SecretKey, rotation: int, key: SecretKey
+    twin: Twin, gatekeeper: SecretKey, rotation: int, key: SecretKey, public: bytes
 ) -> tuple[bytes, bytes]:
-    return encode_rotation_confirm(rotation, key.address, _proof(twin, key, gatekeeper))
+    return encode_rotation_confirm(rotation, key.address, public, _proof(twin, key, gatekeeper))
 
 
 def _genesis(twin: Twin, *workers: str) -> tuple[SecretKey, list[bytes]]:
@@ -890,6 +920,8 @@ def test_cluster_rules(twin: Twin) -> None:
     c1 = b"\xc1" * 32
     _reverted(twin.create_cluster(c1, owner, by=stranger), "ownable: caller is not the owner")
     _reverted(twin.create_cluster(c1, ZERO, by=twin.admin), "zero address")
+    for suite in (0, 3):
+        _reverted(twin.create_cluster(c1, owner, by=twin.admin, suite=suite), "unknown suite")
     _accepted(twin.create_cluster(c1, owner, by=twin.admin), ev.ClusterCreated)
     _reverted(twin.create_cluster(c1, owner, by=twin.admin), "cluster exists")
     _reverted(twin.add_cluster_worker(c1, w1, by=twin.admin), "not cluster owner")
@@ -982,13 +1014,25 @@ def test_contract_and_command_rules(twin: Twin) -> None:
     _reverted(twin.set_paused(contract_id, True, by=stranger), "not owner or controller")
     _accepted(twin.set_paused(contract_id, True, by=owner), ev.ContractPaused)
     _reverted(twin.push_command(contract_id, b"c2", by=owner), "contract paused")
-    _reverted(twin.set_controller(contract_id, controller, by=stranger), "not owner or controller")
+    _reverted(twin.set_controller(contract_id, controller, by=stranger), "not owner")
     _accepted(twin.set_controller(contract_id, controller, by=owner), ev.ContractControllerChanged)
     _accepted(twin.set_paused(contract_id, False, by=controller), ev.ContractPaused)
     _accepted(twin.push_command(contract_id, b"c2", by=owner), ev.Command)
     _accepted(twin.upgrade_contract(contract_id, b"y", by=controller), ev.ContractUpgraded)
-    _reverted(twin.transfer_contract(contract_id, ZERO, by=owner), "zero address")
-    _accepted(twin.transfer_contract(contract_id, stranger, by=owner), ev.ContractOwnerChanged)
+    # the controller operates the contract but can neither hand it over nor replace itself
+    _reverted(twin.set_controller(contract_id, stranger, by=controller), "not owner")
+    _reverted(twin.transfer_contract(contract_id, controller, by=controller), "not owner")
+    # a transfer takes two steps: the owner's offer, then the new owner's acceptance
+    _reverted(twin.accept_contract(contract_id, by=stranger), "not pending owner")
+    _accepted(twin.transfer_contract(contract_id, stranger, by=owner))
+    assert twin.ledger.contracts[contract_id].owner == owner
+    _reverted(twin.accept_contract(contract_id, by=controller), "not pending owner")
+    _accepted(twin.transfer_contract(contract_id, ZERO, by=owner))  # withdrawn
+    _reverted(twin.accept_contract(contract_id, by=stranger), "not pending owner")
+    _accepted(twin.transfer_contract(contract_id, stranger, by=owner))
+    _accepted(twin.accept_contract(contract_id, by=stranger), ev.ContractOwnerChanged)
+    _reverted(twin.accept_contract(contract_id, by=stranger), "not pending owner")
+    _reverted(twin.transfer_contract(contract_id, owner, by=owner), "not owner")
     _reverted(twin.upgrade_contract(contract_id, b"z", by=owner), "not owner or controller")
     _accepted(twin.upgrade_contract(contract_id, b"z", by=stranger), ev.ContractUpgraded)
 
@@ -1241,7 +1285,7 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     _reverted(twin.remove_gatekeeper(gk2_address, by=twin.admin), "rotation in progress")
 
     _rejected(twin.post(secret("w1"), _propose(twin, secret("w1"), 1, new, b"m1")))
-    _rejected(twin.post(gk2, _confirm(twin, gk2, 1, new)))
+    _rejected(twin.post(gk2, _confirm(twin, gk2, 1, new, b"m1")))
     _rejected(twin.post(gk1, _propose(twin, gk1, 2, new, b"m1")))
     _rejected(twin.post(gk1, _propose(twin, gk1, 1, master, b"m1")))
     _accepted(
@@ -1251,9 +1295,12 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
         ev.RotationConfirmed,
     )
     _rejected(twin.post(gk2, _propose(twin, gk2, 1, new, b"m1")))
-    _rejected(twin.post(gk1, _confirm(twin, gk1, 1, new)))
-    _rejected(twin.post(gk2, _confirm(twin, gk2, 2, new)))
-    _rejected(twin.post(gk2, _confirm(twin, gk2, 1, master)))
+    _rejected(twin.post(gk1, _confirm(twin, gk1, 1, new, b"m1")))
+    _rejected(twin.post(gk2, _confirm(twin, gk2, 2, new, b"m1")))
+    _rejected(twin.post(gk2, _confirm(twin, gk2, 1, master, b"m1")))
+    # the Registry keeps the proposal's hash only: a confirmation carrying another key is refused
+    _rejected(twin.post(gk2, _confirm(twin, gk2, 1, new, b"m2")))
+    assert twin.ledger.rejected[-1][2] == "wrong key"
     # a confirmation must prove the new key is held: not signed by it, made out to another
     # gatekeeper (copied from the chain), or for another attempt, it counts for nothing
     stale = prove_possession(
@@ -1269,10 +1316,10 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
         (b"\x01" * 65, "bad signature"),
         (b"", "bad signature"),
     ]:
-        _rejected(twin.post(gk2, encode_rotation_confirm(1, new.address, proof)))
+        _rejected(twin.post(gk2, encode_rotation_confirm(1, new.address, b"m1", proof)))
         assert twin.ledger.rejected[-1][2] == reason
     _accepted(
-        twin.post(gk2, _confirm(twin, gk2, 1, new)),
+        twin.post(gk2, _confirm(twin, gk2, 1, new, b"m1")),
         ev.Egress,
         ev.RotationConfirmed,
         ev.MasterKeyRotated,
@@ -1318,7 +1365,7 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
         ev.RotationProposed,
         ev.RotationConfirmed,
     )
-    _rejected(twin.post(gk1, _confirm(twin, gk1, 2, third)))
+    _rejected(twin.post(gk1, _confirm(twin, gk1, 2, third, b"m3")))
     assert twin.ledger.rejected[-1][2] == "already confirmed"  # once per attempt
     # a gatekeeper that never confirms cannot hold the key in place: past the deadline anyone
     # aborts, and governance may let fewer than all gatekeepers complete a rotation
@@ -1412,7 +1459,7 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
             if outcome.accepted:
                 self.contracts.append(contract_id)
 
-        @rule(data=st.data(), by=st.sampled_from(_USERS), action=st.integers(0, 3))
+        @rule(data=st.data(), by=st.sampled_from(_USERS), action=st.integers(0, 4))
         def control(self, data: st.DataObject, by: int, action: int) -> None:
             contract_id = data.draw(st.sampled_from(self.contracts))
             sender, other = self.twin.user(by), self.twin.user(3 - by)
@@ -1422,6 +1469,8 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
                 self.twin.set_paused(contract_id, data.draw(st.booleans()), by=sender)
             elif action == 2:
                 self.twin.transfer_contract(contract_id, other, by=sender)
+            elif action == 3:
+                self.twin.accept_contract(contract_id, by=sender)
             else:
                 self.twin.set_controller(contract_id, other, by=sender)
 
@@ -1463,7 +1512,8 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
                 proposal = twin.ledger.proposal
                 keys = {secret(k).address.raw: secret(k) for k in _KEYS}
                 held = keys.get(proposal[0], secret(key)) if proposal else secret(key)
-                egress = _confirm(twin, origin, twin.ledger.rotation_counter + 1, held)
+                public = b"r" if proposal is None or data.draw(st.booleans()) else b"x"
+                egress = _confirm(twin, origin, twin.ledger.rotation_counter + 1, held, public)
             else:
                 egress = (PLAIN, b"state")
             twin.post(origin, egress)

@@ -157,7 +157,7 @@ EVENTS: tuple[ev.ChainEvent, ...] = (
     ev.RotationConfirmed(rotation=2, gatekeeper=addr(1), confirmations=3),
     ev.MasterKeyRotated(rotation=2, key_address=addr(0x0B), public_key=b"\x0c" * 32),
     ev.RotationAborted(rotation=0),
-    ev.ClusterCreated(cluster_id=b"c1".ljust(32, b"\x00"), owner=addr(0x0D)),
+    ev.ClusterCreated(cluster_id=b"c1".ljust(32, b"\x00"), owner=addr(0x0D), suite=2),
     ev.ClusterWorkerAdded(cluster_id=b"c1".ljust(32, b"\x00"), worker=addr(3)),
     ev.ClusterWorkerRemoved(cluster_id=b"c1".ljust(32, b"\x00"), worker=addr(3)),
     ev.ClusterKeySet(

@@ -170,6 +170,7 @@ def test_pause_resume_upgrade_transfer(network: Network, counter: bytes) -> None
     assert network.cores["w2"].runtimes[counter].state.values["count"] == b"12"
     # transfer: only the new owner may set secrets
     network.ledger.transfer_contract(counter, ALICE.address.raw, sender=OWNER.address.raw)
+    network.ledger.accept_contract(counter, sender=ALICE.address.raw)
     network.settle()
     secret = proto.CommandPlaintext(
         sender=OWNER.address.raw, nonce=9, kind="secret", body=_secret("api", "x")

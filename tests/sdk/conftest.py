@@ -75,12 +75,12 @@ class Local:
         if record is None or core is None:
             zero = "0x" + "00" * 20
             return WorkerRecord.from_getter(
-                (zero, b"", 0, bytes(32), 0, bytes(32), bytes(32), bytes(32))
+                (zero, bytes(32), 0, bytes(32), 0, bytes(32), bytes(32), bytes(32))
             )
         return WorkerRecord.from_getter(
             (
                 "0x" + "0b" * 20,
-                core.keys.identity.public.x25519,
+                keccak(core.keys.identity.public.x25519),
                 0,
                 core.platform.measurement,
                 record.confidence,

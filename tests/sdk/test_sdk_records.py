@@ -22,7 +22,7 @@ from veilnet.sdk import (
     NetworkConfig,
     WorkerRecord,
 )
-from veilnet.sdk._models import MAX_RECORD_BYTES, NO_CLUSTER, ZERO_ADDRESS
+from veilnet.sdk._models import NO_CLUSTER, ZERO_ADDRESS
 
 RECORDS = (WorkerRecord, ClusterRecord, ContractRecord)
 OPERATOR = Address(b"\x0b" * 20)
@@ -30,7 +30,7 @@ OPERATOR = Address(b"\x0b" * 20)
 SAMPLES: dict[type[Any], tuple[Any, ...]] = {
     WorkerRecord: (
         OPERATOR.hex,
-        b"k" * 32,
+        b"\x0a" * 32,
         1,
         b"\x01" * 32,
         2,
@@ -38,7 +38,7 @@ SAMPLES: dict[type[Any], tuple[Any, ...]] = {
         b"\x03" * 32,
         b"\x04" * 32,
     ),
-    ClusterRecord: (OPERATOR.hex, 3, OPERATOR.hex, b"p" * 1216, 2),
+    ClusterRecord: (OPERATOR.hex, 3, OPERATOR.hex, b"\x0c" * 32, 41, 2),
     ContractRecord: (
         b"\x04" * 32,
         b"\x05" * 32,
@@ -46,7 +46,8 @@ SAMPLES: dict[type[Any], tuple[Any, ...]] = {
         ZERO_ADDRESS.hex,
         7,
         OPERATOR.hex,
-        b"p" * 64,
+        b"\x0d" * 32,
+        42,
         True,
     ),
 }
@@ -85,7 +86,7 @@ def test_worker_and_contract_records_say_whether_they_exist() -> None:
     worker = WorkerRecord.from_getter(SAMPLES[WorkerRecord])
     assert worker.is_registered and worker.in_cluster and worker.confidence == 2
     blank = WorkerRecord.from_getter(
-        (ZERO_ADDRESS.hex, b"", 0, bytes(32), 0, bytes(32), bytes(32), bytes(32))
+        (ZERO_ADDRESS.hex, bytes(32), 0, bytes(32), 0, bytes(32), bytes(32), bytes(32))
     )
     assert not blank.is_registered and not blank.in_cluster and blank.cluster == NO_CLUSTER
     contract = ContractRecord.from_getter(SAMPLES[ContractRecord])
@@ -111,8 +112,8 @@ MALFORMED: list[tuple[type[Any], Any, str]] = [
     (WorkerRecord, _with(WorkerRecord, 0, 12), "operator"),
     (WorkerRecord, _with(WorkerRecord, 0, "0xnothex"), "operator"),
     (WorkerRecord, _with(WorkerRecord, 0, "0x" + "ab" * 19), "operator"),
-    (WorkerRecord, _with(WorkerRecord, 1, "key"), "hpke_key"),
-    (WorkerRecord, _with(WorkerRecord, 1, b"k" * (MAX_RECORD_BYTES + 1)), "hpke_key"),
+    (WorkerRecord, _with(WorkerRecord, 1, "key"), "hpke_key_hash"),
+    (WorkerRecord, _with(WorkerRecord, 1, b"k" * 33), "hpke_key_hash"),
     (WorkerRecord, _with(WorkerRecord, 2, 256), "tee_kind"),
     (WorkerRecord, _with(WorkerRecord, 4, True), "confidence"),
     (WorkerRecord, _with(WorkerRecord, 4, -1), "confidence"),
@@ -120,10 +121,12 @@ MALFORMED: list[tuple[type[Any], Any, str]] = [
     (WorkerRecord, _with(WorkerRecord, 7, b"\x04" * 31), "cluster"),
     (WorkerRecord, _with(WorkerRecord, 7, None), "cluster"),
     (ClusterRecord, _with(ClusterRecord, 1, 2**64), "key_epoch"),
-    (ClusterRecord, _with(ClusterRecord, 4, 2.0), "worker_count"),
-    (ContractRecord, _with(ContractRecord, 7, 1), "paused"),
+    (ClusterRecord, _with(ClusterRecord, 3, b"p" * 64), "key_hash"),
+    (ClusterRecord, _with(ClusterRecord, 4, -1), "key_block"),
+    (ClusterRecord, _with(ClusterRecord, 5, 2.0), "worker_count"),
+    (ContractRecord, _with(ContractRecord, 8, 1), "paused"),
     (ContractRecord, _with(ContractRecord, 0, bytearray(32)), "cluster"),
-    (ContractRecord, SAMPLES[WorkerRecord], "field cluster"),
+    (ContractRecord, (*SAMPLES[WorkerRecord], True), "field cluster"),
 ]
 
 

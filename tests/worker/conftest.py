@@ -162,9 +162,9 @@ def OWNER_FUNDED(net: Net) -> bytes:
 
 
 def contract_key(net: Net, contract_id: bytes) -> tuple[bytes, int]:
-    """(public key, epoch) of a contract as the Registry stores it."""
-    info = net.network.view("Registry", "contracts", contract_id)
-    return bytes(info[6]), int(info[4])
+    """(public key, epoch) of a contract: its hash and key block from the Registry, the key
+    from the ``ContractKeySet`` event of that block (as the SDK reads it)."""
+    return net.network.published_key("contracts", contract_id)
 
 
 def send_command(net: Net, contract_id: bytes, msg: Any, *, nonce: int) -> int:

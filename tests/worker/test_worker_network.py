@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_hash.auto import keccak
 
 from veilnet.codec import encode
 from veilnet.crypto import SecretKey
@@ -20,7 +21,9 @@ from .conftest import Net, core_of, deploy_counter, query_over_http, send_comman
 C1 = cluster_id("c1")
 
 
-def _bootstrap(net: Net, *, members: int = 2, **last_worker: Any) -> list[WorkerHost]:
+def _bootstrap(
+    net: Net, *, members: int = 2, suite: int = 1, **last_worker: Any
+) -> list[WorkerHost]:
     """Gatekeeper and members of c1 bootstrapped; ``last_worker`` overrides the last one's config."""
     hosts = [net.host("gk", 0)] + [
         net.host(f"w{i}", i, **(last_worker if i == members else {})) for i in range(1, members + 1)
@@ -32,6 +35,7 @@ def _bootstrap(net: Net, *, members: int = 2, **last_worker: Any) -> list[Worker
         gatekeeper=hosts[0].address,
         clusters={"c1": [h.address for h in hosts[1:]]},
         measurements=[dev_measurement()],
+        suite=suite,
         mine=net.chain.mine,
         poll_interval=0.02,
         timeout=120,
@@ -97,15 +101,35 @@ def test_registration_commands_queries_and_replicas_agree(net: Net) -> None:
     )
     public = httpx.get(f"{w2.api_url}/v1/contracts/0x{contract.hex()}").json()
     assert public["epoch"] == 1 and public["cluster"] == "0x" + C1.hex()
-    assert (
-        public["public_key"] == "0x" + net.network.view("Registry", "contracts", contract)[6].hex()
-    )
+    assert public["public_key"] == "0x" + net.network.published_key("contracts", contract)[0].hex()
     health = httpx.get(f"{gk.api_url}/v1/health")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     metrics = httpx.get(f"{w1.api_url}/metrics").text
     assert 'veil_worker_queries_total{outcome="ok"} 1.0' in metrics
     assert "veil_worker_blocks_applied_total" in metrics
     assert 'veil_worker_egress_posted_total{status="landed"}' in metrics
+
+
+def test_a_post_quantum_hybrid_cluster_works_end_to_end(net: Net) -> None:
+    """A cluster created with suite 2 posts ML-KEM-768 + X25519 keys (1,216 bytes) for
+    itself and its agents; the Registry stores their hashes, so they fit the gas the Bus
+    forwards; commands and queries sealed to them work on both replicas."""
+    _, w1, w2 = _bootstrap(net, suite=2)
+    cluster_key, epoch = net.network.published_key("clusters", C1)
+    assert len(cluster_key) == 1216 and epoch == 1
+    record = net.network.view("Registry", "clusters", C1)
+    assert record[3] == keccak(cluster_key)
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, w1, w2))
+    public, epoch = net.network.published_key("contracts", contract)
+    assert len(public) == 1216 and epoch == 1
+    seq = send_command(net, contract, {"by": 7}, nonce=1)
+    net.settle(lambda: _applied(contract, seq, w1, w2))
+    with w1.lock:
+        assert core_of(w1).contracts[contract].epochs[1].public_key == public
+    for host in (w1, w2):
+        answer, _ = query_over_http(net, host.api_url, contract)
+        assert answer["result"]["count"] == 7
 
 
 def test_restart_from_checkpoint_resumes_without_reapplying(net: Net) -> None:

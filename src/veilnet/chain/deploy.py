@@ -8,12 +8,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
+from eth_hash.auto import keccak
 
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.constants import DEFAULT_MAX_PAYLOAD, POST_BASE_GAS, ROUTED_TOPICS
 from veilnet.chain.contracts import ContractHandle, Receipt, TxSender
 from veilnet.chain.errors import ChainNotReady
-from veilnet.chain.model import ChainAddresses
+from veilnet.chain.model import (
+    ChainAddresses,
+    ClusterKeySet,
+    ContractKeySet,
+    RawLog,
+    decode_log,
+    event_topic,
+)
 from veilnet.chain.rpc import JSONRPCClient, from_quantity
 from veilnet.crypto import Address
 from veilnet.protocol.egress import EgressMessage
@@ -115,8 +123,11 @@ class Network:
     def abort_rotation(self, sender: TxSender) -> Receipt:
         return self._registry_tx(sender, "abort_rotation")
 
-    def create_cluster(self, sender: TxSender, cluster_id: bytes, owner: Address) -> Receipt:
-        return self._registry_tx(sender, "create_cluster", cluster_id, owner)
+    def create_cluster(
+        self, sender: TxSender, cluster_id: bytes, owner: Address, *, suite: int = 1
+    ) -> Receipt:
+        """``suite``: 1 X25519 keys, 2 post-quantum hybrid ML-KEM-768 + X25519 keys."""
+        return self._registry_tx(sender, "create_cluster", cluster_id, owner, suite)
 
     def set_bus_params(
         self, sender: TxSender, *, max_payload: int, command_fee: int, fee_hook: Address | None
@@ -197,6 +208,10 @@ class Network:
     ) -> Receipt:
         return self._registry_tx(sender, "transfer_contract", contract_id, new_owner)
 
+    def accept_contract(self, sender: TxSender, contract_id: bytes) -> Receipt:
+        """The second step of ``transfer_contract``, by the new owner."""
+        return self._registry_tx(sender, "accept_contract", contract_id)
+
     def set_controller(self, sender: TxSender, contract_id: bytes, controller: Address) -> Receipt:
         return self._registry_tx(sender, "set_controller", contract_id, controller)
 
@@ -231,3 +246,36 @@ class Network:
     def view(self, contract: str, fn: str, *args: Any) -> Any:
         handle = self.registry if contract == "Registry" else self.bus
         return handle.call(self.client, fn, *args)
+
+    def published_key(self, getter: str, subject: bytes) -> tuple[bytes, int]:
+        """(public key, epoch) of a cluster (``getter`` "clusters") or agent contract
+        ("contracts"): the Registry stores the key's hash and the block of its key event; the
+        key comes from that event, checked against the hash. (b"", 0) while unkeyed.
+
+        Raises:
+            ChainNotReady: the node returned no event that matches the stored hash.
+        """
+        record = self.view("Registry", getter, subject)
+        epoch_at, hash_at = (1, 3) if getter == "clusters" else (4, 6)
+        epoch, key_hash, block = int(record[epoch_at]), bytes(record[hash_at]), record[hash_at + 1]
+        if epoch == 0:
+            return b"", 0
+        kind = ClusterKeySet if getter == "clusters" else ContractKeySet
+        docs = self.client.call(
+            "eth_getLogs",
+            {
+                "address": self.registry.address.hex,
+                "fromBlock": hex(block),
+                "toBlock": hex(block),
+                "topics": ["0x" + event_topic(kind).hex(), "0x" + subject.hex()],
+            },
+        )
+        for doc in docs or []:
+            event = decode_log(RawLog.from_rpc(doc), self.addresses)
+            if (
+                isinstance(event, kind)
+                and event.epoch == epoch
+                and keccak(event.public_key) == key_hash
+            ):
+                return bytes(event.public_key), epoch
+        raise ChainNotReady(f"no key event of epoch {epoch} matches the Registry's key hash")

@@ -150,9 +150,11 @@ def encode_rotation_propose(
 
 
 def encode_rotation_confirm(
-    rotation: int, key_address: Address, proof: bytes
+    rotation: int, key_address: Address, public_key: bytes, proof: bytes
 ) -> tuple[bytes, bytes]:
-    """(topic, payload): a gatekeeper confirms it holds the proposed master key."""
+    """(topic, payload): a gatekeeper confirms it holds the proposed master key. The key
+    itself travels along (the Registry keeps only its hash; the confirmation that completes
+    the rotation puts it in ``MasterKeyRotated``)."""
     return TOPIC_ROTATION_CONFIRM, abi_encode(
-        ["uint256", "address", "bytes"], [rotation, key_address.hex, proof]
+        ["uint256", "address", "bytes", "bytes"], [rotation, key_address.hex, public_key, proof]
     )

@@ -36,7 +36,7 @@ Registry (governance = snekmate ``ownable_2step`` owner; the deployer at genesis
     MasterKeyRotated(rotation, key_address, public_key)
                                                  emitted with the last confirmation: lock released
     RotationAborted(rotation)                    governance released the lock without a new key
-    ClusterCreated(cluster_id, owner)            governance
+    ClusterCreated(cluster_id, owner, suite)     governance; suite 1 X25519, 2 ML-KEM-768+X25519
     ClusterWorkerAdded(cluster_id, worker) / ClusterWorkerRemoved(...)
                                                  cluster owner; only endorsed workers
     ClusterKeySet(cluster_id, epoch, key_address, public_key)

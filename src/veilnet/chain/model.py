@@ -119,6 +119,22 @@ class RawLog:
     log_index: int
     tx_hash: bytes
 
+    @classmethod
+    def from_rpc(cls, doc: dict[str, Any]) -> RawLog:
+        """A log as ``eth_getLogs`` returns it (hex fields).
+
+        Raises:
+            KeyError / TypeError / ValueError: the node's answer is not a log.
+        """
+        return cls(
+            address=bytes.fromhex(doc["address"][2:]),
+            topics=tuple(bytes.fromhex(t[2:]) for t in doc["topics"]),
+            data=bytes.fromhex(doc["data"][2:]),
+            block_number=int(doc["blockNumber"], 16),
+            log_index=int(doc["logIndex"], 16),
+            tx_hash=bytes.fromhex(doc["transactionHash"][2:]),
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChainEvent:
@@ -326,11 +342,12 @@ class RotationAborted(ChainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterCreated(ChainEvent):
-    """Registry: governance created a cluster with an owner."""
+    """Registry: governance created a cluster with an owner and a key suite."""
 
     CONTRACT: ClassVar[str] = "Registry"
     cluster_id: bytes
     owner: Address
+    suite: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -70,15 +70,20 @@ def seal_for(
     plaintext: bytes,
     *,
     binding: Binding,
-    suite: Suite = Suite.X25519_SHA256_AES256GCM,
+    suite: Suite | None = None,
 ) -> bytes:
     """Encrypt ``plaintext`` to ``recipient`` (its PublicKeys, or raw HPKE public bytes).
+
+    Without ``suite``: X25519 for PublicKeys; for raw bytes, the suite of the key (a 1,216-byte
+    key is a post-quantum hybrid one, so what is sealed to a hybrid cluster stays hybrid).
 
     Returns ``version(1) || suite(1) || epoch(4) || enc || ciphertext``.
     """
     if isinstance(recipient, PublicKeys):
+        suite = Suite.X25519_SHA256_AES256GCM if suite is None else suite
         public = recipient.hpke_key(suite)
     else:
+        suite = suite_for_public_key(recipient) if suite is None else suite
         public = raw_hpke.load_public(suite, recipient)
     header = _HEADER.pack(ENVELOPE_VERSION, int(suite), binding.epoch)
     return header + raw_hpke.seal(suite, public, plaintext, binding.info(suite))

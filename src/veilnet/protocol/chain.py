@@ -607,7 +607,13 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
     ),
     _abi(_REGISTRY, "RotationAborted", ("rotation", "uint256", _I)),
     _abi(_REGISTRY, "RotationThresholdSet", ("threshold", "uint256", _D), consumed=False),
-    _abi(_REGISTRY, "ClusterCreated", ("cluster_id", "bytes32", _I), ("owner", "address", _I)),
+    _abi(
+        _REGISTRY,
+        "ClusterCreated",
+        ("cluster_id", "bytes32", _I),
+        ("owner", "address", _I),
+        ("suite", "uint8", _D),
+    ),
     _abi(_REGISTRY, "ClusterWorkerAdded", ("cluster_id", "bytes32", _I), ("worker", "address", _I)),
     _abi(
         _REGISTRY,

@@ -220,6 +220,8 @@ class RotationAborted(ChainEvent):
 class ClusterCreated(ChainEvent):
     cluster_id: bytes
     owner: bytes
+    suite: int
+    """HPKE suite of the cluster's and its contracts' keys: 1 X25519, 2 ML-KEM-768+X25519."""
 
 
 @record("ev.cluster_worker_added")

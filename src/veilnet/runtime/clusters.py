@@ -29,7 +29,7 @@ def cluster_binding(core: CoreContext, member: bytes, cluster_id: bytes, epoch: 
 def on_cluster_created(core: CoreContext, header: ev.BlockHeader, event: ev.ClusterCreated) -> None:
     if event.cluster_id in core.state.clusters:
         return
-    core.state.clusters[event.cluster_id] = ClusterInfo(owner=event.owner)
+    core.state.clusters[event.cluster_id] = ClusterInfo(owner=event.owner, suite=event.suite)
     if core.state.master is not None:
         key_cluster(core, event.cluster_id)
 
@@ -68,7 +68,7 @@ def key_cluster(
         key = master.child("cluster", cluster_id, epoch)
         payload = abi_encode(
             ["bytes32", "uint64", "address", "bytes"],
-            [cluster_id, epoch, key.address.hex, key.public.x25519],
+            [cluster_id, epoch, key.address.hex, cluster.published_key(key)],
         )
     core.outbox.emit(master, origin, topics.TOPIC_CLUSTER_KEY, payload)
     for member in cluster.members:

@@ -81,7 +81,7 @@ def key_contract(core: CoreContext, header: ev.BlockHeader, contract_id: bytes) 
     if key is not None:
         payload = abi_encode(
             ["bytes32", "uint64", "address", "bytes"],
-            [contract_id, epoch, key.address.hex, key.public.x25519],
+            [contract_id, epoch, key.address.hex, cluster.published_key(key)],
         )
     core.outbox.emit(
         cluster_key, cluster.epochs[epoch].key_address, topics.TOPIC_CONTRACT_KEY, payload

@@ -7,6 +7,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from veilnet.crypto import SecretKey, Suite
+
 __all__ = [
     "ClusterInfo",
     "ContractInfo",
@@ -107,6 +109,9 @@ class RotationState:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterInfo:
     owner: bytes
+    suite: int = 1
+    """HPKE suite of the keys this cluster publishes (its own and its contracts'): 1 X25519,
+    2 ML-KEM-768 + X25519. The secret keys are the same; only the public half posted differs."""
     members: tuple[bytes, ...] = ()
     epochs: Mapping[int, EpochInfo] = field(default_factory=dict)
     current_epoch: int = 0
@@ -114,6 +119,13 @@ class ClusterInfo:
     """Which master rotation each cluster epoch was derived from (gatekeepers' bookkeeping)."""
     has_history: bool = False
     """Whether any contract event of this cluster has been applied (for late joiners)."""
+
+    def published_key(self, key: SecretKey) -> bytes:
+        """The public half this cluster posts for its own key or a contract key: that of its
+        suite (a hybrid key costs the same gas: the Registry stores hashes)."""
+        if self.suite == Suite.MLKEM768_X25519_SHA256_AES256GCM:
+            return key.public.mlkem768_x25519
+        return key.public.x25519
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

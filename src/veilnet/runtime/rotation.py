@@ -110,7 +110,8 @@ def on_rotation_proposed(
         return
     core.keys.masters[event.rotation] = key
     payload = abi_encode(
-        ["uint256", "address", "bytes"], [event.rotation, key.address.hex, _proof(core, key)]
+        ["uint256", "address", "bytes", "bytes"],
+        [event.rotation, key.address.hex, key.public.x25519, _proof(core, key)],
     )
     core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_ROTATION_CONFIRM, payload)
 

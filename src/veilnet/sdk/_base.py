@@ -32,11 +32,20 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi.exceptions import DecodingError
+from eth_hash.auto import keccak
 
 from veilnet.attestation import Collateral, Policy, TrustRoot, verify_quote_at
 from veilnet.chain.contracts import ContractHandle
 from veilnet.chain.errors import EventDecodeError
-from veilnet.chain.model import ChainAddresses, ChainEvent, RawLog, decode_log, event_topic
+from veilnet.chain.model import (
+    ChainAddresses,
+    ChainEvent,
+    ClusterKeySet,
+    ContractKeySet,
+    RawLog,
+    decode_log,
+    event_topic,
+)
 from veilnet.codec import CodecError, encode
 from veilnet.crypto import Address, Binding, Domain, QuerySession, SecretKey, seal_for
 from veilnet.errors import VeilnetError
@@ -275,8 +284,11 @@ class BaseClient:
 
     # ---- contracts and keys --------------------------------------------------------------
 
-    def parse_contract_key(self, contract_id: bytes, record: ContractRecord) -> ContractKey:
-        """A ContractKey from ``Registry.contracts(id)``; ContractNotFound for unknown ids."""
+    def parse_contract_key(
+        self, contract_id: bytes, record: ContractRecord, public_key: bytes
+    ) -> ContractKey:
+        """A ContractKey from ``Registry.contracts(id)`` and the key its event carried
+        (``published_key``); ContractNotFound for unknown ids."""
         if not record.exists:
             raise ContractNotFound(f"no agent contract 0x{contract_id.hex()} on this network")
         key = ContractKey(
@@ -284,7 +296,7 @@ class BaseClient:
             cluster=record.cluster,
             owner=record.owner,
             epoch=record.key_epoch,
-            public_key=record.public_key,
+            public_key=public_key,
             paused=record.paused,
         )
         if key.epoch > 0:
@@ -378,15 +390,7 @@ class BaseClient:
         events: list[ChainEvent] = []
         for doc in logs:
             try:
-                raw = RawLog(
-                    address=_unhex(doc["address"]),
-                    topics=tuple(_unhex(t) for t in doc["topics"]),
-                    data=_unhex(doc["data"]),
-                    block_number=int(doc["blockNumber"], 16),
-                    log_index=int(doc["logIndex"], 16),
-                    tx_hash=_unhex(doc["transactionHash"]),
-                )
-                events.append(decode_log(raw, self.addresses))
+                events.append(decode_log(RawLog.from_rpc(doc), self.addresses))
             except (EventDecodeError, KeyError, TypeError, ValueError):
                 continue
         return events
@@ -394,6 +398,36 @@ class BaseClient:
     @staticmethod
     def topic_of(cls: type[ChainEvent]) -> str:
         return "0x" + event_topic(cls).hex()
+
+    def key_filter(
+        self, event: type[ClusterKeySet | ContractKeySet], subject: bytes, block: int
+    ) -> dict[str, Any]:
+        """The ``eth_getLogs`` filter for the key event of ``subject`` (a cluster or contract
+        id) in the block the Registry recorded for it."""
+        return {
+            "address": self.config.registry.hex,
+            "fromBlock": hex(block),
+            "toBlock": hex(block),
+            "topics": [self.topic_of(event), "0x" + subject.hex()],
+        }
+
+    def published_key(self, docs: list[Any], epoch: int, key_hash: bytes) -> bytes:
+        """The public key of ``epoch`` among the key events in ``docs`` whose hash is the one
+        the Registry stores: the node may answer logs, but cannot change the key.
+
+        Raises:
+            ChainUnavailable: no such event (the node withheld it or forged it).
+        """
+        for event in self.decode_logs(docs):
+            if (
+                isinstance(event, ClusterKeySet | ContractKeySet)
+                and event.epoch == epoch
+                and keccak(event.public_key) == key_hash
+            ):
+                return bytes(event.public_key)
+        raise ChainUnavailable(
+            f"the node returned no key event of epoch {epoch} matching the Registry's key hash"
+        )
 
     # ---- queries -------------------------------------------------------------------------
 

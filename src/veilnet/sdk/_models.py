@@ -13,7 +13,6 @@ from typing import Any, ClassVar, Self
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from veilnet.chain.constants import MAX_HPKE_KEY
 from veilnet.crypto import Address
 from veilnet.errors import VeilnetError
 from veilnet.sdk.constants import (
@@ -246,9 +245,6 @@ ZERO_ADDRESS = Address(b"\x00" * 20)
 NO_CLUSTER = b"\x00" * 32
 """What ``Registry.workers(addr).cluster`` holds for a worker in no cluster."""
 
-MAX_RECORD_BYTES = MAX_HPKE_KEY
-"""Longest ``Bytes[...]`` field of a Registry struct (every one is an HPKE public key)."""
-
 
 def _abi_value(abi_type: str, value: Any) -> Any:
     """One struct field as the ABI decoder returned it, checked against its type."""
@@ -263,10 +259,6 @@ def _abi_value(abi_type: str, value: Any) -> Any:
     if abi_type == "bytes32":
         if not isinstance(value, bytes) or len(value) != 32:
             raise ValueError("a bytes32 is 32 bytes")
-        return value
-    if abi_type == "bytes":
-        if not isinstance(value, bytes) or len(value) > MAX_RECORD_BYTES:
-            raise ValueError(f"a Bytes field is at most {MAX_RECORD_BYTES} bytes")
         return value
     bits = int(abi_type.removeprefix("uint"))  # the records name no other types
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**bits:
@@ -323,7 +315,7 @@ class WorkerRecord(_RegistryRecord):
     getter: ClassVar[str] = "workers"
     abi_types: ClassVar[tuple[str, ...]] = (
         "address",
-        "bytes",
+        "bytes32",
         "uint8",
         "bytes32",
         "uint8",
@@ -333,7 +325,8 @@ class WorkerRecord(_RegistryRecord):
     )
 
     operator: Address
-    hpke_key: bytes
+    hpke_key_hash: bytes
+    """keccak256 of the worker's HPKE key (the key itself is in ``WorkerRegistered``)."""
     tee_kind: int
     measurement: bytes
     confidence: int
@@ -357,12 +350,22 @@ class ClusterRecord(_RegistryRecord):
     """``Registry.clusters(id)``: a cluster's owner, current key and size."""
 
     getter: ClassVar[str] = "clusters"
-    abi_types: ClassVar[tuple[str, ...]] = ("address", "uint64", "address", "bytes", "uint256")
+    abi_types: ClassVar[tuple[str, ...]] = (
+        "address",
+        "uint64",
+        "address",
+        "bytes32",
+        "uint64",
+        "uint256",
+    )
 
     owner: Address
     key_epoch: int
     key_address: Address
-    public_key: bytes
+    key_hash: bytes
+    """keccak256 of the cluster's public key; the key itself is in the ``ClusterKeySet``
+    event of block ``key_block`` (a hybrid post-quantum key costs no more storage)."""
+    key_block: int
     worker_count: int
 
 
@@ -378,7 +381,8 @@ class ContractRecord(_RegistryRecord):
         "address",
         "uint64",
         "address",
-        "bytes",
+        "bytes32",
+        "uint64",
         "bool",
     )
 
@@ -389,7 +393,10 @@ class ContractRecord(_RegistryRecord):
     key_epoch: int
     """0 until the cluster has posted the contract's key."""
     key_address: Address
-    public_key: bytes
+    key_hash: bytes
+    """keccak256 of the contract's public key, which is in the ``ContractKeySet`` event of
+    block ``key_block``."""
+    key_block: int
     paused: bool
 
     @property

@@ -149,6 +149,8 @@ class _Cluster:
     key_epoch: int = 0
     key_address: bytes = _ZERO
     public_key: bytes = b""
+    """The key in full; the Registry stores its hash and the block of its event."""
+    key_block: int = 0
     members: set[bytes] = field(default_factory=set)
 
 
@@ -161,6 +163,7 @@ class _Contract:
     key_epoch: int = 0
     key_address: bytes = _ZERO
     public_key: bytes = b""
+    key_block: int = 0
     paused: bool = False
 
 
@@ -208,6 +211,7 @@ class LedgerSim:
     """Confirmations that complete a rotation; 0: every gatekeeper."""
     clusters: dict[bytes, _Cluster] = field(default_factory=dict)
     contracts: dict[bytes, _Contract] = field(default_factory=dict)
+    pending_contract_owner: dict[bytes, bytes] = field(default_factory=dict)
     next_seq: dict[bytes, int] = field(default_factory=dict)
     command_seq: dict[bytes, int] = field(default_factory=dict)
     rejected: list[tuple[bytes, int, str]] = field(default_factory=list)
@@ -429,7 +433,12 @@ class LedgerSim:
         self.pending.append(ev.RotationAborted(rotation=self.rotation_counter + 1))
 
     def create_cluster(
-        self, cluster_id: bytes, owner: bytes | None = None, *, sender: bytes | None = None
+        self,
+        cluster_id: bytes,
+        owner: bytes | None = None,
+        *,
+        suite: int = 1,
+        sender: bytes | None = None,
     ) -> None:
         self._only_owner(sender)
         if cluster_id in self.clusters:
@@ -437,8 +446,10 @@ class LedgerSim:
         owner = self.owner if owner is None else owner
         if owner == _ZERO:
             raise Revert("zero address")
+        if suite not in (1, 2):
+            raise Revert("unknown suite")
         self.clusters[cluster_id] = _Cluster(owner=owner)
-        self.pending.append(ev.ClusterCreated(cluster_id=cluster_id, owner=owner))
+        self.pending.append(ev.ClusterCreated(cluster_id=cluster_id, owner=owner, suite=suite))
 
     # --- workers and clusters ---
 
@@ -634,15 +645,26 @@ class LedgerSim:
             ev.ContractUpgraded(contract_id=contract_id, code_hash=contract.code_hash, code=code)
         )
 
+    def _owned(self, contract_id: bytes, sender: bytes) -> _Contract:
+        contract = self.contracts.get(contract_id)
+        if contract is None or contract.owner != sender:
+            raise Revert("not owner")
+        return contract
+
     def transfer_contract(self, contract_id: bytes, new_owner: bytes, *, sender: bytes) -> None:
-        contract = self._control(contract_id, sender)
-        if new_owner == _ZERO:
-            raise Revert("zero address")
-        contract.owner = new_owner
-        self.pending.append(ev.ContractOwnerChanged(contract_id=contract_id, owner=new_owner))
+        """The owner offers the contract; ``accept_contract`` by ``new_owner`` completes it."""
+        self._owned(contract_id, sender)
+        self.pending_contract_owner[contract_id] = new_owner
+
+    def accept_contract(self, contract_id: bytes, *, sender: bytes) -> None:
+        if self.pending_contract_owner.get(contract_id, _ZERO) != sender:
+            raise Revert("not pending owner")
+        self.pending_contract_owner[contract_id] = _ZERO
+        self.contracts[contract_id].owner = sender
+        self.pending.append(ev.ContractOwnerChanged(contract_id=contract_id, owner=sender))
 
     def set_controller(self, contract_id: bytes, controller: bytes, *, sender: bytes) -> None:
-        self._control(contract_id, sender).controller = controller
+        self._owned(contract_id, sender).controller = controller
         self.pending.append(
             ev.ContractControllerChanged(contract_id=contract_id, controller=controller)
         )
@@ -805,6 +827,7 @@ class LedgerSim:
             raise Revert("stale epoch")
         key = self._take_origin(address, KIND_CLUSTER)
         cluster.key_epoch, cluster.key_address, cluster.public_key = epoch, key, public
+        cluster.key_block = self._next_block()[0]
         self.pending.append(
             ev.ClusterKeySet(cluster_id=cluster_id, epoch=epoch, key_address=key, public_key=public)
         )
@@ -825,6 +848,7 @@ class LedgerSim:
             raise Revert("stale epoch")
         key = self._take_origin(address, KIND_CONTRACT)
         contract.key_epoch, contract.key_address, contract.public_key = epoch, key, public
+        contract.key_block = self._next_block()[0]
         self.pending.append(
             ev.ContractKeySet(
                 contract_id=contract_id, epoch=epoch, key_address=key, public_key=public
@@ -861,7 +885,9 @@ class LedgerSim:
     def _rotation_confirm(self, origin: bytes, kind: int, payload: bytes) -> None:
         if not self._is_gatekeeper_identity(origin, kind):
             raise Revert("wrong origin")
-        rotation, address, proof = _decode(["uint256", "address", "bytes"], payload)
+        rotation, address, public, proof = _decode(
+            ["uint256", "address", "bytes", "bytes"], payload
+        )
         _check_proof_bound(proof)
         if not self.rotation_locked:
             raise Revert("no rotation in progress")
@@ -869,6 +895,9 @@ class LedgerSim:
             raise Revert("wrong rotation")
         key = _address(address)
         if self.proposal is None or key != self.proposal[0] or key == _ZERO:
+            raise Revert("wrong key")
+        # the Registry keeps the proposed key's hash only: each confirmation carries the key
+        if public != self.proposal[1]:
             raise Revert("wrong key")
         self._check_possession(origin, key, proof)
         self._check_unconfirmed(rotation, origin)

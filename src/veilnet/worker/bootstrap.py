@@ -63,6 +63,7 @@ def bootstrap_network(
     clusters: Mapping[str | bytes, Sequence[Address | str]],
     measurements: Sequence[bytes] = (),
     cluster_owner_key: bytes | None = None,
+    suite: int = 1,
     mine: Callable[[int], object] | None = None,
     poll_interval: float = 0.05,
     timeout: float = 120.0,
@@ -82,6 +83,8 @@ def bootstrap_network(
         gatekeeper: worker address to name first gatekeeper.
         clusters: cluster name or 32-byte id → worker addresses.
         measurements: measurement ids to allow (e.g. ``[dev_measurement()]``).
+        suite: key suite of the clusters it creates: 1 X25519, 2 post-quantum hybrid
+            (ML-KEM-768 + X25519).
         mine: ``backend.mine`` for chains that mine only on transactions (the embedded chain
             and anvil without ``--block-time``): called once per wait round to add blocks,
             so finality advances. None when the chain mines on a timer.
@@ -148,7 +151,7 @@ def bootstrap_network(
     keys: dict[bytes, Address] = {}
     for cid, group in wanted.items():
         if not cluster(cid) or str(cluster(cid)[0]).lower() == _ZERO:
-            network.create_cluster(admin, cid, owner.address)
+            network.create_cluster(admin, cid, owner.address, suite=suite)
         for worker in group:
             if not registry("cluster_members", cid, worker):
                 network.add_cluster_worker(owner, cid, worker)

@@ -73,7 +73,7 @@ MAX_NAMED_AT_VERDICT: constant(uint256) = 4
 
 struct Worker:
     operator: address
-    hpke_key: Bytes[MAX_HPKE_KEY]
+    hpke_key_hash: bytes32
     tee_kind: uint8
     measurement: bytes32
     confidence: uint8
@@ -91,7 +91,8 @@ struct Cluster:
     owner: address
     key_epoch: uint64
     key_address: address
-    public_key: Bytes[MAX_HPKE_KEY]
+    key_hash: bytes32
+    key_block: uint64
     worker_count: uint256
 
 
@@ -102,7 +103,8 @@ struct AgentContract:
     controller: address
     key_epoch: uint64
     key_address: address
-    public_key: Bytes[MAX_HPKE_KEY]
+    key_hash: bytes32
+    key_block: uint64
     paused: bool
 
 
@@ -203,6 +205,7 @@ event RotationThresholdSet:
 event ClusterCreated:
     cluster_id: indexed(bytes32)
     owner: indexed(address)
+    suite: uint8
 
 event ClusterWorkerAdded:
     cluster_id: indexed(bytes32)
@@ -259,11 +262,11 @@ origin_kind: public(HashMap[address, uint8])
 gatekeepers: public(HashMap[address, bool])
 gatekeeper_count: public(uint256)
 master_key_address: public(address)
-master_public_key: public(Bytes[MAX_HPKE_KEY])
+master_key_hash: public(bytes32)
 rotation_counter: public(uint256)
 rotation_locked: public(bool)
 proposal_key_address: address
-proposal_public_key: Bytes[MAX_HPKE_KEY]
+proposal_key_hash: bytes32
 # Confirmations count per attempt (a number that grows at every lock), so an aborted attempt
 # leaves nothing behind that could refuse a gatekeeper in the next one.
 rotation_confirmed: HashMap[uint256, HashMap[address, bool]]
@@ -301,6 +304,8 @@ genesis_gatekeeper: public(address)
 # identity, so a verdict never carries over to anything registered after it was judged.
 registration_of: public(HashMap[address, bytes32])
 registration_count: HashMap[address, uint64]
+# A contract's owner hands it over in two steps: an offer, then the new owner's acceptance.
+pending_contract_owner: public(HashMap[bytes32, address])
 
 
 @deploy
@@ -389,18 +394,24 @@ def abort_rotation():
         assert block.number > self.rotation_deadline, "rotation not expired"
     self.rotation_locked = False
     self.proposal_key_address = empty(address)
-    self.proposal_public_key = b""
+    self.proposal_key_hash = empty(bytes32)
     self.rotation_confirmations = 0
     log RotationAborted(rotation=self.rotation_counter + 1)
 
 
 @external
-def create_cluster(cluster_id: bytes32, owner: address):
+def create_cluster(cluster_id: bytes32, owner: address, suite: uint8):
+    """
+    @notice `suite` is the HPKE suite of the cluster's keys and its contracts' keys: 1
+            X25519, 2 ML-KEM-768 + X25519 (post-quantum hybrid, 1,216-byte keys). Keys are
+            stored by hash, so either costs the same gas.
+    """
     ownable._check_owner()
     assert self.clusters[cluster_id].owner == empty(address), "cluster exists"
     assert owner != empty(address), "zero address"
+    assert suite == 1 or suite == 2, "unknown suite"
     self.clusters[cluster_id].owner = owner
-    log ClusterCreated(cluster_id=cluster_id, owner=owner)
+    log ClusterCreated(cluster_id=cluster_id, owner=owner, suite=suite)
 
 
 # --- workers ----------------------------------------------------------------------------
@@ -435,7 +446,7 @@ def register_worker(
     self._evict(msg.sender)
     quote_hash: bytes32 = keccak256(quote)
     self.workers[msg.sender].operator = operator
-    self.workers[msg.sender].hpke_key = hpke_key
+    self.workers[msg.sender].hpke_key_hash = keccak256(hpke_key)
     self.workers[msg.sender].tee_kind = tee_kind
     self.workers[msg.sender].measurement = measurement
     self.workers[msg.sender].confidence = 0
@@ -466,7 +477,7 @@ def _registration(worker: address) -> bytes32:
     digest: bytes32 = keccak256(
         abi_encode(
             worker,
-            keccak256(self.workers[worker].hpke_key),
+            self.workers[worker].hpke_key_hash,
             self.workers[worker].measurement,
             self.workers[worker].quote_hash,
             count,
@@ -670,15 +681,25 @@ def upgrade_contract(contract_id: bytes32, code: Bytes[MAX_CODE]):
 
 @external
 def transfer_contract(contract_id: bytes32, new_owner: address):
-    self._check_control(contract_id)
-    assert new_owner != empty(address), "zero address"
-    self.contracts[contract_id].owner = new_owner
-    log ContractOwnerChanged(contract_id=contract_id, owner=new_owner)
+    """
+    @notice The owner (never the controller) offers the contract to `new_owner`, which takes
+            it with `accept_contract`; offering to the zero address withdraws the offer.
+    """
+    assert self.contracts[contract_id].owner == msg.sender, "not owner"
+    self.pending_contract_owner[contract_id] = new_owner
+
+
+@external
+def accept_contract(contract_id: bytes32):
+    assert self.pending_contract_owner[contract_id] == msg.sender, "not pending owner"
+    self.pending_contract_owner[contract_id] = empty(address)
+    self.contracts[contract_id].owner = msg.sender
+    log ContractOwnerChanged(contract_id=contract_id, owner=msg.sender)
 
 
 @external
 def set_controller(contract_id: bytes32, controller: address):
-    self._check_control(contract_id)
+    assert self.contracts[contract_id].owner == msg.sender, "not owner"
     self.contracts[contract_id].controller = controller
     log ContractControllerChanged(contract_id=contract_id, controller=controller)
 
@@ -694,7 +715,12 @@ def contract_status(contract_id: bytes32) -> uint8:
 
 
 @internal
-def _confirm_rotation(rotation: uint256, gatekeeper: address, key_address: address, proof: Bytes[65]):
+def _confirm_rotation(
+    rotation: uint256, gatekeeper: address, key_address: address, public_key: Bytes[MAX_HPKE_KEY], proof: Bytes[65]
+):
+    # the key travels in each confirmation (the Registry keeps its hash only), so the one that
+    # completes the rotation can put it in `MasterKeyRotated`
+    assert keccak256(public_key) == self.proposal_key_hash, "wrong key"
     attempt: uint256 = self.rotation_attempt
     digest: bytes32 = keccak256(abi_encode(POSSESSION_TAG, chain.id, self, attempt, gatekeeper))
     # the Bus's signature check (low s, v 27/28: "bad signature"), shared to save code here
@@ -708,14 +734,14 @@ def _confirm_rotation(rotation: uint256, gatekeeper: address, key_address: addre
         needed = min(self.rotation_threshold, needed)
     if self.rotation_confirmations >= needed:
         self.master_key_address = key_address
-        self.master_public_key = self.proposal_public_key
+        self.master_key_hash = self.proposal_key_hash
         self.origin_kind[key_address] = KIND_MASTER
         self.rotation_counter = rotation
         self.rotation_locked = False
         self.proposal_key_address = empty(address)
-        self.proposal_public_key = b""
+        self.proposal_key_hash = empty(bytes32)
         self.rotation_confirmations = 0
-        log MasterKeyRotated(rotation=rotation, key_address=key_address, public_key=self.master_public_key)
+        log MasterKeyRotated(rotation=rotation, key_address=key_address, public_key=public_key)
 
 
 # --- effects of egress messages (called by the Bus after it checked signature and seq) ----
@@ -755,7 +781,7 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         key_address, public_key = abi_decode(payload, (address, Bytes[MAX_HPKE_KEY]))
         self._fresh_origin(key_address)
         self.master_key_address = key_address
-        self.master_public_key = public_key
+        self.master_key_hash = keccak256(public_key)
         self.origin_kind[key_address] = KIND_MASTER
         log MasterKeySet(gatekeeper=origin, key_address=key_address, public_key=public_key)
     elif topic == TOPIC_CLUSTER_KEY:
@@ -772,7 +798,8 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         self._fresh_origin(key_address)
         self.clusters[cluster_id].key_epoch = epoch
         self.clusters[cluster_id].key_address = key_address
-        self.clusters[cluster_id].public_key = public_key
+        self.clusters[cluster_id].key_hash = keccak256(public_key)
+        self.clusters[cluster_id].key_block = convert(block.number, uint64)
         self.origin_kind[key_address] = KIND_CLUSTER
         log ClusterKeySet(cluster_id=cluster_id, epoch=epoch, key_address=key_address, public_key=public_key)
     elif topic == TOPIC_CONTRACT_KEY:
@@ -792,7 +819,8 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         self._fresh_origin(key_address)
         self.contracts[contract_id].key_epoch = epoch
         self.contracts[contract_id].key_address = key_address
-        self.contracts[contract_id].public_key = public_key
+        self.contracts[contract_id].key_hash = keccak256(public_key)
+        self.contracts[contract_id].key_block = convert(block.number, uint64)
         self.origin_kind[key_address] = KIND_CONTRACT
         log ContractKeySet(contract_id=contract_id, epoch=epoch, key_address=key_address, public_key=public_key)
     elif topic == TOPIC_ROTATION_PROPOSE:
@@ -807,21 +835,24 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         assert rotation == self.rotation_counter + 1, "wrong rotation"
         self._fresh_origin(key_address)
         self.proposal_key_address = key_address
-        self.proposal_public_key = public_key
+        self.proposal_key_hash = keccak256(public_key)
         log RotationProposed(rotation=rotation, proposer=origin, key_address=key_address, public_key=public_key)
         # The proposer holds the key it proposed: its proposal is also its confirmation, so a
         # network with a single gatekeeper rotates in one step.
-        self._confirm_rotation(rotation, origin, key_address, proof)
+        self._confirm_rotation(rotation, origin, key_address, public_key, proof)
     elif topic == TOPIC_ROTATION_CONFIRM:
         assert kind == KIND_WORKER and self.gatekeepers[origin], "wrong origin"
         rotation: uint256 = 0
         key_address: address = empty(address)
+        public_key: Bytes[MAX_HPKE_KEY] = b""
         proof: Bytes[65] = b""
-        rotation, key_address, proof = abi_decode(payload, (uint256, address, Bytes[65]))
+        rotation, key_address, public_key, proof = abi_decode(
+            payload, (uint256, address, Bytes[MAX_HPKE_KEY], Bytes[65])
+        )
         assert self.rotation_locked, "no rotation in progress"
         assert rotation == self.rotation_counter + 1, "wrong rotation"
         assert key_address == self.proposal_key_address and key_address != empty(address), "wrong key"
-        self._confirm_rotation(rotation, origin, key_address, proof)
+        self._confirm_rotation(rotation, origin, key_address, public_key, proof)
     elif topic == TOPIC_HEARTBEAT:
         assert kind == KIND_WORKER, "wrong origin"
         self._heartbeat(origin, payload)

@@ -15,8 +15,10 @@ import httpx
 
 from veilnet.chain.model import (
     ClusterCreated,
+    ClusterKeySet,
     Command,
     ContractDeployed,
+    ContractKeySet,
     Egress,
     GatekeeperAdded,
     GatekeeperRemoved,
@@ -242,12 +244,28 @@ class Client(BaseClient):
             cached = self.cached_key(contract_id)
             if cached is not None:
                 return cached
-        key = self.parse_contract_key(
-            contract_id, self.registry_record(ContractRecord, contract_id)
-        )
-        if key.epoch == 0:
+        record = self.registry_record(ContractRecord, contract_id)
+        if not record.exists:
+            return self.parse_contract_key(contract_id, record, b"")  # raises ContractNotFound
+        if record.key_epoch == 0:
             raise WorkerUnavailable("the contract has no key yet (its cluster is still keying it)")
-        return key
+        public_key = self.published_key_of(
+            ContractKeySet, contract_id, record.key_block, record.key_epoch, record.key_hash
+        )
+        return self.parse_contract_key(contract_id, record, public_key)
+
+    def published_key_of(
+        self,
+        event: type[ClusterKeySet | ContractKeySet],
+        subject: bytes,
+        block: int,
+        epoch: int,
+        key_hash: bytes,
+    ) -> bytes:
+        """A cluster or contract public key: the Registry stores its hash and the block of
+        its key event; the key comes from that event's log, checked against the hash."""
+        docs = self._rpc("eth_getLogs", self.key_filter(event, subject, block))
+        return self.published_key(list(docs or []), epoch, key_hash)
 
     def _fees(self) -> int:
         if self._base_fee is None:
@@ -358,7 +376,9 @@ class Client(BaseClient):
                 init,
                 cluster=cluster_id,
                 cluster_epoch=target.key_epoch,
-                cluster_key=target.public_key,
+                cluster_key=self.published_key_of(
+                    ClusterKeySet, cluster_id, target.key_block, target.key_epoch, target.key_hash
+                ),
             )
         else:
             init_args = self.pack_init(init)
@@ -983,9 +1003,8 @@ class Agent:
         deadline = time.monotonic() + timeout
         while True:
             record = self.client.registry_record(ContractRecord, self.contract_id)
-            key = self.client.parse_contract_key(self.contract_id, record)
-            if key.epoch > 0:
-                return key
+            if not record.exists or record.key_epoch > 0:
+                return self.client.contract_key(self.contract_id, refresh=True)
             if time.monotonic() > deadline:
                 raise Timeout(f"agent {self.id} was not keyed within {timeout:.0f} s")
             time.sleep(C.POLL_INTERVAL_S)
