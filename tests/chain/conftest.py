@@ -44,8 +44,13 @@ def key(name: str) -> SecretKey:
     return SecretKey.derive(b"veilnet-chain-tests-fixed-seed-0001", name)
 
 
-def register(net: Net, worker: SecretKey, *, quote: bytes = b"quote") -> TxSender:
-    """Fund the worker identity and register it (the tx comes from the identity itself)."""
+def register(
+    net: Net, worker: SecretKey, *, quote: bytes = b"quote", poster: bool = False
+) -> TxSender:
+    """Fund the worker identity and register it (the tx comes from the identity itself).
+
+    ``poster``: also name it the genesis gatekeeper, the one identity the Bus takes egress
+    from before anyone endorsed it (tests of the Bus need a worker that may post)."""
     net.relayer.transact(worker.address, b"", value=10**18, gas=21_000)
     sender = net.network.sender(worker._private_scalar())
     net.network.register_worker(
@@ -57,6 +62,8 @@ def register(net: Net, worker: SecretKey, *, quote: bytes = b"quote") -> TxSende
         quote=quote,
         collateral_hash=b"\x07" * 32,
     )
+    if poster:
+        net.network.add_gatekeeper(net.admin, worker.address)
     return sender
 
 

@@ -161,7 +161,7 @@ def test_signatures_do_not_replay_after_a_chain_id_fork(anvil: AnvilChain) -> No
     one under the new domain does (the Bus computes its domain afresh)."""
     net = make_net(anvil)
     worker = key("fork")
-    register(net, worker)
+    register(net, worker, poster=True)
     bus = net.deployment.addresses.bus
     old = egress_domain(net.deployment.addresses.chain_id, bus)
     net.network.post(net.relayer, sign_egress(worker, old, seq=0, topic=PLAIN, payload=b"a"))

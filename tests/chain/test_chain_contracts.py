@@ -81,7 +81,7 @@ def test_eip712_signature_is_recovered_by_the_evm(net: Net) -> None:
 
 def test_post_accepts_next_sequence_first_copy_wins(net: Net) -> None:
     worker = key("w1")
-    register(net, worker)
+    register(net, worker, poster=True)
     domain = _domain(net)
     first = sign_egress(worker, domain, seq=0, topic=STATE, payload=b"a")
     net.network.post(net.relayer, first)
@@ -93,7 +93,7 @@ def test_post_accepts_next_sequence_first_copy_wins(net: Net) -> None:
 
 def test_post_rejects_wrong_signer_unknown_origin_and_big_payload(net: Net) -> None:
     worker, other = key("w1"), key("w2")
-    register(net, worker)
+    register(net, worker, poster=True)
     domain = _domain(net)
     good = sign_egress(worker, domain, seq=0, topic=STATE, payload=b"a")
     forged = sign_egress(other, domain, seq=0, topic=STATE, payload=b"a")

@@ -16,17 +16,27 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
 
-from veilnet.chain import ContractReverted, EmbeddedChain, Network, TxSender, deploy
+from veilnet.chain import (
+    AnvilChain,
+    ContractReverted,
+    EmbeddedChain,
+    Network,
+    TxSender,
+    deploy,
+)
 from veilnet.chain.constants import (
     ATTESTATION_WINDOW,
     DEFAULT_MAX_PAYLOAD,
+    DEPOSIT_WINDOW,
     MAX_PAYLOAD_BOUND,
     ROTATION_WINDOW,
     ROUTED_TOPICS,
+    TOPIC_CONTRACT_KEY,
 )
 from veilnet.chain.egress import (
     EgressMessage as ChainEgress,
@@ -43,6 +53,7 @@ from veilnet.chain.egress import (
     sign_egress,
     topic,
 )
+from veilnet.chain.interfaces import ChainBackend
 from veilnet.chain.model import RawLog, decode_log
 from veilnet.chain.rpc import from_hex, from_quantity, to_hex
 from veilnet.codec import abi_encode
@@ -53,15 +64,16 @@ from veilnet.protocol.egress import EgressMessage as CoreEgress
 from veilnet.protocol.limits import MAX_EGRESS_PAYLOAD
 from veilnet.protocol.registration import RegistrationRequest, TEEKind
 from veilnet.protocol.rotation import prove_possession
-from veilnet.testing import LedgerSim, Revert
+from veilnet.protocol.topics import TOPIC_COLLATERAL
+from veilnet.testing import LedgerSim, Revert, require_tool
 from veilnet.worker.adapter import to_core_event
 
 MEASUREMENT = b"\x42" * 32
 OTHER_MEASUREMENT = b"\x43" * 32
 MAX_PAYLOAD = DEFAULT_MAX_PAYLOAD
 """Below the Bus's ABI bound, so that both "payload too big" and the bound itself are reached."""
-PLAIN = topic("veil/egress/collateral")
-"""A topic the Bus logs and does not route to the Registry."""
+PLAIN = topic("veil/test/plain")
+"""A topic the Bus logs and does not route to the Registry (any topic is one)."""
 STATE = topic("veil/egress/state-commitment")
 HEARTBEAT = topic("veil/egress/heartbeat")
 GAS = 3_000_000
@@ -92,17 +104,26 @@ class Outcome:
 
 @dataclass(slots=True)
 class Chain:
-    """One embedded chain with Registry and Bus deployed, shared by the whole module."""
+    """One chain with Registry and Bus deployed, shared by the whole module: the embedded
+    py-evm chain, then anvil (the same contracts on the devnet's node)."""
 
-    backend: EmbeddedChain
+    backend: ChainBackend
     network: Network
     accounts: list[bytes]
     genesis: int
+    call_tag: str
+    """The block tag whose ``eth_call`` runs as the next transaction will: the embedded chain
+    simulates the next block under "latest", anvil under "pending"."""
 
 
-@pytest.fixture(scope="module")
-def chain() -> Iterator[Chain]:
-    backend = EmbeddedChain()
+@pytest.fixture(scope="module", params=["embedded", "anvil"])
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
+    backend: ChainBackend
+    if request.param == "embedded":
+        backend = EmbeddedChain()
+    else:
+        require_tool("anvil")
+        backend = AnvilChain()
     accounts = [private for _, private in backend.dev_accounts]
     client = backend.client()
     deployment = deploy(client, accounts[0], max_payload=MAX_PAYLOAD)
@@ -111,6 +132,7 @@ def chain() -> Iterator[Chain]:
         network=Network(client, deployment.addresses),
         accounts=accounts,
         genesis=backend.snapshot(),
+        call_tag="latest" if request.param == "embedded" else "pending",
     )
     backend.close()
 
@@ -222,15 +244,21 @@ class Twin:
             return Outcome(False, "sequence already used"), None
         return Outcome(True, events=tuple(self.ledger.pending[before:])), result
 
-    def _chain(self, sender: bytes, to: Address, data: bytes) -> Outcome:
+    def _chain(self, sender: bytes, to: Address, data: bytes, *, value: int = 0) -> Outcome:
         tx = self.senders[sender]
         client = self.chain.network.client
-        call = {"from": tx.address.hex, "to": to.hex, "data": to_hex(data), "gas": hex(GAS)}
+        call = {
+            "from": tx.address.hex,
+            "to": to.hex,
+            "data": to_hex(data),
+            "gas": hex(GAS),
+            "value": hex(value),
+        }
         try:
-            client.call("eth_call", call, "latest")
+            client.call("eth_call", call, self.chain.call_tag)
         except ContractReverted as exc:
             return Outcome(False, exc.reason)
-        receipt = tx.transact(to, data, gas=GAS)
+        receipt = tx.transact(to, data, gas=GAS, value=value)
         addresses = self.chain.network.addresses
         events = []
         for log in receipt.logs:
@@ -248,12 +276,18 @@ class Twin:
         return Outcome(True, events=tuple(events))
 
     def _both(
-        self, model: Callable[[], Any], sender: bytes, contract: str, fn: str, *args: Any
+        self,
+        model: Callable[[], Any],
+        sender: bytes,
+        contract: str,
+        fn: str,
+        *args: Any,
+        value: int = 0,
     ) -> Outcome:
         network = self.chain.network
         handle = network.registry if contract == "Registry" else network.bus
         expected, _ = self._model(model)
-        actual = self._chain(sender, handle.address, handle.encode(fn, *args))
+        actual = self._chain(sender, handle.address, handle.encode(fn, *args), value=value)
         assert expected == actual, f"{fn}: model {expected} != chain {actual}"
         return actual
 
@@ -330,6 +364,7 @@ class Twin:
         measurement: bytes = MEASUREMENT,
         hpke_key: bytes | None = None,
         attested_block: int | None = None,
+        deposit: int = 0,
     ) -> Outcome:
         key = self.workers[worker]
         request = RegistrationRequest(
@@ -344,7 +379,7 @@ class Twin:
             attested_block=self.head() if attested_block is None else attested_block,
         )
         return self._both(
-            lambda: self.ledger.register_worker(request),
+            lambda: self.ledger.register_worker(request, deposit=deposit),
             worker,
             "Registry",
             "register_worker",
@@ -355,6 +390,7 @@ class Twin:
             request.quote,
             request.collateral_hash,
             request.attested_block,
+            value=deposit,
         )
 
     def reattest(
@@ -387,6 +423,38 @@ class Twin:
             cluster_id,
             height,
             Address(worker),
+        )
+
+    def set_registration_deposit(self, amount: int, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.set_registration_deposit(amount, sender=by),
+            by,
+            "Registry",
+            "set_registration_deposit",
+            amount,
+        )
+
+    def claim_refund(self, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.claim_refund(sender=by), by, "Registry", "claim_refund"
+        )
+
+    def reclaim_deposit(self, worker: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.reclaim_deposit(worker),
+            by,
+            "Registry",
+            "reclaim_deposit",
+            Address(worker),
+        )
+
+    def withdraw_forfeited(self, to: bytes, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.withdraw_forfeited(to, sender=by),
+            by,
+            "Registry",
+            "withdraw_forfeited",
+            Address(to),
         )
 
     def evict(self, worker: bytes, *, by: bytes) -> Outcome:
@@ -424,9 +492,9 @@ class Twin:
                 sender=by, salt=salt, cluster_id=cluster_id, code=code, init_args=b"init"
             )
         )
-        registry = self.chain.network.registry
-        data = registry.encode("deploy_contract", salt, cluster_id, Address(ZERO), code, b"init")
-        actual = self._chain(by, registry.address, data)
+        bus = self.chain.network.bus
+        data = bus.encode("deploy_contract", salt, cluster_id, Address(ZERO), code, b"init")
+        actual = self._chain(by, bus.address, data)
         assert expected == actual, f"deploy_contract: model {expected} != chain {actual}"
         assert model_id in (None, contract_id)
         return actual, contract_id
@@ -435,7 +503,7 @@ class Twin:
         return self._both(
             lambda: self.ledger.set_paused(contract_id, paused, sender=by),
             by,
-            "Registry",
+            "Bus",
             "set_paused",
             contract_id,
             paused,
@@ -445,7 +513,7 @@ class Twin:
         return self._both(
             lambda: self.ledger.upgrade_contract(contract_id, code, sender=by),
             by,
-            "Registry",
+            "Bus",
             "upgrade_contract",
             contract_id,
             code,
@@ -455,7 +523,7 @@ class Twin:
         return self._both(
             lambda: self.ledger.transfer_contract(contract_id, new_owner, sender=by),
             by,
-            "Registry",
+            "Bus",
             "transfer_contract",
             contract_id,
             Address(new_owner),
@@ -465,7 +533,7 @@ class Twin:
         return self._both(
             lambda: self.ledger.accept_contract(contract_id, sender=by),
             by,
-            "Registry",
+            "Bus",
             "accept_contract",
             contract_id,
         )
@@ -474,10 +542,23 @@ class Twin:
         return self._both(
             lambda: self.ledger.set_controller(contract_id, controller, sender=by),
             by,
-            "Registry",
+            "Bus",
             "set_controller",
             contract_id,
             Address(controller),
+        )
+
+    def set_deploy_policy(
+        self, cluster_id: bytes, deployer: bytes, allowed: bool, *, by: bytes
+    ) -> Outcome:
+        return self._both(
+            lambda: self.ledger.set_deploy_policy(cluster_id, deployer, allowed, sender=by),
+            by,
+            "Bus",
+            "set_deploy_policy",
+            cluster_id,
+            Address(deployer),
+            allowed,
         )
 
     # --- Bus ---
@@ -542,7 +623,11 @@ class Twin:
             message.signature,
         )
         rejected = any(isinstance(e, ev.EgressRejected) for e in outcome.events)
-        if rejected:
+        unheard = rejected and not any(isinstance(e, ev.Egress) for e in outcome.events)
+        if unheard:  # the Bus took the sequence and dropped the payload: the origin may not post
+            assert self.ledger.rejected[-1][2] == "origin not endorsed"
+            assert len(self.ledger.rejected) == rejected_before + 1
+        elif rejected:
             reason = self.ledger.rejected[-1][2]
             assert len(self.ledger.rejected) == rejected_before + 1
             assert (NO_REASON if reason in MODEL_UNREASONED else reason) == effect
@@ -557,15 +642,17 @@ class Twin:
             return None
         network = self.chain.network
         kind = network.origin_kind(Address(origin))
-        data = network.registry.encode("on_egress", Address(origin), kind, egress_topic, payload)
+        # the contract-key topic is the Bus's own (agent contracts live there)
+        target = network.bus if egress_topic == TOPIC_CONTRACT_KEY else network.registry
+        data = target.encode("on_egress", Address(origin), kind, egress_topic, payload)
         call = {
             "from": network.addresses.bus.hex,
-            "to": network.addresses.registry.hex,
+            "to": target.address.hex,
             "data": to_hex(data),
             "gas": hex(400_000),
         }
         try:
-            network.client.call("eth_call", call, "latest")
+            network.client.call("eth_call", call, self.chain.call_tag)
         except ContractReverted as exc:
             return exc.reason
         return None
@@ -611,6 +698,19 @@ class Twin:
             assert registration == ledger.workers[address].registration
             index = network.view("Registry", "encryption_index", Address(address))
             assert index == ledger.encryption_index.get(address, 0)
+        assert network.view("Registry", "registration_deposit") == ledger.registration_deposit
+        assert network.view("Registry", "forfeited") == ledger.forfeited
+        for address in sorted(self.known | {b"\x0b" * 20}):
+            held = network.view("Registry", "deposit_of", Address(address))
+            assert held == ledger.deposit_of.get(address, 0), f"deposit of 0x{address.hex()}"
+            refund = network.view("Registry", "refund_of", Address(address))
+            assert refund == ledger.refund_of.get(address, 0), f"refund of 0x{address.hex()}"
+        for cluster_id in sorted(self.cluster_ids):
+            closed = network.view("Bus", "deploy_closed", cluster_id)
+            assert closed == (cluster_id in ledger.deploy_closed)
+            for address in sorted(self.known):
+                allowed = network.view("Bus", "deployers", cluster_id, Address(address))
+                assert allowed == (address in ledger.deployers.get(cluster_id, set()))
         assert network.view("Registry", "gatekeeper_count") == len(ledger.gatekeepers)
         genesis = network.view("Registry", "genesis_gatekeeper")
         assert bytes.fromhex(genesis[2:]) == ledger.genesis_gatekeeper
@@ -660,11 +760,11 @@ class Twin:
                     == value
                 )
         for contract_id in sorted(self.contract_ids):
-            pending = network.view("Registry", "pending_contract_owner", contract_id)
+            pending = network.view("Bus", "pending_contract_owner", contract_id)
             assert bytes.fromhex(pending[2:]) == ledger.pending_contract_owner.get(
                 contract_id, ZERO
             )
-            view = network.view("Registry", "contracts", contract_id)
+            view = network.view("Bus", "contracts", contract_id)
             contract = ledger.contracts.get(contract_id)
             assert network.view("Bus", "command_seq", contract_id) == ledger.command_seq.get(
                 contract_id, 0
@@ -708,6 +808,12 @@ def twin(chain: Chain) -> Iterator[Twin]:
 def _accepted(outcome: Outcome, *events: type[ev.ChainEvent]) -> None:
     assert outcome.accepted, outcome.reason
     assert tuple(type(e) for e in outcome.events) == events
+
+
+def _unheard(outcome: Outcome) -> None:
+    """The Bus used the sequence number but dropped the payload: a worker identity the
+    Registry does not let post (``origin not endorsed``)."""
+    _accepted(outcome, ev.EgressRejected)
 
 
 def _reverted(outcome: Outcome, reason: str) -> None:
@@ -794,7 +900,9 @@ def test_registration_gatekeepers_and_master_key(twin: Twin) -> None:
     _reverted(twin.remove_gatekeeper(w1, by=twin.admin), "not a gatekeeper")
 
     master = twin.enclave_key("master-0")
-    _rejected(twin.post(secret("w1"), encode_master_key(master.address, b"pk")))
+    # a worker identity nobody endorsed posts nothing (only the genesis gatekeeper, before
+    # its first verdict, may: it posts the first master key)
+    _unheard(twin.post(secret("w1"), encode_master_key(master.address, b"pk")))
     # a key address already used as an origin cannot become the master key
     _rejected(twin.post(secret("gk"), encode_master_key(Address(w1), b"pk")))
     _accepted(
@@ -936,6 +1044,85 @@ def test_cluster_rules(twin: Twin) -> None:
     _accepted(twin.add_cluster_worker(c1, w2, by=owner), ev.ClusterWorkerAdded)
 
 
+def test_registration_deposits_are_refunded_on_endorsement_and_forfeited_on_refusal(
+    twin: Twin,
+) -> None:
+    """Junk quotes cost their sender: governance sets a deposit every registration and
+    re-attestation pays; an endorsement refunds it to the operator, a refusal forfeits it, and
+    a registration nobody judges within the window gets it back."""
+    master, (w1,) = _genesis(twin, "w1")
+    operator = b"\x0b" * 20
+    stranger = twin.user(1)
+    _reverted(twin.set_registration_deposit(10, by=stranger), "ownable: caller is not the owner")
+    _accepted(twin.set_registration_deposit(10, by=twin.admin))
+    w2, w3 = twin.worker("w2"), twin.worker("w3")
+    _reverted(twin.register(w2, deposit=9), "deposit too low")
+    _accepted(twin.register(w2, deposit=12), ev.WorkerRegistered)
+    _accepted(twin.register(w3, deposit=10), ev.WorkerRegistered)
+    assert twin.ledger.deposit_of == {w2: 12, w3: 10}
+    # endorsed: back to the operator (to claim); refused: forfeited to governance
+    twin.post(master, encode_endorse(Address(w2), 1, twin.ledger.workers[w2].registration, FAR))
+    twin.post(master, encode_endorse(Address(w3), 0, twin.ledger.workers[w3].registration, FAR))
+    assert twin.ledger.refund_of == {operator: 12} and twin.ledger.forfeited == 10
+    assert twin.ledger.deposit_of == {}
+    _reverted(twin.withdraw_forfeited(stranger, by=stranger), "ownable: caller is not the owner")
+    _reverted(twin.withdraw_forfeited(ZERO, by=twin.admin), "zero address")
+    _accepted(twin.withdraw_forfeited(stranger, by=twin.admin))
+    assert twin.ledger.forfeited == 0
+    # a re-attestation pays too; a stranger has nothing to claim
+    _reverted(twin.reattest(w1, quote=b"fresh"), "deposit too low")
+    _reverted(twin.claim_refund(by=stranger), "nothing to claim")
+    # nobody judges w3's new registration: past the window anyone hands it back
+    _accepted(twin.register(w3, deposit=10), ev.WorkerRegistered)
+    _reverted(twin.reclaim_deposit(w3, by=stranger), "deposit not expired")
+    _reverted(twin.reclaim_deposit(w1, by=stranger), "no deposit")
+    if not isinstance(twin.chain.backend, EmbeddedChain):
+        twin.check_views()
+        return  # anvil takes minutes to mine 7,200 blocks; the embedded chain, seconds
+    twin.chain.backend.mine(DEPOSIT_WINDOW)
+    _accepted(twin.reclaim_deposit(w3, by=stranger))
+    assert twin.ledger.refund_of == {operator: 22} and twin.ledger.deposit_of == {}
+    _reverted(twin.reclaim_deposit(w3, by=stranger), "no deposit")
+    twin.check_views()
+
+
+def test_clusters_choose_who_deploys(twin: Twin) -> None:
+    """A cluster owner opens its cluster to anyone (the default), or closes it to all but
+    itself and the deployers it allows."""
+    _genesis(twin)
+    c1, owner, user = b"\xc1" * 32, twin.user(1), twin.user(2)
+    twin.create_cluster(c1, owner, by=twin.admin)
+    _reverted(twin.set_deploy_policy(b"\xc9" * 32, ZERO, False, by=owner), "unknown cluster")
+    _reverted(twin.set_deploy_policy(c1, ZERO, False, by=user), "not cluster owner")
+    _accepted(
+        twin.deploy_contract(by=user, salt=b"\x01" * 32, cluster_id=c1)[0], ev.ContractDeployed
+    )
+    _accepted(twin.set_deploy_policy(c1, ZERO, False, by=owner))
+    _reverted(
+        twin.deploy_contract(by=user, salt=b"\x02" * 32, cluster_id=c1)[0], "deploy not allowed"
+    )
+    _accepted(
+        twin.deploy_contract(by=owner, salt=b"\x02" * 32, cluster_id=c1)[0], ev.ContractDeployed
+    )
+    _accepted(twin.set_deploy_policy(c1, user, True, by=owner))
+    _accepted(
+        twin.deploy_contract(by=user, salt=b"\x03" * 32, cluster_id=c1)[0], ev.ContractDeployed
+    )
+    _accepted(twin.set_deploy_policy(c1, user, False, by=owner))
+    _reverted(
+        twin.deploy_contract(by=user, salt=b"\x04" * 32, cluster_id=c1)[0], "deploy not allowed"
+    )
+    _accepted(twin.set_deploy_policy(c1, ZERO, True, by=owner))
+    _accepted(
+        twin.deploy_contract(by=user, salt=b"\x04" * 32, cluster_id=c1)[0], ev.ContractDeployed
+    )
+    _reverted(
+        twin.deploy_contract(by=user, salt=b"\x05" * 32, cluster_id=b"\xc9" * 32)[0],
+        "unknown cluster",
+    )
+    twin.check_views()
+
+
 def test_cluster_and_contract_keys(twin: Twin) -> None:
     master, (w1,) = _genesis(twin, "w1")
     c1 = b"\xc1" * 32
@@ -1038,11 +1225,23 @@ def test_contract_and_command_rules(twin: Twin) -> None:
 
 
 def test_bus_post_rules(twin: Twin) -> None:
-    twin.set_measurement(MEASUREMENT, True, by=twin.admin)
-    w1 = twin.worker("w1")
+    master, (w1,) = _genesis(twin, "w1")
     key, other = secret("w1"), secret("w2")
-    _reverted(twin.post(key, (PLAIN, b"a")), "unknown origin")
-    twin.register(w1)
+    _reverted(twin.post(other, (PLAIN, b"a")), "unknown origin")
+    # a registered identity nobody endorsed is heard only for its collateral (which the
+    # gatekeepers need to judge it): anything else uses its sequence number, and goes nowhere
+    w2 = twin.worker("w2")
+    twin.register(w2)
+    _unheard(twin.post(other, (PLAIN, b"a")))
+    _accepted(twin.post(other, (TOPIC_COLLATERAL, b"collateral")), ev.Egress)
+    registration = twin.ledger.workers[w2].registration
+    twin.post(master, encode_endorse(Address(w2), 1, registration, FAR))
+    _accepted(twin.post(other, (PLAIN, b"a")), ev.Egress)
+    # ... and it is no longer heard once its measurement is revoked (it is no longer eligible)
+    twin.set_measurement(MEASUREMENT, False, by=twin.admin)
+    _unheard(twin.post(other, (PLAIN, b"b")))
+    twin.set_measurement(MEASUREMENT, True, by=twin.admin)
+    assert twin.ledger.next_seq[w2] == 4
     _reverted(twin.post(key, (PLAIN, b"a"), seq=1), "sequence gap")
     forged = sign_egress(
         other,
@@ -1171,6 +1370,9 @@ def test_worker_keys_are_numbered_from_one_and_published_by_the_identity(twin: T
     assert twin.ledger.rejected[-1][2] == "wrong key index"
     _accepted(twin.post(key, encode_worker_key(2, hybrid)), ev.Egress, ev.WorkerKeyPublished)
     twin.register(w1)  # starts from nothing, but key numbers go on
+    _unheard(twin.post(key, encode_worker_key(1, x25519)))
+    registration = twin.ledger.workers[w1].registration
+    twin.post(master, encode_endorse(Address(w1), 1, registration, FAR))
     _rejected(twin.post(key, encode_worker_key(1, x25519)))
     assert twin.ledger.rejected[-1][2] == "wrong key index"
     _accepted(twin.post(key, encode_worker_key(3, x25519)), ev.Egress, ev.WorkerKeyPublished)
@@ -1218,8 +1420,8 @@ def test_state_commitments_find_the_diverged_replica(twin: Twin) -> None:
     assert twin.ledger.verdicts[(c1, height - 1)] == good
     assert named(commit(k4, bad, at=height - 1)) == (workers[3], height - 1, bad, good)
     assert twin.ledger.workers[workers[3]].confidence == 0
-    _rejected(commit(k4, bad, at=height))
-    assert twin.ledger.rejected[-1][2] == "worker not endorsed"
+    # found diverged, it is no longer endorsed: it posts nothing more
+    _unheard(commit(k4, bad, at=height))
     # the first poster disagrees: each later value is reported until a majority forms,
     # and then the first poster is named
     _accepted(commit(k1, bad, at=height), ev.Egress)
@@ -1417,10 +1619,26 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
             )
             self.contracts.append(contract_id)
 
-        @rule(name=st.sampled_from(_WORKERS), fresh=st.booleans())
-        def register(self, name: str, fresh: bool) -> None:
+        @rule(name=st.sampled_from(_WORKERS), fresh=st.booleans(), deposit=st.sampled_from((0, 7)))
+        def register(self, name: str, fresh: bool, deposit: int) -> None:
             quote = b"quote-" + bytes([fresh])
-            self.twin.register(self.twin.worker(name), quote=quote)
+            self.twin.register(self.twin.worker(name), quote=quote, deposit=deposit)
+
+        @rule(amount=st.sampled_from((0, 5)), by_admin=st.booleans())
+        def registration_deposit(self, amount: int, by_admin: bool) -> None:
+            by = self.twin.admin if by_admin else self.twin.user(1)
+            self.twin.set_registration_deposit(amount, by=by)
+
+        @rule(by=st.sampled_from(_USERS))
+        def claim_refund(self, by: int) -> None:
+            self.twin.claim_refund(by=self.twin.user(by))
+
+        @precondition(lambda self: self.twin.ledger.rotation_locked)
+        @rule()
+        def rotation_deadline_passes(self) -> None:
+            """Every rotation ends by its deadline: past it, anyone can end it."""
+            self.twin.chain.backend.mine(ROTATION_WINDOW)
+            _accepted(self.twin.abort_rotation(by=self.twin.user(2)), ev.RotationAborted)
 
         @rule(name=st.sampled_from(_WORKERS), add=st.booleans(), by_admin=st.booleans())
         def gatekeeper(self, name: str, add: bool, by_admin: bool) -> None:
@@ -1450,6 +1668,16 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
         def membership(self, cluster: bytes, name: str, by: int, add: bool) -> None:
             call = self.twin.add_cluster_worker if add else self.twin.remove_cluster_worker
             call(cluster, self.twin.worker(name), by=self.twin.user(by))
+
+        @rule(
+            cluster=st.sampled_from(_CLUSTERS),
+            by=st.sampled_from(_USERS),
+            deployer=st.sampled_from((0, *_USERS)),
+            allowed=st.booleans(),
+        )
+        def deploy_policy(self, cluster: bytes, by: int, deployer: int, allowed: bool) -> None:
+            who = ZERO if deployer == 0 else self.twin.user(deployer)
+            self.twin.set_deploy_policy(cluster, who, allowed, by=self.twin.user(by))
 
         @rule(by=st.sampled_from(_USERS), cluster=st.sampled_from(_CLUSTERS))
         def deploy(self, by: int, cluster: bytes) -> None:

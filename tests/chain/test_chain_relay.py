@@ -9,6 +9,7 @@ import pytest
 
 from veilnet.chain import EgressRelay, RelayJournal, egress_domain, sign_egress
 from veilnet.chain.egress import topic
+from veilnet.chain.follower import Follower
 from veilnet.chain.relay import relay_key
 from veilnet.chain.rpc import to_hex
 
@@ -19,7 +20,7 @@ STATE = topic("veil/egress/collateral")  # a topic the Bus logs and does not rou
 
 def _messages(net: Net, n: int) -> list:
     worker = key("relay-worker")
-    register(net, worker)
+    register(net, worker, poster=True)
     domain = egress_domain(net.deployment.addresses.chain_id, net.deployment.addresses.bus)
     return [sign_egress(worker, domain, seq=i, topic=STATE, payload=b"m%d" % i) for i in range(n)]
 
@@ -32,6 +33,27 @@ def test_relay_posts_in_order_and_counts_duplicates_as_success(net: Net, tmp_pat
     assert net.network.next_seq(messages[0].origin) == 5
     again = EgressRelay(net.network, net.user).submit(messages[:2])
     assert [o.status for o in again] == ["already_used", "already_used"]
+
+
+def test_an_unendorsed_identity_is_never_blocked_only_unheard(net: Net) -> None:
+    """The Bus hears nothing but collateral from a worker identity nobody endorses, yet takes
+    each of its messages' sequence numbers: the relay settles them all, and the chain logs
+    them as rejected, without their payloads."""
+    worker = key("unheard-worker")
+    register(net, worker)
+    domain = egress_domain(net.deployment.addresses.chain_id, net.deployment.addresses.bus)
+    messages = [
+        sign_egress(worker, domain, seq=0, topic=STATE, payload=b"collateral"),
+        sign_egress(worker, domain, seq=1, topic=topic("veil/test/plain"), payload=b"dropped"),
+    ]
+    outcomes = EgressRelay(net.network, net.relayer).submit(messages)
+    assert [o.status for o in outcomes] == ["landed", "landed"]
+    assert net.network.next_seq(worker.address) == 2
+    net.backend.mine(2)
+    follower = Follower(net.network.client, net.deployment.addresses, start_block=0)
+    events = [e for b in follower.poll() for e in b.events if getattr(e, "origin", None)]
+    heard = [(type(e).__name__, e.seq) for e in events if e.origin == worker.address]
+    assert heard == [("Egress", 0), ("EgressRejected", 1)]
 
 
 def test_relay_restart_rebroadcasts_the_same_transaction(net: Net, tmp_path: Path) -> None:

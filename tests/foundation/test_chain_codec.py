@@ -269,6 +269,8 @@ UNCONSUMED: dict[str, dict[str, Any]] = {
     "ParamsChanged": {"max_payload": 4096, "command_fee": 10**15, "fee_hook": b"\x00" * 20},
     "FeesWithdrawn": {"to": addr(0x43), "amount": 10**18},
     "RotationThresholdSet": {"threshold": 2},
+    "DeployPolicySet": {"cluster_id": b"\xc1" * 32, "deployer": addr(0x44), "allowed": True},
+    "RegistrationDepositSet": {"amount": 10**16},
 }
 
 

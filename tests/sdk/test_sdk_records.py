@@ -53,8 +53,8 @@ SAMPLES: dict[type[Any], tuple[Any, ...]] = {
 }
 
 
-def _struct_abi(getter: str) -> list[dict[str, str]]:
-    entry = next(e for e in load_artifact("Registry").abi if e.get("name") == getter)
+def _struct_abi(getter: str, contract: str = "Registry") -> list[dict[str, str]]:
+    entry = next(e for e in load_artifact(contract).abi if e.get("name") == getter)
     (output,) = entry["outputs"]
     components: list[dict[str, str]] = output["components"]
     return components
@@ -62,15 +62,15 @@ def _struct_abi(getter: str) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("record", RECORDS)
 def test_each_record_mirrors_its_registry_struct_field_for_field(record: type[Any]) -> None:
-    struct = _struct_abi(record.getter)
+    struct = _struct_abi(record.getter, record.contract)
     assert [f.name for f in dataclasses.fields(record)] == [c["name"] for c in struct]
     assert list(record.abi_types) == [c["type"] for c in struct]
 
 
 @pytest.mark.parametrize("record", RECORDS)
 def test_a_getter_answer_decodes_into_a_frozen_record(record: type[Any]) -> None:
-    handle = ContractHandle("Registry", Address(b"\x01" * 20))
-    struct = _struct_abi(record.getter)
+    handle = ContractHandle(record.contract, Address(b"\x01" * 20))
+    struct = _struct_abi(record.getter, record.contract)
     types = "(" + ",".join(c["type"] for c in struct) + ")"
     wire = abi_encode([types], [SAMPLES[record]])
     decoded = record.from_getter(handle.decode(record.getter, wire))

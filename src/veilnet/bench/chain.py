@@ -124,9 +124,11 @@ def _gas(backend: ChainBackend, members: int) -> dict[str, int]:
         commitments.append(post(key, (TOPIC_STATE_COMMITMENT, payload)))
     gas["gas_state_commitment"] = max(commitments[:-1])
     gas["gas_state_commitment_verdict"] = commitments[-1]
-    # a worker's encryption keys: an X25519 one, then a hybrid (ML-KEM-768 + X25519) one
-    gas["gas_worker_key_x25519"] = post(keys[0], encode_worker_key(1, keys[0].public.x25519))
-    gas["gas_worker_key_hybrid"] = post(keys[0], encode_worker_key(2, b"\x5a" * 1216))
+    # a worker's encryption keys: an X25519 one, then a hybrid (ML-KEM-768 + X25519) one, from
+    # one of the majority (the dissenters were just de-endorsed and post nothing more)
+    last = keys[-1]
+    gas["gas_worker_key_x25519"] = post(last, encode_worker_key(1, last.public.x25519))
+    gas["gas_worker_key_hybrid"] = post(last, encode_worker_key(2, b"\x5a" * 1216))
     client.close()
     return gas
 

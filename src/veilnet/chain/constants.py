@@ -50,6 +50,8 @@ ROUTED_TOPICS: Final = frozenset(
 )
 ROTATION_WINDOW: Final = 600
 """Blocks a master-key rotation may take from its lock before anyone may abort it."""
+DEPOSIT_WINDOW: Final = 7200
+"""Blocks after which a registration deposit nobody judged goes back to the operator."""
 HEARTBEAT_WINDOW: Final = 256
 """Blocks a heartbeat stays postable (as far back as BLOCKHASH reaches)."""
 ATTESTATION_WINDOW: Final = 256

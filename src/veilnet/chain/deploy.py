@@ -101,8 +101,11 @@ class Network:
     def sender(self, private_key: bytes) -> TxSender:
         return TxSender(self.client, private_key, chain_id=self.addresses.chain_id)
 
-    def _registry_tx(self, sender: TxSender, fn: str, *args: Any) -> Receipt:
-        return sender.transact(self.registry.address, self.registry.encode(fn, *args))
+    def _registry_tx(self, sender: TxSender, fn: str, *args: Any, value: int = 0) -> Receipt:
+        return sender.transact(self.registry.address, self.registry.encode(fn, *args), value=value)
+
+    def _bus_tx(self, sender: TxSender, fn: str, *args: Any) -> Receipt:
+        return sender.transact(self.bus.address, self.bus.encode(fn, *args))
 
     # governance
     def set_bus(self, sender: TxSender) -> Receipt:
@@ -148,9 +151,11 @@ class Network:
         quote: bytes,
         collateral_hash: bytes,
         attested_block: int | None = None,
+        deposit: int = 0,
     ) -> Receipt:
         """Sent by the worker identity itself (``sender`` holds the worker's key);
-        ``attested_block`` (default: the node's head) is the block the quote binds."""
+        ``attested_block`` (default: the node's head) is the block the quote binds;
+        ``deposit``: the wei sent along (``registration_deposit``)."""
         if attested_block is None:
             attested_block = int(self.client.call("eth_blockNumber"), 16)
         return self._registry_tx(
@@ -163,6 +168,7 @@ class Network:
             quote,
             collateral_hash,
             attested_block,
+            value=deposit,
         )
 
     def add_cluster_worker(self, sender: TxSender, cluster_id: bytes, worker: Address) -> Receipt:
@@ -178,9 +184,34 @@ class Network:
         gatekeeper set (``Registry.evict``)."""
         return self._registry_tx(sender, "evict", worker)
 
-    # agent contracts
+    # registration deposits
+    def set_registration_deposit(self, sender: TxSender, amount: int) -> Receipt:
+        """Governance: what each registration or re-attestation pays (wei)."""
+        return self._registry_tx(sender, "set_registration_deposit", amount)
+
+    def claim_refund(self, sender: TxSender) -> Receipt:
+        """An operator takes the deposits of its endorsed (or never judged) registrations."""
+        return self._registry_tx(sender, "claim_refund")
+
+    def reclaim_deposit(self, sender: TxSender, worker: Address) -> Receipt:
+        """Anyone: a deposit nobody judged within the window goes back to the operator."""
+        return self._registry_tx(sender, "reclaim_deposit", worker)
+
+    def withdraw_forfeited(self, sender: TxSender, to: Address) -> Receipt:
+        """Governance: the deposits of refused registrations."""
+        return self._registry_tx(sender, "withdraw_forfeited", to)
+
+    # agent contracts (they live in the Bus)
     def contract_id_for(self, owner: Address, salt: bytes) -> bytes:
-        return bytes(self.registry.call(self.client, "contract_id_for", owner, salt))
+        return bytes(self.bus.call(self.client, "contract_id_for", owner, salt))
+
+    def set_deploy_policy(
+        self, sender: TxSender, cluster_id: bytes, deployer: Address | None, allowed: bool
+    ) -> Receipt:
+        """The cluster owner: ``deployer`` None opens (``allowed``) or closes the cluster;
+        an address is allowed or refused while it is closed."""
+        who = deployer.hex if deployer is not None else "0x" + "00" * 20
+        return self._bus_tx(sender, "set_deploy_policy", cluster_id, who, allowed)
 
     def deploy_contract(
         self,
@@ -194,26 +225,26 @@ class Network:
     ) -> bytes:
         """Deploy an agent; returns its contract id."""
         ctrl = controller.hex if controller is not None else "0x" + "00" * 20
-        self._registry_tx(sender, "deploy_contract", salt, cluster_id, ctrl, code, init_args)
+        self._bus_tx(sender, "deploy_contract", salt, cluster_id, ctrl, code, init_args)
         return self.contract_id_for(sender.address, salt)
 
     def set_paused(self, sender: TxSender, contract_id: bytes, paused: bool) -> Receipt:
-        return self._registry_tx(sender, "set_paused", contract_id, paused)
+        return self._bus_tx(sender, "set_paused", contract_id, paused)
 
     def upgrade_contract(self, sender: TxSender, contract_id: bytes, code: bytes) -> Receipt:
-        return self._registry_tx(sender, "upgrade_contract", contract_id, code)
+        return self._bus_tx(sender, "upgrade_contract", contract_id, code)
 
     def transfer_contract(
         self, sender: TxSender, contract_id: bytes, new_owner: Address
     ) -> Receipt:
-        return self._registry_tx(sender, "transfer_contract", contract_id, new_owner)
+        return self._bus_tx(sender, "transfer_contract", contract_id, new_owner)
 
     def accept_contract(self, sender: TxSender, contract_id: bytes) -> Receipt:
         """The second step of ``transfer_contract``, by the new owner."""
-        return self._registry_tx(sender, "accept_contract", contract_id)
+        return self._bus_tx(sender, "accept_contract", contract_id)
 
     def set_controller(self, sender: TxSender, contract_id: bytes, controller: Address) -> Receipt:
-        return self._registry_tx(sender, "set_controller", contract_id, controller)
+        return self._bus_tx(sender, "set_controller", contract_id, controller)
 
     # bus
     def push_command(
@@ -255,7 +286,7 @@ class Network:
         Raises:
             ChainNotReady: the node returned no event that matches the stored hash.
         """
-        record = self.view("Registry", getter, subject)
+        record = self.view("Registry" if getter == "clusters" else "Bus", getter, subject)
         epoch_at, hash_at = (1, 3) if getter == "clusters" else (4, 6)
         epoch, key_hash, block = int(record[epoch_at]), bytes(record[hash_at]), record[hash_at + 1]
         if epoch == 0:
@@ -264,7 +295,7 @@ class Network:
         docs = self.client.call(
             "eth_getLogs",
             {
-                "address": self.registry.address.hex,
+                "address": self.addresses.by_name(kind.CONTRACT).hex,
                 "fromBlock": hex(block),
                 "toBlock": hex(block),
                 "topics": ["0x" + event_topic(kind).hex(), "0x" + subject.hex()],

@@ -41,6 +41,7 @@ __all__ = [
     "ContractOwnerChanged",
     "ContractPaused",
     "ContractUpgraded",
+    "DeployPolicySet",
     "Egress",
     "EgressRejected",
     "FeesWithdrawn",
@@ -54,6 +55,7 @@ __all__ = [
     "OwnershipTransferred",
     "ParamsChanged",
     "RawLog",
+    "RegistrationDepositSet",
     "ReplicaDiverged",
     "RotationAborted",
     "RotationConfirmed",
@@ -383,7 +385,7 @@ class ClusterKeySet(ChainEvent):
 class ContractDeployed(ChainEvent):
     """Registry: an agent was deployed (public code, opaque init args) into a cluster."""
 
-    CONTRACT: ClassVar[str] = "Registry"
+    CONTRACT: ClassVar[str] = "Bus"
     contract_id: bytes
     cluster_id: bytes
     owner: Address
@@ -397,7 +399,7 @@ class ContractDeployed(ChainEvent):
 class ContractKeySet(ChainEvent):
     """Registry: the cluster (cluster-key egress) published the contract key of an epoch."""
 
-    CONTRACT: ClassVar[str] = "Registry"
+    CONTRACT: ClassVar[str] = "Bus"
     contract_id: bytes
     epoch: int
     key_address: Address
@@ -408,7 +410,7 @@ class ContractKeySet(ChainEvent):
 class ContractPaused(ChainEvent):
     """Registry: owner or controller paused or resumed the contract."""
 
-    CONTRACT: ClassVar[str] = "Registry"
+    CONTRACT: ClassVar[str] = "Bus"
     contract_id: bytes
     paused: bool
     by: Address
@@ -418,7 +420,7 @@ class ContractPaused(ChainEvent):
 class ContractUpgraded(ChainEvent):
     """Registry: owner or controller replaced the contract code."""
 
-    CONTRACT: ClassVar[str] = "Registry"
+    CONTRACT: ClassVar[str] = "Bus"
     contract_id: bytes
     code_hash: bytes
     code: bytes
@@ -428,7 +430,7 @@ class ContractUpgraded(ChainEvent):
 class ContractOwnerChanged(ChainEvent):
     """Registry: the contract has a new owner."""
 
-    CONTRACT: ClassVar[str] = "Registry"
+    CONTRACT: ClassVar[str] = "Bus"
     contract_id: bytes
     owner: Address
 
@@ -437,7 +439,7 @@ class ContractOwnerChanged(ChainEvent):
 class ContractControllerChanged(ChainEvent):
     """Registry: the contract has a new controller (an address or EVM contract)."""
 
-    CONTRACT: ClassVar[str] = "Registry"
+    CONTRACT: ClassVar[str] = "Bus"
     contract_id: bytes
     controller: Address
 
@@ -511,6 +513,25 @@ class RotationThresholdSet(ChainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeployPolicySet(ChainEvent):
+    """Bus: a cluster owner opened or closed its cluster to deployments (``deployer`` zero) or
+    allowed or refused one deployer while it is closed."""
+
+    CONTRACT: ClassVar[str] = "Bus"
+    cluster_id: bytes
+    deployer: Address
+    allowed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationDepositSet(ChainEvent):
+    """Registry: governance set the deposit a registration or re-attestation pays."""
+
+    CONTRACT: ClassVar[str] = "Registry"
+    amount: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FeesWithdrawn(ChainEvent):
     """Bus: governance withdrew the command fees the Bus held."""
 
@@ -538,6 +559,8 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     MasterKeyRotated,
     RotationAborted,
     RotationThresholdSet,
+    DeployPolicySet,
+    RegistrationDepositSet,
     ClusterCreated,
     ClusterWorkerAdded,
     ClusterWorkerRemoved,

@@ -47,6 +47,9 @@ def check_chain_backend(backend: ChainBackend) -> None:
         quote=b"quote-bytes",
         collateral_hash=b"\x00" * 32,
     )
+    # The Bus takes egress only from workers the Registry lets post: the genesis gatekeeper may
+    # before anyone could endorse it.
+    network.add_gatekeeper(admin, worker.address)
     domain = egress_domain(deployment.addresses.chain_id, deployment.addresses.bus)
     message = sign_egress(worker, domain, seq=0, topic=topic("veil/egress/state"), payload=b"root")
     network.post(user, message)

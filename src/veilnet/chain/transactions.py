@@ -31,7 +31,9 @@ def register_worker_transaction(
     network: Network, request: RegistrationRequest, *, fallback_gas: int, reattest: bool = False
 ) -> dict[str, Any]:
     """The unsigned EIP-1559 ``Registry.register_worker`` transaction from ``request.worker``
-    (with ``reattest``: its ``Registry.reattest_worker`` with the request's fresh quote).
+    (with ``reattest``: its ``Registry.reattest_worker`` with the request's fresh quote),
+    carrying the ``registration_deposit`` governance set (refunded to the operator on
+    endorsement: ``Network.claim_refund``).
 
     Gas is the node's estimate plus margin, or ``fallback_gas`` when the node cannot estimate
     (some nodes refuse large calldata such as a quote); the nonce counts pending transactions.
@@ -58,8 +60,9 @@ def register_worker_transaction(
             request.attested_block,
         )
     )
+    deposit = int(network.registry.call(network.client, "registration_deposit"))
     try:
-        gas = estimate_gas(network.client, identity, registry, data)
+        gas = estimate_gas(network.client, identity, registry, data, value=deposit)
     except RPCError:
         gas = fallback_gas
     max_fee, tip = fee_caps(network.client)
@@ -67,7 +70,7 @@ def register_worker_transaction(
         "chainId": network.addresses.chain_id,
         "nonce": pending_nonce(network.client, identity),
         "to": registry.hex,
-        "value": 0,
+        "value": deposit,
         "data": data,
         "gas": gas,
         "maxFeePerGas": max_fee,

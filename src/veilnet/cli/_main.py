@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "agent": "veilnet.cli.agent:agent",
     "audit": "veilnet.cli.audit:audit",
     "keys": "veilnet.cli.keys:keys",
+    "cluster": "veilnet.cli.cluster:cluster",
     "enclave": "veilnet.cli.enclave:enclave",
 }
 

@@ -272,6 +272,7 @@ class EnclaveService:
                     max_fee_per_gas=request.max_fee_per_gas,
                     max_priority_fee_per_gas=request.max_priority_fee_per_gas,
                     reattest=request.reattest,
+                    deposit=request.deposit,
                 )
             except ValueError as exc:
                 raise PolicyRejected(f"not signed: {exc}") from exc

@@ -302,6 +302,9 @@ class RegisterTransaction(Record):
     reattest: bool = False
     """A fresh quote of the existing registration (``Registry.reattest_worker``), which keeps
     the endorsement and cluster until it is judged, instead of a new registration."""
+    deposit: int = 0
+    """Wei sent along: ``Registry.registration_deposit`` (refunded to the operator once the
+    registration is endorsed). The host's own money: the identity is funded by the operator."""
 
 
 @record("enclave.signed_registration")

@@ -181,6 +181,7 @@ class EnclaveCore:
         max_fee_per_gas: int,
         max_priority_fee_per_gas: int,
         reattest: bool = False,
+        deposit: int = 0,
     ) -> tuple[RegistrationRequest, bytes]:
         """This identity's ``Registry.register_worker`` transaction (or, with ``reattest``, its
         ``Registry.reattest_worker`` with a fresh quote of the same registration), built and
@@ -196,6 +197,8 @@ class EnclaveCore:
             raise ValueError(f"gas must be within 21000..{limits.MAX_REGISTRATION_GAS}")
         if not 0 <= max_priority_fee_per_gas <= max_fee_per_gas or nonce < 0:
             raise ValueError("fees and nonce must be non-negative, the tip at most the fee cap")
+        if not 0 <= deposit <= limits.MAX_REGISTRATION_DEPOSIT:
+            raise ValueError(f"the deposit must be within 0..{limits.MAX_REGISTRATION_DEPOSIT}")
         if reattest:  # a fresh quote is judged under fresh collateral, valid for longer
             self._core.platform.renew_collateral()
         request = self.registration(operator)
@@ -204,7 +207,7 @@ class EnclaveCore:
             "chainId": self.config.chain_id,
             "nonce": nonce,
             "to": Address(self.config.registry).hex,
-            "value": 0,
+            "value": deposit,
             "data": data,
             "gas": gas,
             "maxFeePerGas": max_fee_per_gas,

@@ -272,15 +272,18 @@ class BaseClient:
             raise ChainUnavailable(f"{method}: reply has no result")
         return reply["result"]
 
-    def registry_call(self, fn: str, *args: Any) -> dict[str, Any]:
-        data = self.registry.encode(fn, *args)
-        return {"to": self.config.registry.hex, "data": "0x" + data.hex()}
+    def registry_call(self, fn: str, *args: Any, contract: str = "Registry") -> dict[str, Any]:
+        """An ``eth_call`` of a view of the Registry (or, ``contract="Bus"``, of the Bus)."""
+        handle = self.registry if contract == "Registry" else self.bus
+        data = handle.encode(fn, *args)
+        return {"to": handle.address.hex, "data": "0x" + data.hex()}
 
-    def registry_decode(self, fn: str, result: Any) -> Any:
+    def registry_decode(self, fn: str, result: Any, *, contract: str = "Registry") -> Any:
+        handle = self.registry if contract == "Registry" else self.bus
         try:
-            return self.registry.decode(fn, _unhex(result))
+            return handle.decode(fn, _unhex(result))
         except (ValueError, TypeError, DecodingError, CodecError) as exc:
-            raise ChainUnavailable(f"Registry.{fn}: the node's answer does not decode") from exc
+            raise ChainUnavailable(f"{contract}.{fn}: the node's answer does not decode") from exc
 
     # ---- contracts and keys --------------------------------------------------------------
 
@@ -405,7 +408,7 @@ class BaseClient:
         """The ``eth_getLogs`` filter for the key event of ``subject`` (a cluster or contract
         id) in the block the Registry recorded for it."""
         return {
-            "address": self.config.registry.hex,
+            "address": self.addresses.by_name(event.CONTRACT).hex,
             "fromBlock": hex(block),
             "toBlock": hex(block),
             "topics": [self.topic_of(event), "0x" + subject.hex()],

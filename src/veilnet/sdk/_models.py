@@ -271,6 +271,8 @@ class _RegistryRecord:
 
     __slots__ = ()
     getter: ClassVar[str]
+    contract: ClassVar[str] = "Registry"
+    """The contract whose getter returns the struct (agent contracts live in the Bus)."""
     """The Registry view function that returns this struct."""
     abi_types: ClassVar[tuple[str, ...]]
     """The struct's field types, in its (and the dataclass's) field order; a test checks them
@@ -287,11 +289,11 @@ class _RegistryRecord:
         names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
         if not isinstance(values, Sequence) or isinstance(values, str | bytes):
             raise ChainUnavailable(
-                f"Registry.{cls.getter}: the node's answer is not a struct", getter=cls.getter
+                f"{cls.contract}.{cls.getter}: the node's answer is not a struct", getter=cls.getter
             )
         if len(values) != len(cls.abi_types):
             raise ChainUnavailable(
-                f"Registry.{cls.getter}: the node's answer has {len(values)} fields, "
+                f"{cls.contract}.{cls.getter}: the node's answer has {len(values)} fields, "
                 f"not {len(cls.abi_types)}",
                 getter=cls.getter,
             )
@@ -301,7 +303,7 @@ class _RegistryRecord:
                 decoded[name] = _abi_value(abi_type, value)
             except (TypeError, ValueError, VeilnetError) as exc:
                 raise ChainUnavailable(
-                    f"Registry.{cls.getter}: field {name} does not decode ({exc})",
+                    f"{cls.contract}.{cls.getter}: field {name} does not decode ({exc})",
                     getter=cls.getter,
                     field=name,
                 ) from exc
@@ -371,9 +373,10 @@ class ClusterRecord(_RegistryRecord):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContractRecord(_RegistryRecord):
-    """``Registry.contracts(id)``: an agent contract (all zero for an unknown id)."""
+    """``Bus.contracts(id)``: an agent contract (all zero for an unknown id)."""
 
     getter: ClassVar[str] = "contracts"
+    contract: ClassVar[str] = "Bus"
     abi_types: ClassVar[tuple[str, ...]] = (
         "bytes32",
         "bytes32",

@@ -21,6 +21,7 @@ from eth_hash.auto import keccak
 
 from veilnet.chain.constants import (
     ATTESTATION_WINDOW,
+    DEPOSIT_WINDOW,
     FLAG_CLONE,
     HEARTBEAT_WINDOW,
     KIND_CLUSTER,
@@ -212,6 +213,13 @@ class LedgerSim:
     clusters: dict[bytes, _Cluster] = field(default_factory=dict)
     contracts: dict[bytes, _Contract] = field(default_factory=dict)
     pending_contract_owner: dict[bytes, bytes] = field(default_factory=dict)
+    deploy_closed: set[bytes] = field(default_factory=set)
+    deployers: dict[bytes, set[bytes]] = field(default_factory=dict)
+    registration_deposit: int = 0
+    deposit_of: dict[bytes, int] = field(default_factory=dict)
+    deposit_block: dict[bytes, int] = field(default_factory=dict)
+    refund_of: dict[bytes, int] = field(default_factory=dict)
+    forfeited: int = 0
     next_seq: dict[bytes, int] = field(default_factory=dict)
     command_seq: dict[bytes, int] = field(default_factory=dict)
     rejected: list[tuple[bytes, int, str]] = field(default_factory=list)
@@ -308,6 +316,12 @@ class LedgerSim:
 
     def _timestamp(self, number: int) -> int:
         return self.genesis_time + number * self.block_time + self.time_offset
+
+    def may_post(self, origin: bytes) -> bool:
+        """Registry.may_post: eligible, or the genesis gatekeeper before its first verdict."""
+        return self.eligible(origin) or (
+            origin == self.genesis_gatekeeper and not self.endorsed_until.get(origin, 0)
+        )
 
     def eligible(self, worker: bytes) -> bool:
         """Registry._eligible: endorsed, its measurement allowed, never flagged."""
@@ -453,9 +467,9 @@ class LedgerSim:
 
     # --- workers and clusters ---
 
-    def register_worker(self, request: Any) -> None:
-        """``register_worker`` sent by ``request.worker``; a re-registration resets the
-        endorsement and takes the worker out of its cluster."""
+    def register_worker(self, request: Any, *, deposit: int = 0) -> None:
+        """``register_worker`` sent by ``request.worker`` with ``deposit`` wei; a
+        re-registration resets the endorsement and takes the worker out of its cluster."""
         if len(request.hpke_key) > MAX_HPKE_KEY or len(request.quote) > MAX_QUOTE:
             raise Revert("argument too long")
         attested_hash = self._attested(request.attested_block)
@@ -463,12 +477,14 @@ class LedgerSim:
             raise Revert("measurement not allowed")
         if not request.hpke_key:
             raise Revert("empty key")
+        self._check_deposit(deposit)
         if self._kind(request.worker) not in (KIND_NONE, KIND_WORKER):
             raise Revert("origin in use")
         quote_hash = keccak(request.quote)
         if request.worker in self.gatekeepers and self.rotation_locked:
             raise Revert("rotation in progress")
         self._evict(request.worker)
+        self._hold_deposit(request.worker, deposit)
         self.endorsed_until[request.worker] = 0
         self.workers[request.worker] = _Worker(
             quote_hash=quote_hash,
@@ -496,6 +512,54 @@ class LedgerSim:
             )
         )
 
+    def _check_deposit(self, deposit: int) -> None:
+        if deposit < self.registration_deposit:
+            raise Revert("deposit too low")
+
+    def _hold_deposit(self, worker: bytes, deposit: int) -> None:
+        """Registry._hold_deposit: held with the identity's earlier ones until a verdict."""
+        if deposit:
+            self.deposit_of[worker] = self.deposit_of.get(worker, 0) + deposit
+        self.deposit_block[worker] = self._next_block()[0]
+
+    def _settle_deposit(self, worker: bytes, endorsed: bool) -> None:
+        """Registry._settle_deposit: to the operator if endorsed, else forfeited."""
+        held = self.deposit_of.pop(worker, 0)
+        if not held:
+            return
+        if endorsed:
+            operator = self.workers[worker].operator
+            self.refund_of[operator] = self.refund_of.get(operator, 0) + held
+        else:
+            self.forfeited += held
+
+    def set_registration_deposit(self, amount: int, *, sender: bytes | None = None) -> None:
+        self._only_owner(sender)
+        self.registration_deposit = amount
+
+    def reclaim_deposit(self, worker: bytes) -> None:
+        """Registry.reclaim_deposit (anyone): an unjudged deposit past the window."""
+        if not self.deposit_of.get(worker, 0):
+            raise Revert("no deposit")
+        if self._next_block()[0] <= self.deposit_block[worker] + DEPOSIT_WINDOW:
+            raise Revert("deposit not expired")
+        self._settle_deposit(worker, True)
+
+    def claim_refund(self, *, sender: bytes) -> int:
+        """Registry.claim_refund: what ``sender`` takes (the model keeps no balances)."""
+        amount = self.refund_of.get(sender, 0)
+        if not amount:
+            raise Revert("nothing to claim")
+        self.refund_of[sender] = 0
+        return amount
+
+    def withdraw_forfeited(self, to: bytes, *, sender: bytes | None = None) -> int:
+        self._only_owner(sender)
+        if to == _ZERO:
+            raise Revert("zero address")
+        amount, self.forfeited = self.forfeited, 0
+        return amount
+
     def _registration(self, worker: bytes) -> bytes:
         """Registry._registration: a digest of every field and a number that grows with each
         registration or re-attestation (what an endorsement must name)."""
@@ -518,7 +582,13 @@ class LedgerSim:
         return digest
 
     def reattest_worker(
-        self, worker: bytes, quote: bytes, collateral_hash: bytes, attested_block: int
+        self,
+        worker: bytes,
+        quote: bytes,
+        collateral_hash: bytes,
+        attested_block: int,
+        *,
+        deposit: int = 0,
     ) -> None:
         """``reattest_worker`` sent by ``worker``: a fresh quote of the same registration; the
         endorsement and cluster stay until the gatekeepers' verdict on it."""
@@ -532,6 +602,8 @@ class LedgerSim:
         record = self.workers[worker]
         if record.measurement not in self.measurements:
             raise Revert("measurement not allowed")
+        self._check_deposit(deposit)
+        self._hold_deposit(worker, deposit)
         record.quote_hash = keccak(quote)
         record.collateral_hash = collateral_hash
         registration = self._registration(worker)
@@ -602,8 +674,15 @@ class LedgerSim:
     ) -> bytes:
         if len(code) > MAX_CODE or len(init_args) > MAX_INIT:
             raise Revert("argument too long")
-        if cluster_id not in self.clusters:
+        cluster = self.clusters.get(cluster_id)
+        if cluster is None:
             raise Revert("unknown cluster")
+        if (
+            cluster_id in self.deploy_closed
+            and sender != cluster.owner
+            and sender not in self.deployers.get(cluster_id, set())
+        ):
+            raise Revert("deploy not allowed")
         contract_id = keccak(b"\x00" * 12 + sender + salt)
         if contract_id in self.contracts:
             raise Revert("contract exists")
@@ -623,6 +702,26 @@ class LedgerSim:
             )
         )
         return contract_id
+
+    def set_deploy_policy(
+        self, cluster_id: bytes, deployer: bytes, allowed: bool, *, sender: bytes
+    ) -> None:
+        """Bus.set_deploy_policy: the zero address opens or closes the cluster; another is
+        allowed or refused while it is closed."""
+        cluster = self.clusters.get(cluster_id)
+        if cluster is None:
+            raise Revert("unknown cluster")
+        if cluster.owner != sender:
+            raise Revert("not cluster owner")
+        if deployer == _ZERO:
+            if allowed:
+                self.deploy_closed.discard(cluster_id)
+            else:
+                self.deploy_closed.add(cluster_id)
+        elif allowed:
+            self.deployers.setdefault(cluster_id, set()).add(deployer)
+        else:
+            self.deployers.get(cluster_id, set()).discard(deployer)
 
     def _control(self, contract_id: bytes, sender: bytes) -> _Contract:
         contract = self.contracts.get(contract_id)
@@ -717,6 +816,17 @@ class LedgerSim:
             raise Revert("sequence gap")
         kind = self._verified(message)
         self.next_seq[message.origin] = expected + 1
+        if (
+            kind == KIND_WORKER
+            and message.topic != topics.TOPIC_COLLATERAL
+            and not self.may_post(message.origin)
+        ):
+            # Bus.post: the sequence is used, the payload goes nowhere
+            self.rejected.append((message.origin, message.seq, "origin not endorsed"))
+            self.pending.append(
+                ev.EgressRejected(origin=message.origin, seq=message.seq, topic=message.topic)
+            )
+            return True
         self.pending.append(
             ev.Egress(
                 origin=message.origin, seq=message.seq, topic=message.topic, payload=message.payload
@@ -795,6 +905,7 @@ class LedgerSim:
         valid_until = valid_until if confidence else 0
         record.confidence = confidence
         self.endorsed_until[worker] = valid_until
+        self._settle_deposit(worker, confidence > 0)
         self.pending.append(
             ev.WorkerEndorsed(
                 worker=worker,

@@ -20,9 +20,12 @@ IGNORED_EVENTS: Final[frozenset[type[cm.ChainEvent]]] = frozenset(
         cm.ParamsChanged,
         cm.FeesWithdrawn,
         cm.RotationThresholdSet,
+        cm.DeployPolicySet,
+        cm.RegistrationDepositSet,
     }
 )
-"""Chain events the core does not consume (governance bookkeeping, Bus parameters, fees)."""
+"""Chain events the core does not consume (governance bookkeeping, Bus parameters, fees and
+deposits, deploy policies: the chain enforces them)."""
 
 
 def _build_table() -> dict[type[cm.ChainEvent], tuple[type[ev.ChainEvent], tuple[str, ...]]]:

@@ -789,6 +789,7 @@ class WorkerHost:
                 max_fee_per_gas=int(tx["maxFeePerGas"]),
                 max_priority_fee_per_gas=int(tx["maxPriorityFeePerGas"]),
                 reattest=reattest,
+                deposit=int(tx["value"]),
             )
         ).raw
         try:

@@ -9,6 +9,9 @@ from veilnet.chain.rpc import JSONRPCClient, from_quantity, to_quantity
 __all__ = ["RPCChain"]
 
 
+_MINE_CHUNK = 128
+
+
 class RPCChain:
     """A JSON-RPC chain endpoint. ``dev_accounts`` is empty unless the caller supplies keys."""
 
@@ -23,11 +26,16 @@ class RPCChain:
         return JSONRPCClient(self.url)
 
     def mine(self, blocks: int = 1) -> int:
-        """Mine blocks (dev nodes only: ``anvil_mine`` or ``evm_mine``); returns the head."""
+        """Mine blocks (dev nodes only: ``anvil_mine`` or ``evm_mine``); returns the head.
+        Hundreds of blocks go in chunks: one ``anvil_mine`` of 600 outlasts the RPC timeout."""
         try:
-            self._client.call("anvil_mine", to_quantity(blocks))
+            left = blocks
+            while left > 0:
+                chunk = min(left, _MINE_CHUNK)
+                self._client.call("anvil_mine", to_quantity(chunk))
+                left -= chunk
         except RPCError:
-            for _ in range(blocks):
+            for _ in range(left):
                 self._client.call("evm_mine")
         return from_quantity(self._client.call("eth_blockNumber"))
 

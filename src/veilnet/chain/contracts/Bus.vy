@@ -2,29 +2,37 @@
 # pragma evm-version cancun
 """
 @title Veilnet Bus
-@notice The event pipe of a Veilnet network. `push_command` carries (normally encrypted)
-        commands to agent contracts; `post` accepts egress messages signed (EIP-712) by an
-        origin's registered key, exactly at the next sequence number of that origin: the
-        first copy wins and later copies revert cheaply before any signature work.
+@notice The agent contracts of a Veilnet network and the event pipe to and from them.
+        Agent contracts are deployed here (into a cluster of the Registry, as its owner's
+        deploy policy allows), paused, upgraded and handed over. `push_command` carries
+        (normally encrypted) commands to them; `post` accepts egress messages signed
+        (EIP-712) by an origin's registered key, exactly at the next sequence number of that
+        origin: the first copy wins and later copies revert cheaply before any signature
+        work. Worker identities post only while the Registry counts them eligible.
 """
 
 interface IRegistry:
     def owner() -> address: view
     def origin_kind(origin: address) -> uint8: view
-    def contract_status(contract_id: bytes32) -> uint8: view
+    def may_post(origin: address) -> bool: view
+    def cluster_info(cluster_id: bytes32) -> (address, address, uint64): view
+    def claim_origin(key_address: address): nonpayable
     def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[32768]): nonpayable
 
 interface IFeeHook:
     def on_command(sender: address, contract_id: bytes32, size: uint256): payable
 
 MAX_PAYLOAD_BOUND: constant(uint256) = 32768
+MAX_HPKE_KEY: constant(uint256) = 1216
+MAX_CODE: constant(uint256) = 24576
+MAX_INIT: constant(uint256) = 4096
+KIND_WORKER: constant(uint8) = 1
+KIND_CLUSTER: constant(uint8) = 3
 # The largest payload an enclave core emits (`limits.MAX_EGRESS_PAYLOAD`): a lower limit would
 # make some signed message unpostable, and every later message of its origin a gap.
 MIN_MAX_PAYLOAD: constant(uint256) = 8192
 REGISTRY_GAS: constant(uint256) = 400000
 
-STATUS_ACTIVE: constant(uint8) = 1
-STATUS_PAUSED: constant(uint8) = 2
 
 DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -43,6 +51,8 @@ TOPIC_ROTATION_CONFIRM: constant(bytes32) = keccak256("veil/egress/rotation-conf
 TOPIC_HEARTBEAT: constant(bytes32) = keccak256("veil/egress/heartbeat")
 TOPIC_STATE_COMMITMENT: constant(bytes32) = keccak256("veil/egress/state-commitment")
 TOPIC_WORKER_KEY: constant(bytes32) = keccak256("veil/egress/worker-key")
+# Not routed: a registrant's collateral, which unendorsed identities may post.
+COLLATERAL: constant(bytes32) = keccak256("veil/egress/collateral")
 
 
 event Command:
@@ -71,6 +81,56 @@ event FeesWithdrawn:
     to: indexed(address)
     amount: uint256
 
+event ContractDeployed:
+    contract_id: indexed(bytes32)
+    cluster_id: indexed(bytes32)
+    owner: indexed(address)
+    controller: address
+    code_hash: bytes32
+    code: Bytes[MAX_CODE]
+    init_args: Bytes[MAX_INIT]
+
+event ContractKeySet:
+    contract_id: indexed(bytes32)
+    epoch: uint64
+    key_address: indexed(address)
+    public_key: Bytes[MAX_HPKE_KEY]
+
+event ContractPaused:
+    contract_id: indexed(bytes32)
+    paused: bool
+    by: indexed(address)
+
+event ContractUpgraded:
+    contract_id: indexed(bytes32)
+    code_hash: bytes32
+    code: Bytes[MAX_CODE]
+
+event ContractOwnerChanged:
+    contract_id: indexed(bytes32)
+    owner: indexed(address)
+
+event ContractControllerChanged:
+    contract_id: indexed(bytes32)
+    controller: indexed(address)
+
+event DeployPolicySet:
+    cluster_id: indexed(bytes32)
+    deployer: indexed(address)
+    allowed: bool
+
+
+struct AgentContract:
+    cluster: bytes32
+    code_hash: bytes32
+    owner: address
+    controller: address
+    key_epoch: uint64
+    key_address: address
+    key_hash: bytes32
+    key_block: uint64
+    paused: bool
+
 
 registry: public(immutable(address))
 # The EIP-712 domain as of deployment, and the chain id it was computed for: after a fork that
@@ -82,6 +142,13 @@ command_seq: public(HashMap[bytes32, uint64])
 max_payload: public(uint256)
 command_fee: public(uint256)
 fee_hook: public(address)
+contracts: public(HashMap[bytes32, AgentContract])
+# A contract's owner hands it over in two steps: an offer, then the new owner's acceptance.
+pending_contract_owner: public(HashMap[bytes32, address])
+# Who may deploy agents into a cluster, as its owner chose: anyone while it is open (the
+# default); while it is closed, the owner and the deployers it allowed.
+deploy_closed: public(HashMap[bytes32, bool])
+deployers: public(HashMap[bytes32, HashMap[address, bool]])
 
 
 @deploy
@@ -151,9 +218,8 @@ def push_command(contract_id: bytes32, payload: Bytes[MAX_PAYLOAD_BOUND]) -> uin
             `withdraw_fees`), and anything paid above it goes back to the sender.
     """
     assert len(payload) <= self.max_payload, "payload too big"
-    status: uint8 = staticcall IRegistry(registry).contract_status(contract_id)
-    assert status != STATUS_PAUSED, "contract paused"
-    assert status == STATUS_ACTIVE, "unknown contract"
+    assert not self.contracts[contract_id].paused, "contract paused"
+    assert self.contracts[contract_id].owner != empty(address), "unknown contract"
     fee: uint256 = self.command_fee
     assert msg.value >= fee, "fee too low"
     seq: uint64 = self.command_seq[contract_id]
@@ -166,6 +232,162 @@ def push_command(contract_id: bytes32, payload: Bytes[MAX_PAYLOAD_BOUND]) -> uin
         raw_call(msg.sender, b"", value=msg.value - fee)
     return seq
 
+
+# --- agent contracts --------------------------------------------------------------------
+
+@view
+@external
+def contract_id_for(owner: address, salt: bytes32) -> bytes32:
+    return keccak256(abi_encode(owner, salt))
+
+
+@external
+def deploy_contract(
+    salt: bytes32,
+    cluster_id: bytes32,
+    controller: address,
+    code: Bytes[MAX_CODE],
+    init_args: Bytes[MAX_INIT],
+) -> bytes32:
+    """
+    @notice Deploys an agent into a cluster whose policy lets the sender. The id is derived
+            from the sender and a salt, so nobody can take another's id. `init_args` is opaque
+            (normally encrypted to the cluster key); `code` is public.
+    """
+    cluster_owner: address = self._cluster_owner(cluster_id)
+    assert (
+        not self.deploy_closed[cluster_id]
+        or msg.sender == cluster_owner
+        or self.deployers[cluster_id][msg.sender]
+    ), "deploy not allowed"
+    contract_id: bytes32 = keccak256(abi_encode(msg.sender, salt))
+    assert self.contracts[contract_id].owner == empty(address), "contract exists"
+    code_hash: bytes32 = keccak256(code)
+    self.contracts[contract_id].cluster = cluster_id
+    self.contracts[contract_id].code_hash = code_hash
+    self.contracts[contract_id].owner = msg.sender
+    self.contracts[contract_id].controller = controller
+    log ContractDeployed(
+        contract_id=contract_id,
+        cluster_id=cluster_id,
+        owner=msg.sender,
+        controller=controller,
+        code_hash=code_hash,
+        code=code,
+        init_args=init_args,
+    )
+    return contract_id
+
+
+@internal
+@view
+def _cluster_owner(cluster_id: bytes32) -> address:
+    owner: address = empty(address)
+    key_address: address = empty(address)
+    epoch: uint64 = 0
+    owner, key_address, epoch = staticcall IRegistry(registry).cluster_info(cluster_id)
+    assert owner != empty(address), "unknown cluster"
+    return owner
+
+
+@external
+def set_deploy_policy(cluster_id: bytes32, deployer: address, allowed: bool):
+    """
+    @notice The cluster owner's consent to deployments. For the zero address: whether the
+            cluster is open to anyone (the default) or closed; for another address: whether
+            that deployer may deploy while the cluster is closed.
+    """
+    assert self._cluster_owner(cluster_id) == msg.sender, "not cluster owner"
+    if deployer == empty(address):
+        self.deploy_closed[cluster_id] = not allowed
+    else:
+        self.deployers[cluster_id][deployer] = allowed
+    log DeployPolicySet(cluster_id=cluster_id, deployer=deployer, allowed=allowed)
+
+
+@internal
+@view
+def _check_control(contract_id: bytes32):
+    owner: address = self.contracts[contract_id].owner
+    assert owner != empty(address), "unknown contract"
+    assert msg.sender == owner or msg.sender == self.contracts[contract_id].controller, "not owner or controller"
+
+
+@external
+def set_paused(contract_id: bytes32, paused: bool):
+    self._check_control(contract_id)
+    self.contracts[contract_id].paused = paused
+    log ContractPaused(contract_id=contract_id, paused=paused, by=msg.sender)
+
+
+@external
+def upgrade_contract(contract_id: bytes32, code: Bytes[MAX_CODE]):
+    self._check_control(contract_id)
+    code_hash: bytes32 = keccak256(code)
+    self.contracts[contract_id].code_hash = code_hash
+    log ContractUpgraded(contract_id=contract_id, code_hash=code_hash, code=code)
+
+
+@external
+def transfer_contract(contract_id: bytes32, new_owner: address):
+    """
+    @notice The owner (never the controller) offers the contract to `new_owner`, which takes
+            it with `accept_contract`; offering to the zero address withdraws the offer.
+    """
+    assert self.contracts[contract_id].owner == msg.sender, "not owner"
+    self.pending_contract_owner[contract_id] = new_owner
+
+
+@external
+def accept_contract(contract_id: bytes32):
+    assert self.pending_contract_owner[contract_id] == msg.sender, "not pending owner"
+    self.pending_contract_owner[contract_id] = empty(address)
+    self.contracts[contract_id].owner = msg.sender
+    log ContractOwnerChanged(contract_id=contract_id, owner=msg.sender)
+
+
+@external
+def set_controller(contract_id: bytes32, controller: address):
+    assert self.contracts[contract_id].owner == msg.sender, "not owner"
+    self.contracts[contract_id].controller = controller
+    log ContractControllerChanged(contract_id=contract_id, controller=controller)
+
+
+@external
+def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_PAYLOAD_BOUND]):
+    """
+    @notice A contract's key for its cluster's current epoch, posted by that cluster's key.
+            Called by the Bus itself from `post`, so that a refusal (a revert here) leaves the
+            message posted and the origin's sequence advanced, as for the Registry's topics.
+    """
+    assert msg.sender == self, "only bus"
+    assert kind == KIND_CLUSTER, "wrong origin"
+    contract_id: bytes32 = empty(bytes32)
+    epoch: uint64 = 0
+    key_address: address = empty(address)
+    public_key: Bytes[MAX_HPKE_KEY] = b""
+    contract_id, epoch, key_address, public_key = abi_decode(
+        payload, (bytes32, uint64, address, Bytes[MAX_HPKE_KEY])
+    )
+    assert self.contracts[contract_id].owner != empty(address), "unknown contract"
+    cluster_owner: address = empty(address)
+    cluster_key: address = empty(address)
+    cluster_epoch: uint64 = 0
+    cluster_owner, cluster_key, cluster_epoch = staticcall IRegistry(registry).cluster_info(
+        self.contracts[contract_id].cluster
+    )
+    assert cluster_key == origin, "not the cluster key"
+    assert epoch == cluster_epoch, "wrong epoch"
+    assert epoch > self.contracts[contract_id].key_epoch, "stale epoch"
+    extcall IRegistry(registry).claim_origin(key_address)
+    self.contracts[contract_id].key_epoch = epoch
+    self.contracts[contract_id].key_address = key_address
+    self.contracts[contract_id].key_hash = keccak256(public_key)
+    self.contracts[contract_id].key_block = convert(block.number, uint64)
+    log ContractKeySet(contract_id=contract_id, epoch=epoch, key_address=key_address, public_key=public_key)
+
+
+# --- egress -----------------------------------------------------------------------------
 
 @view
 @external
@@ -212,6 +434,14 @@ def post(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOA
     signer: address = self._recover(self._digest(origin, seq, topic, payload), sig)
     assert signer == origin and signer != empty(address), "wrong signer"
     self.next_seq[origin] = seq + 1
+    # Every core reads what workers post: from an identity the Registry does not let post (no
+    # endorsement, or none any more) only its collateral, which gatekeepers need to judge it,
+    # gets through. Anything else uses its sequence number (so nothing it posts can ever block
+    # it) and is logged as rejected, without its payload.
+    if kind == KIND_WORKER and topic != COLLATERAL:
+        if not staticcall IRegistry(registry).may_post(origin):
+            log EgressRejected(origin=origin, seq=seq, topic=topic)
+            return
     log Egress(origin=origin, seq=seq, topic=topic, payload=payload)
     if (
         topic == TOPIC_ENDORSE
@@ -226,8 +456,11 @@ def post(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOA
     ):
         # Forward enough gas that a relayer cannot starve the registry call on purpose.
         assert msg.gas >= REGISTRY_GAS * 64 // 63 + 10000, "out of gas"
+        target: address = registry
+        if topic == TOPIC_CONTRACT_KEY:
+            target = self  # agent contracts live here
         ok: bool = raw_call(
-            registry,
+            target,
             abi_encode(origin, kind, topic, payload, method_id=method_id("on_egress(address,uint8,bytes32,bytes)")),
             gas=REGISTRY_GAS,
             revert_on_failure=False,

@@ -3,8 +3,10 @@
 # pragma optimize codesize
 """
 @title Veilnet Registry
-@notice Public registry of a Veilnet network: governance, allowed measurements, workers,
-        gatekeepers, the master public key and its rotation, clusters and agent contracts.
+@notice Public registry of a Veilnet network: governance, allowed measurements, workers and
+        their registration deposits, gatekeepers, the master public key and its rotation,
+        clusters, and the one table of origins (keys that may post egress). Agent contracts
+        live in the Bus, which claims their keys as origins here.
         Every change a worker's enclave core must replay is an event carrying all its fields.
         Effects that come from enclave keys (endorsements, keys, rotation steps) arrive as
         signed egress messages relayed by the Bus, which calls `on_egress`.
@@ -28,8 +30,6 @@ interface IBus:
 
 MAX_HPKE_KEY: constant(uint256) = 1216
 MAX_QUOTE: constant(uint256) = 8192
-MAX_CODE: constant(uint256) = 24576
-MAX_INIT: constant(uint256) = 4096
 MAX_EGRESS: constant(uint256) = 32768
 MAX_CLUSTER_WORKERS: constant(uint256) = 64
 
@@ -39,14 +39,10 @@ KIND_MASTER: constant(uint8) = 2
 KIND_CLUSTER: constant(uint8) = 3
 KIND_CONTRACT: constant(uint8) = 4
 
-STATUS_UNKNOWN: constant(uint8) = 0
-STATUS_ACTIVE: constant(uint8) = 1
-STATUS_PAUSED: constant(uint8) = 2
 
 TOPIC_MASTER_KEY: constant(bytes32) = keccak256("veil/egress/master-key")
 TOPIC_ENDORSE: constant(bytes32) = keccak256("veil/egress/endorse")
 TOPIC_CLUSTER_KEY: constant(bytes32) = keccak256("veil/egress/cluster-key")
-TOPIC_CONTRACT_KEY: constant(bytes32) = keccak256("veil/egress/contract-key")
 TOPIC_ROTATION_PROPOSE: constant(bytes32) = keccak256("veil/egress/rotation-propose")
 TOPIC_ROTATION_CONFIRM: constant(bytes32) = keccak256("veil/egress/rotation-confirm")
 TOPIC_HEARTBEAT: constant(bytes32) = keccak256("veil/egress/heartbeat")
@@ -68,6 +64,9 @@ POSSESSION_TAG: constant(bytes32) = keccak256("veil/rotation-possession")
 # dissenters among them (each costs ~38k gas, and the Bus forwards 400k in all);
 # `report_divergence` names any others.
 MAX_SCANNED_AT_VERDICT: constant(uint256) = 16
+# Blocks after which the operator of a registration nobody judged may take its deposit back
+# (a day of 12-second blocks): gatekeepers that never answer cannot keep it.
+DEPOSIT_WINDOW: constant(uint256) = 7200
 MAX_NAMED_AT_VERDICT: constant(uint256) = 4
 
 
@@ -94,18 +93,6 @@ struct Cluster:
     key_hash: bytes32
     key_block: uint64
     worker_count: uint256
-
-
-struct AgentContract:
-    cluster: bytes32
-    code_hash: bytes32
-    owner: address
-    controller: address
-    key_epoch: uint64
-    key_address: address
-    key_hash: bytes32
-    key_block: uint64
-    paused: bool
 
 
 event BusSet:
@@ -202,6 +189,9 @@ event RotationAborted:
 event RotationThresholdSet:
     threshold: uint256
 
+event RegistrationDepositSet:
+    amount: uint256
+
 event ClusterCreated:
     cluster_id: indexed(bytes32)
     owner: indexed(address)
@@ -220,40 +210,6 @@ event ClusterKeySet:
     epoch: uint64
     key_address: indexed(address)
     public_key: Bytes[MAX_HPKE_KEY]
-
-event ContractDeployed:
-    contract_id: indexed(bytes32)
-    cluster_id: indexed(bytes32)
-    owner: indexed(address)
-    controller: address
-    code_hash: bytes32
-    code: Bytes[MAX_CODE]
-    init_args: Bytes[MAX_INIT]
-
-event ContractKeySet:
-    contract_id: indexed(bytes32)
-    epoch: uint64
-    key_address: indexed(address)
-    public_key: Bytes[MAX_HPKE_KEY]
-
-event ContractPaused:
-    contract_id: indexed(bytes32)
-    paused: bool
-    by: indexed(address)
-
-event ContractUpgraded:
-    contract_id: indexed(bytes32)
-    code_hash: bytes32
-    code: Bytes[MAX_CODE]
-
-event ContractOwnerChanged:
-    contract_id: indexed(bytes32)
-    owner: indexed(address)
-
-event ContractControllerChanged:
-    contract_id: indexed(bytes32)
-    controller: indexed(address)
-
 
 bus: public(address)
 allowed_measurements: public(HashMap[bytes32, bool])
@@ -278,7 +234,6 @@ rotation_deadline: public(uint256)
 rotation_threshold: public(uint256)
 clusters: public(HashMap[bytes32, Cluster])
 cluster_members: public(HashMap[bytes32, HashMap[address, bool]])
-contracts: public(HashMap[bytes32, AgentContract])
 last_heartbeat: public(HashMap[address, Heartbeat])
 retired_boot: HashMap[address, HashMap[bytes32, bool]]
 flagged: public(HashMap[address, uint8])
@@ -304,8 +259,15 @@ genesis_gatekeeper: public(address)
 # identity, so a verdict never carries over to anything registered after it was judged.
 registration_of: public(HashMap[address, bytes32])
 registration_count: HashMap[address, uint64]
-# A contract's owner hands it over in two steps: an offer, then the new owner's acceptance.
-pending_contract_owner: public(HashMap[bytes32, address])
+# Registration deposits: what each identity's pending registrations hold (refunded to its
+# operator on endorsement, forfeited on refusal), since which block (the operator reclaims a
+# deposit nobody judged within DEPOSIT_WINDOW), what each operator may claim, and what was
+# forfeited (governance withdraws it).
+registration_deposit: public(uint256)
+deposit_of: public(HashMap[address, uint256])
+deposit_block: HashMap[address, uint256]
+refund_of: public(HashMap[address, uint256])
+forfeited: public(uint256)
 
 
 @deploy
@@ -400,6 +362,32 @@ def abort_rotation():
 
 
 @external
+def set_registration_deposit(amount: uint256):
+    """
+    @notice Governance: what a registration or re-attestation must pay (refunded to the
+            operator on endorsement): junk quotes, which every gatekeeper must verify, cost
+            their sender.
+    """
+    ownable._check_owner()
+    self.registration_deposit = amount
+    log RegistrationDepositSet(amount=amount)
+
+
+@external
+@nonreentrant
+def withdraw_forfeited(to: address):
+    """
+    @notice Governance: the deposits of refused registrations, sent with all gas (a multisig
+            can receive).
+    """
+    ownable._check_owner()
+    assert to != empty(address), "zero address"
+    amount: uint256 = self.forfeited
+    self.forfeited = 0
+    raw_call(to, b"", value=amount)
+
+
+@external
 def create_cluster(cluster_id: bytes32, owner: address, suite: uint8):
     """
     @notice `suite` is the HPKE suite of the cluster's keys and its contracts' keys: 1
@@ -416,6 +404,7 @@ def create_cluster(cluster_id: bytes32, owner: address, suite: uint8):
 
 # --- workers ----------------------------------------------------------------------------
 
+@payable
 @external
 def register_worker(
     operator: address,
@@ -439,6 +428,7 @@ def register_worker(
     attested_hash: bytes32 = self._attested(attested_block)
     assert self.allowed_measurements[measurement], "measurement not allowed"
     assert len(hpke_key) > 0, "empty key"
+    self._hold_deposit(msg.value)
     kind: uint8 = self.origin_kind[msg.sender]
     assert kind == KIND_NONE or kind == KIND_WORKER, "origin in use"
     # a gatekeeper's new key must not count towards a rotation it cannot confirm
@@ -487,6 +477,7 @@ def _registration(worker: address) -> bytes32:
     return digest
 
 
+@payable
 @external
 def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32, attested_block: uint256):
     """
@@ -499,6 +490,7 @@ def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32, attested_
     assert self.origin_kind[msg.sender] == KIND_WORKER, "not a registered worker"
     assert self.flagged[msg.sender] == 0, "worker flagged"
     assert self.allowed_measurements[self.workers[msg.sender].measurement], "measurement not allowed"
+    self._hold_deposit(msg.value)
     quote_hash: bytes32 = keccak256(quote)
     self.workers[msg.sender].quote_hash = quote_hash
     self.workers[msg.sender].collateral_hash = collateral_hash
@@ -512,6 +504,81 @@ def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32, attested_
         attested_hash=attested_hash,
         registration=registration,
     )
+
+
+@internal
+def _hold_deposit(paid: uint256):
+    """The registration's deposit joins what the identity holds until its next verdict."""
+    assert paid >= self.registration_deposit, "deposit too low"
+    self.deposit_of[msg.sender] += paid
+    self.deposit_block[msg.sender] = block.number
+
+
+@internal
+def _settle_deposit(worker: address, endorsed: bool):
+    """A verdict settles what the worker's registrations hold: back to its operator if it was
+    endorsed, forfeited if it was refused."""
+    held: uint256 = self.deposit_of[worker]
+    self.deposit_of[worker] = 0
+    if endorsed:
+        self.refund_of[self.workers[worker].operator] += held
+    else:
+        self.forfeited += held
+
+
+@external
+def reclaim_deposit(worker: address):
+    """
+    @notice Anyone may hand a deposit nobody judged within DEPOSIT_WINDOW blocks back to the
+            worker's operator: a registration that leaves unjudged costs nothing.
+    """
+    assert self.deposit_of[worker] > 0, "no deposit"
+    assert block.number > self.deposit_block[worker] + DEPOSIT_WINDOW, "deposit not expired"
+    self._settle_deposit(worker, True)
+
+
+@external
+@nonreentrant
+def claim_refund():
+    """
+    @notice An operator takes the deposits refunded to it (sent with all gas).
+    """
+    amount: uint256 = self.refund_of[msg.sender]
+    assert amount > 0, "nothing to claim"
+    self.refund_of[msg.sender] = 0
+    raw_call(msg.sender, b"", value=amount)
+
+
+@view
+@external
+def may_post(origin: address) -> bool:
+    """
+    @notice Whether a worker identity may post egress (the Bus asks): only while eligible,
+            except the genesis gatekeeper before its first verdict, which posts the first
+            master key before anyone can endorse it.
+    """
+    return self._eligible(origin) or (origin == self.genesis_gatekeeper and self.endorsed_until[origin] == 0)
+
+
+@view
+@external
+def cluster_info(cluster_id: bytes32) -> (address, address, uint64):
+    """
+    @notice (owner, key address, key epoch) of a cluster, for the Bus: who decides its deploy
+            policy, and which key may post its contracts' keys.
+    """
+    return self.clusters[cluster_id].owner, self.clusters[cluster_id].key_address, self.clusters[cluster_id].key_epoch
+
+
+@external
+def claim_origin(key_address: address):
+    """
+    @notice The Bus makes a contract key an origin. One table holds every origin, so no key
+            ever holds two roles.
+    """
+    assert msg.sender == self.bus, "only bus"
+    self._fresh_origin(key_address)
+    self.origin_kind[key_address] = KIND_CONTRACT
 
 
 @internal
@@ -615,105 +682,6 @@ def remove_cluster_worker(cluster_id: bytes32, worker: address):
     log ClusterWorkerRemoved(cluster_id=cluster_id, worker=worker)
 
 
-# --- agent contracts --------------------------------------------------------------------
-
-@view
-@external
-def contract_id_for(owner: address, salt: bytes32) -> bytes32:
-    return keccak256(abi_encode(owner, salt))
-
-
-@external
-def deploy_contract(
-    salt: bytes32,
-    cluster_id: bytes32,
-    controller: address,
-    code: Bytes[MAX_CODE],
-    init_args: Bytes[MAX_INIT],
-) -> bytes32:
-    """
-    @notice Deploys an agent into a cluster. The id is derived from the sender and a salt,
-            so nobody can take another's id. `init_args` is opaque (normally encrypted to the
-            cluster key); `code` is public.
-    """
-    assert self.clusters[cluster_id].owner != empty(address), "unknown cluster"
-    contract_id: bytes32 = keccak256(abi_encode(msg.sender, salt))
-    assert self.contracts[contract_id].owner == empty(address), "contract exists"
-    code_hash: bytes32 = keccak256(code)
-    self.contracts[contract_id].cluster = cluster_id
-    self.contracts[contract_id].code_hash = code_hash
-    self.contracts[contract_id].owner = msg.sender
-    self.contracts[contract_id].controller = controller
-    log ContractDeployed(
-        contract_id=contract_id,
-        cluster_id=cluster_id,
-        owner=msg.sender,
-        controller=controller,
-        code_hash=code_hash,
-        code=code,
-        init_args=init_args,
-    )
-    return contract_id
-
-
-@internal
-@view
-def _check_control(contract_id: bytes32):
-    owner: address = self.contracts[contract_id].owner
-    assert owner != empty(address), "unknown contract"
-    assert msg.sender == owner or msg.sender == self.contracts[contract_id].controller, "not owner or controller"
-
-
-@external
-def set_paused(contract_id: bytes32, paused: bool):
-    self._check_control(contract_id)
-    self.contracts[contract_id].paused = paused
-    log ContractPaused(contract_id=contract_id, paused=paused, by=msg.sender)
-
-
-@external
-def upgrade_contract(contract_id: bytes32, code: Bytes[MAX_CODE]):
-    self._check_control(contract_id)
-    code_hash: bytes32 = keccak256(code)
-    self.contracts[contract_id].code_hash = code_hash
-    log ContractUpgraded(contract_id=contract_id, code_hash=code_hash, code=code)
-
-
-@external
-def transfer_contract(contract_id: bytes32, new_owner: address):
-    """
-    @notice The owner (never the controller) offers the contract to `new_owner`, which takes
-            it with `accept_contract`; offering to the zero address withdraws the offer.
-    """
-    assert self.contracts[contract_id].owner == msg.sender, "not owner"
-    self.pending_contract_owner[contract_id] = new_owner
-
-
-@external
-def accept_contract(contract_id: bytes32):
-    assert self.pending_contract_owner[contract_id] == msg.sender, "not pending owner"
-    self.pending_contract_owner[contract_id] = empty(address)
-    self.contracts[contract_id].owner = msg.sender
-    log ContractOwnerChanged(contract_id=contract_id, owner=msg.sender)
-
-
-@external
-def set_controller(contract_id: bytes32, controller: address):
-    assert self.contracts[contract_id].owner == msg.sender, "not owner"
-    self.contracts[contract_id].controller = controller
-    log ContractControllerChanged(contract_id=contract_id, controller=controller)
-
-
-@view
-@external
-def contract_status(contract_id: bytes32) -> uint8:
-    if self.contracts[contract_id].owner == empty(address):
-        return STATUS_UNKNOWN
-    if self.contracts[contract_id].paused:
-        return STATUS_PAUSED
-    return STATUS_ACTIVE
-
-
 @internal
 def _confirm_rotation(
     rotation: uint256, gatekeeper: address, key_address: address, public_key: Bytes[MAX_HPKE_KEY], proof: Bytes[65]
@@ -770,6 +738,7 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
             valid_until = 0
         self.workers[worker].confidence = confidence
         self.endorsed_until[worker] = valid_until
+        self._settle_deposit(worker, confidence > 0)
         log WorkerEndorsed(worker=worker, confidence=confidence, registration=registration, valid_until=valid_until)
         if confidence == 0:
             self._evict(worker)
@@ -802,27 +771,6 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         self.clusters[cluster_id].key_block = convert(block.number, uint64)
         self.origin_kind[key_address] = KIND_CLUSTER
         log ClusterKeySet(cluster_id=cluster_id, epoch=epoch, key_address=key_address, public_key=public_key)
-    elif topic == TOPIC_CONTRACT_KEY:
-        assert kind == KIND_CLUSTER, "wrong origin"
-        contract_id: bytes32 = empty(bytes32)
-        epoch: uint64 = 0
-        key_address: address = empty(address)
-        public_key: Bytes[MAX_HPKE_KEY] = b""
-        contract_id, epoch, key_address, public_key = abi_decode(
-            payload, (bytes32, uint64, address, Bytes[MAX_HPKE_KEY])
-        )
-        cluster_id: bytes32 = self.contracts[contract_id].cluster
-        assert self.contracts[contract_id].owner != empty(address), "unknown contract"
-        assert self.clusters[cluster_id].key_address == origin, "not the cluster key"
-        assert epoch == self.clusters[cluster_id].key_epoch, "wrong epoch"
-        assert epoch > self.contracts[contract_id].key_epoch, "stale epoch"
-        self._fresh_origin(key_address)
-        self.contracts[contract_id].key_epoch = epoch
-        self.contracts[contract_id].key_address = key_address
-        self.contracts[contract_id].key_hash = keccak256(public_key)
-        self.contracts[contract_id].key_block = convert(block.number, uint64)
-        self.origin_kind[key_address] = KIND_CONTRACT
-        log ContractKeySet(contract_id=contract_id, epoch=epoch, key_address=key_address, public_key=public_key)
     elif topic == TOPIC_ROTATION_PROPOSE:
         assert kind == KIND_WORKER and self.gatekeepers[origin], "wrong origin"
         assert self.rotation_locked, "no rotation in progress"

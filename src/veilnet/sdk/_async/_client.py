@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -200,9 +200,14 @@ class AsyncClient(BaseClient):
         return view
 
     async def registry_view(self, fn: str, *args: Any) -> Any:
-        """Call a view function of the Registry (e.g. ``contracts``, ``workers``)."""
+        """Call a view function of the Registry (e.g. ``workers``, ``clusters``)."""
         result = await self._rpc("eth_call", self.registry_call(fn, *args), "latest")
         return self.registry_decode(fn, result)
+
+    async def bus_view(self, fn: str, *args: Any) -> Any:
+        """Call a view function of the Bus (e.g. ``contracts``, ``deploy_closed``)."""
+        call = self.registry_call(fn, *args, contract="Bus")
+        return self.registry_decode(fn, await self._rpc("eth_call", call, "latest"), contract="Bus")
 
     async def registry_views(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
         """Several Registry view calls in one JSON-RPC batch (one round trip)."""
@@ -217,6 +222,8 @@ class AsyncClient(BaseClient):
         Raises:
             ChainUnavailable: the node failed or answered something that is not the struct.
         """
+        if kind.contract == "Bus":
+            return kind.from_getter(await self.bus_view(kind.getter, key))
         return kind.from_getter(await self.registry_view(kind.getter, key))
 
     async def logs(
@@ -388,11 +395,9 @@ class AsyncClient(BaseClient):
                 f"init arguments are {len(init_args)} bytes (max {C.MAX_INIT_ARGS})"
             )
         salt = salt if salt is not None else os.urandom(32)
-        data = self.registry.encode(
-            "deploy_contract", salt, cluster_id, ZERO_ADDRESS, code, init_args
-        )
-        await self.transact(owner, self.config.registry, data, timeout=timeout)
-        contract_id = bytes(await self.registry_view("contract_id_for", owner.address, salt))
+        data = self.bus.encode("deploy_contract", salt, cluster_id, ZERO_ADDRESS, code, init_args)
+        await self.transact(owner, self.config.bus, data, timeout=timeout)
+        contract_id = bytes(await self.bus_view("contract_id_for", owner.address, salt))
         agent = AsyncAgent(self, contract_id)
         await agent.wait_keyed(timeout=timeout)
         return agent
@@ -807,7 +812,7 @@ class AsyncClient(BaseClient):
             for event in await self.logs("Registry", ReplicaDiverged)
         ]
         contracts = []
-        for event in await self.logs("Registry", ContractDeployed):
+        for event in await self.logs("Bus", ContractDeployed):
             contract = await self.registry_record(ContractRecord, event.contract_id)
             contracts.append(
                 {
@@ -897,6 +902,62 @@ class AsyncClient(BaseClient):
         )
         return int(receipt["blockNumber"], 16)
 
+    async def set_deploy_policy(
+        self,
+        cluster: bytes | str | None,
+        *,
+        open: bool | None = None,
+        deployer: Address | bytes | str | None = None,
+        allowed: bool = True,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> int:
+        """The cluster owner's consent to deployments (``Bus.set_deploy_policy``): ``open``
+        True lets anyone deploy agents into the cluster (the default), False only the owner and
+        the deployers it allowed; or, with ``deployer``, allow (``allowed``) or refuse that one.
+        Returns the block it happened in.
+
+        Raises:
+            ValueError: neither or both of ``open`` and ``deployer``.
+            TransactionReverted: ``not cluster owner``, ``unknown cluster``.
+        """
+        if (open is None) == (deployer is None):
+            raise ValueError("give either open= or deployer=")
+        cluster_id = self._cluster(cluster)
+        if deployer is None:
+            who, flag = ZERO_ADDRESS, bool(open)
+        else:
+            who = deployer if isinstance(deployer, Address) else Address.parse(deployer)
+            flag = allowed
+        data = self.bus.encode("set_deploy_policy", cluster_id, who, flag)
+        receipt = await self.transact(self.wallet_for(wallet), self.config.bus, data)
+        return int(receipt["blockNumber"], 16)
+
+    async def deploy_policy(
+        self, cluster: bytes | str | None, *, deployers: Sequence[Address | bytes | str] = ()
+    ) -> dict[str, Any]:
+        """A cluster's deploy policy: ``{"open": bool, "allowed": {address: bool}}`` for the
+        ``deployers`` asked about (the chain keeps no list of them; ``DeployPolicySet`` events
+        do)."""
+        cluster_id = self._cluster(cluster)
+        closed = bool(await self.bus_view("deploy_closed", cluster_id))
+        allowed = {}
+        for deployer in deployers:
+            who = deployer if isinstance(deployer, Address) else Address.parse(deployer)
+            allowed[who.hex] = bool(await self.bus_view("deployers", cluster_id, who))
+        return {"cluster": "0x" + cluster_id.hex(), "open": not closed, "allowed": allowed}
+
+    async def claim_refund(self, *, wallet: Wallet | bytes | str | None = None) -> int:
+        """An operator takes the registration deposits refunded to it (its workers were
+        endorsed, or nobody judged them within the window). Returns the wei claimed.
+
+        Raises:
+            TransactionReverted: ``nothing to claim``.
+        """
+        owner = self.wallet_for(wallet)
+        amount = int(await self.registry_view("refund_of", owner.address))
+        await self.transact(owner, self.config.registry, self.registry.encode("claim_refund"))
+        return amount
+
     async def rotate_master_key(
         self,
         *,
@@ -921,7 +982,7 @@ class AsyncClient(BaseClient):
         before = int(await self.registry_view("rotation_counter"))
         clusters = [e.cluster_id for e in await self.logs("Registry", ClusterCreated)]
         old_epochs = {c: (await self.registry_record(ClusterRecord, c)).key_epoch for c in clusters}
-        contracts = [e.contract_id for e in await self.logs("Registry", ContractDeployed)]
+        contracts = [e.contract_id for e in await self.logs("Bus", ContractDeployed)]
         first_block = await self.head()
         receipt = await self.transact(
             governor, self.config.registry, self.registry.encode("lock_rotation"), timeout=timeout

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -201,9 +201,14 @@ class Client(BaseClient):
         return view
 
     def registry_view(self, fn: str, *args: Any) -> Any:
-        """Call a view function of the Registry (e.g. ``contracts``, ``workers``)."""
+        """Call a view function of the Registry (e.g. ``workers``, ``clusters``)."""
         result = self._rpc("eth_call", self.registry_call(fn, *args), "latest")
         return self.registry_decode(fn, result)
+
+    def bus_view(self, fn: str, *args: Any) -> Any:
+        """Call a view function of the Bus (e.g. ``contracts``, ``deploy_closed``)."""
+        call = self.registry_call(fn, *args, contract="Bus")
+        return self.registry_decode(fn, self._rpc("eth_call", call, "latest"), contract="Bus")
 
     def registry_views(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
         """Several Registry view calls in one JSON-RPC batch (one round trip)."""
@@ -218,6 +223,8 @@ class Client(BaseClient):
         Raises:
             ChainUnavailable: the node failed or answered something that is not the struct.
         """
+        if kind.contract == "Bus":
+            return kind.from_getter(self.bus_view(kind.getter, key))
         return kind.from_getter(self.registry_view(kind.getter, key))
 
     def logs(self, contract: str, event: type[Any], from_block: int | None = None) -> list[Any]:
@@ -387,11 +394,9 @@ class Client(BaseClient):
                 f"init arguments are {len(init_args)} bytes (max {C.MAX_INIT_ARGS})"
             )
         salt = salt if salt is not None else os.urandom(32)
-        data = self.registry.encode(
-            "deploy_contract", salt, cluster_id, ZERO_ADDRESS, code, init_args
-        )
-        self.transact(owner, self.config.registry, data, timeout=timeout)
-        contract_id = bytes(self.registry_view("contract_id_for", owner.address, salt))
+        data = self.bus.encode("deploy_contract", salt, cluster_id, ZERO_ADDRESS, code, init_args)
+        self.transact(owner, self.config.bus, data, timeout=timeout)
+        contract_id = bytes(self.bus_view("contract_id_for", owner.address, salt))
         agent = Agent(self, contract_id)
         agent.wait_keyed(timeout=timeout)
         return agent
@@ -802,7 +807,7 @@ class Client(BaseClient):
             for event in self.logs("Registry", ReplicaDiverged)
         ]
         contracts = []
-        for event in self.logs("Registry", ContractDeployed):
+        for event in self.logs("Bus", ContractDeployed):
             contract = self.registry_record(ContractRecord, event.contract_id)
             contracts.append(
                 {
@@ -892,6 +897,62 @@ class Client(BaseClient):
         )
         return int(receipt["blockNumber"], 16)
 
+    def set_deploy_policy(
+        self,
+        cluster: bytes | str | None,
+        *,
+        open: bool | None = None,
+        deployer: Address | bytes | str | None = None,
+        allowed: bool = True,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> int:
+        """The cluster owner's consent to deployments (``Bus.set_deploy_policy``): ``open``
+        True lets anyone deploy agents into the cluster (the default), False only the owner and
+        the deployers it allowed; or, with ``deployer``, allow (``allowed``) or refuse that one.
+        Returns the block it happened in.
+
+        Raises:
+            ValueError: neither or both of ``open`` and ``deployer``.
+            TransactionReverted: ``not cluster owner``, ``unknown cluster``.
+        """
+        if (open is None) == (deployer is None):
+            raise ValueError("give either open= or deployer=")
+        cluster_id = self._cluster(cluster)
+        if deployer is None:
+            who, flag = ZERO_ADDRESS, bool(open)
+        else:
+            who = deployer if isinstance(deployer, Address) else Address.parse(deployer)
+            flag = allowed
+        data = self.bus.encode("set_deploy_policy", cluster_id, who, flag)
+        receipt = self.transact(self.wallet_for(wallet), self.config.bus, data)
+        return int(receipt["blockNumber"], 16)
+
+    def deploy_policy(
+        self, cluster: bytes | str | None, *, deployers: Sequence[Address | bytes | str] = ()
+    ) -> dict[str, Any]:
+        """A cluster's deploy policy: ``{"open": bool, "allowed": {address: bool}}`` for the
+        ``deployers`` asked about (the chain keeps no list of them; ``DeployPolicySet`` events
+        do)."""
+        cluster_id = self._cluster(cluster)
+        closed = bool(self.bus_view("deploy_closed", cluster_id))
+        allowed = {}
+        for deployer in deployers:
+            who = deployer if isinstance(deployer, Address) else Address.parse(deployer)
+            allowed[who.hex] = bool(self.bus_view("deployers", cluster_id, who))
+        return {"cluster": "0x" + cluster_id.hex(), "open": not closed, "allowed": allowed}
+
+    def claim_refund(self, *, wallet: Wallet | bytes | str | None = None) -> int:
+        """An operator takes the registration deposits refunded to it (its workers were
+        endorsed, or nobody judged them within the window). Returns the wei claimed.
+
+        Raises:
+            TransactionReverted: ``nothing to claim``.
+        """
+        owner = self.wallet_for(wallet)
+        amount = int(self.registry_view("refund_of", owner.address))
+        self.transact(owner, self.config.registry, self.registry.encode("claim_refund"))
+        return amount
+
     def rotate_master_key(
         self,
         *,
@@ -916,7 +977,7 @@ class Client(BaseClient):
         before = int(self.registry_view("rotation_counter"))
         clusters = [e.cluster_id for e in self.logs("Registry", ClusterCreated)]
         old_epochs = {c: (self.registry_record(ClusterRecord, c)).key_epoch for c in clusters}
-        contracts = [e.contract_id for e in self.logs("Registry", ContractDeployed)]
+        contracts = [e.contract_id for e in self.logs("Bus", ContractDeployed)]
         first_block = self.head()
         receipt = self.transact(
             governor, self.config.registry, self.registry.encode("lock_rotation"), timeout=timeout
