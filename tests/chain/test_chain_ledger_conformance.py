@@ -1763,6 +1763,26 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
             for worker in (members | gatekeepers) - named:
                 assert ledger.workers[worker].confidence > 0, f"0x{worker.hex()} holds a role"
 
+        def every_origin_can_still_post(self) -> None:
+            """No origin's sequence ever stops: whatever happened, each key that is an origin
+            can post its next message (the Bus may not hear it, but takes its number)."""
+            twin = self.twin
+            network = twin.chain.network
+            for name in ("master-0", *_WORKERS, *_KEYS):
+                key = secret(name)
+                if not network.origin_kind(key.address):
+                    continue
+                seq = network.next_seq(key.address)
+                domain = egress_domain(network.addresses.chain_id, network.addresses.bus)
+                signed = sign_egress(key, domain, seq=seq, topic=PLAIN, payload=b"next")
+                call = {
+                    "from": twin.account(9).address.hex,
+                    "to": network.bus.address.hex,
+                    "data": to_hex(network.post_data(signed)),
+                    "gas": hex(GAS),
+                }
+                network.client.call("eth_call", call, twin.chain.call_tag)  # must not revert
+
         @invariant()
         def no_origin_can_be_starved(self) -> None:
             """Whatever governance does, the Bus takes every payload a core may emit."""
@@ -1771,6 +1791,7 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
         def teardown(self) -> None:
             try:
                 self.twin.check_views()
+                self.every_origin_can_still_post()
             finally:
                 assert chain.backend.revert(chain.genesis)
                 chain.genesis = chain.backend.snapshot()

@@ -38,6 +38,8 @@ def test_sync_client_is_generated_from_async() -> None:
         ("veilnet.cli.audit", "audit", []),
         ("veilnet.cli.keys", "keys", ["rotate"]),
         ("veilnet.cli.keys", "keys", ["evict"]),
+        ("veilnet.cli.cluster", "cluster", ["policy"]),
+        ("veilnet.cli.cluster", "cluster", ["refund"]),
         ("veilnet.cli.attest", "attest", ["pccs"]),
     ],
 )

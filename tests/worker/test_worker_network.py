@@ -4,16 +4,21 @@ a late joiner resyncing, and no key material on disk or in the logs."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from eth_hash.auto import keccak
 
+from veilnet.chain import ContractReverted
+from veilnet.cli.cluster import policy as cluster_policy
 from veilnet.codec import encode
 from veilnet.crypto import SecretKey
+from veilnet.sdk import Client, NetworkConfig, TransactionReverted
 from veilnet.worker import WorkerHost, bootstrap_network, cluster_id, dev_measurement
 
 from .conftest import Net, core_of, deploy_counter, query_over_http, send_command
@@ -325,3 +330,71 @@ def test_a_worker_re_attests_before_its_endorsement_lapses(net: Net) -> None:
     net.settle(re_endorsed)
     with gk.lock:
         assert core_of(gk).clusters[C1].current_epoch == 1  # never keyed out: no new epoch
+
+
+def test_registration_deposits_come_back_and_owners_choose_who_deploys(net: Net) -> None:
+    """Governance asks a deposit of each registration: worker hosts pay it with their
+    registration, and once the gatekeeper endorsed them it comes back to their operators, who
+    claim it through the SDK. A cluster owner closes its cluster to strangers' agents and lets
+    one deployer in."""
+    deposit = 10**15
+    net.network.set_registration_deposit(net.network.sender(net.admin_key), deposit)
+    gk, w1, w2 = _bootstrap(net)
+    for host in (gk, w1, w2):
+        assert net.network.view("Registry", "refund_of", host.operator) == deposit
+    addresses = net.deployment.addresses
+    config = NetworkConfig(
+        chain_id=addresses.chain_id,
+        rpc_url=net.url,
+        registry=addresses.registry,
+        bus=addresses.bus,
+        genesis_block=net.deployment.genesis_block,
+        clusters=(C1,),
+    )
+    gk.stop()  # its operator's key (dev account 2) pays its relay's gas: one sender at a time
+    net.hosts.remove(gk)
+    with Client(config, wallet=net.account(2)) as operator:
+        assert operator.claim_refund() == deposit
+        with pytest.raises(TransactionReverted, match="nothing to claim"):
+            operator.claim_refund()
+        with pytest.raises(TransactionReverted, match="not cluster owner"):
+            operator.set_deploy_policy(None, open=False)
+    stranger, friend = net.account(8), net.account(9)
+    friend_address = net.network.sender(friend).address
+    stranger_address = net.network.sender(stranger).address
+    with Client(config, wallet=net.admin_key) as owner:  # the admin owns c1 (bootstrap)
+        owner.set_deploy_policy(None, open=False)
+        owner.set_deploy_policy(None, deployer=friend_address, allowed=True)
+        policy = owner.deploy_policy(None, deployers=[friend_address])
+        assert policy == {
+            "cluster": "0x" + C1.hex(),
+            "open": False,
+            "allowed": {friend_address.hex: True},
+        }
+    # the same through the CLI, as a cluster owner would run it
+    document = {
+        "chain_id": addresses.chain_id,
+        "rpc_url": net.url,
+        "contracts": {"Registry": addresses.registry.hex, "Bus": addresses.bus.hex},
+        "genesis_block": net.deployment.genesis_block,
+        "clusters": ["0x" + C1.hex()],
+    }
+    (net.root / "network.json").write_text(json.dumps(document))
+    cli = ["--network", str(net.root / "network.json"), "--key", "0x" + net.admin_key.hex()]
+    shown = CliRunner().invoke(cluster_policy, [*cli, "--allow", stranger_address.hex, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["allowed"] == {stranger_address.hex: True}
+    shown = CliRunner().invoke(cluster_policy, [*cli, "--deny", stranger_address.hex, "--json"])
+    assert json.loads(shown.output) == {
+        "cluster": "0x" + C1.hex(),
+        "open": False,
+        "allowed": {stranger_address.hex: False},
+    }
+    code = b"py\x00def call(state, msg):\n    return 1\n"
+    with pytest.raises(ContractReverted, match="deploy not allowed"):
+        net.network.deploy_contract(
+            net.network.sender(stranger), salt=b"\x01" * 32, cluster_id=C1, code=code
+        )
+    net.network.deploy_contract(
+        net.network.sender(friend), salt=b"\x01" * 32, cluster_id=C1, code=code
+    )

@@ -520,7 +520,7 @@ class LedgerSim:
         """Registry._hold_deposit: held with the identity's earlier ones until a verdict."""
         if deposit:
             self.deposit_of[worker] = self.deposit_of.get(worker, 0) + deposit
-        self.deposit_block[worker] = self._next_block()[0]
+            self.deposit_block[worker] = self._next_block()[0]
 
     def _settle_deposit(self, worker: bytes, endorsed: bool) -> None:
         """Registry._settle_deposit: to the operator if endorsed, else forfeited."""

@@ -762,6 +762,16 @@ class WorkerHost:
         self._registered = True
         self.log.info("registered identity %s on chain", identity.hex)
 
+    def _fund_identity(self, identity: Address, needed: int, fn: str) -> None:
+        """Top the identity up from ``fund_from`` if it holds less than ``needed`` wei."""
+        network = self._network
+        if balance_of(network.client, identity) >= needed:
+            return
+        if self.config.fund_from is None:
+            raise RegistrationFailed(f"the identity needs ETH for {fn}", address=identity.hex)
+        funder = network.sender(self.config.fund_from)
+        funder.transact(identity, b"", value=max(IDENTITY_FUNDING_WEI, 2 * needed), gas=21_000)
+
     def _send_registration(self, *, reattest: bool) -> None:
         """Have the core build and sign ``register_worker`` (or ``reattest_worker``), fund the
         identity's gas if allowed, send it and wait for the receipt."""
@@ -769,18 +779,16 @@ class WorkerHost:
         identity = Address(self.identity)
         fn = "reattest_worker" if reattest else "register_worker"
         request = self.enclave.registration(self.operator.raw)
+        # the deposit first: the node estimates gas only for a sender that can pay the value
+        deposit = int(network.registry.call(network.client, "registration_deposit"))
+        self._fund_identity(identity, deposit, fn)
         try:
             tx = register_worker_transaction(
                 network, request, fallback_gas=REGISTRATION_GAS, reattest=reattest
             )
         except ContractReverted as exc:
             raise RegistrationFailed(f"{fn} would revert: {exc.reason}") from exc
-        cost = transaction_cost(tx)
-        if balance_of(network.client, identity) < cost:
-            if self.config.fund_from is None:
-                raise RegistrationFailed(f"the identity needs ETH for {fn}", address=identity.hex)
-            funder = network.sender(self.config.fund_from)
-            funder.transact(identity, b"", value=max(IDENTITY_FUNDING_WEI, 2 * cost), gas=21_000)
+        self._fund_identity(identity, transaction_cost(tx), fn)
         raw = self.enclave.register_transaction(
             wire.RegisterTransaction(
                 operator=self.operator.raw,

@@ -510,8 +510,9 @@ def reattest_worker(quote: Bytes[MAX_QUOTE], collateral_hash: bytes32, attested_
 def _hold_deposit(paid: uint256):
     """The registration's deposit joins what the identity holds until its next verdict."""
     assert paid >= self.registration_deposit, "deposit too low"
-    self.deposit_of[msg.sender] += paid
-    self.deposit_block[msg.sender] = block.number
+    if paid > 0:  # a network without deposits pays no storage for them
+        self.deposit_of[msg.sender] += paid
+        self.deposit_block[msg.sender] = block.number
 
 
 @internal
@@ -519,6 +520,8 @@ def _settle_deposit(worker: address, endorsed: bool):
     """A verdict settles what the worker's registrations hold: back to its operator if it was
     endorsed, forfeited if it was refused."""
     held: uint256 = self.deposit_of[worker]
+    if held == 0:
+        return
     self.deposit_of[worker] = 0
     if endorsed:
         self.refund_of[self.workers[worker].operator] += held
