@@ -19,6 +19,9 @@ LLAMA_WHEEL := $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-py3-none-linux_x86_64
 # anvil (the devnet chain) comes from npm into .tools; without node the embedded chain is used.
 ANVIL_VERSION := 1.7.1
 ANVIL_STAMP := .tools/.anvil-$(ANVIL_VERSION)
+# solc-js compiles the Solidity twin of the EVM consumer in tests (most DApps are Solidity).
+SOLC_VERSION := 0.8.28
+SOLC_STAMP := .tools/.solc-$(SOLC_VERSION)
 
 .PHONY: install devnet test test-fast lint fmt bench clean constraints
 
@@ -54,6 +57,11 @@ anvil:
 	    npm install --silent --no-audit --no-fund --prefix .tools "@foundry-rs/anvil@$(ANVIL_VERSION)" \
 	    && touch $(ANVIL_STAMP) || echo "anvil install failed: the embedded chain will be used"; \
 	else echo "npm not found: the devnet will use the embedded py-evm chain"; fi
+	@if [ -f $(SOLC_STAMP) ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	    npm install --silent --no-audit --no-fund --prefix .tools "solc@$(SOLC_VERSION)" \
+	    && touch $(SOLC_STAMP) || echo "solc-js install failed: the Solidity consumer tests cannot run"; \
+	else echo "npm not found: the Solidity consumer tests cannot run"; fi
 
 devnet: install
 	$(VENV)/bin/veil devnet --demo

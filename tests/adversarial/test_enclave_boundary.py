@@ -30,7 +30,9 @@ def test_the_interface_is_exactly_its_operations() -> None:
 
     service = EnclaveService()
     assert set(service._ops) == wire.OPS
-    # None hands out keys, plaintext state or a prepared query for the host to edit and sign.
+    # None hands out keys, plaintext state or a prepared query for the host to edit and sign;
+    # "jobs" hands out results already signed by the contract key, which the consumer checks
+    # (an edited one is refused: tests/chain/test_chain_consumer.py).
     assert {
         "hello",
         "boot",
@@ -44,6 +46,7 @@ def test_the_interface_is_exactly_its_operations() -> None:
         "status",
         "contract",
         "resync",
+        "jobs",
     } == wire.OPS
 
 

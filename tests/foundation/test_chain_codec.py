@@ -158,6 +158,22 @@ EVENTS: tuple[ev.ChainEvent, ...] = (
     ev.MasterKeyRotated(rotation=2, key_address=addr(0x0B), public_key=b"\x0c" * 32),
     ev.RotationAborted(rotation=0),
     ev.ClusterCreated(cluster_id=b"c1".ljust(32, b"\x00"), owner=addr(0x0D), suite=2),
+    ev.JobRequested(
+        contract_id=b"\xc2" * 32,
+        request_id=b"\x12" * 32,
+        consumer=addr(0x45),
+        deadline=99,
+        payload=b"job",
+    ),
+    ev.JobScheduled(
+        contract_id=b"\xc2" * 32,
+        schedule_id=U256,
+        consumer=addr(0x46),
+        every=3,
+        start=17,
+        payload=b"tick",
+    ),
+    ev.ScheduleCancelled(contract_id=b"\xc2" * 32, schedule_id=1),
     ev.ClusterWorkerAdded(cluster_id=b"c1".ljust(32, b"\x00"), worker=addr(3)),
     ev.ClusterWorkerRemoved(cluster_id=b"c1".ljust(32, b"\x00"), worker=addr(3)),
     ev.ClusterKeySet(

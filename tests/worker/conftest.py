@@ -147,8 +147,11 @@ def net(tmp_path: Path, engine: AgentRuntime) -> Iterator[Net]:
 # --- client side ---------------------------------------------------------------------------
 
 
-def deploy_counter(net: Net, *, salt: bytes = b"\x01" * 32, start: int = 0) -> bytes:
-    code = proto.pack_code("py", (EXAMPLES / "counter.py").read_bytes())
+def deploy_counter(
+    net: Net, *, salt: bytes = b"\x01" * 32, start: int = 0, source: bytes | None = None
+) -> bytes:
+    """The counter example (or ``source``, a Python agent with the same ``init``)."""
+    code = proto.pack_code("py", source or (EXAMPLES / "counter.py").read_bytes())
     init = bytes([proto.INIT_PUBLIC_TAG]) + json.dumps({"start": start}).encode()
     sender = net.network.sender(OWNER_FUNDED(net))
     return net.network.deploy_contract(

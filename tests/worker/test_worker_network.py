@@ -15,8 +15,11 @@ from click.testing import CliRunner
 from eth_hash.auto import keccak
 
 from veilnet.chain import ContractReverted
+from veilnet.chain.consumer import deploy_consumer
+from veilnet.cli.agent import agent as agent_cli
 from veilnet.cli.cluster import policy as cluster_policy
-from veilnet.codec import encode
+from veilnet.cli.consumer import consumer as consumer_cli
+from veilnet.codec import abi_decode, encode
 from veilnet.crypto import SecretKey
 from veilnet.sdk import Client, NetworkConfig, TransactionReverted
 from veilnet.worker import WorkerHost, bootstrap_network, cluster_id, dev_measurement
@@ -48,6 +51,21 @@ def _bootstrap(
     assert result.gatekeeper.hex == hosts[0].address
     assert [a.hex for a in result.clusters[C1]] == [h.address for h in hosts[1:]]
     return hosts
+
+
+def _network_file(net: Net) -> Path:
+    """A network.json for the SDK and the CLI (what ``veil devnet`` writes, in short)."""
+    addresses = net.deployment.addresses
+    document = {
+        "chain_id": addresses.chain_id,
+        "rpc_url": net.url,
+        "contracts": {"Registry": addresses.registry.hex, "Bus": addresses.bus.hex},
+        "genesis_block": net.deployment.genesis_block,
+        "clusters": ["0x" + C1.hex()],
+    }
+    path = net.root / "network.json"
+    path.write_text(json.dumps(document))
+    return path
 
 
 def _keyed(contract: bytes, *hosts: WorkerHost) -> bool:
@@ -372,20 +390,12 @@ def test_registration_deposits_come_back_and_owners_choose_who_deploys(net: Net)
             "allowed": {friend_address.hex: True},
         }
     # the same through the CLI, as a cluster owner would run it
-    document = {
-        "chain_id": addresses.chain_id,
-        "rpc_url": net.url,
-        "contracts": {"Registry": addresses.registry.hex, "Bus": addresses.bus.hex},
-        "genesis_block": net.deployment.genesis_block,
-        "clusters": ["0x" + C1.hex()],
-    }
-    (net.root / "network.json").write_text(json.dumps(document))
-    cli = ["--network", str(net.root / "network.json"), "--key", "0x" + net.admin_key.hex()]
+    cli = ["--network", str(_network_file(net)), "--key", "0x" + net.admin_key.hex()]
     shown = CliRunner().invoke(cluster_policy, [*cli, "--allow", stranger_address.hex, "--json"])
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.output)["allowed"] == {stranger_address.hex: True}
+    assert json.loads(shown.stdout)["allowed"] == {stranger_address.hex: True}
     shown = CliRunner().invoke(cluster_policy, [*cli, "--deny", stranger_address.hex, "--json"])
-    assert json.loads(shown.output) == {
+    assert json.loads(shown.stdout) == {
         "cluster": "0x" + C1.hex(),
         "open": False,
         "allowed": {stranger_address.hex: False},
@@ -398,3 +408,134 @@ def test_registration_deposits_come_back_and_owners_choose_who_deploys(net: Net)
     net.network.deploy_contract(
         net.network.sender(friend), salt=b"\x01" * 32, cluster_id=C1, code=code
     )
+
+
+_JOB_AGENT = (
+    b"def init(args):\n"
+    b"    state.set('count', (args or {}).get('start', 0))\n"
+    b"\n"
+    b"def handle(cmd):\n"
+    b"    state.set('count', (state.get('count') or 0) + cmd.get('by', 1))\n"
+    b"\n"
+    b"def job(request):\n"
+    b"    if request['payload'] == 'fail':\n"
+    b"        raise ValueError('asked to fail')\n"
+    b"    return {'count': state.get('count'), 'asked': request['payload']}\n"
+)
+
+
+def test_an_evm_request_gets_one_result_from_the_racing_members(net: Net) -> None:
+    """An EVM contract asks an agent for work: both members of its cluster run the agent's
+    ``job`` on committed state and deliver the result signed by the contract key; the consumer
+    takes exactly one. A job that throws answers with its error, so no request hangs."""
+    _, w1, w2 = _bootstrap(net)
+    contract = deploy_counter(net, start=41, source=_JOB_AGENT)
+    net.settle(lambda: _keyed(contract, w1, w2))
+    requester = net.network.sender(net.account(9))
+    consumer = deploy_consumer(net.network, requester, contract, ttl=60)
+    asked, _ = consumer.request(requester, b'{"pair": "ETH/USD"}')
+    failing, _ = consumer.request(requester, b'"fail"')
+    net.settle(lambda: not consumer.waiting(asked) and not consumer.waiting(failing))
+    expected = {"ok": True, "result": {"asked": {"pair": "ETH/USD"}, "count": 41}}
+    canonical = json.dumps(expected, sort_keys=True, separators=(",", ":")).encode()
+    assert consumer.state(asked) == keccak(canonical)
+    logs = net.network.client.call(
+        "eth_getLogs",
+        {"address": consumer.address.hex, "fromBlock": "0x0", "toBlock": "latest"},
+    )
+    fulfilled_topic = "0x" + keccak(b"Fulfilled(bytes32,bytes)").hex()
+    results = {
+        bytes.fromhex(log["topics"][1][2:]): json.loads(
+            abi_decode(["bytes"], bytes.fromhex(log["data"][2:]))[0]
+        )
+        for log in logs
+        if log["topics"][0] == fulfilled_topic
+    }
+    assert results[asked] == expected
+    assert results[failing]["ok"] is False
+    assert "asked to fail" in results[failing]["error"]["message"]
+    # both members ran both jobs; the consumer took exactly one result of each
+    assert len(results) == 2 and sum(log["topics"][0] == fulfilled_topic for log in logs) == 2
+
+
+def test_consumers_through_the_sdk_and_the_cli(net: Net) -> None:
+    """A DApp developer's path: deploy a consumer of an agent (SDK), ask it for work and list
+    its requests (``veil consumer request`` / ``requests``) until the workers' result landed."""
+    _, w1, w2 = _bootstrap(net)
+    contract = deploy_counter(net, start=7, source=_JOB_AGENT)
+    net.settle(lambda: _keyed(contract, w1, w2))
+    path = _network_file(net)
+    key = "0x" + net.account(9).hex()
+    with Client.connect(path, wallet=key) as client:
+        address = client.deploy_consumer("0x" + contract.hex(), ttl=40)
+    cli = ["--network", str(path), "--key", key]
+    asked = CliRunner().invoke(consumer_cli, ["request", address.hex, '{"n": 1}', *cli, "--json"])
+    assert asked.exit_code == 0, asked.output
+    request_id = json.loads(asked.stdout)["request_id"]
+
+    def listed() -> list[dict[str, Any]]:
+        shown = CliRunner().invoke(consumer_cli, ["requests", address.hex, *cli, "--json"])
+        assert shown.exit_code == 0, shown.output
+        rows: list[dict[str, Any]] = json.loads(shown.stdout)
+        return rows
+
+    net.settle(lambda: listed()[0]["status"] == "fulfilled")
+    (row,) = listed()
+    expected = {"ok": True, "result": {"asked": {"n": 1}, "count": 7}}
+    canonical = json.dumps(expected, sort_keys=True, separators=(",", ":")).encode()
+    assert row["request_id"] == request_id and row["result_hash"] == "0x" + keccak(canonical).hex()
+
+
+def test_a_standing_job_feeds_its_consumer_every_n_blocks(net: Net) -> None:
+    """The agent's owner schedules a job every 3 blocks: the members run it at each tick and
+    the consumer takes the tick results in order; once cancelled, no tick is run."""
+    _, w1, w2 = _bootstrap(net)
+    contract = deploy_counter(net, start=5, source=_JOB_AGENT)
+    net.settle(lambda: _keyed(contract, w1, w2))
+    consumer = deploy_consumer(net.network, net.network.sender(net.account(9)), contract, ttl=30)
+    # the owner (dev account 1 deployed it) schedules through the CLI
+    cli = ["--network", str(_network_file(net)), "--key", "0x" + net.account(1).hex(), "--json"]
+    agent_id = "0x" + contract.hex()
+    made = CliRunner().invoke(
+        agent_cli,
+        [
+            "schedule",
+            agent_id,
+            "--consumer",
+            consumer.address.hex,
+            "--every",
+            "3",
+            "--payload",
+            '"feed"',
+            *cli,
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    schedule_id = json.loads(made.stdout)["schedule_id"]
+    listed = CliRunner().invoke(agent_cli, ["schedules", agent_id, *cli])
+    assert json.loads(listed.stdout) == [
+        {
+            "schedule_id": schedule_id,
+            "consumer": consumer.address.hex,
+            "every": 3,
+            "start": json.loads(listed.stdout)[0]["start"],
+            "active": True,
+        }
+    ]
+
+    def last_tick() -> int:
+        return int(consumer.handle.call(net.network.client, "last_tick", schedule_id))
+
+    net.settle(lambda: last_tick() > 0)
+    first = last_tick()
+    net.settle(lambda: last_tick() > first)
+    expected = {"ok": True, "result": {"asked": "feed", "count": 5}}
+    canonical = json.dumps(expected, sort_keys=True, separators=(",", ":")).encode()
+    assert consumer.state(consumer.tick_id(schedule_id, last_tick())) == keccak(canonical)
+    ended = CliRunner().invoke(agent_cli, ["unschedule", str(schedule_id), *cli])
+    assert ended.exit_code == 0, ended.output
+    stopped = last_tick()
+    for _ in range(12):
+        net.chain.mine(1)
+    net.settle(lambda: True)
+    assert last_tick() == stopped  # the consumer takes no tick of a cancelled schedule

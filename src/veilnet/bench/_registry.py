@@ -30,6 +30,7 @@ _BENCH_MODULES = {
     "query": "veilnet.bench.query",
     "rotation": "veilnet.bench.rotation",
     "inference": "veilnet.bench.inference",
+    "rollup": "veilnet.bench.rollup",
 }
 
 _VERSIONED_PACKAGES = (

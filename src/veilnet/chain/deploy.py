@@ -243,6 +243,17 @@ class Network:
         """The second step of ``transfer_contract``, by the new owner."""
         return self._bus_tx(sender, "accept_contract", contract_id)
 
+    def schedule(
+        self, sender: TxSender, contract_id: bytes, consumer: Address, every: int, payload: bytes
+    ) -> int:
+        """The agent's owner: a standing job every ``every`` blocks, its results delivered to
+        ``consumer``; returns the schedule id."""
+        self._bus_tx(sender, "schedule", contract_id, consumer, every, payload)
+        return int(self.bus.call(self.client, "schedule_count"))
+
+    def cancel_schedule(self, sender: TxSender, schedule_id: int) -> Receipt:
+        return self._bus_tx(sender, "cancel_schedule", schedule_id)
+
     def set_controller(self, sender: TxSender, contract_id: bytes, controller: Address) -> Receipt:
         return self._bus_tx(sender, "set_controller", contract_id, controller)
 

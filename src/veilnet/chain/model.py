@@ -48,6 +48,8 @@ __all__ = [
     "GatekeeperAdded",
     "GatekeeperRemoved",
     "HeartbeatRecorded",
+    "JobRequested",
+    "JobScheduled",
     "MasterKeyRotated",
     "MasterKeySet",
     "MeasurementSet",
@@ -62,6 +64,7 @@ __all__ = [
     "RotationLocked",
     "RotationProposed",
     "RotationThresholdSet",
+    "ScheduleCancelled",
     "WorkerEndorsed",
     "WorkerFlagged",
     "WorkerKeyPublished",
@@ -524,6 +527,40 @@ class DeployPolicySet(ChainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JobRequested(ChainEvent):
+    """Bus: an EVM contract (the consumer) asked an agent for work, due by ``deadline``."""
+
+    CONTRACT: ClassVar[str] = "Bus"
+    contract_id: bytes
+    request_id: bytes
+    consumer: Address
+    deadline: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobScheduled(ChainEvent):
+    """Bus: an agent's owner set a standing job, every ``every`` blocks from ``start``."""
+
+    CONTRACT: ClassVar[str] = "Bus"
+    contract_id: bytes
+    schedule_id: int
+    consumer: Address
+    every: int
+    start: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleCancelled(ChainEvent):
+    """Bus: an agent's owner cancelled a standing job."""
+
+    CONTRACT: ClassVar[str] = "Bus"
+    contract_id: bytes
+    schedule_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegistrationDepositSet(ChainEvent):
     """Registry: governance set the deposit a registration or re-attestation pays."""
 
@@ -560,6 +597,9 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     RotationAborted,
     RotationThresholdSet,
     DeployPolicySet,
+    JobRequested,
+    JobScheduled,
+    ScheduleCancelled,
     RegistrationDepositSet,
     ClusterCreated,
     ClusterWorkerAdded,

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "audit": "veilnet.cli.audit:audit",
     "keys": "veilnet.cli.keys:keys",
     "cluster": "veilnet.cli.cluster:cluster",
+    "consumer": "veilnet.cli.consumer:consumer",
     "enclave": "veilnet.cli.enclave:enclave",
 }
 

@@ -238,3 +238,72 @@ def secrets_set(
             + ("[green]stored[/green]" if d["applied"] else f"sent (command #{d['seq']})")
         ),
     )
+
+
+@agent.command()
+@click.argument("contract_id", metavar="ID")
+@click.option("--consumer", required=True, metavar="0xADDR", help="VeilConsumer taking results.")
+@click.option("--every", required=True, type=click.IntRange(min=1), help="Blocks between runs.")
+@click.option("--payload", default="null", metavar="JSON", help="What job() receives.")
+@network_options
+@json_option
+def schedule(
+    contract_id: str,
+    consumer: str,
+    every: int,
+    payload: str,
+    network: Path | None,
+    key: str | None,
+    as_json: bool,
+) -> None:
+    """Run agent ID's job() every N blocks and deliver each result to a consumer (owner only).
+    `veil agent schedules ID` lists them; `veil agent unschedule SID` ends one."""
+    body = parse_json(payload, "--payload")
+    with open_client(network, key) as client:
+        schedule_id = client.schedule_job(contract_id, consumer, every=every, payload=body)
+    emit(
+        {"schedule_id": schedule_id, "agent": contract_id, "consumer": consumer, "every": every},
+        as_json=as_json,
+        render=lambda d: console.print(f"schedule {d['schedule_id']}: every {every} blocks"),
+    )
+
+
+@agent.command()
+@click.argument("contract_id", metavar="ID")
+@network_options
+@json_option
+def schedules(contract_id: str, network: Path | None, key: str | None, as_json: bool) -> None:
+    """List agent ID's standing jobs."""
+    with open_client(network, key) as client:
+        found = client.schedules(contract_id)
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        table = Table(title="schedules")
+        for column in ("id", "consumer", "every", "since block", "active"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(
+                str(row["schedule_id"]),
+                row["consumer"],
+                str(row["every"]),
+                str(row["start"]),
+                "yes" if row["active"] else "cancelled",
+            )
+        console.print(table)
+
+    emit(found, as_json=as_json, render=render)
+
+
+@agent.command()
+@click.argument("schedule_id", metavar="SID", type=int)
+@network_options
+@json_option
+def unschedule(schedule_id: int, network: Path | None, key: str | None, as_json: bool) -> None:
+    """End standing job SID (its agent's owner only)."""
+    with open_client(network, key) as client:
+        block = client.cancel_schedule(schedule_id)
+    emit(
+        {"schedule_id": schedule_id, "cancelled_at": block},
+        as_json=as_json,
+        render=lambda d: console.print(f"schedule {schedule_id} cancelled at block {block}"),
+    )

@@ -91,6 +91,7 @@ class EnclaveService:
             wire.OP_STATUS: self._status,
             wire.OP_CONTRACT: self._contract,
             wire.OP_RESYNC: self._resync,
+            wire.OP_JOBS: self._jobs,
         }
         if set(self._ops) != wire.OPS:
             raise RuntimeError("the enclave service and the interface disagree on operations")
@@ -234,6 +235,15 @@ class EnclaveService:
             prepared = core.prepare_query(body)
         # the agent runs on the snapshot, so a slow llm.chat never holds up block application
         return core.run_query(prepared, io=_query_io(io, self._io_kinds))
+
+    def _jobs(self, body: bytes, io: IOChannel | None) -> bytes:
+        with self._lock:  # take the queue with its snapshots: fast
+            core = self.core
+            prepared = core.take_jobs()
+        query_io = _query_io(io, self._io_kinds)
+        # the agents run on the snapshots, outside the lock
+        results = tuple(core.run_job(job, io=query_io) for job in prepared)
+        return wire.Jobs(results=results).to_bytes()
 
     def _attest(self, body: bytes, io: IOChannel | None) -> bytes:
         if len(body) != 32:

@@ -729,6 +729,31 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("allowed", "bool", _D),
         consumed=False,
     ),
+    _abi(
+        _BUS,
+        "JobRequested",
+        ("contract_id", "bytes32", _I),
+        ("request_id", "bytes32", _I),
+        ("consumer", "address", _I),
+        ("deadline", "uint64", _D),
+        ("payload", "bytes", _D),
+    ),
+    _abi(
+        _BUS,
+        "JobScheduled",
+        ("contract_id", "bytes32", _I),
+        ("schedule_id", "uint256", _I),
+        ("consumer", "address", _I),
+        ("every", "uint64", _D),
+        ("start", "uint64", _D),
+        ("payload", "bytes", _D),
+    ),
+    _abi(
+        _BUS,
+        "ScheduleCancelled",
+        ("contract_id", "bytes32", _I),
+        ("schedule_id", "uint256", _I),
+    ),
 )
 """Every event the Registry and the Bus emit, as their Vyper ABI declares it (a test compares
 this table with the compiled artifacts), and the core record each decodes into."""

@@ -29,7 +29,7 @@ from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.events import BlockHeader
 from veilnet.protocol.registration import RegistrationRequest
 
-ENCLAVE_INTERFACE_VERSION: Final = 3
+ENCLAVE_INTERFACE_VERSION: Final = 4
 """Bumped whenever an operation or a record of this module changes shape (2:
 ``register_transaction``, whose calldata the core builds, replaced ``sign_transaction``; 3:
 ``apply_block`` takes a raw ``ChainBlock`` the core proves itself, ``EnclaveConfig`` carries
@@ -81,6 +81,10 @@ OP_CONTRACT: Final = "contract"
 """body: 32-byte contract id → ``ContractStatus``."""
 OP_RESYNC: Final = "resync"
 """body: empty → ``Booted``: restart from genesis keeping the keys of a late join."""
+OP_JOBS: Final = "jobs"
+"""body: empty → ``Jobs``: run the job requests the applied blocks queued for served agents
+(their ``job`` entry, on committed state) and return each result signed by the contract key,
+for the host to deliver to its consumer."""
 
 OPS: Final = frozenset(
     {
@@ -96,6 +100,7 @@ OPS: Final = frozenset(
         OP_STATUS,
         OP_CONTRACT,
         OP_RESYNC,
+        OP_JOBS,
     }
 )
 
@@ -320,6 +325,29 @@ class SignedRegistration(Record):
 class Checkpointed(Record):
     sealed: bytes
     block_number: int
+
+
+@record("enclave.job_result")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobResult(Record):
+    """``VeilConsumer.fulfill(request_id, result, signature)`` on ``consumer``, due by block
+    ``deadline``; the signature is the agent's contract key's (``veilnet.protocol.results``)."""
+
+    consumer: bytes
+    request_id: bytes
+    result: bytes
+    signature: bytes
+    deadline: int
+    schedule_id: int = 0
+    """Non-zero for a standing job's tick: deliver with ``fulfill_tick(schedule_id, height,
+    result, signature)`` instead."""
+    height: int = 0
+
+
+@record("enclave.jobs")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Jobs(Record):
+    results: tuple[JobResult, ...]
 
 
 @record("enclave.cluster_status")

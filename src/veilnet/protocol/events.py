@@ -27,6 +27,8 @@ __all__ = [
     "GatekeeperAdded",
     "GatekeeperRemoved",
     "HeartbeatRecorded",
+    "JobRequested",
+    "JobScheduled",
     "MasterKeyRotated",
     "MasterKeySet",
     "MeasurementSet",
@@ -35,6 +37,7 @@ __all__ = [
     "RotationConfirmed",
     "RotationLocked",
     "RotationProposed",
+    "ScheduleCancelled",
     "WorkerEndorsed",
     "WorkerFlagged",
     "WorkerKeyPublished",
@@ -305,6 +308,36 @@ class Command(ChainEvent):
     seq: int
     sender: bytes
     payload: bytes
+
+
+@record("ev.job_requested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRequested(ChainEvent):
+    contract_id: bytes
+    request_id: bytes
+    consumer: bytes
+    """The EVM contract that asked (it takes the signed result: ``VeilConsumer``)."""
+    deadline: int
+    """The last block in which the consumer takes a result."""
+    payload: bytes
+
+
+@record("ev.job_scheduled")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobScheduled(ChainEvent):
+    contract_id: bytes
+    schedule_id: int
+    consumer: bytes
+    every: int
+    start: int
+    payload: bytes
+
+
+@record("ev.schedule_cancelled")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleCancelled(ChainEvent):
+    contract_id: bytes
+    schedule_id: int
 
 
 @record("ev.egress")

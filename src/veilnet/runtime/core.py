@@ -42,7 +42,15 @@ from veilnet.protocol.registration import (
     register_worker_calldata,
     registration_report_data,
 )
-from veilnet.runtime import checkpoints, commitments, dispatch, lightclient, queries, quorum
+from veilnet.runtime import (
+    checkpoints,
+    commitments,
+    dispatch,
+    jobs,
+    lightclient,
+    queries,
+    quorum,
+)
 from veilnet.runtime.agents import QueryIO
 from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.context import CoreContext
@@ -294,6 +302,15 @@ class EnclaveCore:
         return queries.run(self._core, prepared, io=io)
 
     # ------------------------------------------------------------------ attestation --------
+
+    def take_jobs(self) -> list[jobs.PreparedJob]:
+        """The job requests of served agents queued by the blocks applied so far, each with
+        the committed state it reads and the key that signs it (fast: call under the lock)."""
+        return jobs.take(self._core)
+
+    def run_job(self, prepared: jobs.PreparedJob, *, io: QueryIO | None = None) -> jobs.JobResult:
+        """Run one taken job and sign its result (touches no mutable core state)."""
+        return jobs.run(self._core, prepared, io=io)
 
     def attest(self, nonce: bytes) -> bytes:
         """A quote binding this worker's address, the nonce and the configuration digest

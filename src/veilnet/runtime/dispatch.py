@@ -14,6 +14,7 @@ from veilnet.runtime import (
     contracts,
     encryption,
     gatekeeper,
+    jobs,
     lightclient,
     registry,
     rotation,
@@ -51,6 +52,7 @@ HANDLERS: Final = _merge(
     rotation.HANDLERS,
     clusters.HANDLERS,
     contracts.HANDLERS,
+    jobs.HANDLERS,
     {ev.Egress: _on_egress},
 )
 """Chain events the core acts on, by record type (others, e.g. EgressRejected, are ignored)."""
@@ -77,6 +79,7 @@ def apply_block(core: CoreContext, raw: ChainBlock) -> None:
     encryption.end_block(core, header, block.events)
     commitments.maybe_commit(core, header)
     commitments.maybe_heartbeat(core, header)
+    jobs.tick(core, header)
 
 
 def apply_event(core: CoreContext, header: ev.BlockHeader, event: ev.ChainEvent) -> None:

@@ -38,7 +38,7 @@ from veilnet.runtime.errors import (
 )
 from veilnet.runtime.replicated import ContractRuntime
 from veilnet.sandbox.errors import SandboxError
-from veilnet.sandbox.interfaces import Context, Entry, JSONValue, Mode
+from veilnet.sandbox.interfaces import Context, Entry, JSONValue
 
 QUERY_SEQ = -2
 """The ``seq`` queries run under (randomness differs from any command's)."""
@@ -300,33 +300,48 @@ def _outcome_answer(
 
 def run_agent(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None) -> OutcomeRecord:
     """The agent's ``query`` entry on the prepared snapshot (nothing sealed or signed)."""
+    return run_on_snapshot(
+        core,
+        entry=Entry.QUERY,
+        head=prepared.head,
+        contract_id=prepared.contract_id,
+        caller=prepared.wallet,
+        msg=prepared.msg,
+        snapshot=prepared.snapshot,
+        seq=QUERY_SEQ,
+        nonce=prepared.wallet + prepared.request_id,
+        io=io,
+    )
+
+
+def run_on_snapshot(
+    core: CoreContext,
+    *,
+    entry: Entry,
+    head: ev.BlockHeader,
+    contract_id: bytes,
+    caller: bytes,
+    msg: JSONValue,
+    snapshot: dict[bytes, Snapshot],
+    seq: int,
+    nonce: bytes,
+    io: QueryIO | None,
+) -> OutcomeRecord:
+    """Run a read-only entry (``query``, ``job``) of an agent on a snapshot of committed
+    state, in that entry's mode; what it raised or threw becomes a failure outcome."""
     ctx = Context(
-        caller=Address(prepared.wallet).hex,
-        contract_id="0x" + prepared.contract_id.hex(),
-        block_number=prepared.head.number,
-        block_timestamp=prepared.head.timestamp,
-        mode=Mode.QUERY,
+        caller=Address(caller).hex,
+        contract_id="0x" + contract_id.hex(),
+        block_number=head.number,
+        block_timestamp=head.timestamp,
+        mode=entry.mode,
     )
     host = AgentHost(
-        core,
-        prepared.head,
-        prepared.contract_id,
-        ctx,
-        CallJournal(),
-        seq=QUERY_SEQ,
-        io=io,
-        snapshot=prepared.snapshot,
-        nonce=prepared.wallet + prepared.request_id,
+        core, head, contract_id, ctx, CallJournal(), seq=seq, io=io, snapshot=snapshot, nonce=nonce
     )
-    caller = prepared.wallet
     try:
         outcome = core.engine.invoke(
-            agents.load_agent(core, prepared.contract_id),
-            Entry.QUERY,
-            prepared.msg,
-            host,
-            ctx,
-            core.config.limits,
+            agents.load_agent(core, contract_id), entry, msg, host, ctx, core.config.limits
         )
     except SandboxError as exc:
         return OutcomeRecord.failure(exc.code, exc.message, sender=caller)

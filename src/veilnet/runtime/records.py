@@ -129,6 +129,17 @@ class ClusterInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleInfo:
+    """A standing job (``JobScheduled``): every ``every`` blocks after ``start``."""
+
+    contract_id: bytes
+    consumer: bytes
+    every: int
+    start: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ContractInfo:
     cluster: bytes
     owner: bytes

@@ -36,6 +36,7 @@ from veilnet.runtime.records import (
     ContractInfo,
     MasterKeyInfo,
     RotationState,
+    ScheduleInfo,
     WorkerInfo,
 )
 from veilnet.runtime.state import ContractState, Journal
@@ -144,6 +145,8 @@ class ReplicatedState:
     flagged: set[bytes] = field(default_factory=set, metadata=_IN_ROOT)
     """Worker identities the Registry caught running twice: they get no key, ever again."""
     divergences: dict[bytes, int] = field(default_factory=dict, metadata=_IN_ROOT)
+    schedules: dict[int, ScheduleInfo] = field(default_factory=dict, metadata=_IN_ROOT)
+    """Standing jobs by schedule id (``JobScheduled`` until ``ScheduleCancelled``)."""
     """Worker → the newest height at which the Registry found its state commitment against
     its cluster's majority (``ReplicaDiverged``); cleared when it registers again."""
     buffered: dict[bytes, Buffered] = field(default_factory=dict, metadata=_OWN)
@@ -159,6 +162,9 @@ class ReplicatedState:
     after its successor landed)."""
     resync_keyring: bytes | None = field(default=None, metadata=_RUN)
     """Keys to carry into a resync from genesis, captured when the late join's keys arrive."""
+    jobs: list[Any] = field(default_factory=list, metadata=_RUN)
+    """Job requests of served agents waiting to run (``jobs.PendingJob``): not sealed, since
+    every member answers them and the consumer takes the first valid result."""
     diverged: list[str] = field(default_factory=list, metadata=_RUN)
     """What this replica saw land that differs from what it computed (for slashing later)."""
 

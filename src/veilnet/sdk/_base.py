@@ -368,18 +368,19 @@ class BaseClient:
         self,
         wallet: Wallet,
         *,
-        to: Address,
+        to: Address | None,
         data: bytes,
         nonce: int,
         gas: int,
         base_fee: int,
         value: int = 0,
     ) -> tuple[bytes, bytes]:
+        """(raw, hash) of an EIP-1559 transaction; ``to`` None creates a contract."""
         return wallet.sign_transaction(
             {
                 "chainId": self.config.chain_id,
                 "nonce": nonce,
-                "to": to.hex,
+                "to": to.hex if to is not None else b"",
                 "value": value,
                 "data": data,
                 "gas": gas + gas * C.GAS_MARGIN_PERCENT // 100,

@@ -46,6 +46,8 @@ MAX_AGENT_CODE: Final = 24576
 """The Registry's limit on packed agent code (``MAX_CODE`` in Registry.vy)."""
 MAX_INIT_ARGS: Final = 4096
 DEFAULT_WAIT_S: Final = 60.0
+CONSUMER_TTL_BLOCKS: Final = 100
+"""Blocks a ``VeilConsumer``'s requests wait for their result unless told otherwise."""
 ROTATION_WAIT_S: Final = 180.0
 GAS_MARGIN_PERCENT: Final = 25
 PRIORITY_FEE_WEI: Final = 10**9

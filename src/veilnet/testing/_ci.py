@@ -31,6 +31,12 @@ def _anvil_present() -> bool:
     return find_anvil() is not None
 
 
+def _solc_present() -> bool:
+    from veilnet.chain.solidity import find_solc
+
+    return find_solc() is not None
+
+
 def _smollm2_present() -> bool:
     # The package alone is not enough: its GGUF file is what the backend loads.
     from veilnet.inference import InferenceModelMissing, default_model_path
@@ -49,6 +55,11 @@ TOOLS: dict[str, Tool] = {
             name="anvil",
             is_present=_anvil_present,
             install="the devnet chain: `make` installs it into .tools with npm, which needs node",
+        ),
+        Tool(
+            name="solc",
+            is_present=_solc_present,
+            install="solc-js for the Solidity consumer: `make` installs it into .tools with npm",
         ),
         Tool(
             name="llama_cpp",

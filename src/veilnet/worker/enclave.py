@@ -255,6 +255,12 @@ class Enclave:
     def contract(self, contract_id: bytes) -> wire.ContractStatus:
         return wire.ContractStatus.from_bytes(self._call(wire.OP_CONTRACT, contract_id))
 
+    def jobs(self, io: IOHandler | None = None) -> wire.Jobs:
+        """Run the queued job requests; their results, signed by the contract keys."""
+        return wire.Jobs.from_bytes(
+            self._call(wire.OP_JOBS, b"", io), max_size=wire.MAX_FRAME_BYTES
+        )
+
 
 def _hex(value: object) -> str:
     """JSON has no bytes: a transaction's ``data`` travels as 0x-hex, which eth-account reads."""

@@ -59,6 +59,7 @@ from veilnet.protocol.errors import (
     QuorumNotReached,
 )
 from veilnet.protocol.events import BlockHeader
+from veilnet.worker._jobs import JobWorker
 from veilnet.worker._relay import RelayWorker
 from veilnet.worker.api import APIServer, QueryPool, create_app
 from veilnet.worker.config import WorkerConfig
@@ -155,6 +156,7 @@ class WorkerHost:
         self._last_checkpoint: int | None = None
         self._thread: threading.Thread | None = None
         self._relay: RelayWorker | None = None
+        self._jobs: JobWorker | None = None
         self._api: APIServer | None = None
         self._queries: QueryPool | None = None
         self._clients: list[JSONRPCClient] = []
@@ -261,12 +263,22 @@ class WorkerHost:
         relay_client = self._client()
         relay_network = Network(relay_client, cfg.deployment.addresses)
         journal = RelayJournal(self.storage.relay_journal_path)
-        relay = EgressRelay(relay_network, relay_network.sender(cfg.operator_key), journal=journal)
+        operator = relay_network.sender(cfg.operator_key)
+        relay = EgressRelay(relay_network, operator, journal=journal)
         self._relay = RelayWorker(
             relay, journal, metrics=self.metrics, log=self.log, on_settled=self._notify
         )
         self._relay.start()
         self._query_io = self._make_query_io()
+        # jobs pay gas from the operator too: the same sender, whose nonces are thread-safe
+        self._jobs = JobWorker(
+            lambda: self.enclave.jobs(self._query_io),
+            Network(self._client(), cfg.deployment.addresses),
+            operator,
+            head=lambda: self._chain_head,
+            log=self.log,
+        )
+        self._jobs.start()
         if cfg.serve_api:
             self._queries = QueryPool(cfg.query_threads, name=f"veil-{cfg.name}-query")
             app = create_app(self, pool=self._queries)
@@ -302,6 +314,8 @@ class WorkerHost:
                 with self._lock:
                     self._checkpoint(force=True)
             self._relay.stop()
+        if self._jobs is not None:
+            self._jobs.stop()
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -646,6 +660,8 @@ class WorkerHost:
                 self.storage.save_keys(applied.sealed_keys)
             if applied.egress and self._relay is not None:
                 self._relay.put(list(applied.egress))
+            if self._jobs is not None:
+                self._jobs.poke()
             if applied.resync_ready:
                 self._resync()
                 return False

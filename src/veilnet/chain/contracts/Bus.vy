@@ -28,6 +28,13 @@ MAX_CODE: constant(uint256) = 24576
 MAX_INIT: constant(uint256) = 4096
 KIND_WORKER: constant(uint8) = 1
 KIND_CLUSTER: constant(uint8) = 3
+# Job requests from EVM contracts: a request's payload, and how many blocks it may wait for
+# its result (the consumer's deadline: past it, the consumer refunds and refuses a result).
+MAX_REQUEST: constant(uint256) = 4096
+MAX_REQUEST_TTL: constant(uint256) = 7200
+# Blocks a contract's previous key may still sign results once its next key landed: the
+# enclave cores' default key window, so results signed just before a rotation still count.
+RESULT_KEY_WINDOW: constant(uint256) = 200
 # The largest payload an enclave core emits (`limits.MAX_EGRESS_PAYLOAD`): a lower limit would
 # make some signed message unpostable, and every later message of its origin a gap.
 MIN_MAX_PAYLOAD: constant(uint256) = 8192
@@ -119,6 +126,33 @@ event DeployPolicySet:
     deployer: indexed(address)
     allowed: bool
 
+event JobRequested:
+    contract_id: indexed(bytes32)
+    request_id: indexed(bytes32)
+    consumer: indexed(address)
+    deadline: uint64
+    payload: Bytes[MAX_REQUEST]
+
+event JobScheduled:
+    contract_id: indexed(bytes32)
+    schedule_id: indexed(uint256)
+    consumer: indexed(address)
+    every: uint64
+    start: uint64
+    payload: Bytes[MAX_REQUEST]
+
+event ScheduleCancelled:
+    contract_id: indexed(bytes32)
+    schedule_id: indexed(uint256)
+
+
+struct Schedule:
+    contract_id: bytes32
+    consumer: address
+    every: uint64
+    start: uint64
+    active: bool
+
 
 struct AgentContract:
     cluster: bytes32
@@ -149,6 +183,16 @@ pending_contract_owner: public(HashMap[bytes32, address])
 # default); while it is closed, the owner and the deployers it allowed.
 deploy_closed: public(HashMap[bytes32, bool])
 deployers: public(HashMap[bytes32, HashMap[address, bool]])
+# Each consumer's next request number: request ids derive from (chain, Bus, consumer, number),
+# so a reorg that drops a request cannot give its id to another.
+request_nonce: public(HashMap[address, uint64])
+# Standing jobs: every `every` blocks after `start`, the agent's workers run its job with the
+# schedule's payload and deliver the result to `consumer` (`VeilConsumer.fulfill_tick`).
+schedules: public(HashMap[uint256, Schedule])
+schedule_count: public(uint256)
+# A contract's previous key and the block until which it may still sign results.
+retired_key: public(HashMap[bytes32, address])
+retired_until: public(HashMap[bytes32, uint256])
 
 
 @deploy
@@ -380,11 +424,89 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_P
     assert epoch == cluster_epoch, "wrong epoch"
     assert epoch > self.contracts[contract_id].key_epoch, "stale epoch"
     extcall IRegistry(registry).claim_origin(key_address)
+    previous: address = self.contracts[contract_id].key_address
+    if previous != empty(address):
+        self.retired_key[contract_id] = previous
+        self.retired_until[contract_id] = block.number + RESULT_KEY_WINDOW
     self.contracts[contract_id].key_epoch = epoch
     self.contracts[contract_id].key_address = key_address
     self.contracts[contract_id].key_hash = keccak256(public_key)
     self.contracts[contract_id].key_block = convert(block.number, uint64)
     log ContractKeySet(contract_id=contract_id, epoch=epoch, key_address=key_address, public_key=public_key)
+
+
+# --- jobs and results -------------------------------------------------------------------
+
+@external
+def request(contract_id: bytes32, payload: Bytes[MAX_REQUEST], ttl: uint256) -> bytes32:
+    """
+    @notice An EVM contract (the consumer) asks an agent for work: its workers run the agent's
+            `job` entry point and sign the result with the contract's key, which the consumer
+            checks with `may_sign_results`. Returns the request id; the result is due within
+            `ttl` blocks (1 to MAX_REQUEST_TTL).
+    """
+    assert self.contracts[contract_id].owner != empty(address), "unknown contract"
+    assert not self.contracts[contract_id].paused, "contract paused"
+    assert ttl > 0 and ttl <= MAX_REQUEST_TTL, "bad ttl"
+    nonce: uint64 = self.request_nonce[msg.sender]
+    self.request_nonce[msg.sender] = nonce + 1
+    request_id: bytes32 = keccak256(abi_encode(chain.id, self, msg.sender, nonce))
+    deadline: uint64 = convert(block.number + ttl, uint64)
+    log JobRequested(
+        contract_id=contract_id, request_id=request_id, consumer=msg.sender, deadline=deadline, payload=payload
+    )
+    return request_id
+
+
+@external
+def schedule(contract_id: bytes32, consumer: address, every: uint64, payload: Bytes[MAX_REQUEST]) -> uint256:
+    """
+    @notice The agent's owner sets a standing job: every `every` blocks (1 or more) from now,
+            the agent's workers run its job with `payload` and deliver the signed result to
+            `consumer`. Returns the schedule's id (numbered from 1).
+    """
+    assert self.contracts[contract_id].owner == msg.sender, "not owner"
+    assert every > 0, "bad interval"
+    assert consumer != empty(address), "zero address"
+    schedule_id: uint256 = self.schedule_count + 1
+    self.schedule_count = schedule_id
+    start: uint64 = convert(block.number, uint64)
+    self.schedules[schedule_id] = Schedule(
+        contract_id=contract_id, consumer=consumer, every=every, start=start, active=True
+    )
+    log JobScheduled(
+        contract_id=contract_id,
+        schedule_id=schedule_id,
+        consumer=consumer,
+        every=every,
+        start=start,
+        payload=payload,
+    )
+    return schedule_id
+
+
+@external
+def cancel_schedule(schedule_id: uint256):
+    contract_id: bytes32 = self.schedules[schedule_id].contract_id
+    assert self.schedules[schedule_id].active, "no such schedule"
+    assert self.contracts[contract_id].owner == msg.sender, "not owner"
+    self.schedules[schedule_id].active = False
+    log ScheduleCancelled(contract_id=contract_id, schedule_id=schedule_id)
+
+
+@view
+@external
+def may_sign_results(contract_id: bytes32, signer: address) -> bool:
+    """
+    @notice Whether `signer` is the agent's current contract key, or its previous one within
+            RESULT_KEY_WINDOW blocks of the rotation: what a consumer checks before it takes a
+            result.
+    """
+    if signer == empty(address):
+        return False
+    if signer == self.contracts[contract_id].key_address:
+        return True
+    return signer == self.retired_key[contract_id] and block.number <= self.retired_until[contract_id]
 
 
 # --- egress -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Generated from ``sdk/_async`` by ``scripts/unasync.py``; edit the async original
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -13,6 +14,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from veilnet.chain.artifacts import load_artifact
+from veilnet.chain.contracts import ContractHandle
 from veilnet.chain.model import (
     ClusterCreated,
     ClusterKeySet,
@@ -22,11 +25,13 @@ from veilnet.chain.model import (
     Egress,
     GatekeeperAdded,
     GatekeeperRemoved,
+    JobRequested,
+    JobScheduled,
     ReplicaDiverged,
     WorkerReattested,
     WorkerRegistered,
 )
-from veilnet.codec import CodecError, encode
+from veilnet.codec import CodecError, abi_encode, encode
 from veilnet.crypto import Address
 from veilnet.protocol import envelopes as proto
 from veilnet.sdk import constants as C  # noqa: N812
@@ -37,6 +42,7 @@ from veilnet.sdk._base import (
     Hook,
     OpenedResponse,
     PendingQuery,
+    _unhex,
     agent_failure,
     language_of,
 )
@@ -283,30 +289,27 @@ class Client(BaseClient):
     def transact(
         self,
         wallet: Wallet,
-        to: Address,
+        to: Address | None,
         data: bytes,
         *,
         value: int = 0,
         timeout: float = C.DEFAULT_WAIT_S,
     ) -> dict[str, Any]:
-        """Sign, send and wait for one transaction; returns the receipt document.
+        """Sign, send and wait for one transaction (``to`` None: a contract creation); returns
+        the receipt document.
 
         Raises:
             TransactionReverted: the estimate or the mined transaction reverted.
             ChainUnavailable / Timeout: the node failed or did not mine it in time.
         """
-        gas = int(
-            self._rpc(
-                "eth_estimateGas",
-                {
-                    "from": wallet.address.hex,
-                    "to": to.hex,
-                    "data": "0x" + data.hex(),
-                    "value": hex(value),
-                },
-            ),
-            16,
-        )
+        call: dict[str, Any] = {
+            "from": wallet.address.hex,
+            "data": "0x" + data.hex(),
+            "value": hex(value),
+        }
+        if to is not None:
+            call["to"] = to.hex
+        gas = int(self._rpc("eth_estimateGas", call), 16)
         base_fee = self._fees()
         # One send at a time per wallet: nonces must reach the node in order.
         lock = self._send_locks.setdefault(wallet.address.raw, threading.Lock())
@@ -952,6 +955,157 @@ class Client(BaseClient):
         amount = int(self.registry_view("refund_of", owner.address))
         self.transact(owner, self.config.registry, self.registry.encode("claim_refund"))
         return amount
+
+    # ---- EVM consumers (VeilConsumer) ------------------------------------------------------
+
+    def deploy_consumer(
+        self,
+        agent: bytes | str,
+        *,
+        ttl: int = C.CONSUMER_TTL_BLOCKS,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> Address:
+        """Deploy a ``VeilConsumer`` of ``agent`` (its requests wait ``ttl`` blocks for a
+        result); returns its address.
+
+        Raises:
+            TransactionReverted / ChainUnavailable: the deployment failed.
+        """
+        agent_id = _contract_id(agent)
+        code = load_artifact("VeilConsumer").bytecode + abi_encode(
+            ["address", "bytes32", "uint256"], [self.config.bus.hex, agent_id, ttl]
+        )
+        receipt = self.transact(self.wallet_for(wallet), None, code)
+        address = receipt.get("contractAddress")
+        if not address:
+            raise ChainUnavailable("the node reported no address for the deployed consumer")
+        return Address.parse(str(address))
+
+    def consumer_request(
+        self,
+        consumer: Address | bytes | str,
+        payload: Any,
+        *,
+        value: int = 0,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> bytes:
+        """Ask ``consumer``'s agent for work (``payload``: bytes, or a value sent as JSON);
+        returns the request id (from the Bus's ``JobRequested`` in the receipt).
+
+        Raises:
+            TransactionReverted: the Bus refused (``unknown contract``, ``contract paused``).
+        """
+        target = consumer if isinstance(consumer, Address) else Address.parse(consumer)
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        data = ContractHandle("VeilConsumer", target).encode("request", body)
+        receipt = self.transact(self.wallet_for(wallet), target, data, value=value)
+        for event in self.decode_logs(list(receipt.get("logs") or [])):
+            if isinstance(event, JobRequested) and event.consumer == target:
+                return bytes(event.request_id)
+        raise ChainUnavailable("the receipt holds no JobRequested for this consumer")
+
+    def schedule_job(
+        self,
+        agent: bytes | str,
+        consumer: Address | bytes | str,
+        *,
+        every: int,
+        payload: Any,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> int:
+        """The agent's owner sets a standing job (``Bus.schedule``): every ``every`` blocks
+        (1 or more) its workers run ``job`` with ``payload`` (bytes, or a value sent as JSON)
+        and deliver the signed result to ``consumer`` (``VeilConsumer.fulfill_tick``). Returns
+        the schedule id.
+
+        Raises:
+            TransactionReverted: ``not owner``, ``bad interval``, ``zero address``.
+        """
+        agent_id = _contract_id(agent)
+        target = consumer if isinstance(consumer, Address) else Address.parse(consumer)
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        data = self.bus.encode("schedule", agent_id, target, every, body)
+        receipt = self.transact(self.wallet_for(wallet), self.config.bus, data)
+        for event in self.decode_logs(list(receipt.get("logs") or [])):
+            if isinstance(event, JobScheduled):
+                return int(event.schedule_id)
+        raise ChainUnavailable("the receipt holds no JobScheduled")
+
+    def cancel_schedule(
+        self, schedule_id: int, *, wallet: Wallet | bytes | str | None = None
+    ) -> int:
+        """End a standing job (its agent's owner only); returns the block it happened in.
+
+        Raises:
+            TransactionReverted: ``no such schedule``, ``not owner``.
+        """
+        data = self.bus.encode("cancel_schedule", schedule_id)
+        receipt = self.transact(self.wallet_for(wallet), self.config.bus, data)
+        return int(receipt["blockNumber"], 16)
+
+    def schedules(self, agent: bytes | str) -> list[dict[str, Any]]:
+        """The agent's standing jobs, active ones and cancelled ones, oldest first."""
+        agent_id = _contract_id(agent)
+        found = []
+        for event in self.logs("Bus", JobScheduled):
+            if bytes(event.contract_id) != agent_id:
+                continue
+            standing = self.bus_view("schedules", event.schedule_id)
+            found.append(
+                {
+                    "schedule_id": int(event.schedule_id),
+                    "consumer": event.consumer.hex,
+                    "every": int(event.every),
+                    "start": int(event.start),
+                    "active": bool(standing[4]),
+                }
+            )
+        return found
+
+    def consumer_requests(self, consumer: Address | bytes | str) -> list[dict[str, Any]]:
+        """Every request ``consumer`` made, oldest first, with where it stands: ``waiting``
+        (until its deadline), ``fulfilled`` (with the result's keccak256) or ``expired``."""
+        target = consumer if isinstance(consumer, Address) else Address.parse(consumer)
+        handle = ContractHandle("VeilConsumer", target)
+        docs = self._rpc(
+            "eth_getLogs",
+            {
+                "address": self.config.bus.hex,
+                "fromBlock": hex(self.config.genesis_block),
+                "toBlock": "latest",
+                "topics": [
+                    self.topic_of(JobRequested),
+                    None,
+                    None,
+                    "0x" + bytes(12).hex() + target.raw.hex(),
+                ],
+            },
+        )
+        head = int(self._rpc("eth_blockNumber"), 16)
+        out = []
+        for event in self.decode_logs(list(docs or [])):
+            if not isinstance(event, JobRequested):
+                continue
+            call = {"to": target.hex, "data": "0x" + handle.encode("state", event.request_id).hex()}
+            slot = bytes(handle.decode("state", _unhex(self._rpc("eth_call", call, "latest"))))
+            value = int.from_bytes(slot, "big")
+            if 0 < value < 2**64:
+                status = "waiting" if head <= value else "expired"
+            elif value == 0:
+                status = "expired"  # closed by expire()
+            else:
+                status = "fulfilled"
+            out.append(
+                {
+                    "request_id": "0x" + bytes(event.request_id).hex(),
+                    "agent": "0x" + bytes(event.contract_id).hex(),
+                    "block": event.block_number,
+                    "deadline": event.deadline,
+                    "status": status,
+                    "result_hash": "0x" + slot.hex() if status == "fulfilled" else None,
+                }
+            )
+        return out
 
     def rotate_master_key(
         self,

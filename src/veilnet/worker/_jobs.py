@@ -1,0 +1,93 @@
+"""The host's job thread: after blocks are applied, asks the enclave to run the job requests
+they queued, and delivers each signed result to its consumer contract (``VeilConsumer.fulfill``).
+
+The host delivers; it cannot forge: a result carries the contract key's signature, which the
+consumer checks. A result the consumer no longer takes (another member delivered first, or the
+deadline passed) is dropped after a gas estimate, so it costs nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from veilnet.chain import ContractHandle, Network, TxSender
+from veilnet.chain.errors import ContractReverted, RPCError, RPCUnavailable
+from veilnet.crypto import Address
+from veilnet.errors import VeilnetError
+from veilnet.protocol import enclave as wire
+
+__all__ = ["JobWorker"]
+
+
+class JobWorker:
+    """One background thread: ``poke`` after applied blocks; it runs jobs and delivers them."""
+
+    def __init__(
+        self,
+        run_jobs: Callable[[], wire.Jobs],
+        network: Network,
+        sender: TxSender,
+        *,
+        head: Callable[[], int | None],
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self._run_jobs = run_jobs
+        self._network = network
+        self._sender = sender
+        self._head = head
+        self._log = log
+        self._poked = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="veil-jobs", daemon=True)
+        self.delivered = 0
+        """Results this worker delivered that the consumer took."""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._poked.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._poked.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            self._poked.wait()
+            self._poked.clear()
+            if self._stop.is_set():
+                return
+            try:
+                results = self._run_jobs().results
+            except VeilnetError as exc:
+                self._log.warning("jobs: the enclave ran none (%s)", exc.code)
+                continue
+            for result in results:
+                self._deliver(result)
+
+    def _deliver(self, result: wire.JobResult) -> None:
+        head = self._head()
+        if head is not None and head >= result.deadline:
+            return  # the consumer takes no result after its deadline
+        consumer = ContractHandle("VeilConsumer", Address(result.consumer))
+        if result.schedule_id:
+            data = consumer.encode(
+                "fulfill_tick", result.schedule_id, result.height, result.result, result.signature
+            )
+        else:
+            data = consumer.encode("fulfill", result.request_id, result.result, result.signature)
+        try:
+            self._sender.transact(consumer.address, data)
+        except ContractReverted as exc:
+            # "already fulfilled": another member was first; the consumer took one result
+            self._log.debug("jobs: 0x%s not taken: %s", result.request_id.hex(), exc.reason)
+            return
+        except (RPCError, RPCUnavailable) as exc:
+            self._log.warning("jobs: 0x%s not delivered: %s", result.request_id.hex(), exc.code)
+            return
+        self.delivered += 1
+        self._log.info("jobs: delivered the result of 0x%s", result.request_id.hex())
