@@ -1,4 +1,5 @@
-// Counter agent: the smallest useful contract. Commands change the count; queries read it.
+// Counter agent: the smallest useful contract. Commands change the count; queries read it;
+// EVM contracts get it as a job result (VeilConsumer).
 export function init(args) {
   state.set("count", (args && args.start) || 0);
 }
@@ -14,4 +15,8 @@ export function handle(cmd) {
 
 export function query(req) {
   return { count: state.get("count") || 0, block: ctx.block_number };
+}
+
+export function job(request) {
+  return { count: state.get("count") || 0, asked: request.payload };
 }

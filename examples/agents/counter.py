@@ -1,4 +1,5 @@
-# Counter agent: the smallest useful contract. Commands change the count; queries read it.
+# Counter agent: the smallest useful contract. Commands change the count; queries read it;
+# EVM contracts get it as a job result (VeilConsumer).
 
 
 def init(args):
@@ -17,3 +18,7 @@ def handle(cmd):
 
 def query(req):
     return {"count": state.get("count") or 0, "block": ctx.block_number}
+
+
+def job(request):
+    return {"count": state.get("count") or 0, "asked": request["payload"]}
