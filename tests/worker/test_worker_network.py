@@ -456,6 +456,8 @@ def test_an_evm_request_gets_one_result_from_the_racing_members(net: Net) -> Non
     assert "asked to fail" in results[failing]["error"]["message"]
     # both members ran both jobs; the consumer took exactly one result of each
     assert len(results) == 2 and sum(log["topics"][0] == fulfilled_topic for log in logs) == 2
+    metrics = [httpx.get(f"{host.api_url}/metrics").text for host in (w1, w2)]
+    assert any('veil_worker_jobs_total{outcome="delivered"}' in text for text in metrics)
 
 
 def test_consumers_through_the_sdk_and_the_cli(net: Net) -> None:

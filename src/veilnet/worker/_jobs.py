@@ -16,6 +16,7 @@ from veilnet.chain.errors import ContractReverted, RPCError, RPCUnavailable
 from veilnet.crypto import Address
 from veilnet.errors import VeilnetError
 from veilnet.protocol import enclave as wire
+from veilnet.worker.metrics import WorkerMetrics
 
 __all__ = ["JobWorker"]
 
@@ -30,12 +31,14 @@ class JobWorker:
         sender: TxSender,
         *,
         head: Callable[[], int | None],
+        metrics: WorkerMetrics,
         log: logging.LoggerAdapter[logging.Logger],
     ) -> None:
         self._run_jobs = run_jobs
         self._network = network
         self._sender = sender
         self._head = head
+        self._metrics = metrics
         self._log = log
         self._poked = threading.Event()
         self._stop = threading.Event()
@@ -72,6 +75,7 @@ class JobWorker:
     def _deliver(self, result: wire.JobResult) -> None:
         head = self._head()
         if head is not None and head >= result.deadline:
+            self._metrics.jobs.labels(outcome="not_taken").inc()
             return  # the consumer takes no result after its deadline
         consumer = ContractHandle("VeilConsumer", Address(result.consumer))
         if result.schedule_id:
@@ -85,9 +89,12 @@ class JobWorker:
         except ContractReverted as exc:
             # "already fulfilled": another member was first; the consumer took one result
             self._log.debug("jobs: 0x%s not taken: %s", result.request_id.hex(), exc.reason)
+            self._metrics.jobs.labels(outcome="not_taken").inc()
             return
         except (RPCError, RPCUnavailable) as exc:
             self._log.warning("jobs: 0x%s not delivered: %s", result.request_id.hex(), exc.code)
+            self._metrics.jobs.labels(outcome="failed").inc()
             return
+        self._metrics.jobs.labels(outcome="delivered").inc()
         self.delivered += 1
         self._log.info("jobs: delivered the result of 0x%s", result.request_id.hex())

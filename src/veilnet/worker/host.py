@@ -276,6 +276,7 @@ class WorkerHost:
             Network(self._client(), cfg.deployment.addresses),
             operator,
             head=lambda: self._chain_head,
+            metrics=self.metrics,
             log=self.log,
         )
         self._jobs.start()

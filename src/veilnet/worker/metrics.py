@@ -37,6 +37,13 @@ class WorkerMetrics:
             ["status"],
             registry=r,
         )
+        self.jobs = Counter(
+            "veil_worker_jobs",
+            "Job results this worker ran and offered a consumer: delivered (taken), "
+            "not_taken (another member was first, or the deadline passed), failed (the node)",
+            ["outcome"],
+            registry=r,
+        )
         self.apply_failures = Counter(
             "veil_worker_apply_failures",
             "Blocks whose application failed and was retried",
