@@ -103,6 +103,22 @@ def test_the_identity_signs_only_the_registration_the_core_builds(host: Maliciou
         assert isinstance(reply, wire.Failure) and reply.code == "policy_rejected"
 
 
+def test_the_host_chooses_the_deposit_only_within_the_cores_bound(host: MaliciousHost) -> None:
+    """The registration deposit is the one value the host picks (its operator's money, the
+    Registry refunds it): the core sends what is asked, up to ``MAX_REGISTRATION_DEPOSIT``, and
+    signs nothing that would empty the identity beyond it."""
+    from eth_account.typed_transactions import TypedTransaction
+    from hexbytes import HexBytes
+
+    from veilnet.protocol.limits import MAX_REGISTRATION_DEPOSIT
+
+    signed = host.enclave.register_transaction(_register(deposit=10**15))
+    assert TypedTransaction.from_bytes(HexBytes(signed.raw)).as_dict()["value"] == 10**15
+    for bad in (_register(deposit=MAX_REGISTRATION_DEPOSIT + 1), _register(deposit=-1)):
+        reply = host.send_raw(wire.frame(wire.Call(op="register_transaction", body=bad.to_bytes())))
+        assert isinstance(reply, wire.Failure) and reply.code == "policy_rejected"
+
+
 def test_an_oversized_frame_closes_only_that_connection(host: MaliciousHost) -> None:
     too_big = (wire.MAX_FRAME_BYTES + 1).to_bytes(wire.FRAME_HEADER_BYTES, "big")
     assert host.send_raw(too_big) is None

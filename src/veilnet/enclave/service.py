@@ -211,6 +211,7 @@ class EnclaveService:
                 sealed_keys=core.generated_keys(),
                 diverged_at=core.diverged_at,
                 reattest_due=core.reattest_due,
+                jobs_pending=bool(core.state.jobs),
             ).to_bytes()
 
     def _certify(self, body: bytes, io: IOChannel | None) -> bytes:

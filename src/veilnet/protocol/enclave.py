@@ -258,6 +258,8 @@ class Applied(Record):
     reattest_due: bool = False
     """This worker's endorsement expires within ``REATTEST_MARGIN_S`` of this block's time and
     no re-attestation is pending: the host should send ``RegisterTransaction(reattest=True)``."""
+    jobs_pending: bool = False
+    """Job requests are queued for agents this worker serves: the host should ask ``jobs``."""
 
 
 @record("enclave.certify")

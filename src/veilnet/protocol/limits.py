@@ -24,9 +24,10 @@ be a few blocks newer); a worker further behind refuses it as not ready."""
 MAX_COLLATERAL_BYTES: Final = 256 * 1024
 """Largest decompressed collateral a worker publishes for its registration."""
 MAX_REGISTRATION_GAS: Final = 10_000_000
-MAX_REGISTRATION_DEPOSIT: Final = 10**21
-"""Most wei a core sends with its registration (1,000 ether): a bound on what a host can
-make the identity's transaction carry, far above any deposit governance would set."""
+MAX_REGISTRATION_DEPOSIT: Final = 10**19
+"""Most wei a core sends with its registration (10 ether): a bound on what a host can make
+the identity's transaction carry, far above any deposit governance would set (and within the
+64 bits the enclave interface carries)."""
 """Most gas the identity's ``register_worker`` transaction may carry (its own ETH pays it)."""
 REATTEST_MARGIN_S: Final = 7 * 24 * 3600
 """A worker re-attests once its endorsement expires within this much chain time (collateral is

@@ -661,7 +661,7 @@ class WorkerHost:
                 self.storage.save_keys(applied.sealed_keys)
             if applied.egress and self._relay is not None:
                 self._relay.put(list(applied.egress))
-            if self._jobs is not None:
+            if applied.jobs_pending and self._jobs is not None:
                 self._jobs.poke()
             if applied.resync_ready:
                 self._resync()

@@ -211,6 +211,21 @@ class Client(BaseClient):
         result = self._rpc("eth_call", self.registry_call(fn, *args), "latest")
         return self.registry_decode(fn, result)
 
+    def bus_views(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """Several Bus view calls in one JSON-RPC batch (one round trip)."""
+        if not calls:
+            return []
+        results = self._rpc_batch(
+            [
+                ("eth_call", [self.registry_call(fn, *args, contract="Bus"), "latest"])
+                for fn, args in calls
+            ]
+        )
+        return [
+            self.registry_decode(fn, r, contract="Bus")
+            for (fn, _), r in zip(calls, results, strict=True)
+        ]
+
     def bus_view(self, fn: str, *args: Any) -> Any:
         """Call a view function of the Bus (e.g. ``contracts``, ``deploy_closed``)."""
         call = self.registry_call(fn, *args, contract="Bus")
@@ -1046,21 +1061,18 @@ class Client(BaseClient):
     def schedules(self, agent: bytes | str) -> list[dict[str, Any]]:
         """The agent's standing jobs, active ones and cancelled ones, oldest first."""
         agent_id = _contract_id(agent)
-        found = []
-        for event in self.logs("Bus", JobScheduled):
-            if bytes(event.contract_id) != agent_id:
-                continue
-            standing = self.bus_view("schedules", event.schedule_id)
-            found.append(
-                {
-                    "schedule_id": int(event.schedule_id),
-                    "consumer": event.consumer.hex,
-                    "every": int(event.every),
-                    "start": int(event.start),
-                    "active": bool(standing[4]),
-                }
-            )
-        return found
+        mine = [e for e in self.logs("Bus", JobScheduled) if bytes(e.contract_id) == agent_id]
+        standing = self.bus_views([("schedules", (e.schedule_id,)) for e in mine])
+        return [
+            {
+                "schedule_id": int(event.schedule_id),
+                "consumer": event.consumer.hex,
+                "every": int(event.every),
+                "start": int(event.start),
+                "active": bool(record[4]),
+            }
+            for event, record in zip(mine, standing, strict=True)
+        ]
 
     def consumer_requests(self, consumer: Address | bytes | str) -> list[dict[str, Any]]:
         """Every request ``consumer`` made, oldest first, with where it stands: ``waiting``
@@ -1081,13 +1093,19 @@ class Client(BaseClient):
                 ],
             },
         )
-        head = int(self._rpc("eth_blockNumber"), 16)
+        requested = [e for e in self.decode_logs(list(docs or [])) if isinstance(e, JobRequested)]
+        # the head and every request's slot in one round trip
+        slots = [
+            {"to": target.hex, "data": "0x" + handle.encode("state", e.request_id).hex()}
+            for e in requested
+        ]
+        answers = self._rpc_batch(
+            [("eth_blockNumber", []), *(("eth_call", [call, "latest"]) for call in slots)]
+        )
+        head = int(answers[0], 16)
         out = []
-        for event in self.decode_logs(list(docs or [])):
-            if not isinstance(event, JobRequested):
-                continue
-            call = {"to": target.hex, "data": "0x" + handle.encode("state", event.request_id).hex()}
-            slot = bytes(handle.decode("state", _unhex(self._rpc("eth_call", call, "latest"))))
+        for event, answer in zip(requested, answers[1:], strict=True):
+            slot = bytes(handle.decode("state", _unhex(answer)))
             value = int.from_bytes(slot, "big")
             if 0 < value < 2**64:
                 status = "waiting" if head <= value else "expired"
