@@ -3,13 +3,12 @@ restarts, at another worker of the cluster, and after its window has passed. Eac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from veilnet.crypto import Address, Domain, SecretKey
+from veilnet.crypto import SecretKey
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import limits
 from veilnet.protocol.errors import NotReady, QueryRejected, QueryStale
@@ -52,46 +51,20 @@ def _query(
     boot_id: bytes | None = None,
 ) -> tuple[bytes, proto.ClientSession]:
     """A query sealed as the SDK seals it, addressed to ``worker`` at its current boot."""
-    net = setup.net
-    record = net.ledger.contracts[setup.contract]
-    ephemeral = SecretKey.derive(b"\x72" * 32, "ephemeral")
-    head = net.ledger.head.number
-    certificate = proto.make_certificate(
-        WALLET, ephemeral, chain_id=net.config.chain_id, expires_block=head + 1000
-    )
-    session = proto.open_session(
-        ephemeral,
-        record.public_key,
-        chain_id=net.config.chain_id,
-        contract_id=setup.contract,
-        epoch=record.key_epoch,
-        secret=b"\x09" * 32,
-    )
-    request = proto.build_query(
-        session=session,
-        certificate=certificate,
+    return setup.net.seal_query(
+        worker,
+        setup.contract,
+        b"{}",
+        wallet=WALLET,
         request_id=request_id,
-        kind="call",
-        body=b"{}",
-        worker=net.addresses[worker],
-        boot_id=net.boot_ids[worker] if boot_id is None else boot_id,
-        window=head if window is None else window,
+        window=window,
+        boot_id=boot_id,
     )
-    return request, session
 
 
 def _answered(setup: Setup, worker: str, request: bytes, session: proto.ClientSession) -> int:
     raw = setup.net.hosts[worker].enclave.query(request)
-    plain = proto.open_response(
-        proto.QueryResponse.from_bytes(raw),
-        domain=Domain(
-            chain_id=setup.net.config.chain_id,
-            verifying_contract=Address(setup.net.config.registry),
-        ),
-        session=session.keys,
-        expected_request_id=b"\x07" * 32,
-    )
-    answer = json.loads(plain)
+    answer = setup.net.open_answer(raw, session, b"\x07" * 32)
     assert answer["ok"] is True, answer
     block: int = answer["result"]["block"]
     return block

@@ -19,7 +19,7 @@ from veilnet.chain.model import JobRequested
 from veilnet.chain.solidity import compile_solidity
 from veilnet.chain.testing import KeyedAgent, keyed_agent
 from veilnet.crypto import SecretKey
-from veilnet.protocol.results import result_digest, sign_result
+from veilnet.protocol.results import result_digest
 from veilnet.testing import require_tool
 
 RESULT_KEY_WINDOW = 200
@@ -87,13 +87,7 @@ def _signed(
     result: bytes,
     key: SecretKey | None = None,
 ) -> bytes:
-    return sign_result(
-        key or agent.contract_key,  # type: ignore[arg-type]
-        chain_id=agent.network.addresses.chain_id,
-        consumer=consumer.address.raw,
-        request_id=request_id,
-        result=result,
-    )
+    return agent.sign_result(consumer.address, request_id, result, key)
 
 
 def test_a_request_gets_exactly_one_result_signed_by_the_agent(

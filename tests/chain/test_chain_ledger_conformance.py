@@ -33,9 +33,12 @@ from veilnet.chain.constants import (
     ATTESTATION_WINDOW,
     DEFAULT_MAX_PAYLOAD,
     DEPOSIT_WINDOW,
+    MAX_EGRESS_HOSTS,
+    MAX_HOST_NAME,
     MAX_PAYLOAD_BOUND,
     ROTATION_WINDOW,
     ROUTED_TOPICS,
+    TOPIC_AGENT_SCHEDULE,
     TOPIC_CONTRACT_KEY,
 )
 from veilnet.chain.egress import (
@@ -43,6 +46,7 @@ from veilnet.chain.egress import (
 )
 from veilnet.chain.egress import (
     egress_domain,
+    encode_agent_schedule,
     encode_cluster_key,
     encode_contract_key,
     encode_endorse,
@@ -561,6 +565,40 @@ class Twin:
             allowed,
         )
 
+    def set_egress(self, contract_id: bytes, host: str, allowed: bool, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.set_egress(contract_id, host, allowed, sender=by),
+            by,
+            "Bus",
+            "set_egress",
+            contract_id,
+            host,
+            allowed,
+        )
+
+    def schedule(
+        self, contract_id: bytes, consumer: Address, every: int, payload: bytes, *, by: bytes
+    ) -> Outcome:
+        return self._both(
+            lambda: self.ledger.schedule(contract_id, consumer.raw, every, payload, sender=by),
+            by,
+            "Bus",
+            "schedule",
+            contract_id,
+            consumer,
+            every,
+            payload,
+        )
+
+    def cancel_schedule(self, schedule_id: int, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.cancel_schedule(schedule_id, sender=by),
+            by,
+            "Bus",
+            "cancel_schedule",
+            schedule_id,
+        )
+
     # --- Bus ---
 
     def push_command(self, contract_id: bytes, payload: bytes, *, by: bytes) -> Outcome:
@@ -642,8 +680,9 @@ class Twin:
             return None
         network = self.chain.network
         kind = network.origin_kind(Address(origin))
-        # the contract-key topic is the Bus's own (agent contracts live there)
-        target = network.bus if egress_topic == TOPIC_CONTRACT_KEY else network.registry
+        # the contract-key and agent-schedule topics are the Bus's own (agents live there)
+        bus_topics = (TOPIC_CONTRACT_KEY, TOPIC_AGENT_SCHEDULE)
+        target = network.bus if egress_topic in bus_topics else network.registry
         data = target.encode("on_egress", Address(origin), kind, egress_topic, payload)
         call = {
             "from": network.addresses.bus.hex,
@@ -1174,6 +1213,49 @@ def test_cluster_and_contract_keys(twin: Twin) -> None:
     _accepted(twin.post(ck2, (PLAIN, b"root")), ev.Egress)
 
 
+def test_agents_set_their_own_jobs_through_their_cluster_key(twin: Twin) -> None:
+    """``TOPIC_AGENT_SCHEDULE``: only the agent's cluster's current key sets or ends its
+    standing jobs, and only its own; every refusal still uses the sequence number."""
+    master, _ = _genesis(twin, "w1")
+    c1, c2 = b"\xc1" * 32, b"\xc2" * 32
+    for cluster in (c1, c2):
+        twin.create_cluster(cluster, twin.admin, by=twin.admin)
+    owner = twin.user(1)
+    agent = twin.deploy_contract(by=owner, salt=b"\x01" * 32, cluster_id=c1)[1]
+    stranger = twin.deploy_contract(by=owner, salt=b"\x02" * 32, cluster_id=c2)[1]
+    k1, k2 = twin.enclave_key("cluster-1"), twin.enclave_key("cluster-2")
+    for cluster, key in ((c1, k1), (c2, k2)):
+        _accepted(
+            twin.post(master, encode_cluster_key(cluster, 1, key.address, b"k")),
+            ev.Egress,
+            ev.ClusterKeySet,
+        )
+    consumer = Address(twin.user(5))
+    job = encode_agent_schedule(agent, consumer=consumer, every=3, payload=b"{}")
+    _rejected(twin.post(secret("w1"), job))  # a worker identity: wrong origin
+    _rejected(twin.post(master, job))
+    _rejected(twin.post(k2, job))  # another cluster's key
+    _rejected(twin.post(k1, encode_agent_schedule(b"\xee" * 32, consumer=consumer, every=3)))
+    _rejected(twin.post(k1, encode_agent_schedule(agent, consumer=consumer, every=0)))
+    _rejected(twin.post(k1, encode_agent_schedule(agent, every=3)))  # zero consumer
+    _accepted(twin.post(k1, job), ev.Egress, ev.JobScheduled)
+    _accepted(
+        twin.post(k2, encode_agent_schedule(stranger, consumer=consumer, every=2)),
+        ev.Egress,
+        ev.JobScheduled,
+    )
+    _rejected(twin.post(k1, encode_agent_schedule(agent, cancel_id=2)))  # not its own
+    _rejected(twin.post(k1, encode_agent_schedule(agent, cancel_id=9)))  # no such schedule
+    _accepted(
+        twin.post(k1, encode_agent_schedule(agent, cancel_id=1)), ev.Egress, ev.ScheduleCancelled
+    )
+    _rejected(twin.post(k1, encode_agent_schedule(agent, cancel_id=1)))  # already ended
+    # the owner's own calls and the agent's share one numbering
+    _accepted(twin.schedule(agent, consumer, 4, b"x", by=owner), ev.JobScheduled)
+    _reverted(twin.cancel_schedule(3, by=twin.user(2)), "not owner")
+    _accepted(twin.cancel_schedule(3, by=owner), ev.ScheduleCancelled)
+
+
 def test_contract_and_command_rules(twin: Twin) -> None:
     owner, controller, stranger = twin.user(1), twin.user(2), twin.user(3)
     c1 = b"\xc1" * 32
@@ -1222,6 +1304,30 @@ def test_contract_and_command_rules(twin: Twin) -> None:
     _reverted(twin.transfer_contract(contract_id, owner, by=owner), "not owner")
     _reverted(twin.upgrade_contract(contract_id, b"z", by=owner), "not owner or controller")
     _accepted(twin.upgrade_contract(contract_id, b"z", by=stranger), ev.ContractUpgraded)
+
+
+def test_agent_egress_allowlists(twin: Twin) -> None:
+    """Only the agent's owner edits its ``http.fetch`` allowlist (not its controller); a
+    repeated edit changes nothing and logs nothing; at most 16 names."""
+    owner, controller, stranger = twin.user(1), twin.user(2), twin.user(3)
+    c1 = b"\xc1" * 32
+    twin.create_cluster(c1, twin.admin, by=twin.admin)
+    contract_id = twin.deploy_contract(by=owner, salt=b"\x01" * 32, cluster_id=c1)[1]
+    _accepted(twin.set_controller(contract_id, controller, by=owner), ev.ContractControllerChanged)
+    _reverted(twin.set_egress(b"\xee" * 32, "a.example", True, by=owner), "not owner")
+    _reverted(twin.set_egress(contract_id, "a.example", True, by=controller), "not owner")
+    _reverted(twin.set_egress(contract_id, "a.example", True, by=stranger), "not owner")
+    _reverted(twin.set_egress(contract_id, "", True, by=owner), "empty host")
+    _reverted(twin.set_egress(contract_id, "a" * (MAX_HOST_NAME + 1), True, by=owner), NO_REASON)
+    _accepted(twin.set_egress(contract_id, "a.example", True, by=owner), ev.EgressHostSet)
+    _accepted(twin.set_egress(contract_id, "a.example", True, by=owner))  # no change, no log
+    _accepted(twin.set_egress(contract_id, "a.example", False, by=owner), ev.EgressHostSet)
+    _accepted(twin.set_egress(contract_id, "a.example", False, by=owner))
+    for n in range(MAX_EGRESS_HOSTS):
+        _accepted(twin.set_egress(contract_id, f"h{n}.example", True, by=owner), ev.EgressHostSet)
+    _reverted(twin.set_egress(contract_id, "one-more.example", True, by=owner), "too many hosts")
+    _accepted(twin.set_egress(contract_id, "h0.example", False, by=owner), ev.EgressHostSet)
+    _accepted(twin.set_egress(contract_id, "one-more.example", True, by=owner), ev.EgressHostSet)
 
 
 def test_bus_post_rules(twin: Twin) -> None:

@@ -54,22 +54,22 @@ def test_decode_rejects(overrides: dict[str, object]) -> None:
 
 
 def test_routed_topics_match_vyper_constants() -> None:
-    """Bus.vy routes the nine topics the enclave core names, each the keccak of that name;
-    Registry.vy handles all but the contract key, which the Bus handles itself (agent
-    contracts live there). The constants have no getter: read from the sources."""
+    """Bus.vy routes the ten topics the enclave core names, each the keccak of that name;
+    Registry.vy handles all but the contract key and agents' own schedules, which the Bus
+    handles itself (agent contracts live there). The constants have no getter: read from the sources."""
     import re
 
     from eth_hash.auto import keccak
 
-    from veilnet.chain.constants import TOPIC_CONTRACT_KEY
+    from veilnet.chain.constants import TOPIC_AGENT_SCHEDULE, TOPIC_CONTRACT_KEY
 
     pattern = re.compile(r'^(TOPIC_\w+): constant\(bytes32\) = keccak256\("([^"]+)"\)', re.M)
     topics = {}
     for contract in ("Registry.vy", "Bus.vy"):
         found = dict(pattern.findall((CONTRACTS_DIR / contract).read_text()))
         topics[contract] = {keccak(name.encode()) for name in found.values()}
-    assert topics["Bus.vy"] == set(ROUTED_TOPICS) and len(ROUTED_TOPICS) == 9
-    assert topics["Registry.vy"] == set(ROUTED_TOPICS) - {TOPIC_CONTRACT_KEY}
+    assert topics["Bus.vy"] == set(ROUTED_TOPICS) and len(ROUTED_TOPICS) == 10
+    assert topics["Registry.vy"] == set(ROUTED_TOPICS) - {TOPIC_CONTRACT_KEY, TOPIC_AGENT_SCHEDULE}
 
 
 @pytest.mark.requires_tool("vyper")
@@ -80,3 +80,21 @@ def test_artifacts_match_sources() -> None:
         check_artifacts()
     except ArtifactMismatch as exc:
         pytest.fail(str(exc))
+
+
+def test_limits_match_vyper_constants() -> None:
+    """Every integer limit ``veilnet.chain.constants`` mirrors equals the Vyper constant of the
+    same name, in whichever contract declares it."""
+    import re
+
+    from veilnet.chain import constants
+
+    pattern = re.compile(r"^(\w+): constant\(uint\d+\) = (\d+)$", re.M)
+    checked = []
+    for contract in ("Registry.vy", "Bus.vy"):
+        for name, value in pattern.findall((CONTRACTS_DIR / contract).read_text()):
+            mirror = getattr(constants, name, None)
+            if isinstance(mirror, int):
+                assert mirror == int(value), (contract, name)
+                checked.append(name)
+    assert {"MAX_CODE", "MAX_EGRESS_HOSTS", "MAX_HOST_NAME", "MAX_HPKE_KEY"} <= set(checked)

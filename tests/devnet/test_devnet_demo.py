@@ -22,7 +22,8 @@ def test_demo_tours_every_capability_and_exits_zero(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     for step in ("Encrypted command, then a verified query", "Private vault", "Sealed-bid auction",
-                 "Agent-to-agent call", "Master-key rotation"):  # fmt: skip
+                 "Agent-to-agent call", "Price oracle", "PriceFeed.latest()",
+                 "Master-key rotation"):  # fmt: skip
         assert step in out, step
     assert "verified" in out and "demo complete" in out
     assert (tmp_path / "devnet" / "network.json").exists()

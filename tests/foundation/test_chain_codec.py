@@ -174,6 +174,7 @@ EVENTS: tuple[ev.ChainEvent, ...] = (
         payload=b"tick",
     ),
     ev.ScheduleCancelled(contract_id=b"\xc2" * 32, schedule_id=1),
+    ev.EgressHostSet(contract_id=b"\xc2" * 32, host="api.example.com", allowed=True),
     ev.ClusterWorkerAdded(cluster_id=b"c1".ljust(32, b"\x00"), worker=addr(3)),
     ev.ClusterWorkerRemoved(cluster_id=b"c1".ljust(32, b"\x00"), worker=addr(3)),
     ev.ClusterKeySet(

@@ -11,6 +11,8 @@ from veilnet.crypto import SecretKey
 from veilnet.runtime import QueryIO
 from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network, query_core
+from veilnet.testing.gateway import GatewayHost, dev_gateway
+from veilnet.testing.network import NETWORK_SEED, TEST_TIME
 
 from .conftest import ALICE, EXAMPLES, OWNER
 
@@ -88,19 +90,22 @@ def _auction(engine: AgentRuntime, language: str) -> list[Any]:
 
 
 def _assistant(engine: AgentRuntime, language: str) -> list[Any]:
+    """The assistant asks a real gateway on the dev TEE (an echo model stands in for the LLM):
+    the core verifies its quote, seals the prompt to it and checks the receipt."""
     run = Run(engine, "assistant", language, {"persona": "You are terse."})
-
-    def fake_llm(request: Any) -> Any:
-        return {
-            "model": "stub",
-            "receipt_id": "r-1",
-            "choices": [{"message": {"content": "tea: " + request["messages"][0]["content"][-9:]}}],
-        }
-
-    return [
-        run.command(OWNER, {"op": "note", "text": "likes tea"})["result"],
-        run.query(OWNER, {"question": "what do I like?"}, io=QueryIO(llm_chat=fake_llm))["result"],
-    ]
+    noted = run.command(OWNER, {"op": "note", "text": "likes tea"})["result"]
+    with dev_gateway(NETWORK_SEED, collateral_issued_at=TEST_TIME - 3600) as url:
+        io = QueryIO(gateway=GatewayHost(url))
+        both = [
+            query_core(
+                run.net, OWNER, run.contract, {"question": "what do I like?"}, worker=w, io=io
+            )
+            for w in ("w1", "w2")
+        ]
+    asked = both[0]["result"]
+    assert asked["answer"] == both[1]["result"]["answer"]
+    assert asked["receipt_id"] != both[1]["result"]["receipt_id"]  # each worker asked itself
+    return [noted, asked["answer"]]
 
 
 SCENARIOS = {"counter": _counter, "vault": _vault, "auction": _auction, "assistant": _assistant}
@@ -119,4 +124,4 @@ def test_example_in_both_languages_on_the_core(engine: AgentRuntime, name: str) 
         assert py[:5] == [True, True, "sandbox_agent_error", 9, 7]
         assert py[5] == {"winner": BOB.address.hex, "price": 7}
     if name == "assistant":
-        assert py[1]["answer"].startswith("tea: ")
+        assert py[1] == "echo: You are terse.\nNotes:\n- likes tea | what do I like?"

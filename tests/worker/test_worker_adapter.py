@@ -39,6 +39,8 @@ def _sample(cls: type[cm.ChainEvent]) -> cm.ChainEvent:
             values[f.name] = 1000 + index
         elif kind is bytes:
             values[f.name] = bytes([index + 0x40]) * 32
+        elif kind is str:
+            values[f.name] = f"host{index}.example"
         else:  # pragma: no cover - a new field type needs a sample here
             raise AssertionError(f"no sample for {cls.__name__}.{f.name}: {kind}")
     return cls(**POSITION, **values)

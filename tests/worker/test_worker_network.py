@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from eth_account import Account
 from eth_hash.auto import keccak
 
 from veilnet.chain import ContractReverted
@@ -24,17 +25,25 @@ from veilnet.crypto import SecretKey
 from veilnet.sdk import Client, NetworkConfig, TransactionReverted
 from veilnet.worker import WorkerHost, bootstrap_network, cluster_id, dev_measurement
 
-from .conftest import Net, core_of, deploy_counter, query_over_http, send_command
+from .conftest import OWNER_FUNDED, Net, core_of, deploy_counter, query_over_http, send_command
 
 C1 = cluster_id("c1")
 
 
 def _bootstrap(
-    net: Net, *, members: int = 2, suite: int = 1, **last_worker: Any
+    net: Net,
+    *,
+    members: int = 2,
+    suite: int = 1,
+    every_host: dict[str, Any] | None = None,
+    **last_worker: Any,
 ) -> list[WorkerHost]:
-    """Gatekeeper and members of c1 bootstrapped; ``last_worker`` overrides the last one's config."""
-    hosts = [net.host("gk", 0)] + [
-        net.host(f"w{i}", i, **(last_worker if i == members else {})) for i in range(1, members + 1)
+    """Gatekeeper and members of c1 bootstrapped; ``every_host`` overrides every host's config
+    (network parameters), ``last_worker`` the last one's."""
+    shared = every_host or {}
+    hosts = [net.host("gk", 0, **shared)] + [
+        net.host(f"w{i}", i, **shared, **(last_worker if i == members else {}))
+        for i in range(1, members + 1)
     ]
     result = bootstrap_network(
         net.network.client,
@@ -541,3 +550,145 @@ def test_a_standing_job_feeds_its_consumer_every_n_blocks(net: Net) -> None:
         net.chain.mine(1)
     net.settle(lambda: True)
     assert last_tick() == stopped  # the consumer takes no tick of a cancelled schedule
+
+
+_FETCH_AGENT = (
+    b"def init(args):\n"
+    b"    pass\n"
+    b"\n"
+    b"def query(req):\n"
+    b"    return http.fetch([{'url': u, 'headers': {'x-api-key': req['key']}}\n"
+    b"                       for u in req['urls']])\n"
+)
+
+
+def test_an_agent_fetches_https_through_its_worker_within_the_owners_allowlist(net: Net) -> None:
+    """A real worker host relays an agent's HTTPS (TLS ended in its core, certificates checked
+    against the network's egress roots): nothing is reached until the owner lists the host with
+    ``veil agent egress allow``; then the price arrives, a stalled server times out as an error
+    value, and ``veil agent info`` shows the list."""
+    from veilnet.testing.https import LocalOrigin
+
+    with LocalOrigin(api_key="k-123", stall_s=5.0) as origin:
+        roots = {"egress_roots": origin.ca_pem, "fetch_timeout_s": 0.5}
+        _, w1 = _bootstrap(net, members=1, every_host=roots)
+        contract = deploy_counter(net, source=_FETCH_AGENT)
+        net.settle(lambda: _keyed(contract, w1))
+        agent_id = "0x" + contract.hex()
+        ask = {"key": "k-123", "urls": [origin.url("/price"), origin.url("/slow")]}
+
+        def fetched() -> list[dict[str, Any]]:
+            answer, _ = query_over_http(net, w1.api_url, contract, body=json.dumps(ask).encode())
+            assert answer["ok"] is True, answer
+            result: list[dict[str, Any]] = answer["result"]
+            return result
+
+        assert [r["error"]["code"] for r in fetched()] == ["http_host_not_allowed"] * 2
+        assert origin.received == []
+        cli = ["--network", str(_network_file(net)), "--key", "0x" + net.account(1).hex()]
+        for bad in ("not a host!", ""):
+            refused = CliRunner().invoke(agent_cli, ["egress", "allow", agent_id, bad, *cli])
+            assert refused.exit_code != 0
+        made = CliRunner().invoke(
+            agent_cli, ["egress", "allow", agent_id, "127.0.0.1", *cli, "--json"]
+        )
+        assert made.exit_code == 0, made.output
+        assert json.loads(made.stdout)["egress"] == ["127.0.0.1"]
+        net.settle(lambda: core_of(w1).contracts[contract].egress_hosts == ("127.0.0.1",))
+        price, slow = fetched()
+        assert price["status"] == 200
+        assert json.loads(price["body"]) == {"symbol": "ETH", "price": "3141.59"}
+        assert slow["error"]["code"] == "http_timeout"
+        shown = CliRunner().invoke(agent_cli, ["info", agent_id, *cli, "--json"])
+        assert shown.exit_code == 0, shown.output
+        info = json.loads(shown.stdout)
+        assert info["egress"] == ["127.0.0.1"] and info["paused"] is False
+        assert info["owner"].lower() == Account.from_key(net.account(1)).address.lower()
+        listed = CliRunner().invoke(agent_cli, ["egress", "list", agent_id, *cli])
+        assert listed.exit_code == 0 and "127.0.0.1" in listed.stdout
+        denied = CliRunner().invoke(agent_cli, ["egress", "deny", agent_id, "127.0.0.1", *cli])
+        assert denied.exit_code == 0, denied.output
+        net.settle(lambda: core_of(w1).contracts[contract].egress_hosts == ())
+        assert fetched()[0]["error"]["code"] == "http_host_not_allowed"
+
+
+def test_the_acting_examples_end_to_end(net: Net) -> None:
+    """On real worker hosts: the price oracle (HTTPS in the core, its key an owner-set secret)
+    schedules itself and feeds a PriceFeed; the AI judge (llm.chat sealed to a gateway on the
+    dev TEE; an echo model stands in for the LLM) settles an Escrow."""
+    from veilnet.chain.consumer import deploy_escrow
+    from veilnet.cli.consumer import consumer as consumer_cli
+    from veilnet.testing.gateway import dev_gateway
+    from veilnet.testing.https import LocalOrigin
+
+    from .conftest import NETWORK_SEED
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "agents"
+    with LocalOrigin(api_key="k-9", price="2718.28") as api, dev_gateway(NETWORK_SEED) as url:
+        shared = {"egress_roots": api.ca_pem, "gateway_url": url}
+        _, w1 = _bootstrap(net, members=1, every_host=shared)
+        path = _network_file(net)
+        owner = "0x" + net.account(1).hex()
+        with Client.connect(path, wallet=owner, allow_insecure_dev_tee=True) as client:
+            oracle = deploy_counter(
+                net, source=(examples / "price_oracle.py").read_bytes(), salt=b"\x0a" * 32
+            )
+            judge = deploy_counter(
+                net, source=(examples / "judge.py").read_bytes(), salt=b"\x0b" * 32
+            )
+            net.settle(lambda: _keyed(oracle, w1) and _keyed(judge, w1))
+            agent_id = "0x" + oracle.hex()
+            client.set_egress(agent_id, "127.0.0.1")
+            client.agent(agent_id).command(
+                {"op": "source", "url": api.url("/v1/price")}, wait=False
+            )
+            client.agent(agent_id).set_secret("api_key", "k-9", wait=False)
+            feed = client.deploy_consumer(agent_id, kind="PriceFeed", ttl=30)
+            client.agent(agent_id).command(
+                {"op": "subscribe", "consumer": feed.hex, "every": 2}, wait=False
+            )
+            net.settle(lambda: client.price_feed(feed)["height"] > 0)
+            assert client.price_feed(feed)["price"] == 2718280000
+            cli = ["--network", str(path), "--key", owner]
+            shown = CliRunner().invoke(consumer_cli, ["price", feed.hex, *cli])
+            assert shown.exit_code == 0 and "2718.280000" in shown.stdout, shown.output
+            assert api.received and api.received[-1].headers["x-api-key"] == "k-9"
+
+            buyer = net.network.sender(net.account(9))
+            seller = net.network.sender(net.account(8))
+            escrow = deploy_escrow(
+                net.network, buyer, judge, seller=seller.address, ttl=40, value=10**15
+            )
+            escrow.ask_judge(seller, b"Delivered on time with tracking; pay the SELLER")
+            net.settle(lambda: client.escrow(escrow.address)["settled"])
+            assert client.escrow(escrow.address)["winner"] == seller.address.hex
+
+
+_EVM_AGENT = (
+    b"def init(args):\n"
+    b"    pass\n"
+    b"\n"
+    b"def query(q):\n"
+    b"    return {'answer': evm.call({'to': q['to'], 'data': q['data']}), 'block': ctx.block_number}\n"
+)
+
+
+def test_an_agent_reads_the_chain_through_proofs_checked_in_its_core(net: Net) -> None:
+    """``evm.call`` on a real worker host: the host fetches ``eth_getProof`` nodes from its
+    node, the core executes the call over them from the verified state root, and the answer is
+    the node's own ``eth_call`` at that block."""
+    _, w1, _ = _bootstrap(net)
+    contract = deploy_counter(net, source=_EVM_AGENT)
+    net.settle(lambda: _keyed(contract, w1))
+    bus = net.network.bus
+    data = "0x" + bus.encode("contracts", contract).hex()
+    ask = {"to": bus.address.hex, "data": data}
+    answer, _ = query_over_http(net, w1.api_url, contract, body=json.dumps(ask).encode())
+    assert answer["ok"] is True, answer
+    block = answer["result"]["block"]
+    expected = net.network.client.call(
+        "eth_call", {"to": bus.address.hex, "data": data}, hex(block)
+    )
+    assert answer["result"]["answer"]["output"] == expected
+    owner = abi_decode(["address"], bytes.fromhex(expected[2:])[64:96])[0]
+    assert owner.lower() == Account.from_key(OWNER_FUNDED(net)).address.lower()

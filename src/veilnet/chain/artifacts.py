@@ -15,7 +15,7 @@ __all__ = ["ARTIFACTS_DIR", "CONTRACTS_DIR", "CONTRACT_NAMES", "Artifact", "load
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
-CONTRACT_NAMES = ("Registry", "Bus", "VeilConsumer")
+CONTRACT_NAMES = ("Registry", "Bus", "VeilConsumer", "PriceFeed", "Escrow")
 
 
 @dataclass(frozen=True, slots=True)

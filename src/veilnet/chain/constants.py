@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from veilnet.protocol.topics import TOPIC_AGENT_SCHEDULE as TOPIC_AGENT_SCHEDULE
 from veilnet.protocol.topics import TOPIC_CLUSTER_KEY as TOPIC_CLUSTER_KEY
 from veilnet.protocol.topics import TOPIC_CONTRACT_KEY as TOPIC_CONTRACT_KEY
 from veilnet.protocol.topics import TOPIC_ENDORSE as TOPIC_ENDORSE
@@ -21,10 +22,15 @@ MAX_HPKE_KEY: Final = 1216
 MAX_QUOTE: Final = 8192
 MAX_CODE: Final = 24576
 MAX_INIT: Final = 4096
+MAX_REQUEST: Final = 4096
+"""Largest job payload (``Bus.request``, ``Bus.schedule``)."""
 MAX_PAYLOAD_BOUND: Final = 32768
 """Hard ABI bound of Bus payloads; the configurable limit is ``DEFAULT_MAX_PAYLOAD``."""
 DEFAULT_MAX_PAYLOAD: Final = 16384
 MAX_CLUSTER_WORKERS: Final = 64
+MAX_EGRESS_HOSTS: Final = 16
+"""Most host names on one agent's ``http.fetch`` allowlist (``Bus.set_egress``)."""
+MAX_HOST_NAME: Final = 253
 SIGNATURE_LENGTH: Final = 65
 
 # --- origin kinds (Registry.origin_kind) -------------------------------------------------
@@ -46,6 +52,7 @@ ROUTED_TOPICS: Final = frozenset(
         TOPIC_HEARTBEAT,
         TOPIC_STATE_COMMITMENT,
         TOPIC_WORKER_KEY,
+        TOPIC_AGENT_SCHEDULE,
     }
 )
 ROTATION_WINDOW: Final = 600

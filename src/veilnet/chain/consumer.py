@@ -1,5 +1,5 @@
 """``VeilConsumer.vy``: deploy an EVM consumer of one agent, ask it for work, deliver and
-expire results. A DApp's own contract can copy the consumer; this is its typed client."""
+expire results; and the two consumers built on it, ``PriceFeed.vy`` and ``Escrow.vy``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from veilnet.chain.deploy import Network
 from veilnet.chain.errors import ChainNotReady
 from veilnet.crypto import Address
 
-__all__ = ["Consumer", "deploy_consumer"]
+__all__ = [
+    "Consumer",
+    "Escrow",
+    "PriceFeed",
+    "deploy_consumer",
+    "deploy_escrow",
+    "deploy_price_feed",
+]
 
 PENDING_BOUND = 2**64
 """``VeilConsumer.state`` below this is a waiting request's deadline, above it a result hash."""
@@ -51,10 +58,11 @@ class Consumer:
 
     network: Network
     address: Address
+    artifact: str = "VeilConsumer"
 
     @property
     def handle(self) -> ContractHandle:
-        return ContractHandle("VeilConsumer", self.address)
+        return ContractHandle(self.artifact, self.address)
 
     def request(self, sender: TxSender, payload: bytes, *, value: int = 0) -> tuple[bytes, Receipt]:
         """Ask the agent for work; returns the request id (from the Bus's ``JobRequested``)."""
@@ -112,3 +120,78 @@ class Consumer:
     def waiting(self, request_id: bytes) -> bool:
         value = int.from_bytes(self.state(request_id), "big")
         return 0 < value < PENDING_BOUND
+
+
+def _deploy(
+    network: Network,
+    sender: TxSender,
+    artifact: str,
+    types: list[str],
+    args: list[object],
+    *,
+    value: int = 0,
+) -> Address:
+    code = load_artifact(artifact).bytecode + abi_encode(types, args)
+    receipt = sender.transact(None, code, value=value)
+    if receipt.contract_address is None:
+        raise ChainNotReady(f"{artifact} deployment produced no contract")
+    return receipt.contract_address
+
+
+@dataclass(frozen=True, slots=True)
+class PriceFeed(Consumer):
+    """A deployed ``PriceFeed``: a consumer whose ticks carry a price."""
+
+    artifact: str = "PriceFeed"
+
+    def latest(self) -> tuple[int, int]:
+        """(price in 6-decimal fixed point, block height of its tick); (0, 0) before any."""
+        price, height = self.handle.call(self.network.client, "latest")
+        return int(price), int(height)
+
+
+def deploy_price_feed(network: Network, sender: TxSender, agent: bytes, *, ttl: int) -> PriceFeed:
+    """Deploy a ``PriceFeed`` fed by ``agent``'s standing jobs."""
+    address = _deploy(
+        network,
+        sender,
+        "PriceFeed",
+        ["address", "bytes32", "uint256"],
+        [network.addresses.bus.hex, agent, ttl],
+    )
+    return PriceFeed(network, address)
+
+
+@dataclass(frozen=True, slots=True)
+class Escrow(Consumer):
+    """A deployed ``Escrow``: funds a judge agent's signed ruling pays out."""
+
+    artifact: str = "Escrow"
+
+    def ask_judge(self, sender: TxSender, claim: bytes) -> bytes:
+        """Open the dispute (a party only); returns its request id."""
+        before = int(self.network.bus.call(self.network.client, "request_nonce", self.address))
+        sender.transact(self.address, self.handle.encode("ask_judge", claim))
+        return self.request_id(before)
+
+    def release(self, sender: TxSender) -> Receipt:
+        return sender.transact(self.address, self.handle.encode("release"))
+
+    def view(self, name: str) -> object:
+        """A public field: ``buyer``, ``seller``, ``dispute``, ``settled``."""
+        return self.handle.call(self.network.client, name)
+
+
+def deploy_escrow(
+    network: Network, buyer: TxSender, agent: bytes, *, seller: Address, ttl: int, value: int
+) -> Escrow:
+    """The buyer deploys an ``Escrow`` of ``value`` wei for ``seller``, judged by ``agent``."""
+    address = _deploy(
+        network,
+        buyer,
+        "Escrow",
+        ["address", "bytes32", "uint256", "address"],
+        [network.addresses.bus.hex, agent, ttl, seller.hex],
+        value=value,
+    )
+    return Escrow(network, address)

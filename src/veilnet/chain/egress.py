@@ -9,6 +9,7 @@ from eth_abi.abi import encode as abi_encode
 
 from veilnet.chain.constants import (
     MAX_PAYLOAD_BOUND,
+    TOPIC_AGENT_SCHEDULE,
     TOPIC_CLUSTER_KEY,
     TOPIC_CONTRACT_KEY,
     TOPIC_ENDORSE,
@@ -24,6 +25,7 @@ __all__ = [
     "check_egress",
     "egress_domain",
     "egress_values",
+    "encode_agent_schedule",
     "encode_cluster_key",
     "encode_contract_key",
     "encode_endorse",
@@ -126,6 +128,21 @@ def encode_cluster_key(
     """(topic, payload): the master key publishes a cluster key epoch."""
     return TOPIC_CLUSTER_KEY, abi_encode(
         ["bytes32", "uint64", "address", "bytes"], [cluster_id, epoch, key_address.hex, public_key]
+    )
+
+
+def encode_agent_schedule(
+    contract_id: bytes,
+    *,
+    cancel_id: int = 0,
+    consumer: Address | None = None,
+    every: int = 0,
+    payload: bytes = b"",
+) -> tuple[bytes, bytes]:
+    """(topic, payload): the cluster key sets (``cancel_id`` 0) or ends an agent's own job."""
+    return TOPIC_AGENT_SCHEDULE, abi_encode(
+        ["bytes32", "uint256", "address", "uint64", "bytes"],
+        [contract_id, cancel_id, (consumer or Address(bytes(20))).hex, every, payload],
     )
 
 

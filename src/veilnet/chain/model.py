@@ -43,6 +43,7 @@ __all__ = [
     "ContractUpgraded",
     "DeployPolicySet",
     "Egress",
+    "EgressHostSet",
     "EgressRejected",
     "FeesWithdrawn",
     "GatekeeperAdded",
@@ -561,6 +562,16 @@ class ScheduleCancelled(ChainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EgressHostSet(ChainEvent):
+    """Bus: an agent's owner allowed (or no longer allows) its ``http.fetch`` to reach ``host``."""
+
+    CONTRACT: ClassVar[str] = "Bus"
+    contract_id: bytes
+    host: str
+    allowed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegistrationDepositSet(ChainEvent):
     """Registry: governance set the deposit a registration or re-attestation pays."""
 
@@ -600,6 +611,7 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     JobRequested,
     JobScheduled,
     ScheduleCancelled,
+    EgressHostSet,
     RegistrationDepositSet,
     ClusterCreated,
     ClusterWorkerAdded,

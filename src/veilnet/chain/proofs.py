@@ -21,6 +21,7 @@ __all__ = [
     "header_hash",
     "header_rlp",
     "receipts_root",
+    "state_witness",
     "verify_header",
     "verify_header_rlp",
     "verify_receipts",
@@ -144,3 +145,20 @@ def verify_receipts(
     if computed != expected_root:
         raise LogProofFailed("receipts do not match the block's receipts root")
     return encoded
+
+
+def state_witness(
+    client: Any, block: int, address: bytes, slot: bytes | None
+) -> tuple[list[bytes], list[bytes]]:
+    """What a host hands its core for ``evm.call``: the ``eth_getProof`` nodes of ``address``
+    (and of its ``slot``) at ``block``, and the account's code. Unchecked here: the core keys
+    each node by its own hash and reaches it only from the block's state root."""
+    tag = hex(block)
+    proof = client.call(
+        "eth_getProof", "0x" + address.hex(), [] if slot is None else ["0x" + slot.hex()], tag
+    )
+    nodes = [from_hex(node) for node in proof.get("accountProof") or []]
+    for item in proof.get("storageProof") or []:
+        nodes += [from_hex(node) for node in item.get("proof") or []]
+    code = from_hex(client.call("eth_getCode", "0x" + address.hex(), tag))
+    return nodes, [code] if code else []

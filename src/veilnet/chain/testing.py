@@ -18,7 +18,8 @@ from veilnet.chain.egress import (
 from veilnet.chain.follower import Follower
 from veilnet.chain.interfaces import ChainBackend
 from veilnet.chain.model import ClusterCreated, Command, ContractDeployed, Egress
-from veilnet.crypto import SecretKey
+from veilnet.crypto import Address, SecretKey
+from veilnet.protocol.results import sign_result
 
 __all__ = ["KeyedAgent", "check_chain_backend", "keyed_agent"]
 
@@ -136,6 +137,21 @@ class KeyedAgent:
         )
         self.cluster_key, self.contract_key = cluster_key, contract_key
         return contract_key
+
+    def sign_result(
+        self, consumer: Address, request_id: bytes, result: bytes, key: SecretKey | None = None
+    ) -> bytes:
+        """The signature a worker puts on ``result`` for ``consumer``'s request: by the
+        current contract key, or by ``key`` (a test's stranger or an old key)."""
+        signer = key or self.contract_key
+        assert signer is not None, "the agent has no contract key yet"
+        return sign_result(
+            signer,
+            chain_id=self.network.addresses.chain_id,
+            consumer=consumer.raw,
+            request_id=request_id,
+            result=result,
+        )
 
 
 def keyed_agent(backend: ChainBackend) -> KeyedAgent:

@@ -307,3 +307,93 @@ def unschedule(schedule_id: int, network: Path | None, key: str | None, as_json:
         as_json=as_json,
         render=lambda d: console.print(f"schedule {schedule_id} cancelled at block {block}"),
     )
+
+
+@agent.command()
+@click.argument("contract_id", metavar="ID")
+@network_options
+@json_option
+def info(contract_id: str, network: Path | None, key: str | None, as_json: bool) -> None:
+    """What the chain says of agent ID: owner, controller, cluster, key epoch, whether it is
+    paused, and the hosts its http.fetch may reach."""
+    with open_client(network, key) as client:
+        document = client.agent_info(contract_id)
+
+    def render(d: dict[str, Any]) -> None:
+        table = Table(title=f"agent {contract_id}", show_header=False)
+        for name, value in d.items():
+            shown = ", ".join(value) or "(none: http.fetch reaches nothing)"
+            table.add_row(name, shown if name == "egress" else str(value))
+        console.print(table)
+
+    emit(document, as_json=as_json, render=render)
+
+
+@agent.group()
+def egress() -> None:
+    """Where an agent's http.fetch may go: host names its owner lists on chain (default deny,
+    at most 16; any port). The workers enforce the list inside the enclave."""
+
+
+def _egress_edit(
+    contract_id: str, host: str, allowed: bool, network: Path | None, key: str | None, as_json: bool
+) -> None:
+    with open_client(network, key) as client:
+        try:
+            block = client.set_egress(contract_id, host, allowed=allowed)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="HOST") from exc
+        hosts = client.egress(contract_id)
+    emit(
+        {
+            "contract_id": contract_id,
+            "host": host.lower(),
+            "allowed": allowed,
+            "block": block,
+            "egress": hosts,
+        },
+        as_json=as_json,
+        render=lambda d: console.print(
+            f"{d['host']} {'[green]allowed[/green]' if allowed else '[red]denied[/red]'}"
+            f" (block {block}); now: {', '.join(hosts) or 'none'}"
+        ),
+    )
+
+
+@egress.command("allow")
+@click.argument("contract_id", metavar="ID")
+@click.argument("host", metavar="HOST")
+@network_options
+@json_option
+def egress_allow(
+    contract_id: str, host: str, network: Path | None, key: str | None, as_json: bool
+) -> None:
+    """Let agent ID's http.fetch reach HOST (a DNS name or IP address; owner only)."""
+    _egress_edit(contract_id, host, True, network, key, as_json)
+
+
+@egress.command("deny")
+@click.argument("contract_id", metavar="ID")
+@click.argument("host", metavar="HOST")
+@network_options
+@json_option
+def egress_deny(
+    contract_id: str, host: str, network: Path | None, key: str | None, as_json: bool
+) -> None:
+    """Take HOST off agent ID's allowlist (owner only)."""
+    _egress_edit(contract_id, host, False, network, key, as_json)
+
+
+@egress.command("list")
+@click.argument("contract_id", metavar="ID")
+@network_options
+@json_option
+def egress_list(contract_id: str, network: Path | None, key: str | None, as_json: bool) -> None:
+    """The hosts agent ID's http.fetch may reach."""
+    with open_client(network, key) as client:
+        hosts = client.egress(contract_id)
+    emit(
+        {"contract_id": contract_id, "egress": hosts},
+        as_json=as_json,
+        render=lambda d: console.print("\n".join(hosts) or "none: http.fetch reaches nothing"),
+    )

@@ -24,17 +24,45 @@ def consumer() -> None:
 @click.option(
     "--ttl", default=100, show_default=True, help="Blocks a request waits for its result."
 )
+@click.option(
+    "--kind",
+    type=click.Choice(["VeilConsumer", "PriceFeed"]),
+    default="VeilConsumer",
+    show_default=True,
+    help="PriceFeed: ticks carry a price (veil consumer price C reads it).",
+)
 @network_options
 @json_option
-def deploy(agent: str, ttl: int, network: Path | None, key: str | None, as_json: bool) -> None:
-    """Deploy a VeilConsumer of AGENT (its contract id): it takes only results signed by the
-    agent's contract key."""
+def deploy(
+    agent: str, ttl: int, kind: str, network: Path | None, key: str | None, as_json: bool
+) -> None:
+    """Deploy a VeilConsumer (or a PriceFeed) of AGENT (its contract id): it takes only
+    results signed by the agent's contract key."""
     with open_client(network, key) as client:
-        address = client.deploy_consumer(agent, ttl=ttl)
+        address = client.deploy_consumer(agent, ttl=ttl, kind=kind)
     emit(
-        {"consumer": address.hex, "agent": agent, "ttl": ttl},
+        {"consumer": address.hex, "agent": agent, "ttl": ttl, "kind": kind},
         as_json=as_json,
-        render=lambda doc: console.print(f"consumer  {doc['consumer']}  (agent {agent[:18]}…)"),
+        render=lambda doc: console.print(f"{kind}  {doc['consumer']}  (agent {agent[:18]}…)"),
+    )
+
+
+@consumer.command()
+@click.argument("address")
+@network_options
+@json_option
+def price(address: str, network: Path | None, key: str | None, as_json: bool) -> None:
+    """The newest price PriceFeed ADDRESS took, and the block of its tick."""
+    with open_client(network, key) as client:
+        found = client.price_feed(address)
+    emit(
+        found,
+        as_json=as_json,
+        render=lambda d: console.print(
+            f"{d['price'] / 10 ** d['decimals']:.6f}  at block {d['height']}"
+            if d["height"]
+            else "no price yet"
+        ),
     )
 
 

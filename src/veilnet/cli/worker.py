@@ -197,6 +197,7 @@ def run(
         checkpoint_every=checkpoint_every,
         poll_interval=poll_interval,
         gateway_url=gateway,
+        egress_roots=str(doc.get("egress_roots_pem") or "").encode(),
     )
     stop = threading.Event()
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from veilnet.devnet import constants as C  # noqa: N812
 from veilnet.devnet._devnet import Devnet
 from veilnet.devnet.errors import DemoFailed
 from veilnet.errors import VeilnetError
@@ -225,14 +226,70 @@ async def _tour(devnet: Devnet, report: Callable[[DemoStep], None]) -> list[Demo
             item.add("question", "What is a trusted execution environment?")
             item.add("answer", text[:160])
             receipt = answer.value["receipt"]
-            signer = _verify_receipt(devnet, receipt["receipt_id"])
+            signer = _verify_receipt(devnet, receipt["id"])
             item.add(
                 "receipt",
-                f"{receipt['receipt_id']} signed by {signer[:12]}… (attested key, verified)",
+                f"{receipt['id']} signed by {signer[:12]}… (attested key, verified in the "
+                "worker's enclave and again here)",
             )
             _add_proof(item, "query", answer)
 
         await step("LLM call through the attested inference gateway", llm)
+
+        async def oracle(item: DemoStep) -> None:
+            api = devnet.network.get("price_api_url")
+            if not api:
+                item.skipped = "no local price API"
+                return
+            agent = await alice.deploy(folder / "price_oracle.js", init={"source": api})
+            host = str(api).split("//", 1)[1].split(":", 1)[0]
+            await alice.set_egress(agent.id, host)
+            item.add("egress allowlist (on chain)", await alice.egress(agent.id))
+            # the key goes in encrypted; the command lands after the allowlist's block
+            await agent.set_secret("api_key", C.PRICE_API_KEY)
+            quote = await agent.query({})
+            _expect(quote.value["price"] == 3141590000, "the oracle did not read the API")
+            item.add(
+                "query ← price_oracle.js",
+                f"{quote.value['price']} (6 decimals), HTTPS in the enclave",
+            )
+            feed = await alice.deploy_consumer(agent.id, kind="PriceFeed", ttl=50)
+            await agent.command(
+                {"op": "subscribe", "consumer": feed.hex, "every": C.PRICE_FEED_EVERY}
+            )
+            item.add(
+                "agent scheduled itself",
+                f"every {C.PRICE_FEED_EVERY} blocks → PriceFeed {feed.hex}",
+            )
+            latest = await _until(lambda: alice.price_feed(feed), lambda f: f["height"] > 0)
+            _expect(latest["price"] == 3141590000, "the feed took a wrong price")
+            item.add(
+                "PriceFeed.latest()",
+                f"{latest['price']} at block {latest['height']} (signed by the agent's key)",
+            )
+
+        await step("Price oracle: HTTPS from the enclave feeds an EVM price feed", oracle)
+
+        async def judge(item: DemoStep) -> None:
+            if devnet.gateway_url is None:
+                item.skipped = f"inference gateway {devnet.gateway_note}"
+                return
+            agent = await alice.deploy(folder / "judge.py")
+            escrow = await alice.deploy_escrow(
+                agent.id, seller=bob.wallet.address, value=10**16, ttl=80
+            )
+            item.add("escrow", f"{escrow.hex}: alice pays 0.01 ETH for bob's goods")
+            claim = "Bob: I shipped the laptop and tracking shows it delivered. Pay the SELLER."
+            await bob.escrow_dispute(escrow, claim)
+            item.add("bob disputes", claim)
+            done = await _until(lambda: alice.escrow(escrow), lambda e: e["settled"])
+            party = "bob (seller)" if done["winner"] == bob.wallet.address.hex else "alice (buyer)"
+            item.add(
+                "AI judge ruled",
+                f"paid {party}; the prompt and answer never left the enclave and gateway",
+            )
+
+        await step("AI judge: a sealed LLM ruling settles an EVM escrow", judge)
 
         async def rotate(item: DemoStep) -> None:
             counter = agents["counter.js"]
@@ -274,6 +331,20 @@ def _add_proof(item: DemoStep, label: str, answer: Any) -> None:
         f"worker {answer.worker.hex[:10]}… (registered, attested) at block {answer.block_number} "
         f"0x{answer.block_hash.hex()[:12]}…, state 0x{answer.state_commitment.hex()[:12]}…",
     )
+
+
+async def _until(
+    read: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], timeout: float = 120
+) -> Any:
+    """Poll ``read`` until ``done`` holds for what it returned (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"gave up waiting after {timeout:.0f} s: {value}")
+        await asyncio.sleep(0.25)
 
 
 async def _until_head(client: Any, number: int) -> None:

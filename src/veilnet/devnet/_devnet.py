@@ -99,6 +99,9 @@ class Devnet:
         self.workers: list[Any] = []
         self.gateway_url: str | None = None
         self.gateway_note = ""
+        self.price_api: Any = None
+        """A local HTTPS price API (``veilnet.testing.https.LocalOrigin``) under a devnet CA
+        that every enclave trusts for agents' ``http.fetch`` (``egress_roots_pem``)."""
         self.network: dict[str, Any] = {}
         self.network_seed = os.urandom(32)
         self.started_at: float | None = None
@@ -127,6 +130,7 @@ class Devnet:
             self._start_sequencer()
             keys = self._fund_nodes()
             self._start_gateway()
+            self._start_price_api()
             self._start_hosts(keys)
             self._bootstrap()
             self._write_network()
@@ -294,6 +298,14 @@ class Devnet:
         self.gateway_url = self._stack.enter_context(serve_in_thread(app))
         self.gateway_note = f"{Path(model).name} (llama.cpp)"
 
+    def _start_price_api(self) -> None:
+        from veilnet.testing.https import LocalOrigin
+
+        self._say("starting the local HTTPS price API")
+        self.price_api = self._stack.enter_context(
+            LocalOrigin(api_key=C.PRICE_API_KEY, price=C.PRICE_API_PRICE)
+        )
+
     def _start_hosts(self, keys: list[bytes]) -> None:
         from veilnet.worker import WorkerConfig, WorkerHost
 
@@ -324,6 +336,7 @@ class Devnet:
                 rate_per_s=self.options.rate_per_s,
                 rate_burst=self.options.rate_burst,
                 enclave_mode="local" if name in local else "process",
+                egress_roots=self.price_api.ca_pem if self.price_api is not None else b"",
             )
             host = WorkerHost(config)
             host.start()
@@ -405,6 +418,9 @@ class Devnet:
             "workers": {h.address: h.api_url for h in self.workers},
             "clusters": ["0x" + cluster_id(C.DEFAULT_CLUSTER).hex()],
             "gateway_url": self.gateway_url,
+            "price_api_url": None if self.price_api is None else self.price_api.url("/v1/price"),
+            # agents' HTTPS servers must chain to these (the devnet's own CA, for its price API)
+            "egress_roots_pem": "" if self.price_api is None else self.price_api.ca_pem.decode(),
             "dev_accounts": accounts,
             "tee": "dev",
             "insecure_dev_tee": True,
@@ -428,6 +444,8 @@ class Devnet:
         rows += [("gatekeeper", h.config.name, h.api_url) for h in self.gatekeepers]
         rows += [("worker", h.config.name, h.api_url) for h in self.workers]
         rows.append(("gateway", "inference", self.gateway_url or self.gateway_note))
+        if self.price_api is not None:
+            rows.append(("price API", "HTTPS", self.price_api.url("/v1/price")))
         rows.append(("network", "network.json", str(self.network_file)))
         return rows
 

@@ -22,3 +22,10 @@ DEVNET_RATE_PER_S: Final = 200.0
 """Per-client query rate limit of devnet workers (the demo and tutorials poll often)."""
 DEVNET_RATE_BURST: Final = 400
 DEMO_TARGET_S: Final = 60.0
+
+PRICE_API_KEY: Final = "devnet-price-api-key"
+"""The devnet price API's key: the oracle demo stores it as an owner-set secret."""
+PRICE_API_PRICE: Final = "3141.59"
+"""What the devnet price API answers (``{"symbol": "ETH", "price": ...}``)."""
+PRICE_FEED_EVERY: Final = 3
+"""Blocks between the price oracle's ticks in the demo."""

@@ -52,8 +52,21 @@ def core_config(config: EnclaveConfig) -> CoreConfig:
         heartbeat_interval=config.heartbeat_interval,
         max_confidence_level=config.max_confidence_level,
         limits=Limits(),
+        egress_roots=config.egress_roots,
+        plain_http_loopback=config.tee == TEE_DEV,
+        gateway_measurements=_gateway_measurements(config),
         config_digest=config.network_digest,
     )
+
+
+def _gateway_measurements(config: EnclaveConfig) -> tuple[bytes, ...]:
+    """The network's allowed gateway measurements; on the development TEE with none named, the
+    dev TEE's own defaults (a devnet's gateway runs on it)."""
+    if config.gateway_measurements or config.tee != TEE_DEV:
+        return tuple(config.gateway_measurements)
+    from veilnet.tee import DEFAULT_DEV_MEASUREMENTS
+
+    return tuple(m.id for m in DEFAULT_DEV_MEASUREMENTS.values())
 
 
 def build_parts(

@@ -28,7 +28,6 @@ from veilnet.protocol.chain import ChainBlock
 from veilnet.protocol.errors import ContractUnavailable, NotReady
 from veilnet.runtime import EnclaveCore, QueryIO
 from veilnet.runtime.tls import Relay, TLSFailed
-from veilnet.sandbox.interfaces import JSONValue
 
 __all__ = [
     "EnclaveAlreadyBooted",
@@ -358,7 +357,9 @@ def _tls_relay(io: IOChannel) -> Relay:
         )
         if not result.ok:
             # one endpoint the host could not reach: it does not vouch, the others still may
-            raise TLSFailed(f"the host did not relay: {result.code}")
+            raise TLSFailed(
+                f"the host did not relay: {result.code}", stage="relay", host_code=result.code
+            )
         return result.body
 
     return relay
@@ -369,26 +370,30 @@ def _query_io(io: IOChannel | None, kinds: frozenset[str]) -> QueryIO | None:
     if io is None or not kinds:
         return None
 
-    def ask(kind: str, request: JSONValue) -> JSONValue:
-        body = json.dumps(request, sort_keys=True, separators=(",", ":")).encode()
-        result = io(wire.IORequest(kind=kind, body=body))
+    def gateway(method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        call = wire.GatewayCall(method=method, path=path, body=body)
+        result = io(wire.IORequest(kind=wire.IO_GATEWAY, body=call.to_bytes()))
         if not result.ok:
             raise EnclaveIOFailed(f"{result.code}: {result.message}")
         try:
-            return json.loads(result.body)
-        except ValueError as exc:
-            raise EnclaveIOFailed("the host answered I/O with something that is not JSON") from exc
+            reply = wire.GatewayReply.from_bytes(result.body, max_size=wire.MAX_FRAME_BYTES)
+        except CodecError as exc:
+            raise EnclaveIOFailed("the host answered a gateway call with something else") from exc
+        return reply.status, reply.body
 
-    def llm_chat(request: JSONValue) -> JSONValue:
-        return ask(wire.IO_LLM_CHAT, request)
-
-    def http_fetch(requests: list[JSONValue]) -> list[JSONValue]:
-        answers = ask(wire.IO_HTTP_FETCH, requests)
-        if not isinstance(answers, list):
-            raise EnclaveIOFailed("the host answered http.fetch with something not a list")
-        return answers
+    def witness(block: int, address: bytes, slot: bytes | None) -> tuple[list[bytes], list[bytes]]:
+        request = wire.EVMWitnessRequest(block=block, address=address, slot=slot)
+        result = io(wire.IORequest(kind=wire.IO_EVM, body=request.to_bytes()))
+        if not result.ok:
+            return [], []  # the host could not: the call ends unproven
+        try:
+            found = wire.EVMWitness.from_bytes(result.body, max_size=wire.MAX_FRAME_BYTES)
+        except CodecError:
+            return [], []
+        return list(found.nodes), list(found.codes)
 
     return QueryIO(
-        llm_chat=llm_chat if wire.IO_LLM_CHAT in kinds else None,
-        http_fetch=http_fetch if wire.IO_HTTP_FETCH in kinds else None,
+        witness=witness if wire.IO_EVM in kinds else None,
+        gateway=gateway if wire.IO_LLM_CHAT in kinds else None,
+        relay=_tls_relay(io) if wire.IO_HTTP_FETCH in kinds else None,
     )

@@ -26,7 +26,6 @@ from veilnet.inference.client import (
     GatewayClient,
     GatewayVerifier,
     VerifiedCompletion,
-    agent_llm_chat,
     verify_receipt,
 )
 from veilnet.inference.errors import (
@@ -83,7 +82,6 @@ __all__ = [
     "UpstreamKey",
     "VerifiedCompletion",
     "VerifiedQuote",
-    "agent_llm_chat",
     "attestation_report",
     "create_app",
     "default_model_path",

@@ -18,6 +18,7 @@ from veilnet.inference.errors import (
     InferenceNonceMismatch,
 )
 from veilnet.inference.interfaces import Enclave, MeasurementPolicy, QuoteReport, QuoteVerifier
+from veilnet.protocol.gateway import report_data_for
 
 __all__ = [
     "AllowedMeasurements",
@@ -28,15 +29,16 @@ __all__ = [
 ]
 
 
-def report_data_for(address: Address, nonce: bytes) -> bytes:
-    """The 64 bytes the gateway's quote commits to."""
-    if len(nonce) != NONCE_LENGTH:
-        raise ValueError(f"nonce must be {NONCE_LENGTH} bytes")
-    return address.raw.ljust(ADDRESS_FIELD_LENGTH, b"\x00") + nonce
-
-
-def attestation_report(enclave: Enclave, address: Address, nonce: bytes) -> dict[str, Any]:
-    """The ``/v1/attestation/report`` document: address, nonce, quote and collateral."""
+def attestation_report(
+    enclave: Enclave,
+    address: Address,
+    nonce: bytes,
+    *,
+    encryption_key: bytes = b"",
+    encryption_key_signature: bytes = b"",
+) -> dict[str, Any]:
+    """The ``/v1/attestation/report`` document: address, nonce, quote and collateral, and the
+    X25519 key sealed chats go to with the signing key's signature over it (if given)."""
     report_data = report_data_for(address, nonce)
     quote = enclave.quote(report_data)
     collateral = enclave.collateral()
@@ -56,6 +58,14 @@ def attestation_report(enclave: Enclave, address: Address, nonce: bytes) -> dict
         "intel_quote": quote.hex(),
         "collateral": collateral,
         "collateral_encoding": encoding,
+        **(
+            {
+                "encryption_key": encryption_key.hex(),
+                "encryption_key_signature": "0x" + encryption_key_signature.hex(),
+            }
+            if encryption_key
+            else {}
+        ),
     }
 
 

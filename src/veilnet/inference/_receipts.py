@@ -3,7 +3,6 @@ The same text format as Phala's private-ml gateway, so eth-account's ``recover_m
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import threading
 from collections import OrderedDict
@@ -14,15 +13,11 @@ from typing import Any
 from veilnet.crypto import Address, KeyInvalid, SecretKey, SignatureInvalid, recover_text, sign_text
 from veilnet.inference.constants import MAX_RECEIPT_ID_LENGTH, MAX_RECEIPTS, SIGNATURE_LENGTH
 from veilnet.inference.errors import InferenceReceiptInvalid
+from veilnet.protocol.gateway import receipt_text
 
 __all__ = ["Receipt", "ReceiptStore", "receipt_text", "sign_receipt"]
 
 SIGNING_ALGO = "ecdsa"
-
-
-def receipt_text(request_body: bytes, response_body: bytes) -> str:
-    """``hex(sha256(request)) ":" hex(sha256(response))``: the text a receipt signs."""
-    return f"{hashlib.sha256(request_body).hexdigest()}:{hashlib.sha256(response_body).hexdigest()}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from veilnet.crypto import SecretKey, sign_text
+from veilnet.crypto import EnvelopeInvalid, SecretKey, UnsupportedVersion, sign_text
 from veilnet.errors import InternalError, VeilnetError
 from veilnet.inference._attestation import attestation_report
 from veilnet.inference._receipts import Receipt, ReceiptStore, receipt_text
@@ -40,6 +40,12 @@ from veilnet.inference.errors import (
     InferenceRequestTooLarge,
 )
 from veilnet.inference.interfaces import Backend, Enclave
+from veilnet.protocol.gateway import (
+    SEALED_CHAT_PATH,
+    encryption_key_text,
+    open_chat,
+    seal_reply,
+)
 
 __all__ = ["RECEIPT_HEADER", "Gateway", "create_app"]
 
@@ -75,6 +81,9 @@ class Gateway:
         self._key = signer_key
         self.signing_address = signer_key.address
         self._entropy = entropy
+        # sealed chats go to the signing key's X25519 half, vouched for by the signing key
+        self.encryption_key = signer_key.public.x25519
+        self._encryption_signature = sign_text(signer_key, encryption_key_text(self.encryption_key))
 
     def new_id(self, prefix: str) -> str:
         return prefix + self._entropy(RECEIPT_ID_RANDOM_BYTES).hex()
@@ -93,7 +102,21 @@ class Gateway:
         return receipt
 
     def report(self, nonce: bytes) -> dict[str, Any]:
-        return attestation_report(self.enclave, self.signing_address, nonce)
+        return attestation_report(
+            self.enclave,
+            self.signing_address,
+            nonce,
+            encryption_key=self.encryption_key,
+            encryption_key_signature=self._encryption_signature,
+        )
+
+    def open_sealed(self, envelope: bytes) -> tuple[bytes, bytes]:
+        """``(request_body, reply_to)`` of a sealed chat; InferenceRequestInvalid if it is not
+        one sealed to this gateway."""
+        try:
+            return open_chat(self._key, envelope)
+        except (EnvelopeInvalid, UnsupportedVersion, ValueError, UnicodeDecodeError) as exc:
+            raise InferenceRequestInvalid("not a chat sealed to this gateway") from exc
 
     def fresh_nonce(self) -> bytes:
         return self._entropy(NONCE_LENGTH)
@@ -220,6 +243,20 @@ def create_app(
     async def chat_completions(request: Request) -> Response:
         return await completion(request, chat=True)
 
+    async def sealed_chat(request: Request) -> Response:
+        """A chat only an enclave core and this gateway read: the request arrives sealed to
+        the attested key, the answer and its receipt leave sealed to the core's reply key."""
+        request_body, reply_to = gateway.open_sealed(await _read_body(request))
+        parsed = parse_chat_request(parse_json_body(request_body))
+        if parsed.stream:
+            raise InferenceRequestInvalid("a sealed chat is not streamed", field="stream")
+        receipt_id = gateway.new_id(RECEIPT_ID_PREFIX_CHAT)
+        result = await run_in_threadpool(backend.chat, parsed)
+        out = _dumps(_with_id(result, receipt_id))
+        receipt = gateway.sign(receipt_id, request_body, out)
+        sealed = seal_reply(reply_to, gateway.signing_address, out, receipt.to_json())
+        return Response(sealed, media_type="application/octet-stream")
+
     async def completions(request: Request) -> Response:
         return await completion(request, chat=False)
 
@@ -272,6 +309,7 @@ def create_app(
         routes=[
             Route("/v1/models", models, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route(SEALED_CHAT_PATH, sealed_chat, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
             Route("/v1/signature/{receipt_id:str}", signature, methods=["GET"]),
             Route("/v1/attestation/report", attestation, methods=["GET"]),

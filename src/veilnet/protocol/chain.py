@@ -208,6 +208,13 @@ class HeaderFields:
     timestamp: int
     receipts_root: bytes
     logs_bloom: bytes
+    state_root: bytes = b""
+    """What ``evm.call`` proves chain state against (with the fields below, its block context)."""
+    coinbase: bytes = b""
+    gas_limit: int = 0
+    mix_hash: bytes = b""
+    """``prevrandao`` since the merge."""
+    base_fee: int | None = None
 
     def as_header(self) -> ev.BlockHeader:
         return ev.BlockHeader(
@@ -252,6 +259,11 @@ def decode_header(data: bytes) -> HeaderFields:
         logs_bloom=_fixed(items[6], "logsBloom", _BLOOM_BYTES),
         number=_uint(items[8], "number"),
         timestamp=_uint(items[11], "timestamp"),
+        state_root=_fixed(items[3], "stateRoot", 32),
+        coinbase=_fixed(items[2], "coinbase", 20),
+        gas_limit=_uint(items[9], "gasLimit"),
+        mix_hash=_fixed(items[13], "mixHash", 32),
+        base_fee=_uint(items[15], "baseFeePerGas", 32) if len(items) > 15 else None,
     )
 
 
@@ -753,6 +765,13 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         "ScheduleCancelled",
         ("contract_id", "bytes32", _I),
         ("schedule_id", "uint256", _I),
+    ),
+    _abi(
+        _BUS,
+        "EgressHostSet",
+        ("contract_id", "bytes32", _I),
+        ("host", "string", _D),
+        ("allowed", "bool", _D),
     ),
 )
 """Every event the Registry and the Bus emit, as their Vyper ABI declares it (a test compares

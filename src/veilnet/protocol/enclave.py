@@ -4,8 +4,9 @@ Length-prefixed frames of canonical records, versioned; a sans-IO ``FrameReader`
 Theory of operation
 -------------------
 The host sends one ``Call`` per frame and reads frames until it gets that call's ``Result`` or
-``Failure``. While it answers a query, the enclave may send ``IORequest`` frames first (an agent's
-``llm.chat`` or ``http.fetch``); the host answers each with one ``IOResult`` and keeps reading.
+``Failure``. While it answers a query or runs jobs, the enclave may send ``IORequest`` frames
+first (an agent's ``llm.chat``, or the TLS records of its ``http.fetch``); the host answers each
+with one ``IOResult`` and keeps reading.
 One call is in flight per connection; a host that wants concurrency opens several connections.
 
 Every ``Call.op`` names one operation in ``OPS``; its ``body`` is the operation's request record
@@ -29,12 +30,15 @@ from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.events import BlockHeader
 from veilnet.protocol.registration import RegistrationRequest
 
-ENCLAVE_INTERFACE_VERSION: Final = 4
+ENCLAVE_INTERFACE_VERSION: Final = 5
 """Bumped whenever an operation or a record of this module changes shape (2:
 ``register_transaction``, whose calldata the core builds, replaced ``sign_transaction``; 3:
 ``apply_block`` takes a raw ``ChainBlock`` the core proves itself, ``EnclaveConfig`` carries
 the chain-trust policy, ``certify`` asks an RPC quorum over TLS ended in the core; master keys
-and proposals come from TEE entropy and travel sealed in ``Applied``/``Boot.sealed_keys``)."""
+and proposals come from TEE entropy and travel sealed in ``Applied``/``Boot.sealed_keys``; 4:
+``jobs``; 5: agents' ``http.fetch`` runs in the core over ``IO_TLS``, ``EnclaveConfig``
+carries ``egress_roots``, ``llm.chat`` is sealed to the gateway in the core over
+``IO_GATEWAY``)."""
 FRAME_HEADER_BYTES: Final = 4
 _RECV_BYTES: Final = 1 << 16
 READY_LINE: Final = "veil-enclave ready"
@@ -105,10 +109,24 @@ OPS: Final = frozenset(
 )
 
 IO_LLM_CHAT: Final = "llm_chat"
+"""Announced in ``Boot.io_kinds``: the host has an inference gateway for agents' ``llm.chat``
+(the calls themselves travel as ``IO_GATEWAY``)."""
+IO_GATEWAY: Final = "gateway"
+"""body: ``GatewayCall`` → ``GatewayReply``: the host sends the call to its inference gateway
+and returns the answer. The core sealed every prompt to the gateway's attested key and checks
+every answer's receipt (``runtime.llm``): the host reads and forges nothing."""
 IO_HTTP_FETCH: Final = "http_fetch"
+"""Announced in ``Boot.io_kinds``: the host relays agents' ``http.fetch`` connections (the
+requests themselves travel as ``IO_TLS``)."""
+IO_EVM: Final = "evm_state"
+"""Announced in ``Boot.io_kinds``, and the kind of its requests: body ``EVMWitnessRequest`` →
+``EVMWitness``: the ``eth_getProof`` nodes (and code) of an account or slot at a block, for an
+agent's ``evm.call``. The core keys each node by its hash from the verified state root."""
 IO_TLS: Final = "tls"
 """body: ``TLSRelay`` → the bytes that arrived next on that connection (empty: closed). The
-host sends ciphertext it cannot read or forge; the TLS session ends inside the core."""
+host sends ciphertext it cannot read or forge; the TLS session ends inside the core (agents'
+plain ``http://`` to loopback, on the development TEE only, is the one exception). A relay the
+host gave up on for time answers ``ok=False`` with code ``worker_io_timeout``."""
 
 
 class FrameInvalid(InvalidInput):
@@ -192,6 +210,9 @@ class EnclaveConfig(Record):
     """The devnet's PKI seed; only with ``tee == "dev"``."""
     gateway_measurements: tuple[bytes, ...] = ()
     """Allowed inference-gateway measurement ids (empty: the dev defaults on the dev TEE)."""
+    egress_roots: bytes = b""
+    """PEM CA certificates agents' ``http.fetch`` servers must chain to (a network parameter:
+    its digest covers them); empty means the Mozilla roots the enclave image carries."""
 
     @property
     def digest(self) -> bytes:
@@ -285,6 +306,38 @@ class TLSRelay(Record):
     host: str
     port: int
     data: bytes
+
+
+@record("enclave.gateway_call")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayCall(Record):
+    """One HTTP call to the host's inference gateway: ``path`` below its base URL."""
+
+    method: str
+    path: str
+    body: bytes
+
+
+@record("enclave.gateway_reply")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayReply(Record):
+    status: int
+    body: bytes
+
+
+@record("enclave.evm_witness_request")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EVMWitnessRequest(Record):
+    block: int
+    address: bytes
+    slot: bytes | None = None
+
+
+@record("enclave.evm_witness")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EVMWitness(Record):
+    nodes: tuple[bytes, ...]
+    codes: tuple[bytes, ...]
 
 
 @record("enclave.attested")

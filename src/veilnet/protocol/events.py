@@ -23,6 +23,7 @@ __all__ = [
     "ContractPaused",
     "ContractUpgraded",
     "Egress",
+    "EgressHostSet",
     "EgressRejected",
     "GatekeeperAdded",
     "GatekeeperRemoved",
@@ -338,6 +339,14 @@ class JobScheduled(ChainEvent):
 class ScheduleCancelled(ChainEvent):
     contract_id: bytes
     schedule_id: int
+
+
+@record("ev.egress_host_set")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EgressHostSet(ChainEvent):
+    contract_id: bytes
+    host: str
+    allowed: bool
 
 
 @record("ev.egress")

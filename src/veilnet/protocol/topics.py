@@ -15,6 +15,10 @@ TOPIC_CONTRACT_KEY: Final = keccak(b"veil/egress/contract-key")
 TOPIC_ROTATION_PROPOSE: Final = keccak(b"veil/egress/rotation-propose")
 TOPIC_ROTATION_CONFIRM: Final = keccak(b"veil/egress/rotation-confirm")
 TOPIC_WORKER_KEY: Final = keccak(b"veil/egress/worker-key")
+TOPIC_AGENT_SCHEDULE: Final = keccak(b"veil/egress/agent-schedule")
+"""An agent's own ``jobs.schedule`` / ``jobs.cancel``, posted by its cluster key; the Bus
+handles it itself: ``abi(bytes32 agent, uint256 cancel_id, address consumer, uint64 every,
+bytes payload)`` (``cancel_id`` 0: a new schedule)."""
 # Topics only workers (and clients checking registrations) read.
 TOPIC_COLLATERAL: Final = keccak(b"veil/egress/collateral")
 TOPIC_CLUSTER_KEY_SHARE: Final = keccak(b"veil/egress/cluster-key-share")

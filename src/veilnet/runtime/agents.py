@@ -4,19 +4,21 @@ Nested agent calls are journaled and committed with the top call, or not at all.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from veilnet.codec import CodecError, encode
+from veilnet.codec import CodecError, abi_encode, encode
 from veilnet.crypto import Address, SecretKey, sign_text
 from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
-from veilnet.protocol import limits
+from veilnet.protocol import limits, topics
 from veilnet.protocol.outcomes import OutcomeRecord
+from veilnet.runtime import evm, fetch, llm
 from veilnet.runtime.context import CoreContext
+from veilnet.runtime.tls import Relay
 from veilnet.sandbox.errors import (
     SandboxAgentError,
     SandboxCallDepth,
@@ -49,19 +51,30 @@ class Snapshot:
     key: SecretKey | None = None
     """The contract key of ``epoch``, taken with the snapshot: a query runs outside the core
     lock, and the block applied meanwhile may destroy that epoch's keys."""
+    egress_hosts: frozenset[str] = frozenset()
+    """Where its ``http.fetch`` may go, as of the snapshot's block."""
 
 
 class QueryIO:
-    """I/O the host lends to query and job modes (HTTP and LLM); absent in command mode."""
+    """I/O the host lends to query and job modes; absent in command mode.
+
+    ``relay`` carries the bytes of the agents' ``http.fetch`` (TLS records: the exchange itself
+    runs in the core, ``runtime.fetch``); ``gateway`` carries sealed calls to the inference
+    gateway (the core verifies it and its answers, ``runtime.llm``)."""
 
     def __init__(
         self,
         *,
-        http_fetch: Callable[[list[JSONValue]], list[JSONValue]] | None = None,
-        llm_chat: Callable[[JSONValue], JSONValue] | None = None,
+        relay: Relay | None = None,
+        gateway: llm.Channel | None = None,
+        witness: evm.Witness | None = None,
     ) -> None:
-        self.http_fetch = http_fetch
-        self.llm_chat = llm_chat
+        self.relay = relay
+        self.gateway = gateway
+        self.witness = witness
+        """Fetches trie nodes and code for ``evm.call`` (the core proves them, ``runtime.evm``)."""
+        self.connections = itertools.count(1)
+        """Relay connection numbers: unique within the one query or job batch it serves."""
 
 
 @dataclass(slots=True)
@@ -70,6 +83,9 @@ class CallJournal:
 
     writes: dict[bytes, dict[str, bytes | None]] = field(default_factory=dict)
     events: list[JSONValue] = field(default_factory=list)
+    jobs: list[tuple[bytes, int, bytes, int, bytes]] = field(default_factory=list)
+    """Standing jobs the agents asked to set or end: (agent, cancel id or 0, consumer,
+    every, payload), posted by their cluster once the command commits."""
 
     def merge(self, contract_id: bytes, writes: dict[str, bytes | None]) -> None:
         self.writes.setdefault(contract_id, {}).update(writes)
@@ -154,11 +170,39 @@ def _invoke(
         journal.merge(contract_id, dict(outcome.state_writes))
         for target, writes in journal.writes.items():
             core.state.runtimes[target].state.apply(writes)
+        for job in journal.jobs:
+            post_agent_schedule(core, *job)
     return OutcomeRecord.success(
         sender=caller,
         result=outcome.result,
         events=(*outcome.events, *journal.events),
         fuel=outcome.fuel_used,
+    )
+
+
+def post_agent_schedule(
+    core: CoreContext,
+    contract_id: bytes,
+    cancel_id: int,
+    consumer: bytes,
+    every: int,
+    payload: bytes,
+) -> None:
+    """An agent's ``jobs.schedule`` / ``jobs.cancel`` of a committed command: its cluster's key
+    posts it (``TOPIC_AGENT_SCHEDULE``), and the Bus sets or ends the standing job. Every member
+    runs the same command, so every member emits the same numbered message; one lands."""
+    contract = core.state.contracts[contract_id]
+    cluster = core.state.clusters[contract.cluster]
+    epoch = cluster.current_epoch
+    payload = abi_encode(
+        ["bytes32", "uint256", "address", "uint64", "bytes"],
+        [contract_id, cancel_id, Address(consumer or bytes(20)).hex, every, payload],
+    )
+    core.outbox.emit(
+        core.keys.cluster_key(contract.cluster, epoch),
+        cluster.epochs[epoch].key_address,
+        topics.TOPIC_AGENT_SCHEDULE,
+        payload,
     )
 
 
@@ -293,19 +337,50 @@ class AgentHost:
             self.journal.merge(target, dict(outcome.state_writes))
         return CallResult(value=outcome.result, fuel_used=outcome.fuel_used)
 
+    def schedule_job(self, consumer: bytes, every: int, payload: bytes) -> None:
+        self.journal.jobs.append((self.contract_id, 0, consumer, every, payload))
+
+    def cancel_job(self, schedule_id: int) -> None:
+        self.journal.jobs.append((self.contract_id, schedule_id, b"", 0, b""))
+
     def http_fetch(self, requests: list[JSONValue]) -> list[JSONValue]:
-        if self.ctx.mode is Mode.COMMAND or self.io is None or self.io.http_fetch is None:
+        """Each request's response or error value; the allowlist is the snapshot's."""
+        if self.ctx.mode is Mode.COMMAND or self.io is None or self.io.relay is None:
             raise SandboxAgentError("http.fetch is not available here")
-        try:
-            return self.io.http_fetch(requests)
-        except VeilnetError as exc:
-            raise SandboxAgentError(f"http.fetch failed: {exc.code}: {exc.message}") from exc
+        taken = self.snapshot.get(self.contract_id) if self.snapshot is not None else None
+        egress = fetch.Egress(
+            allowed=frozenset() if taken is None else taken.egress_hosts,
+            context=self.core.egress_context,
+            relay=self.io.relay,
+            at=self.header.timestamp,
+            plain_loopback=self.core.config.plain_http_loopback,
+            connections=self.io.connections,
+        )
+        return fetch.fetch(requests, egress)
+
+    def evm_call(self, request: JSONValue) -> JSONValue:
+        """A read-only call at this invocation's block, over state proven in the core."""
+        if self.ctx.mode is Mode.COMMAND or self.io is None or self.io.witness is None:
+            raise SandboxAgentError("evm.call is not available here")
+        return evm.call(
+            request,
+            header=self.core.executions.get(self.header.hash),
+            chain_id=self.core.config.chain_id,
+            witness=self.io.witness,
+        )
 
     def llm_chat(self, request: JSONValue) -> JSONValue:
         """Only answers whose gateway receipt verified reach the agent; others are its error."""
-        if self.ctx.mode is Mode.COMMAND or self.io is None or self.io.llm_chat is None:
+        if self.ctx.mode is Mode.COMMAND or self.io is None or self.io.gateway is None:
             raise SandboxAgentError("llm.chat is not available here")
+        core = self.core
+        judge = llm.Judge(
+            verifier=core.verifier,
+            allowed=frozenset(core.config.gateway_measurements),
+            platform=core.platform,
+            trust=core.gateway_trust,
+        )
         try:
-            return self.io.llm_chat(request)
+            return llm.chat(request, channel=self.io.gateway, judge=judge, at=self.header.timestamp)
         except VeilnetError as exc:
             raise SandboxAgentError(f"llm.chat failed: {exc.code}: {exc.message}") from exc

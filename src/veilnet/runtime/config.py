@@ -26,6 +26,14 @@ class CoreConfig:
     heartbeat_interval: int = constants.DEFAULT_HEARTBEAT_INTERVAL
     max_confidence_level: int = constants.DEFAULT_MAX_CONFIDENCE_LEVEL
     limits: Limits = field(default_factory=Limits)
+    egress_roots: bytes = b""
+    """PEM CA certificates agents' HTTPS servers must chain to; empty: the Mozilla roots of
+    the enclave image (``certifi``)."""
+    gateway_measurements: tuple[bytes, ...] = ()
+    """Measurement ids an inference gateway may run for agents' ``llm.chat`` (none: no
+    ``llm.chat``)."""
+    plain_http_loopback: bool = False
+    """Agents may fetch plain ``http://`` from loopback (the development TEE only)."""
     config_digest: bytes = b""
     """``EnclaveConfig.network_digest`` of the configuration the enclave built this core from;
     bound into the registration report data, so a worker whose host chose another configuration

@@ -29,3 +29,6 @@ MAX_MEMOISED_CONTRACT_KEYS: Final = 4096
 """Derived contract keys a keyring keeps (each query needs one; deriving costs ~80 µs)."""
 MAX_MEMOISED_QUERY_SESSIONS: Final = 10_000
 """Query sessions (one per client certificate, contract and epoch) kept, oldest dropped first."""
+
+MAX_EXECUTIONS: Final = 64
+"""Recent verified headers a core keeps for ``evm.call`` (queries run at the newest ones)."""

@@ -3,17 +3,22 @@ One ``CoreContext`` per core; systems are functions over it, the facade owns it.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from veilnet.crypto import SecretKey
+from veilnet.protocol.chain import HeaderFields
+from veilnet.runtime import constants
 from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.egress import Outbox
 from veilnet.runtime.interfaces import AgentEngine, Platform, QuoteVerifier
 from veilnet.runtime.keyring import KeyRing
+from veilnet.runtime.llm import GatewayTrust
 from veilnet.runtime.records import WorkerStanding
 from veilnet.runtime.replicated import ReplicatedState
 from veilnet.runtime.state import Journal
+from veilnet.runtime.tls import client_context
 
 
 @dataclass(slots=True)
@@ -30,11 +35,14 @@ class CoreContext:
     """The working parts of one core. Only ``apply_block`` (through a savepoint) changes them."""
 
     __slots__ = (
+        "_egress_context",
         "agents",
         "boot_id",
         "certified",
         "config",
         "engine",
+        "executions",
+        "gateway_trust",
         "journal",
         "keys",
         "keys_arrived",
@@ -78,9 +86,35 @@ class CoreContext:
         replicated or sealed; a restart certifies again)."""
         self.query_snapshots: dict[bytes, Any] = {}
         """Per cluster, the snapshot queries share until the next block."""
+        self._egress_context: ssl.SSLContext | None = None
+        self.executions: dict[bytes, HeaderFields] = {}
+        """The verified headers of recent blocks by hash: the state root and block context
+        ``evm.call`` runs against (never replicated; a restart knows the blocks after it)."""
+        self.gateway_trust = GatewayTrust()
+        """The inference gateway this core verified for ``llm.chat`` (queries only)."""
         self.now = 0
         """Timestamp of the block being applied (set by the dispatcher before its events):
         endorsements are judged against it, so every replica decides alike."""
+
+    def remember_execution(self, fields: HeaderFields) -> None:
+        """Keep a verified header for ``evm.call`` (the newest ``MAX_EXECUTIONS``)."""
+        self.executions[fields.hash] = fields
+        while len(self.executions) > constants.MAX_EXECUTIONS:
+            del self.executions[next(iter(self.executions))]
+
+    @property
+    def egress_context(self) -> ssl.SSLContext:
+        """The TLS client context agents' ``http.fetch`` checks servers with: the network's
+        egress roots, or the Mozilla roots the enclave image carries (``certifi``, pinned and
+        measured with the image), never the host's system store."""
+        if self._egress_context is None:
+            roots = self.config.egress_roots
+            if not roots:
+                import certifi
+
+                roots = certifi.contents().encode("ascii")
+            self._egress_context = client_context(roots)
+        return self._egress_context
 
     # ---- transactions ------------------------------------------------------------------
 

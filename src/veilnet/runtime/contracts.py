@@ -14,6 +14,7 @@ from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits, topics
+from veilnet.protocol.hosts import normalize_host
 from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import agents
 from veilnet.runtime.context import CoreContext
@@ -126,6 +127,19 @@ def _update(core: CoreContext, contract_id: bytes, **changes: object) -> None:
 
 def on_paused(core: CoreContext, header: ev.BlockHeader, event: ev.ContractPaused) -> None:
     _update(core, event.contract_id, paused=event.paused)
+
+
+def on_egress_host_set(core: CoreContext, header: ev.BlockHeader, event: ev.EgressHostSet) -> None:
+    contract = core.state.contracts.get(event.contract_id)
+    if contract is None:
+        return
+    hosts = set(contract.egress_hosts)
+    # The Bus stores names as given; only the normal form can ever match a request.
+    name = normalize_host(event.host)
+    if name is None or name != event.host:
+        return
+    (hosts.add if event.allowed else hosts.discard)(name)
+    _update(core, event.contract_id, egress_hosts=tuple(sorted(hosts)))
 
 
 def on_upgraded(core: CoreContext, header: ev.BlockHeader, event: ev.ContractUpgraded) -> None:
@@ -281,6 +295,7 @@ HANDLERS = {
     ev.ContractKeySet: on_key_set,
     ev.ContractPaused: on_paused,
     ev.ContractUpgraded: on_upgraded,
+    ev.EgressHostSet: on_egress_host_set,
     ev.ContractOwnerChanged: on_owner_changed,
     ev.ContractControllerChanged: on_controller_changed,
     ev.Command: on_command,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from veilnet.protocol import chain
 from veilnet.protocol import events as ev
 from veilnet.protocol.chain import ChainBlock
 from veilnet.runtime import (
@@ -68,6 +69,7 @@ def apply_block(core: CoreContext, raw: ChainBlock) -> None:
     """
     block = lightclient.prove_block(core.config, core.state.head, raw, certified=core.certified)
     header = block.header
+    core.remember_execution(chain.decode_header(raw.header))
     core.query_snapshots.clear()
     previous = core.state.head
     core.now = header.timestamp

@@ -249,6 +249,7 @@ def served_cluster(core: CoreContext, cluster_id: bytes) -> ServedCluster:
                 secrets=dict(state.runtimes[cid].secrets),
                 epoch=info.epoch,
                 key=core.keys.contract_key(cluster_id, cid, info.epoch),
+                egress_hosts=frozenset(info.egress_hosts),
             )
             for cid, info in state.contracts.items()
             if info.cluster == cluster_id and cid in state.runtimes

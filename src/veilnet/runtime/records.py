@@ -153,3 +153,5 @@ class ContractInfo:
     epochs: Mapping[int, EpochInfo] = field(default_factory=dict)
     """Every epoch this contract has been keyed at (from cluster keying)."""
     initialized: bool = False
+    egress_hosts: tuple[str, ...] = ()
+    """Host names its ``http.fetch`` may reach (``EgressHostSet``), sorted; default deny."""

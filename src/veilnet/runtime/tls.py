@@ -87,7 +87,8 @@ class HTTPSExchange:
     Every failure raises :class:`TLSFailed` and is sticky: a failed exchange never recovers.
 
     Args:
-        context: from :func:`client_context`.
+        context: from :func:`client_context`; ``None`` speaks plain HTTP, which the host can
+            read and forge (callers allow it only to loopback on the development TEE).
         host: the name (or IP address) the certificate must cover; also the ``Host`` header.
         port: the TCP port the host connects to.
         method: the HTTP method, e.g. ``"POST"``.
@@ -103,7 +104,7 @@ class HTTPSExchange:
 
     def __init__(
         self,
-        context: ssl.SSLContext,
+        context: ssl.SSLContext | None,
         *,
         host: str,
         port: int,
@@ -124,14 +125,19 @@ class HTTPSExchange:
         self._max_response_bytes = max_response_bytes
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        self._tls = context.wrap_bio(
-            self._incoming, self._outgoing, server_side=False, server_hostname=host
+        self._tls = (
+            None
+            if context is None
+            else context.wrap_bio(
+                self._incoming, self._outgoing, server_side=False, server_hostname=host
+            )
         )
         self._http = h11.Connection(
             our_role=h11.CLIENT,
             max_incomplete_event_size=min(_MAX_HEAD_BYTES, max_response_bytes),
         )
         self._request = self._frame_request(method, target, body, headers)
+        self._plain_out = self._request if context is None else b""
         self._handshaken = False
         self._eof = False
         self._received = 0
@@ -161,6 +167,9 @@ class HTTPSExchange:
             TLSFailed: the exchange failed (now or earlier).
         """
         self._check_failed()
+        if self._tls is None:
+            out, self._plain_out = self._plain_out, b""
+            return out
         if self._response is None and not self._handshaken:
             self._advance()
         return self._outgoing.read()
@@ -177,6 +186,12 @@ class HTTPSExchange:
             return  # bytes after a complete answer (close_notify, a late ticket) change nothing
         if self._eof:
             raise self._fail("closed", "bytes arrived after the end of the stream")
+        if self._tls is None:
+            self._eof = not data
+            self._feed(data)
+            if self._response is None and self._eof:
+                raise self._fail("closed", "the peer closed before the response was complete")
+            return
         if data:
             self._incoming.write(data)
         else:
@@ -229,6 +244,7 @@ class HTTPSExchange:
         return self._failure
 
     def _advance(self) -> None:
+        assert self._tls is not None
         if not self._handshaken:
             try:
                 self._tls.do_handshake()
@@ -249,6 +265,7 @@ class HTTPSExchange:
         # The OS checked the chain against the host's clock, which the host may set; the leaf
         # must also not have expired by the verified chain time. Chain time only lags real time
         # (a core replaying old history sits years back), so notBefore is not held against it.
+        assert self._tls is not None
         cert = self._tls.getpeercert()
         not_before, not_after = (cert or {}).get("notBefore"), (cert or {}).get("notAfter")
         if not isinstance(not_before, str) or not isinstance(not_after, str):
@@ -262,6 +279,7 @@ class HTTPSExchange:
             raise self._fail("certificate", "the peer certificate expired before the chain time")
 
     def _read_plaintext(self) -> None:
+        assert self._tls is not None
         while self._response is None:
             try:
                 chunk = self._tls.read(_READ_CHUNK)
@@ -273,16 +291,20 @@ class HTTPSExchange:
                 # Includes a truncated stream (EOF without close_notify), which must not pass
                 # for the end of a close-delimited body.
                 raise self._fail("protocol", "the TLS session broke") from exc
-            self._received += len(chunk)
-            if self._received > self._max_response_bytes:
-                raise self._fail("too_large", "the response is larger than allowed")
-            try:
-                self._http.receive_data(chunk)
-                self._read_events()
-            except h11.RemoteProtocolError as exc:
-                raise self._fail("http", "the HTTP response is malformed") from exc
+            self._feed(chunk)
             if not chunk:
                 return
+
+    def _feed(self, chunk: bytes) -> None:
+        """Plaintext the peer sent (``b""``: its end of stream) into the HTTP parser."""
+        self._received += len(chunk)
+        if self._received > self._max_response_bytes:
+            raise self._fail("too_large", "the response is larger than allowed")
+        try:
+            self._http.receive_data(chunk)
+            self._read_events()
+        except h11.RemoteProtocolError as exc:
+            raise self._fail("http", "the HTTP response is malformed") from exc
 
     def _read_events(self) -> None:
         while True:

@@ -26,7 +26,7 @@ from veilnet.sandbox.errors import (
     SandboxPayloadTooLarge,
     SandboxReentrantCall,
 )
-from veilnet.sandbox.interfaces import Context, HostAPI, JSONValue, Limits, Outcome
+from veilnet.sandbox.interfaces import Context, HostAPI, JSONValue, Limits, Mode, Outcome
 
 HOST_OPS = (
     "state.get",
@@ -100,6 +100,19 @@ class Bridge:
             return host.sign(canonical_json(args[0], max_bytes=self.limits.payload_bytes))
         if op == "call":
             return self._call(args, fuel_left)
+        if op in ("jobs.schedule", "jobs.cancel"):
+            return self._jobs(op, args)
+        if op == "evm.call":
+            if not self.ctx.mode.allows_io:
+                raise SandboxForbidden(
+                    "evm.call is not available in command mode",
+                    host_call=op,
+                    mode=self.ctx.mode.value,
+                )
+            if len(args) != 1:
+                raise SandboxAgentError("evm.call takes one {to, data} object")
+            canonical_json(args[0], max_bytes=self.limits.payload_bytes, what="evm.call request")
+            return host.evm_call(args[0])
         if op in ("http.fetch", "llm.chat"):
             if not self.ctx.mode.allows_io:
                 raise SandboxForbidden(
@@ -119,6 +132,36 @@ class Bridge:
             responses = host.http_fetch(requests)
             return responses if isinstance(args[0], list) else responses[0]
         raise SandboxForbidden(f"unknown host call {op[:40]!r}", host_call=op[:40])
+
+    def _jobs(self, op: str, args: list[JSONValue]) -> JSONValue:
+        """An agent's own standing jobs: replicated intents, so command mode only; the cluster
+        posts them to the Bus once the command commits."""
+        if self.ctx.mode is not Mode.COMMAND:
+            raise SandboxForbidden(
+                f"{op} is available in command mode only (init, handle)",
+                host_call=op,
+                mode=self.ctx.mode.value,
+            )
+        if op == "jobs.cancel":
+            if len(args) != 1 or not isinstance(args[0], int) or isinstance(args[0], bool):
+                raise SandboxAgentError("jobs.cancel takes a schedule id")
+            if not 1 <= args[0] < 2**256:
+                raise SandboxAgentError("a schedule id is a positive integer")
+            self.host.cancel_job(args[0])
+            return None
+        request = args[0] if len(args) == 1 else None
+        if not isinstance(request, dict):
+            raise SandboxAgentError("jobs.schedule takes {consumer, every, payload}")
+        consumer, every = request.get("consumer"), request.get("every")
+        if not isinstance(consumer, str) or not _is_address(consumer):
+            raise SandboxAgentError("consumer must be a 0x-prefixed 20-byte address")
+        if not isinstance(every, int) or isinstance(every, bool) or not 1 <= every < 2**64:
+            raise SandboxAgentError("every must be a whole number of blocks, 1 or more")
+        payload = canonical_json(
+            request.get("payload"), max_bytes=c.MAX_JOB_PAYLOAD_BYTES, what="job payload"
+        )
+        self.host.schedule_job(bytes.fromhex(consumer[2:]), every, payload)
+        return None
 
     def _call(self, args: list[JSONValue], fuel_left: Callable[[], int]) -> JSONValue:
         if len(args) != 2 or not isinstance(args[0], str):
@@ -200,6 +243,16 @@ def _str_arg(args: list[Any], index: int, name: str, *, allow_empty: bool = Fals
 
 def _key(args: list[Any]) -> str:
     return _check_key(args[0] if args else None)
+
+
+def _is_address(text: str) -> bool:
+    hexpart = text[2:]
+    return (
+        text.startswith("0x")
+        and len(hexpart) == 40
+        and all(ch in "0123456789abcdefABCDEF" for ch in hexpart)
+        and int(hexpart, 16) != 0
+    )
 
 
 def _check_key(key: Any) -> str:

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any
+from typing import Any, Final
 
 import wasmtime
 from wasmtime import _ffi
@@ -50,6 +50,7 @@ _PAGE = 65536
 _LOAD_FUEL = 2_000_000_000
 _ERRNO_BADF = 8
 _ERRNO_NOSYS = 52
+_IO_CALLS: Final = frozenset({"http.fetch", "llm.chat", "evm.call"})
 _HOST_FN = b"__veil_host"
 _CHECK_AGENT = (
     b"(function () { const a = globalThis.__veil_agent;"
@@ -333,10 +334,14 @@ class JSEngine:
         def fuel_left() -> int:
             return max(0, remaining - c.HOST_CALL_FUEL)
 
+        started = time.monotonic()
         try:
             value = bridge.dispatch(str(op), list(args), fuel_left)
         except (SandboxError, SandboxInternalError) as exc:
             raise _GuestTrap(str(op)) from exc
+        if op in _IO_CALLS and run.deadline:
+            # the backstop bounds the agent's own running time, not its I/O (limited apart)
+            run.deadline += time.monotonic() - started
         charge = c.HOST_CALL_FUEL + bridge.nested_fuel
         bridge.nested_fuel = 0
         if charge > remaining:

@@ -33,9 +33,14 @@ PRELUDE: Final = r"""
   const secrets = Object.freeze({ get(name) { return host("secrets.get", [String(name)]); } });
   const http = Object.freeze({ fetch(request) { return host("http.fetch", [request]); } });
   const llm = Object.freeze({ chat(request) { return host("llm.chat", [request]); } });
+  const evm = Object.freeze({ call(request) { return host("evm.call", [request]); } });
+  const jobs = Object.freeze({
+    schedule(request) { return host("jobs.schedule", [request === undefined ? null : request]); },
+    cancel(id) { return host("jobs.cancel", [id]); },
+  });
   function random() { return host("random", []); }
   const defs = {
-    state, secrets, http, llm, random,
+    state, secrets, http, llm, jobs, evm, random,
     emit(event) { EV.push(P(S(event === undefined ? null : event))); },
     call(contractId, msg) { return host("call", [String(contractId), msg === undefined ? null : msg]); },
     derive_key(salt) { return host("derive_key", [String(salt)]); },

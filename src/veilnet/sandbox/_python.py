@@ -104,6 +104,17 @@ class _VeilLLM:
     def chat(self, request):
         return _veil_call_host("llm.chat", [request])
 
+class _VeilEVM:
+    def call(self, request):
+        return _veil_call_host("evm.call", [request])
+
+class _VeilJobs:
+    def schedule(self, request):
+        return _veil_call_host("jobs.schedule", [request])
+
+    def cancel(self, schedule_id):
+        return _veil_call_host("jobs.cancel", [schedule_id])
+
 class _VeilCtx:
     def __init__(self, d):
         self.caller = d["caller"]
@@ -117,6 +128,8 @@ state = _VeilState()
 secrets = _VeilSecrets()
 http = _VeilHTTP()
 llm = _VeilLLM()
+jobs = _VeilJobs()
+evm = _VeilEVM()
 ctx = None
 
 def emit(event):

@@ -55,6 +55,9 @@ HTTP_MAX_BODY_BYTES: Final = 2 * 1024 * 1024
 HTTP_MAX_BATCH: Final = 5
 """``http.fetch`` limits (query and job modes only), as in Phala's pink runtime."""
 
+MAX_JOB_PAYLOAD_BYTES: Final = 4096
+"""Largest payload of a standing job an agent sets (``Bus.schedule``'s bound)."""
+
 PY_ALLOWED_IMPORTS: Final = frozenset({"json", "math", "random", "typing", "base64", "hashlib"})
 """Modules a Python agent may import; ``random`` is reseeded per invocation from ``random()``."""
 

@@ -182,8 +182,18 @@ class HostAPI(Protocol):
         or nothing). ``ctx`` is the *callee's* context; ``fuel`` is the budget left to the caller.
         Raises the callee's ``SandboxError`` on failure."""
 
+    def schedule_job(self, consumer: bytes, every: int, payload: bytes) -> None:
+        """Command mode: set a standing job of this agent (posted once the command commits)."""
+
+    def cancel_job(self, schedule_id: int) -> None:
+        """Command mode: end a standing job of this agent (posted once the command commits)."""
+
     def http_fetch(self, requests: list[JSONValue]) -> list[JSONValue]:
         """Query/job mode: perform up to 5 requests ``{url, method, headers, body}``."""
+
+    def evm_call(self, request: JSONValue) -> JSONValue:
+        """Query/job mode: a read-only call ``{to, data, from?, gas?}`` on the network's chain at
+        the invocation's block, over state proven in the core."""
 
     def llm_chat(self, request: JSONValue) -> JSONValue:
         """Query/job mode: an OpenAI-style chat completion through the attested gateway."""

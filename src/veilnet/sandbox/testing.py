@@ -21,6 +21,10 @@ def _no_llm(_request: JSONValue) -> JSONValue:
     raise RuntimeError("no llm_chat handler configured on this MemoryHost")
 
 
+def _no_evm(_request: JSONValue) -> JSONValue:
+    raise RuntimeError("no evm_call handler configured on this MemoryHost")
+
+
 def _no_http(_requests: list[JSONValue]) -> list[JSONValue]:
     raise RuntimeError("no http_fetch handler configured on this MemoryHost")
 
@@ -31,6 +35,8 @@ class Invocation:
 
     outcome: Outcome
     events: list[tuple[str, JSONValue]]
+    jobs: list[tuple[str, int, bytes, int, bytes]] = field(default_factory=list)
+    """Standing jobs a successful command asked to set or end (``_Journal.jobs``)."""
 
     @property
     def result(self) -> JSONValue:
@@ -41,6 +47,8 @@ class Invocation:
 class _Journal:
     writes: dict[str, dict[str, bytes | None]] = field(default_factory=dict)
     events: list[tuple[str, JSONValue]] = field(default_factory=list)
+    jobs: list[tuple[str, int, bytes, int, bytes]] = field(default_factory=list)
+    """(contract, cancel id or 0, consumer, every, payload) the invocation asked for."""
 
 
 class MemoryHost:
@@ -58,12 +66,14 @@ class MemoryHost:
         limits: Limits | None = None,
         llm_chat: LLMHandler = _no_llm,
         http_fetch: HTTPHandler = _no_http,
+        evm_call: LLMHandler = _no_evm,
     ) -> None:
         self.runtime = runtime
         self.seed = seed
         self.limits = limits or runtime.default_limits
         self.llm_chat = llm_chat
         self.http_fetch = http_fetch
+        self.evm_call = evm_call
         self.agents: dict[str, LoadedAgent] = {}
         self.states: dict[str, dict[str, bytes]] = {}
         self.secrets: dict[str, dict[str, str]] = {}
@@ -117,7 +127,7 @@ class MemoryHost:
                             state.pop(key, None)
                         else:
                             state[key] = value
-            return Invocation(outcome=outcome, events=journal.events)
+            return Invocation(outcome=outcome, events=journal.events, jobs=journal.jobs)
         return Invocation(outcome=outcome, events=[])
 
     @staticmethod
@@ -210,8 +220,17 @@ class _ContractHost:
             MemoryHost._merge(self.journal, contract_id, dict(outcome.state_writes))
         return CallResult(value=outcome.result, fuel_used=outcome.fuel_used)
 
+    def schedule_job(self, consumer: bytes, every: int, payload: bytes) -> None:
+        self.journal.jobs.append((self.ctx.contract_id, 0, consumer, every, payload))
+
+    def cancel_job(self, schedule_id: int) -> None:
+        self.journal.jobs.append((self.ctx.contract_id, schedule_id, b"", 0, b""))
+
     def http_fetch(self, requests: list[JSONValue]) -> list[JSONValue]:
         return self.net.http_fetch(requests)
+
+    def evm_call(self, request: JSONValue) -> JSONValue:
+        return self.net.evm_call(request)
 
     def llm_chat(self, request: JSONValue) -> JSONValue:
         return self.net.llm_chat(request)

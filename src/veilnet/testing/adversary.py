@@ -4,13 +4,15 @@ Tests in ``tests/adversarial/`` drive a real ``veil enclave serve`` through this
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
-from veilnet.crypto import SecretKey
+from veilnet.crypto import Address, Domain, SecretKey
 from veilnet.protocol import enclave as wire
+from veilnet.protocol import envelopes as proto
 from veilnet.protocol.chain import POLICY_SEQUENCER, ChainBlock, ChainTrust
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.events import ChainEvent
@@ -156,8 +158,12 @@ class EnclaveNetwork:
     for the hour it runs in and a gatekeeper judges quotes at block time.
     """
 
-    def __init__(self, config: wire.EnclaveConfig | None = None) -> None:
+    def __init__(
+        self, config: wire.EnclaveConfig | None = None, *, io_kinds: tuple[str, ...] = ()
+    ) -> None:
         self.config = config or dev_enclave_config()
+        self.io_kinds = io_kinds
+        """What the hosts announce at boot that they relay for agents (``Boot.io_kinds``)."""
         self.ledger = LedgerSim(
             chain_id=self.config.chain_id,
             registry=self.config.registry,
@@ -190,7 +196,7 @@ class EnclaveNetwork:
         on the ledger; its address."""
         host = MaliciousHost()
         self.hosts[name] = host
-        booted = host.enclave.boot(wire.Boot(config=self.config))
+        booted = host.enclave.boot(wire.Boot(config=self.config, io_kinds=self.io_kinds))
         self.addresses[name] = booted.address
         self.boot_ids[name] = booted.boot_id
         self.sealed_identities[name] = booted.sealed_identity
@@ -215,6 +221,7 @@ class EnclaveNetwork:
                 config=self.config,
                 sealed_identity=self.sealed_identities[name],
                 checkpoint=sealed,
+                io_kinds=self.io_kinds,
             )
         )
         self.boot_ids[name] = booted.boot_id
@@ -260,3 +267,54 @@ class EnclaveNetwork:
             self.ledger.add_cluster_worker(cluster, self.addresses[name])
         self.settle()
         return cluster
+
+    def seal_query(
+        self,
+        worker: str,
+        contract: bytes,
+        body: bytes,
+        *,
+        wallet: SecretKey,
+        request_id: bytes,
+        window: int | None = None,
+        boot_id: bytes | None = None,
+    ) -> tuple[bytes, proto.ClientSession]:
+        """A query sealed as the SDK seals it, addressed to ``worker`` at its current boot (or
+        ``boot_id``), for the window ``window`` (default the ledger's head)."""
+        record = self.ledger.contracts[contract]
+        ephemeral = SecretKey.derive(b"\x72" * 32, "ephemeral")
+        head = self.ledger.head.number
+        certificate = proto.make_certificate(
+            wallet, ephemeral, chain_id=self.config.chain_id, expires_block=head + 1000
+        )
+        session = proto.open_session(
+            ephemeral,
+            record.public_key,
+            chain_id=self.config.chain_id,
+            contract_id=contract,
+            epoch=record.key_epoch,
+            secret=b"\x09" * 32,
+        )
+        request = proto.build_query(
+            session=session,
+            certificate=certificate,
+            request_id=request_id,
+            kind="call",
+            body=body,
+            worker=self.addresses[worker],
+            boot_id=self.boot_ids[worker] if boot_id is None else boot_id,
+            window=head if window is None else window,
+        )
+        return request, session
+
+    def open_answer(self, raw: bytes, session: proto.ClientSession, request_id: bytes) -> Any:
+        """The verified, decrypted JSON answer to a ``seal_query`` query."""
+        plain = proto.open_response(
+            proto.QueryResponse.from_bytes(raw),
+            domain=Domain(
+                chain_id=self.config.chain_id, verifying_contract=Address(self.config.registry)
+            ),
+            session=session.keys,
+            expected_request_id=request_id,
+        )
+        return json.loads(plain)

@@ -31,10 +31,13 @@ from veilnet.chain.constants import (
     KIND_WORKER,
     MAX_CLUSTER_WORKERS,
     MAX_CODE,
+    MAX_EGRESS_HOSTS,
+    MAX_HOST_NAME,
     MAX_HPKE_KEY,
     MAX_INIT,
     MAX_PAYLOAD_BOUND,
     MAX_QUOTE,
+    MAX_REQUEST,
     ROTATION_WINDOW,
     ROUTED_TOPICS,
 )
@@ -81,6 +84,7 @@ MAX_NAMED_AT_VERDICT = 4
 """The post that forms a verdict names at most 4 dissenters among the first 16 posters."""
 _ZERO = b"\x00" * 20
 _KEY_EPOCH_PAYLOAD = ["bytes32", "uint64", "address", "bytes"]
+_AGENT_SCHEDULE_PAYLOAD = ["bytes32", "uint256", "address", "uint64", "bytes"]
 """(cluster or contract id, epoch, key address, public key) of cluster/contract key egress."""
 
 
@@ -166,6 +170,7 @@ class _Contract:
     public_key: bytes = b""
     key_block: int = 0
     paused: bool = False
+    egress_hosts: set[str] = field(default_factory=set)
 
 
 def _address(word: str) -> bytes:
@@ -215,6 +220,8 @@ class LedgerSim:
     pending_contract_owner: dict[bytes, bytes] = field(default_factory=dict)
     deploy_closed: set[bytes] = field(default_factory=set)
     deployers: dict[bytes, set[bytes]] = field(default_factory=dict)
+    schedules: dict[int, tuple[bytes, bool]] = field(default_factory=dict)
+    """schedule id -> (agent, active), numbered from 1 (``Bus.schedules``)."""
     registration_deposit: int = 0
     deposit_of: dict[bytes, int] = field(default_factory=dict)
     deposit_block: dict[bytes, int] = field(default_factory=dict)
@@ -768,6 +775,60 @@ class LedgerSim:
             ev.ContractControllerChanged(contract_id=contract_id, controller=controller)
         )
 
+    def set_egress(self, contract_id: bytes, host: str, allowed: bool, *, sender: bytes) -> None:
+        """``Bus.set_egress``: the owner edits its agent's ``http.fetch`` allowlist."""
+        contract = self._owned(contract_id, sender)
+        if len(host.encode()) > MAX_HOST_NAME:
+            raise Revert("argument too long")
+        if not host:
+            raise Revert("empty host")
+        hosts = contract.egress_hosts
+        if (host in hosts) == allowed:
+            return
+        if allowed:
+            if len(hosts) >= MAX_EGRESS_HOSTS:
+                raise Revert("too many hosts")
+            hosts.add(host)
+        else:
+            hosts.discard(host)
+        self.pending.append(ev.EgressHostSet(contract_id=contract_id, host=host, allowed=allowed))
+
+    def schedule(
+        self, contract_id: bytes, consumer: bytes, every: int, payload: bytes, *, sender: bytes
+    ) -> int:
+        """``Bus.schedule``: the agent's owner sets a standing job."""
+        self._owned(contract_id, sender)
+        return self._schedule(contract_id, consumer, every, payload)
+
+    def _schedule(self, contract_id: bytes, consumer: bytes, every: int, payload: bytes) -> int:
+        if len(payload) > MAX_REQUEST:
+            raise Revert("argument too long")
+        if every <= 0:
+            raise Revert("bad interval")
+        if consumer == _ZERO:
+            raise Revert("zero address")
+        schedule_id = len(self.schedules) + 1
+        self.schedules[schedule_id] = (contract_id, True)
+        self.pending.append(
+            ev.JobScheduled(
+                contract_id=contract_id,
+                schedule_id=schedule_id,
+                consumer=consumer,
+                every=every,
+                start=self._next_block()[0],
+                payload=payload,
+            )
+        )
+        return schedule_id
+
+    def cancel_schedule(self, schedule_id: int, *, sender: bytes) -> None:
+        contract_id, active = self.schedules.get(schedule_id, (bytes(32), False))
+        if not active:
+            raise Revert("no such schedule")
+        self._owned(contract_id, sender)
+        self.schedules[schedule_id] = (contract_id, False)
+        self.pending.append(ev.ScheduleCancelled(contract_id=contract_id, schedule_id=schedule_id))
+
     # --- bus ---
 
     def push_command(self, contract_id: bytes, payload: bytes, *, sender: bytes) -> int:
@@ -965,6 +1026,27 @@ class LedgerSim:
                 contract_id=contract_id, epoch=epoch, key_address=key, public_key=public
             )
         )
+
+    def _agent_schedule(self, origin: bytes, kind: int, payload: bytes) -> None:
+        """``Bus._agent_schedule``: an agent's own standing job, posted by its cluster key."""
+        if kind != KIND_CLUSTER:
+            raise Revert("wrong origin")
+        contract_id, cancel_id, consumer, every, job = _decode(_AGENT_SCHEDULE_PAYLOAD, payload)
+        contract = self.contracts.get(contract_id)
+        if contract is None:
+            raise Revert("unknown contract")
+        if self.clusters[contract.cluster].key_address != origin:
+            raise Revert("not the cluster key")
+        if cancel_id == 0:
+            self._schedule(contract_id, _address(consumer), every, job)
+            return
+        agent, active = self.schedules.get(cancel_id, (bytes(32), False))
+        if not active:
+            raise Revert("no such schedule")
+        if agent != contract_id:
+            raise Revert("not this agent's")
+        self.schedules[cancel_id] = (agent, False)
+        self.pending.append(ev.ScheduleCancelled(contract_id=contract_id, schedule_id=cancel_id))
 
     def _rotation_propose(self, origin: bytes, kind: int, payload: bytes) -> None:
         if not self._is_gatekeeper_identity(origin, kind):
@@ -1195,6 +1277,7 @@ _EGRESS_HANDLERS: Final[dict[bytes, Callable[[LedgerSim, bytes, int, bytes], Non
     topics.TOPIC_MASTER_KEY: LedgerSim._master_key,
     topics.TOPIC_CLUSTER_KEY: LedgerSim._cluster_key,
     topics.TOPIC_CONTRACT_KEY: LedgerSim._contract_key,
+    topics.TOPIC_AGENT_SCHEDULE: LedgerSim._agent_schedule,
     topics.TOPIC_ROTATION_PROPOSE: LedgerSim._rotation_propose,
     topics.TOPIC_ROTATION_CONFIRM: LedgerSim._rotation_confirm,
     topics.TOPIC_HEARTBEAT: LedgerSim._heartbeat,

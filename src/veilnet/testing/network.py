@@ -18,7 +18,7 @@ from veilnet.protocol.egress import EgressMessage
 from veilnet.runtime import CoreConfig, EnclaveCore
 from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
 from veilnet.runtime.interfaces import AgentEngine
-from veilnet.tee import DevEnclave
+from veilnet.tee import DEFAULT_DEV_MEASUREMENTS, DevEnclave
 from veilnet.testing.ledger import LedgerSim, Revert
 
 NETWORK_SEED = b"veilnet-testing-network-seed-000"
@@ -48,8 +48,13 @@ class Network:
     withhold: Callable[[EgressMessage], bool] | None = None
     """A host's choice: egress it keeps back instead of posting (kept in ``withheld``)."""
     withheld: list[EgressMessage] = field(default_factory=list)
+    gateway_measurements: tuple[bytes, ...] | None = None
+    """Gateway measurements ``llm.chat`` accepts; None: the dev TEE's defaults (as a dev
+    enclave configuration with none named)."""
 
     def __post_init__(self) -> None:
+        if self.gateway_measurements is None:
+            self.gateway_measurements = tuple(m.id for m in DEFAULT_DEV_MEASUREMENTS.values())
         self.ledger.genesis_time = TEST_TIME
         self.config = CoreConfig(
             chain_id=self.ledger.chain_id,
@@ -60,6 +65,7 @@ class Network:
             commitment_interval=self.commitment_interval,
             heartbeat_interval=self.heartbeat_interval,
             config_digest=self.config_digest,
+            gateway_measurements=self.gateway_measurements,
         )
 
     def _platform(self, name: str) -> TEEPlatform:

@@ -44,6 +44,11 @@ class WorkerConfig:
         rate_per_s, rate_burst: token bucket per client address for the API.
         query_threads: threads answering queries in parallel (agents run off the event loop).
         key_window_blocks, commitment_interval: network parameters (identical on replicas).
+        egress_roots: PEM CA certificates agents' HTTPS servers must chain to (a network
+            parameter, network.json ``egress_roots_pem``); empty: the enclave image's Mozilla
+            roots.
+        fetch_timeout_s: how long the host waits on one connect or receive of an agent's
+            ``http.fetch`` (the limit agents are promised is ``HTTP_TIMEOUT_S``).
         enclave_mode: ``"process"`` (the default: the core runs in its own enclave process,
             ``veil enclave serve``, behind the bytes-only interface) or ``"local"`` (the same
             interface served in this process; unit tests only, required with ``engine``).
@@ -77,6 +82,8 @@ class WorkerConfig:
     key_window_blocks: int = RC.DEFAULT_KEY_WINDOW_BLOCKS
     commitment_interval: int = RC.DEFAULT_COMMITMENT_INTERVAL
     enclave_mode: str = "process"
+    egress_roots: bytes = field(default=b"", repr=False)
+    fetch_timeout_s: float = C.DEFAULT_FETCH_TIMEOUT_S
 
     def __repr__(self) -> str:
         return (

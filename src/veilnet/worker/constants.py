@@ -41,3 +41,12 @@ CHECKPOINT_MAGIC: Final = b"VEILCKP1"
 
 MAX_APPLY_FAILURES: Final = 3
 """Consecutive failures to apply one block before the worker halts instead of retrying."""
+
+DEFAULT_FETCH_TIMEOUT_S: Final = 10.0
+"""How long the host waits on one connect or receive of an agent's ``http.fetch``: the
+``HTTP_TIMEOUT_S`` agents are promised (``veilnet.sandbox.constants``; a test keeps them equal,
+since the host must not load sandbox code)."""
+
+GATEWAY_TIMEOUT_S: Final = 120.0
+"""How long the host waits for its inference gateway to answer one sealed call (a CPU model
+may take tens of seconds to generate)."""

@@ -16,6 +16,7 @@ Unavailable
 ├── WaitTimeout            ``WorkerHost.wait_until`` ran past its deadline
 ├── EnclaveUnavailable     the enclave process did not start, or went away
 └── WorkerIOFailed         the host could not carry out I/O its core asked for (a relay)
+    └── WorkerIOTimeout    the remote party did not answer the relay in time
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "WaitTimeout",
     "WorkerConfigInvalid",
     "WorkerIOFailed",
+    "WorkerIOTimeout",
 ]
 
 
@@ -93,3 +95,9 @@ class WorkerIOFailed(Unavailable):
     """The host could not carry out I/O its core asked for (connect, send, receive)."""
 
     code = "worker_io_failed"
+
+
+class WorkerIOTimeout(WorkerIOFailed):
+    """The remote party of a relayed connection sent nothing within the host's time limit."""
+
+    code = "worker_io_timeout"

@@ -19,7 +19,7 @@ from veilnet.codec import CodecError
 from veilnet.protocol import enclave as wire
 from veilnet.protocol.chain import ChainBlock
 from veilnet.worker.enclave import Enclave
-from veilnet.worker.errors import WorkerIOFailed
+from veilnet.worker.errors import WorkerIOFailed, WorkerIOTimeout
 
 __all__ = ["EvidenceSource", "QuorumEvidence", "SequencerEvidence", "TLSRelayHost", "chain_block"]
 
@@ -84,11 +84,17 @@ class QuorumEvidence:
 
 
 class TLSRelayHost:
-    """Carries ``IO_TLS`` requests: ciphertext out on connection ``conn``, what arrives back."""
+    """Carries ``IO_TLS`` requests: ciphertext out on connection ``conn``, what arrives back.
 
-    def __init__(self) -> None:
+    Args:
+        timeout_s: how long one connect or one receive may wait (agents' ``http.fetch`` uses
+            ``HTTP_TIMEOUT_S``); a wait past it answers ``worker_io_timeout``.
+    """
+
+    def __init__(self, *, timeout_s: float = _READ_TIMEOUT_S) -> None:
         self._sockets: dict[int, socket.socket] = {}
         self._lock = threading.Lock()
+        self._timeout_s = timeout_s
 
     def handle(self, kind: str, body: bytes) -> bytes:
         if kind != wire.IO_TLS:
@@ -102,6 +108,9 @@ class TLSRelayHost:
             if request.data:
                 sock.sendall(request.data)
             return sock.recv(_RECV_BYTES)
+        except TimeoutError as exc:
+            self._drop(request.conn)
+            raise WorkerIOTimeout(f"connection {request.conn} timed out") from exc
         except OSError as exc:
             self._drop(request.conn)
             raise WorkerIOFailed(f"connection {request.conn} failed: {type(exc).__name__}") from exc
@@ -111,9 +120,9 @@ class TLSRelayHost:
             sock = self._sockets.get(request.conn)
             if sock is None:
                 sock = socket.create_connection(
-                    (request.host, request.port), timeout=_CONNECT_TIMEOUT_S
+                    (request.host, request.port), timeout=min(_CONNECT_TIMEOUT_S, self._timeout_s)
                 )
-                sock.settimeout(_READ_TIMEOUT_S)
+                sock.settimeout(self._timeout_s)
                 self._sockets[request.conn] = sock
             return sock
 

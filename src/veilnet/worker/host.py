@@ -26,20 +26,21 @@ node's final head.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 from eth_account import Account
 
-from veilnet.attestation import Policy, TrustRoot
 from veilnet.chain import EgressRelay, Follower, JSONRPCClient, Network, RelayJournal
 from veilnet.chain import model as cm
 from veilnet.chain.constants import KIND_NONE, KIND_WORKER
 from veilnet.chain.errors import ContractReverted
+from veilnet.chain.proofs import state_witness
 from veilnet.chain.rpc import from_quantity
 from veilnet.chain.transactions import (
     balance_of,
@@ -47,6 +48,7 @@ from veilnet.chain.transactions import (
     send_raw_transaction,
     transaction_cost,
 )
+from veilnet.codec import CodecError
 from veilnet.crypto import Address
 from veilnet.errors import VeilnetError
 from veilnet.protocol import enclave as wire
@@ -65,6 +67,7 @@ from veilnet.worker.api import APIServer, QueryPool, create_app
 from veilnet.worker.config import WorkerConfig
 from veilnet.worker.constants import (
     ERROR_BACKOFF_S,
+    GATEWAY_TIMEOUT_S,
     IDENTITY_FUNDING_WEI,
     MAX_APPLY_FAILURES,
     REATTEST_RETRY_S,
@@ -78,11 +81,13 @@ from veilnet.worker.errors import (
     RegistrationFailed,
     WaitTimeout,
     WorkerConfigInvalid,
+    WorkerIOFailed,
 )
 from veilnet.worker.finality import (
     EvidenceSource,
     QuorumEvidence,
     SequencerEvidence,
+    TLSRelayHost,
     chain_block,
 )
 from veilnet.worker.interfaces import (
@@ -269,10 +274,10 @@ class WorkerHost:
             relay, journal, metrics=self.metrics, log=self.log, on_settled=self._notify
         )
         self._relay.start()
-        self._query_io = self._make_query_io()
+        self._make_gateway()
         # jobs pay gas from the operator too: the same sender, whose nonces are thread-safe
         self._jobs = JobWorker(
-            lambda: self.enclave.jobs(self._query_io),
+            self._run_jobs,
             Network(self._client(), cfg.deployment.addresses),
             operator,
             head=lambda: self._chain_head,
@@ -357,7 +362,32 @@ class WorkerHost:
             )
         # The enclave opens and snapshots under its own lock and runs the agent outside it, so a
         # slow llm.chat never holds up block application; only the sealed answer comes back.
-        return self.enclave.query(request, self._query_io)
+        with self._agent_io() as io:
+            return self.enclave.query(request, io)
+
+    def _run_jobs(self) -> wire.Jobs:
+        with self._agent_io() as io:
+            return self.enclave.jobs(io)
+
+    @contextlib.contextmanager
+    def _agent_io(self) -> Iterator[IOHandler]:
+        """The I/O one query or job batch's agents may ask for: their ``http.fetch`` TLS records
+        relayed on connections of their own (closed afterwards), and ``llm.chat``."""
+        relay = TLSRelayHost(timeout_s=self.config.fetch_timeout_s)
+
+        def carry_out(kind: str, body: bytes) -> bytes:
+            if kind == wire.IO_TLS:
+                return relay.handle(kind, body)
+            if kind == wire.IO_GATEWAY:
+                return self._carry_gateway_call(body)
+            if kind == wire.IO_EVM:
+                return self._carry_witness(body)
+            raise NotReady(f"this worker does not serve {kind}")
+
+        try:
+            yield carry_out
+        finally:
+            relay.close_all()
 
     def health(self) -> HealthView:
         """``GET /v1/health``; never waits for the core lock (a block may be applying)."""
@@ -455,7 +485,9 @@ class WorkerHost:
     def _boot_request(
         self, *, sealed_identity: bytes | None, checkpoint: bytes | None = None
     ) -> wire.Boot:
-        io_kinds = (wire.IO_LLM_CHAT,) if self.config.gateway_url is not None else ()
+        io_kinds: tuple[str, ...] = (wire.IO_HTTP_FETCH, wire.IO_EVM)
+        if self.config.gateway_url is not None:
+            io_kinds += (wire.IO_LLM_CHAT,)
         return wire.Boot(
             config=self.enclave_config,
             sealed_identity=sealed_identity,
@@ -520,41 +552,42 @@ class WorkerHost:
         self._follower_args = (start, parent_hash)
         self._follower = None  # built lazily by the loop thread with its own client
 
-    def _make_query_io(self) -> IOHandler | None:
-        cfg = self.config
-        if cfg.gateway_url is None:
+    def _make_gateway(self) -> httpx.Client | None:
+        """A client for the inference gateway, if this worker has one. It only carries the
+        core's sealed calls: the core verifies the gateway and every answer itself."""
+        if self.config.gateway_url is None:
             return None
-        from veilnet.inference import (
-            AllowedMeasurements,
-            DCAPQuoteVerifier,
-            GatewayClient,
-            GatewayVerifier,
-            agent_llm_chat,
+        client = httpx.Client(
+            base_url=self.config.gateway_url.rstrip("/"), timeout=GATEWAY_TIMEOUT_S
         )
+        self._gateway = client
+        return client
 
-        ids = list(cfg.gateway_measurements)
-        if cfg.allow_insecure_dev_tee and cfg.network_seed is not None:
-            from veilnet.tee import DEFAULT_DEV_MEASUREMENTS, DevEnclave
+    def _carry_witness(self, body: bytes) -> bytes:
+        try:
+            request = wire.EVMWitnessRequest.from_bytes(body)
+        except CodecError as exc:
+            raise WorkerIOFailed("not a witness request") from exc
+        client = JSONRPCClient(self.config.rpc_url)
+        try:
+            nodes, codes = state_witness(client, request.block, request.address, request.slot)
+        finally:
+            client.close()
+        return wire.EVMWitness(nodes=tuple(nodes), codes=tuple(codes)).to_bytes()
 
-            root: TrustRoot = DevEnclave(cfg.network_seed, allow_insecure_dev_tee=True).trust_root
-            policy = Policy.development()
-            ids = ids or [m.id for m in DEFAULT_DEV_MEASUREMENTS.values()]
-        else:
-            root, policy = TrustRoot.intel(), Policy()
-        verifier = GatewayVerifier(
-            quote_verifier=DCAPQuoteVerifier(root=root, policy=policy),
-            policy=AllowedMeasurements.of_ids(ids),
-        )
-        self._gateway = GatewayClient(cfg.gateway_url, verifier)
-        chat = agent_llm_chat(self._gateway)
-
-        def carry_out(kind: str, body: bytes) -> bytes:
-            """I/O a query's agent asked the enclave for (only what boot announced)."""
-            if kind != wire.IO_LLM_CHAT:
-                raise NotReady(f"this worker does not serve {kind}")
-            return json.dumps(chat(json.loads(body)), sort_keys=True).encode()
-
-        return carry_out
+    def _carry_gateway_call(self, body: bytes) -> bytes:
+        gateway = self._gateway
+        if gateway is None:
+            raise NotReady("this worker has no inference gateway")
+        try:
+            call = wire.GatewayCall.from_bytes(body)
+        except CodecError as exc:
+            raise WorkerIOFailed("not a gateway call") from exc
+        try:
+            answer = gateway.request(call.method, call.path, content=call.body)
+        except httpx.HTTPError as exc:
+            raise WorkerIOFailed(f"the gateway did not answer: {type(exc).__name__}") from exc
+        return wire.GatewayReply(status=answer.status_code, body=answer.content).to_bytes()
 
     # ------------------------------------------------------------------ the loop -----------
 
@@ -856,4 +889,5 @@ def _enclave_config(config: WorkerConfig) -> wire.EnclaveConfig:
         tee=tee,
         dev_network_seed=seed,
         gateway_measurements=tuple(config.gateway_measurements),
+        egress_roots=config.egress_roots,
     )

@@ -383,6 +383,7 @@ class EmbeddedChain:
             "eth_getTransactionCount": self._get_nonce,
             "eth_getBalance": self._get_balance,
             "eth_getCode": self._get_code,
+            "eth_getProof": self._get_proof,
             "eth_getStorageAt": self._get_storage,
             "eth_getLogs": self._get_logs,
             "eth_call": self._call,
@@ -491,6 +492,45 @@ class EmbeddedChain:
 
     def _get_code(self, address: str, tag: Any = "latest") -> str:
         return to_hex(self._state(_block_arg(tag)).get_code(from_hex(address)))
+
+    def _get_proof(self, address: str, slots: list[str], tag: Any = "latest") -> dict[str, Any]:
+        """EIP-1186: the account's and the slots' Merkle-Patricia proofs at the block."""
+        import rlp
+        from eth.rlp.accounts import Account
+        from trie.hexary import HexaryTrie
+
+        number = self._resolve(_block_arg(tag))
+        header = self._chain.get_canonical_block_header_by_number(number)
+        db = self._chain.chaindb.db
+        raw = from_hex(address)
+        accounts = HexaryTrie(db, header.state_root)
+        encoded = accounts.get(keccak(raw))
+        account = rlp.decode(encoded, sedes=Account) if encoded else Account()
+        storage = HexaryTrie(db, account.storage_root)
+
+        def nodes(trie: Any, key: bytes) -> list[str]:
+            return [to_hex(rlp.encode(node)) for node in trie.get_proof(key)]
+
+        proofs = []
+        for slot in slots:
+            key = int(slot, 16).to_bytes(32, "big")
+            value = storage.get(keccak(key))
+            proofs.append(
+                {
+                    "key": slot,
+                    "value": _q(rlp.decode(value, sedes=rlp.sedes.big_endian_int) if value else 0),
+                    "proof": nodes(storage, keccak(key)),
+                }
+            )
+        return {
+            "address": address,
+            "accountProof": nodes(accounts, keccak(raw)),
+            "balance": _q(account.balance),
+            "nonce": _q(account.nonce),
+            "codeHash": to_hex(account.code_hash),
+            "storageHash": to_hex(account.storage_root),
+            "storageProof": proofs,
+        }
 
     def _get_storage(self, address: str, slot: str, tag: Any = "latest") -> str:
         value = self._state(_block_arg(tag)).get_storage(from_hex(address), int(slot, 16))

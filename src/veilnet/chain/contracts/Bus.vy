@@ -35,6 +35,9 @@ MAX_REQUEST_TTL: constant(uint256) = 7200
 # Blocks a contract's previous key may still sign results once its next key landed: the
 # enclave cores' default key window, so results signed just before a rotation still count.
 RESULT_KEY_WINDOW: constant(uint256) = 200
+# An agent's HTTPS egress allowlist: at most this many host names (DNS names stay under 254).
+MAX_EGRESS_HOSTS: constant(uint256) = 16
+MAX_HOST_NAME: constant(uint256) = 253
 # The largest payload an enclave core emits (`limits.MAX_EGRESS_PAYLOAD`): a lower limit would
 # make some signed message unpostable, and every later message of its origin a gap.
 MIN_MAX_PAYLOAD: constant(uint256) = 8192
@@ -58,6 +61,7 @@ TOPIC_ROTATION_CONFIRM: constant(bytes32) = keccak256("veil/egress/rotation-conf
 TOPIC_HEARTBEAT: constant(bytes32) = keccak256("veil/egress/heartbeat")
 TOPIC_STATE_COMMITMENT: constant(bytes32) = keccak256("veil/egress/state-commitment")
 TOPIC_WORKER_KEY: constant(bytes32) = keccak256("veil/egress/worker-key")
+TOPIC_AGENT_SCHEDULE: constant(bytes32) = keccak256("veil/egress/agent-schedule")
 # Not routed: a registrant's collateral, which unendorsed identities may post.
 COLLATERAL: constant(bytes32) = keccak256("veil/egress/collateral")
 
@@ -145,6 +149,11 @@ event ScheduleCancelled:
     contract_id: indexed(bytes32)
     schedule_id: indexed(uint256)
 
+event EgressHostSet:
+    contract_id: indexed(bytes32)
+    host: String[MAX_HOST_NAME]
+    allowed: bool
+
 
 struct Schedule:
     contract_id: bytes32
@@ -193,6 +202,9 @@ schedule_count: public(uint256)
 # A contract's previous key and the block until which it may still sign results.
 retired_key: public(HashMap[bytes32, address])
 retired_until: public(HashMap[bytes32, uint256])
+# The host names an agent's `http.fetch` may reach (by keccak256 of the name), and how many.
+egress_hosts: public(HashMap[bytes32, HashMap[bytes32, bool]])
+egress_host_count: public(HashMap[bytes32, uint256])
 
 
 @deploy
@@ -400,12 +412,16 @@ def set_controller(contract_id: bytes32, controller: address):
 @external
 def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_PAYLOAD_BOUND]):
     """
-    @notice A contract's key for its cluster's current epoch, posted by that cluster's key.
-            Called by the Bus itself from `post`, so that a refusal (a revert here) leaves the
-            message posted and the origin's sequence advanced, as for the Registry's topics.
+    @notice A contract's key for its cluster's current epoch, or a standing job its agent set
+            or ended, posted by that cluster's key. Called by the Bus itself from `post`, so
+            that a refusal (a revert here) leaves the message posted and the origin's sequence
+            advanced, as for the Registry's topics.
     """
     assert msg.sender == self, "only bus"
     assert kind == KIND_CLUSTER, "wrong origin"
+    if topic == TOPIC_AGENT_SCHEDULE:
+        self._agent_schedule(origin, payload)
+        return
     contract_id: bytes32 = empty(bytes32)
     epoch: uint64 = 0
     key_address: address = empty(address)
@@ -458,14 +474,51 @@ def request(contract_id: bytes32, payload: Bytes[MAX_REQUEST], ttl: uint256) -> 
     return request_id
 
 
+@internal
+def _agent_schedule(origin: address, payload: Bytes[MAX_PAYLOAD_BOUND]):
+    """
+    @notice An agent's own `jobs.schedule` / `jobs.cancel`, carried out by its cluster: a new
+            standing job (`cancel_id` 0) or the end of one of its own.
+    """
+    contract_id: bytes32 = empty(bytes32)
+    cancel_id: uint256 = 0
+    consumer: address = empty(address)
+    every: uint64 = 0
+    job: Bytes[MAX_REQUEST] = b""
+    contract_id, cancel_id, consumer, every, job = abi_decode(
+        payload, (bytes32, uint256, address, uint64, Bytes[MAX_REQUEST])
+    )
+    assert self.contracts[contract_id].owner != empty(address), "unknown contract"
+    cluster_key: address = empty(address)
+    cluster_owner: address = empty(address)
+    cluster_epoch: uint64 = 0
+    cluster_owner, cluster_key, cluster_epoch = staticcall IRegistry(registry).cluster_info(
+        self.contracts[contract_id].cluster
+    )
+    assert cluster_key == origin, "not the cluster key"
+    if cancel_id == 0:
+        self._schedule(contract_id, consumer, every, job)
+        return
+    assert self.schedules[cancel_id].active, "no such schedule"
+    assert self.schedules[cancel_id].contract_id == contract_id, "not this agent's"
+    self.schedules[cancel_id].active = False
+    log ScheduleCancelled(contract_id=contract_id, schedule_id=cancel_id)
+
+
 @external
 def schedule(contract_id: bytes32, consumer: address, every: uint64, payload: Bytes[MAX_REQUEST]) -> uint256:
     """
     @notice The agent's owner sets a standing job: every `every` blocks (1 or more) from now,
             the agent's workers run its job with `payload` and deliver the signed result to
-            `consumer`. Returns the schedule's id (numbered from 1).
+            `consumer`. Returns the schedule's id (numbered from 1). An agent may also set
+            its own (`jobs.schedule`, carried out through its cluster's egress).
     """
     assert self.contracts[contract_id].owner == msg.sender, "not owner"
+    return self._schedule(contract_id, consumer, every, payload)
+
+
+@internal
+def _schedule(contract_id: bytes32, consumer: address, every: uint64, payload: Bytes[MAX_REQUEST]) -> uint256:
     assert every > 0, "bad interval"
     assert consumer != empty(address), "zero address"
     schedule_id: uint256 = self.schedule_count + 1
@@ -492,6 +545,29 @@ def cancel_schedule(schedule_id: uint256):
     assert self.contracts[contract_id].owner == msg.sender, "not owner"
     self.schedules[schedule_id].active = False
     log ScheduleCancelled(contract_id=contract_id, schedule_id=schedule_id)
+
+
+@external
+def set_egress(contract_id: bytes32, host: String[MAX_HOST_NAME], allowed: bool):
+    """
+    @notice The agent's owner lets its `http.fetch` reach `host` (a lower-case DNS name or IP
+            address, any port), or takes that back. Default deny; at most MAX_EGRESS_HOSTS
+            names. The workers enforce the list inside the enclave.
+    """
+    assert self.contracts[contract_id].owner == msg.sender, "not owner"
+    assert len(host) > 0, "empty host"
+    key: bytes32 = keccak256(host)
+    if self.egress_hosts[contract_id][key] == allowed:
+        return
+    count: uint256 = self.egress_host_count[contract_id]
+    if allowed:
+        assert count < MAX_EGRESS_HOSTS, "too many hosts"
+        count += 1
+    else:
+        count -= 1
+    self.egress_hosts[contract_id][key] = allowed
+    self.egress_host_count[contract_id] = count
+    log EgressHostSet(contract_id=contract_id, host=host, allowed=allowed)
 
 
 @view
@@ -575,11 +651,12 @@ def post(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOA
         or topic == TOPIC_HEARTBEAT
         or topic == TOPIC_STATE_COMMITMENT
         or topic == TOPIC_WORKER_KEY
+        or topic == TOPIC_AGENT_SCHEDULE
     ):
         # Forward enough gas that a relayer cannot starve the registry call on purpose.
         assert msg.gas >= REGISTRY_GAS * 64 // 63 + 10000, "out of gas"
         target: address = registry
-        if topic == TOPIC_CONTRACT_KEY:
+        if topic == TOPIC_CONTRACT_KEY or topic == TOPIC_AGENT_SCHEDULE:
             target = self  # agent contracts live here
         ok: bool = raw_call(
             target,

@@ -122,6 +122,12 @@ def fulfill_tick(schedule_id: uint256, height: uint256, result: Bytes[MAX_RESULT
             signed like any result, for the request id `keccak256(abi_encode(chain.id, BUS,
             schedule_id, height))`. Only a tick newer than the last one taken counts.
     """
+    self._take_tick(schedule_id, height, result, signature)
+
+
+@internal
+def _take_tick(schedule_id: uint256, height: uint256, result: Bytes[MAX_RESULT], signature: Bytes[65]):
+    """The checks and bookkeeping of `fulfill_tick` (for contracts that use this module)."""
     standing: Schedule = staticcall IBus(BUS).schedules(schedule_id)
     assert standing.contract_id == AGENT and standing.consumer == self and standing.active, "not this consumer's schedule"
     start: uint256 = convert(standing.start, uint256)

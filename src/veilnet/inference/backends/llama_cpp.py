@@ -144,7 +144,12 @@ class LlamaCppBackend:
 
     def _check_model(self, model: str) -> None:
         if model not in self._names:
-            raise InferenceNotFound("this gateway does not serve that model", model=model[:64])
+            served = sorted(self._names)
+            raise InferenceNotFound(
+                f"this gateway does not serve that model; it serves {', '.join(served)}",
+                model=model[:64],
+                served=served,
+            )
 
     @staticmethod
     def _messages(request: ChatRequest) -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from eth_hash.auto import keccak
 
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.contracts import ContractHandle
@@ -23,6 +24,7 @@ from veilnet.chain.model import (
     ContractDeployed,
     ContractKeySet,
     Egress,
+    EgressHostSet,
     GatekeeperAdded,
     GatekeeperRemoved,
     JobRequested,
@@ -34,6 +36,7 @@ from veilnet.chain.model import (
 from veilnet.codec import CodecError, abi_encode, encode
 from veilnet.crypto import Address
 from veilnet.protocol import envelopes as proto
+from veilnet.protocol.hosts import normalize_host
 from veilnet.sdk import constants as C  # noqa: N812
 from veilnet.sdk._base import (
     TOPIC_COLLATERAL,
@@ -526,13 +529,15 @@ class Client(BaseClient):
         body: bytes,
         *,
         wallet: Wallet | None = None,
-        worker: Address | None = None,
+        worker: Address | str | None = None,
     ) -> OpenedResponse:
         """Send one query and run every check on the answer (see ``veilnet.sdk._base``).
 
         Tries the cluster's workers in turn while they are unavailable; a key epoch the workers
         no longer accept makes it re-read the contract key once.
         """
+        if isinstance(worker, str):
+            worker = Address.parse(worker)  # KeyInvalid (a typed error) for a malformed one
         retried_key = False
         floor = self.seen_at(contract_id)
         deadline = time.monotonic() + C.CONSISTENCY_WAIT_S
@@ -665,7 +670,7 @@ class Client(BaseClient):
         msg: Any,
         *,
         wallet: Wallet | None = None,
-        worker: Address | None = None,
+        worker: Address | str | None = None,
     ) -> QueryResult:
         """Call the agent's ``query`` and return its verified answer.
 
@@ -872,8 +877,6 @@ class Client(BaseClient):
                 continue
             collateral = self.collateral_from_egress(egress.payload)
             if collateral is not None:
-                from eth_hash.auto import keccak
-
                 collaterals[keccak(collateral)] = collateral
         now = int(time.time())
         entries = []
@@ -978,23 +981,130 @@ class Client(BaseClient):
         agent: bytes | str,
         *,
         ttl: int = C.CONSUMER_TTL_BLOCKS,
+        kind: str = "VeilConsumer",
         wallet: Wallet | bytes | str | None = None,
     ) -> Address:
-        """Deploy a ``VeilConsumer`` of ``agent`` (its requests wait ``ttl`` blocks for a
-        result); returns its address.
+        """Deploy a consumer of ``agent`` (its requests wait ``ttl`` blocks for a result):
+        ``kind`` ``"VeilConsumer"``, or ``"PriceFeed"`` (ticks carry a price, ``price_feed``
+        reads it). Returns its address.
 
         Raises:
+            ValueError: an unknown ``kind``.
             TransactionReverted / ChainUnavailable: the deployment failed.
         """
-        agent_id = _contract_id(agent)
-        code = load_artifact("VeilConsumer").bytecode + abi_encode(
-            ["address", "bytes32", "uint256"], [self.config.bus.hex, agent_id, ttl]
+        if kind not in ("VeilConsumer", "PriceFeed"):
+            raise ValueError("kind is VeilConsumer or PriceFeed (deploy_escrow for an Escrow)")
+        return self._create(
+            kind,
+            ["address", "bytes32", "uint256"],
+            [self.config.bus.hex, _contract_id(agent), ttl],
+            wallet=wallet,
         )
-        receipt = self.transact(self.wallet_for(wallet), None, code)
+
+    def deploy_escrow(
+        self,
+        judge: bytes | str,
+        *,
+        seller: Address | str,
+        value: int,
+        ttl: int = C.CONSUMER_TTL_BLOCKS,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> Address:
+        """Pay ``value`` wei into an ``Escrow`` for ``seller``, with agent ``judge`` to rule on
+        a dispute (the caller is the buyer). Returns its address.
+
+        Raises:
+            TransactionReverted: ``bad parties`` (no seller, or the buyer itself).
+        """
+        who = seller if isinstance(seller, Address) else Address.parse(seller)
+        return self._create(
+            "Escrow",
+            ["address", "bytes32", "uint256", "address"],
+            [self.config.bus.hex, _contract_id(judge), ttl, who.hex],
+            value=value,
+            wallet=wallet,
+        )
+
+    def _create(
+        self,
+        artifact: str,
+        types: list[str],
+        args: list[Any],
+        *,
+        value: int = 0,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> Address:
+        code = load_artifact(artifact).bytecode + abi_encode(types, args)
+        receipt = self.transact(self.wallet_for(wallet), None, code, value=value)
         address = receipt.get("contractAddress")
         if not address:
-            raise ChainUnavailable("the node reported no address for the deployed consumer")
+            raise ChainUnavailable(f"the node reported no address for the deployed {artifact}")
         return Address.parse(str(address))
+
+    def _view(self, artifact: str, address: Address | str, fn: str, *args: Any) -> Any:
+        target = address if isinstance(address, Address) else Address.parse(address)
+        handle = ContractHandle(artifact, target)
+        raw = self._rpc(
+            "eth_call", {"to": target.hex, "data": "0x" + handle.encode(fn, *args).hex()}, "latest"
+        )
+        return handle.decode(fn, bytes.fromhex(str(raw).removeprefix("0x")))
+
+    def price_feed(self, feed: Address | str) -> dict[str, Any]:
+        """A ``PriceFeed``'s newest price: ``{"price": fixed point, "decimals": 6, "height":
+        block of its tick}`` (height 0: no tick taken yet)."""
+        price, height = self._view("PriceFeed", feed, "latest")
+        return {"price": int(price), "decimals": 6, "height": int(height)}
+
+    def escrow_dispute(
+        self,
+        escrow: Address | str,
+        claim: str,
+        *,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> bytes:
+        """A party of ``escrow`` asks its judge agent to rule on ``claim``; returns the request
+        id (the judge's workers answer it; ``escrow`` shows the outcome).
+
+        Raises:
+            TransactionReverted: ``not a party``, ``settled``.
+        """
+        target = escrow if isinstance(escrow, Address) else Address.parse(escrow)
+        data = ContractHandle("Escrow", target).encode("ask_judge", claim.encode())
+        receipt = self.transact(self.wallet_for(wallet), target, data)
+        for event in self.decode_logs(list(receipt.get("logs") or [])):
+            if isinstance(event, JobRequested) and event.consumer == target:
+                return bytes(event.request_id)
+        raise ChainUnavailable("the receipt holds no JobRequested for this escrow")
+
+    def escrow(self, escrow: Address | str) -> dict[str, Any]:
+        """Where an ``Escrow`` stands: ``buyer``, ``seller``, ``settled``, ``winner`` (who was
+        paid, or None), ``balance`` (wei still held) and ``dispute`` (the last request id, or
+        None)."""
+        target = escrow if isinstance(escrow, Address) else Address.parse(escrow)
+        buyer, seller, settled, dispute = [
+            self._view("Escrow", target, fn) for fn in ("buyer", "seller", "settled", "dispute")
+        ]
+        balance = int(self._rpc("eth_getBalance", target.hex, "latest"), 16)
+        settlements = self._rpc(
+            "eth_getLogs",
+            {
+                "address": target.hex,
+                "fromBlock": hex(self.config.genesis_block),
+                "toBlock": "latest",
+                "topics": ["0x" + keccak(b"Settled(address,uint256,bytes32)").hex()],
+            },
+        )
+        winner = None
+        for log in settlements or []:
+            winner = Address(bytes.fromhex(str(log["topics"][1])[-40:])).hex
+        return {
+            "buyer": Address.parse(buyer).hex,
+            "seller": Address.parse(seller).hex,
+            "settled": bool(settled),
+            "winner": winner,
+            "balance": balance,
+            "dispute": None if bytes(dispute) == bytes(32) else "0x" + bytes(dispute).hex(),
+        }
 
     def consumer_request(
         self,
@@ -1057,6 +1167,69 @@ class Client(BaseClient):
         data = self.bus.encode("cancel_schedule", schedule_id)
         receipt = self.transact(self.wallet_for(wallet), self.config.bus, data)
         return int(receipt["blockNumber"], 16)
+
+    def set_egress(
+        self,
+        agent: bytes | str,
+        host: str,
+        *,
+        allowed: bool = True,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> int:
+        """Let the agent's ``http.fetch`` reach ``host`` (any port), or with ``allowed=False``
+        no longer (``Bus.set_egress``, its owner only; default deny, at most 16 names). The
+        name is stored in its normal form (lower case). Returns the block it happened in.
+
+        Raises:
+            ValueError: ``host`` is not a DNS name or IP address.
+            TransactionReverted: ``not owner``, ``too many hosts``.
+        """
+        name = normalize_host(host)
+        if name is None:
+            raise ValueError(f"{host!r} is not a host name or IP address")
+        data = self.bus.encode("set_egress", _contract_id(agent), name, allowed)
+        receipt = self.transact(self.wallet_for(wallet), self.config.bus, data)
+        return int(receipt["blockNumber"], 16)
+
+    def agent_info(self, agent: bytes | str) -> dict[str, Any]:
+        """What the chain says of an agent: ``contract_id``, ``cluster``, ``code_hash``,
+        ``owner``, ``controller``, ``key_epoch``, ``key_address``, ``key_block``, ``paused`` and
+        ``egress`` (its allowlist).
+
+        Raises:
+            ContractNotFound: no agent with that id on this network.
+        """
+        agent_id = _contract_id(agent)
+        record = self.bus_view("contracts", agent_id)
+        cluster, code_hash, owner, controller, epoch, key_address, _, key_block, paused = record
+        if Address.parse(owner).raw == bytes(20):
+            raise ContractNotFound(f"no agent 0x{agent_id.hex()} on this network")
+        return {
+            "contract_id": "0x" + agent_id.hex(),
+            "cluster": "0x" + bytes(cluster).hex(),
+            "code_hash": "0x" + bytes(code_hash).hex(),
+            "owner": Address.parse(owner).hex,
+            "controller": Address.parse(controller).hex,
+            "key_epoch": int(epoch),
+            "key_address": Address.parse(key_address).hex,
+            "key_block": int(key_block),
+            "paused": bool(paused),
+            "egress": self.egress(agent_id),
+        }
+
+    def egress(self, agent: bytes | str) -> list[str]:
+        """The host names the agent's ``http.fetch`` may reach now, sorted (from its
+        ``EgressHostSet`` events, each checked against the Bus's stored flag)."""
+        agent_id = _contract_id(agent)
+        listed: dict[str, bool] = {}
+        for event in self.logs("Bus", EgressHostSet):
+            if bytes(event.contract_id) == agent_id:
+                listed[str(event.host)] = bool(event.allowed)
+        names = sorted(name for name, allowed in listed.items() if allowed)
+        flags = self.bus_views(
+            [("egress_hosts", (agent_id, keccak(name.encode()))) for name in names]
+        )
+        return [name for name, flag in zip(names, flags, strict=True) if flag]
 
     def schedules(self, agent: bytes | str) -> list[dict[str, Any]]:
         """The agent's standing jobs, active ones and cancelled ones, oldest first."""
@@ -1297,9 +1470,14 @@ class Agent:
         )
 
     def query(
-        self, msg: Any, *, wallet: Wallet | bytes | str | None = None, worker: Address | None = None
+        self,
+        msg: Any,
+        *,
+        wallet: Wallet | bytes | str | None = None,
+        worker: Address | str | None = None,
     ) -> QueryResult:
-        """Call the agent's ``query`` entry point on a worker and verify the answer."""
+        """Call the agent's ``query`` entry point on a worker (any of its cluster, or
+        ``worker``: an address or its ``0x`` hex) and verify the answer."""
         return self.client.query(
             self.contract_id, msg, wallet=self.client.wallet_for(wallet), worker=worker
         )
