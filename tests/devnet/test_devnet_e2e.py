@@ -13,6 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from veilnet.chain.model import ContractDeployed
 from veilnet.chain.sequencer import SequencerClient
 from veilnet.crypto import Address
 from veilnet.devnet import Devnet
@@ -46,11 +47,31 @@ def test_network_json_has_the_documented_fields(devnet: Devnet) -> None:
     assert sorted(signed) == [1, 2]
 
 
-def test_sdk_deploy_command_query(devnet: Devnet) -> None:
+def test_sdk_deploy_command_query(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> None:
     with Client.connect(devnet.network_file, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.py", init={"start": 10})
         done = agent.command({"by": 5})
         assert done.applied and done.ok and done.result == 15
+        # init arguments are sealed to the cluster by default; public_init publishes them
+        public = client.deploy(EXAMPLES / "counter.py", init={"start": 31337}, public_init=True)
+        published = {
+            bytes(e.contract_id): bytes(e.init_args) for e in client.logs("Bus", ContractDeployed)
+        }
+        assert b"31337" in published[public.contract_id]
+        assert b"start" not in published[agent.contract_id]
+        assert public.query({}).value["count"] == 31337
+        assert client.init_outcome(agent.contract_id) == {
+            "status": "applied",
+            "ok": True,
+            "error": None,
+        }
+        # an init that fails on the workers (the local check skipped) is reported to its owner
+        broken = tmp_path_factory.mktemp("agents") / "broken.py"
+        broken.write_text("def init(a):\n    raise ValueError('no start given')\n")
+        failed = client.deploy(broken)  # no local check: the SDK runs one only when asked
+        outcome = client.init_outcome(failed.contract_id)
+        assert outcome["ok"] is False and outcome["error"]["code"] == "sandbox_agent_error"
+        assert "no start given" in outcome["error"]["message"]
         assert done.events[0]["type"] == "counted" and done.proof is not None
         answer = agent.query({})
         assert answer.value["count"] == 15

@@ -139,3 +139,17 @@ def test_prompt_longer_than_the_context_is_a_typed_error(llama_gateway: str) -> 
             model=DEFAULT_MODEL_NAME, messages=long, max_tokens=8
         )
     assert caught.value.body["code"] == "inference_request_invalid"  # type: ignore[index]
+
+
+def test_default_names_the_model_and_a_404_lists_what_is_served(llama_gateway: str) -> None:
+    """``model="default"`` (what the examples and agents use) reaches the local model; an
+    unknown name is a 404 whose message lists the served names."""
+    body = {"model": "default", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    ok = httpx.post(f"{llama_gateway}/v1/chat/completions", json=body, timeout=120)
+    assert ok.status_code == 200 and ok.headers["x-veil-receipt"] == ok.json()["id"]
+    body["model"] = "gpt-9"
+    missing = httpx.post(f"{llama_gateway}/v1/chat/completions", json=body, timeout=120)
+    assert missing.status_code == 404
+    error = missing.json()["error"]
+    assert error["code"] == "inference_not_found"
+    assert "smollm2-135m-instruct" in error["message"] and "default" in error["message"]

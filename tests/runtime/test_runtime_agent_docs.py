@@ -121,3 +121,17 @@ def test_the_evm_call_examples_run_as_documented(
     host = MemoryHost(engine, evm_call=call)
     _deploy(host, lang, code)
     assert host.run(AGENT, "query", {"feed": feed.hex}).result == {"price": 0, "height": 0}
+
+
+@pytest.mark.parametrize("example", _examples("Errors"), ids=lambda e: e[0])
+def test_the_error_examples_run_as_documented(
+    engine: AgentRuntime, example: tuple[str, str]
+) -> None:
+    lang, code = example
+    host = MemoryHost(engine)
+    _deploy(host, lang, code)
+    host.deploy("0x" + "cd" * 32, "js", b"export function handle(m) { throw new Error('no'); }")
+    answer = host.run(AGENT, "handle", {"other": "0x" + "cd" * 32}).result
+    assert answer == {"failed": "sandbox_agent_error"}
+    missing = host.run(AGENT, "handle", {"other": "0x" + "ef" * 32}).result
+    assert missing == {"failed": "sandbox_agent_error"}

@@ -13,6 +13,8 @@ import click
 from rich.table import Table
 
 from veilnet.cli._output import console, emit, err_console, json_option
+from veilnet.errors import VeilnetError
+from veilnet.sandbox.check import check_agent
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,25 +93,45 @@ def agent() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--cluster", default=None, metavar="ID", help="Cluster id (hex or name; default c1).")
 @click.option("--init", "init", default=None, metavar="JSON", help="Arguments for init().")
-@click.option("--private-init", is_flag=True, help="Encrypt init arguments to the cluster key.")
+@click.option(
+    "--public-init",
+    is_flag=True,
+    help="Publish the init arguments in the clear (by default they are sealed to the cluster).",
+)
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Skip compiling the agent and running its init locally before sending it.",
+)
 @network_options
 @json_option
 def deploy(
     file: Path,
     cluster: str | None,
     init: str | None,
-    private_init: bool,
+    public_init: bool,
+    no_check: bool,
     network: Path | None,
     key: str | None,
     as_json: bool,
 ) -> None:
-    """Deploy FILE (.js or .py) and print its contract id once its key is on chain."""
+    """Deploy FILE (.js or .py) and print its contract id once its key is on chain.
+
+    First compiles FILE and runs its init locally, as a worker will: a syntax error or a
+    failing init is reported before anything is sent (--no-check skips this). The init
+    arguments are sealed to the cluster unless --public-init."""
     args = None if init is None else parse_json(init, "--init")
     with (
         open_client(network, key) as client,
         console.status(f"deploying {file.name}…", spinner="dots"),
     ):
-        deployed = client.deploy(file, init=args, cluster=cluster, private_init=private_init)
+        deployed = client.deploy(
+            file,
+            init=args,
+            cluster=cluster,
+            public_init=public_init,
+            check=None if no_check else check_agent,
+        )
         contract_key = deployed.key()
     document = {
         "contract_id": deployed.id,
@@ -117,6 +139,7 @@ def deploy(
         "owner": client.wallet.address.hex,
         "cluster": "0x" + contract_key.cluster.hex(),
         "key_epoch": contract_key.epoch,
+        "init": "none" if args is None else ("public" if public_init else "sealed"),
     }
     emit(document, as_json=as_json, render=_render_deploy)
 
@@ -126,6 +149,12 @@ def _render_deploy(doc: dict[str, Any]) -> None:
     console.print(f"contract id  [bold]{doc['contract_id']}[/bold]", soft_wrap=True)
     console.print(f"owner        {doc['owner']}", soft_wrap=True)
     console.print(f"cluster      {doc['cluster']} (key epoch {doc['key_epoch']})", soft_wrap=True)
+    shown = {
+        "none": "none",
+        "public": "public (in ContractDeployed)",
+        "sealed": "sealed to the cluster",
+    }
+    console.print(f"init args    {shown[doc['init']]}", soft_wrap=True)
 
 
 @agent.command()
@@ -315,15 +344,36 @@ def unschedule(schedule_id: int, network: Path | None, key: str | None, as_json:
 @json_option
 def info(contract_id: str, network: Path | None, key: str | None, as_json: bool) -> None:
     """What the chain says of agent ID: owner, controller, cluster, key epoch, whether it is
-    paused, and the hosts its http.fetch may reach."""
+    paused, and the hosts its http.fetch may reach; for its owner, also whether its init
+    succeeded on the workers (and why not)."""
     with open_client(network, key) as client:
         document = client.agent_info(contract_id)
+        if document["owner"].lower() == client.wallet.address.hex.lower():
+            try:
+                document["init"] = client.init_outcome(contract_id)
+            except VeilnetError as exc:  # no worker answers now: the rest still holds
+                document["init"] = {
+                    "status": "unknown",
+                    "ok": None,
+                    "error": exc.to_json()["error"],
+                }
 
     def render(d: dict[str, Any]) -> None:
         table = Table(title=f"agent {contract_id}", show_header=False)
         for name, value in d.items():
-            shown = ", ".join(value) or "(none: http.fetch reaches nothing)"
-            table.add_row(name, shown if name == "egress" else str(value))
+            if name == "egress":
+                shown = ", ".join(value) or "(none: http.fetch reaches nothing)"
+            elif name == "init":
+                shown = (
+                    "ok"
+                    if value["ok"]
+                    else value["status"]
+                    if value["ok"] is None
+                    else f"FAILED: {value['error']['code']}: {value['error']['message']}"
+                )
+            else:
+                shown = str(value)
+            table.add_row(name, shown)
         console.print(table)
 
     emit(document, as_json=as_json, render=render)

@@ -4,6 +4,8 @@ Starts chain, gatekeepers, workers and gateway, writes ``network.json`` and prin
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,7 @@ def devnet(
         "[bold red]INSECURE development TEE[/bold red]: a devnet proves nothing about hardware",
         highlight=False,
     )
+    _stop_on_signals()
     with out.status("starting the devnet…", spinner="dots") as spinner:
         net = Devnet(options, progress=lambda line: spinner.update(line))
         net.start()
@@ -115,6 +118,21 @@ def devnet(
     finally:
         with out.status("stopping the devnet…", spinner="dots"):
             net.stop()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end the devnet through its ``finally``: workers, gateway and
+    anvil stop, ``network.json`` is marked stale. Installed explicitly, because a shell starts a
+    background job with SIGINT ignored, and SIGTERM would otherwise kill it with anvil left
+    running."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may install handlers (a devnet run inside a test's thread)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
 
 
 def _public(network: dict[str, Any]) -> dict[str, Any]:

@@ -146,7 +146,9 @@ class Devnet:
         return self.network
 
     def stop(self) -> None:
-        """Stop workers, gateway and chain (idempotent)."""
+        """Stop workers, gateway and chain (idempotent), and mark ``network.json`` stale: it
+        stays for inspection, but clients refuse a stopped network."""
+        self._mark_stopped()
         for host in self.hosts:
             host.request_stop()
         for host in reversed(self.hosts):
@@ -158,6 +160,18 @@ class Devnet:
             with contextlib.suppress(Exception):
                 self.chain.close()
             self.chain = None
+
+    def _mark_stopped(self) -> None:
+        if not self.network or not self.network_file.exists():
+            return
+        with contextlib.suppress(OSError, ValueError):
+            document = json.loads(self.network_file.read_text())
+            document["stopped"] = True
+            document["stopped_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            tmp = self.network_file.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(document, indent=2) + "\n")
+            os.chmod(tmp, 0o600)
+            tmp.replace(self.network_file)
 
     def __enter__(self) -> Devnet:
         self.start()

@@ -90,6 +90,16 @@ class CallJournal:
     def merge(self, contract_id: bytes, writes: dict[str, bytes | None]) -> None:
         self.writes.setdefault(contract_id, {}).update(writes)
 
+    def checkpoint(self) -> tuple[dict[bytes, dict[str, bytes | None]], int, int]:
+        """What to go back to if a nested call fails (its caller may catch the failure)."""
+        return {k: dict(v) for k, v in self.writes.items()}, len(self.events), len(self.jobs)
+
+    def restore(self, saved: tuple[dict[bytes, dict[str, bytes | None]], int, int]) -> None:
+        writes, events, jobs = saved
+        self.writes = writes
+        del self.events[events:]
+        del self.jobs[jobs:]
+
 
 def load_agent(core: CoreContext, contract_id: bytes) -> object:
     """The loaded code of a contract (cached until it is upgraded)."""
@@ -324,14 +334,20 @@ class AgentHost:
             nonce=self.nonce,
             limits=self.limits,
         )
-        outcome: Outcome = self.core.engine.invoke(
-            load_agent(self.core, target), entry, msg, child, ctx, nested_limits
-        )
-        if outcome.error is not None:
-            error = outcome.error
-            raise type(error)(
-                f"nested call to {contract_id} failed: {error.message}", **error.details
+        saved = self.journal.checkpoint()
+        try:
+            outcome: Outcome = self.core.engine.invoke(
+                load_agent(self.core, target), entry, msg, child, ctx, nested_limits
             )
+        except BaseException:
+            self.journal.restore(saved)
+            raise
+        if outcome.error is not None:
+            # nothing the callee (or its own callees) did stays, caught or not
+            self.journal.restore(saved)
+            error = outcome.error
+            details = {**error.details, "contract_id": contract_id, "fuel_used": outcome.fuel_used}
+            raise type(error)(f"nested call to {contract_id} failed: {error.message}", **details)
         self.journal.events.extend(outcome.events)
         if ctx.mode is Mode.COMMAND:
             self.journal.merge(target, dict(outcome.state_writes))

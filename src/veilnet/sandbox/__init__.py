@@ -2,6 +2,7 @@
 The worker runtime calls ``AgentRuntime.load``/``invoke`` and supplies a ``HostAPI``."""
 
 from veilnet.sandbox._runtime import AgentRuntime, LoadedAgent
+from veilnet.sandbox.check import check_agent
 from veilnet.sandbox.errors import (
     SandboxAgentError,
     SandboxCallDepth,
@@ -52,4 +53,5 @@ __all__ = [
     "SandboxPayloadTooLarge",
     "SandboxReentrantCall",
     "SandboxTimeout",
+    "check_agent",
 ]

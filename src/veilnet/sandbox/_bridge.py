@@ -55,13 +55,23 @@ class Bridge:
         self.abort: SandboxError | None = None
         """The first deterministic refusal; sticky, whatever the guest does afterwards."""
         self.crash: BaseException | None = None
+        self.raised: list[SandboxError] = []
+        """Catchable errors handed to the guest, newest last (``uncaught`` finds them again)."""
         """A non-``SandboxError`` raised by the host: becomes ``SandboxInternalError``."""
 
     def dispatch(self, op: str, args: list[JSONValue], fuel_left: Callable[[], int]) -> JSONValue:
-        """Run one host call; raise ``SandboxError`` (recorded as ``abort``) to stop the guest."""
+        """Run one host call: ``[0, value]``, or ``[1, {code, message, details}]`` for an error
+        the guest raises as a catchable ``VeilError``. Limit exhaustion raises ``SandboxError``
+        (recorded as ``abort``) to stop the guest."""
         try:
-            return self._dispatch(op, args, fuel_left)
+            return [0, self._dispatch(op, args, fuel_left)]
         except SandboxError as exc:
+            if exc.catchable:
+                self.raised.append(exc)
+                return [
+                    1,
+                    {"code": exc.code, "message": exc.message, "details": _plain(exc.details)},
+                ]
             if self.abort is None:
                 self.abort = exc
             raise
@@ -133,6 +143,14 @@ class Bridge:
             return responses if isinstance(args[0], list) else responses[0]
         raise SandboxForbidden(f"unknown host call {op[:40]!r}", host_call=op[:40])
 
+    def uncaught(self, message: str) -> SandboxError | None:
+        """The host-call error the guest let escape (its text is ``code: message``), so the
+        invocation fails with that error's own code, as if it had not been catchable."""
+        for error in reversed(self.raised):
+            if message == f"{error.code}: {error.message}":
+                return error
+        return None
+
     def _jobs(self, op: str, args: list[JSONValue]) -> JSONValue:
         """An agent's own standing jobs: replicated intents, so command mode only; the cluster
         posts them to the Bus once the command commits."""
@@ -181,7 +199,13 @@ class Bridge:
         callee = dataclasses.replace(
             ctx, caller=ctx.contract_id, contract_id=target, depth=ctx.depth + 1, call_stack=stack
         )
-        result = self.host.call(target, msg, ctx=callee, fuel=fuel_left())
+        try:
+            result = self.host.call(target, msg, ctx=callee, fuel=fuel_left())
+        except SandboxError as exc:
+            # what the callee burned before it failed is the caller's to pay, caught or not
+            used = exc.details.get("fuel_used", 0)
+            self.nested_fuel += used if isinstance(used, int) else 0
+            raise
         self.nested_fuel += result.fuel_used
         return result.value
 
@@ -243,6 +267,17 @@ def _str_arg(args: list[Any], index: int, name: str, *, allow_empty: bool = Fals
 
 def _key(args: list[Any]) -> str:
     return _check_key(args[0] if args else None)
+
+
+def _plain(details: dict[str, Any]) -> JSONValue:
+    """An error's details as JSON the guest can read (anything else as its text)."""
+    out: dict[str, JSONValue] = {}
+    for name, value in details.items():
+        if value is None or isinstance(value, bool | int | float | str):
+            out[str(name)] = value
+        else:
+            out[str(name)] = str(value)[:200]
+    return out
 
 
 def _is_address(text: str) -> bool:

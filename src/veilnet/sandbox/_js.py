@@ -555,7 +555,9 @@ class JSEngine:
             elif "stack overflow" in message:
                 error = SandboxCallDepth("JavaScript agent recursed too deeply", kind="stack")
             else:
-                error = SandboxAgentError(f"agent threw {kind}: {message[:200]}", exception=kind)
+                error = bridge.uncaught(message) or SandboxAgentError(
+                    f"agent threw {kind}: {message[:200]}", exception=kind
+                )
         if error is not None:
             return failure(error, fuel_used=fuel_used, host_calls=bridge.calls)
         try:

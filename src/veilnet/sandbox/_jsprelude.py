@@ -11,9 +11,13 @@ PRELUDE: Final = r"""
   delete globalThis.__veil_host;
   const P = JSON.parse, S = JSON.stringify;
   let W = new Map(), EV = [], CTX = null;
+  class VeilError extends Error {
+    constructor(e) { super(e.code + ": " + e.message); this.name = "VeilError"; this.code = e.code; this.details = e.details; }
+  }
   function host(op, args) {
-    const r = H(S([op, args]));
-    return r === undefined ? undefined : P(r);
+    const r = P(H(S([op, args])));
+    if (r[0] !== 0) throw new VeilError(r[1]);
+    return r[1];
   }
   function key(k) {
     if (typeof k !== "string" || k.length === 0) throw new TypeError("state keys must be non-empty strings");
@@ -40,7 +44,7 @@ PRELUDE: Final = r"""
   });
   function random() { return host("random", []); }
   const defs = {
-    state, secrets, http, llm, jobs, evm, random,
+    state, secrets, http, llm, jobs, evm, random, VeilError,
     emit(event) { EV.push(P(S(event === undefined ? null : event))); },
     call(contractId, msg) { return host("call", [String(contractId), msg === undefined ? null : msg]); },
     derive_key(salt) { return host("derive_key", [String(salt)]); },

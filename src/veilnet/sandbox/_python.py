@@ -62,9 +62,26 @@ def _veil_range(a, b=None, s=1):
     _veil_tick(len(r))
     return r
 
+_veil_errors = []
+
 def _veil_call_host(op, args):
     _veil_tick(_veil_host_ticks)
-    return _veil_host(op, args, _veil_used)
+    r = _veil_host(op, args, _veil_used)
+    if len(r) > 2:
+        _veil_tick(r[2])
+    if r[0] != 0:
+        # Monty has no exception subclasses and takes one string argument: a failed host call
+        # raises RuntimeError("code: message"); veil_error(e) gives it back as a dict
+        _veil_errors.append(r[1])
+        raise RuntimeError(r[1]["code"] + ": " + r[1]["message"])
+    return r[1]
+
+def veil_error(exc):
+    text = str(exc)
+    for error in reversed(_veil_errors):
+        if text == error["code"] + ": " + error["message"]:
+            return error
+    return None
 
 class _VeilState:
     def get(self, key):
@@ -145,9 +162,7 @@ def sign(payload):
     return _veil_call_host("sign", [payload])
 
 def call(contract_id, msg):
-    r = _veil_call_host("call", [contract_id, msg])
-    _veil_tick(r[1])
-    return r[0]
+    return _veil_call_host("call", [contract_id, msg])
 """
 
 _DRIVER = """
@@ -165,7 +180,7 @@ _veil_out["f"] = _veil_flags
 _veil_out
 """
 
-_SEED = "import random as _veil_random\n_veil_random.seed(_veil_host('seed', [], 0))"
+_SEED = "import random as _veil_random\n_veil_random.seed(_veil_host('seed', [], 0)[1])"
 
 
 def _discard(_stream: str, _text: str) -> None:
@@ -332,7 +347,7 @@ class PythonEngine:
             if op == "call":
                 nested_ticks = -(-bridge.nested_fuel // c.PY_FUEL_PER_TICK)
                 bridge.nested_fuel = 0
-                value = [value, nested_ticks]
+                value = [*value, nested_ticks]
             return snap.resume({"return_value": value}), ticks_seen
         if isinstance(snap, monty.NameLookupSnapshot):
             return snap.resume(), ticks_seen
@@ -381,7 +396,7 @@ class PythonEngine:
             elif kind == "MemoryError":
                 error = SandboxMemoryLimit("Python agent reached its memory limit")
             else:
-                error = SandboxAgentError(
+                error = bridge.uncaught(str(output.get("msg", ""))) or SandboxAgentError(
                     f"agent raised {kind}: {output.get('msg', '')}", exception=kind
                 )
         if error is not None:

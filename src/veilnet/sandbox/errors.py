@@ -17,6 +17,10 @@
     InternalError
     └── SandboxInternalError         sandbox_internal_error    engine crash or a bug of ours
 
+A failed host call raises its error in the agent (JavaScript ``VeilError``, Python
+``RuntimeError`` read back with ``veil_error``), which it may catch, except limit exhaustion
+(``catchable`` False: fuel, memory, host calls), which ends the invocation.
+
 Every ``SandboxError`` is deterministic: every replica reaches the same one at the same point, so
 the runtime charges the fee, records the failure and changes no state. ``SandboxInternalError``
 is not: the runtime aborts the block without committing anything. ``SandboxTimeout`` (the
@@ -38,6 +42,9 @@ class SandboxError(PolicyRejected):
     code = "sandbox_error"
     http_status = 422
     deterministic: ClassVar[bool] = True
+    catchable: ClassVar[bool] = True
+    """Raised by a host call, whether the agent may catch it (as a ``VeilError`` with this
+    code). Limit exhaustion (fuel, memory, host calls) is not: it ends the invocation."""
 
     def __init__(self, message: str = "", **details: Any) -> None:
         super().__init__(message, **details)
@@ -47,12 +54,14 @@ class SandboxOutOfFuel(SandboxError):
     """The invocation used up its fuel budget."""
 
     code = "sandbox_out_of_fuel"
+    catchable: ClassVar[bool] = False
 
 
 class SandboxMemoryLimit(SandboxError):
     """The invocation reached its memory limit."""
 
     code = "sandbox_memory_limit"
+    catchable: ClassVar[bool] = False
 
 
 class SandboxCallDepth(SandboxError):
@@ -72,6 +81,7 @@ class SandboxHostCallLimit(SandboxError):
     """The invocation made more host calls (or emitted more events) than allowed."""
 
     code = "sandbox_host_call_limit"
+    catchable: ClassVar[bool] = False
 
 
 class SandboxForbidden(SandboxError):

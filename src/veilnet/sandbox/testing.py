@@ -209,12 +209,21 @@ class _ContractHost:
 
         nested_limits = dataclasses.replace(limits, fuel=max(1, min(limits.fuel, fuel)))
         child = _ContractHost(self.net, self.journal, ctx)
+        journal = self.journal
+        saved = (
+            {k: dict(v) for k, v in journal.writes.items()},
+            len(journal.events),
+            len(journal.jobs),
+        )
         outcome = self.net.runtime.invoke(agent, entry, msg, child, ctx, nested_limits)
         if outcome.error is not None:
+            # as the core does: nothing of a failed callee stays, and its fuel is charged
+            journal.writes = saved[0]
+            del journal.events[saved[1] :]
+            del journal.jobs[saved[2] :]
             error: SandboxError = outcome.error
-            raise type(error)(
-                f"nested call to {contract_id} failed: {error.message}", **error.details
-            )
+            details = {**error.details, "fuel_used": outcome.fuel_used}
+            raise type(error)(f"nested call to {contract_id} failed: {error.message}", **details)
         self.journal.events.extend((contract_id, event) for event in outcome.events)
         if ctx.mode is Mode.COMMAND:
             MemoryHost._merge(self.journal, contract_id, dict(outcome.state_writes))

@@ -19,6 +19,7 @@ from veilnet.sdk._models import (
 from veilnet.sdk._sync import Agent, Client
 from veilnet.sdk.errors import (
     AgentFailed,
+    AgentInvalid,
     ChainUnavailable,
     ContractNotFound,
     NetworkConfigInvalid,
@@ -38,6 +39,7 @@ from veilnet.sdk.errors import (
 __all__ = [
     "Agent",
     "AgentFailed",
+    "AgentInvalid",
     "AsyncAgent",
     "AsyncClient",
     "AuditEntry",

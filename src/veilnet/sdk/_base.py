@@ -68,6 +68,7 @@ from veilnet.sdk.errors import (
     WORKER_ERRORS,
     WORKER_QUERY_STALE,
     AgentFailed,
+    AgentInvalid,
     ChainUnavailable,
     ContractNotFound,
     RateLimited,
@@ -93,13 +94,19 @@ __all__ = [
 
 
 def language_of(path: Path) -> str:
-    """``js`` or ``py`` from a file suffix (ValueError otherwise)."""
+    """``js`` or ``py`` from a file suffix (AgentInvalid otherwise)."""
     suffix = path.suffix.lower()
     if suffix in (".js", ".mjs"):
         return "js"
     if suffix == ".py":
         return "py"
-    raise ValueError(f"{path.name}: agent files end in .js or .py")
+    raise AgentInvalid(f"{path.name}: agent files end in .js or .py")
+
+
+AgentCheck = Callable[[str, bytes, Any], "tuple[str, str] | None"]
+"""Compiles an agent (language, source) and runs its ``init`` locally: ``(code, message)`` of
+what failed, or None. ``veilnet.sandbox.check_agent`` is one; the SDK does not import the
+sandbox itself (DESIGN §12), so ``deploy(check=...)`` takes it from the caller."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

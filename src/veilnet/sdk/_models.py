@@ -143,6 +143,11 @@ class NetworkConfig:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> NetworkConfig:
+        if doc.get("stopped"):
+            raise NetworkConfigInvalid(
+                f"network.json describes a devnet that stopped at {doc.get('stopped_at', '?')}: "
+                "start it again (veil devnet)"
+            )
         try:
             contracts = doc.get("contracts") or {}
             registry = contracts.get("Registry", contracts.get("registry"))

@@ -7,7 +7,8 @@ InvalidInput
 ├── StaleBlock             the response was computed at a block too far behind the chain head
 ├── UnknownBlock           the response names a block that is not on the client's chain view
 ├── RequestTooLarge        the request is larger than a worker accepts
-└── NetworkConfigInvalid   network.json is missing, unreadable or incomplete
+├── NetworkConfigInvalid   network.json is missing, unreadable or incomplete
+└── AgentInvalid           an agent file is not .js/.py, does not compile, or its init fails
 PolicyRejected
 ├── WorkerUnverified       the worker is not registered, endorsed, allowed or freshly attested
 ├── WorkerRefused          a worker refused the query (expired certificate, replay, bad wallet)
@@ -35,6 +36,7 @@ from veilnet.protocol import errors as wire
 
 __all__ = [
     "AgentFailed",
+    "AgentInvalid",
     "ChainUnavailable",
     "ContractNotFound",
     "NetworkConfigInvalid",
@@ -84,6 +86,13 @@ class NetworkConfigInvalid(InvalidInput):
     """The network description (network.json) is missing, unreadable or incomplete."""
 
     code = "sdk_network_invalid"
+
+
+class AgentInvalid(InvalidInput):
+    """An agent file is not ``.js``/``.py``, does not compile, or its ``init`` fails when run
+    the way a worker will (checked before anything is sent); ``details["sandbox_code"]``."""
+
+    code = "sdk_agent_invalid"
 
 
 class WorkerUnverified(PolicyRejected):

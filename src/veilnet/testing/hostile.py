@@ -51,11 +51,12 @@ HOSTILE: Final[dict[str, tuple[str, str, str, str]]] = {
         "sandbox_forbidden",
         "sandbox_forbidden",
     ),
-    "caught_fetch_in_command": (
-        "try { return http.fetch({url: 'x'}); } catch (e) { return 'caught'; }",
-        "try:\n        return http.fetch({'url': 'x'})\n    except Exception:\n        return 'caught'",
-        "sandbox_forbidden",
-        "sandbox_forbidden",
+    # a failed host call is catchable, limit exhaustion is not: catching does not get past it
+    "caught_host_call_limit": (
+        "try { for (let i = 0; i < 1000; i++) state.get('k'); } catch (e) { return 'caught'; } return 1;",
+        "try:\n        for i in range(1000):\n            state.get('k')\n    except Exception:\n        return 'caught'\n    return 1",
+        "sandbox_host_call_limit",
+        "sandbox_host_call_limit",
     ),
     "too_many_events": (
         "for (let i = 0; i < 1000; i++) emit(i); return 1;",

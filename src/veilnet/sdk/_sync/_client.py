@@ -40,6 +40,7 @@ from veilnet.protocol.hosts import normalize_host
 from veilnet.sdk import constants as C  # noqa: N812
 from veilnet.sdk._base import (
     TOPIC_COLLATERAL,
+    AgentCheck,
     BaseClient,
     ChainView,
     Hook,
@@ -66,6 +67,7 @@ from veilnet.sdk.errors import (
     WORKER_CONTRACT_PAUSED,
     WORKER_KEY_EPOCH_EXPIRED,
     WORKER_QUERY_STALE,
+    AgentInvalid,
     ChainUnavailable,
     ContractNotFound,
     NetworkConfigInvalid,
@@ -368,7 +370,8 @@ class Client(BaseClient):
         cluster: bytes | str | None = None,
         wallet: Wallet | bytes | str | None = None,
         salt: bytes | None = None,
-        private_init: bool = False,
+        public_init: bool = False,
+        check: AgentCheck | None = None,
         timeout: float = C.DEFAULT_WAIT_S,
     ) -> Agent:
         """Deploy an agent (``.js`` or ``.py``) and wait until its key is on chain.
@@ -379,9 +382,16 @@ class Client(BaseClient):
             cluster: cluster id (hex or bytes); defaults to the network's first cluster.
             wallet: the owner (defaults to the client's wallet).
             salt: 32 bytes making the contract id unique (random by default).
-            private_init: encrypt ``init`` to the cluster key instead of publishing it.
+            public_init: publish ``init`` in the clear in ``ContractDeployed``; by default it
+                is sealed to the cluster key (only the cluster's workers read it).
+            check: compiles the agent and runs its ``init`` locally, as a worker will, before
+                anything is sent: pass ``veilnet.sandbox.check_agent`` (about a second; what
+                ``veil agent deploy`` does). A syntax error or a failing ``init`` is then
+                ``AgentInvalid``.
 
         Raises:
+            AgentInvalid: not a .js or .py file, or (with ``check``) it does not compile or
+                its ``init`` fails; nothing was sent.
             RequestTooLarge: the code or init arguments exceed the Registry's limits.
             TransactionReverted, ChainUnavailable, Timeout.
         """
@@ -392,13 +402,17 @@ class Client(BaseClient):
             language = language_of(file)
         except OSError as exc:
             raise NetworkConfigInvalid(f"cannot read {file}: {exc.strerror}") from exc
+        if check is not None:
+            failed = check(language, source, init)
+            if failed is not None:
+                raise AgentInvalid(f"{file.name} {failed[1]}", sandbox_code=failed[0])
         code = proto.pack_code(language, source)
         if len(code) > C.MAX_AGENT_CODE:
             raise RequestTooLarge(
                 f"{file.name} packs to {len(code)} bytes (max {C.MAX_AGENT_CODE})"
             )
         cluster_id = self._cluster(cluster)
-        if private_init and init is not None:
+        if not public_init and init is not None:
             target = self.registry_record(ClusterRecord, cluster_id)
             init_args = self.seal_init(
                 init,
@@ -1217,6 +1231,26 @@ class Client(BaseClient):
             "egress": self.egress(agent_id),
         }
 
+    def init_outcome(
+        self, agent: bytes | str, *, wallet: Wallet | bytes | str | None = None
+    ) -> dict[str, Any]:
+        """How the agent's ``init`` went on its workers (a verified outcome query; only its
+        owner may read it): ``{"status": "applied" | "pending", "ok", "error"}``, where
+        ``error`` is ``{"code", "message"}`` when ``init`` failed (the agent then has no state
+        but what ``init`` never wrote: fix it with ``upgrade_contract`` or deploy again).
+
+        Raises:
+            WorkerRefused: the wallet is not the agent's owner. The query errors of ``query``.
+        """
+        agent_id = _contract_id(agent)
+        opened = self.ask(agent_id, "outcome", encode(INIT_SEQ), wallet=self.wallet_for(wallet))
+        outcome = self.outcome(opened)
+        return {
+            "status": outcome.status,
+            "ok": outcome.ok,
+            "error": None if outcome.error is None else dict(outcome.error),
+        }
+
     def egress(self, agent: bytes | str) -> list[str]:
         """The host names the agent's ``http.fetch`` may reach now, sorted (from its
         ``EgressHostSet`` events, each checked against the Bus's stored flag)."""
@@ -1481,6 +1515,10 @@ class Agent:
         return self.client.query(
             self.contract_id, msg, wallet=self.client.wallet_for(wallet), worker=worker
         )
+
+
+INIT_SEQ = -1
+"""The outcome number of an agent's ``init`` (``runtime.contracts.INIT_SEQ``)."""
 
 
 def _contract_id(value: bytes | str) -> bytes:
