@@ -37,9 +37,12 @@ pytestmark = pytest.mark.slow
 
 def test_network_json_has_the_documented_fields(devnet: Devnet) -> None:
     doc = json.loads(devnet.network_file.read_text())
-    for key in ("chain_id", "rpc_url", "contracts", "workers", "gateway_url", "dev_accounts"):
+    for key in ("chain_id", "rpc_url", "contracts", "workers", "gateway_url", "dev_accounts",
+                "abi_dir", "price_api_url", "egress_roots_pem"):  # fmt: skip
         assert key in doc
     assert set(doc["contracts"]) == {"Registry", "Bus"} and len(doc["workers"]) == 2
+    abi_dir = devnet.network_file.parent / doc["abi_dir"]
+    assert json.loads((abi_dir / "Bus.json").read_text())  # the ABIs next to it, for DApps
     # every enclave starts from this anchor and applies only blocks the sequencer signed
     trust = ChainTrust.from_json(doc["chain_trust"])
     assert trust.policy == "sequencer" and trust.anchor_number == doc["genesis_block"] - 1

@@ -285,3 +285,18 @@ def test_worker_processes_two_clusters(tmp_path: Path, kind: str) -> None:
         assert codes == [0, 0, 0, 0], [(tmp_path / f"{n}.log").read_text()[-2000:] for n in names]
         for name in names:
             assert list((tmp_path / name / "checkpoints").glob("ckpt-*.bin"))
+
+
+def test_a_devnet_network_file_is_accepted_and_a_stopped_one_refused(tmp_path: Path) -> None:
+    """What ``veil devnet`` writes (``contracts.Registry``/``Bus``) is what ``veil worker run
+    --network`` reads; a devnet that stopped is refused with a reason."""
+    from veilnet.cli.worker import _load_network
+    from veilnet.worker.errors import WorkerConfigInvalid
+
+    contracts = {"Registry": "0x" + "11" * 20, "Bus": "0x" + "22" * 20}
+    doc = _load_network(_network_file(tmp_path, contracts=contracts))
+    assert doc["contracts"] == contracts
+    with pytest.raises(WorkerConfigInvalid, match="stopped"):
+        _load_network(_network_file(tmp_path, contracts=contracts, stopped=True))
+    with pytest.raises(WorkerConfigInvalid, match=r"contracts\.Registry"):
+        _load_network(_network_file(tmp_path, contracts={"Bus": "0x" + "22" * 20}))

@@ -692,3 +692,37 @@ def test_an_agent_reads_the_chain_through_proofs_checked_in_its_core(net: Net) -
     assert answer["result"]["answer"]["output"] == expected
     owner = abi_decode(["address"], bytes.fromhex(expected[2:])[64:96])[0]
     assert owner.lower() == Account.from_key(OWNER_FUNDED(net)).address.lower()
+
+
+def test_an_operator_adds_and_removes_a_worker_with_the_cli(net: Net) -> None:
+    """``veil cluster add-worker``: a worker started on its own, once endorsed, is taken into
+    the cluster by its owner, catches up, and answers verified queries; ``remove-worker``
+    takes it out and it stops serving; ``list`` shows the members throughout."""
+    from veilnet.cli.cluster import cluster as cluster_cli
+    from veilnet.crypto import Address
+
+    _, w1 = _bootstrap(net, members=1)
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, w1))
+    w3 = net.host("w3", 3)
+    net.settle(lambda: bool(net.network.view("Registry", "may_post", Address.parse(w3.address))))
+    cli = ["--network", str(_network_file(net)), "--key", "0x" + net.admin_key.hex(), "--json"]
+    added = CliRunner().invoke(cluster_cli, ["add-worker", w3.address, *cli])
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["members"] == [w1.address, w3.address]
+    net.settle(lambda: w3.resyncs == 1 and _keyed(contract, w3))
+    answer, _ = query_over_http(net, w3.api_url, contract)
+    assert answer["result"]["count"] == 0
+    refused = CliRunner().invoke(cluster_cli, ["add-worker", w3.address, *cli])
+    assert refused.exit_code != 0 and "worker in a cluster" in str(refused.exception)
+    removed = CliRunner().invoke(cluster_cli, ["remove-worker", w3.address, *cli])
+    assert removed.exit_code == 0, removed.output
+    listed = CliRunner().invoke(cluster_cli, ["list", *cli])
+    assert json.loads(listed.stdout) == [w1.address]
+    net.settle(
+        lambda: contract not in core_of(w3).runtimes or core_of(w3).contracts[contract].epoch > 1
+    )
+    from .conftest import WorkerBusy
+
+    with pytest.raises(WorkerBusy, match="does not serve"):
+        query_over_http(net, w3.api_url, contract)

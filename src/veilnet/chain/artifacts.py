@@ -11,7 +11,14 @@ from typing import Any
 
 from veilnet.chain.errors import ArtifactMismatch
 
-__all__ = ["ARTIFACTS_DIR", "CONTRACTS_DIR", "CONTRACT_NAMES", "Artifact", "load_artifact"]
+__all__ = [
+    "ARTIFACTS_DIR",
+    "CONTRACTS_DIR",
+    "CONTRACT_NAMES",
+    "Artifact",
+    "load_artifact",
+    "write_abis",
+]
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
@@ -48,3 +55,16 @@ def load_artifact(name: str) -> Artifact:
         raise ArtifactMismatch(
             f"artifact {name} is missing or unreadable; run python -m veilnet.chain.compile"
         ) from exc
+
+
+def write_abis(folder: Path) -> list[Path]:
+    """Every contract's ABI as ``folder/NAME.json`` (for DApps without the SDK); the paths."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in CONTRACT_NAMES:
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(load_artifact(name).abi, indent=2) + "\n")
+        written.append(path)
+    return written

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "keys": "veilnet.cli.keys:keys",
     "cluster": "veilnet.cli.cluster:cluster",
     "consumer": "veilnet.cli.consumer:consumer",
+    "abi": "veilnet.cli.abi:abi",
     "enclave": "veilnet.cli.enclave:enclave",
 }
 

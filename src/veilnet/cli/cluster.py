@@ -78,3 +78,65 @@ def refund(network: Path | None, key: str | None, as_json: bool) -> None:
         as_json=as_json,
         render=lambda doc: console.print(f"[green]claimed[/green] {amount} wei"),
     )
+
+
+_CLUSTER_OPTION = click.option(
+    "--cluster", "name", default=None, help="Cluster name or 0x id (default: the network's first)."
+)
+
+
+@cluster.command("add-worker")
+@click.argument("worker", metavar="0xWORKER")
+@_CLUSTER_OPTION
+@network_options
+@json_option
+def add_worker(
+    worker: str, name: str | None, network: Path | None, key: str | None, as_json: bool
+) -> None:
+    """Take endorsed WORKER into the cluster (its owner's --key): the gatekeepers then send it
+    the cluster's keys, and it serves the cluster's agents once it has caught up."""
+    with open_client(network, key) as client:
+        block = client.add_cluster_worker(worker, cluster=name)
+        members = client.cluster_members(name)
+    emit(
+        {"worker": worker, "added_at": block, "members": members},
+        as_json=as_json,
+        render=lambda d: console.print(f"{worker} added at block {block}; {len(members)} members"),
+    )
+
+
+@cluster.command("remove-worker")
+@click.argument("worker", metavar="0xWORKER")
+@_CLUSTER_OPTION
+@network_options
+@json_option
+def remove_worker(
+    worker: str, name: str | None, network: Path | None, key: str | None, as_json: bool
+) -> None:
+    """Take WORKER out of the cluster (its owner's --key): the cluster moves to a new key epoch
+    the removed worker never gets, and it stops serving the cluster."""
+    with open_client(network, key) as client:
+        block = client.remove_cluster_worker(worker, cluster=name)
+        members = client.cluster_members(name)
+    emit(
+        {"worker": worker, "removed_at": block, "members": members},
+        as_json=as_json,
+        render=lambda d: console.print(
+            f"{worker} removed at block {block}; {len(members)} members"
+        ),
+    )
+
+
+@cluster.command("list")
+@_CLUSTER_OPTION
+@network_options
+@json_option
+def list_members(name: str | None, network: Path | None, key: str | None, as_json: bool) -> None:
+    """The cluster's members now."""
+    with open_client(network, key) as client:
+        members = client.cluster_members(name)
+    emit(
+        members,
+        as_json=as_json,
+        render=lambda d: console.print("\n".join(d) or "no members"),
+    )

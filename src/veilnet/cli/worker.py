@@ -40,8 +40,11 @@ def _load_network(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise WorkerConfigInvalid("network file must hold a JSON object")
     contracts = doc.get("contracts")
-    if not isinstance(contracts, dict) or "registry" not in contracts or "bus" not in contracts:
-        raise WorkerConfigInvalid("network file needs contracts.registry and contracts.bus")
+    names = {str(name).lower() for name in contracts} if isinstance(contracts, dict) else set()
+    if not {"registry", "bus"} <= names:
+        raise WorkerConfigInvalid("network file needs contracts.Registry and contracts.Bus")
+    if doc.get("stopped"):
+        raise WorkerConfigInvalid("network file describes a devnet that has stopped")
     return doc
 
 
@@ -145,8 +148,9 @@ def run(
     doc = _load_network(network_file) if network_file is not None else {}
     contracts = doc.get("contracts", {})
     rpc_url = rpc or doc.get("rpc_url")
-    registry_hex = registry or contracts.get("registry")
-    bus_hex = bus or contracts.get("bus")
+    # the devnet writes "Registry"/"Bus" (the contracts' names); older files used lower case
+    registry_hex = registry or contracts.get("Registry") or contracts.get("registry")
+    bus_hex = bus or contracts.get("Bus") or contracts.get("bus")
     if not rpc_url or not registry_hex or not bus_hex:
         raise click.UsageError("give --network FILE, or --rpc URL --registry ADDR --bus ADDR")
     chain_id = doc.get("chain_id")

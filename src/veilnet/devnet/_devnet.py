@@ -24,6 +24,7 @@ from typing import Any
 from eth_account import Account
 
 from veilnet.chain import Deployment, Network, deploy, find_anvil, start_chain
+from veilnet.chain.artifacts import write_abis
 from veilnet.chain.interfaces import ChainBackend
 from veilnet.crypto import Address, SecretKey
 from veilnet.devnet import constants as C  # noqa: N812
@@ -443,6 +444,8 @@ class Devnet:
             # What every enclave of this network attests to (gatekeepers and the SDK check it).
             "config_digest": "0x" + self.hosts[0].enclave_config.network_digest.hex(),
         }
+        write_abis(self.network_file.parent / "abi")  # for DApps without the SDK
+        self.network["abi_dir"] = "abi"
         path = self.network_file
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.network, indent=2) + "\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -87,12 +88,14 @@ class TLSRelayHost:
     """Carries ``IO_TLS`` requests: ciphertext out on connection ``conn``, what arrives back.
 
     Args:
-        timeout_s: how long one connect or one receive may wait (agents' ``http.fetch`` uses
-            ``HTTP_TIMEOUT_S``); a wait past it answers ``worker_io_timeout``.
+        timeout_s: how long one connection may last in all, from its connect to its last
+            receive (agents' ``http.fetch`` uses ``HTTP_TIMEOUT_S``): a server that trickles
+            bytes cannot hold it longer. Past it, the relay answers ``worker_io_timeout``.
     """
 
     def __init__(self, *, timeout_s: float = _READ_TIMEOUT_S) -> None:
         self._sockets: dict[int, socket.socket] = {}
+        self._deadlines: dict[int, float] = {}
         self._lock = threading.Lock()
         self._timeout_s = timeout_s
 
@@ -105,6 +108,10 @@ class TLSRelayHost:
             raise WorkerIOFailed("not a TLS relay request") from exc
         try:
             sock = self._socket(request)
+            left = self._deadlines[request.conn] - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the connection's time is up")
+            sock.settimeout(left)
             if request.data:
                 sock.sendall(request.data)
             return sock.recv(_RECV_BYTES)
@@ -124,16 +131,19 @@ class TLSRelayHost:
                 )
                 sock.settimeout(self._timeout_s)
                 self._sockets[request.conn] = sock
+                self._deadlines[request.conn] = time.monotonic() + self._timeout_s
             return sock
 
     def _drop(self, conn: int) -> None:
         with self._lock:
             sock = self._sockets.pop(conn, None)
+            self._deadlines.pop(conn, None)
         if sock is not None:
             sock.close()
 
     def close_all(self) -> None:
         with self._lock:
             sockets, self._sockets = list(self._sockets.values()), {}
+            self._deadlines.clear()
         for sock in sockets:
             sock.close()

@@ -20,6 +20,7 @@ from veilnet.chain.contracts import ContractHandle
 from veilnet.chain.model import (
     ClusterCreated,
     ClusterKeySet,
+    ClusterWorkerAdded,
     Command,
     ContractDeployed,
     ContractKeySet,
@@ -975,6 +976,57 @@ class Client(BaseClient):
             who = deployer if isinstance(deployer, Address) else Address.parse(deployer)
             allowed[who.hex] = bool(self.bus_view("deployers", cluster_id, who))
         return {"cluster": "0x" + cluster_id.hex(), "open": not closed, "allowed": allowed}
+
+    def add_cluster_worker(
+        self,
+        worker: Address | str,
+        *,
+        cluster: bytes | str | None = None,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> int:
+        """The cluster's owner takes an endorsed worker in (``Registry.add_cluster_worker``); its
+        gatekeepers then send it the cluster's keys. Returns the block it happened in.
+
+        Raises:
+            TransactionReverted: ``not cluster owner``, ``worker not endorsed``, ``worker in a
+                cluster``, ``cluster full``.
+        """
+        who = worker if isinstance(worker, Address) else Address.parse(worker)
+        data = self.registry.encode("add_cluster_worker", self._cluster(cluster), who)
+        receipt = self.transact(self.wallet_for(wallet), self.config.registry, data)
+        return int(receipt["blockNumber"], 16)
+
+    def remove_cluster_worker(
+        self,
+        worker: Address | str,
+        *,
+        cluster: bytes | str | None = None,
+        wallet: Wallet | bytes | str | None = None,
+    ) -> int:
+        """The cluster's owner takes a worker out; the cluster moves to a new key epoch and
+        the worker stops serving it. Returns the block it happened in.
+
+        Raises:
+            TransactionReverted: ``not cluster owner``, ``not a member``.
+        """
+        who = worker if isinstance(worker, Address) else Address.parse(worker)
+        data = self.registry.encode("remove_cluster_worker", self._cluster(cluster), who)
+        receipt = self.transact(self.wallet_for(wallet), self.config.registry, data)
+        return int(receipt["blockNumber"], 16)
+
+    def cluster_members(self, cluster: bytes | str | None = None) -> list[str]:
+        """The cluster's members now (from its ``ClusterWorkerAdded`` events, each checked
+        against ``Registry.cluster_members``), in the order they joined."""
+        cluster_id = self._cluster(cluster)
+        seen: dict[str, None] = {}
+        for event in self.logs("Registry", ClusterWorkerAdded):
+            if bytes(event.cluster_id) == cluster_id:
+                seen[event.worker.hex] = None
+        names = list(seen)
+        flags = self.registry_views(
+            [("cluster_members", (cluster_id, Address.parse(name))) for name in names]
+        )
+        return [name for name, flag in zip(names, flags, strict=True) if flag]
 
     def claim_refund(self, *, wallet: Wallet | bytes | str | None = None) -> int:
         """An operator takes the registration deposits refunded to it (its workers were
