@@ -151,14 +151,18 @@ def state_witness(
     client: Any, block: int, address: bytes, slot: bytes | None
 ) -> tuple[list[bytes], list[bytes]]:
     """What a host hands its core for ``evm.call``: the ``eth_getProof`` nodes of ``address``
-    (and of its ``slot``) at ``block``, and the account's code. Unchecked here: the core keys
+    (or of its ``slot``) at ``block``, and, for an account, its code. Unchecked here: the core keys
     each node by its own hash and reaches it only from the block's state root."""
     tag = hex(block)
-    proof = client.call(
-        "eth_getProof", "0x" + address.hex(), [] if slot is None else ["0x" + slot.hex()], tag
-    )
+    args = ("0x" + address.hex(), [] if slot is None else ["0x" + slot.hex()], tag)
+    if slot is None:  # an account: its proof and its code, in one round trip
+        proof, code_hex = client.batch(
+            [("eth_getProof", args), ("eth_getCode", ("0x" + address.hex(), tag))]
+        )
+        code = from_hex(code_hex)
+    else:  # a slot: the core already holds its account (and code) from an earlier round
+        proof, code = client.call("eth_getProof", *args), b""
     nodes = [from_hex(node) for node in proof.get("accountProof") or []]
     for item in proof.get("storageProof") or []:
         nodes += [from_hex(node) for node in item.get("proof") or []]
-    code = from_hex(client.call("eth_getCode", "0x" + address.hex(), tag))
     return nodes, [code] if code else []

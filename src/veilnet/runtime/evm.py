@@ -19,6 +19,7 @@ is no blob context. A call runs with at most ``MAX_CALL_GAS``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -181,14 +182,10 @@ def _execute(
     return {"output": output, "gas_used": gas - computation.get_gas_remaining()}
 
 
-_STATE_CLASS: list[Any] = []
-
-
+@functools.cache
 def _state_class() -> Any:
     """py-evm's Cancun state over an account database that says what it was reading when a
     node or code was missing (py-evm names only the node's hash)."""
-    if _STATE_CLASS:
-        return _STATE_CLASS[0]
     from eth.db.account import AccountDB
     from eth.vm.forks.cancun.state import CancunState
 
@@ -216,5 +213,4 @@ def _state_class() -> Any:
         def set_system_contracts(self) -> None:
             pass  # block-processing duty (the beacon roots of EIP-4788); a call makes none
 
-    _STATE_CLASS.append(_WitnessState)
     return _WitnessState

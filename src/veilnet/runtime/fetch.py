@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from veilnet.protocol.errors import TLSFailed
 from veilnet.protocol.hosts import normalize_host
-from veilnet.runtime.tls import HTTPSExchange, Relay
+from veilnet.runtime.tls import HTTPSExchange, Relay, exchange
 from veilnet.sandbox import constants as sc
 from veilnet.sandbox.interfaces import JSONValue
 
@@ -202,7 +202,7 @@ def _exchange(request: JSONValue, egress: Egress) -> JSONValue:
     if not req.secure and not (egress.plain_loopback and _is_loopback(req.host)):
         raise _Refused("http_insecure", FETCH_ERRORS["http_insecure"])
     try:
-        exchange = HTTPSExchange(
+        ex = HTTPSExchange(
             egress.context if req.secure else None,
             host=req.host,
             port=req.port,
@@ -215,18 +215,10 @@ def _exchange(request: JSONValue, egress: Egress) -> JSONValue:
         )
     except ValueError as exc:
         raise _Refused("http_request_invalid", "the request cannot be framed") from exc
-    conn = next(egress.connections)
     try:
-        for _ in range(MAX_ROUNDS):
-            exchange.receive_data(_relayed(egress.relay, conn, exchange))
-            if exchange.is_done:
-                break
-        else:
-            raise _Refused("http_timeout", FETCH_ERRORS["http_timeout"])
-        response = exchange.response()
+        response = exchange(ex, egress.relay, conn=next(egress.connections), max_rounds=MAX_ROUNDS)
     except TLSFailed as exc:
-        code = _STAGE_CODES.get(str(exc.details.get("stage", "")), "http_protocol_error")
-        raise _Refused(code, FETCH_ERRORS[code]) from exc
+        raise _Refused(*_failure(exc)) from exc
     if len(response.body) > sc.HTTP_MAX_BODY_BYTES:
         raise _Refused("http_too_large", FETCH_ERRORS["http_too_large"])
     headers: dict[str, JSONValue] = {}
@@ -242,12 +234,12 @@ def _exchange(request: JSONValue, egress: Egress) -> JSONValue:
     }
 
 
-def _relayed(relay: Relay, conn: int, exchange: HTTPSExchange) -> bytes:
-    try:
-        return relay(conn, exchange.host, exchange.port, exchange.data_to_send())
-    except TLSFailed as exc:
-        if exc.details.get("stage") == "relay":
-            timed_out = exc.details.get("host_code") == _RELAY_TIMEOUT
-            code = "http_timeout" if timed_out else "http_unreachable"
-            raise _Refused(code, FETCH_ERRORS[code]) from exc
-        raise
+def _failure(exc: TLSFailed) -> tuple[str, str]:
+    """The agent's error code and message for a failed exchange."""
+    stage = str(exc.details.get("stage", ""))
+    if stage == "relay":  # the host would not (or could not in time) carry the bytes
+        timed_out = exc.details.get("host_code") == _RELAY_TIMEOUT
+        code = "http_timeout" if timed_out else "http_unreachable"
+    else:
+        code = _STAGE_CODES.get(stage, "http_protocol_error")
+    return code, FETCH_ERRORS[code]

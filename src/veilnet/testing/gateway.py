@@ -24,7 +24,8 @@ _CREATED = 1_700_000_000
 
 
 class EchoBackend:
-    """A deterministic stand-in for the model: the answer is every message, joined."""
+    """A deterministic stand-in for the model: a chat answers every message joined, a completion
+    its prompt, each after ``echo: ``."""
 
     name = "echo"
 
@@ -52,10 +53,17 @@ class EchoBackend:
         yield self.chat(request)
 
     def complete(self, request: Any) -> dict[str, Any]:
-        raise NotImplementedError("the echo backend only chats")
+        return {
+            "id": "echo",
+            "object": "text_completion",
+            "created": _CREATED,
+            "model": request.model,
+            "choices": [{"index": 0, "text": "echo: " + request.prompt, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
 
     def complete_stream(self, request: Any) -> Iterator[dict[str, Any]]:
-        raise NotImplementedError("the echo backend only chats")
+        yield self.complete(request)
 
     def close(self) -> None:
         return None

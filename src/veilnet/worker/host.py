@@ -166,6 +166,7 @@ class WorkerHost:
         self._queries: QueryPool | None = None
         self._clients: list[JSONRPCClient] = []
         self._gateway: Any = None
+        self._witness_client: JSONRPCClient | None = None
         self.restored_from: int | None = None
         """Block number of the checkpoint this run restored, None if it replayed from genesis."""
         self.resyncs = 0
@@ -275,6 +276,8 @@ class WorkerHost:
         )
         self._relay.start()
         self._make_gateway()
+        # one connection for every query's evm.call proofs (its transport is thread-safe)
+        self._witness_client = self._client()
         # jobs pay gas from the operator too: the same sender, whose nonces are thread-safe
         self._jobs = JobWorker(
             self._run_jobs,
@@ -568,11 +571,10 @@ class WorkerHost:
             request = wire.EVMWitnessRequest.from_bytes(body)
         except CodecError as exc:
             raise WorkerIOFailed("not a witness request") from exc
-        client = JSONRPCClient(self.config.rpc_url)
-        try:
-            nodes, codes = state_witness(client, request.block, request.address, request.slot)
-        finally:
-            client.close()
+        client = self._witness_client
+        if client is None:
+            raise NotReady("the worker has not started")
+        nodes, codes = state_witness(client, request.block, request.address, request.slot)
         return wire.EVMWitness(nodes=tuple(nodes), codes=tuple(codes)).to_bytes()
 
     def _carry_gateway_call(self, body: bytes) -> bytes:

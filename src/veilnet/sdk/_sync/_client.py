@@ -1147,19 +1147,37 @@ class Client(BaseClient):
         paid, or None), ``balance`` (wei still held) and ``dispute`` (the last request id, or
         None)."""
         target = escrow if isinstance(escrow, Address) else Address.parse(escrow)
-        buyer, seller, settled, dispute = [
-            self._view("Escrow", target, fn) for fn in ("buyer", "seller", "settled", "dispute")
-        ]
-        balance = int(self._rpc("eth_getBalance", target.hex, "latest"), 16)
-        settlements = self._rpc(
-            "eth_getLogs",
-            {
-                "address": target.hex,
-                "fromBlock": hex(self.config.genesis_block),
-                "toBlock": "latest",
-                "topics": ["0x" + keccak(b"Settled(address,uint256,bytes32)").hex()],
-            },
+        handle = ContractHandle("Escrow", target)
+        fields = ("buyer", "seller", "settled", "dispute")
+        settled_topic = "0x" + keccak(b"Settled(address,uint256,bytes32)").hex()
+        answers = self._rpc_batch(  # the fields, the balance and the payout: one round trip
+            [
+                *(
+                    (
+                        "eth_call",
+                        [{"to": target.hex, "data": "0x" + handle.encode(fn).hex()}, "latest"],
+                    )
+                    for fn in fields
+                ),
+                ("eth_getBalance", [target.hex, "latest"]),
+                (
+                    "eth_getLogs",
+                    [
+                        {
+                            "address": target.hex,
+                            "fromBlock": hex(self.config.genesis_block),
+                            "toBlock": "latest",
+                            "topics": [settled_topic],
+                        }
+                    ],
+                ),
+            ]
         )
+        buyer, seller, settled, dispute = (
+            handle.decode(fn, bytes.fromhex(str(raw).removeprefix("0x")))
+            for fn, raw in zip(fields, answers, strict=False)
+        )
+        balance, settlements = int(answers[4], 16), answers[5]
         winner = None
         for log in settlements or []:
             winner = Address(bytes.fromhex(str(log["topics"][1])[-40:])).hex
