@@ -190,3 +190,44 @@ def test_the_host_process_holds_no_core() -> None:
         [sys.executable, "-c", _HOST_ONLY], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://w1.example.org/",
+        "http://user:secret@w1.example.org/",
+        "https://w1.example.org/?next=evil",
+        "https://w1.example.org/#frag",
+        "https://w1 example.org/",
+        "https://w1.example.org:0/",
+        "https://" + "a" * 250 + ".org/",
+        "http://under_score.example/",
+    ],
+)
+def test_the_core_publishes_only_an_api_url_a_client_could_dial(
+    host: MaliciousHost, url: str
+) -> None:
+    """The host names the URL its worker serves at, but the core signs the registration that
+    publishes it: a URL no client could dial (or one carrying credentials) is refused, by both
+    operations, and nothing is signed."""
+    for call in (
+        wire.Call(op="register_transaction", body=_register(api_url=url).to_bytes()),
+        wire.Call(op="registration", body=b"\x0b" * 20 + url.encode()),
+    ):
+        reply = host.send_raw(wire.frame(call))
+        assert isinstance(reply, wire.Failure) and reply.code == "policy_rejected", url
+
+
+def test_the_api_url_the_host_names_is_in_the_signed_registration(host: MaliciousHost) -> None:
+    from eth_account.typed_transactions import TypedTransaction
+    from hexbytes import HexBytes
+
+    from veilnet.codec import abi_decode
+
+    url = "https://w1.example.org:8443"
+    signed = host.enclave.register_transaction(_register(api_url=url))
+    data = bytes(TypedTransaction.from_bytes(HexBytes(signed.raw)).as_dict()["data"])
+    types = ["address", "bytes", "uint8", "bytes32", "bytes", "bytes32", "uint256", "string"]
+    assert abi_decode(types, data[4:])[-1] == url == signed.request.api_url
+    assert host.enclave.registration(b"\x0b" * 20, api_url=url).api_url == url

@@ -185,3 +185,24 @@ def test_a_worker_whose_host_withholds_its_encryption_key_gets_no_key(
     net.settle()
     assert _keyed_shares(net, w3, mark) == [_epoch(net)]
     assert _serves(net, "w3")
+
+
+def test_a_registration_with_an_unreadable_api_url_halts_no_core(net: EnclaveNetwork) -> None:
+    """Vyper stores a ``String`` without checking UTF-8, so anyone can register an API URL of
+    invalid bytes. Every core still applies that block (it reads the URL leniently), stays on
+    chain and keeps serving: a strict decode here would halt every worker of the network."""
+    import types
+
+    w2 = net.hosts["w2"].enclave.registration(b"\x0b" * 20)
+    forged = types.SimpleNamespace(
+        **{field.name: getattr(w2, field.name) for field in dataclasses.fields(w2)}
+    )
+    forged.api_url = b"http://\xff\xfe.example/"
+    head = net.hosts["w1"].enclave.status().head
+    assert head is not None
+    net.ledger.register_worker(forged)
+    net.settle()
+    for name in ("w1", "w2"):
+        after = net.hosts[name].enclave.status().head
+        assert after is not None and after.number > head.number
+    assert _serves(net, "w1")

@@ -4,6 +4,8 @@ the worker's adapter) and, at the end, the Registry's and Bus's views must be eq
 
 from __future__ import annotations
 
+import dataclasses
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -369,9 +371,10 @@ class Twin:
         hpke_key: bytes | None = None,
         attested_block: int | None = None,
         deposit: int = 0,
+        api_url: str = "",
     ) -> Outcome:
         key = self.workers[worker]
-        request = RegistrationRequest(
+        request: Any = RegistrationRequest(
             worker=worker,
             operator=b"\x0b" * 20,
             hpke_key=key.public.x25519 if hpke_key is None else hpke_key,
@@ -382,6 +385,9 @@ class Twin:
             collateral_hash=b"\x07" * 32,
             attested_block=self.head() if attested_block is None else attested_block,
         )
+        if api_url:  # any string, as a host outside a core could send: the chain bounds it
+            fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
+            request = types.SimpleNamespace(**{**fields, "api_url": api_url})
         return self._both(
             lambda: self.ledger.register_worker(request, deposit=deposit),
             worker,
@@ -394,6 +400,7 @@ class Twin:
             request.quote,
             request.collateral_hash,
             request.attested_block,
+            request.api_url,
             value=deposit,
         )
 
@@ -930,6 +937,7 @@ def test_registration_gatekeepers_and_master_key(twin: Twin) -> None:
     _reverted(twin.register(gk, measurement=OTHER_MEASUREMENT), "measurement not allowed")
     _reverted(twin.register(gk, hpke_key=b""), "empty key")
     _reverted(twin.register(gk, quote=b"q" * 8193), NO_REASON)
+    _reverted(twin.register(gk, api_url="https://" + "a" * 249), NO_REASON)  # 257 bytes
     _accepted(twin.register(gk), ev.WorkerRegistered)
     _accepted(twin.register(w1), ev.WorkerRegistered)
     _reverted(twin.add_gatekeeper(gk, by=stranger), "ownable: caller is not the owner")
@@ -964,7 +972,9 @@ def test_registration_gatekeepers_and_master_key(twin: Twin) -> None:
         ev.WorkerEndorsed,
     )
     # a new quote resets the endorsement
-    _accepted(twin.register(w1, quote=b"quote-2"), ev.WorkerRegistered)
+    _accepted(
+        twin.register(w1, quote=b"quote-2", api_url="http://10.0.0.2:8080"), ev.WorkerRegistered
+    )
     assert twin.ledger.workers[w1].confidence == 0
     _rejected(twin.post(master, encode_endorse(Address(w1), 1, quote_hash, FAR)))
     # the auditor's capture: the same quote registered again with another key before the

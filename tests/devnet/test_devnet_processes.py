@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -71,8 +72,13 @@ def test_veil_commands_as_processes_against_veil_devnet_on_anvil(tmp_path: Path)
         status = veil("status")
         assert len(status["workers"]) == 3 and all(w["attested"] for w in status["workers"])
     finally:
-        # Ctrl-C in a terminal reaches the whole process group, anvil included.
+        # Ctrl-C in a terminal reaches the whole foreground process group; anvil runs in a
+        # group of its own, so the devnet stops its workers before it closes the chain.
         os.killpg(devnet.pid, signal.SIGINT)
         _, stderr = devnet.communicate(timeout=60)
     assert devnet.returncode == 0, stderr[-2000:]
     assert "follower:" not in stderr and "Traceback" not in stderr, stderr[-2000:]
+    rpc = str(document["rpc_url"])
+    port = int(rpc.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(OSError):  # the devnet closed anvil on its way out
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

@@ -718,7 +718,7 @@ def test_an_operator_adds_and_removes_a_worker_with_the_cli(net: Net) -> None:
     removed = CliRunner().invoke(cluster_cli, ["remove-worker", w3.address, *cli])
     assert removed.exit_code == 0, removed.output
     listed = CliRunner().invoke(cluster_cli, ["list", *cli])
-    assert json.loads(listed.stdout) == [w1.address]
+    assert json.loads(listed.stdout) == [{"address": w1.address, "api_url": w1.api_url}]
     net.settle(
         lambda: contract not in core_of(w3).runtimes or core_of(w3).contracts[contract].epoch > 1
     )

@@ -51,9 +51,9 @@ def dev_accounts(count: int = DEV_ACCOUNTS) -> list[tuple[str, bytes]]:
     return out
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -73,17 +73,18 @@ class AnvilChain(RPCChain):
         accounts: int = DEV_ACCOUNTS,
         binary: Path | None = None,
         startup_timeout: float = 20.0,
+        host: str = "127.0.0.1",
     ) -> None:
         exe = binary or find_anvil()
         if exe is None:
             raise ChainNotReady(
                 "anvil not found: run make, set VEIL_ANVIL, or use the embedded chain"
             )
-        self.port = port or _free_port()
+        self.port = port or _free_port(host)
         args = [
             str(exe),
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(self.port),
             "--chain-id",
@@ -97,12 +98,19 @@ class AnvilChain(RPCChain):
         if block_time:
             args += ["--block-time", str(block_time)]
         try:
+            # Its own process group: a terminal's Ctrl-C reaches only its owner, which stops
+            # the workers following this chain first and then closes it, so no follower sees
+            # the node vanish under it.
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(  # noqa: S603
-                args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+                args,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                process_group=0,
             )
         except OSError as exc:
             raise ChainNotReady(f"cannot start anvil: {exc}") from exc
-        url = f"http://127.0.0.1:{self.port}"
+        url = f"http://{host}:{self.port}"
         deadline = time.monotonic() + startup_timeout
         probe = JSONRPCClient(url)
         while True:

@@ -20,6 +20,8 @@ from veilnet.protocol.topics import TOPIC_WORKER_KEY as TOPIC_WORKER_KEY
 MAX_HPKE_KEY: Final = 1216
 """Largest worker/cluster/contract HPKE public key: the ML-KEM-768+X25519 hybrid key."""
 MAX_QUOTE: Final = 8192
+MAX_API_URL: Final = 256
+"""Longest worker API URL ``register_worker`` takes (``protocol.registration.MAX_API_URL``)."""
 MAX_CODE: Final = 24576
 MAX_INIT: Final = 4096
 MAX_REQUEST: Final = 4096

@@ -152,10 +152,12 @@ class Network:
         collateral_hash: bytes,
         attested_block: int | None = None,
         deposit: int = 0,
+        api_url: str = "",
     ) -> Receipt:
         """Sent by the worker identity itself (``sender`` holds the worker's key);
         ``attested_block`` (default: the node's head) is the block the quote binds;
-        ``deposit``: the wei sent along (``registration_deposit``)."""
+        ``deposit``: the wei sent along (``registration_deposit``); ``api_url``: where it
+        serves (published in ``WorkerRegistered``)."""
         if attested_block is None:
             attested_block = int(self.client.call("eth_blockNumber"), 16)
         return self._registry_tx(
@@ -168,6 +170,7 @@ class Network:
             quote,
             collateral_hash,
             attested_block,
+            api_url,
             value=deposit,
         )
 

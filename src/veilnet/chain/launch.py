@@ -18,6 +18,7 @@ def start_chain(
     block_time: float | None = DEFAULT_BLOCK_TIME,
     port: int | None = None,
     serve: bool = True,
+    host: str = "127.0.0.1",
 ) -> ChainBackend:
     """Start (or connect to) a chain.
 
@@ -26,6 +27,7 @@ def start_chain(
         block_time: seconds per block; ``None`` mines one block per transaction request.
         port: RPC port for anvil / the embedded server (default: a free port).
         serve: also serve the embedded chain over HTTP (its ``url``), for other processes.
+        host: the address anvil / the embedded server listens on (and its ``url`` names).
 
     Raises:
         ChainNotReady: anvil was asked for and cannot start. ValueError: unknown kind.
@@ -35,10 +37,10 @@ def start_chain(
     if kind == "auto":
         kind = "anvil" if find_anvil() is not None else "embedded"
     if kind == "anvil":
-        return AnvilChain(block_time=block_time, port=port)
+        return AnvilChain(block_time=block_time, port=port, host=host)
     if kind == "embedded":
         chain = EmbeddedChain(block_time=block_time)
         if serve:
-            chain.serve(port=port or 0)
+            chain.serve(host=host, port=port or 0)
         return chain
     raise ValueError(f"unknown chain kind {kind!r}: use auto, embedded, anvil or a URL")

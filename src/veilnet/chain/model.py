@@ -218,6 +218,7 @@ class WorkerRegistered(ChainEvent):
     attested_block: int
     attested_hash: bytes
     registration: bytes
+    api_url: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,6 +58,7 @@ def register_worker_transaction(
             request.quote,
             request.collateral_hash,
             request.attested_block,
+            request.api_url,
         )
     )
     deposit = int(network.registry.call(network.client, "registration_deposit"))

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.table import Table
 
 from veilnet.cli._output import console, emit, json_option
 from veilnet.cli.agent import network_options, open_client
+from veilnet.crypto import Address
 
 
 @click.group()
@@ -132,11 +134,22 @@ def remove_worker(
 @network_options
 @json_option
 def list_members(name: str | None, network: Path | None, key: str | None, as_json: bool) -> None:
-    """The cluster's members now."""
+    """The cluster's members now, each with the API URL its registration published on chain
+    (where clients find it; `-` when it published none)."""
     with open_client(network, key) as client:
         members = client.cluster_members(name)
-    emit(
-        members,
-        as_json=as_json,
-        render=lambda d: console.print("\n".join(d) or "no members"),
-    )
+        urls = client.discover_workers(name, refresh=True)
+    rows = [
+        {"address": member, "api_url": urls.get(Address.parse(member).raw)} for member in members
+    ]
+    emit(rows, as_json=as_json, render=_members_table)
+
+
+def _members_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        console.print("no members")
+        return
+    table = Table("worker", "API URL (registered on chain)")
+    for row in rows:
+        table.add_row(row["address"], row["api_url"] or "-")
+    console.print(table)

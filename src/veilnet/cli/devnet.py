@@ -33,6 +33,13 @@ from veilnet.devnet import constants as C  # noqa: N812
 @click.option("--rpc-port", default=None, type=int, help="Chain RPC port (default: free port).")
 @click.option("--api-port", default=None, type=int, help="First worker API port (default: free).")
 @click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the chain, the sequencer, the gateway and the nodes listen on and "
+    "network.json names; another host's `veil worker run --network` joins through it.",
+)
+@click.option(
     "--data-dir",
     default=C.DEFAULT_DATA_DIR,
     show_default=True,
@@ -49,6 +56,7 @@ def devnet(
     chain: str,
     rpc_port: int | None,
     api_port: int | None,
+    host: str,
     data_dir: Path,
     no_gateway: bool,
     demo: bool,
@@ -70,6 +78,7 @@ def devnet(
         chain=chain,
         rpc_port=rpc_port,
         api_port=api_port,
+        host=host,
         data_dir=data_dir,
         gateway=False if no_gateway else None,
     )

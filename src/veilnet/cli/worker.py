@@ -77,6 +77,11 @@ def worker() -> None:
 @click.option("--api-host", default="127.0.0.1", show_default=True)
 @click.option("--api-port", type=int, default=0, show_default=True, help="0 = any free port.")
 @click.option(
+    "--public-url",
+    help="Where clients reach this worker's API (registered on chain so they find it); "
+    "default: the API's own http://HOST:PORT, nothing with a wildcard --api-host.",
+)
+@click.option(
     "--operator-key",
     envvar="VEIL_OPERATOR_KEY",
     help="Hex private key of the funded operator account (env VEIL_OPERATOR_KEY).",
@@ -116,6 +121,7 @@ def run(
     data_dir: Path,
     api_host: str,
     api_port: int,
+    public_url: str | None,
     sequencer: str | None,
     operator_key: str | None,
     fund_from: str | None,
@@ -136,6 +142,7 @@ def run(
     from veilnet.chain.rpc import from_quantity
     from veilnet.crypto import Address
     from veilnet.protocol.chain import ChainTrust
+    from veilnet.protocol.registration import check_api_url
     from veilnet.worker import WorkerConfig, WorkerHost
     from veilnet.worker.errors import WorkerConfigInvalid
 
@@ -180,6 +187,11 @@ def run(
             "the network file needs chain_trust: the network's trust anchor and finality "
             f"policy ({exc})"
         ) from exc
+    if public_url is not None:
+        try:
+            check_api_url(public_url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--public-url") from exc
     seed_text = network_seed or (doc.get("network_seed") if insecure_dev_tee else None)
     seed = _hex_bytes(seed_text, "--network-seed")
     if insecure_dev_tee and seed is None:
@@ -198,6 +210,7 @@ def run(
         finality_depth=finality,
         api_host=api_host,
         api_port=api_port,
+        public_url=public_url,
         checkpoint_every=checkpoint_every,
         poll_interval=poll_interval,
         gateway_url=gateway,

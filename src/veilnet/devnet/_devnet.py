@@ -52,6 +52,9 @@ class DevnetOptions:
     rpc_port: int | None = None
     api_port: int | None = None
     """First worker API port (the next nodes take the following ports); None: ephemeral."""
+    host: str = "127.0.0.1"
+    """The address the chain, the sequencer, the gateway and every node's API listen on, and
+    that network.json names: another machine's worker joins through it (``--host``)."""
     data_dir: Path = field(default_factory=lambda: Path(C.DEFAULT_DATA_DIR))
     gateway: bool | None = None
     """Start the inference gateway: None = when llama.cpp and the model are available."""
@@ -206,7 +209,10 @@ class Devnet:
         self._say(f"starting the {kind} chain")
         try:
             chain = start_chain(
-                kind, block_time=self.options.block_time or None, port=self.options.rpc_port
+                kind,
+                block_time=self.options.block_time or None,
+                port=self.options.rpc_port,
+                host=self.options.host,
             )
         except VeilnetError as exc:
             raise DevnetStartFailed(f"the {kind} chain did not start: {exc.message}") from exc
@@ -247,7 +253,7 @@ class Devnet:
             registry=self.deployment.addresses.registry.raw,
             finality_depth=self.options.finality,
         )
-        server = SequencerServer(sequencer).start()
+        server = SequencerServer(sequencer, host=self.options.host).start()
         self._stack.callback(server.close)
         self.sequencer_url = server.url
         self.chain_trust = sequencer_trust(client, self.deployment.genesis_block, sequencer.address)
@@ -310,7 +316,7 @@ class Devnet:
             return
         self._stack.callback(backend.close)
         app = create_app(backend, signer, enclave)
-        self.gateway_url = self._stack.enter_context(serve_in_thread(app))
+        self.gateway_url = self._stack.enter_context(serve_in_thread(app, host=self.options.host))
         self.gateway_note = f"{Path(model).name} (llama.cpp)"
 
     def _start_price_api(self) -> None:
@@ -344,6 +350,7 @@ class Devnet:
                 network_seed=self.network_seed,
                 allow_insecure_dev_tee=True,
                 finality_depth=self.options.finality,
+                api_host=self.options.host,
                 api_port=port,
                 gateway_url=self.gateway_url,
                 fund_from=key,

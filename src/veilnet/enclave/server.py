@@ -61,11 +61,13 @@ class _Connection:
 def serve(socket_path: str, *, out: TextIO = sys.stdout, stdin: TextIO | None = sys.stdin) -> None:
     """Listen on ``socket_path`` (mode 0600) until the host closes ``stdin`` (or forever).
 
-    Ctrl-C in a terminal reaches the whole process group: the enclave ignores SIGINT and lets
-    its host decide (the host still needs it for a last checkpoint before it closes stdin).
+    Ctrl-C in a terminal, `timeout` or a service manager signal the whole process group: the
+    enclave ignores SIGINT and SIGTERM and lets its host decide (the host still needs it for a
+    last checkpoint before it closes stdin; a host that dies closes stdin too).
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     service = EnclaveService()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket_path)

@@ -263,10 +263,17 @@ class EnclaveService:
             return wire.Checkpointed(sealed=sealed, block_number=core.head.number).to_bytes()
 
     def _registration(self, body: bytes, io: IOChannel | None) -> bytes:
-        if len(body) != 20:
+        if len(body) < 20:
             raise wire.FrameInvalid("the operator is a 20-byte address")
+        try:
+            api_url = body[20:].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise PolicyRejected("the API URL is not ASCII") from exc
         with self._lock:
-            request = self.core.registration(body)
+            try:
+                request = self.core.registration(body[:20], api_url=api_url)
+            except ValueError as exc:
+                raise PolicyRejected(f"not registered: {exc}") from exc
         return request.to_bytes()
 
     def _register_transaction(self, body: bytes, io: IOChannel | None) -> bytes:
@@ -283,6 +290,7 @@ class EnclaveService:
                     max_priority_fee_per_gas=request.max_priority_fee_per_gas,
                     reattest=request.reattest,
                     deposit=request.deposit,
+                    api_url=request.api_url,
                 )
             except ValueError as exc:
                 raise PolicyRejected(f"not signed: {exc}") from exc

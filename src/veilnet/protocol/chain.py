@@ -547,6 +547,7 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
         ("tee_kind", "uint8", _D),
         ("measurement", "bytes32", _D),
         *_QUOTED,
+        ("api_url", "string", _D),
     ),
     _abi(
         _REGISTRY,
@@ -799,11 +800,22 @@ def event_topic(record_type: type[ev.ChainEvent]) -> bytes:
 
 
 def _to_abi(abi_type: str, value: Any) -> Any:
+    if abi_type == "string":  # written as the bytes it is encoded alike (see _wire_type)
+        return value.encode() if isinstance(value, str) else bytes(value)
     return Address(value).hex if abi_type == "address" else value
 
 
 def _from_abi(abi_type: str, value: Any) -> Any:
+    if abi_type == "string":  # read as bytes (_wire_type): a contract stores any bytes there
+        return bytes(value).decode("utf-8", "replace")
     return bytes.fromhex(value[2:]) if abi_type == "address" else value
+
+
+def _wire_type(abi_type: str) -> str:
+    """How the core reads a field: a ``string`` as the ``bytes`` it is encoded alike, because
+    Vyper does not check UTF-8, and a strict decode of a string someone registered with
+    invalid bytes would make a real block undecodable and halt every core that follows it."""
+    return "bytes" if abi_type == "string" else abi_type
 
 
 def encode_event(event: ev.ChainEvent, *, registry: bytes, bus: bytes) -> LogEntry:
@@ -815,7 +827,7 @@ def encode_event(event: ev.ChainEvent, *, registry: bytes, bus: bytes) -> LogEnt
     for name, abi_type in spec.indexed:
         topics.append(abi_encode([abi_type], [_to_abi(abi_type, values[name])]))
     data = abi_encode(
-        [t for _, t in spec.data], [_to_abi(t, values[name]) for name, t in spec.data]
+        [_wire_type(t) for _, t in spec.data], [_to_abi(t, values[name]) for name, t in spec.data]
     )
     return LogEntry(
         address=registry if spec.contract == _REGISTRY else bus, topics=tuple(topics), data=data
@@ -866,7 +878,7 @@ def _decode_log(contract: str, log: LogEntry, receipt: int) -> ev.ChainEvent | N
     try:
         for (name, abi_type), topic in zip(spec.indexed, log.topics[1:], strict=True):
             values[name] = _from_abi(abi_type, abi_decode([abi_type], topic)[0])
-        decoded = abi_decode([t for _, t in spec.data], log.data)
+        decoded = abi_decode([_wire_type(t) for _, t in spec.data], log.data)
         for (name, abi_type), value in zip(spec.data, decoded, strict=True):
             values[name] = _from_abi(abi_type, value)
     except (DecodingError, EncodingError, ValueError, TypeError, OverflowError) as exc:

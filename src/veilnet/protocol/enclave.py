@@ -74,7 +74,8 @@ OP_ATTEST: Final = "attest"
 OP_CHECKPOINT: Final = "checkpoint"
 """body: empty → ``Checkpointed``."""
 OP_REGISTRATION: Final = "registration"
-"""body: 20-byte operator address → ``RegistrationRequest``."""
+"""body: 20-byte operator address, then the worker's API URL in UTF-8 (may be empty) →
+``RegistrationRequest``."""
 OP_REGISTER_TRANSACTION: Final = "register_transaction"
 """body: ``RegisterTransaction`` (operator, nonce, gas, fees, reattest) → ``SignedRegistration``;
 the core builds the ``Registry.register_worker`` (or ``reattest_worker``) calldata itself, so the
@@ -365,6 +366,9 @@ class RegisterTransaction(Record):
     deposit: int = 0
     """Wei sent along: ``Registry.registration_deposit`` (refunded to the operator once the
     registration is endorsed). The host's own money: the identity is funded by the operator."""
+    api_url: str = ""
+    """Where the host serves this worker's API; published in ``WorkerRegistered`` so clients
+    find it (the core refuses one no client could dial: ``check_api_url``)."""
 
 
 @record("enclave.signed_registration")

@@ -104,6 +104,8 @@ class WorkerRegistered(ChainEvent):
     """The recent block the quote binds (``registration_report_data``), checked by the chain."""
     registration: bytes
     """What an endorsement of this registration must name (``Registry.registration_of``)."""
+    api_url: str = ""
+    """Where the worker serves its API (empty: nowhere); clients find workers by it."""
 
 
 @record("ev.worker_endorsed")

@@ -7,10 +7,40 @@ import enum
 import hashlib
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit
 
 from eth_hash.auto import keccak
 
 from veilnet.codec import Record, abi_encode, encode, record
+from veilnet.protocol.hosts import normalize_host
+
+MAX_API_URL: Final = 256
+"""Longest API address a worker registers with (``Registry.MAX_API_URL``)."""
+
+
+def check_api_url(url: str) -> str:
+    """``url`` if it can be a worker's public API address: empty (the worker serves no queries)
+    or an ``http``/``https`` URL with a host, printable ASCII, at most ``MAX_API_URL`` bytes,
+    without credentials, query or fragment. Raises ``ValueError`` naming what is wrong.
+
+    The chain keeps whatever a worker registers and clients dial it, so the core refuses to
+    sign an address that no client could use rather than publish it."""
+    if not url:
+        return url
+    if len(url) > MAX_API_URL or not url.isascii() or not url.isprintable() or " " in url:
+        raise ValueError(f"an API URL is printable ASCII of at most {MAX_API_URL} bytes")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("an API URL starts with http:// or https://")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # a port out of range or not a number
+        raise ValueError(f"an API URL needs a valid port: {exc}") from None
+    if host is None or normalize_host(host) is None or port == 0:
+        raise ValueError("an API URL names a DNS host or an IP address")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError("an API URL has no credentials, query or fragment")
+    return url
 
 
 class TEEKind(enum.IntEnum):
@@ -87,13 +117,17 @@ class RegistrationRequest(Record):
     attested_block: int
     """The block whose hash the quote's report data binds (the core's head, or its trust
     anchor before its first block); the Registry takes it only within its last 256 blocks."""
+    api_url: str = ""
+    """Where the worker serves its API (``WorkerRegistered.api_url``; empty: nowhere), so that
+    clients find it from the chain. Discovery only: every answer still proves itself."""
 
     def __post_init__(self) -> None:
         TEEKind(self.tee_kind)  # raises ValueError for a kind that does not exist
+        check_api_url(self.api_url)
 
 
 REGISTER_WORKER_SIGNATURE: Final = (
-    "register_worker(address,bytes,uint8,bytes32,bytes,bytes32,uint256)"
+    "register_worker(address,bytes,uint8,bytes32,bytes,bytes32,uint256,string)"
 )
 REATTEST_WORKER_SIGNATURE: Final = "reattest_worker(bytes,bytes32,uint256)"
 
@@ -103,7 +137,7 @@ def register_worker_calldata(request: RegistrationRequest) -> bytes:
     worker identity ever signs; built in the enclave core)."""
     selector = keccak(REGISTER_WORKER_SIGNATURE.encode())[:4]
     return selector + abi_encode(
-        ["address", "bytes", "uint8", "bytes32", "bytes", "bytes32", "uint256"],
+        ["address", "bytes", "uint8", "bytes32", "bytes", "bytes32", "uint256", "string"],
         [
             "0x" + request.operator.hex(),
             request.hpke_key,
@@ -112,6 +146,7 @@ def register_worker_calldata(request: RegistrationRequest) -> bytes:
             request.quote,
             request.collateral_hash,
             request.attested_block,
+            request.api_url,
         ],
     )
 

@@ -38,6 +38,7 @@ from veilnet.protocol.registration import (
     RegistrationRequest,
     TEEKind,
     attestation_report_data,
+    check_api_url,
     reattest_worker_calldata,
     register_worker_calldata,
     registration_report_data,
@@ -147,10 +148,11 @@ class EnclaveCore:
 
     # ------------------------------------------------------------------ registration -------
 
-    def registration(self, operator: bytes) -> RegistrationRequest:
+    def registration(self, operator: bytes, *, api_url: str = "") -> RegistrationRequest:
         """Quote and fields for ``Registry.register_worker``, bound by report_data to this
         registration and to the core's head (a recent block: the Registry refuses one more than
-        256 blocks old, so a core still catching up registers once it is near the head)."""
+        256 blocks old, so a core still catching up registers once it is near the head).
+        ``api_url``: where the host serves this worker's API (``check_api_url``; ValueError)."""
         core = self._core
         hpke_key = core.keys.identity.public.x25519
         head = core.state.head
@@ -178,6 +180,7 @@ class EnclaveCore:
             collateral=collateral,
             collateral_hash=keccak(collateral),
             attested_block=attested_block,
+            api_url=check_api_url(api_url),
         )
 
     def registration_transaction(
@@ -190,6 +193,7 @@ class EnclaveCore:
         max_priority_fee_per_gas: int,
         reattest: bool = False,
         deposit: int = 0,
+        api_url: str = "",
     ) -> tuple[RegistrationRequest, bytes]:
         """This identity's ``Registry.register_worker`` transaction (or, with ``reattest``, its
         ``Registry.reattest_worker`` with a fresh quote of the same registration), built and
@@ -209,7 +213,7 @@ class EnclaveCore:
             raise ValueError(f"the deposit must be within 0..{limits.MAX_REGISTRATION_DEPOSIT}")
         if reattest:  # a fresh quote is judged under fresh collateral, valid for longer
             self._core.platform.renew_collateral()
-        request = self.registration(operator)
+        request = self.registration(operator, api_url=api_url)
         data = (reattest_worker_calldata if reattest else register_worker_calldata)(request)
         transaction = {
             "chainId": self.config.chain_id,

@@ -232,6 +232,9 @@ class BaseClient:
         again only once our head moves on, not on every query at that height)."""
         self._boot_ids: dict[bytes, bytes] = {}
         """worker → the boot id its ``/v1/health`` gave (queries name it; a restart changes it)."""
+        self._discovered: dict[bytes, tuple[float, dict[bytes, str]]] = {}
+        """cluster → (when, member → the API URL its registration published), read from the
+        chain for members network.json does not list."""
 
     @staticmethod
     def _wallet(config: NetworkConfig, wallet: Wallet | bytes | str | None) -> Wallet:
@@ -761,7 +764,21 @@ class BaseClient:
             return None
 
     def worker_url(self, worker: Address) -> str | None:
-        return self.config.workers.get(worker) or self.config.gatekeepers.get(worker)
+        """Where ``worker`` serves: network.json first, else what its registration published
+        on chain (as far as this client has read it)."""
+        known = self.config.workers.get(worker) or self.config.gatekeepers.get(worker)
+        if known:
+            return known
+        for _, urls in self._discovered.values():
+            if worker.raw in urls:
+                return urls[worker.raw]
+        return None
+
+    def fresh_discovery(self, cluster: bytes, now: float) -> dict[bytes, str] | None:
+        found = self._discovered.get(cluster)
+        if found is None or now - found[0] > C.DISCOVERY_TTL_S:
+            return None
+        return found[1]
 
     def check_registration(
         self,

@@ -57,5 +57,8 @@ DEFAULT_NETWORK_FILE: Final = ".devnet/network.json"
 MAX_NETWORK_FILE: Final = 1024 * 1024
 
 CONSISTENCY_WAIT_S: Final = 10.0
+DISCOVERY_TTL_S: Final = 30.0
+"""How long a client trusts its list of a cluster's members and the API URLs they registered
+before it reads the chain again (a worker added meanwhile is found by the next read)."""
 """How long a query waits for a replica to reach the newest block this client has seen the
 contract at (read-your-writes, monotonic reads) before giving up."""

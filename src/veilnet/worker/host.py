@@ -200,6 +200,16 @@ class WorkerHost:
             raise NotReady("the API is not serving")
         return str(self._api.url)
 
+    def published_url(self) -> str:
+        """The API address this worker registers on chain (``WorkerRegistered.api_url``):
+        ``public_url`` when configured, else the API's own address unless it listens on a
+        wildcard address no client can dial; empty without an API."""
+        if self.config.public_url is not None:
+            return self.config.public_url
+        if self._api is None or self.config.api_host in ("0.0.0.0", "::", ""):  # noqa: S104
+            return ""
+        return self.api_url
+
     @property
     def chain_head(self) -> int | None:
         return self._chain_head
@@ -830,7 +840,8 @@ class WorkerHost:
         network = self._network
         identity = Address(self.identity)
         fn = "reattest_worker" if reattest else "register_worker"
-        request = self.enclave.registration(self.operator.raw)
+        api_url = self.published_url()
+        request = self.enclave.registration(self.operator.raw, api_url=api_url)
         # the deposit first: the node estimates gas only for a sender that can pay the value
         deposit = int(network.registry.call(network.client, "registration_deposit"))
         self._fund_identity(identity, deposit, fn)
@@ -850,6 +861,7 @@ class WorkerHost:
                 max_priority_fee_per_gas=int(tx["maxPriorityFeePerGas"]),
                 reattest=reattest,
                 deposit=int(tx["value"]),
+                api_url=api_url,
             )
         ).raw
         try:

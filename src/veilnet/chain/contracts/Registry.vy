@@ -30,6 +30,7 @@ interface IBus:
 
 MAX_HPKE_KEY: constant(uint256) = 1216
 MAX_QUOTE: constant(uint256) = 8192
+MAX_API_URL: constant(uint256) = 256
 MAX_EGRESS: constant(uint256) = 32768
 MAX_CLUSTER_WORKERS: constant(uint256) = 64
 
@@ -120,6 +121,7 @@ event WorkerRegistered:
     attested_block: uint64
     attested_hash: bytes32
     registration: bytes32
+    api_url: String[MAX_API_URL]
 
 event WorkerEndorsed:
     worker: indexed(address)
@@ -414,6 +416,7 @@ def register_worker(
     quote: Bytes[MAX_QUOTE],
     collateral_hash: bytes32,
     attested_block: uint256,
+    api_url: String[MAX_API_URL],
 ):
     """
     @notice Called by the worker's identity address. The quote stays in calldata and in the
@@ -424,6 +427,8 @@ def register_worker(
             blocks: the event carries that hash, and gatekeepers judge the quote against it,
             so no quote older than that can register. A gatekeeper leaves the gatekeeper set
             as well (not during a rotation, which counts it: then it cannot re-register).
+            `api_url` is where the worker serves queries (empty: it serves none); only the
+            event keeps it, so clients find a worker from the chain alone.
     """
     attested_hash: bytes32 = self._attested(attested_block)
     assert self.allowed_measurements[measurement], "measurement not allowed"
@@ -457,6 +462,7 @@ def register_worker(
         attested_block=convert(attested_block, uint64),
         attested_hash=attested_hash,
         registration=registration,
+        api_url=api_url,
     )
 
 

@@ -38,6 +38,7 @@ from veilnet.codec import CodecError, abi_encode, encode
 from veilnet.crypto import Address
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol.hosts import normalize_host
+from veilnet.protocol.registration import check_api_url
 from veilnet.sdk import constants as C  # noqa: N812
 from veilnet.sdk._base import (
     TOPIC_COLLATERAL,
@@ -499,6 +500,8 @@ class Client(BaseClient):
     # ---- queries -------------------------------------------------------------------------
 
     def _workers_for(self, cluster: bytes) -> list[tuple[Address, str]]:
+        """The cluster's workers with an API URL: those network.json lists first, then the
+        other members, at the URL their registration published on chain."""
         found = []
         for address, url in self.config.workers.items():
             known = self._worker_clusters.get(address.raw)
@@ -509,11 +512,53 @@ class Client(BaseClient):
                     self._worker_clusters[address.raw] = known
             if known == cluster:
                 found.append((address, url))
+        listed = {address.raw for address, _ in found}
+        for raw, url in (self.discover_workers(cluster)).items():
+            if raw not in listed:
+                found.append((Address(raw), url))
         if not found:
             raise WorkerUnavailable(
-                f"no worker in network.json serves cluster 0x{cluster.hex()}", cluster=cluster.hex()
+                f"no worker of cluster 0x{cluster.hex()} has an API address: network.json "
+                "lists none and no member registered one on chain",
+                cluster=cluster.hex(),
             )
         return found
+
+    def discover_workers(
+        self, cluster: bytes | str | None = None, *, refresh: bool = False
+    ) -> dict[bytes, str]:
+        """The cluster's members (address → API URL) as the chain names them: each member's
+        newest ``WorkerRegistered`` carries the URL it serves at (members that published
+        none are left out). Cached for ``DISCOVERY_TTL_S``. A URL is only where to ask:
+        every answer is still checked against the worker's registration and signature."""
+        cluster_id = self._cluster(cluster)
+        now = time.monotonic()
+        cached = None if refresh else self.fresh_discovery(cluster_id, now)
+        if cached is not None:
+            return cached
+        members = [Address.parse(name) for name in self.cluster_members(cluster_id)]
+        urls: dict[bytes, str] = {}
+        if members:
+            docs = self._rpc(
+                "eth_getLogs",
+                {
+                    "address": self.config.registry.hex,
+                    "fromBlock": hex(self.config.genesis_block),
+                    "toBlock": "latest",
+                    "topics": [
+                        self.topic_of(WorkerRegistered),
+                        ["0x" + member.raw.rjust(32, b"\x00").hex() for member in members],
+                    ],
+                },
+            )
+            for event in self.decode_logs(list(docs or [])):  # block order: newest last
+                if isinstance(event, WorkerRegistered):
+                    urls[event.worker.raw] = event.api_url
+            urls = {raw: url for raw, url in urls.items() if _dialable(url)}
+        for member in members:
+            self._worker_clusters[member.raw] = cluster_id
+        self._discovered[cluster_id] = (now, urls)
+        return urls
 
     def _post_query(self, url: str, request: bytes) -> bytes:
         """POST a sealed query; a 429 is waited out (as the worker asks) while the client's
@@ -798,12 +843,16 @@ class Client(BaseClient):
             )
         workers = []
         seen: set[bytes] = set()
-        for event in self.logs("Registry", WorkerRegistered):
+        registered = self.logs("Registry", WorkerRegistered)
+        published = {e.worker.raw: e.api_url for e in registered}  # the newest wins
+        for event in registered:
             if event.worker.raw in seen:
                 continue
             seen.add(event.worker.raw)
             record = self.registry_record(WorkerRecord, event.worker)
-            url = self.worker_url(event.worker)
+            url = self.worker_url(event.worker) or (
+                published[event.worker.raw] if _dialable(published[event.worker.raw]) else None
+            )
             entry: dict[str, Any] = {
                 "address": event.worker.hex,
                 "gatekeeper": event.worker.hex in gatekeepers,
@@ -1609,3 +1658,11 @@ def _language_of_code(code: bytes) -> str | None:
         return proto.unpack_code(code)[0]
     except (CodecError, ValueError):
         return None
+
+
+def _dialable(url: str) -> bool:
+    """A registered URL worth dialing (the chain keeps whatever bytes a worker sent)."""
+    try:
+        return bool(check_api_url(url))
+    except ValueError:
+        return False
