@@ -33,6 +33,7 @@ from veilnet.chain import (
 )
 from veilnet.chain.constants import (
     ATTESTATION_WINDOW,
+    BUS_TOPICS,
     DEFAULT_MAX_PAYLOAD,
     DEPOSIT_WINDOW,
     MAX_EGRESS_HOSTS,
@@ -40,8 +41,6 @@ from veilnet.chain.constants import (
     MAX_PAYLOAD_BOUND,
     ROTATION_WINDOW,
     ROUTED_TOPICS,
-    TOPIC_AGENT_SCHEDULE,
-    TOPIC_CONTRACT_KEY,
 )
 from veilnet.chain.egress import (
     EgressMessage as ChainEgress,
@@ -52,6 +51,7 @@ from veilnet.chain.egress import (
     encode_cluster_key,
     encode_contract_key,
     encode_endorse,
+    encode_init_failed,
     encode_master_key,
     encode_rotation_confirm,
     encode_rotation_propose,
@@ -687,9 +687,7 @@ class Twin:
             return None
         network = self.chain.network
         kind = network.origin_kind(Address(origin))
-        # the contract-key and agent-schedule topics are the Bus's own (agents live there)
-        bus_topics = (TOPIC_CONTRACT_KEY, TOPIC_AGENT_SCHEDULE)
-        target = network.bus if egress_topic in bus_topics else network.registry
+        target = network.bus if egress_topic in BUS_TOPICS else network.registry
         data = target.encode("on_egress", Address(origin), kind, egress_topic, payload)
         call = {
             "from": network.addresses.bus.hex,
@@ -1223,16 +1221,18 @@ def test_cluster_and_contract_keys(twin: Twin) -> None:
     _accepted(twin.post(ck2, (PLAIN, b"root")), ev.Egress)
 
 
-def test_agents_set_their_own_jobs_through_their_cluster_key(twin: Twin) -> None:
-    """``TOPIC_AGENT_SCHEDULE``: only the agent's cluster's current key sets or ends its
-    standing jobs, and only its own; every refusal still uses the sequence number."""
+def _two_keyed_clusters(
+    twin: Twin,
+) -> tuple[SecretKey, bytes, bytes, bytes, SecretKey, SecretKey]:
+    """Genesis, clusters c1 and c2 keyed at epoch 1 by the master key, an agent of one owner in
+    each: (master, owner, agent in c1, agent in c2, c1's key, c2's key)."""
     master, _ = _genesis(twin, "w1")
     c1, c2 = b"\xc1" * 32, b"\xc2" * 32
     for cluster in (c1, c2):
         twin.create_cluster(cluster, twin.admin, by=twin.admin)
     owner = twin.user(1)
     agent = twin.deploy_contract(by=owner, salt=b"\x01" * 32, cluster_id=c1)[1]
-    stranger = twin.deploy_contract(by=owner, salt=b"\x02" * 32, cluster_id=c2)[1]
+    other = twin.deploy_contract(by=owner, salt=b"\x02" * 32, cluster_id=c2)[1]
     k1, k2 = twin.enclave_key("cluster-1"), twin.enclave_key("cluster-2")
     for cluster, key in ((c1, k1), (c2, k2)):
         _accepted(
@@ -1240,6 +1240,13 @@ def test_agents_set_their_own_jobs_through_their_cluster_key(twin: Twin) -> None
             ev.Egress,
             ev.ClusterKeySet,
         )
+    return master, owner, agent, other, k1, k2
+
+
+def test_agents_set_their_own_jobs_through_their_cluster_key(twin: Twin) -> None:
+    """``TOPIC_AGENT_SCHEDULE``: only the agent's cluster's current key sets or ends its
+    standing jobs, and only its own; every refusal still uses the sequence number."""
+    master, owner, agent, stranger, k1, k2 = _two_keyed_clusters(twin)
     consumer = Address(twin.user(5))
     job = encode_agent_schedule(agent, consumer=consumer, every=3, payload=b"{}")
     _rejected(twin.post(secret("w1"), job))  # a worker identity: wrong origin
@@ -1264,6 +1271,22 @@ def test_agents_set_their_own_jobs_through_their_cluster_key(twin: Twin) -> None
     _accepted(twin.schedule(agent, consumer, 4, b"x", by=owner), ev.JobScheduled)
     _reverted(twin.cancel_schedule(3, by=twin.user(2)), "not owner")
     _accepted(twin.cancel_schedule(3, by=owner), ev.ScheduleCancelled)
+
+
+def test_a_failed_init_pauses_its_agent_through_its_cluster_key(twin: Twin) -> None:
+    """``TOPIC_INIT_FAILED``: only the agent's cluster's current key reports a failed init,
+    with an error code of at most 64 bytes; the agent is paused then, and its owner may resume
+    it. Every refusal still uses the sequence number."""
+    master, owner, agent, _, k1, k2 = _two_keyed_clusters(twin)
+    report = encode_init_failed(agent, "sandbox_agent_error")
+    _rejected(twin.post(secret("w1"), report))  # a worker identity: wrong origin
+    _rejected(twin.post(master, report))
+    _rejected(twin.post(k2, report))  # another cluster's key
+    _rejected(twin.post(k1, encode_init_failed(b"\xee" * 32, "x")))  # no such agent
+    _rejected(twin.post(k1, encode_init_failed(agent, "x" * 65)))  # code too long
+    _accepted(twin.post(k1, report), ev.Egress, ev.ContractPaused)
+    _reverted(twin.push_command(agent, b"c", by=owner), "contract paused")
+    _accepted(twin.set_paused(agent, False, by=owner), ev.ContractPaused)
 
 
 def test_contract_and_command_rules(twin: Twin) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,7 @@ from veilnet.sdk import (
     QueryRejected,
     RequestTooLarge,
     ResponseInvalid,
+    WorkerRefused,
     WorkerUnverified,
 )
 from veilnet.sdk import constants as limits
@@ -58,12 +60,13 @@ def test_sdk_deploy_command_query(devnet: Devnet, tmp_path_factory: pytest.TempP
         # init arguments are sealed to the cluster by default; public_init publishes them
         public = client.deploy(EXAMPLES / "counter.py", init={"start": 31337}, public_init=True)
         published = {
-            bytes(e.contract_id): bytes(e.init_args) for e in client.logs("Bus", ContractDeployed)
+            "0x" + bytes(e.contract_id).hex(): bytes(e.init_args)
+            for e in client.logs("Bus", ContractDeployed)
         }
-        assert b"31337" in published[public.contract_id]
-        assert b"start" not in published[agent.contract_id]
+        assert b"31337" in published[public.id]
+        assert b"start" not in published[agent.id]
         assert public.query({}).value["count"] == 31337
-        assert client.init_outcome(agent.contract_id) == {
+        assert client.init_outcome(agent.id) == {
             "status": "applied",
             "ok": True,
             "error": None,
@@ -72,9 +75,20 @@ def test_sdk_deploy_command_query(devnet: Devnet, tmp_path_factory: pytest.TempP
         broken = tmp_path_factory.mktemp("agents") / "broken.py"
         broken.write_text("def init(a):\n    raise ValueError('no start given')\n")
         failed = client.deploy(broken)  # no local check: the SDK runs one only when asked
-        outcome = client.init_outcome(failed.contract_id)
+        outcome = client.init_outcome(failed.id)
         assert outcome["ok"] is False and outcome["error"]["code"] == "sandbox_agent_error"
         assert "no start given" in outcome["error"]["message"]
+        # the cluster reports it on chain: the agent is paused there and says why
+        deadline = time.monotonic() + 60
+        while client.agent_info(failed.id)["init_failed"] is None:
+            assert time.monotonic() < deadline, "the failed init never reached the chain"
+            time.sleep(0.1)  # polls the chain; the deadline bounds it
+        shown = client.agent_info(failed.id)
+        assert shown["init_failed"] == "sandbox_agent_error" and shown["paused"] is True
+        assert client.agent_info(agent.id)["init_failed"] is None
+        with pytest.raises(WorkerRefused, match="paused"):
+            failed.command({"by": 1})
+        assert client.init_outcome(failed.id)["ok"] is False  # still readable
         assert done.events[0]["type"] == "counted" and done.proof is not None
         answer = agent.query({})
         assert answer.value["count"] == 15
@@ -101,7 +115,7 @@ def test_async_client_twin(devnet: Devnet) -> None:
 def test_attacks_over_http(devnet: Devnet) -> None:
     with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
-        key = client.contract_key(agent.contract_id)
+        key = client.contract_key(bytes.fromhex(agent.id[2:]))
         name, url = next(iter(devnet.network["workers"].items()))
         worker = Address.parse(name)
         boot = client.worker_boot(worker, url)

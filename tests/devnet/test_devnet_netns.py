@@ -13,11 +13,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from veilnet.chain.anvil import dev_accounts
+from veilnet.testing.processes import devnet_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_tool("anvil", "netns")]
 
@@ -54,16 +55,6 @@ def _other_host() -> Iterator[tuple[str, str, str]]:
         _ip("netns", "del", name)
 
 
-def _first_document(stream: IO[str], errors: Path) -> dict[str, Any]:
-    lines: list[str] = []
-    for line in stream:
-        lines.append(line)
-        if line.rstrip() == "}":
-            document: dict[str, Any] = json.loads("".join(lines))
-            return document
-    raise AssertionError(f"veil devnet exited early: {errors.read_text()[-3000:]}")
-
-
 def _veil(*args: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "veilnet.cli", *args, "--json"],
@@ -93,36 +84,26 @@ def test_a_worker_in_another_network_namespace_joins_and_answers(tmp_path: Path)
     from veilnet.crypto import Address
     from veilnet.sdk import Client, WorkerRecord
 
-    with _other_host() as (namespace, ours, theirs):
-        data = tmp_path / "devnet"
-        errors = tmp_path / "devnet.err"
-        with errors.open("w") as err:
-            devnet = subprocess.Popen(
-                [sys.executable, "-m", "veilnet.cli", "devnet", "--chain", "anvil",
-                 "--no-gateway", "--workers", "1", "--host", ours, "--data-dir", str(data),
-                 "--json"],
-                cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True,
-            )  # fmt: skip
-        network = data / "network.json"
-        worker: subprocess.Popen[bytes] | None = None
-        log = tmp_path / "operator.log"
+    args = ("--chain", "anvil", "--no-gateway", "--workers", "1")
+    log, ready = tmp_path / "operator.log", tmp_path / "operator.ready"
+    with (
+        _other_host() as (namespace, ours, theirs),
+        devnet_process(tmp_path / "devnet", *args, "--host", ours, cwd=REPO) as up,
+        log.open("wb") as out,
+    ):
+        assert up.document["rpc_url"].startswith(f"http://{ours}:")
+        network = up.network
+        operator_key = dev_accounts(10)[9][1].hex()
+        worker = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, sys.executable, "-m", "veilnet.cli",
+             "worker", "run", "--network", str(network), "--insecure-dev-tee",
+             "--data-dir", str(tmp_path / "operator"), "--api-host", theirs,
+             "--operator-key", operator_key, "--fund-from", operator_key,
+             "--name", "far", "--ready-file", str(ready), "--log-level", "warning"],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
         try:
-            assert devnet.stdout is not None
-            document = _first_document(devnet.stdout, errors)
-            assert document["rpc_url"].startswith(f"http://{ours}:")
-            ready = tmp_path / "operator.ready"
-            operator_key = dev_accounts(10)[9][1].hex()
-            with log.open("wb") as out:
-                worker = subprocess.Popen(
-                    ["ip", "netns", "exec", namespace, sys.executable, "-m", "veilnet.cli",
-                     "worker", "run", "--network", str(network), "--insecure-dev-tee",
-                     "--data-dir", str(tmp_path / "operator"), "--api-host", theirs,
-                     "--operator-key", operator_key, "--fund-from", operator_key,
-                     "--name", "far", "--ready-file", str(ready), "--log-level", "warning"],
-                    cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            started = _until(ready.exists, "the worker in the namespace did not start")
-            assert started
+            _until(ready.exists, "the worker in the namespace did not start")
             far = json.loads(ready.read_text())
             assert far["api_url"].startswith(f"http://{theirs}:")
             address = far["address"]
@@ -152,13 +133,9 @@ def test_a_worker_in_another_network_namespace_joins_and_answers(tmp_path: Path)
                 )
                 assert answer.worker.hex == address and answer.value["count"] == 5
         finally:
-            if worker is not None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-            os.killpg(devnet.pid, signal.SIGINT)
-            devnet.communicate(timeout=60)
-        assert devnet.returncode == 0, errors.read_text()[-2000:]
-        assert worker.returncode == 0, log.read_text()[-3000:]
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    assert worker.returncode == 0, log.read_text()[-3000:]

@@ -4,15 +4,15 @@ the other, each its own process; Ctrl-C then stops the devnet cleanly (exit 0, n
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
+
+from veilnet.testing.processes import devnet_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_tool("anvil")]
 
@@ -20,26 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "agents"
 
 
-def _first_document(stream: IO[str]) -> dict[str, Any]:
-    """The JSON document `veil devnet --json` prints once the network is up (blocking reads)."""
-    lines: list[str] = []
-    for line in stream:
-        lines.append(line)
-        if line.rstrip() == "}":
-            document: dict[str, Any] = json.loads("".join(lines))
-            return document
-    raise AssertionError("veil devnet exited before printing its network")
-
-
 def test_veil_commands_as_processes_against_veil_devnet_on_anvil(tmp_path: Path) -> None:
-    data = tmp_path / "devnet"
-    devnet = subprocess.Popen(
-        [sys.executable, "-m", "veilnet.cli", "devnet", "--chain", "anvil", "--no-gateway",
-         "--data-dir", str(data), "--json"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    network = data / "network.json"
+    network = tmp_path / "devnet" / "network.json"
 
     def run(*args: str, trust_dev_root: bool = True) -> subprocess.CompletedProcess[str]:
         flag = ["--insecure-dev-tee"] if trust_dev_root else []
@@ -55,10 +37,10 @@ def test_veil_commands_as_processes_against_veil_devnet_on_anvil(tmp_path: Path)
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 
-    try:
-        assert devnet.stdout is not None
-        document = _first_document(devnet.stdout)
-        assert document["chain"] == "anvil" and network.exists()
+    # Ctrl-C in a terminal reaches the whole foreground process group at the end; anvil runs in
+    # a group of its own, so the devnet stops its workers before it closes the chain.
+    with devnet_process(tmp_path / "devnet", "--chain", "anvil", "--no-gateway", cwd=REPO) as up:
+        assert up.document["chain"] == "anvil" and network.exists()
         deployed = veil("agent", "deploy", str(EXAMPLES / "counter.js"), "--init", '{"start": 1}')
         contract = deployed["contract_id"]
         sent = veil("agent", "command", contract, '{"by": 2}', "--wait")
@@ -71,14 +53,6 @@ def test_veil_commands_as_processes_against_veil_devnet_on_anvil(tmp_path: Path)
         assert answer["verified"] and answer["value"]["count"] == 3
         status = veil("status")
         assert len(status["workers"]) == 3 and all(w["attested"] for w in status["workers"])
-    finally:
-        # Ctrl-C in a terminal reaches the whole foreground process group; anvil runs in a
-        # group of its own, so the devnet stops its workers before it closes the chain.
-        os.killpg(devnet.pid, signal.SIGINT)
-        _, stderr = devnet.communicate(timeout=60)
-    assert devnet.returncode == 0, stderr[-2000:]
-    assert "follower:" not in stderr and "Traceback" not in stderr, stderr[-2000:]
-    rpc = str(document["rpc_url"])
-    port = int(rpc.rsplit(":", 1)[1].split("/")[0])
+    port = int(str(up.document["rpc_url"]).rsplit(":", 1)[1].split("/")[0])
     with pytest.raises(OSError):  # the devnet closed anvil on its way out
         socket.create_connection(("127.0.0.1", port), timeout=2).close()

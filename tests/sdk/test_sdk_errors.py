@@ -26,6 +26,8 @@ from veilnet.sdk import errors as sdk_errors
 from veilnet.sdk._base import agent_failure, read_outcome
 from veilnet.worker import errors as worker_errors
 
+from .conftest import ALICE
+
 WORKER = "http://worker.test"
 
 OWNERS: list[tuple[str, type[VeilnetError]]] = [
@@ -144,3 +146,21 @@ def test_outcomes_are_read_in_one_place() -> None:
 def test_a_malformed_outcome_is_a_response_error(value: dict[str, Any]) -> None:
     with pytest.raises(ResponseInvalid):
         read_outcome(value)
+
+
+def test_an_agent_has_one_id_a_0x_string_that_json_carries(local: Any) -> None:
+    """``Agent.id`` is the id every call takes and JSON carries; the bytes ``contract_id`` warns,
+    and bytes in a message or an init are a ValueError that names the fix, never a bare
+    TypeError."""
+    from veilnet.sdk import Client
+
+    with Client(local.config(), wallet=ALICE) as client:
+        agent = client.agent("0x" + local.contract_id.hex())
+        assert agent.id == "0x" + local.contract_id.hex()
+        assert json.loads(json.dumps({"peer": agent.id})) == {"peer": agent.id}
+        assert client.agent(agent.id).id == agent.id
+        with pytest.warns(DeprecationWarning, match="use Agent.id"):
+            assert agent.contract_id == local.contract_id
+        for build in (BaseClient.call_body, BaseClient.pack_init):
+            with pytest.raises(ValueError, match=r"agent\.id, a 0x string"):
+                build({"peer": local.contract_id})

@@ -28,6 +28,7 @@ _BENCH_MODULES = {
     "runtime": "veilnet.bench.runtime",
     "sandbox": "veilnet.bench.sandbox",
     "query": "veilnet.bench.query",
+    "load": "veilnet.bench.load",
     "rotation": "veilnet.bench.rotation",
     "inference": "veilnet.bench.inference",
     "rollup": "veilnet.bench.rollup",

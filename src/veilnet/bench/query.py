@@ -21,12 +21,14 @@ installed, else the embedded one); the network runs in a child process, the clie
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +154,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
                 raise RuntimeError("the first query gave a wrong answer")
             split, local = devnet.workers  # w1: enclave process; w2: the same core in-process
             host = local
-            call = _plain_call(host, agent.contract_id, client.wallet.address.raw)
+            call = _plain_call(host, bytes.fromhex(agent.id[2:]), client.wallet.address.raw)
             pool = QueryPool(host.config.query_threads, name="veil-bench-plain")
             servers = [APIServer(app) for app in _plain_apps(host, call, pool)]
             for server in servers:
@@ -161,7 +163,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
                 {
                     "chain": devnet.network["chain"],
                     "network": str(devnet.network_file),
-                    "contract": agent.contract_id.hex(),
+                    "contract": agent.id[2:],
                     "wired": servers[0].url + "/plain",
                     "bare": servers[1].url + "/plain",
                     "first_query_s": first_query_s,
@@ -171,9 +173,12 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
             )
             enclave_pid = split.enclave.link.pid
             # Until told to stop, report the CPU time of this process (all its threads) and of
-            # the split worker's enclave process on request.
-            while conn.recv() == "cpu":
-                conn.send(time.process_time() + _process_cpu_seconds(enclave_pid))
+            # the split worker's enclave process on request, or their resident memory.
+            while (ask := conn.recv()) in ("cpu", "rss"):
+                if ask == "cpu":
+                    conn.send(time.process_time() + _process_cpu_seconds(enclave_pid))
+                else:
+                    conn.send(_rss_bytes(os.getpid()) + _rss_bytes(enclave_pid))
     except BaseException as exc:
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
         raise
@@ -185,6 +190,31 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
         devnet.stop()
 
 
+@contextlib.contextmanager
+def bench_network(context: Any, block_time: float) -> Iterator[tuple[dict[str, Any], Any]]:
+    """The bench network (``_serve_network``) in a child process: yields what it reports once
+    up, and the pipe that asks it for CPU time or memory; stops it on exit."""
+    with tempfile.TemporaryDirectory(prefix="veil-bench-network-") as tmp:
+        parent, child = context.Pipe()
+        process = context.Process(
+            target=_serve_network, args=(tmp, block_time, child), name="veil-bench-network"
+        )
+        process.start()
+        try:
+            if not parent.poll(_START_TIMEOUT_S):
+                raise RuntimeError("the bench network did not start in time")
+            info: dict[str, Any] = parent.recv()
+            if "error" in info:
+                raise RuntimeError(f"the bench network failed: {info['error']}")
+            yield info, parent
+        finally:
+            parent.send("stop")
+            process.join(_STOP_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
 def _process_cpu_seconds(pid: int) -> float:
     """User + system CPU of another process so far (Linux ``/proc``; 0 elsewhere)."""
     try:
@@ -193,6 +223,17 @@ def _process_cpu_seconds(pid: int) -> float:
         return 0.0
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _network_cpu_seconds(conn: Any) -> float:
@@ -232,64 +273,47 @@ def _bench(quick: bool) -> dict[str, Any]:
     plain: list[float] = []
     bare: list[float] = []
     context = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory(prefix="veil-bench-query-") as tmp:
-        parent, child = context.Pipe()
-        process = context.Process(
-            target=_serve_network, args=(tmp, block_time, child), name="veil-bench-network"
-        )
-        process.start()
-        try:
-            if not parent.poll(_START_TIMEOUT_S):
-                raise RuntimeError("the bench network did not start in time")
-            info = parent.recv()
-            if "error" in info:
-                raise RuntimeError(f"the bench network failed: {info['error']}")
-            with (
-                Client.connect(info["network"], allow_insecure_dev_tee=True) as client,
-                httpx.Client() as http,
-            ):
-                agent = client.agent(info["contract"])
-                wired_url, bare_url = info["wired"], info["bare"]
-                split = Address.parse(info["split"])
-                local = Address.parse(info["local"])
-                for _ in range(5):
-                    agent.query({}, worker=split)
-                    agent.query({}, worker=local)
-                    http.post(wired_url, content=b"{}")
-                    http.post(bare_url, content=b"{}")
-                # Interleaved, so drift in the machine's load hits all four alike.
-                for _ in range(calls):
-                    t0 = time.perf_counter()
-                    agent.query({}, worker=split)
-                    t1 = time.perf_counter()
-                    agent.query({}, worker=local)
-                    t2 = time.perf_counter()
-                    http.post(wired_url, content=b"{}").json()
-                    t3 = time.perf_counter()
-                    http.post(bare_url, content=b"{}").json()
-                    t4 = time.perf_counter()
-                    samples.append(t1 - t0)
-                    in_process.append(t2 - t1)
-                    plain.append(t3 - t2)
-                    bare.append(t4 - t3)
+    with bench_network(context, block_time) as (info, parent):
+        with (
+            Client.connect(info["network"], allow_insecure_dev_tee=True) as client,
+            httpx.Client() as http,
+        ):
+            agent = client.agent(info["contract"])
+            wired_url, bare_url = info["wired"], info["bare"]
+            split = Address.parse(info["split"])
+            local = Address.parse(info["local"])
+            for _ in range(5):
+                agent.query({}, worker=split)
+                agent.query({}, worker=local)
+                http.post(wired_url, content=b"{}")
+                http.post(bare_url, content=b"{}")
+            # Interleaved, so drift in the machine's load hits all four alike.
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                agent.query({}, worker=split)
+                t1 = time.perf_counter()
+                agent.query({}, worker=local)
+                t2 = time.perf_counter()
+                http.post(wired_url, content=b"{}").json()
+                t3 = time.perf_counter()
+                http.post(bare_url, content=b"{}").json()
+                t4 = time.perf_counter()
+                samples.append(t1 - t0)
+                in_process.append(t2 - t1)
+                plain.append(t3 - t2)
+                bare.append(t4 - t3)
 
-            load = run_load(
-                context,
-                network=info["network"],
-                contract=info["contract"],
-                plain_url=wired_url,
-                worker=info["split"],
-                processes=_LOAD_PROCESSES,
-                clients=_LOAD_CLIENTS_PER_PROCESS,
-                queries=load_queries,
-                cpu_seconds=functools.partial(_network_cpu_seconds, parent),
-            )
-        finally:
-            parent.send("stop")
-            process.join(_STOP_TIMEOUT_S)
-            if process.is_alive():
-                process.kill()
-                process.join()
+        load = run_load(
+            context,
+            network=info["network"],
+            contract=info["contract"],
+            plain_url=wired_url,
+            worker=info["split"],
+            processes=_LOAD_PROCESSES,
+            clients=_LOAD_CLIENTS_PER_PROCESS,
+            queries=load_queries,
+            cpu_seconds=functools.partial(_network_cpu_seconds, parent),
+        )
     first_query_s = float(info["first_query_s"])
     p50 = statistics.median(samples) * 1000
     in_process_p50 = statistics.median(in_process) * 1000

@@ -76,7 +76,7 @@ def _request_to_fulfill_s(rounds: int) -> float:
         try:
             with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
                 agent = client.deploy(examples_dir() / "counter.py", init={"start": 1})
-                consumer = client.deploy_consumer(agent.contract_id, ttl=100)
+                consumer = client.deploy_consumer(agent.id, ttl=100)
                 samples = []
                 for _ in range(rounds):
                     began = time.monotonic()

@@ -120,7 +120,7 @@ def _on_chain(rounds: int) -> dict[str, Any]:
 
         def load() -> None:
             with Client.connect(devnet.network, allow_insecure_dev_tee=True) as loader:
-                flowing = loader.agent(agent.contract_id)
+                flowing = loader.agent(agent.id)
                 while not stop.is_set():
                     for call in (lambda: flowing.command({"by": 1}), lambda: flowing.query({})):
                         outcome["calls"] += 1

@@ -10,6 +10,7 @@ from veilnet.protocol.topics import TOPIC_CLUSTER_KEY as TOPIC_CLUSTER_KEY
 from veilnet.protocol.topics import TOPIC_CONTRACT_KEY as TOPIC_CONTRACT_KEY
 from veilnet.protocol.topics import TOPIC_ENDORSE as TOPIC_ENDORSE
 from veilnet.protocol.topics import TOPIC_HEARTBEAT as TOPIC_HEARTBEAT
+from veilnet.protocol.topics import TOPIC_INIT_FAILED as TOPIC_INIT_FAILED
 from veilnet.protocol.topics import TOPIC_MASTER_KEY as TOPIC_MASTER_KEY
 from veilnet.protocol.topics import TOPIC_ROTATION_CONFIRM as TOPIC_ROTATION_CONFIRM
 from veilnet.protocol.topics import TOPIC_ROTATION_PROPOSE as TOPIC_ROTATION_PROPOSE
@@ -55,8 +56,11 @@ ROUTED_TOPICS: Final = frozenset(
         TOPIC_STATE_COMMITMENT,
         TOPIC_WORKER_KEY,
         TOPIC_AGENT_SCHEDULE,
+        TOPIC_INIT_FAILED,
     }
 )
+BUS_TOPICS: Final = frozenset({TOPIC_CONTRACT_KEY, TOPIC_AGENT_SCHEDULE, TOPIC_INIT_FAILED})
+"""The routed topics the Bus handles itself (agent contracts live there); the Registry the rest."""
 ROTATION_WINDOW: Final = 600
 """Blocks a master-key rotation may take from its lock before anyone may abort it."""
 DEPOSIT_WINDOW: Final = 7200

@@ -13,6 +13,7 @@ from veilnet.chain.constants import (
     TOPIC_CLUSTER_KEY,
     TOPIC_CONTRACT_KEY,
     TOPIC_ENDORSE,
+    TOPIC_INIT_FAILED,
     TOPIC_MASTER_KEY,
     TOPIC_ROTATION_CONFIRM,
     TOPIC_ROTATION_PROPOSE,
@@ -29,6 +30,7 @@ __all__ = [
     "encode_cluster_key",
     "encode_contract_key",
     "encode_endorse",
+    "encode_init_failed",
     "encode_master_key",
     "encode_rotation_confirm",
     "encode_rotation_propose",
@@ -144,6 +146,11 @@ def encode_agent_schedule(
         ["bytes32", "uint256", "address", "uint64", "bytes"],
         [contract_id, cancel_id, (consumer or Address(bytes(20))).hex, every, payload],
     )
+
+
+def encode_init_failed(contract_id: bytes, code: str) -> tuple[bytes, bytes]:
+    """(topic, payload): the cluster key reports that the agent's ``init`` failed (``code``)."""
+    return TOPIC_INIT_FAILED, abi_encode(["bytes32", "string"], [contract_id, code])
 
 
 def encode_contract_key(

@@ -1,5 +1,5 @@
-"""Event reference of Veilnet's contracts; the classes live in ``veilnet.chain.model`` (pure).
-Everything an enclave core replays is one of these, decoded from proven logs by ``decode_log``.
+"""Event reference of Veilnet's contracts (every event, checked: ``docs/dapps.md``); classes in
+``veilnet.chain.model``. What an enclave core replays is one of these, decoded from proven logs.
 
 Registry (governance = snekmate ``ownable_2step`` owner; the deployer at genesis)
     OwnershipTransferred(previous_owner, new_owner), OwnershipTransferStarted(...)
@@ -50,6 +50,8 @@ Registry (governance = snekmate ``ownable_2step`` owner; the deployer at genesis
                                                  of the current epoch
     ContractPaused(contract_id, paused, by), ContractUpgraded(contract_id, code_hash, code),
     ContractOwnerChanged(contract_id, owner), ContractControllerChanged(contract_id, controller)
+    ContractInitFailed(contract_id, code)        egress TOPIC_INIT_FAILED from the cluster key:
+                                                 the agent's init failed; it is paused too
                                                  owner or controller (an address or EVM contract)
 
 Bus
@@ -80,6 +82,7 @@ from veilnet.chain.model import (
     Command,
     ContractControllerChanged,
     ContractDeployed,
+    ContractInitFailed,
     ContractKeySet,
     ContractOwnerChanged,
     ContractPaused,
@@ -119,6 +122,7 @@ __all__ = [
     "Command",
     "ContractControllerChanged",
     "ContractDeployed",
+    "ContractInitFailed",
     "ContractKeySet",
     "ContractOwnerChanged",
     "ContractPaused",

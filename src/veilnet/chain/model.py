@@ -37,6 +37,7 @@ __all__ = [
     "Command",
     "ContractControllerChanged",
     "ContractDeployed",
+    "ContractInitFailed",
     "ContractKeySet",
     "ContractOwnerChanged",
     "ContractPaused",
@@ -450,6 +451,15 @@ class ContractControllerChanged(ChainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ContractInitFailed(ChainEvent):
+    """Bus: the agent's ``init`` failed on its workers (cluster key egress); it is paused."""
+
+    CONTRACT: ClassVar[str] = "Bus"
+    contract_id: bytes
+    code: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OwnershipTransferred(ChainEvent):
     """Registry: governance (snekmate ownable) changed hands."""
 
@@ -624,6 +634,7 @@ EVENT_TYPES: Final[tuple[type[ChainEvent], ...]] = (
     ContractUpgraded,
     ContractOwnerChanged,
     ContractControllerChanged,
+    ContractInitFailed,
     OwnershipTransferred,
     OwnershipTransferStarted,
     Command,

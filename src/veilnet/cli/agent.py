@@ -363,6 +363,8 @@ def info(contract_id: str, network: Path | None, key: str | None, as_json: bool)
         for name, value in d.items():
             if name == "egress":
                 shown = ", ".join(value) or "(none: http.fetch reaches nothing)"
+            elif name == "init_failed":
+                shown = "no" if value is None else f"YES ({value}): the agent was paused"
             elif name == "init":
                 shown = (
                     "ok"

@@ -161,7 +161,7 @@ async def _tour(devnet: Devnet, report: Callable[[DemoStep], None]) -> list[Demo
             _expect(answer.value == "s3cr3t-token", "the vault did not return the value")
             item.add("owner reads 'api'", f"{answer.value!r} (worker {answer.worker.hex[:10]}…)")
             try:
-                await bob.agent(agent.contract_id).query({"key": "api"})
+                await bob.agent(agent.id).query({"key": "api"})
             except VeilnetError as exc:
                 item.add("another wallet reads 'api'", f"refused: {exc.code} ({exc.message[:60]})")
             else:
@@ -173,14 +173,14 @@ async def _tour(devnet: Devnet, report: Callable[[DemoStep], None]) -> list[Demo
             agent = agents["auction.js"]
             bids = await asyncio.gather(
                 agent.command({"op": "bid", "amount": 50}),
-                bob.agent(agent.contract_id).command({"op": "bid", "amount": 70}),
+                bob.agent(agent.id).command({"op": "bid", "amount": 70}),
             )
             item.add(
                 "bids",
                 "alice 50, bob 70 — the events show only "
                 + str([e["type"] for b in bids for e in b.events]),
             )
-            mine = await bob.agent(agent.contract_id).query({"op": "my_bid"})
+            mine = await bob.agent(agent.id).query({"op": "my_bid"})
             item.add("bob's own bid (private query)", mine.value)
             status = await agent.query({})
             item.add("public status", status.value)

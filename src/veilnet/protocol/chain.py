@@ -736,6 +736,13 @@ EVENT_ABI: Final[tuple[_EventABI, ...]] = (
     ),
     _abi(
         _BUS,
+        "ContractInitFailed",
+        ("contract_id", "bytes32", _I),
+        ("code", "string", _D),
+        consumed=False,  # its ContractPaused is what the core applies
+    ),
+    _abi(
+        _BUS,
         "DeployPolicySet",
         ("cluster_id", "bytes32", _I),
         ("deployer", "address", _I),

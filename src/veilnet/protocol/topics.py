@@ -19,6 +19,12 @@ TOPIC_AGENT_SCHEDULE: Final = keccak(b"veil/egress/agent-schedule")
 """An agent's own ``jobs.schedule`` / ``jobs.cancel``, posted by its cluster key; the Bus
 handles it itself: ``abi(bytes32 agent, uint256 cancel_id, address consumer, uint64 every,
 bytes payload)`` (``cancel_id`` 0: a new schedule)."""
+TOPIC_INIT_FAILED: Final = keccak(b"veil/egress/init-failed")
+"""An agent's ``init`` failed on its workers, posted by its cluster key; the Bus pauses the agent
+and logs ``ContractInitFailed``: ``abi(bytes32 agent, string code)`` (``code`` at most
+``MAX_ERROR_CODE`` bytes, the failure's stable error code)."""
+MAX_ERROR_CODE: Final = 64
+"""Longest error code ``TOPIC_INIT_FAILED`` carries (``Bus.MAX_ERROR_CODE``)."""
 # Topics only workers (and clients checking registrations) read.
 TOPIC_COLLATERAL: Final = keccak(b"veil/egress/collateral")
 TOPIC_CLUSTER_KEY_SHARE: Final = keccak(b"veil/egress/cluster-key-share")

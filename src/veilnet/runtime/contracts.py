@@ -182,15 +182,33 @@ def run_init(
             older = core.keys.cluster_key(contract.cluster, binding.epoch) or cluster_key
             args = json.loads(open_envelope(older, raw, binding=binding).decode())
     except VeilnetError as exc:
-        runtime.record_outcome(INIT_SEQ, OutcomeRecord.failure(exc.code, exc.message))
-        return
+        outcome = OutcomeRecord.failure(exc.code, exc.message)
     except ValueError as exc:
-        runtime.record_outcome(INIT_SEQ, OutcomeRecord.failure(InitInvalid.code, str(exc)))
-        return
-    outcome = agents.invoke(
-        core, header, contract_id, Entry.INIT, args, caller=contract.owner, seq=INIT_SEQ
-    )
+        outcome = OutcomeRecord.failure(InitInvalid.code, str(exc))
+    else:
+        outcome = agents.invoke(
+            core, header, contract_id, Entry.INIT, args, caller=contract.owner, seq=INIT_SEQ
+        )
     runtime.record_outcome(INIT_SEQ, outcome)
+    if outcome.error is not None:
+        init_failed(core, contract_id, outcome.error.code)
+
+
+def init_failed(core: CoreContext, contract_id: bytes, code: str) -> None:
+    """An agent whose ``init`` failed is paused here at once (no command runs on a state its
+    init never made), and its cluster key reports it (``TOPIC_INIT_FAILED``): the Bus pauses
+    it for everyone and says why. Every member ran the same init, so every member emits the
+    same numbered message; one lands. The owner may upgrade the code and resume it."""
+    _update(core, contract_id, paused=True)
+    contract = core.state.contracts[contract_id]
+    cluster = core.state.clusters[contract.cluster]
+    epoch = cluster.current_epoch
+    core.outbox.emit(
+        core.keys.cluster_key(contract.cluster, epoch),
+        cluster.epochs[epoch].key_address,
+        topics.TOPIC_INIT_FAILED,
+        abi_encode(["bytes32", "string"], [contract_id, code[: topics.MAX_ERROR_CODE]]),
+    )
 
 
 def on_command(core: CoreContext, header: ev.BlockHeader, event: ev.Command) -> None:

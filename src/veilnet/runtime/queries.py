@@ -152,8 +152,6 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
     contract = core.state.contracts.get(parsed.contract_id)
     if contract is None or contract.epoch == 0:
         raise ContractUnavailable("unknown or unkeyed contract")
-    if contract.paused:
-        raise ContractPaused("the contract is paused by its controller")
     runtime = core.state.runtimes.get(parsed.contract_id)
     if runtime is None:
         raise NotReady("this worker does not serve the contract's cluster")
@@ -199,6 +197,10 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
     replay_key = cert.wallet + parsed.request_id
     if replay_key in replay.seen:
         raise QueryRejected("request id was already used")
+    # A paused agent answers nothing, except its senders' outcomes: what their commands did
+    # (an init that failed and paused it, for its owner) stays readable.
+    if contract.paused and inner.kind != "outcome":
+        raise ContractPaused("the contract is paused by its controller")
     answer: Any = None
     msg: JSONValue = None
     if inner.kind == "outcome":

@@ -326,7 +326,7 @@ class BaseClient:
     def pack_init(init: Any) -> bytes:
         if init is None:
             return b""
-        return bytes([proto.INIT_PUBLIC_TAG]) + json.dumps(init, separators=(",", ":")).encode()
+        return bytes([proto.INIT_PUBLIC_TAG]) + json_bytes(init, "the init arguments")
 
     def seal_init(
         self, init: Any, *, cluster: bytes, cluster_epoch: int, cluster_key: bytes
@@ -338,7 +338,7 @@ class BaseClient:
             epoch=cluster_epoch,
             purpose=proto.PURPOSE_INIT,
         )
-        return seal_for(cluster_key, json.dumps(init).encode(), binding=binding)
+        return seal_for(cluster_key, json_bytes(init, "the init arguments"), binding=binding)
 
     def next_command_nonce(self) -> int:
         """Monotonic per client: nanoseconds since the epoch, bumped past the last one used."""
@@ -522,10 +522,7 @@ class BaseClient:
 
     @staticmethod
     def call_body(msg: Any) -> bytes:
-        try:
-            return json.dumps(msg, separators=(",", ":")).encode()
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"the message is not JSON-serialisable: {exc}") from exc
+        return json_bytes(msg, "the message")
 
     @staticmethod
     def outcome_body(seq: int) -> bytes:
@@ -1108,6 +1105,16 @@ class Outcome:
     @property
     def is_applied(self) -> bool:
         return self.status == OUTCOME_APPLIED
+
+
+def json_bytes(value: Any, what: str) -> bytes:
+    """Compact JSON of what an agent receives; ValueError (never a bare TypeError) otherwise,
+    with the usual cause named: ids are ``0x`` strings (``Agent.id``), not bytes."""
+    try:
+        return json.dumps(value, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        hint = " (pass an agent's id as agent.id, a 0x string)" if "bytes" in str(exc) else ""
+        raise ValueError(f"{what} cannot be sent as JSON: {exc}{hint}") from exc
 
 
 def read_outcome(value: Mapping[str, Any]) -> Outcome:

@@ -60,6 +60,7 @@ from veilnet.protocol.chain import (
 )
 from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
 from veilnet.protocol.rotation import proves_possession
+from veilnet.protocol.topics import MAX_ERROR_CODE
 
 __all__ = [
     "KIND_CLUSTER",
@@ -1057,6 +1058,23 @@ class LedgerSim:
         self.schedules[cancel_id] = (agent, False)
         self.pending.append(ev.ScheduleCancelled(contract_id=contract_id, schedule_id=cancel_id))
 
+    def _init_failed(self, origin: bytes, kind: int, payload: bytes) -> None:
+        """``Bus._init_failed``: the agent's cluster key reports a failed ``init``; the agent is
+        paused (``ContractInitFailed``, which no core consumes, goes with it)."""
+        if kind != KIND_CLUSTER:
+            raise Revert("wrong origin")
+        # read as the bytes a String is encoded alike: Vyper does not check UTF-8 either
+        contract_id, code = _decode(["bytes32", "bytes"], payload)
+        if len(code) > MAX_ERROR_CODE:
+            raise Revert("malformed payload")
+        contract = self.contracts.get(contract_id)
+        if contract is None:
+            raise Revert("unknown contract")
+        if self.clusters[contract.cluster].key_address != origin:
+            raise Revert("not the cluster key")
+        contract.paused = True
+        self.pending.append(ev.ContractPaused(contract_id=contract_id, paused=True, by=origin))
+
     def _rotation_propose(self, origin: bytes, kind: int, payload: bytes) -> None:
         if not self._is_gatekeeper_identity(origin, kind):
             raise Revert("wrong origin")
@@ -1287,6 +1305,7 @@ _EGRESS_HANDLERS: Final[dict[bytes, Callable[[LedgerSim, bytes, int, bytes], Non
     topics.TOPIC_CLUSTER_KEY: LedgerSim._cluster_key,
     topics.TOPIC_CONTRACT_KEY: LedgerSim._contract_key,
     topics.TOPIC_AGENT_SCHEDULE: LedgerSim._agent_schedule,
+    topics.TOPIC_INIT_FAILED: LedgerSim._init_failed,
     topics.TOPIC_ROTATION_PROPOSE: LedgerSim._rotation_propose,
     topics.TOPIC_ROTATION_CONFIRM: LedgerSim._rotation_confirm,
     topics.TOPIC_HEARTBEAT: LedgerSim._heartbeat,

@@ -22,10 +22,12 @@ IGNORED_EVENTS: Final[frozenset[type[cm.ChainEvent]]] = frozenset(
         cm.RotationThresholdSet,
         cm.DeployPolicySet,
         cm.RegistrationDepositSet,
+        cm.ContractInitFailed,
     }
 )
 """Chain events the core does not consume (governance bookkeeping, Bus parameters, fees and
-deposits, deploy policies: the chain enforces them)."""
+deposits, deploy policies: the chain enforces them; a failed init: the core paused the agent
+itself, and the chain's ContractPaused beside it is what it applies)."""
 
 
 def _build_table() -> dict[type[cm.ChainEvent], tuple[type[ev.ChainEvent], tuple[str, ...]]]:

@@ -62,6 +62,8 @@ TOPIC_HEARTBEAT: constant(bytes32) = keccak256("veil/egress/heartbeat")
 TOPIC_STATE_COMMITMENT: constant(bytes32) = keccak256("veil/egress/state-commitment")
 TOPIC_WORKER_KEY: constant(bytes32) = keccak256("veil/egress/worker-key")
 TOPIC_AGENT_SCHEDULE: constant(bytes32) = keccak256("veil/egress/agent-schedule")
+TOPIC_INIT_FAILED: constant(bytes32) = keccak256("veil/egress/init-failed")
+MAX_ERROR_CODE: constant(uint256) = 64
 # Not routed: a registrant's collateral, which unendorsed identities may post.
 COLLATERAL: constant(bytes32) = keccak256("veil/egress/collateral")
 
@@ -124,6 +126,10 @@ event ContractOwnerChanged:
 event ContractControllerChanged:
     contract_id: indexed(bytes32)
     controller: indexed(address)
+
+event ContractInitFailed:
+    contract_id: indexed(bytes32)
+    code: String[MAX_ERROR_CODE]
 
 event DeployPolicySet:
     cluster_id: indexed(bytes32)
@@ -422,6 +428,9 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_P
     if topic == TOPIC_AGENT_SCHEDULE:
         self._agent_schedule(origin, payload)
         return
+    if topic == TOPIC_INIT_FAILED:
+        self._init_failed(origin, payload)
+        return
     contract_id: bytes32 = empty(bytes32)
     epoch: uint64 = 0
     key_address: address = empty(address)
@@ -503,6 +512,30 @@ def _agent_schedule(origin: address, payload: Bytes[MAX_PAYLOAD_BOUND]):
     assert self.schedules[cancel_id].contract_id == contract_id, "not this agent's"
     self.schedules[cancel_id].active = False
     log ScheduleCancelled(contract_id=contract_id, schedule_id=cancel_id)
+
+
+@internal
+def _init_failed(origin: address, payload: Bytes[MAX_PAYLOAD_BOUND]):
+    """
+    @notice The agent's `init` failed on its workers (posted by its cluster's key): the agent is
+            paused, so it takes no command on a state its `init` never made, and the event says
+            why (an error code; its owner reads the message with an outcome query). The owner
+            may upgrade and resume it.
+    """
+    contract_id: bytes32 = empty(bytes32)
+    code: String[MAX_ERROR_CODE] = ""
+    contract_id, code = abi_decode(payload, (bytes32, String[MAX_ERROR_CODE]))
+    assert self.contracts[contract_id].owner != empty(address), "unknown contract"
+    cluster_key: address = empty(address)
+    cluster_owner: address = empty(address)
+    cluster_epoch: uint64 = 0
+    cluster_owner, cluster_key, cluster_epoch = staticcall IRegistry(registry).cluster_info(
+        self.contracts[contract_id].cluster
+    )
+    assert cluster_key == origin, "not the cluster key"
+    self.contracts[contract_id].paused = True
+    log ContractPaused(contract_id=contract_id, paused=True, by=origin)
+    log ContractInitFailed(contract_id=contract_id, code=code)
 
 
 @external
@@ -652,11 +685,12 @@ def post(origin: address, seq: uint64, topic: bytes32, payload: Bytes[MAX_PAYLOA
         or topic == TOPIC_STATE_COMMITMENT
         or topic == TOPIC_WORKER_KEY
         or topic == TOPIC_AGENT_SCHEDULE
+        or topic == TOPIC_INIT_FAILED
     ):
         # Forward enough gas that a relayer cannot starve the registry call on purpose.
         assert msg.gas >= REGISTRY_GAS * 64 // 63 + 10000, "out of gas"
         target: address = registry
-        if topic == TOPIC_CONTRACT_KEY or topic == TOPIC_AGENT_SCHEDULE:
+        if topic == TOPIC_CONTRACT_KEY or topic == TOPIC_AGENT_SCHEDULE or topic == TOPIC_INIT_FAILED:
             target = self  # agent contracts live here
         ok: bool = raw_call(
             target,

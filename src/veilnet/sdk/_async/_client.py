@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from veilnet.chain.model import (
     ClusterWorkerAdded,
     Command,
     ContractDeployed,
+    ContractInitFailed,
     ContractKeySet,
     Egress,
     EgressHostSet,
@@ -1331,8 +1333,9 @@ class AsyncClient(BaseClient):
 
     async def agent_info(self, agent: bytes | str) -> dict[str, Any]:
         """What the chain says of an agent: ``contract_id``, ``cluster``, ``code_hash``,
-        ``owner``, ``controller``, ``key_epoch``, ``key_address``, ``key_block``, ``paused`` and
-        ``egress`` (its allowlist).
+        ``owner``, ``controller``, ``key_epoch``, ``key_address``, ``key_block``, ``paused``,
+        ``egress`` (its allowlist) and ``init_failed``: None, or the error code its workers
+        reported when its ``init`` failed (``ContractInitFailed``; the agent was paused then).
 
         Raises:
             ContractNotFound: no agent with that id on this network.
@@ -1353,7 +1356,23 @@ class AsyncClient(BaseClient):
             "key_block": int(key_block),
             "paused": bool(paused),
             "egress": await self.egress(agent_id),
+            "init_failed": await self._init_failure(agent_id),
         }
+
+    async def _init_failure(self, agent_id: bytes) -> str | None:
+        docs = await self._rpc(
+            "eth_getLogs",
+            {
+                "address": self.config.bus.hex,
+                "fromBlock": hex(self.config.genesis_block),
+                "toBlock": "latest",
+                "topics": [self.topic_of(ContractInitFailed), "0x" + agent_id.hex()],
+            },
+        )
+        failed = [
+            e for e in self.decode_logs(list(docs or [])) if isinstance(e, ContractInitFailed)
+        ]
+        return failed[-1].code if failed else None
 
     async def init_outcome(
         self, agent: bytes | str, *, wallet: Wallet | bytes | str | None = None
@@ -1551,26 +1570,38 @@ class AsyncAgent:
 
     def __init__(self, client: AsyncClient, contract_id: bytes) -> None:
         self.client = client
-        self.contract_id = contract_id
+        self._raw = contract_id
 
     @property
     def id(self) -> str:
-        return "0x" + self.contract_id.hex()
+        """The agent's id, ``0x`` and 64 hex digits: what every call and command takes, what
+        ``veil`` prints, and plain JSON (pass it in an ``init`` or a message as it is)."""
+        return "0x" + self._raw.hex()
+
+    @property
+    def contract_id(self) -> bytes:
+        """Deprecated: the id as 32 bytes, which JSON cannot carry. Use ``id``."""
+        warnings.warn(
+            "Agent.contract_id (bytes) is deprecated: use Agent.id, a 0x string every call takes",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._raw
 
     def __repr__(self) -> str:
         return f"AsyncAgent({self.id})"
 
     async def key(self, *, refresh: bool = False) -> ContractKey:
         """The contract's current public key and epoch (from the Registry)."""
-        return await self.client.contract_key(self.contract_id, refresh=refresh)
+        return await self.client.contract_key(self._raw, refresh=refresh)
 
     async def wait_keyed(self, *, timeout: float = C.DEFAULT_WAIT_S) -> ContractKey:
         """Wait until the cluster has posted this contract's key."""
         deadline = time.monotonic() + timeout
         while True:
-            record = await self.client.registry_record(ContractRecord, self.contract_id)
+            record = await self.client.registry_record(ContractRecord, self._raw)
             if not record.exists or record.key_epoch > 0:
-                return await self.client.contract_key(self.contract_id, refresh=True)
+                return await self.client.contract_key(self._raw, refresh=True)
             if time.monotonic() > deadline:
                 raise Timeout(f"agent {self.id} was not keyed within {timeout:.0f} s")
             await asyncio.sleep(C.POLL_INTERVAL_S)
@@ -1591,7 +1622,7 @@ class AsyncAgent:
         """
         sender = self.client.wallet_for(wallet)
         sent = await self.client.send_command(
-            self.contract_id, "call", self.client.call_body(msg), wallet=sender, timeout=timeout
+            self._raw, "call", self.client.call_body(msg), wallet=sender, timeout=timeout
         )
         if not wait:
             return sent
@@ -1611,7 +1642,7 @@ class AsyncAgent:
             raise TypeError("secret names and values are strings")
         sender = self.client.wallet_for(wallet)
         sent = await self.client.send_command(
-            self.contract_id, "secret", encode([name, value]), wallet=sender, timeout=timeout
+            self._raw, "secret", encode([name, value]), wallet=sender, timeout=timeout
         )
         if not wait:
             return sent
@@ -1639,7 +1670,7 @@ class AsyncAgent:
         """Call the agent's ``query`` entry point on a worker (any of its cluster, or
         ``worker``: an address or its ``0x`` hex) and verify the answer."""
         return await self.client.query(
-            self.contract_id, msg, wallet=self.client.wallet_for(wallet), worker=worker
+            self._raw, msg, wallet=self.client.wallet_for(wallet), worker=worker
         )
 
 
