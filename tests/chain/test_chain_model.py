@@ -54,22 +54,22 @@ def test_decode_rejects(overrides: dict[str, object]) -> None:
 
 
 def test_routed_topics_match_vyper_constants() -> None:
-    """Bus.vy routes the ten topics the enclave core names, each the keccak of that name;
-    Registry.vy handles all but the contract key and agents' own schedules, which the Bus
-    handles itself (agent contracts live there). The constants have no getter: read from the sources."""
+    """Bus.vy routes the eleven topics the enclave core names, each the keccak of that name;
+    Registry.vy handles all but the Bus's own (the contract key, agents' own schedules and a
+    failed init: agent contracts live there). The constants have no getter: read the sources."""
     import re
 
     from eth_hash.auto import keccak
 
-    from veilnet.chain.constants import TOPIC_AGENT_SCHEDULE, TOPIC_CONTRACT_KEY
+    from veilnet.chain.constants import BUS_TOPICS
 
     pattern = re.compile(r'^(TOPIC_\w+): constant\(bytes32\) = keccak256\("([^"]+)"\)', re.M)
     topics = {}
     for contract in ("Registry.vy", "Bus.vy"):
         found = dict(pattern.findall((CONTRACTS_DIR / contract).read_text()))
         topics[contract] = {keccak(name.encode()) for name in found.values()}
-    assert topics["Bus.vy"] == set(ROUTED_TOPICS) and len(ROUTED_TOPICS) == 10
-    assert topics["Registry.vy"] == set(ROUTED_TOPICS) - {TOPIC_CONTRACT_KEY, TOPIC_AGENT_SCHEDULE}
+    assert topics["Bus.vy"] == set(ROUTED_TOPICS) and len(ROUTED_TOPICS) == 11
+    assert topics["Registry.vy"] == set(ROUTED_TOPICS) - BUS_TOPICS
 
 
 @pytest.mark.requires_tool("vyper")

@@ -69,3 +69,27 @@ def test_a_background_devnet_stops_cleanly(tmp_path: Path, chain: str, signum: i
     rpc = urlsplit(str(document["rpc_url"]))
     with pytest.raises(OSError):  # the chain it started (anvil: a child process) is gone
         socket.create_connection((rpc.hostname or "127.0.0.1", rpc.port or 80), timeout=2).close()
+
+
+def test_a_devnet_stopped_while_it_starts_stops_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C before the devnet is up (here: as soon as it says it is starting) also stops
+    everything it started and exits 0; the interrupt must not escape its cleanup."""
+    data = tmp_path / "devnet"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "veilnet.cli", "devnet", "--chain", "embedded", "--no-gateway",
+         "--data-dir", str(data)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert b"INSECURE development TEE" in process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=120)[0]
+        assert process.returncode == 0, output[-2000:]
+        assert b"Traceback" not in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    network = data / "network.json"
+    assert not network.exists() or json.loads(network.read_text())["stopped"] is True

@@ -288,6 +288,7 @@ UNCONSUMED: dict[str, dict[str, Any]] = {
     "RotationThresholdSet": {"threshold": 2},
     "DeployPolicySet": {"cluster_id": b"\xc1" * 32, "deployer": addr(0x44), "allowed": True},
     "RegistrationDepositSet": {"amount": 10**16},
+    "ContractInitFailed": {"contract_id": h32(0x10), "code": "sandbox_agent_error"},
 }
 
 

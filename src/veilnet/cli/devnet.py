@@ -84,49 +84,60 @@ def devnet(
     )
     began = time.monotonic()
     out = err_console if as_json else console
-    out.print(
-        "[bold red]INSECURE development TEE[/bold red]: a devnet proves nothing about hardware",
-        highlight=False,
-    )
     _stop_on_signals()
-    with out.status("starting the devnet…", spinner="dots") as spinner:
-        net = Devnet(options, progress=lambda line: spinner.update(line))
-        net.start()
-    started = time.monotonic() - began
+    spinner = out.status("starting the devnet…", spinner="dots")
+    net = Devnet(options, progress=lambda line: spinner.update(line))
     try:
-        if not as_json:
-            _endpoints(net, started)
-        if not demo:
-            if as_json:
-                click.echo(json.dumps(_public(net.network), indent=2))
-            out.print("[dim]running; Ctrl-C to stop[/dim]")
-            net.wait_forever()
-            return
-        from veilnet.devnet._demo import run_demo
-
-        steps = run_demo(net, (lambda _s: None) if as_json else _render_step)
-        total = time.monotonic() - began
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "network": _public(net.network),
-                        "steps": [s.to_json() for s in steps],
-                        "start_s": round(started, 3),
-                        "total_s": round(total, 3),
-                    },
-                    indent=2,
-                    default=str,
-                )
-            )
-        else:
-            console.print(
-                f"[bold green]demo complete[/bold green]: {len(steps)} steps, every result "
-                f"verified; devnet up in {started:.1f} s, whole tour {total:.1f} s"
-            )
+        out.print(
+            "[bold red]INSECURE development TEE[/bold red]: a devnet proves nothing about hardware",
+            highlight=False,
+        )
+        # A stop asked for while it starts (or as it comes up) stops it cleanly too: the
+        # handlers raise KeyboardInterrupt wherever the main thread is.
+        with spinner:
+            net.start()
+        _serve(net, demo=demo, as_json=as_json, out=out, began=began)
+    except KeyboardInterrupt:
+        if demo:
+            raise  # an interrupted tour did not complete: not a success
     finally:
         with out.status("stopping the devnet…", spinner="dots"):
             net.stop()
+
+
+def _serve(net: Any, *, demo: bool, as_json: bool, out: Any, began: float) -> None:
+    """Print the endpoints and run until stopped, or run the tour and print its result."""
+    started = time.monotonic() - began
+    if not as_json:
+        _endpoints(net, started)
+    if not demo:
+        if as_json:
+            click.echo(json.dumps(_public(net.network), indent=2))
+        out.print("[dim]running; Ctrl-C to stop[/dim]")
+        net.wait_forever()
+        return
+    from veilnet.devnet._demo import run_demo
+
+    steps = run_demo(net, (lambda _s: None) if as_json else _render_step)
+    total = time.monotonic() - began
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "network": _public(net.network),
+                    "steps": [s.to_json() for s in steps],
+                    "start_s": round(started, 3),
+                    "total_s": round(total, 3),
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    else:
+        console.print(
+            f"[bold green]demo complete[/bold green]: {len(steps)} steps, every result "
+            f"verified; devnet up in {started:.1f} s, whole tour {total:.1f} s"
+        )
 
 
 def _stop_on_signals() -> None:
