@@ -1,4 +1,4 @@
-"""The runtime, rotation and load benchmarks run (quick sizes) and report their fixed figures."""
+"""The runtime, rotation, load and state benchmarks run (quick sizes) and report their figures."""
 
 from __future__ import annotations
 
@@ -31,3 +31,13 @@ def test_bench_load_quick() -> None:
             assert figures[f"{kind}_p99_ms_c{level}"] >= figures[f"{kind}_p50_ms_c{level}"]
             assert figures[f"{kind}_cpu_ms_c{level}"] > 0
     assert figures["commands_per_s"] > 0 and figures["worker_rss_mib"] > 0
+
+
+@pytest.mark.slow
+def test_bench_state_quick() -> None:
+    """``veil bench state``: each size's block apply, query, checkpoint and restore figures."""
+    figures = run("state", quick=True).figures
+    for label in ("2k", "8k"):
+        for name in ("block_apply_ms", "query_p50_ms", "checkpoint_s", "restore_s"):
+            assert figures[f"{name}_{label}"] > 0
+    assert figures["checkpoint_mib_8k"] > figures["checkpoint_mib_2k"]

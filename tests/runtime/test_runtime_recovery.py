@@ -48,6 +48,23 @@ def test_checkpoint_round_trip(network: Network, counter: bytes) -> None:
     assert restored.runtimes[counter].state.values == w1.runtimes[counter].state.values
 
 
+@pytest.mark.slow
+def test_a_state_of_more_entries_than_a_message_may_carry_checkpoints(
+    network: Network, counter: bytes
+) -> None:
+    """A checkpoint is a bulk value the core makes and reads back itself: an agent's state of
+    more entries than any message may carry (``MAX_ITEMS``) still checkpoints and restores, and
+    the state root covers it (they were refused with ``codec_oversized`` before)."""
+    from veilnet.codec.constants import MAX_ITEMS
+
+    w1 = network.cores["w1"]
+    w1.runtimes[counter].state.apply({f"k{i}": b"v%d" % i for i in range(MAX_ITEMS)})
+    root = w1.state_root()
+    restored = _restore(network, "w1", w1.checkpoint())
+    assert restored.state_root() == root
+    assert len(restored.runtimes[counter].state.values) == MAX_ITEMS + 1  # and "count"
+
+
 def test_checkpoint_is_bound_to_network_and_tamper_evident(
     network: Network, counter: bytes
 ) -> None:

@@ -26,6 +26,7 @@ _BENCH_MODULES = {
     "attest": "veilnet.bench.attest",
     "chain": "veilnet.bench.chain",
     "runtime": "veilnet.bench.runtime",
+    "state": "veilnet.bench.state",
     "sandbox": "veilnet.bench.sandbox",
     "query": "veilnet.bench.query",
     "load": "veilnet.bench.load",

@@ -63,16 +63,18 @@ def _check(value: Any, depth: int, max_depth: int, budget: list[int]) -> None:
     raise TypeError(f"type {type(value).__name__} cannot be encoded canonically")
 
 
-def encode(value: Any) -> bytes:
+def encode(value: Any, *, max_items: int = MAX_ITEMS) -> bytes:
     """The one canonical encoding of ``value``: version byte, then deterministic CBOR.
 
     Tuples encode as lists; map keys sort by their encoded bytes (RFC 8949 §4.2.1).
+    ``max_items``: raise it only for bulk values the core made itself (a checkpoint of a large
+    state), which are then decoded with the same bound.
 
     Raises:
         TypeError: a value of an unsupported type (floats, sets, objects): a caller bug.
-        Oversized: integers beyond 64 bits, or nesting deeper than MAX_DEPTH.
+        Oversized: integers beyond 64 bits, nesting deeper than MAX_DEPTH, more items.
     """
-    _check(value, 0, MAX_DEPTH, [MAX_ITEMS])
+    _check(value, 0, MAX_DEPTH, [max_items])
     return bytes([CODEC_VERSION]) + cbor2.dumps(value, canonical=True)
 
 
@@ -119,10 +121,10 @@ def decode(
         raise CodecError("malformed encoding") from exc
     if stream.tell() != len(data):
         raise TrailingBytes(f"{len(data) - stream.tell()} bytes after the value")
-    # One walk with the tighter of the caller's and the encoder's limits, then the re-encoding
-    # comparison: a value ``encode`` would refuse can never be canonical.
+    # One walk with the caller's limits (the depth no deeper than the encoder's), then the
+    # re-encoding comparison: a value ``encode`` would refuse can never be canonical.
     try:
-        _check(value, 0, min(max_depth, MAX_DEPTH), [min(max_items, MAX_ITEMS)])
+        _check(value, 0, min(max_depth, MAX_DEPTH), [max_items])
     except TypeError as exc:  # floats, semantic tags decoded to other types
         raise CodecError("value of an unsupported type") from exc
     canonical = bytes([CODEC_VERSION]) + cbor2.dumps(value, canonical=True)

@@ -140,7 +140,7 @@ class EnclaveService:
         return self._parts
 
     def _boot(self, body: bytes, io: IOChannel | None) -> bytes:
-        request = wire.Boot.from_bytes(body)
+        request = wire.Boot.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)  # a checkpoint
         with self._lock:
             if self._core is not None:
                 raise EnclaveAlreadyBooted("the enclave already runs a core")

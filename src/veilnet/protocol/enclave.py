@@ -43,8 +43,9 @@ FRAME_HEADER_BYTES: Final = 4
 _RECV_BYTES: Final = 1 << 16
 READY_LINE: Final = "veil-enclave ready"
 """What the enclave process prints on stdout once it listens (its host waits for this line)."""
-MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
-"""Largest frame either side accepts (a block with many deployments stays far below)."""
+MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
+"""Largest frame either side accepts: a checkpoint of a state of a million entries (about 100
+MiB, each entry sealed on its own) fits; a block with many deployments stays far below."""
 
 # Network parameters every replica shares (defaults of a network's EnclaveConfig).
 DEFAULT_KEY_WINDOW_BLOCKS: Final = 200

@@ -7,6 +7,7 @@ import hashlib
 from typing import Any, Final
 
 from veilnet.codec import decode, encode
+from veilnet.codec.constants import BULK_MAX_ITEMS, BULK_MAX_SIZE
 from veilnet.crypto import SecretKey, SymmetricKey
 from veilnet.errors import VeilnetError
 from veilnet.protocol.outcomes import OutcomeRecord
@@ -128,7 +129,7 @@ def state_root(core: CoreContext) -> bytes:
     """
     plain = export_state(core, scopes=(REPLICATED,), sealed=False)
     plain["counters"] = [[o, n] for o, n in plain["counters"] if o not in core.state.workers]
-    return hashlib.sha256(encode(plain)).digest()
+    return hashlib.sha256(encode(plain, max_items=BULK_MAX_ITEMS)).digest()
 
 
 # ---- checkpoints ---------------------------------------------------------------------------
@@ -160,7 +161,8 @@ def checkpoint(core: CoreContext) -> bytes:
             "identity": core.address,
             "keys": core.keys.export(sealer),
             "state": export_state(core, scopes=(REPLICATED, LOCAL), sealed=True),
-        }
+        },
+        max_items=BULK_MAX_ITEMS,  # an agent's state may hold millions of entries
     )
     return encode(
         {
@@ -175,7 +177,7 @@ def split_checkpoint(blob: bytes) -> tuple[bytes, bytes, bytes]:
     """(sealed identity, sealed checkpoint key, sealed body) of a checkpoint, decoded once.
     Raises CheckpointInvalid."""
     try:
-        outer: Any = decode(blob)
+        outer: Any = decode(blob, max_size=BULK_MAX_SIZE)
     except (VeilnetError, ValueError) as exc:
         raise CheckpointInvalid("checkpoint does not open or is malformed") from exc
     if not isinstance(outer, dict) or set(outer) != {"identity", "key", "body"}:
@@ -194,7 +196,11 @@ def restore_into(core: CoreContext, sealed_key: bytes, sealed_body: bytes) -> No
     """
     try:
         sealer = opened_sealer(core.platform, sealed_key, _checkpoint_aad(core))
-        body: Any = decode(sealer.open(sealed_body, aad=_checkpoint_aad(core)))
+        body: Any = decode(
+            sealer.open(sealed_body, aad=_checkpoint_aad(core)),
+            max_size=BULK_MAX_SIZE,
+            max_items=BULK_MAX_ITEMS,
+        )
         if not isinstance(body, dict) or body.get("v") != CHECKPOINT_VERSION:
             raise CheckpointInvalid("unknown checkpoint version")
         if body["chain_id"] != core.config.chain_id or body["registry"] != core.config.registry:
