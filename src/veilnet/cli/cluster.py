@@ -97,14 +97,7 @@ def add_worker(
 ) -> None:
     """Take endorsed WORKER into the cluster (its owner's --key): the gatekeepers then send it
     the cluster's keys, and it serves the cluster's agents once it has caught up."""
-    with open_client(network, key) as client:
-        block = client.add_cluster_worker(worker, cluster=name)
-        members = client.cluster_members(name)
-    emit(
-        {"worker": worker, "added_at": block, "members": members},
-        as_json=as_json,
-        render=lambda d: console.print(f"{worker} added at block {block}; {len(members)} members"),
-    )
+    _change_membership("added", worker, name, network, key, as_json)
 
 
 @cluster.command("remove-worker")
@@ -117,15 +110,20 @@ def remove_worker(
 ) -> None:
     """Take WORKER out of the cluster (its owner's --key): the cluster moves to a new key epoch
     the removed worker never gets, and it stops serving the cluster."""
+    _change_membership("removed", worker, name, network, key, as_json)
+
+
+def _change_membership(
+    done: str, worker: str, name: str | None, network: Path | None, key: str | None, as_json: bool
+) -> None:
     with open_client(network, key) as client:
-        block = client.remove_cluster_worker(worker, cluster=name)
+        change = client.add_cluster_worker if done == "added" else client.remove_cluster_worker
+        block = change(worker, cluster=name)
         members = client.cluster_members(name)
     emit(
-        {"worker": worker, "removed_at": block, "members": members},
+        {"worker": worker, f"{done}_at": block, "members": members},
         as_json=as_json,
-        render=lambda d: console.print(
-            f"{worker} removed at block {block}; {len(members)} members"
-        ),
+        render=lambda d: console.print(f"{worker} {done} at block {block}; {len(members)} members"),
     )
 
 
@@ -138,7 +136,7 @@ def list_members(name: str | None, network: Path | None, key: str | None, as_jso
     (where clients find it; `-` when it published none)."""
     with open_client(network, key) as client:
         members = client.cluster_members(name)
-        urls = client.discover_workers(name, refresh=True)
+        urls = client.registered_urls(members)
     rows = [
         {"address": member, "api_url": urls.get(Address.parse(member).raw)} for member in members
     ]

@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.panel import Panel
@@ -16,6 +16,11 @@ from rich.table import Table
 
 from veilnet.cli._output import console, err_console, json_option
 from veilnet.devnet import constants as C  # noqa: N812
+
+if TYPE_CHECKING:  # the devnet itself is imported when the command runs (a fast `veil --help`)
+    from rich.console import Console
+
+    from veilnet.devnet import Devnet
 
 
 @click.command()
@@ -105,7 +110,7 @@ def devnet(
             net.stop()
 
 
-def _serve(net: Any, *, demo: bool, as_json: bool, out: Any, began: float) -> None:
+def _serve(net: Devnet, *, demo: bool, as_json: bool, out: Console, began: float) -> None:
     """Print the endpoints and run until stopped, or run the tour and print its result."""
     started = time.monotonic() - began
     if not as_json:

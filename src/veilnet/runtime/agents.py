@@ -199,19 +199,25 @@ def post_agent_schedule(
     payload: bytes,
 ) -> None:
     """An agent's ``jobs.schedule`` / ``jobs.cancel`` of a committed command: its cluster's key
-    posts it (``TOPIC_AGENT_SCHEDULE``), and the Bus sets or ends the standing job. Every member
-    runs the same command, so every member emits the same numbered message; one lands."""
-    contract = core.state.contracts[contract_id]
-    cluster = core.state.clusters[contract.cluster]
-    epoch = cluster.current_epoch
+    posts it (``TOPIC_AGENT_SCHEDULE``), and the Bus sets or ends the standing job."""
     payload = abi_encode(
         ["bytes32", "uint256", "address", "uint64", "bytes"],
         [contract_id, cancel_id, Address(consumer or bytes(20)).hex, every, payload],
     )
+    post_for_agent(core, contract_id, topics.TOPIC_AGENT_SCHEDULE, payload)
+
+
+def post_for_agent(core: CoreContext, contract_id: bytes, topic: bytes, payload: bytes) -> None:
+    """Egress about an agent from its cluster's key of the current epoch (the Bus checks that
+    origin). Every member ran the same block, so every member emits the same numbered message;
+    one lands."""
+    contract = core.state.contracts[contract_id]
+    cluster = core.state.clusters[contract.cluster]
+    epoch = cluster.current_epoch
     core.outbox.emit(
         core.keys.cluster_key(contract.cluster, epoch),
         cluster.epochs[epoch].key_address,
-        topics.TOPIC_AGENT_SCHEDULE,
+        topic,
         payload,
     )
 

@@ -197,18 +197,10 @@ def run_init(
 def init_failed(core: CoreContext, contract_id: bytes, code: str) -> None:
     """An agent whose ``init`` failed is paused here at once (no command runs on a state its
     init never made), and its cluster key reports it (``TOPIC_INIT_FAILED``): the Bus pauses
-    it for everyone and says why. Every member ran the same init, so every member emits the
-    same numbered message; one lands. The owner may upgrade the code and resume it."""
+    it for everyone and says why. The owner may upgrade the code and resume it."""
     _update(core, contract_id, paused=True)
-    contract = core.state.contracts[contract_id]
-    cluster = core.state.clusters[contract.cluster]
-    epoch = cluster.current_epoch
-    core.outbox.emit(
-        core.keys.cluster_key(contract.cluster, epoch),
-        cluster.epochs[epoch].key_address,
-        topics.TOPIC_INIT_FAILED,
-        abi_encode(["bytes32", "string"], [contract_id, code[: topics.MAX_ERROR_CODE]]),
-    )
+    payload = abi_encode(["bytes32", "string"], [contract_id, code[: topics.MAX_ERROR_CODE]])
+    agents.post_for_agent(core, contract_id, topics.TOPIC_INIT_FAILED, payload)
 
 
 def on_command(core: CoreContext, header: ev.BlockHeader, event: ev.Command) -> None:

@@ -1042,11 +1042,7 @@ class LedgerSim:
         if kind != KIND_CLUSTER:
             raise Revert("wrong origin")
         contract_id, cancel_id, consumer, every, job = _decode(_AGENT_SCHEDULE_PAYLOAD, payload)
-        contract = self.contracts.get(contract_id)
-        if contract is None:
-            raise Revert("unknown contract")
-        if self.clusters[contract.cluster].key_address != origin:
-            raise Revert("not the cluster key")
+        self._check_cluster_key(contract_id, origin)
         if cancel_id == 0:
             self._schedule(contract_id, _address(consumer), every, job)
             return
@@ -1058,6 +1054,15 @@ class LedgerSim:
         self.schedules[cancel_id] = (agent, False)
         self.pending.append(ev.ScheduleCancelled(contract_id=contract_id, schedule_id=cancel_id))
 
+    def _check_cluster_key(self, contract_id: bytes, origin: bytes) -> _Contract:
+        """``Bus._check_cluster_key``: the agent exists and ``origin`` is its cluster's key."""
+        contract = self.contracts.get(contract_id)
+        if contract is None:
+            raise Revert("unknown contract")
+        if self.clusters[contract.cluster].key_address != origin:
+            raise Revert("not the cluster key")
+        return contract
+
     def _init_failed(self, origin: bytes, kind: int, payload: bytes) -> None:
         """``Bus._init_failed``: the agent's cluster key reports a failed ``init``; the agent is
         paused (``ContractInitFailed``, which no core consumes, goes with it)."""
@@ -1067,12 +1072,7 @@ class LedgerSim:
         contract_id, code = _decode(["bytes32", "bytes"], payload)
         if len(code) > MAX_ERROR_CODE:
             raise Revert("malformed payload")
-        contract = self.contracts.get(contract_id)
-        if contract is None:
-            raise Revert("unknown contract")
-        if self.clusters[contract.cluster].key_address != origin:
-            raise Revert("not the cluster key")
-        contract.paused = True
+        self._check_cluster_key(contract_id, origin).paused = True
         self.pending.append(ev.ContractPaused(contract_id=contract_id, paused=True, by=origin))
 
     def _rotation_propose(self, origin: bytes, kind: int, payload: bytes) -> None:

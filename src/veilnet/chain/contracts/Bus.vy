@@ -497,6 +497,21 @@ def _agent_schedule(origin: address, payload: Bytes[MAX_PAYLOAD_BOUND]):
     contract_id, cancel_id, consumer, every, job = abi_decode(
         payload, (bytes32, uint256, address, uint64, Bytes[MAX_REQUEST])
     )
+    self._check_cluster_key(contract_id, origin)
+    if cancel_id == 0:
+        self._schedule(contract_id, consumer, every, job)
+        return
+    assert self.schedules[cancel_id].active, "no such schedule"
+    assert self.schedules[cancel_id].contract_id == contract_id, "not this agent's"
+    self.schedules[cancel_id].active = False
+    log ScheduleCancelled(contract_id=contract_id, schedule_id=cancel_id)
+
+
+@internal
+def _check_cluster_key(contract_id: bytes32, origin: address):
+    """
+    @notice What an agent's cluster may post about it comes from that cluster's current key.
+    """
     assert self.contracts[contract_id].owner != empty(address), "unknown contract"
     cluster_key: address = empty(address)
     cluster_owner: address = empty(address)
@@ -505,13 +520,6 @@ def _agent_schedule(origin: address, payload: Bytes[MAX_PAYLOAD_BOUND]):
         self.contracts[contract_id].cluster
     )
     assert cluster_key == origin, "not the cluster key"
-    if cancel_id == 0:
-        self._schedule(contract_id, consumer, every, job)
-        return
-    assert self.schedules[cancel_id].active, "no such schedule"
-    assert self.schedules[cancel_id].contract_id == contract_id, "not this agent's"
-    self.schedules[cancel_id].active = False
-    log ScheduleCancelled(contract_id=contract_id, schedule_id=cancel_id)
 
 
 @internal
@@ -525,14 +533,7 @@ def _init_failed(origin: address, payload: Bytes[MAX_PAYLOAD_BOUND]):
     contract_id: bytes32 = empty(bytes32)
     code: String[MAX_ERROR_CODE] = ""
     contract_id, code = abi_decode(payload, (bytes32, String[MAX_ERROR_CODE]))
-    assert self.contracts[contract_id].owner != empty(address), "unknown contract"
-    cluster_key: address = empty(address)
-    cluster_owner: address = empty(address)
-    cluster_epoch: uint64 = 0
-    cluster_owner, cluster_key, cluster_epoch = staticcall IRegistry(registry).cluster_info(
-        self.contracts[contract_id].cluster
-    )
-    assert cluster_key == origin, "not the cluster key"
+    self._check_cluster_key(contract_id, origin)
     self.contracts[contract_id].paused = True
     log ContractPaused(contract_id=contract_id, paused=True, by=origin)
     log ContractInitFailed(contract_id=contract_id, code=code)

@@ -257,9 +257,16 @@ class AsyncClient(BaseClient):
         return kind.from_getter(await self.registry_view(kind.getter, key))
 
     async def logs(
-        self, contract: str, event: type[Any], from_block: int | None = None
+        self,
+        contract: str,
+        event: type[Any],
+        from_block: int | None = None,
+        *,
+        where: Sequence[bytes | Sequence[bytes]] = (),
     ) -> list[Any]:
-        """Decoded events of one kind since genesis (or ``from_block``)."""
+        """Decoded events of one kind since genesis (or ``from_block``), in block order.
+        ``where``: values of the event's indexed fields, in order (a list matches any of
+        its values), filtered by the node rather than read and dropped here."""
         address = self.config.registry if contract == "Registry" else self.config.bus
         docs = await self._rpc(
             "eth_getLogs",
@@ -267,7 +274,7 @@ class AsyncClient(BaseClient):
                 "address": address.hex,
                 "fromBlock": hex(self.config.genesis_block if from_block is None else from_block),
                 "toBlock": "latest",
-                "topics": [self.topic_of(event)],
+                "topics": [self.topic_of(event), *(_topic(value) for value in where)],
             },
         )
         return [e for e in self.decode_logs(list(docs or [])) if isinstance(e, event)]
@@ -539,29 +546,24 @@ class AsyncClient(BaseClient):
         cached = None if refresh else self.fresh_discovery(cluster_id, now)
         if cached is not None:
             return cached
-        members = [Address.parse(name) for name in await self.cluster_members(cluster_id)]
-        urls: dict[bytes, str] = {}
-        if members:
-            docs = await self._rpc(
-                "eth_getLogs",
-                {
-                    "address": self.config.registry.hex,
-                    "fromBlock": hex(self.config.genesis_block),
-                    "toBlock": "latest",
-                    "topics": [
-                        self.topic_of(WorkerRegistered),
-                        ["0x" + member.raw.rjust(32, b"\x00").hex() for member in members],
-                    ],
-                },
-            )
-            for event in self.decode_logs(list(docs or [])):  # block order: newest last
-                if isinstance(event, WorkerRegistered):
-                    urls[event.worker.raw] = event.api_url
-            urls = {raw: url for raw, url in urls.items() if _dialable(url)}
+        members = await self.cluster_members(cluster_id)
+        urls = await self.registered_urls(members)
         for member in members:
-            self._worker_clusters[member.raw] = cluster_id
+            self._worker_clusters[Address.parse(member).raw] = cluster_id
         self._discovered[cluster_id] = (now, urls)
         return urls
+
+    async def registered_urls(self, workers: Sequence[str | Address]) -> dict[bytes, str]:
+        """Worker address → the API URL its newest registration published (``WorkerRegistered``;
+        workers that published none, or one no client could dial, are left out)."""
+        if not workers:
+            return {}
+        addresses = [w if isinstance(w, Address) else Address.parse(w) for w in workers]
+        registered = await self.logs(
+            "Registry", WorkerRegistered, where=[[a.raw for a in addresses]]
+        )
+        newest = {e.worker.raw: e.api_url for e in registered}  # block order: newest last
+        return {raw: url for raw, url in newest.items() if _dialable(url)}
 
     async def _post_query(self, url: str, request: bytes) -> bytes:
         """POST a sealed query; a 429 is waited out (as the worker asks) while the client's
@@ -849,15 +851,14 @@ class AsyncClient(BaseClient):
         workers = []
         seen: set[bytes] = set()
         registered = await self.logs("Registry", WorkerRegistered)
-        published = {e.worker.raw: e.api_url for e in registered}  # the newest wins
+        newest = {e.worker.raw: e.api_url for e in registered}  # block order: newest last
+        published = {raw: url for raw, url in newest.items() if _dialable(url)}
         for event in registered:
             if event.worker.raw in seen:
                 continue
             seen.add(event.worker.raw)
             record = await self.registry_record(WorkerRecord, event.worker)
-            url = self.worker_url(event.worker) or (
-                published[event.worker.raw] if _dialable(published[event.worker.raw]) else None
-            )
+            url = self.worker_url(event.worker) or published.get(event.worker.raw)
             entry: dict[str, Any] = {
                 "address": event.worker.hex,
                 "gatekeeper": event.worker.hex in gatekeepers,
@@ -1047,10 +1048,7 @@ class AsyncClient(BaseClient):
             TransactionReverted: ``not cluster owner``, ``worker not endorsed``, ``worker in a
                 cluster``, ``cluster full``.
         """
-        who = worker if isinstance(worker, Address) else Address.parse(worker)
-        data = self.registry.encode("add_cluster_worker", self._cluster(cluster), who)
-        receipt = await self.transact(self.wallet_for(wallet), self.config.registry, data)
-        return int(receipt["blockNumber"], 16)
+        return await self._membership("add_cluster_worker", worker, cluster, wallet)
 
     async def remove_cluster_worker(
         self,
@@ -1065,8 +1063,17 @@ class AsyncClient(BaseClient):
         Raises:
             TransactionReverted: ``not cluster owner``, ``not a member``.
         """
+        return await self._membership("remove_cluster_worker", worker, cluster, wallet)
+
+    async def _membership(
+        self,
+        fn: str,
+        worker: Address | str,
+        cluster: bytes | str | None,
+        wallet: Wallet | bytes | str | None,
+    ) -> int:
         who = worker if isinstance(worker, Address) else Address.parse(worker)
-        data = self.registry.encode("remove_cluster_worker", self._cluster(cluster), who)
+        data = self.registry.encode(fn, self._cluster(cluster), who)
         receipt = await self.transact(self.wallet_for(wallet), self.config.registry, data)
         return int(receipt["blockNumber"], 16)
 
@@ -1074,11 +1081,8 @@ class AsyncClient(BaseClient):
         """The cluster's members now (from its ``ClusterWorkerAdded`` events, each checked
         against ``Registry.cluster_members``), in the order they joined."""
         cluster_id = self._cluster(cluster)
-        seen: dict[str, None] = {}
-        for event in await self.logs("Registry", ClusterWorkerAdded):
-            if bytes(event.cluster_id) == cluster_id:
-                seen[event.worker.hex] = None
-        names = list(seen)
+        added = await self.logs("Registry", ClusterWorkerAdded, where=[cluster_id])
+        names = list(dict.fromkeys(event.worker.hex for event in added))
         flags = await self.registry_views(
             [("cluster_members", (cluster_id, Address.parse(name))) for name in names]
         )
@@ -1360,19 +1364,8 @@ class AsyncClient(BaseClient):
         }
 
     async def _init_failure(self, agent_id: bytes) -> str | None:
-        docs = await self._rpc(
-            "eth_getLogs",
-            {
-                "address": self.config.bus.hex,
-                "fromBlock": hex(self.config.genesis_block),
-                "toBlock": "latest",
-                "topics": [self.topic_of(ContractInitFailed), "0x" + agent_id.hex()],
-            },
-        )
-        failed = [
-            e for e in self.decode_logs(list(docs or [])) if isinstance(e, ContractInitFailed)
-        ]
-        return failed[-1].code if failed else None
+        failed = await self.logs("Bus", ContractInitFailed, where=[agent_id])
+        return str(failed[-1].code) if failed else None
 
     async def init_outcome(
         self, agent: bytes | str, *, wallet: Wallet | bytes | str | None = None
@@ -1401,9 +1394,8 @@ class AsyncClient(BaseClient):
         ``EgressHostSet`` events, each checked against the Bus's stored flag)."""
         agent_id = _contract_id(agent)
         listed: dict[str, bool] = {}
-        for event in await self.logs("Bus", EgressHostSet):
-            if bytes(event.contract_id) == agent_id:
-                listed[str(event.host)] = bool(event.allowed)
+        for event in await self.logs("Bus", EgressHostSet, where=[agent_id]):
+            listed[str(event.host)] = bool(event.allowed)
         names = sorted(name for name, allowed in listed.items() if allowed)
         flags = await self.bus_views(
             [("egress_hosts", (agent_id, keccak(name.encode()))) for name in names]
@@ -1413,7 +1405,7 @@ class AsyncClient(BaseClient):
     async def schedules(self, agent: bytes | str) -> list[dict[str, Any]]:
         """The agent's standing jobs, active ones and cancelled ones, oldest first."""
         agent_id = _contract_id(agent)
-        mine = [e for e in await self.logs("Bus", JobScheduled) if bytes(e.contract_id) == agent_id]
+        mine = await self.logs("Bus", JobScheduled, where=[agent_id])
         standing = await self.bus_views([("schedules", (e.schedule_id,)) for e in mine])
         return [
             {
@@ -1704,3 +1696,10 @@ def _dialable(url: str) -> bool:
         return bool(check_api_url(url))
     except ValueError:
         return False
+
+
+def _topic(value: bytes | Sequence[bytes]) -> str | list[str]:
+    """An indexed value as a log topic (left-padded to 32 bytes), or a list of alternatives."""
+    if isinstance(value, bytes):
+        return "0x" + value.rjust(32, b"\x00").hex()
+    return [str(_topic(item)) for item in value]
