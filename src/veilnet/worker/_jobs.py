@@ -33,6 +33,7 @@ class JobWorker:
         head: Callable[[], int | None],
         metrics: WorkerMetrics,
         log: logging.LoggerAdapter[logging.Logger],
+        on_settled: Callable[[], None] = lambda: None,
     ) -> None:
         self._run_jobs = run_jobs
         self._network = network
@@ -40,7 +41,9 @@ class JobWorker:
         self._head = head
         self._metrics = metrics
         self._log = log
+        self._on_settled = on_settled
         self._poked = threading.Event()
+        self._running = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="veil-jobs", daemon=True)
         self.delivered = 0
@@ -52,6 +55,10 @@ class JobWorker:
     def poke(self) -> None:
         self._poked.set()
 
+    def is_idle(self) -> bool:
+        """No job batch asked for, running, or being delivered."""
+        return not self._running and not self._poked.is_set()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._poked.set()
@@ -61,16 +68,18 @@ class JobWorker:
     def _loop(self) -> None:
         while True:
             self._poked.wait()
+            self._running = True  # before the clear: never seen idle with a batch to run
             self._poked.clear()
             if self._stop.is_set():
                 return
             try:
-                results = self._run_jobs().results
+                for result in self._run_jobs().results:
+                    self._deliver(result)
             except VeilnetError as exc:
                 self._log.warning("jobs: the enclave ran none (%s)", exc.code)
-                continue
-            for result in results:
-                self._deliver(result)
+            finally:
+                self._running = False
+                self._on_settled()
 
     def _deliver(self, result: wire.JobResult) -> None:
         head = self._head()

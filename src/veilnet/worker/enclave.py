@@ -242,7 +242,7 @@ class Enclave:
         return wire.Checkpointed.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
 
     def registration(self, operator: bytes, *, api_url: str = "") -> RegistrationRequest:
-        body = operator + api_url.encode("ascii", "replace")
+        body = operator + api_url.encode()  # the core refuses what is not ASCII
         return RegistrationRequest.from_bytes(self._call(wire.OP_REGISTRATION, body))
 
     def register_transaction(self, request: wire.RegisterTransaction) -> wire.SignedRegistration:

@@ -244,13 +244,15 @@ class WorkerHost:
         return "ok"
 
     def is_idle(self) -> bool:
-        """Applied everything final that the node reported and the relay has nothing pending."""
+        """Applied everything final that the node reported, the relay has nothing pending and
+        no job batch is running or being delivered."""
         head, applied = self._chain_head, self.applied_block
         return (
             head is not None
             and applied is not None
             and applied >= head - self.config.finality_depth
             and (self._relay is None or self._relay.is_idle())
+            and (self._jobs is None or self._jobs.is_idle())
         )
 
     def wait_until(self, predicate: Callable[[WorkerHost], bool], *, timeout: float) -> None:
@@ -296,6 +298,7 @@ class WorkerHost:
             head=lambda: self._chain_head,
             metrics=self.metrics,
             log=self.log,
+            on_settled=self._notify,
         )
         self._jobs.start()
         if cfg.serve_api:
