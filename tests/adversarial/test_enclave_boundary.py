@@ -45,7 +45,8 @@ def test_the_interface_is_exactly_its_operations() -> None:
         "register_transaction",
         "status",
         "contract",
-        "resync",
+        "snapshot",
+        "sync",
         "jobs",
     } == wire.OPS
 

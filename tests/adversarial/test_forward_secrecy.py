@@ -146,3 +146,59 @@ def test_no_key_is_wrapped_before_a_worker_publishes_an_encryption_key(
     assert [(e, i) for e, i, _ in shares] == [(1, 1)]
     assert not _opens(w2.keys.identity, shares[0][2], w2, 1)
     assert w2.keys.cluster_key(C1, 1) is not None
+
+
+def test_a_late_joiner_gets_no_epoch_from_before_its_join(engine: AgentRuntime) -> None:
+    """A worker joins a cluster with history after two rotations, its encryption key held
+    back by its host until after the join (so the gatekeeper then owes it "every epoch"). It
+    gets the epoch keyed for its join and later ones, never one that protected what was sent
+    before it joined: the state comes by snapshot instead."""
+    net = Network(engine=engine, commitment_interval=4)
+    net.bootstrap()
+    contract = net.deploy(
+        SecretKey.derive(b"\x77" * 32, "owner"), "py", b"def handle(c):\n    return 1\n"
+    )
+    net.settle()
+    for _ in range(2):
+        net.ledger.lock_rotation()
+        net.settle()
+    before = net.cores["w1"].clusters[C1].current_epoch
+    assert before == 3 and contract in net.cores["w1"].runtimes
+    w3 = net.register("w3")
+    net.withhold = lambda m: m.origin == w3.address and m.topic == topics.TOPIC_WORKER_KEY
+    net.settle()
+    net.ledger.add_cluster_worker(C1, w3.address)
+    net.settle()
+    net.withhold = None
+    for message in net.withheld:
+        assert net._post(message)
+    net.settle()
+    assert sorted({e for e, _, _ in _shares_to(net, w3.address)}) == [before + 1]
+    assert {e for c, e in w3.keys.cluster_keys if c == C1} == {before + 1}
+    for _ in range(12):
+        net.step()
+    assert w3.snapshot_due is None and contract in w3.runtimes
+
+
+def test_a_gatekeeper_holds_no_past_master_once_its_window_passed(net: Network) -> None:
+    """Two rotations, then the key window: a thief who then learns everything the gatekeeper's
+    core holds (identity, masters, proposals, cluster keys) derives no key of the epochs made
+    under the past masters. Right after a rotation the old master is still kept (its epochs
+    may still be used within the window)."""
+    gk = net.cores["gk"]
+    net.ledger.lock_rotation()
+    net.settle()
+    assert sorted(gk.keys.masters) == [0, 1]  # within the window
+    net.ledger.lock_rotation()
+    net.settle()
+    for _ in range(net.key_window_blocks + 2):
+        net.step()
+    assert sorted(gk.keys.masters) == [2]
+    epochs = gk.clusters[C1].epochs
+    past = {e: info.key_address for e, info in epochs.items() if e < max(epochs)}
+    assert past
+    held = [*gk.keys.masters.values(), *gk.keys.proposals.values(), gk.keys.identity]
+    for epoch, address in past.items():
+        derived = {k.child("cluster", C1, epoch).address.raw for k in held}
+        assert address not in derived
+        assert all(key.address.raw != address for key in gk.keys.cluster_keys.values())

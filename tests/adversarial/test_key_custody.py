@@ -104,32 +104,6 @@ def test_a_lapsed_endorsement_gets_no_key(net: EnclaveNetwork) -> None:
         assert not _serves(net, name)
 
 
-def test_a_host_that_skips_the_resync_gets_no_answer_signed(net: EnclaveNetwork) -> None:
-    """A worker added to a cluster with history must be restarted from genesis with its keys.
-    Its host never does it: the core answers no query (before even reading it), so nothing is
-    signed over state that is not the cluster's."""
-    from veilnet.protocol import envelopes as proto
-    from veilnet.protocol.errors import NotReady
-
-    cluster = b"c1".ljust(32, b"\x00")
-    owner = b"\x0a" * 20
-    contract = net.ledger.deploy_contract(
-        sender=owner,
-        salt=b"\x01" * 32,
-        cluster_id=cluster,
-        code=proto.pack_code("py", b"def handle(c):\n    return 1\n"),
-    )
-    net.settle()
-    net.ledger.push_command(contract, b"\x00" * 64, sender=owner)  # the cluster has history now
-    net.settle()
-    net.start("w3")
-    net.settle()
-    net.ledger.add_cluster_worker(cluster, net.addresses["w3"])
-    net.settle()
-    with pytest.raises(NotReady, match="resync"):
-        net.hosts["w3"].enclave.query(b"\x01" * 64)
-
-
 def test_a_registration_naming_another_block_than_its_quote_gets_no_endorsement(
     net: EnclaveNetwork,
 ) -> None:

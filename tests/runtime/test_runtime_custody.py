@@ -14,6 +14,7 @@ from veilnet.protocol import events as ev
 from veilnet.protocol import topics
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.errors import NotReady
+from veilnet.sandbox import AgentRuntime
 from veilnet.testing import Network, cluster_id_of, query_core
 
 from .conftest import ALICE, OWNER, counted
@@ -181,29 +182,37 @@ def test_a_paused_contract_answers_no_query(net: Network) -> None:
     assert query_core(net, ALICE, contract, {})["result"]["count"] == 1
 
 
-def test_a_late_joiner_that_skips_its_resync_serves_nothing(net: Network) -> None:
-    """Its host never restarts it from genesis: it answers no query, posts no commitment and
-    builds no state of its own for the contracts that have history."""
+def test_a_late_joiner_waits_for_its_snapshot_and_serves_nothing_until_then(
+    net: Network,
+) -> None:
+    """No member's snapshot reaches it (its host hands over none): it answers no query,
+    posts no commitment and builds no state of its own for the contracts that have history.
+    It holds only the epoch keyed for its join, none from before."""
+    net.ferry_snapshots = False
     contract = counted(net)
+    before = _epoch(net)
     w3 = net.register("w3")
     net.settle()
     net.ledger.add_cluster_worker(C1, w3.address)
     net.settle()
-    assert w3.resync_required and w3.keys.cluster_key(C1, _epoch(net)) is not None
-    net.ledger.lock_rotation()  # a new epoch keys every contract again, w3 included
+    assert w3.snapshot_due == C1
+    assert _epoch(net) == before + 1  # the join moved the cluster to a new epoch
+    assert {e for c, e in w3.keys.cluster_keys if c == C1} == {before + 1}
     net.command(ALICE, contract, {"by": 1}, nonce=2)
     net.settle()
-    assert w3.keys.cluster_key(C1, _epoch(net)) is not None
     assert contract not in w3.runtimes  # no fresh state built beside the cluster's
     with pytest.raises(NotReady) as info:
         query_core(net, ALICE, contract, {}, worker="w3")
-    assert "resync" in info.value.message
+    assert "snapshot" in info.value.message
+    assert not any(
+        m.origin == w3.address and m.topic == topics.TOPIC_STATE_COMMITMENT for m in net.posted
+    )
 
 
 def _forged_egress(net: Network, key: SecretKey, topic: bytes, payload: bytes) -> None:
     """Post a message its origin really signed (a faulty, not a forged, gatekeeper)."""
     from veilnet.crypto import Address, Domain, sign_typed
-    from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
+    from veilnet.protocol.egress import EGRESS_TYPE
 
     origin = key.address.raw
     seq = net.ledger.next_seq.get(origin, 0)
@@ -439,15 +448,15 @@ def cluster_binding_for(member: bytes, *, epoch: int) -> Binding:
     return Binding(chain_id=1, target=member + C1, epoch=epoch, purpose=proto.PURPOSE_CLUSTER_KEY)
 
 
-def test_a_late_joiner_owed_more_epochs_than_one_message_holds_resyncs(
-    net: Network, monkeypatch: pytest.MonkeyPatch
+def test_a_late_joiner_takes_the_cluster_state_by_snapshot_not_by_old_keys(
+    engine: AgentRuntime,
 ) -> None:
-    """Shares to a late joiner split into parts (one epoch each here), landing blocks apart; it
-    keeps every key until the last part lands (old epochs' windows have long passed), then
-    carries them all into its resync and ends with the cluster's state."""
-    from veilnet.runtime import EnclaveCore, clusters
-
-    monkeypatch.setitem(clusters.SHARES_PER_MESSAGE, 32, 1)
+    """After two rotations a worker joins: it gets only the epoch keyed for its join, takes the
+    cluster's state from a member once a majority's commitment for a height after its join is
+    on chain, applies what it held back, and from then on commits and answers like the
+    others."""
+    net = Network(engine=engine, commitment_interval=4)
+    net.bootstrap()
     contract = counted(net)
     for _ in range(2):
         net.ledger.lock_rotation()
@@ -455,47 +464,22 @@ def test_a_late_joiner_owed_more_epochs_than_one_message_holds_resyncs(
     assert _epoch(net) == 3
     w3 = net.register("w3")
     net.settle()
-    mark = len(net.posted)
-
-    def later_part(message: EgressMessage) -> bool:
-        if message.topic != topics.TOPIC_CLUSTER_KEY_SHARE:
-            return False
-        _, member, _, part, _ = decode(message.payload)  # type: ignore[misc]
-        return member == w3.address and part > 0
-
-    net.withhold = later_part  # the parts land blocks apart, each past old epochs' windows
     net.ledger.add_cluster_worker(C1, w3.address)
     net.step()
-    net.step()
-    net.withhold = None
-    for message in list(net.withheld):
-        for _ in range(net.key_window_blocks + 2):
-            net.step()
-        assert w3.resync_keyring is None  # not before the last part
-        assert net._post(message)
-        net.posted.append(message)
-    net.settle()
-    parts = [
-        decode(m.payload) for m in net.posted[mark:] if m.topic == topics.TOPIC_CLUSTER_KEY_SHARE
-    ]
-    assert [(p[3], p[4], len(p[2])) for p in parts] == [(0, 3, 1), (1, 3, 1), (2, 3, 1)]  # type: ignore[index]
-    keyring = w3.resync_keyring
-    assert keyring is not None and w3.resync_required
-    assert {e for c, e in w3.keys.cluster_keys if c == C1} == {1, 2, 3}
-    resynced = EnclaveCore.boot(
-        config=w3.config,
-        platform=w3.platform,
-        engine=w3.engine,
-        verifier=w3.verifier,
-        sealed_identity=w3.sealed_identity(),
-    )
-    resynced.import_keyring(keyring)
-    resynced.import_keys(net.sealed_keys["w3"])
-    for block in net.ledger.raw_blocks:
-        resynced.apply_block(block)
+    assert w3.snapshot_due == C1
+    net.command(ALICE, contract, {"by": 5}, nonce=2)  # held back by w3 until its snapshot
+    for _ in range(12):
+        net.step()
+    assert w3.snapshot_due is None and [j for j, _, _ in net.syncs] == ["w3"]
+    assert {e for c, e in w3.keys.cluster_keys if c == C1} == {4}
     w1 = net.cores["w1"]
-    assert resynced.cluster_commitment(C1) == w1.cluster_commitment(C1) is not None
-    assert resynced.runtimes[contract].state.values == w1.runtimes[contract].state.values
+    assert w3.runtimes[contract].state.values == w1.runtimes[contract].state.values
+    net.command(ALICE, contract, {"by": 1}, nonce=3)
+    net.settle()
+    assert query_core(net, ALICE, contract, {}, worker="w3")["result"]["count"] == 7
+    assert w3.cluster_commitment(C1) == w1.cluster_commitment(C1) is not None
+    assert w3.state_root() == w1.state_root()
+    assert w3.address not in w1.state.syncing  # its first commitment landed
 
 
 def test_a_member_judged_0_leaves_its_cluster_on_chain_for_one_new_epoch(net: Network) -> None:

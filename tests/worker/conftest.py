@@ -48,6 +48,8 @@ class Net:
     sequencer: SequencerServer | None = None
     chain_trust: ChainTrust | None = None
     hosts: list[WorkerHost] = field(default_factory=list)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """Network parameters every host of the test gets (set before the first host)."""
 
     @property
     def admin_key(self) -> bytes:
@@ -75,6 +77,7 @@ class Net:
             "checkpoint_every": 5,
             "commitment_interval": 0,
         }
+        values.update(self.defaults)
         values.update(overrides)
         return WorkerConfig(**values)
 

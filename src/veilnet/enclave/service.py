@@ -6,7 +6,7 @@ Theory of operation
 ``handle(payload, io)`` decodes a ``Call``, runs the operation and encodes the reply; every
 ``VeilnetError`` becomes a ``Failure`` with its stable code, anything else a ``Failure`` that says
 only its type (the message of an unexpected exception may carry data). Operations that change
-the core (boot, apply, checkpoint, resync) run under one lock; a query is opened and snapshotted
+the core (boot, apply, checkpoint, sync) run under one lock; a query is opened and snapshotted
 under it and then runs outside it, so a slow agent never holds up block application. ``io`` is
 how a query's agent reaches the host for ``llm.chat`` and ``http.fetch``: one ``IORequest`` out,
 one ``IOResult`` back, on the connection that carried the query.
@@ -25,7 +25,7 @@ from veilnet.enclave.parts import Parts, build_parts, core_config
 from veilnet.errors import InternalError, PolicyRejected, Unavailable, VeilnetError
 from veilnet.protocol import enclave as wire
 from veilnet.protocol.chain import ChainBlock
-from veilnet.protocol.errors import ContractUnavailable, NotReady
+from veilnet.protocol.errors import ContractUnavailable
 from veilnet.runtime import EnclaveCore, QueryIO
 from veilnet.runtime.tls import Relay, TLSFailed
 
@@ -75,7 +75,6 @@ class EnclaveService:
         self._config: wire.EnclaveConfig | None = None
         self._parts: Parts | None = None
         self._core: EnclaveCore | None = None
-        self._resync_keyring: bytes | None = None
         self._io_kinds: frozenset[str] = frozenset()
         self._ops: dict[str, Callable[[bytes, IOChannel | None], bytes]] = {
             wire.OP_HELLO: self._hello,
@@ -89,7 +88,8 @@ class EnclaveService:
             wire.OP_REGISTER_TRANSACTION: self._register_transaction,
             wire.OP_STATUS: self._status,
             wire.OP_CONTRACT: self._contract,
-            wire.OP_RESYNC: self._resync,
+            wire.OP_SNAPSHOT: self._snapshot,
+            wire.OP_SYNC: self._sync,
             wire.OP_JOBS: self._jobs,
         }
         if set(self._ops) != wire.OPS:
@@ -148,8 +148,6 @@ class EnclaveService:
             kwargs = self._core_parts()
             if request.checkpoint is not None:
                 core = EnclaveCore.restore(request.checkpoint, **kwargs)
-                if core.resync_required and core.keys.cluster_keys:
-                    self._resync_keyring = core.export_keyring()
             else:
                 core = EnclaveCore.boot(sealed_identity=request.sealed_identity, **kwargs)
             if request.sealed_keys is not None:
@@ -176,37 +174,36 @@ class EnclaveService:
             address=core.address,
             sealed_identity=core.sealed_identity(),
             head=core.head,
-            resync_ready=self._resync_keyring is not None,
+            snapshot_due=core.snapshot_due,
             boot_id=core.boot_id,
         ).to_bytes()
 
-    def _resync(self, body: bytes, io: IOChannel | None) -> bytes:
-        """A late joiner restarts from genesis with the keys it received (they never leave)."""
+    def _snapshot(self, body: bytes, io: IOChannel | None) -> bytes:
+        """A member seals its cluster's newest captured state to a joiner (read-only)."""
+        if len(body) != 20:
+            raise wire.FrameInvalid("a snapshot names a 20-byte worker address")
         with self._lock:
-            keyring = self._resync_keyring
-            if keyring is None:
-                raise NotReady("no resync is due")
-            core = EnclaveCore.boot(
-                sealed_identity=self.core.sealed_identity(),
-                sealed_height=self.core.sealed_height,
-                **self._core_parts(),
-            )
-            core.import_keyring(keyring)
-            self._core, self._resync_keyring = core, None
-            return self._booted()
+            return self.core.export_snapshot(body)
+
+    def _sync(self, body: bytes, io: IOChannel | None) -> bytes:
+        """A late joiner takes a member's snapshot, checked inside against the verdict."""
+        with self._lock:
+            core = self.core
+            height, egress = core.import_snapshot(body)
+            return wire.Synced(
+                height=height, egress=tuple(egress), jobs_pending=bool(core.state.jobs)
+            ).to_bytes()
 
     def _apply_block(self, body: bytes, io: IOChannel | None) -> bytes:
         block = ChainBlock.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
         with self._lock:
             core = self.core
             egress = core.apply_block(block)
-            if core.resync_required and core.resync_keyring is not None:
-                self._resync_keyring = core.resync_keyring
             assert core.head is not None
             return wire.Applied(
                 egress=tuple(egress),
                 head=core.head,
-                resync_ready=self._resync_keyring is not None,
+                snapshot_due=core.snapshot_due,
                 sealed_keys=core.generated_keys(),
                 diverged_at=core.diverged_at,
                 reattest_due=core.reattest_due,

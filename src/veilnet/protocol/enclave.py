@@ -30,7 +30,7 @@ from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.events import BlockHeader
 from veilnet.protocol.registration import RegistrationRequest
 
-ENCLAVE_INTERFACE_VERSION: Final = 5
+ENCLAVE_INTERFACE_VERSION: Final = 6
 """Bumped whenever an operation or a record of this module changes shape (2:
 ``register_transaction``, whose calldata the core builds, replaced ``sign_transaction``; 3:
 ``apply_block`` takes a raw ``ChainBlock`` the core proves itself, ``EnclaveConfig`` carries
@@ -85,8 +85,12 @@ OP_STATUS: Final = "status"
 """body: empty → ``Status``: public facts for the worker API."""
 OP_CONTRACT: Final = "contract"
 """body: 32-byte contract id → ``ContractStatus``."""
-OP_RESYNC: Final = "resync"
-"""body: empty → ``Booted``: restart from genesis keeping the keys of a late join."""
+OP_SNAPSHOT: Final = "snapshot"
+"""body: a joiner's 20-byte address → the newest state of its cluster this member captured at a
+commitment height, sealed to the joiner's encryption key (``veilnet.runtime.sync``)."""
+OP_SYNC: Final = "sync"
+"""body: a member's ``snapshot`` output → ``Synced``: the late joiner checked it against the
+cluster's verdict, took it and applied the events it held back."""
 OP_JOBS: Final = "jobs"
 """body: empty → ``Jobs``: run the job requests the applied blocks queued for served agents
 (their ``job`` entry, on committed state) and return each result signed by the contract key,
@@ -105,7 +109,8 @@ OPS: Final = frozenset(
         OP_REGISTER_TRANSACTION,
         OP_STATUS,
         OP_CONTRACT,
-        OP_RESYNC,
+        OP_SNAPSHOT,
+        OP_SYNC,
         OP_JOBS,
     }
 )
@@ -260,8 +265,9 @@ class Booted(Record):
     address: bytes
     sealed_identity: bytes
     head: BlockHeader | None
-    resync_ready: bool
-    """The core joined a cluster with history and holds its keys: call ``resync``."""
+    snapshot_due: bytes | None
+    """The cluster this worker joined with history and whose state it waits for: the host
+    fetches a ``snapshot`` from a member and passes it to ``sync``."""
     boot_id: bytes
     """Drawn from TEE entropy at this boot: queries must name it (``QueryPlaintext.boot_id``)."""
 
@@ -271,7 +277,8 @@ class Booted(Record):
 class Applied(Record):
     egress: tuple[EgressMessage, ...]
     head: BlockHeader
-    resync_ready: bool
+    snapshot_due: bytes | None
+    """As ``Booted.snapshot_due``."""
     sealed_keys: bytes | None = None
     """Set when the block drew a master key or rotation proposal from TEE entropy: the host
     stores it durably before it posts ``egress``, and hands it to the next boot."""
@@ -283,6 +290,16 @@ class Applied(Record):
     no re-attestation is pending: the host should send ``RegisterTransaction(reattest=True)``."""
     jobs_pending: bool = False
     """Job requests are queued for agents this worker serves: the host should ask ``jobs``."""
+
+
+@record("enclave.synced")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Synced(Record):
+    height: int
+    """The commitment height of the snapshot taken."""
+    egress: tuple[EgressMessage, ...]
+    """What applying the held-back events emitted: post it like a block's egress."""
+    jobs_pending: bool = False
 
 
 @record("enclave.certify")

@@ -7,6 +7,7 @@ InvalidInput
 │   └── FinalityUnproven   no finality evidence the chain-trust policy accepts
 ├── CheckpointInvalid      a checkpoint does not unseal or does not belong to this worker
 │   └── CheckpointStale    a newer checkpoint of this identity exists (a rollback)
+├── SnapshotRefused        a late joiner's state snapshot is not due, not its, or not verified
 ├── QueryRejected          a query envelope, certificate or request is bad
 │   └── QueryStale         it names an earlier boot of the worker (re-seal under the new one)
 └── RequestTooLarge        a request body is larger than the API accepts (413)
@@ -43,6 +44,7 @@ __all__ = [
     "QuorumNotReached",
     "RateLimited",
     "RequestTooLarge",
+    "SnapshotRefused",
     "StateDiverged",
     "TLSFailed",
 ]
@@ -163,6 +165,15 @@ class CheckpointStale(CheckpointInvalid):
     """
 
     code = "runtime_checkpoint_stale"
+    http_status = 409
+
+
+class SnapshotRefused(InvalidInput):
+    """A state snapshot for a late joiner was refused (``reason`` says why): the joiner waits
+    for none, it is sealed to another key, its height precedes the join or has no verdict yet,
+    or it differs from what the cluster's majority committed to. The core is unchanged."""
+
+    code = "runtime_snapshot_refused"
     http_status = 409
 
 

@@ -28,11 +28,12 @@ from veilnet.runtime.replicated import (
     to_plain,
 )
 
-CHECKPOINT_VERSION: Final = 6
+CHECKPOINT_VERSION: Final = 7
 """2: one ``ReplicatedState`` object, typed outcomes, enum lifecycles. 3: the sealed height
 (rollback anchor) and flagged identities. 4: the master-key address of every rotation, and
 the window of used command nonces per sender. 5: replica divergence verdicts. 6: sealed under
-a key drawn for each checkpoint, not one derived from the identity."""
+a key drawn for each checkpoint, not one derived from the identity. 7: late join by snapshot
+(syncing members, the verdicts formed for them, the snapshot a joiner waits for)."""
 
 
 # ---- the sealed identity -------------------------------------------------------------------
@@ -148,8 +149,7 @@ def checkpoint(core: CoreContext) -> bytes:
     so the host must store it durably before it applies the next block.
     """
     if core.state.head is not None:
-        # never lower: a core that resynced from genesis inherits the anchor of the newer
-        # checkpoints its identity sealed before, and must not refuse its own heartbeats
+        # never lower: heartbeats name the newest checkpoint this identity ever sealed
         core.state.sealed_height = max(core.state.sealed_height, core.state.head.number)
     wrapped_key, sealer = fresh_sealer(core.platform, _checkpoint_aad(core))
     body = encode(

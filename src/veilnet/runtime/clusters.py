@@ -11,9 +11,8 @@ from veilnet.crypto import Binding, SecretKey
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
-from veilnet.runtime import contracts, encryption
+from veilnet.runtime import contracts, encryption, sync
 from veilnet.runtime.context import CoreContext
-from veilnet.runtime.keyring import resync_aad, seal_keyring
 from veilnet.runtime.records import ClusterInfo, EpochInfo
 
 
@@ -96,7 +95,8 @@ def share_cluster_key(
 ) -> None:
     """Gatekeepers: wrap cluster keys of ``epochs`` to a member, sent from the current master
     origin unless another (new) one is given: ``[cluster, member, shares, part, parts]``, split
-    into as many messages as the member's key type needs (a late joiner receives every epoch).
+    into as many messages as the member's key type needs. A member that joined a cluster with
+    history (``sync``) gets no epoch from before its join.
 
     How many messages is a function of replicated state only (the epochs, the member's key),
     so every replica numbers the master origin alike, holder of the master or not.
@@ -112,6 +112,9 @@ def share_cluster_key(
     # master origin's numbering stays whole, but no key in it
     if worker is None or not worker.encryption_key or not core.endorsed(member):
         epochs = []
+    syncing = state.syncing.get(member)
+    if syncing is not None and syncing.cluster == cluster_id:
+        epochs = [e for e in epochs if e >= syncing.from_epoch]
     per_message = SHARES_PER_MESSAGE.get(len(worker.encryption_key), 1) if worker else 1
     parts = [epochs[i : i + per_message] for i in range(0, len(epochs), per_message)] or [[]]
     cluster = state.clusters[cluster_id]
@@ -146,19 +149,22 @@ def on_worker_added(
     cluster = state.clusters.get(event.cluster_id)
     if cluster is None or event.worker in cluster.members:
         return
-    served_before = core.serves(event.cluster_id)  # before joining: membership makes it True
     cluster = state.clusters[event.cluster_id] = dataclasses.replace(
         cluster, members=(*cluster.members, event.worker)
     )
     _set_worker_cluster(core, event.worker, event.cluster_id)
-    if event.worker == core.address and cluster.has_history and not served_before:
-        state.resync_required = True
-    share_every_epoch(core, event.cluster_id, event.worker)
+    if cluster.has_history and cluster.master_rotation:
+        # what was sent before it joined stays closed to it: the cluster moves to a new epoch,
+        # and the joiner gets the state from a member as a snapshot (``sync``)
+        sync.on_joined(core, header, event.worker, event.cluster_id)
+        rekey(core, event.cluster_id)
+    else:
+        share_every_epoch(core, event.cluster_id, event.worker)
 
 
 def share_every_epoch(core: CoreContext, cluster_id: bytes, member: bytes) -> None:
-    """Gatekeepers: every keyed epoch of the cluster to a member that has none (it joined, or
-    its first encryption key landed), so a late joiner can replay the cluster's history."""
+    """Gatekeepers: every keyed epoch of the cluster a member may have, to one that has none
+    (it joined, or its first encryption key landed)."""
     cluster = core.state.clusters.get(cluster_id)
     if cluster is not None and cluster.master_rotation:
         share_cluster_key(core, cluster_id, member, epochs=sorted(cluster.master_rotation))
@@ -175,6 +181,7 @@ def on_worker_removed(
         cluster, members=tuple(m for m in cluster.members if m != event.worker)
     )
     _set_worker_cluster(core, event.worker, None)
+    sync.on_left(core, event.worker)
     if event.worker == core.address:
         stop_serving(core, event.cluster_id)
     # one that lost its eligibility was keyed out when it did (the Registry's eviction, which
@@ -194,8 +201,7 @@ def rekey(core: CoreContext, cluster_id: bytes) -> None:
 
 def stop_serving(core: CoreContext, cluster_id: bytes) -> None:
     """This worker left a cluster (or may no longer hold its keys): forget the keys of every
-    epoch keyed so far, drop the contract states and what was held back. Keys of later
-    epochs, which a resync from genesis imports ahead of its replay, stay."""
+    epoch keyed so far, drop the contract states and what was held back."""
     state = core.state
     cluster = state.clusters.get(cluster_id)
     if cluster is None:
@@ -255,7 +261,8 @@ def on_cluster_key_set(core: CoreContext, header: ev.BlockHeader, event: ev.Clus
     held = core.keys.cluster_key(event.cluster_id, event.epoch)
     if held is not None and held.address.raw != event.key_address:
         state.diverged.append(f"cluster key mismatch for epoch {event.epoch}")
-    for contract_id, contract in list(state.contracts.items()):
+    # in id order: a joiner's records came from a snapshot, in another insertion order
+    for contract_id, contract in sorted(state.contracts.items()):
         if contract.cluster == event.cluster_id:
             contracts.key_contract(core, header, contract_id)
 
@@ -294,24 +301,8 @@ def on_cluster_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Eg
         if (cluster_id, int(epoch)) not in core.keys.cluster_keys:
             core.keys.cluster_keys[(cluster_id, int(epoch))] = key
             newly = True
-    # a late joiner carries its keys into the resync once the last part landed (parts land in
-    # order: the Bus takes each origin's messages in sequence)
-    last = part == parts - 1
-    if (
-        last
-        and state.resync_required
-        and state.resync_keyring is None
-        and _holds_any(core, cluster_id)
-    ):
-        state.resync_keyring = seal_keyring(
-            core.keys, core.platform, resync_aad(core.config.identity_aad, core.address)
-        )
     if newly:
         core.keys_arrived.append(cluster_id)  # the dispatcher applies what was held back
-
-
-def _holds_any(core: CoreContext, cluster_id: bytes) -> bool:
-    return any(held == cluster_id for held, _ in core.keys.cluster_keys)
 
 
 def recorded_key_address(core: CoreContext, cluster_id: bytes, epoch: int) -> bytes | None:
@@ -328,10 +319,7 @@ def recorded_key_address(core: CoreContext, cluster_id: bytes, epoch: int) -> by
 
 
 def expire_epochs(core: CoreContext, header: ev.BlockHeader) -> None:
-    """Destroy cluster keys whose successor epoch was keyed more than a window ago. Not while
-    a late joiner waits for its resync: it carries every epoch's key into its replay."""
-    if core.state.resync_required:
-        return
+    """Destroy cluster keys whose successor epoch was keyed more than a window ago."""
     for cluster_id, epoch in list(core.keys.cluster_keys):
         cluster = core.state.clusters.get(cluster_id)
         if cluster is None:

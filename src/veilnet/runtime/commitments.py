@@ -5,29 +5,27 @@ from __future__ import annotations
 
 import dataclasses
 
-from veilnet.codec import abi_encode, encode
+from veilnet.codec import abi_encode
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
 from veilnet.protocol.errors import CheckpointStale
-from veilnet.runtime import clusters
+from veilnet.runtime import clusters, sync
 from veilnet.runtime.context import CoreContext
 
 
 def cluster_commitment(core: CoreContext, cluster_id: bytes) -> bytes | None:
-    """Keyed hash over the digests of the cluster's contract states (None without the key)."""
+    """Keyed hash over the cluster's state: its contract states by their digests, and its
+    epochs, contract records, schedules and counters (``sync.commitment_over``). None without
+    the key, or while this worker waits for the cluster's state."""
     state = core.state
     cluster = state.clusters.get(cluster_id)
-    if cluster is None or state.head is None:
+    if cluster is None or state.head is None or sync.awaiting(core, cluster_id):
         return None
     key = core.keys.cluster_key(cluster_id, cluster.current_epoch)
     if key is None:
         return None
-    digests = [
-        [cid, state.runtimes[cid].state.digest]
-        for cid in sorted(state.runtimes)
-        if state.contracts[cid].cluster == cluster_id
-    ]
-    return key.symmetric("commitment").mac(encode([cluster_id, state.head.number, digests]))
+    plain = sync.cluster_plain(core, cluster_id, entries=False)
+    return sync.commitment_over(key, state.head.number, plain)
 
 
 def maybe_commit(core: CoreContext, header: ev.BlockHeader) -> None:
@@ -35,8 +33,6 @@ def maybe_commit(core: CoreContext, header: ev.BlockHeader) -> None:
     Registry compares the members' values for the height (``ReplicaDiverged``)."""
     interval = core.config.commitment_interval
     if interval <= 0 or header.number % interval != 0:
-        return
-    if core.state.resync_required:  # its states are not the cluster's until the resync
         return
     for cluster_id, cluster in core.state.clusters.items():
         # a member still holding events back (waiting for a key) is behind the others at
@@ -50,6 +46,7 @@ def maybe_commit(core: CoreContext, header: ev.BlockHeader) -> None:
             ["bytes32", "uint64", "bytes32"], [cluster_id, header.number, commitment]
         )
         core.outbox.emit(core.keys.identity, core.address, topics.TOPIC_STATE_COMMITMENT, payload)
+        sync.capture(core, cluster_id, header.number)
 
 
 def maybe_heartbeat(core: CoreContext, header: ev.BlockHeader) -> None:
@@ -105,6 +102,7 @@ def _revoke(core: CoreContext, worker: bytes) -> None:
         clusters.on_member_unendorsed(core, worker)
 
 
+EGRESS_HANDLERS = {topics.TOPIC_STATE_COMMITMENT: sync.on_state_commitment}
 HANDLERS = {
     ev.HeartbeatRecorded: on_heartbeat_recorded,
     ev.WorkerFlagged: on_worker_flagged,

@@ -179,11 +179,8 @@ class CoreContext:
         )
 
     def serves(self, cluster_id: bytes) -> bool:
-        """Whether this worker keeps the cluster's contract state: an endorsed member, or (in
-        a resync from genesis) already holding one of its keys."""
+        """Whether this worker keeps the cluster's contract state: an endorsed member."""
         cluster = self.state.clusters.get(cluster_id)
-        if cluster is None:
-            return False
-        if self.address in cluster.members and self.endorsed(self.address):
-            return True
-        return any(c == cluster_id for c, _ in self.keys.cluster_keys)
+        return (
+            cluster is not None and self.address in cluster.members and self.endorsed(self.address)
+        )

@@ -89,8 +89,8 @@ def key_contract(core: CoreContext, header: ev.BlockHeader, contract_id: bytes) 
     )
     if not member:
         return
-    if state.resync_required and cluster.has_history:
-        return  # a fresh runtime here would not be the cluster's state: the resync builds it
+    if contract.cluster in state.snapshot_due:
+        return  # a fresh runtime here would not be the cluster's state: the snapshot brings it
     if key is None:
         raise NotReady("a serving replica applied a keyed event without its key")
     runtime = state.runtimes.get(contract_id)

@@ -51,13 +51,14 @@ from veilnet.runtime import (
     lightclient,
     queries,
     quorum,
+    sync,
 )
 from veilnet.runtime.agents import QueryIO
 from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.errors import NotReady
 from veilnet.runtime.interfaces import AgentEngine, Platform, QuoteVerifier
-from veilnet.runtime.keyring import KeyRing, open_keyring, resync_aad, seal_keyring
+from veilnet.runtime.keyring import KeyRing, open_keyring, seal_keyring
 from veilnet.runtime.queries import PreparedQuery
 from veilnet.runtime.records import ClusterInfo, ContractInfo, WorkerInfo, WorkerStanding
 from veilnet.runtime.replicated import ContractRuntime, ReplicatedState
@@ -95,12 +96,8 @@ class EnclaveCore:
         engine: AgentEngine,
         verifier: QuoteVerifier,
         sealed_identity: bytes | None = None,
-        sealed_height: int = 0,
     ) -> EnclaveCore:
         """A fresh core: a new identity from TEE entropy, or the sealed one of an earlier run.
-
-        ``sealed_height`` carries the rollback anchor of the core this one replaces in the same
-        enclave (a resync from genesis); a boot from the host's bytes always starts at 0.
 
         Raises:
             CheckpointInvalid: the sealed identity does not open on this platform and network.
@@ -116,7 +113,6 @@ class EnclaveCore:
             engine=engine,
             verifier=verifier,
         )
-        core._core.state.sealed_height = sealed_height
         return core
 
     @classmethod
@@ -370,21 +366,39 @@ class EnclaveCore:
         """
         open_keyring(self._core.keys, self._core.platform, sealed, self._keys_aad())
 
-    def export_keyring(self) -> bytes:
-        """Keys only, sealed under a fresh key wrapped to the platform: carried into a resync
-        from genesis (``import_keyring`` of the next core)."""
-        return seal_keyring(self._core.keys, self._core.platform, self._resync_aad())
+    # ------------------------------------------------------------------ late join ----------
 
-    def import_keyring(self, sealed: bytes) -> None:
-        """Take ``export_keyring()`` output of this identity (a resync from genesis).
+    def export_snapshot(self, joiner: bytes) -> bytes:
+        """This member's newest capture of ``joiner``'s cluster, sealed to the joiner
+        (``veilnet.runtime.sync``); changes nothing.
 
         Raises:
-            CheckpointInvalid: the blob does not open under this identity.
+            SnapshotRefused: the joiner does not sync, or this worker has nothing to give it.
         """
-        open_keyring(self._core.keys, self._core.platform, sealed, self._resync_aad())
+        return sync.export_snapshot(self._core, joiner)
 
-    def _resync_aad(self) -> bytes:
-        return resync_aad(self.config.identity_aad, self.address)
+    def import_snapshot(self, blob: bytes) -> tuple[int, list[EgressMessage]]:
+        """Take the state of the cluster this worker joined, all or nothing, and apply what it
+        held back since; returns the snapshot's height and the egress to post.
+
+        Raises:
+            SnapshotRefused: not due, malformed, not sealed to this worker, or not what the
+                cluster committed to; NotReady, SandboxError, …: applying a held-back event
+                failed. In every case the core is exactly as it was.
+        """
+        core = self._core
+        savepoint = core.begin()
+        try:
+            if core.state.head is not None:
+                core.now = core.state.head.timestamp
+            height = sync.import_snapshot(core, blob)
+            while core.keys_arrived:
+                dispatch.drain_buffer(core, core.keys_arrived.pop(0))
+        except BaseException:
+            core.rollback(savepoint)
+            raise
+        core.commit()
+        return height, core.outbox.drain()
 
     # ------------------------------------------------------------------ read-only views ----
     # The host reads these under its lock; the enclave-boundary issue replaces them with
@@ -452,12 +466,9 @@ class EnclaveCore:
         return self._core.boot_id
 
     @property
-    def resync_required(self) -> bool:
-        return self._core.state.resync_required
-
-    @property
-    def resync_keyring(self) -> bytes | None:
-        return self._core.state.resync_keyring
+    def snapshot_due(self) -> bytes | None:
+        """The cluster whose state this worker waits for (it joined with history), if any."""
+        return next(iter(sorted(self._core.state.snapshot_due)), None)
 
     @property
     def diverged(self) -> list[str]:

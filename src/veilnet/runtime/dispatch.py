@@ -19,6 +19,7 @@ from veilnet.runtime import (
     lightclient,
     registry,
     rotation,
+    sync,
 )
 from veilnet.runtime.context import CoreContext
 
@@ -42,7 +43,10 @@ def _on_egress(core: CoreContext, header: ev.BlockHeader, event: ev.Egress) -> N
 
 
 EGRESS_HANDLERS: Final = _merge(
-    registry.EGRESS_HANDLERS, gatekeeper.EGRESS_HANDLERS, clusters.EGRESS_HANDLERS
+    registry.EGRESS_HANDLERS,
+    gatekeeper.EGRESS_HANDLERS,
+    clusters.EGRESS_HANDLERS,
+    commitments.EGRESS_HANDLERS,
 )
 """Egress topics the core reads back from the Bus, by topic."""
 
@@ -78,6 +82,7 @@ def apply_block(core: CoreContext, raw: ChainBlock) -> None:
         apply_event(core, header, event)
     core.state.head = header
     clusters.expire_epochs(core, header)
+    gatekeeper.expire_masters(core, header)
     encryption.end_block(core, header, block.events)
     commitments.maybe_commit(core, header)
     commitments.maybe_heartbeat(core, header)
@@ -121,7 +126,10 @@ def lacks_key(core: CoreContext, cluster_id: bytes, event: ev.ChainEvent) -> boo
 
 
 def drain_buffer(core: CoreContext, cluster_id: bytes) -> None:
-    """Apply events held back for want of a key, in order, until one still lacks its key."""
+    """Apply events held back for want of a key, in order, until one still lacks its key
+    (none while the cluster's state is awaited: a checked snapshot comes first)."""
+    if sync.awaiting(core, cluster_id):
+        return
     pending = core.state.buffered.pop(cluster_id, ())
     for index, (header, event) in enumerate(pending):
         if lacks_key(core, cluster_id, event):

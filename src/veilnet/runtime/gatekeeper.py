@@ -221,6 +221,29 @@ def on_master_key_share(core: CoreContext, header: ev.BlockHeader, event: ev.Egr
         core.keys.masters[rotation] = key
 
 
+def expire_masters(core: CoreContext, header: ev.BlockHeader) -> None:
+    """Destroy past master keys once no cluster epoch derived from one may still be used:
+    each such epoch has a successor keyed more than a window ago. Late joiners get a snapshot,
+    not old epochs, so nobody needs them again, and a gatekeeper compromised later yields
+    none of them."""
+    state = core.state
+    if state.master is None:
+        return
+    window = core.config.key_window_blocks
+    for rotation in [r for r in core.keys.masters if r < state.master.rotation]:
+        live = False
+        for cluster in state.clusters.values():
+            for epoch, source in cluster.master_rotation.items():
+                if source != rotation:
+                    continue
+                successor = min((k for k in cluster.epochs if k > epoch), default=None)
+                until = None if successor is None else cluster.epochs[successor].keyed_at + window
+                live = live or until is None or header.number <= until
+        if not live:
+            del core.keys.masters[rotation]
+            core.keys_generated = True  # the host re-stores its sealed keys without it
+
+
 HANDLERS = {
     ev.GatekeeperAdded: on_gatekeeper_added,
     ev.GatekeeperRemoved: on_gatekeeper_removed,

@@ -1,5 +1,5 @@
 """Key custody inside the core: identity, master-key history, cluster and contract keys by epoch.
-Kept apart from replicated state, so a resync from genesis can carry keys; leaves only sealed."""
+Kept apart from replicated state; a key leaves the enclave only sealed."""
 
 from __future__ import annotations
 
@@ -181,8 +181,3 @@ def open_keyring(keys: KeyRing, platform: Platform, blob: bytes, aad: bytes) -> 
         keys.import_(exported, opened_sealer(platform, wrapped, aad))
     except (ValueError, TypeError, KeyError, VeilnetError) as exc:
         raise CheckpointInvalid("the sealed keys do not open for this identity") from exc
-
-
-def resync_aad(identity_aad: bytes, address: bytes) -> bytes:
-    """What binds a keyring carried into a resync from genesis to this identity."""
-    return b"veil/v1/resync-keys" + identity_aad + address

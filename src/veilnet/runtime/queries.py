@@ -128,10 +128,10 @@ def prepare(core: CoreContext, replay: ReplayCache, request: bytes) -> PreparedQ
             "nothing until it registers again",
             height=diverged,
         )
-    if core.state.resync_required:
-        # joined a cluster with history: until the host restarts it from genesis with its
-        # keys, its contract states are not the cluster's, and it signs no answer on them
-        raise NotReady("this worker must resync from genesis before it serves")
+    if core.state.snapshot_due:
+        # joined a cluster with history: until a snapshot checked against the cluster's
+        # verdict arrives, it holds no state of the cluster, and it signs no answer on it
+        raise NotReady("this worker waits for its cluster's state (a snapshot) before it serves")
     if len(request) > limits.MAX_QUERY_ENVELOPE:
         raise QueryRejected("query is larger than allowed", max_size=limits.MAX_QUERY_ENVELOPE)
     try:

@@ -16,6 +16,7 @@ __all__ = [
     "MasterKeyInfo",
     "RotationPhase",
     "RotationState",
+    "SyncInfo",
     "WorkerInfo",
     "WorkerStanding",
 ]
@@ -155,3 +156,16 @@ class ContractInfo:
     initialized: bool = False
     egress_hosts: tuple[str, ...] = ()
     """Host names its ``http.fetch`` may reach (``EgressHostSet``), sorted; default deny."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncInfo:
+    """A member that joined a cluster with history and has not posted a commitment since: it
+    waits for a state snapshot (``veilnet.runtime.sync``) and counts in no verdict."""
+
+    cluster: bytes
+    joined_at: int
+    """Block of its ``ClusterWorkerAdded``: a snapshot of any later commitment height fits."""
+    from_epoch: int
+    """The first cluster epoch it may be given: the one keyed for its join. Earlier epochs
+    protected what was sent before it joined."""

@@ -6,7 +6,7 @@ Theory of operation
 Every field of ``ReplicatedState`` carries a scope in its metadata:
 
 - ``REPLICATED``: equal on every replica of a cluster; in the state root and in checkpoints.
-- ``LOCAL``: this worker's own bookkeeping (events held back for a key, the resync flag); in
+- ``LOCAL``: this worker's own bookkeeping (events held back for a key or a snapshot); in
   checkpoints, not in the state root.
 - ``TRANSIENT``: neither: rebuilt after a restart, but still rolled back with a failed block.
 
@@ -37,6 +37,7 @@ from veilnet.runtime.records import (
     MasterKeyInfo,
     RotationState,
     ScheduleInfo,
+    SyncInfo,
     WorkerInfo,
 )
 from veilnet.runtime.state import ContractState, Journal
@@ -145,13 +146,25 @@ class ReplicatedState:
     flagged: set[bytes] = field(default_factory=set, metadata=_IN_ROOT)
     """Worker identities the Registry caught running twice: they get no key, ever again."""
     divergences: dict[bytes, int] = field(default_factory=dict, metadata=_IN_ROOT)
-    schedules: dict[int, ScheduleInfo] = field(default_factory=dict, metadata=_IN_ROOT)
-    """Standing jobs by schedule id (``JobScheduled`` until ``ScheduleCancelled``)."""
     """Worker → the newest height at which the Registry found its state commitment against
     its cluster's majority (``ReplicaDiverged``); cleared when it registers again."""
+    schedules: dict[int, ScheduleInfo] = field(default_factory=dict, metadata=_IN_ROOT)
+    """Standing jobs by schedule id (``JobScheduled`` until ``ScheduleCancelled``)."""
+    syncing: dict[bytes, SyncInfo] = field(default_factory=dict, metadata=_IN_ROOT)
+    """Members that joined a cluster with history and wait for a snapshot (``sync``)."""
+    commitment_posts: dict[tuple[bytes, int], tuple[tuple[bytes, bytes], ...]] = field(
+        default_factory=dict, metadata=_IN_ROOT
+    )
+    """(cluster, height) → (member, commitment) posted, kept only while the cluster has a
+    syncing member and no verdict for that height formed."""
+    verdicts: dict[tuple[bytes, int], bytes] = field(default_factory=dict, metadata=_IN_ROOT)
+    """(cluster, height) → the commitment a strict majority of its synced members posted: what
+    a joiner checks a snapshot of that height against (the newest few, while anyone syncs)."""
     buffered: dict[bytes, Buffered] = field(default_factory=dict, metadata=_OWN)
     """Per cluster, events held back until this member receives the key they need."""
-    resync_required: bool = field(default=False, metadata=_OWN)
+    snapshot_due: dict[bytes, int] = field(default_factory=dict, metadata=_OWN)
+    """Cluster → block this worker joined it at, while it waits for the cluster's state: every
+    event of the cluster is held back (``buffered``) until a checked snapshot arrives."""
     sealed_height: int = field(default=0, metadata=_OWN)
     """Head of the newest checkpoint this identity sealed (or was restored from); heartbeats
     carry it, so a core restored from an older one sees a newer figure on chain and stops."""
@@ -160,8 +173,9 @@ class ReplicatedState:
     encryption_retire: dict[int, int] = field(default_factory=dict, metadata=_OWN)
     """This worker's encryption key number → the block after which it is destroyed (a window
     after its successor landed)."""
-    resync_keyring: bytes | None = field(default=None, metadata=_RUN)
-    """Keys to carry into a resync from genesis, captured when the late join's keys arrive."""
+    snapshots: dict[bytes, tuple[int, Any]] = field(default_factory=dict, metadata=_RUN)
+    """Cluster → (height, plain state) captured at its newest commitment height while a member
+    syncs, for ``sync.export_snapshot`` (a restart captures again at the next height)."""
     jobs: list[Any] = field(default_factory=list, metadata=_RUN)
     """Job requests of served agents waiting to run (``jobs.PendingJob``): not sealed, since
     every member answers them and the consumer takes the first valid result."""

@@ -15,6 +15,7 @@ from veilnet.crypto import SecretKey
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import topics
 from veilnet.protocol.egress import EgressMessage
+from veilnet.protocol.errors import SnapshotRefused
 from veilnet.runtime import CoreConfig, EnclaveCore
 from veilnet.runtime.adapters import PolicyVerifier, TEEPlatform
 from veilnet.runtime.interfaces import AgentEngine
@@ -51,6 +52,10 @@ class Network:
     gateway_measurements: tuple[bytes, ...] | None = None
     """Gateway measurements ``llm.chat`` accepts; None: the dev TEE's defaults (as a dev
     enclave configuration with none named)."""
+    ferry_snapshots: bool = True
+    """Carry state snapshots from members to late joiners after each block, as hosts do."""
+    syncs: list[tuple[str, str, int]] = field(default_factory=list)
+    """(joiner, member, height) of every snapshot a joiner took."""
 
     def __post_init__(self) -> None:
         if self.gateway_measurements is None:
@@ -133,9 +138,34 @@ class Network:
             sealed = core.generated_keys()
             if sealed is not None:  # as a host stores them, before it posts the egress
                 self.sealed_keys[name] = sealed
+        if self.ferry_snapshots:
+            outputs.extend(self.ferry())
         for message in outputs:
             if self._post(message):
                 self.posted.append(message)
+
+    def ferry(self) -> list[EgressMessage]:
+        """Each core waiting for a cluster's state asks the members in name order for a
+        snapshot and takes the first its core accepts (what a worker host does)."""
+        out: list[EgressMessage] = []
+        for joiner_name in sorted(self.cores):
+            joiner = self.cores[joiner_name]
+            cluster_id = joiner.snapshot_due
+            if cluster_id is None:
+                continue
+            for member_name in sorted(self.cores):
+                member = self.cores[member_name]
+                if member is joiner or member.address not in member.clusters[cluster_id].members:
+                    continue
+                try:
+                    blob = member.export_snapshot(joiner.address)
+                    height, egress = joiner.import_snapshot(blob)
+                except SnapshotRefused:
+                    continue
+                self.syncs.append((joiner_name, member_name, height))
+                out.extend(egress)
+                break
+        return out
 
     def _post(self, message: EgressMessage) -> bool:
         """Post as a relay does: a heartbeat the Bus refuses on a used sequence (a replayed,

@@ -189,6 +189,13 @@ def create_app(
         view = await run_in_threadpool(host.contract, contract_id)
         return JSONResponse(_contract_json(view))
 
+    async def snapshot(request: Request) -> Response:
+        joiner = _hex(request.path_params["address_hex"], "worker address", max_chars=40)
+        if len(joiner) != 20:
+            raise BadRequest("a worker address is 20 bytes of hex")
+        sealed = await run_in_threadpool(host.snapshot, joiner)
+        return Response(sealed, media_type="application/octet-stream")
+
     async def metrics(request: Request) -> Response:
         return Response(host.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -204,6 +211,7 @@ def create_app(
         Route("/v1/attestation", guarded(attestation), methods=["GET"]),
         Route("/v1/query", guarded(query), methods=["POST"]),
         Route("/v1/contracts/{id_hex}", guarded(contract), methods=["GET"]),
+        Route("/v1/snapshots/{address_hex}", guarded(snapshot), methods=["GET"]),
         Route("/metrics", guarded(metrics, limited=False), methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found})

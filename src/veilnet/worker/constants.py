@@ -50,3 +50,5 @@ since the host must not load sandbox code)."""
 GATEWAY_TIMEOUT_S: Final = 120.0
 """How long the host waits for its inference gateway to answer one sealed call (a CPU model
 may take tens of seconds to generate)."""
+SNAPSHOT_FETCH_TIMEOUT_S: Final = 60.0
+"""How long a late joiner waits for one member's snapshot (a large state is tens of MiB)."""

@@ -217,8 +217,15 @@ class Enclave:
     def boot(self, request: wire.Boot) -> wire.Booted:
         return wire.Booted.from_bytes(self._call(wire.OP_BOOT, request.to_bytes()))
 
-    def resync(self) -> wire.Booted:
-        return wire.Booted.from_bytes(self._call(wire.OP_RESYNC))
+    def snapshot(self, joiner: bytes) -> bytes:
+        """This member's newest capture of ``joiner``'s cluster, sealed to the joiner."""
+        return self._call(wire.OP_SNAPSHOT, joiner)
+
+    def sync(self, snapshot: bytes) -> wire.Synced:
+        """Hand the core a member's snapshot (it checks it against the cluster's verdict)."""
+        return wire.Synced.from_bytes(
+            self._call(wire.OP_SYNC, snapshot), max_size=wire.MAX_FRAME_BYTES
+        )
 
     def certify(self, numbers: list[int], io: IOHandler) -> dict[int, bytes]:
         """Under ``rpc-quorum``: the block hashes the core certified through an RPC quorum;

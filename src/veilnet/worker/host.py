@@ -18,8 +18,10 @@ only through the bytes-only interface of ``veilnet.protocol.enclave``: it hands 
 query envelopes and gets back egress, sealed answers, quotes and sealed checkpoints; it never
 holds a core object (``enclave_mode="local"`` serves the same interface in-process, for tests).
 
-A core that joined a cluster with history asks for a resync (``resync_ready``); the enclave
-restarts its core from genesis with the keys it received, and the host replays from genesis.
+A core that joined a cluster with history waits for the cluster's state (``snapshot_due``):
+the host asks the members it finds on chain for a snapshot (``/v1/snapshots/{address}``),
+sealed to this worker's core, and hands each to the core until one checks out against the
+cluster's verdict. The host sees only ciphertext and decides nothing.
 The worker serves queries only while its applied head is within ``max_lag_blocks`` of the
 node's final head.
 """
@@ -39,7 +41,7 @@ from eth_account import Account
 from veilnet.chain import EgressRelay, Follower, JSONRPCClient, Network, RelayJournal
 from veilnet.chain import model as cm
 from veilnet.chain.constants import KIND_NONE, KIND_WORKER
-from veilnet.chain.errors import ContractReverted
+from veilnet.chain.errors import ContractReverted, EventDecodeError
 from veilnet.chain.proofs import state_witness
 from veilnet.chain.rpc import from_quantity
 from veilnet.chain.transactions import (
@@ -59,6 +61,7 @@ from veilnet.protocol.errors import (
     FinalityUnproven,
     NotReady,
     QuorumNotReached,
+    SnapshotRefused,
 )
 from veilnet.protocol.events import BlockHeader
 from veilnet.worker._jobs import JobWorker
@@ -74,6 +77,7 @@ from veilnet.worker.constants import (
     REGISTRATION_GAS,
     REGISTRATION_RETRY_S,
     REGISTRATION_TIMEOUT_S,
+    SNAPSHOT_FETCH_TIMEOUT_S,
 )
 from veilnet.worker.enclave import Enclave, IOHandler, LocalEnclave, ProcessEnclave
 from veilnet.worker.errors import (
@@ -169,7 +173,10 @@ class WorkerHost:
         self._witness_client: JSONRPCClient | None = None
         self.restored_from: int | None = None
         """Block number of the checkpoint this run restored, None if it replayed from genesis."""
-        self.resyncs = 0
+        self.syncs = 0
+        """Snapshots this run took (late joins)."""
+        self._snapshot_due: bytes | None = None
+        self._sync_tried_at: int | None = None
         self.started = False
 
     # ------------------------------------------------------------------ public surface -----
@@ -229,8 +236,9 @@ class WorkerHost:
         return self._lock
 
     def status(self) -> str:
-        """``"starting"``, ``"catching_up"``, ``"ok"`` (serving), ``"diverged"`` (the Registry
-        found its state against its cluster's) or ``"halted"``."""
+        """``"starting"``, ``"catching_up"``, ``"syncing"`` (joined a cluster with history and
+        waits for its state by snapshot), ``"ok"`` (serving), ``"diverged"`` (the Registry found
+        its state against its cluster's) or ``"halted"``."""
         if self.halted:
             return "halted"
         if self.diverged_at is not None:
@@ -241,6 +249,8 @@ class WorkerHost:
         head = self._chain_head
         if head is None or head - self.config.finality_depth - applied > self.config.max_lag_blocks:
             return "catching_up"
+        if self._snapshot_due is not None:
+            return "syncing"
         return "ok"
 
     def is_idle(self) -> bool:
@@ -516,6 +526,7 @@ class WorkerHost:
         self._identity = booted.address
         self._boot_id = booted.boot_id
         self._head = booted.head
+        self._snapshot_due = booted.snapshot_due
 
     def _boot(self) -> None:
         enclave = self.enclave
@@ -546,8 +557,6 @@ class WorkerHost:
             self.restored_from = head.number
             self._last_checkpoint = head.number
             self.log.info("restored from checkpoint at block %d", head.number)
-            if booted.resync_ready:
-                self._resync()
             return
         booted = enclave.boot(self._boot_request(sealed_identity=stored_identity))
         self._booted(booted)
@@ -665,6 +674,8 @@ class WorkerHost:
         if applied < len(blocks):
             # the rest are fetched again (with their evidence) from the core's head
             self._follower = None
+        if self._snapshot_due is not None:
+            self._try_sync(client)
         self._notify()
         return applied > 0
 
@@ -680,7 +691,7 @@ class WorkerHost:
         return self._evidence
 
     def _apply(self, block: cm.Block, evidence: bytes) -> bool:
-        """Apply one block; False when the core was replaced (resync) and the poll must stop."""
+        """Apply one block; False when it failed and the poll must stop."""
         raw = chain_block(block, evidence)
         with self._lock:
             try:
@@ -711,9 +722,7 @@ class WorkerHost:
                 self._relay.put(list(applied.egress))
             if applied.jobs_pending and self._jobs is not None:
                 self._jobs.poke()
-            if applied.resync_ready:
-                self._resync()
-                return False
+            self._snapshot_due = applied.snapshot_due
             self._checkpoint()
             self._changed.notify_all()
         return True
@@ -753,16 +762,79 @@ class WorkerHost:
             old.close()
         self._boot()
 
-    def _resync(self) -> None:
-        """The enclave restarts its core with the same identity and the keys of the late join
-        (they never leave it); the host replays from genesis."""
-        self._booted(self.enclave.resync())
-        self.storage.discard_checkpoints()
-        self._last_checkpoint = None
-        anchor = self.config.chain_trust
-        self._follower_at(anchor.anchor_number + 1, anchor.anchor_hash)
-        self.resyncs += 1
-        self.log.info("joined a cluster with history: resyncing from genesis with its keys")
+    # ------------------------------------------------------------------ late join ----------
+
+    def snapshot(self, joiner: bytes) -> bytes:
+        """``WorkerService.snapshot``: what this member's core sealed for ``joiner``."""
+        with self._lock:
+            return self.enclave.snapshot(joiner)
+
+    def _try_sync(self, client: JSONRPCClient) -> None:
+        """Waiting for the state of a cluster joined with history: once per new head, ask the
+        cluster's members (their API URLs as registered on chain) for a snapshot and hand it
+        to the core, which takes it only if it matches the cluster's verdict."""
+        cluster, head = self._snapshot_due, self._head
+        if cluster is None or head is None or self._sync_tried_at == head.number:
+            return
+        self._sync_tried_at = head.number
+        for url in self._member_urls(client, cluster):
+            try:
+                reply = httpx.get(
+                    f"{url.rstrip('/')}/v1/snapshots/0x{self.identity.hex()}",
+                    timeout=SNAPSHOT_FETCH_TIMEOUT_S,
+                )
+            except httpx.HTTPError as exc:
+                self.log.debug("snapshot from %s: %s", url, type(exc).__name__)
+                continue
+            if reply.status_code != 200:
+                continue
+            with self._lock:
+                try:
+                    synced = self.enclave.sync(reply.content)
+                except SnapshotRefused as exc:
+                    self.log.info("snapshot from %s refused: %s", url, exc.details.get("reason"))
+                    continue
+                self._snapshot_due = None
+                self.syncs += 1
+                if synced.egress and self._relay is not None:
+                    self._relay.put(list(synced.egress))
+                if synced.jobs_pending and self._jobs is not None:
+                    self._jobs.poke()
+                self._changed.notify_all()
+            self.log.info("took the cluster's state at block %d from %s", synced.height, url)
+            return
+
+    def _member_urls(self, client: JSONRPCClient, cluster: bytes) -> list[str]:
+        """API URLs the members of ``cluster`` registered, from the Registry's logs (the host
+        trusts none of them: what a member sends is checked in the core)."""
+        members: set[bytes] = set()
+        for event in self._registry_logs(client, cm.ClusterWorkerAdded, cluster):
+            members.add(event.worker.raw)
+        for event in self._registry_logs(client, cm.ClusterWorkerRemoved, cluster):
+            members.discard(event.worker.raw)
+        members.discard(self.identity)
+        urls: dict[bytes, str] = {}
+        for worker in sorted(members):
+            for registered in self._registry_logs(client, cm.WorkerRegistered, worker):
+                urls[worker] = registered.api_url  # block order: the newest wins
+        return [url for url in urls.values() if url.startswith(("http://", "https://"))]
+
+    def _registry_logs(self, client: JSONRPCClient, event: type[Any], topic: bytes) -> list[Any]:
+        addresses = self.config.deployment.addresses
+        docs = client.call(
+            "eth_getLogs",
+            {
+                "address": addresses.registry.hex,
+                "fromBlock": "0x0",
+                "toBlock": "latest",
+                "topics": ["0x" + cm.event_topic(event).hex(), "0x" + topic.rjust(32, b"\0").hex()],
+            },
+        )
+        found = []
+        for doc in docs or []:
+            with contextlib.suppress(EventDecodeError, KeyError, TypeError, ValueError):
+                found.append(cm.decode_log(cm.RawLog.from_rpc(doc), addresses))
+        return [e for e in found if isinstance(e, event)]
 
     def _checkpoint(self, *, force: bool = False) -> None:
         """Write a checkpoint when due and the relay settled everything emitted so far."""

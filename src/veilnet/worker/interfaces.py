@@ -25,7 +25,8 @@ class HealthView:
     """``GET /v1/health``: whether the worker serves, and why not."""
 
     status: str
-    """``"starting"``, ``"catching_up"``, ``"ok"`` (serving), ``"diverged"`` or ``"halted"``."""
+    """``"starting"``, ``"catching_up"``, ``"syncing"`` (waiting for its cluster's state by
+    snapshot), ``"ok"`` (serving), ``"diverged"`` or ``"halted"``."""
     applied_block: int | None
     chain_head: int | None
     registered: bool
@@ -122,3 +123,8 @@ class WorkerService(Protocol):
     def attest(self, nonce: bytes) -> AttestationView: ...
 
     def query(self, request: bytes) -> bytes: ...
+
+    def snapshot(self, joiner: bytes) -> bytes:
+        """The cluster state this member captured for ``joiner``, sealed to the joiner: only
+        the joiner's core opens it (``SnapshotRefused`` when there is none to give)."""
+        ...

@@ -194,7 +194,7 @@ class WorkerStorage:
         return next(iter(self.checkpoints()), None)
 
     def discard_checkpoints(self) -> None:
-        """Remove every checkpoint (after a resync from genesis made them obsolete)."""
+        """Remove every checkpoint (an operator starting the worker over)."""
         for _, path in self._checkpoint_files():
             with contextlib.suppress(OSError):
                 path.unlink()
