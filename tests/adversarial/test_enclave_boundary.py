@@ -47,6 +47,7 @@ def test_the_interface_is_exactly_its_operations() -> None:
         "contract",
         "snapshot",
         "sync",
+        "collateral",
         "jobs",
     } == wire.OPS
 

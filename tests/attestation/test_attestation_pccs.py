@@ -110,6 +110,8 @@ def test_veil_attest_pccs_serves_a_devnets_collateral(tmp_path: Path, dev_tdx: D
     [
         ([], "exactly one of --collateral and --dev-network"),
         (["--dev-network", "NETWORK"], "add --insecure-dev-tee"),
+        (["--collateral", "NETWORK", "--tls-cert", "NETWORK"], "together"),
+        (["--collateral", "NETWORK", "--tls-cert", "NETWORK", "--tls-key", "NETWORK"], "not load"),
     ],
 )
 def test_veil_attest_pccs_refuses_what_it_cannot_serve(

@@ -337,6 +337,15 @@ class Twin:
             lambda: self.ledger.abort_rotation(sender=by), by, "Registry", "abort_rotation"
         )
 
+    def set_rotation_interval(self, blocks: int, *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.set_rotation_interval(blocks, sender=by),
+            by,
+            "Registry",
+            "set_rotation_interval",
+            blocks,
+        )
+
     def set_rotation_threshold(self, threshold: int, *, by: bytes) -> Outcome:
         return self._both(
             lambda: self.ledger.set_rotation_threshold(threshold, sender=by),
@@ -756,6 +765,8 @@ class Twin:
                 allowed = network.view("Bus", "deployers", cluster_id, Address(address))
                 assert allowed == (address in ledger.deployers.get(cluster_id, set()))
         assert network.view("Registry", "gatekeeper_count") == len(ledger.gatekeepers)
+        assert network.view("Registry", "rotation_interval") == ledger.rotation_interval
+        assert network.view("Registry", "master_since") == ledger.master_since
         genesis = network.view("Registry", "genesis_gatekeeper")
         assert bytes.fromhex(genesis[2:]) == ledger.genesis_gatekeeper
         master = network.view("Registry", "master_key_address")
@@ -1619,7 +1630,7 @@ def test_rotation_lock_propose_confirm_abort(twin: Twin) -> None:
     _accepted(twin.add_gatekeeper(gk2_address, by=twin.admin), ev.GatekeeperAdded)
     new = twin.enclave_key("master-1")
     _rejected(twin.post(gk1, _propose(twin, gk1, 1, new, b"m1")))
-    _reverted(twin.lock_rotation(by=twin.user(1)), "ownable: caller is not the owner")
+    _reverted(twin.lock_rotation(by=twin.user(1)), "rotation not due")
     _accepted(twin.lock_rotation(by=twin.admin), ev.RotationLocked)
     _reverted(twin.lock_rotation(by=twin.admin), "rotation in progress")
     _reverted(twin.add_gatekeeper(w1, by=twin.admin), "rotation in progress")
@@ -1946,3 +1957,21 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+
+
+def test_anyone_may_rotate_a_master_that_served_its_interval(twin: Twin) -> None:
+    """Governance sets how many blocks a master key serves; past that anyone may lock its
+    rotation (a gatekeeper's host does), before it only governance; 0 means governance only."""
+    _genesis(twin, "w1")
+    stranger = twin.user(1)
+    _reverted(twin.set_rotation_interval(5, by=stranger), "ownable: caller is not the owner")
+    _reverted(twin.lock_rotation(by=stranger), "rotation not due")
+    _accepted(twin.set_rotation_interval(5, by=twin.admin))
+    twin.check_views()
+    since = twin.ledger.master_since
+    while twin.head() + 1 < since + 5:
+        _reverted(twin.lock_rotation(by=stranger), "rotation not due")
+        twin.chain.backend.mine(1)
+    _accepted(twin.lock_rotation(by=stranger), ev.RotationLocked)
+    _reverted(twin.lock_rotation(by=stranger), "rotation in progress")
+    twin.check_views()

@@ -13,38 +13,13 @@ from typing import Any
 
 import pytest
 
-from veilnet.protocol.errors import TLSFailed
 from veilnet.protocol.hosts import normalize_host
 from veilnet.runtime.fetch import FETCH_ERRORS, Egress, fetch
 from veilnet.runtime.tls import client_context
 from veilnet.sandbox.constants import HTTP_MAX_BODY_BYTES
-from veilnet.testing.https import LocalOrigin
+from veilnet.testing.https import LocalOrigin, SocketRelay
 
 AT = 1_800_000_000  # 2027-01-15: inside the test certificates' validity
-
-
-class SocketRelay:
-    """The host's relay over real sockets; counts what it was asked to carry."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self._sockets: dict[int, socket.socket] = {}
-
-    def __call__(self, conn: int, host: str, port: int, data: bytes) -> bytes:
-        self.calls += 1
-        try:
-            sock = self._sockets.get(conn)
-            if sock is None:
-                sock = self._sockets[conn] = socket.create_connection((host, port), timeout=5)
-            if data:
-                sock.sendall(data)
-            return sock.recv(65536)
-        except OSError as exc:
-            raise TLSFailed("no relay", stage="relay", host_code="worker_io_failed") from exc
-
-    def close(self) -> None:
-        for sock in self._sockets.values():
-            sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +73,7 @@ def _run(
     try:
         return fetch(requests, egress), relay
     finally:
-        relay.close()
+        relay.close_all()
 
 
 def _code(answer: Any) -> str:

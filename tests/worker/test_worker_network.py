@@ -729,3 +729,49 @@ def test_an_operator_adds_and_removes_a_worker_with_the_cli(net: Net) -> None:
 
     with pytest.raises(WorkerBusy, match="does not serve"):
         query_over_http(net, w3.api_url, contract)
+
+
+def test_gatekeepers_fetch_collateral_from_the_networks_pccs(net: Net) -> None:
+    """The network names a PCCS (``https``, its CA in the configuration): the gatekeeper's host
+    relays its core's TLS to it, the core posts what the PCCS served, and every endorsement
+    lasts as long as that collateral (3 days here), not the registrants' own copies (30)."""
+    import ssl
+
+    import trustme
+
+    from veilnet.attestation.pccs import LocalPCCS
+    from veilnet.tee import DevEnclave
+
+    from .conftest import NETWORK_SEED
+
+    ca = trustme.CA()
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    served = DevEnclave(
+        NETWORK_SEED, allow_insecure_dev_tee=True, collateral_validity_s=3 * 86400
+    ).collateral()
+    with LocalPCCS(served, tls=tls) as pccs:
+        net.defaults.update(pccs_url=pccs.url, pccs_roots=ca.cert_pem.bytes())
+        gk, w1 = _bootstrap(net, members=1)
+        with gk.lock:
+            endorsed = {a: w.valid_until for a, w in core_of(gk).workers.items() if w.confidence}
+        assert endorsed == {bytes.fromhex(h.address[2:]): served.expires_at for h in (gk, w1)}
+        assert any("/tcb?" in path for path in pccs.requests)
+
+
+def test_a_gatekeeper_rotates_a_master_key_that_served_its_interval(net: Net) -> None:
+    """Governance sets how long a master key may serve; the gatekeeper's host starts the
+    rotation itself once it is due (no governance call), the cluster moves to the new master's
+    epoch, and the members keep serving under it."""
+    gk, w1 = _bootstrap(net, members=1)
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, w1))
+    admin = net.network.sender(net.admin_key)
+    net.network.set_rotation_interval(admin, 10)
+    net.settle(lambda: net.network.view("Registry", "rotation_counter") == 1, rounds=120)
+    with gk.lock:
+        masters = sorted(core_of(gk).keys.masters)
+    assert masters[-1] == 1
+    net.settle(lambda: core_of(w1).contracts[contract].epoch >= 2)
+    answer, _ = query_over_http(net, w1.api_url, contract)
+    assert answer["result"]["count"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ssl
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,18 +76,31 @@ class LocalPCCS:
     ``/sgx/certification/v4/rootcacrl``, with the issuer chains in the headers a PCCS uses.
     """
 
-    def __init__(self, collateral: Collateral, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        collateral: Collateral,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._fields = collateral.to_dict()
         self.requests: list[str] = []
         """Paths asked for, in order (what a test can check was fetched)."""
         handler = _handler(self)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server = _Server((host, port), handler, tls)
+        self._tls = tls
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
+        """``http://`` or, with ``tls``, ``https://`` (as gatekeepers' cores require)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self._tls is not None else 'http'}://{host!s}:{port}"
+
+    def serve(self, collateral: Collateral) -> None:
+        """Serve ``collateral`` from now on (a PCCS whose Intel data changed)."""
+        self._fields = collateral.to_dict()
 
     def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) for one request path (with its query string)."""
@@ -120,6 +134,26 @@ class LocalPCCS:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], tls: Any
+    ) -> None:
+        super().__init__(address, handler)
+        self.tls = tls
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = self.socket.accept()
+        if self.tls is None:
+            return sock, address
+        # the handshake runs on the handler's thread, so a silent client blocks only itself
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that drops its connection is not the server's error
 
 
 def _handler(pccs: LocalPCCS) -> type[BaseHTTPRequestHandler]:

@@ -123,6 +123,10 @@ class Network:
     def lock_rotation(self, sender: TxSender) -> Receipt:
         return self._registry_tx(sender, "lock_rotation")
 
+    def set_rotation_interval(self, sender: TxSender, blocks: int) -> Receipt:
+        """Governance: after ``blocks`` of one master key anyone may lock its rotation."""
+        return self._registry_tx(sender, "set_rotation_interval", blocks)
+
     def abort_rotation(self, sender: TxSender) -> Receipt:
         return self._registry_tx(sender, "abort_rotation")
 

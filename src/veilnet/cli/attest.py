@@ -139,6 +139,13 @@ def _render(document: dict[str, Any]) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True)
+@click.option(
+    "--tls-cert",
+    type=_FILE,
+    help="PEM certificate (chain) to serve HTTPS with: gatekeepers' cores fetch only over "
+    "https, from a certificate under the network's pccs_roots_pem.",
+)
+@click.option("--tls-key", type=_FILE, help="PEM private key of --tls-cert.")
 @json_option
 def pccs(
     collateral_path: Path | None,
@@ -146,17 +153,29 @@ def pccs(
     insecure_dev_tee: bool,
     host: str,
     port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     as_json: bool,
 ) -> None:
-    """Serve one collateral set over the PCCS v4 API (what dcap-qvl and `veil audit --pccs`
-    fetch), until interrupted: a stand-in for a PCCS on a devnet or in tests."""
+    """Serve one collateral set over the PCCS v4 API (what dcap-qvl, `veil audit --pccs` and
+    gatekeepers' cores fetch), until interrupted: a stand-in for a PCCS on a devnet or in tests."""
     import json
     import signal
+    import ssl
     import threading
 
     from veilnet.attestation.pccs import LocalPCCS
     from veilnet.tee import DevEnclave
 
+    tls = None
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give --tls-cert and --tls-key together")
+    if tls_cert is not None and tls_key is not None:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            tls.load_cert_chain(tls_cert, tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise click.UsageError(f"--tls-cert/--tls-key do not load: {exc}") from exc
     if (collateral_path is None) == (network_path is None):
         raise click.UsageError("give exactly one of --collateral and --dev-network")
     if network_path is not None:
@@ -175,7 +194,7 @@ def pccs(
         collateral = Collateral.from_json(collateral_path.read_bytes())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalPCCS(collateral, host=host, port=port) as service:
+    with LocalPCCS(collateral, host=host, port=port, tls=tls) as service:
         # one line, flushed at once: a script (or a test) waits for it to learn the URL
         if as_json:
             click.echo(json.dumps({"url": service.url}))

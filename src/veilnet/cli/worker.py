@@ -215,6 +215,8 @@ def run(
         poll_interval=poll_interval,
         gateway_url=gateway,
         egress_roots=str(doc.get("egress_roots_pem") or "").encode(),
+        pccs_url=str(doc.get("pccs_url") or ""),
+        pccs_roots=str(doc.get("pccs_roots_pem") or "").encode(),
     )
     stop = threading.Event()
 

@@ -53,6 +53,8 @@ def core_config(config: EnclaveConfig) -> CoreConfig:
         max_confidence_level=config.max_confidence_level,
         limits=Limits(),
         egress_roots=config.egress_roots,
+        pccs_url=config.pccs_url,
+        pccs_roots=config.pccs_roots,
         plain_http_loopback=config.tee == TEE_DEV,
         gateway_measurements=_gateway_measurements(config),
         config_digest=config.network_digest,

@@ -90,6 +90,7 @@ class EnclaveService:
             wire.OP_CONTRACT: self._contract,
             wire.OP_SNAPSHOT: self._snapshot,
             wire.OP_SYNC: self._sync,
+            wire.OP_COLLATERAL: self._collateral,
             wire.OP_JOBS: self._jobs,
         }
         if set(self._ops) != wire.OPS:
@@ -208,6 +209,7 @@ class EnclaveService:
                 diverged_at=core.diverged_at,
                 reattest_due=core.reattest_due,
                 jobs_pending=bool(core.state.jobs),
+                collateral_wanted=core.collateral_wanted,
             ).to_bytes()
 
     def _certify(self, body: bytes, io: IOChannel | None) -> bytes:
@@ -225,6 +227,17 @@ class EnclaveService:
                 core.keep_certified(found)
         numbers = tuple(sorted(found))
         return wire.Certified(numbers=numbers, hashes=tuple(found[n] for n in numbers)).to_bytes()
+
+    def _collateral(self, body: bytes, io: IOChannel | None) -> bytes:
+        if io is None:
+            raise EnclaveIOFailed("collateral needs the host to relay TLS bytes")
+        core = self.core
+        # the TLS round trips run outside the lock: queries and blocks go on meanwhile
+        found, failures = core.fetch_collateral(_tls_relay(io))
+        with self._lock:
+            if core is self._core:
+                core.keep_collateral(found)
+        return wire.CollateralFetched(fetched=len(found), failures=tuple(failures)).to_bytes()
 
     def _query(self, body: bytes, io: IOChannel | None) -> bytes:
         with self._lock:  # open, check and snapshot: fast

@@ -91,6 +91,11 @@ commitment height, sealed to the joiner's encryption key (``veilnet.runtime.sync
 OP_SYNC: Final = "sync"
 """body: a member's ``snapshot`` output → ``Synced``: the late joiner checked it against the
 cluster's verdict, took it and applied the events it held back."""
+OP_COLLATERAL: Final = "collateral"
+"""body: empty → ``CollateralFetched``: a gatekeeper's core fetches the collateral of the
+registrations it must judge from the network's PCCS, over ``IO_TLS`` requests that carry TLS
+records only, and posts it with the next block's egress (``Applied.collateral_wanted`` says
+when to call)."""
 OP_JOBS: Final = "jobs"
 """body: empty → ``Jobs``: run the job requests the applied blocks queued for served agents
 (their ``job`` entry, on committed state) and return each result signed by the contract key,
@@ -111,6 +116,7 @@ OPS: Final = frozenset(
         OP_CONTRACT,
         OP_SNAPSHOT,
         OP_SYNC,
+        OP_COLLATERAL,
         OP_JOBS,
     }
 )
@@ -220,6 +226,12 @@ class EnclaveConfig(Record):
     egress_roots: bytes = b""
     """PEM CA certificates agents' ``http.fetch`` servers must chain to (a network parameter:
     its digest covers them); empty means the Mozilla roots the enclave image carries."""
+    pccs_url: str = ""
+    """``https://`` base URL of the PCCS-compatible service (Intel PCS v4 API) gatekeepers
+    fetch registrants' collateral from, inside their cores; empty: judge under the collateral
+    the registrant posted."""
+    pccs_roots: bytes = b""
+    """PEM CA certificates the PCCS's TLS certificate must chain to (with ``pccs_url``)."""
 
     @property
     def digest(self) -> bytes:
@@ -290,6 +302,19 @@ class Applied(Record):
     no re-attestation is pending: the host should send ``RegisterTransaction(reattest=True)``."""
     jobs_pending: bool = False
     """Job requests are queued for agents this worker serves: the host should ask ``jobs``."""
+    collateral_wanted: bool = False
+    """This gatekeeper must fetch collateral from the network's PCCS: the host should call
+    ``collateral`` (its ``IO_TLS`` requests relay the TLS records)."""
+
+
+@record("enclave.collateral_fetched")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollateralFetched(Record):
+    fetched: int
+    """Registrations whose collateral the core now holds, to post with the next block."""
+    failures: tuple[str, ...] = ()
+    """Per registration that failed, a short, secret-free reason (``tls_failed:handshake``,
+    ``http_status:404``, ``collateral_invalid``)."""
 
 
 @record("enclave.synced")

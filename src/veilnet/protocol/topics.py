@@ -27,6 +27,10 @@ MAX_ERROR_CODE: Final = 64
 """Longest error code ``TOPIC_INIT_FAILED`` carries (``Bus.MAX_ERROR_CODE``)."""
 # Topics only workers (and clients checking registrations) read.
 TOPIC_COLLATERAL: Final = keccak(b"veil/egress/collateral")
+TOPIC_PCCS_COLLATERAL: Final = keccak(b"veil/egress/pccs-collateral")
+"""A gatekeeper's core fetched a registrant's collateral from the network's PCCS over TLS that
+ends in the core: ``abi(bytes32 quote_hash, bytes zlib(collateral JSON))``. Where the network
+names a PCCS, every core judges the quote under the first such post, not the registrant's."""
 TOPIC_CLUSTER_KEY_SHARE: Final = keccak(b"veil/egress/cluster-key-share")
 TOPIC_MASTER_KEY_SHARE: Final = keccak(b"veil/egress/master-key-share")
 TOPIC_STATE_COMMITMENT: Final = keccak(b"veil/egress/state-commitment")

@@ -28,12 +28,14 @@ from veilnet.runtime.replicated import (
     to_plain,
 )
 
-CHECKPOINT_VERSION: Final = 7
+CHECKPOINT_VERSION: Final = 8
 """2: one ``ReplicatedState`` object, typed outcomes, enum lifecycles. 3: the sealed height
 (rollback anchor) and flagged identities. 4: the master-key address of every rotation, and
 the window of used command nonces per sender. 5: replica divergence verdicts. 6: sealed under
 a key drawn for each checkpoint, not one derived from the identity. 7: late join by snapshot
-(syncing members, the verdicts formed for them, the snapshot a joiner waits for)."""
+(syncing members, the verdicts formed for them, the snapshot a joiner waits for). 8: contract
+entries no longer sealed one by one inside the sealed body, and their digest kept: restoring a
+million entries costs their decoding only."""
 
 
 # ---- the sealed identity -------------------------------------------------------------------
@@ -62,18 +64,17 @@ def unseal_identity(blob: bytes, platform: Platform, config: CoreConfig) -> Secr
 # ---- state <-> plain values ----------------------------------------------------------------
 
 
-def _runtime_plain(
-    core: CoreContext, contract_id: bytes, runtime: ContractRuntime, *, sealed: bool
-) -> Any:
-    contract = core.state.contracts[contract_id]
-    key = core.keys.contract_key(contract.cluster, contract_id, contract.epoch)
+def _runtime_plain(runtime: ContractRuntime, *, sealed: bool) -> Any:
+    """A contract's private data. For a checkpoint (``sealed``: the whole body is sealed) the
+    entries in any order with their digest; for the state root, sorted and without it."""
     entries: Any
-    if sealed and key is not None:
-        entries = runtime.state.export_sealed(key.symmetric("state"))
+    if sealed:
+        entries = [[k, v] for k, v in runtime.state.values.items()]
     else:
         entries = [[k, v] for k, v in sorted(runtime.state.values.items())]
     return {
         "entries": entries,
+        "digest": runtime.state.digest if sealed else b"",
         "nonces": [[s, n] for s, n in sorted(runtime.nonces.items())],
         "recent": [[s, list(n)] for s, n in sorted(runtime.recent.items())],
         "outcomes": [[s, o.to_bytes()] for s, o in runtime.outcomes.items()],
@@ -88,7 +89,7 @@ def export_state(core: CoreContext, *, scopes: tuple[str, ...], sealed: bool) ->
     for f in fields_in(*scopes):
         if f.name == "runtimes":
             out[f.name] = [
-                [cid, _runtime_plain(core, cid, rt, sealed=sealed)]
+                [cid, _runtime_plain(rt, sealed=sealed)]
                 for cid, rt in sorted(state.runtimes.items())
             ]
         else:
@@ -113,7 +114,7 @@ def import_state(core: CoreContext, plain: dict[str, Any]) -> ReplicatedState:
         if key is None:
             raise CheckpointInvalid("checkpoint lacks a contract's key")
         runtime = contracts.new_runtime(core, cid, key)
-        runtime.state.import_sealed(key.symmetric("state"), data["entries"])
+        runtime.state.load(data["entries"], data["digest"])
         runtime.nonces = dict(data["nonces"])
         runtime.recent = {s: tuple(n) for s, n in data["recent"]}
         runtime.outcomes = {seq: OutcomeRecord.from_bytes(o) for seq, o in data["outcomes"]}

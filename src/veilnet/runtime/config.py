@@ -29,6 +29,11 @@ class CoreConfig:
     egress_roots: bytes = b""
     """PEM CA certificates agents' HTTPS servers must chain to; empty: the Mozilla roots of
     the enclave image (``certifi``)."""
+    pccs_url: str = ""
+    """``https://`` base URL of the PCCS gatekeepers fetch registrants' collateral from (in the
+    core, over the host's relay); empty: judge under the collateral the registrant posted."""
+    pccs_roots: bytes = b""
+    """PEM CA certificates the PCCS's TLS certificate must chain to."""
     gateway_measurements: tuple[bytes, ...] = ()
     """Measurement ids an inference gateway may run for agents' ``llm.chat`` (none: no
     ``llm.chat``)."""

@@ -49,6 +49,7 @@ class CoreContext:
         "keys_generated",
         "now",
         "outbox",
+        "pccs_cache",
         "platform",
         "query_snapshots",
         "state",
@@ -86,6 +87,9 @@ class CoreContext:
         replicated or sealed; a restart certifies again)."""
         self.query_snapshots: dict[bytes, Any] = {}
         """Per cluster, the snapshot queries share until the next block."""
+        self.pccs_cache: dict[bytes, bytes] = {}
+        """Gatekeepers: collateral fetched from the network's PCCS by quote hash, posted with
+        the next block (``collateral``; never replicated or sealed: a restart fetches again)."""
         self._egress_context: ssl.SSLContext | None = None
         self.executions: dict[bytes, HeaderFields] = {}
         """The verified headers of recent blocks by hash: the state root and block context

@@ -45,6 +45,7 @@ from veilnet.protocol.registration import (
 )
 from veilnet.runtime import (
     checkpoints,
+    collateral,
     commitments,
     dispatch,
     jobs,
@@ -278,6 +279,29 @@ class EnclaveCore:
         head = core.state.head
         floor = core.config.chain_trust.anchor_number if head is None else head.number
         lightclient.remember_certified(core.certified, found, floor)
+
+    # ------------------------------------------------------------------ collateral ---------
+
+    @property
+    def collateral_wanted(self) -> bool:
+        """This gatekeeper should fetch collateral from the PCCS (``fetch_collateral``)."""
+        return bool(collateral.wanted(self._core))
+
+    def fetch_collateral(self, relay: Relay) -> tuple[dict[bytes, bytes], list[str]]:
+        """Fetch the collateral of the registrations this gatekeeper must judge from the
+        network's PCCS, over TLS that ends here (``relay`` carries ciphertext only). Changes
+        nothing in the core, so a caller runs this I/O outside its lock and
+        ``keep_collateral`` inside. Returns ({quote hash: collateral}, failure reasons)."""
+        return collateral.fetch(self._core, relay)
+
+    @property
+    def collateral_held(self) -> int:
+        """Registrations whose fetched collateral waits for the next block to be posted."""
+        return len(self._core.pccs_cache)
+
+    def keep_collateral(self, found: dict[bytes, bytes]) -> None:
+        """Hold ``fetch_collateral`` results; the next block posts them."""
+        collateral.keep(self._core, found)
 
     # ------------------------------------------------------------------ queries ------------
 

@@ -11,6 +11,7 @@ from veilnet.protocol import events as ev
 from veilnet.protocol.chain import ChainBlock
 from veilnet.runtime import (
     clusters,
+    collateral,
     commitments,
     contracts,
     encryption,
@@ -37,9 +38,24 @@ def _merge(*tables: Mapping[Any, Any]) -> dict[Any, Handler]:
 
 
 def _on_egress(core: CoreContext, header: ev.BlockHeader, event: ev.Egress) -> None:
+    _own_landed(core, event.origin, event.seq)
     handler = EGRESS_HANDLERS.get(event.topic)
     if handler is not None:
         handler(core, header, event)
+
+
+def _on_egress_rejected(
+    core: CoreContext, header: ev.BlockHeader, event: ev.EgressRejected
+) -> None:
+    _own_landed(core, event.origin, event.seq)
+
+
+def _own_landed(core: CoreContext, origin: bytes, seq: int) -> None:
+    """A message of this worker's identity landed: number the next one after it. Only a core
+    that replays without a post it made from I/O (``collateral``) was behind; each identity
+    numbers its own stream, so no other replica is affected."""
+    if origin == core.address and core.state.counters.get(origin, 0) <= seq:
+        core.state.counters[origin] = seq + 1
 
 
 EGRESS_HANDLERS: Final = _merge(
@@ -58,9 +74,9 @@ HANDLERS: Final = _merge(
     clusters.HANDLERS,
     contracts.HANDLERS,
     jobs.HANDLERS,
-    {ev.Egress: _on_egress},
+    {ev.Egress: _on_egress, ev.EgressRejected: _on_egress_rejected},
 )
-"""Chain events the core acts on, by record type (others, e.g. EgressRejected, are ignored)."""
+"""Chain events the core acts on, by record type (others are ignored)."""
 
 
 def apply_block(core: CoreContext, raw: ChainBlock) -> None:
@@ -85,6 +101,7 @@ def apply_block(core: CoreContext, raw: ChainBlock) -> None:
     gatekeeper.expire_masters(core, header)
     encryption.end_block(core, header, block.events)
     commitments.maybe_commit(core, header)
+    collateral.post_fetched(core, header)
     commitments.maybe_heartbeat(core, header)
     jobs.tick(core, header)
 

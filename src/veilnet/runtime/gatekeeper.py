@@ -13,7 +13,7 @@ from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics
 from veilnet.protocol.registration import registration_report_data
-from veilnet.runtime import clusters, encryption
+from veilnet.runtime import clusters, collateral, encryption
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.records import MasterKeyInfo, WorkerInfo, WorkerStanding
 
@@ -66,21 +66,24 @@ def on_master_key_set(core: CoreContext, header: ev.BlockHeader, event: ev.Maste
 
 def endorse_pending(core: CoreContext, header: ev.BlockHeader) -> None:
     """Judge every pending registration and re-attestation whose collateral is on chain
-    (registration order). An accepted quote is endorsed until its collateral expires; a
-    refused re-attestation is answered with confidence 0, which ends the endorsement."""
+    (registration order): the PCCS's as a gatekeeper posted it where the network names a PCCS,
+    else the registrant's (``collateral.for_judging``). An accepted quote is endorsed until
+    its collateral expires; a refused re-attestation is answered with confidence 0, which ends
+    the endorsement."""
     state = core.state
     if state.master is None:
         return
     for address, worker in list(state.workers.items()):
         if worker.standing not in (WorkerStanding.PENDING, WorkerStanding.REATTESTING):
             continue
-        if worker.collateral_hash not in state.collaterals:
+        if collateral.for_judging(core, worker.quote_hash, worker.collateral_hash) is None:
             continue
         reattesting = worker.standing is WorkerStanding.REATTESTING
         judged = WorkerStanding.ENDORSED if reattesting else WorkerStanding.JUDGED
         state.workers[address] = dataclasses.replace(worker, standing=judged)
         verdict = judge(core, address, worker, header)
         if verdict is None and not reattesting:
+            collateral.judged(core, worker.quote_hash)  # refused: no verdict will land
             continue
         confidence, valid_until = (0, 0) if verdict is None else verdict
         state.workers[address] = dataclasses.replace(state.workers[address], endorsing=True)
@@ -126,10 +129,13 @@ def judge(
         config_digest=core.config.config_digest,
         attested_hash=worker.attested_hash,  # one of the chain's last 256 blocks at the time
     )
+    judged_under = collateral.for_judging(core, worker.quote_hash, worker.collateral_hash)
+    if judged_under is None:
+        return None
     try:
         verdict = core.verifier(
             quote=worker.quote,
-            collateral=core.state.collaterals[worker.collateral_hash],
+            collateral=judged_under,
             at=header.timestamp,
             report_data=report_data,
         )

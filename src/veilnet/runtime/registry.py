@@ -10,7 +10,7 @@ from eth_hash.auto import keccak
 
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits, topics
-from veilnet.runtime import clusters, gatekeeper
+from veilnet.runtime import clusters, collateral, gatekeeper
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.records import WorkerInfo, WorkerStanding
 
@@ -51,10 +51,10 @@ def on_worker_registered(
 def _publish_collateral(core: CoreContext, collateral_hash: bytes) -> None:
     """This worker's own (re-)registration landed: publish the collateral it names, so that
     gatekeepers can judge its quote."""
-    collateral = core.platform.collateral()
-    if keccak(collateral) == collateral_hash:
+    own = core.platform.collateral()
+    if keccak(own) == collateral_hash:
         core.outbox.emit(
-            core.keys.identity, core.address, topics.TOPIC_COLLATERAL, zlib.compress(collateral, 9)
+            core.keys.identity, core.address, topics.TOPIC_COLLATERAL, zlib.compress(own, 9)
         )
 
 
@@ -118,6 +118,7 @@ def on_worker_endorsed(core: CoreContext, header: ev.BlockHeader, event: ev.Work
         valid_until=event.valid_until,
         endorsing=False,
     )
+    collateral.judged(core, worker.quote_hash)  # the verdict on this quote landed
     now_endorsed = core.endorsed(event.worker)
     if was_endorsed and not now_endorsed:
         clusters.on_member_unendorsed(core, event.worker)
@@ -131,23 +132,18 @@ def on_collateral(core: CoreContext, header: ev.BlockHeader, event: ev.Egress) -
     if worker is None:
         return
     try:
-        collateral = _bounded_decompress(event.payload, limits.MAX_COLLATERAL_BYTES)
+        posted = collateral.bounded_decompress(event.payload, limits.MAX_COLLATERAL_BYTES)
     except ValueError:
         return
-    if keccak(collateral) == worker.collateral_hash:
-        core.state.collaterals[worker.collateral_hash] = collateral
+    if keccak(posted) == worker.collateral_hash:
+        core.state.collaterals[worker.collateral_hash] = posted
         gatekeeper.endorse_pending(core, header)
 
 
-def _bounded_decompress(data: bytes, limit: int) -> bytes:
-    decompressor = zlib.decompressobj()
-    try:
-        out = decompressor.decompress(data, limit)
-    except zlib.error as exc:
-        raise ValueError("bad compressed data") from exc
-    if decompressor.unconsumed_tail or not decompressor.eof:
-        raise ValueError("compressed data too large or truncated")
-    return out
+def on_pccs_collateral(core: CoreContext, header: ev.BlockHeader, event: ev.Egress) -> None:
+    """A gatekeeper posted what the network's PCCS serves for a quote: judge it now."""
+    if collateral.on_pccs_collateral(core, header, event):
+        gatekeeper.endorse_pending(core, header)
 
 
 HANDLERS = {
@@ -156,4 +152,7 @@ HANDLERS = {
     ev.WorkerEndorsed: on_worker_endorsed,
     ev.WorkerReattested: on_worker_reattested,
 }
-EGRESS_HANDLERS = {topics.TOPIC_COLLATERAL: on_collateral}
+EGRESS_HANDLERS = {
+    topics.TOPIC_COLLATERAL: on_collateral,
+    topics.TOPIC_PCCS_COLLATERAL: on_pccs_collateral,
+}

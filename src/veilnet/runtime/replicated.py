@@ -150,6 +150,9 @@ class ReplicatedState:
     its cluster's majority (``ReplicaDiverged``); cleared when it registers again."""
     schedules: dict[int, ScheduleInfo] = field(default_factory=dict, metadata=_IN_ROOT)
     """Standing jobs by schedule id (``JobScheduled`` until ``ScheduleCancelled``)."""
+    pccs_for: dict[bytes, bytes] = field(default_factory=dict, metadata=_IN_ROOT)
+    """Quote hash → hash of the collateral a gatekeeper fetched from the network's PCCS for it
+    (the first post that landed), until its verdict lands (``collateral``)."""
     syncing: dict[bytes, SyncInfo] = field(default_factory=dict, metadata=_IN_ROOT)
     """Members that joined a cluster with history and wait for a snapshot (``sync``)."""
     commitment_posts: dict[tuple[bytes, int], tuple[tuple[bytes, bytes], ...]] = field(
@@ -165,6 +168,8 @@ class ReplicatedState:
     snapshot_due: dict[bytes, int] = field(default_factory=dict, metadata=_OWN)
     """Cluster → block this worker joined it at, while it waits for the cluster's state: every
     event of the cluster is held back (``buffered``) until a checked snapshot arrives."""
+    pccs_sent: set[bytes] = field(default_factory=set, metadata=_OWN)
+    """Quote hashes this gatekeeper posted PCCS collateral for (so it posts each once)."""
     sealed_height: int = field(default=0, metadata=_OWN)
     """Head of the newest checkpoint this identity sealed (or was restored from); heartbeats
     carry it, so a core restored from an older one sees a newer figure on chain and stops."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["LocalOrigin", "Received", "core_fetcher"]
+__all__ = ["LocalOrigin", "Received", "SocketRelay", "core_fetcher"]
 
 _HANDLER_TIMEOUT_S = 10.0
 
@@ -183,3 +183,35 @@ def core_fetcher(
         return fetch(requests, egress)
 
     return run
+
+
+class SocketRelay:
+    """A host's side of a core's TLS exchanges, for in-process tests: real TCP connections to
+    the host and port the core names, carrying its records both ways. Call ``close_all`` after
+    each operation (a core numbers its connections from 0 in every call)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        """Round trips it was asked to carry (what a test checks never happened)."""
+        self._sockets: dict[int, socket.socket] = {}
+
+    def __call__(self, conn: int, host: str, port: int, data: bytes) -> bytes:
+        from veilnet.protocol.errors import TLSFailed
+
+        self.calls += 1
+        try:
+            sock = self._sockets.get(conn)
+            if sock is None:
+                sock = self._sockets[conn] = socket.create_connection(
+                    (host, port), _HANDLER_TIMEOUT_S
+                )
+            if data:
+                sock.sendall(data)
+            return sock.recv(65536)
+        except OSError as exc:
+            raise TLSFailed("no relay", stage="relay", host_code="worker_io_failed") from exc
+
+    def close_all(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()

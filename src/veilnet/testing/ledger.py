@@ -216,6 +216,10 @@ class LedgerSim:
     rotation_attempt: int = 0
     rotation_deadline: int = 0
     rotation_threshold: int = 0
+    rotation_interval: int = 0
+    """Blocks a master key serves before anyone may lock its rotation (0: governance only)."""
+    master_since: int = 0
+    """``block.number`` of the newest ``MasterKeySet`` / ``MasterKeyRotated``."""
     """Confirmations that complete a rotation; 0: every gatekeeper."""
     clusters: dict[bytes, _Cluster] = field(default_factory=dict)
     contracts: dict[bytes, _Contract] = field(default_factory=dict)
@@ -424,7 +428,11 @@ class LedgerSim:
         self.pending.append(ev.GatekeeperRemoved(gatekeeper=gatekeeper))
 
     def lock_rotation(self, *, sender: bytes | None = None) -> None:
-        self._only_owner(sender)
+        """Registry.lock_rotation: governance, or anyone once the master is due."""
+        if sender is not None and sender != self.owner:
+            due = self.master_since + self.rotation_interval
+            if self.rotation_interval == 0 or self._next_block()[0] < due:
+                raise Revert("rotation not due")
         if not self.master:
             raise Revert("no master key")
         if self.rotation_locked:
@@ -435,6 +443,11 @@ class LedgerSim:
         self.pending.append(
             ev.RotationLocked(rotation=self.rotation_counter + 1, attempt=self.rotation_attempt)
         )
+
+    def set_rotation_interval(self, blocks: int, *, sender: bytes | None = None) -> None:
+        """Registry.set_rotation_interval (owner)."""
+        self._only_owner(sender)
+        self.rotation_interval = blocks
 
     def set_rotation_threshold(self, threshold: int, *, sender: bytes | None = None) -> None:
         """Registry.set_rotation_threshold (owner): confirmations that complete a rotation."""
@@ -996,6 +1009,7 @@ class LedgerSim:
         address, public = _decode(["address", "bytes"], payload)
         key = self._take_origin(address, KIND_MASTER)
         self.master, self.master_public_key = key, public
+        self.master_since = self._next_block()[0]
         self.pending.append(ev.MasterKeySet(gatekeeper=origin, key_address=key, public_key=public))
 
     def _cluster_key(self, origin: bytes, kind: int, payload: bytes) -> None:
@@ -1294,6 +1308,7 @@ class LedgerSim:
         self.rotation_locked = False
         self.proposal = None
         self.rotation_confirmations = 0
+        self.master_since = self._next_block()[0]
         self.pending.append(
             ev.MasterKeyRotated(rotation=rotation, key_address=key, public_key=public)
         )

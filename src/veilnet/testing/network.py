@@ -52,6 +52,13 @@ class Network:
     gateway_measurements: tuple[bytes, ...] | None = None
     """Gateway measurements ``llm.chat`` accepts; None: the dev TEE's defaults (as a dev
     enclave configuration with none named)."""
+    pccs_url: str = ""
+    """The network's PCCS (``CoreConfig.pccs_url``): gatekeepers fetch collateral from it."""
+    pccs_roots: bytes = b""
+    pccs_relay: Any = None
+    """What carries gatekeepers' TLS records to the PCCS (``testing.https.SocketRelay``)."""
+    pccs_failures: list[str] = field(default_factory=list)
+    """Reasons of every collateral fetch that failed, in order."""
     ferry_snapshots: bool = True
     """Carry state snapshots from members to late joiners after each block, as hosts do."""
     syncs: list[tuple[str, str, int]] = field(default_factory=list)
@@ -71,6 +78,8 @@ class Network:
             heartbeat_interval=self.heartbeat_interval,
             config_digest=self.config_digest,
             gateway_measurements=self.gateway_measurements,
+            pccs_url=self.pccs_url,
+            pccs_roots=self.pccs_roots,
         )
 
     def _platform(self, name: str) -> TEEPlatform:
@@ -140,9 +149,24 @@ class Network:
                 self.sealed_keys[name] = sealed
         if self.ferry_snapshots:
             outputs.extend(self.ferry())
+        if self.pccs_relay is not None:
+            self.fetch_collateral()
         for message in outputs:
             if self._post(message):
                 self.posted.append(message)
+
+    def fetch_collateral(self) -> None:
+        """Every gatekeeper that wants collateral fetches it from the PCCS (as hosts do)."""
+        for name in sorted(self.cores):
+            core = self.cores[name]
+            if not core.collateral_wanted:
+                continue
+            try:
+                found, failures = core.fetch_collateral(self.pccs_relay)
+            finally:
+                self.pccs_relay.close_all()
+            core.keep_collateral(found)
+            self.pccs_failures.extend(failures)
 
     def ferry(self) -> list[EgressMessage]:
         """Each core waiting for a cluster's state asks the members in name order for a
@@ -187,7 +211,11 @@ class Network:
         quiet = 0
         for _ in range(max_blocks):
             self.step()
-            quiet = 0 if (self.ledger.blocks[-1].events or self.ledger.pending) else quiet + 1
+            busy = self.ledger.blocks[-1].events or self.ledger.pending
+            if busy or any(core.collateral_held for core in self.cores.values()):
+                quiet = 0
+            else:
+                quiet += 1
             if quiet > self.finality:
                 return
         raise AssertionError("network did not settle")

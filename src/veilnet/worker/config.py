@@ -50,6 +50,10 @@ class WorkerConfig:
         egress_roots: PEM CA certificates agents' HTTPS servers must chain to (a network
             parameter, network.json ``egress_roots_pem``); empty: the enclave image's Mozilla
             roots.
+        pccs_url, pccs_roots: the PCCS-compatible service (``https://``) gatekeepers fetch
+            registrants' collateral from inside their cores, and the PEM CA certificates its
+            TLS certificate must chain to (network parameters, network.json ``pccs_url`` and
+            ``pccs_roots_pem``); empty: judge under the collateral the registrant posted.
         fetch_timeout_s: how long the host waits on one connect or receive of an agent's
             ``http.fetch`` (the limit agents are promised is ``HTTP_TIMEOUT_S``).
         enclave_mode: ``"process"`` (the default: the core runs in its own enclave process,
@@ -87,6 +91,8 @@ class WorkerConfig:
     commitment_interval: int = RC.DEFAULT_COMMITMENT_INTERVAL
     enclave_mode: str = "process"
     egress_roots: bytes = field(default=b"", repr=False)
+    pccs_url: str = ""
+    pccs_roots: bytes = field(default=b"", repr=False)
     fetch_timeout_s: float = C.DEFAULT_FETCH_TIMEOUT_S
 
     def __repr__(self) -> str:

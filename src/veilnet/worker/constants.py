@@ -52,3 +52,9 @@ GATEWAY_TIMEOUT_S: Final = 120.0
 may take tens of seconds to generate)."""
 SNAPSHOT_FETCH_TIMEOUT_S: Final = 60.0
 """How long a late joiner waits for one member's snapshot (a large state is tens of MiB)."""
+COLLATERAL_RETRY_S: Final = 5.0
+"""A gatekeeper whose PCCS fetch failed asks again after this long (a new block alone does
+not retry it, so a PCCS that is down is not hammered)."""
+ROTATION_CHECK_BLOCKS: Final = 5
+"""How often (in applied blocks) a gatekeeper's host checks whether the master key is due for
+rotation (``Registry.rotation_interval``)."""

@@ -217,6 +217,11 @@ class Enclave:
     def boot(self, request: wire.Boot) -> wire.Booted:
         return wire.Booted.from_bytes(self._call(wire.OP_BOOT, request.to_bytes()))
 
+    def fetch_collateral(self, io: IOHandler) -> wire.CollateralFetched:
+        """A gatekeeper's core fetches the collateral it must judge from the network's PCCS;
+        ``io`` relays its TLS bytes (kind ``IO_TLS``)."""
+        return wire.CollateralFetched.from_bytes(self._call(wire.OP_COLLATERAL, b"", io))
+
     def snapshot(self, joiner: bytes) -> bytes:
         """This member's newest capture of ``joiner``'s cluster, sealed to the joiner."""
         return self._call(wire.OP_SNAPSHOT, joiner)

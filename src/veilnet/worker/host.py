@@ -69,6 +69,7 @@ from veilnet.worker._relay import RelayWorker
 from veilnet.worker.api import APIServer, QueryPool, create_app
 from veilnet.worker.config import WorkerConfig
 from veilnet.worker.constants import (
+    COLLATERAL_RETRY_S,
     ERROR_BACKOFF_S,
     GATEWAY_TIMEOUT_S,
     IDENTITY_FUNDING_WEI,
@@ -77,6 +78,7 @@ from veilnet.worker.constants import (
     REGISTRATION_GAS,
     REGISTRATION_RETRY_S,
     REGISTRATION_TIMEOUT_S,
+    ROTATION_CHECK_BLOCKS,
     SNAPSHOT_FETCH_TIMEOUT_S,
 )
 from veilnet.worker.enclave import Enclave, IOHandler, LocalEnclave, ProcessEnclave
@@ -177,6 +179,11 @@ class WorkerHost:
         """Snapshots this run took (late joins)."""
         self._snapshot_due: bytes | None = None
         self._sync_tried_at: int | None = None
+        self._collateral_wanted = False
+        self._next_collateral_fetch = 0.0
+        self._operator: tuple[Network, Any] | None = None
+        self._rotation_checked = 0
+        self._pccs_relay = TLSRelayHost()
         self.started = False
 
     # ------------------------------------------------------------------ public surface -----
@@ -292,6 +299,7 @@ class WorkerHost:
         relay_network = Network(relay_client, cfg.deployment.addresses)
         journal = RelayJournal(self.storage.relay_journal_path)
         operator = relay_network.sender(cfg.operator_key)
+        self._operator = (relay_network, operator)  # its nonces are thread-safe
         relay = EgressRelay(relay_network, operator, journal=journal)
         self._relay = RelayWorker(
             relay, journal, metrics=self.metrics, log=self.log, on_settled=self._notify
@@ -676,8 +684,59 @@ class WorkerHost:
             self._follower = None
         if self._snapshot_due is not None:
             self._try_sync(client)
+        if self._collateral_wanted and time.monotonic() >= self._next_collateral_fetch:
+            self._fetch_collateral()
+        self._maybe_rotate()
         self._notify()
         return applied > 0
+
+    def _maybe_rotate(self) -> None:
+        """A gatekeeper's host starts the rotation of a master key that served the network's
+        ``rotation_interval`` (``Registry.lock_rotation``, open to anyone then): a master
+        derives every cluster epoch made under it, so its lifetime bounds forward secrecy.
+        Checked every ``ROTATION_CHECK_BLOCKS``; when several gatekeepers race, one lands and
+        the others' calls revert."""
+        head = self._head
+        if head is None or self._operator is None or self._identity is None:
+            return
+        if head.number < self._rotation_checked + ROTATION_CHECK_BLOCKS:
+            return
+        self._rotation_checked = head.number
+        network, operator = self._operator
+        try:
+            interval = int(network.view("Registry", "rotation_interval"))
+            if interval == 0 or not network.view("Registry", "gatekeepers", Address(self.identity)):
+                return
+            if network.view("Registry", "rotation_locked"):
+                return
+            since = int(network.view("Registry", "master_since"))
+            if since == 0 or self._chain_head is None or self._chain_head + 1 < since + interval:
+                return
+            network.lock_rotation(operator)
+        except (VeilnetError, ValueError) as exc:
+            self.log.info("rotation not started: %s", exc)
+            return
+        self.log.info("the master key served %d blocks: rotation started", interval)
+
+    def _fetch_collateral(self) -> None:
+        """A gatekeeper: its core fetches the collateral it must judge from the network's PCCS
+        (TLS ends in the core; this host relays records). Posted with the next block."""
+        self._collateral_wanted = False
+        try:
+            fetched = self.enclave.fetch_collateral(self._pccs_relay.handle)
+        except VeilnetError as exc:
+            self.log.warning("collateral fetch failed: %s: %s", exc.code, exc.message)
+            fetched = None
+        finally:
+            self._pccs_relay.close_all()  # the core numbers its connections from 0 each call
+        if fetched is None or fetched.failures:
+            reasons = "" if fetched is None else ", ".join(fetched.failures)
+            self.log.warning("collateral from the PCCS not fetched (%s); retrying", reasons)
+            self._next_collateral_fetch = time.monotonic() + COLLATERAL_RETRY_S
+        else:
+            self.log.info(
+                "fetched collateral for %d registration(s) from the PCCS", fetched.fetched
+            )
 
     def _evidence_source(self) -> EvidenceSource:
         if self._evidence is None:
@@ -723,6 +782,7 @@ class WorkerHost:
             if applied.jobs_pending and self._jobs is not None:
                 self._jobs.poke()
             self._snapshot_due = applied.snapshot_due
+            self._collateral_wanted = applied.collateral_wanted
             self._checkpoint()
             self._changed.notify_all()
         return True
@@ -979,4 +1039,6 @@ def _enclave_config(config: WorkerConfig) -> wire.EnclaveConfig:
         dev_network_seed=seed,
         gateway_measurements=tuple(config.gateway_measurements),
         egress_roots=config.egress_roots,
+        pccs_url=config.pccs_url,
+        pccs_roots=config.pccs_roots,
     )

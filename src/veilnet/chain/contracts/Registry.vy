@@ -234,6 +234,11 @@ rotation_deadline: public(uint256)
 # Confirmations that complete a rotation: 0 means every gatekeeper; k means k of them (all, if
 # fewer are left).
 rotation_threshold: public(uint256)
+# Forward secrecy has the master's lifetime as its bound (it derives every cluster epoch made
+# under it): governance sets how many blocks a master key may serve, after which anyone may
+# start its rotation (0: only governance does).
+rotation_interval: public(uint256)
+master_since: public(uint256)
 clusters: public(HashMap[bytes32, Cluster])
 cluster_members: public(HashMap[bytes32, HashMap[address, bool]])
 last_heartbeat: public(HashMap[address, Heartbeat])
@@ -328,13 +333,27 @@ def remove_gatekeeper(gatekeeper: address):
 
 @external
 def lock_rotation():
-    ownable._check_owner()
+    """
+    @notice Governance, or anyone once the master key is `rotation_interval` blocks old.
+    """
+    if msg.sender != ownable.owner:
+        assert self.rotation_interval != 0, "rotation not due"
+        assert block.number >= self.master_since + self.rotation_interval, "rotation not due"
     assert self.master_key_address != empty(address), "no master key"
     assert not self.rotation_locked, "rotation in progress"
     self.rotation_locked = True
     self.rotation_attempt += 1
     self.rotation_deadline = block.number + ROTATION_WINDOW
     log RotationLocked(rotation=self.rotation_counter + 1, attempt=self.rotation_attempt)
+
+
+@external
+def set_rotation_interval(blocks: uint256):
+    """
+    @notice Governance: after how many blocks of a master key anyone may rotate it (0: never).
+    """
+    ownable._check_owner()
+    self.rotation_interval = blocks
 
 
 @external
@@ -718,6 +737,7 @@ def _confirm_rotation(
         self.proposal_key_address = empty(address)
         self.proposal_key_hash = empty(bytes32)
         self.rotation_confirmations = 0
+        self.master_since = block.number
         log MasterKeyRotated(rotation=rotation, key_address=key_address, public_key=public_key)
 
 
@@ -761,6 +781,7 @@ def on_egress(origin: address, kind: uint8, topic: bytes32, payload: Bytes[MAX_E
         self.master_key_address = key_address
         self.master_key_hash = keccak256(public_key)
         self.origin_kind[key_address] = KIND_MASTER
+        self.master_since = block.number
         log MasterKeySet(gatekeeper=origin, key_address=key_address, public_key=public_key)
     elif topic == TOPIC_CLUSTER_KEY:
         assert kind == KIND_MASTER and origin == self.master_key_address, "wrong origin"
