@@ -52,3 +52,34 @@ def test_checkpoints_keep_local_fields_and_drop_transient_ones(network: Network)
     assert restored.state.workers == core.state.workers
     assert restored.state.clusters == core.state.clusters
     assert restored.state.rotation == core.state.rotation
+
+
+def test_the_commitment_kept_between_blocks_equals_one_computed_afresh(network: Network) -> None:
+    """Cluster commitments reuse per-contract digests between blocks; after every kind of
+    change (a deploy, commands, a rolled-back block's worth of writes) they equal a commitment
+    computed from nothing, and they change whenever the state does."""
+    from pathlib import Path
+
+    from veilnet.crypto import SecretKey
+    from veilnet.testing import cluster_id_of
+
+    c1 = cluster_id_of("c1")
+    core = network.cores["w1"]
+    owner = SecretKey.derive(b"\x77" * 32, "owner")
+    counter = Path(__file__).resolve().parents[2] / "examples" / "agents" / "counter.py"
+
+    def fresh() -> bytes | None:
+        core._core.record_digests.clear()
+        for runtime in core.runtimes.values():
+            runtime._meta = None
+        return core.cluster_commitment(c1)
+
+    seen = [core.cluster_commitment(c1)]
+    contract = network.deploy(owner, "py", counter.read_bytes(), init={"start": 0})
+    network.settle()
+    for step in range(3):
+        kept = core.cluster_commitment(c1)
+        assert kept == fresh() and kept not in seen
+        seen.append(kept)
+        network.command(owner, contract, {"by": step + 1}, nonce=step + 1)
+        network.settle()

@@ -24,8 +24,7 @@ def cluster_commitment(core: CoreContext, cluster_id: bytes) -> bytes | None:
     key = core.keys.cluster_key(cluster_id, cluster.current_epoch)
     if key is None:
         return None
-    plain = sync.cluster_plain(core, cluster_id, entries=False)
-    return sync.commitment_over(key, state.head.number, plain)
+    return sync.live_commitment(core, key, cluster_id, state.head.number)
 
 
 def maybe_commit(core: CoreContext, header: ev.BlockHeader) -> None:

@@ -52,6 +52,7 @@ class CoreContext:
         "pccs_cache",
         "platform",
         "query_snapshots",
+        "record_digests",
         "state",
         "verifier",
     )
@@ -87,6 +88,9 @@ class CoreContext:
         replicated or sealed; a restart certifies again)."""
         self.query_snapshots: dict[bytes, Any] = {}
         """Per cluster, the snapshot queries share until the next block."""
+        self.record_digests: dict[bytes, tuple[object, bytes]] = {}
+        """Contract id → (its record, that record's digest) for commitments: records are frozen
+        and replaced on change, so the digest holds while the record object is the same."""
         self.pccs_cache: dict[bytes, bytes] = {}
         """Gatekeepers: collateral fetched from the network's PCCS by quote hash, posted with
         the next block (``collateral``; never replicated or sealed: a restart fetches again)."""

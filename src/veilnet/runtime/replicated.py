@@ -21,13 +21,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import hashlib
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Union
 
-from veilnet.codec import Record, decode_record
+from veilnet.codec import Record, decode_record, encode
+from veilnet.codec.constants import BULK_MAX_ITEMS
 from veilnet.protocol.events import BlockHeader, ChainEvent
 from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import constants
@@ -60,11 +62,12 @@ class ContractRuntime:
     Every change goes through a method, so the block journal can undo it.
     """
 
-    __slots__ = ("_journal", "nonces", "outcomes", "recent", "secrets", "state")
+    __slots__ = ("_journal", "_meta", "nonces", "outcomes", "recent", "secrets", "state")
 
     def __init__(self, state: ContractState, journal: Journal) -> None:
         self.state = state
         self._journal = journal
+        self._meta: bytes | None = None
         self.nonces: dict[bytes, int] = {}
         """Per sender, the floor: no nonce at or below it applies (again)."""
         self.recent: dict[bytes, tuple[int, ...]] = {}
@@ -73,6 +76,7 @@ class ContractRuntime:
         self.secrets: dict[str, str] = {}
 
     def _note(self) -> None:
+        self._meta = None  # about to change: the digest is computed again when asked
         if not self._journal.wants(self):  # copy once per block, not once per change
             return
         nonces, outcomes, secrets = dict(self.nonces), dict(self.outcomes), dict(self.secrets)
@@ -81,8 +85,25 @@ class ContractRuntime:
         def restore() -> None:
             self.nonces, self.outcomes, self.secrets = nonces, outcomes, secrets
             self.recent = recent
+            self._meta = None
 
         self._journal.note_object(self, restore)
+
+    def meta_plain(self) -> dict[str, Any]:
+        """Everything of this runtime but the key-value state, as plain values: what a
+        snapshot carries and the cluster commitment covers (``sync``)."""
+        return {
+            "nonces": sorted(self.nonces.items()),
+            "recent": [[s, list(n)] for s, n in sorted(self.recent.items())],
+            "outcomes": [[s, o.to_bytes()] for s, o in self.outcomes.items()],
+            "secrets": sorted(self.secrets.items()),
+        }
+
+    def meta_digest(self) -> bytes:
+        """SHA-256 of ``meta_plain``, kept until the next change (commitments ask every block)."""
+        if self._meta is None:
+            self._meta = plain_digest(self.meta_plain())
+        return self._meta
 
     def nonce_used(self, sender: bytes, nonce: int) -> bool:
         """Whether ``nonce`` may not apply: at or below the floor, a window or more below the
@@ -115,6 +136,11 @@ class ContractRuntime:
         self.outcomes[seq] = outcome
         while len(self.outcomes) > constants.MAX_OUTCOMES_PER_CONTRACT:
             del self.outcomes[next(iter(self.outcomes))]
+
+
+def plain_digest(value: Any) -> bytes:
+    """SHA-256 of a plain value's canonical encoding (bulk bounds: the core made it)."""
+    return hashlib.sha256(encode(value, max_items=BULK_MAX_ITEMS)).digest()
 
 
 Buffered = tuple[tuple[BlockHeader, ChainEvent], ...]

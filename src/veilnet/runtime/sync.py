@@ -25,7 +25,6 @@ schedules and the egress counters of its epoch keys. The commitment covers all o
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Any, Final
 
 from veilnet.codec import CodecError, abi_decode, decode, encode
@@ -38,7 +37,7 @@ from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import contracts, encryption
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.records import ClusterInfo, ContractInfo, EpochInfo, ScheduleInfo, SyncInfo
-from veilnet.runtime.replicated import from_plain, to_plain
+from veilnet.runtime.replicated import from_plain, plain_digest, to_plain
 
 PURPOSE_SNAPSHOT: Final = "state-snapshot"
 MAX_VERDICTS_PER_CLUSTER: Final = 8
@@ -153,66 +152,102 @@ def _origins(cluster: ClusterInfo) -> list[bytes]:
     return sorted({info.key_address for info in cluster.epochs.values()})
 
 
-def cluster_plain(core: CoreContext, cluster_id: bytes, *, entries: bool) -> dict[str, Any]:
-    """The cluster's state as plain values: what a snapshot carries (``entries``: the contract
-    key-value states too, else only their digests)."""
+def cluster_plain(core: CoreContext, cluster_id: bytes) -> dict[str, Any]:
+    """The cluster's state as plain values: what a snapshot carries."""
     state = core.state
-    cluster = state.clusters[cluster_id]
-    ids = sorted(cid for cid, info in state.contracts.items() if info.cluster == cluster_id)
+    ids = _contract_ids(core, cluster_id)
     runtimes = []
     for cid in ids:
         runtime = state.runtimes.get(cid)
-        if runtime is None:
-            continue
-        runtimes.append(
-            [
-                cid,
-                {
-                    "kv": sorted(runtime.state.values.items()) if entries else None,
-                    "digest": runtime.state.digest,
-                    "nonces": sorted(runtime.nonces.items()),
-                    "recent": [[s, list(n)] for s, n in sorted(runtime.recent.items())],
-                    "outcomes": [[s, o.to_bytes()] for s, o in runtime.outcomes.items()],
-                    "secrets": sorted(runtime.secrets.items()),
-                },
-            ]
-        )
+        if runtime is not None:
+            data: dict[str, Any] = {
+                "kv": sorted(runtime.state.values.items()),
+                "digest": runtime.state.digest,
+            }
+            data.update(runtime.meta_plain())
+            runtimes.append([cid, data])
     return {
         "v": SNAPSHOT_VERSION,
         "cluster": cluster_id,
-        "epochs": to_plain(cluster.epochs),
-        "current_epoch": cluster.current_epoch,
-        "has_history": cluster.has_history,
+        **_cluster_records(core, cluster_id, ids),
         "contracts": [[cid, to_plain(state.contracts[cid])] for cid in ids],
-        "schedules": [
-            [sid, to_plain(info)]
-            for sid, info in sorted(state.schedules.items())
-            if info.contract_id in ids
-        ],
-        "counters": [[o, state.counters[o]] for o in _origins(cluster) if o in state.counters],
         "runtimes": runtimes,
     }
 
 
+def _contract_ids(core: CoreContext, cluster_id: bytes) -> list[bytes]:
+    return sorted(cid for cid, info in core.state.contracts.items() if info.cluster == cluster_id)
+
+
+def _cluster_records(core: CoreContext, cluster_id: bytes, ids: list[bytes]) -> dict[str, Any]:
+    state = core.state
+    cluster = state.clusters[cluster_id]
+    members = set(ids)
+    return {
+        "epochs": to_plain(cluster.epochs),
+        "current_epoch": cluster.current_epoch,
+        "has_history": cluster.has_history,
+        "schedules": [
+            [sid, to_plain(info)]
+            for sid, info in sorted(state.schedules.items())
+            if info.contract_id in members
+        ],
+        "counters": [[o, state.counters[o]] for o in _origins(cluster) if o in state.counters],
+    }
+
+
+_RECORD_KEYS: Final = ("epochs", "current_epoch", "has_history", "schedules", "counters")
+_META_KEYS: Final = ("nonces", "recent", "outcomes", "secrets")
+
+
+def live_commitment(core: CoreContext, key: SecretKey, cluster_id: bytes, height: int) -> bytes:
+    """``commitment_over`` the cluster's live state, from digests kept between blocks: a
+    contract's record digest until the record is replaced, a runtime's until it changes, the
+    key-value digest always (it is kept incrementally). Costs O(contracts) per call."""
+    state = core.state
+    ids = _contract_ids(core, cluster_id)
+    rows = []
+    for cid in ids:
+        info = state.contracts[cid]
+        memo = core.record_digests.get(cid)
+        if memo is None or memo[0] is not info:
+            memo = core.record_digests[cid] = (info, plain_digest(to_plain(info)))
+        runtime = state.runtimes.get(cid)
+        if runtime is None:
+            rows.append([cid, memo[1], b"", b""])
+        else:
+            rows.append([cid, memo[1], runtime.state.digest, runtime.meta_digest()])
+    records = plain_digest(_cluster_records(core, cluster_id, ids))
+    return _mac(key, cluster_id, height, rows, records)
+
+
 def commitment_over(key: SecretKey, height: int, plain: dict[str, Any]) -> bytes:
-    """The keyed commitment to ``cluster_plain`` at ``height``: the contract states by their
-    digests, everything else by a hash of its encoding."""
-    rest = {k: v for k, v in plain.items() if k != "runtimes"}
-    rest["runtimes"] = [
-        [cid, {k: v for k, v in data.items() if k not in ("kv", "digest")}]
-        for cid, data in plain["runtimes"]
-    ]
-    digests = [[cid, data["digest"]] for cid, data in plain["runtimes"]]
-    summary = hashlib.sha256(encode(rest, max_items=BULK_MAX_ITEMS))
+    """The keyed commitment to ``cluster_plain`` at ``height`` (as ``live_commitment``): per
+    contract the digests of its record, its key-value state and the rest of its runtime, then
+    a digest of the cluster's epochs, schedules and counters."""
+    runtimes = dict(plain["runtimes"])
+    rows = []
+    for cid, info in plain["contracts"]:
+        data = runtimes.get(cid)
+        if data is None:
+            rows.append([cid, plain_digest(info), b"", b""])
+        else:
+            meta = plain_digest({k: data[k] for k in _META_KEYS})
+            rows.append([cid, plain_digest(info), data["digest"], meta])
+    records = plain_digest({k: plain[k] for k in _RECORD_KEYS})
+    return _mac(key, plain["cluster"], height, rows, records)
+
+
+def _mac(key: SecretKey, cluster_id: bytes, height: int, rows: list[Any], records: bytes) -> bytes:
     return key.symmetric("commitment").mac(
-        encode([plain["cluster"], height, digests, summary.digest()], max_items=BULK_MAX_ITEMS)
+        encode([cluster_id, height, rows, records], max_items=BULK_MAX_ITEMS)
     )
 
 
 def capture(core: CoreContext, cluster_id: bytes, height: int) -> None:
     """At a commitment height, a member keeps the cluster's state for a syncing joiner."""
     if _has_syncing(core, cluster_id):
-        core.state.snapshots[cluster_id] = (height, cluster_plain(core, cluster_id, entries=True))
+        core.state.snapshots[cluster_id] = (height, cluster_plain(core, cluster_id))
 
 
 # ---- the member's side: a capture sealed to the joiner -----------------------------------
