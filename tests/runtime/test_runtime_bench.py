@@ -38,6 +38,12 @@ def test_bench_state_quick() -> None:
     """``veil bench state``: each size's block apply, query, checkpoint and restore figures."""
     figures = run("state", quick=True).figures
     for label in ("2k", "8k"):
-        for name in ("block_apply_ms", "query_p50_ms", "checkpoint_s", "restore_s"):
+        for name in (
+            "block_apply_ms",
+            "query_p50_ms",
+            "first_query_ms",
+            "checkpoint_s",
+            "restore_s",
+        ):
             assert figures[f"{name}_{label}"] > 0
     assert figures["checkpoint_mib_8k"] > figures["checkpoint_mib_2k"]

@@ -22,6 +22,7 @@ from veilnet.testing import Network, query_core
 WRITES_PER_COMMAND = 200
 COMMANDS_PER_BLOCK = 20
 QUERIES = 50
+FIRST_QUERIES = 5
 _AGENT = b"""
 export function handle(cmd) {
   for (let i = 0; i < cmd.n; i++) { state.set("k" + (cmd.from + i), "v" + (cmd.from + i)); }
@@ -97,6 +98,13 @@ def _bench(quick: bool) -> dict[str, Any]:
                 if answer.get("ok") is not True:
                     raise RuntimeError(f"a query failed: {answer}")
             figures[f"query_p50_ms_{label}"] = round(statistics.median(latencies) * 1000, 3)
+            firsts = []  # the first query after a block takes the block's snapshot
+            for index in range(FIRST_QUERIES):
+                net.step()
+                began = time.perf_counter()
+                query_core(net, owner, contract, {"key": index})
+                firsts.append(time.perf_counter() - began)
+            figures[f"first_query_ms_{label}"] = round(statistics.median(firsts) * 1000, 3)
             began = time.perf_counter()
             checkpoint = core.checkpoint()
             figures[f"checkpoint_s_{label}"] = round(time.perf_counter() - began, 3)
@@ -124,6 +132,8 @@ def _bench(quick: bool) -> dict[str, Any]:
             "block_apply": f"one block of {COMMANDS_PER_BLOCK} commands applied on the full core",
             "query": "query_core: certificate, session, sealed request, the agent reads one key, "
             "sealed and signed answer opened and checked (client and core in one process)",
+            "first_query": f"median of {FIRST_QUERIES} queries, each the first after a new "
+            "block (it takes the block's snapshot of the cluster)",
             "restore": "EnclaveCore.restore from that checkpoint (no blocks to replay)",
             "rss_growth": "this process's resident memory above what it held before the agent "
             "had state (the live core, its ledger model and the restored copy)",

@@ -18,6 +18,7 @@ from veilnet.protocol import limits, topics
 from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import evm, fetch, llm
 from veilnet.runtime.context import CoreContext
+from veilnet.runtime.state import StateView
 from veilnet.runtime.tls import Relay
 from veilnet.sandbox.errors import (
     SandboxAgentError,
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
 class Snapshot:
     """Committed state of one contract, copied for a query that runs outside the core lock."""
 
-    values: dict[str, bytes]
+    values: StateView
+    """The key-value state as of the snapshot's block (copy on write: taking it is O(1))."""
     secrets: dict[str, str]
     epoch: int
     key: SecretKey | None = None
@@ -282,7 +284,7 @@ class AgentHost:
 
     def state_keys(self, prefix: str) -> list[str]:
         if self.snapshot is not None:
-            return sorted(k for k in self.snapshot[self.contract_id].values if k.startswith(prefix))
+            return self.snapshot[self.contract_id].values.keys(prefix)
         keys = set(self._runtime().state.keys(prefix))
         for name, value in self.journal.writes.get(self.contract_id, {}).items():
             if name.startswith(prefix):

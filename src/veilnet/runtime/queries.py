@@ -247,7 +247,7 @@ def served_cluster(core: CoreContext, cluster_id: bytes) -> ServedCluster:
         state = core.state
         contracts = {
             cid: Snapshot(
-                values=dict(state.runtimes[cid].state.values),
+                values=state.runtimes[cid].state.view(),
                 secrets=dict(state.runtimes[cid].secrets),
                 epoch=info.epoch,
                 key=core.keys.contract_key(cluster_id, cid, info.epoch),

@@ -3,6 +3,7 @@ The digest is a keyed sum of entry MACs (O(1) per write); a journal undoes a fai
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from veilnet.crypto import SymmetricKey
 
 _MOD = 2**256
 _ABSENT = object()
+_UNKEPT = object()
 
 
 class Journal:
@@ -88,7 +90,7 @@ class ContractState:
     entry MACs, so the sum cannot be steered by outsiders.
     """
 
-    __slots__ = ("_digest", "_journal", "_mac_key", "contract_id", "values")
+    __slots__ = ("_digest", "_journal", "_mac_key", "_views", "contract_id", "values")
 
     def __init__(
         self, contract_id: bytes, mac_key: SymmetricKey, *, journal: Journal | None = None
@@ -98,6 +100,14 @@ class ContractState:
         self._mac_key = mac_key
         self._digest = 0
         self._journal = journal if journal is not None else Journal()
+        self._views: weakref.WeakSet[StateView] = weakref.WeakSet()
+
+    def view(self) -> StateView:
+        """This state as it is now, for a reader outside the core lock (queries, jobs): O(1),
+        however large the state, and unchanged by the blocks applied while it is read."""
+        view = StateView(self.values)
+        self._views.add(view)
+        return view
 
     def _entry(self, name: str, value: bytes) -> int:
         return int.from_bytes(self._mac_key.mac(encode([self.contract_id, name, value])), "big")
@@ -110,8 +120,11 @@ class ContractState:
 
     def apply(self, writes: Mapping[str, bytes | None]) -> None:
         """Commit a batch of writes (``None`` deletes) in order."""
+        views = list(self._views) if self._views else ()
         for name, value in writes.items():
             self._journal.note_write(self, name)
+            for view in views:
+                view.keep(name)  # before the write: a reader may be between its two lookups
             old = self.values.get(name)
             if old is not None:
                 self._digest = (self._digest - self._entry(name, old)) % _MOD
@@ -148,3 +161,39 @@ class ContractState:
             values[name] = value
         self.values = values
         self._digest = int.from_bytes(digest, "big")
+
+
+class StateView:
+    """A contract state as it was when ``ContractState.view`` took it, read while blocks go on.
+
+    Copy on write: the live map is shared, and every later first write of a name saves the old
+    value here first (``keep``). A read looks at the live map, then at what was kept, in that
+    order; the writer keeps, then writes. So whichever way a read and a write interleave, the
+    read returns the value of when the view was taken (CPython's dict operations are atomic
+    under the GIL). A rolled-back block needs nothing more: what it wrote was kept before.
+    """
+
+    __slots__ = ("__weakref__", "_kept", "_live")
+
+    def __init__(self, live: dict[str, bytes]) -> None:
+        self._live = live
+        self._kept: dict[str, object] = {}
+
+    def keep(self, name: str) -> None:
+        if name not in self._kept:
+            self._kept[name] = self._live.get(name, _ABSENT)
+
+    def get(self, name: str) -> bytes | None:
+        value = self._live.get(name)
+        kept = self._kept.get(name, _UNKEPT)
+        if kept is _UNKEPT:
+            return value
+        return None if kept is _ABSENT else kept  # type: ignore[return-value]
+
+    def keys(self, prefix: str) -> list[str]:
+        """Names under ``prefix``, sorted, as of the view."""
+        live = list(self._live)  # one atomic copy each, the live map first (see above)
+        kept = dict(self._kept)
+        names = {k for k in live if k.startswith(prefix) and k not in kept}
+        names.update(k for k, v in kept.items() if v is not _ABSENT and k.startswith(prefix))
+        return sorted(names)
