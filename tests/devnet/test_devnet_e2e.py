@@ -40,9 +40,13 @@ pytestmark = pytest.mark.slow
 def test_network_json_has_the_documented_fields(devnet: Devnet) -> None:
     doc = json.loads(devnet.network_file.read_text())
     for key in ("chain_id", "rpc_url", "contracts", "workers", "gateway_url", "dev_accounts",
-                "abi_dir", "price_api_url", "egress_roots_pem"):  # fmt: skip
+                "abi_dir", "price_api_url", "egress_roots_pem", "pccs_url", "pccs_roots_pem"):  # fmt: skip
         assert key in doc
     assert set(doc["contracts"]) == {"Registry", "Bus"} and len(doc["workers"]) == 2
+    # every registration was judged under what the devnet's PCCS served, fetched over HTTPS
+    # from inside the gatekeeper's core
+    assert doc["pccs_url"].startswith("https://") and "BEGIN CERTIFICATE" in doc["pccs_roots_pem"]
+    assert any("/tcb?" in path for path in devnet.pccs.requests)
     abi_dir = devnet.network_file.parent / doc["abi_dir"]
     assert json.loads((abi_dir / "Bus.json").read_text())  # the ABIs next to it, for DApps
     # every enclave starts from this anchor and applies only blocks the sequencer signed

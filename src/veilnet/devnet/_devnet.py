@@ -106,6 +106,10 @@ class Devnet:
         self.price_api: Any = None
         """A local HTTPS price API (``veilnet.testing.https.LocalOrigin``) under a devnet CA
         that every enclave trusts for agents' ``http.fetch`` (``egress_roots_pem``)."""
+        self.pccs: Any = None
+        """A local PCCS (``veilnet.attestation.pccs.LocalPCCS``) over HTTPS under a devnet CA
+        (``pccs_roots_pem``): gatekeepers' cores fetch registrants' collateral from it."""
+        self.pccs_ca_pem = b""
         self.network: dict[str, Any] = {}
         self.network_seed = os.urandom(32)
         self.started_at: float | None = None
@@ -135,6 +139,7 @@ class Devnet:
             keys = self._fund_nodes()
             self._start_gateway()
             self._start_price_api()
+            self._start_pccs()
             self._start_hosts(keys)
             self._bootstrap()
             self._write_network()
@@ -327,6 +332,24 @@ class Devnet:
             LocalOrigin(api_key=C.PRICE_API_KEY, price=C.PRICE_API_PRICE)
         )
 
+    def _start_pccs(self) -> None:
+        import ssl
+
+        import trustme
+
+        from veilnet.attestation.pccs import LocalPCCS
+        from veilnet.tee import DevEnclave
+
+        self._say("starting the local PCCS (HTTPS) the gatekeepers fetch collateral from")
+        ca = trustme.CA()
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert(*sorted({self.options.host, "127.0.0.1", "localhost"})).configure_cert(tls)
+        collateral = DevEnclave(self.network_seed, allow_insecure_dev_tee=True).collateral()
+        self.pccs = self._stack.enter_context(
+            LocalPCCS(collateral, host=self.options.host, tls=tls)
+        )
+        self.pccs_ca_pem = ca.cert_pem.bytes()
+
     def _start_hosts(self, keys: list[bytes]) -> None:
         from veilnet.worker import WorkerConfig, WorkerHost
 
@@ -359,6 +382,8 @@ class Devnet:
                 rate_burst=self.options.rate_burst,
                 enclave_mode="local" if name in local else "process",
                 egress_roots=self.price_api.ca_pem if self.price_api is not None else b"",
+                pccs_url="" if self.pccs is None else self.pccs.url,
+                pccs_roots=self.pccs_ca_pem,
             )
             host = WorkerHost(config)
             host.start()
@@ -443,6 +468,9 @@ class Devnet:
             "price_api_url": None if self.price_api is None else self.price_api.url("/v1/price"),
             # agents' HTTPS servers must chain to these (the devnet's own CA, for its price API)
             "egress_roots_pem": "" if self.price_api is None else self.price_api.ca_pem.decode(),
+            # gatekeepers' cores fetch registrants' collateral from this PCCS (its CA below)
+            "pccs_url": "" if self.pccs is None else self.pccs.url,
+            "pccs_roots_pem": self.pccs_ca_pem.decode(),
             "dev_accounts": accounts,
             "tee": "dev",
             "insecure_dev_tee": True,
@@ -470,6 +498,8 @@ class Devnet:
         rows.append(("gateway", "inference", self.gateway_url or self.gateway_note))
         if self.price_api is not None:
             rows.append(("price API", "HTTPS", self.price_api.url("/v1/price")))
+        if self.pccs is not None:
+            rows.append(("PCCS", "collateral", self.pccs.url))
         rows.append(("network", "network.json", str(self.network_file)))
         return rows
 
