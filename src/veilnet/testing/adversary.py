@@ -154,8 +154,8 @@ class EnclaveNetwork:
     each ``step`` mines a block, applies it in every enclave and posts their egress. The
     adversarial tests build an honest state this way, then attack one enclave's inputs.
 
-    The ledger's clock starts at the current hour, because a dev enclave issues its collateral
-    for the hour it runs in and a gatekeeper judges quotes at block time.
+    The ledger's clock starts a minute into the next hour, because a dev enclave issues its
+    collateral for the hour it runs in and a gatekeeper judges quotes at block time.
     """
 
     def __init__(
@@ -168,7 +168,9 @@ class EnclaveNetwork:
             chain_id=self.config.chain_id,
             registry=self.config.registry,
             bus=self.config.bus,
-            genesis_time=int(time.time()) // 3600 * 3600,
+            # an hour ahead of the hour the enclaves' collateral is issued in: a test that runs
+            # across the hour gets collateral issued in the next one, still before chain time
+            genesis_time=(int(time.time()) // 3600 + 1) * 3600 + 60,
         )
         self.hosts: dict[str, MaliciousHost] = {}
         self.addresses: dict[str, bytes] = {}
