@@ -3,6 +3,8 @@ state root, in checkpoints, or only rolled back with a failed block."""
 
 from __future__ import annotations
 
+import pytest
+
 from veilnet.runtime import EnclaveCore
 from veilnet.runtime.replicated import LOCAL, REPLICATED, TRANSIENT, fields_in
 from veilnet.testing import Network
@@ -144,3 +146,34 @@ def test_a_state_view_stays_whole_while_another_thread_writes() -> None:
         done.set()
         reader.join()
     assert wrong == []
+
+
+def test_a_core_keeps_a_bounded_number_of_agents_loaded(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for two loaded agents, four agents used in turn are loaded again as needed:
+    the cache never holds more than two, and every count is what a replica that never evicts
+    computes (an invocation always starts from the agent's clean image)."""
+    from pathlib import Path
+
+    from veilnet.crypto import SecretKey
+    from veilnet.runtime import constants
+
+    owner = SecretKey.derive(b"\x77" * 32, "owner")
+    counter = (
+        Path(__file__).resolve().parents[2] / "examples" / "agents" / "counter.js"
+    ).read_bytes()
+    agents = [
+        network.deploy(owner, "js", counter, init={"start": 0}, salt=bytes([i]) * 32)
+        for i in range(4)
+    ]
+    monkeypatch.setattr(constants, "MAX_LOADED_AGENTS", 2)
+    for round_ in range(3):
+        for index, agent in enumerate(agents):
+            network.command(owner, agent, {"by": index + 1}, nonce=round_ + 1)
+        network.settle()
+        assert len(network.cores["w1"]._core.agents) <= 2
+    w1, w2 = network.cores["w1"], network.cores["w2"]
+    for index, agent in enumerate(agents):
+        assert w1.runtimes[agent].state.values["count"] == str(3 * (index + 1)).encode()
+    assert w1.state_root() == w2.state_root()

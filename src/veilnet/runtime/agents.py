@@ -16,7 +16,7 @@ from veilnet.protocol import envelopes as proto
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits, topics
 from veilnet.protocol.outcomes import OutcomeRecord
-from veilnet.runtime import evm, fetch, llm
+from veilnet.runtime import constants, evm, fetch, llm
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.state import StateView
 from veilnet.runtime.tls import Relay
@@ -104,8 +104,10 @@ class CallJournal:
 
 
 def load_agent(core: CoreContext, contract_id: bytes) -> object:
-    """The loaded code of a contract (cached until it is upgraded)."""
-    agent = core.agents.get(contract_id)
+    """The loaded code of a contract (cached until it is upgraded, or until it is the least
+    recently used of more than ``MAX_LOADED_AGENTS``)."""
+    loaded = core.agents
+    agent = loaded.pop(contract_id, None)  # re-inserted below: the newest use is last
     if agent is None:
         contract = core.state.contracts[contract_id]
         try:
@@ -113,7 +115,11 @@ def load_agent(core: CoreContext, contract_id: bytes) -> object:
         except (CodecError, ValueError) as exc:
             raise SandboxCompileError("agent code is not a packed agent") from exc
         agent = core.engine.load(Language(language), source, core.config.limits)
-        core.agents[contract_id] = agent
+    loaded[contract_id] = agent
+    if len(loaded) > constants.MAX_LOADED_AGENTS:
+        # list() copies in one step: a query thread may be loading at the same time
+        for oldest in list(loaded)[: len(loaded) - constants.MAX_LOADED_AGENTS]:
+            loaded.pop(oldest, None)
     return agent
 
 

@@ -30,5 +30,10 @@ MAX_MEMOISED_CONTRACT_KEYS: Final = 4096
 MAX_MEMOISED_QUERY_SESSIONS: Final = 10_000
 """Query sessions (one per client certificate, contract and epoch) kept, oldest dropped first."""
 
+MAX_LOADED_AGENTS: Final = 256
+"""Compiled agents a core keeps loaded, the least recently used dropped first: a loaded JS agent
+holds its clean memory image (about 1.8 MiB), so a core serving 1,000 agents would otherwise hold
+nearly 2 GiB. Every invocation starts from the clean image, so a reload changes no outcome."""
+
 MAX_EXECUTIONS: Final = 64
 """Recent verified headers a core keeps for ``evm.call`` (queries run at the newest ones)."""
