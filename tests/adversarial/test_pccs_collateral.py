@@ -203,3 +203,26 @@ def test_collateral_posted_by_a_worker_that_is_no_gatekeeper_is_ignored(
     assert quote_hash not in net.cores["gk"].state.pccs_for  # judged (refused), then dropped
     assert not net.ledger.endorsed(w3.address)
     assert net.cores["gk"].state.workers[w3.address].standing.value == "judged"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sgx_quote_collateral.json",
+        "tdx_quote_collateral.json",
+        "tdx_quote_outdated_collateral.json",
+        "gas_test_quote_collateral.json",
+    ],
+)
+def test_intels_real_collateral_fits_one_egress_message(name: str) -> None:
+    """A gatekeeper posts what the PCCS served in one message: Intel's own collateral (dcap-qvl's
+    vectors, fetched from Intel's PCS) stays well under the payload limit, so it never turns
+    into a skip notice that would leave a quote unjudged."""
+    from pathlib import Path
+
+    from veilnet.protocol import limits
+
+    path = Path(__file__).resolve().parents[1] / "data" / "attestation" / "dcap-qvl" / name
+    served = Collateral.from_json(path.read_bytes()).to_json()
+    payload = abi_encode(["bytes32", "bytes"], [b"\x01" * 32, zlib.compress(served, 9)])
+    assert len(payload) <= limits.MAX_EGRESS_PAYLOAD * 3 // 4
