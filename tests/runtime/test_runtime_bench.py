@@ -47,3 +47,13 @@ def test_bench_state_quick() -> None:
         ):
             assert figures[f"{name}_{label}"] > 0
     assert figures["checkpoint_mib_8k"] > figures["checkpoint_mib_2k"]
+
+
+@pytest.mark.slow
+def test_bench_agents_quick() -> None:
+    """``veil bench agents``: each count's block apply, commitment, query and checkpoint."""
+    figures = run("agents", quick=True).figures
+    for count in (5, 20):
+        for name in ("block_apply_ms", "commitment_ms", "first_query_ms", "checkpoint_s"):
+            assert figures[f"{name}_{count}"] > 0
+    assert figures["deploy_ms_per_agent_20"] > 0

@@ -27,6 +27,7 @@ _BENCH_MODULES = {
     "chain": "veilnet.bench.chain",
     "runtime": "veilnet.bench.runtime",
     "state": "veilnet.bench.state",
+    "agents": "veilnet.bench.agents",
     "sandbox": "veilnet.bench.sandbox",
     "query": "veilnet.bench.query",
     "load": "veilnet.bench.load",

@@ -43,7 +43,7 @@ def _label(n: int) -> str:
     return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
 
 
-def _rss_mib() -> float:
+def rss_mib() -> float:
     try:
         for line in open("/proc/self/status").read().splitlines():  # noqa: SIM115
             if line.startswith("VmRSS:"):
@@ -51,6 +51,41 @@ def _rss_mib() -> float:
     except OSError:
         pass
     return 0.0
+
+
+def slowest_step_ms(net: Network) -> float:
+    """Milliseconds of the slowest of the steps until the block just mined is applied."""
+    steps = []
+    for _ in range(net.finality + 2):
+        started = time.perf_counter()
+        net.step()
+        steps.append(time.perf_counter() - started)
+    return round(max(steps) * 1000, 2)
+
+
+def checkpoint_and_restore(
+    net: Network, name: str, engine: AgentRuntime, figures: dict[str, float], label: str
+) -> EnclaveCore:
+    """Checkpoint core ``name`` and restore a copy from it: ``checkpoint_s``,
+    ``checkpoint_mib`` and ``restore_s`` figures; the copy (its root is checked)."""
+    core = net.cores[name]
+    assert net.config is not None
+    began = time.perf_counter()
+    checkpoint = core.checkpoint()
+    figures[f"checkpoint_s_{label}"] = round(time.perf_counter() - began, 3)
+    figures[f"checkpoint_mib_{label}"] = round(len(checkpoint) / 2**20, 2)
+    began = time.perf_counter()
+    restored = EnclaveCore.restore(
+        checkpoint,
+        config=net.config,
+        platform=net.platforms[name],
+        engine=engine,
+        verifier=core.verifier,
+    )
+    figures[f"restore_s_{label}"] = round(time.perf_counter() - began, 3)
+    if restored.state_root() != core.state_root():
+        raise RuntimeError("the restored core differs from the live one")
+    return restored
 
 
 @benchmark("state")
@@ -64,7 +99,7 @@ def _bench(quick: bool) -> dict[str, Any]:
         core = net.cores["w1"]
         assert net.config is not None
         written = nonce = 0
-        rss_before = _rss_mib()
+        rss_before = rss_mib()
         for size in _sizes(quick):
             while written < size:
                 for _ in range(COMMANDS_PER_BLOCK):
@@ -83,12 +118,8 @@ def _bench(quick: bool) -> dict[str, Any]:
             for _ in range(COMMANDS_PER_BLOCK):
                 nonce += 1
                 net.command(owner, contract, {"n": 1, "from": 0}, nonce=nonce)
-            steps = []  # the first step mines the block of those commands
-            for _ in range(net.finality + 2):  # the slowest of them applies that block
-                started = time.perf_counter()
-                net.step()
-                steps.append(time.perf_counter() - started)
-            figures[f"block_apply_ms_{label}"] = round(max(steps) * 1000, 2)
+            # the first step mines the block of those commands, the slowest applies it
+            figures[f"block_apply_ms_{label}"] = slowest_step_ms(net)
             net.settle()
             latencies = []
             for index in range(QUERIES):
@@ -105,22 +136,8 @@ def _bench(quick: bool) -> dict[str, Any]:
                 query_core(net, owner, contract, {"key": index})
                 firsts.append(time.perf_counter() - began)
             figures[f"first_query_ms_{label}"] = round(statistics.median(firsts) * 1000, 3)
-            began = time.perf_counter()
-            checkpoint = core.checkpoint()
-            figures[f"checkpoint_s_{label}"] = round(time.perf_counter() - began, 3)
-            figures[f"checkpoint_mib_{label}"] = round(len(checkpoint) / 2**20, 2)
-            began = time.perf_counter()
-            restored = EnclaveCore.restore(
-                checkpoint,
-                config=net.config,
-                platform=net.platforms["w1"],
-                engine=engine,
-                verifier=core.verifier,
-            )
-            figures[f"restore_s_{label}"] = round(time.perf_counter() - began, 3)
-            if restored.state_root() != core.state_root():
-                raise RuntimeError("the restored core differs from the live one")
-            figures[f"rss_growth_mib_{label}"] = round(_rss_mib() - rss_before, 1)
+            restored = checkpoint_and_restore(net, "w1", engine, figures, label)
+            figures[f"rss_growth_mib_{label}"] = round(rss_mib() - rss_before, 1)
             del restored
     return {
         "figures": figures,
