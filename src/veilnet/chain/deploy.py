@@ -13,7 +13,7 @@ from eth_hash.auto import keccak
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.constants import DEFAULT_MAX_PAYLOAD, POST_BASE_GAS, ROUTED_TOPICS
 from veilnet.chain.contracts import ContractHandle, Receipt, TxSender
-from veilnet.chain.errors import ChainNotReady
+from veilnet.chain.errors import ChainNotReady, EventDecodeError
 from veilnet.chain.model import (
     ChainAddresses,
     ClusterKeySet,
@@ -310,21 +310,43 @@ class Network:
         if epoch == 0:
             return b"", 0
         kind = ClusterKeySet if getter == "clusters" else ContractKeySet
+        for event in self.logs(kind, subject, from_block=block, to_block=block):
+            if event.epoch == epoch and keccak(event.public_key) == key_hash:
+                return bytes(event.public_key), epoch
+        raise ChainNotReady(f"no key event of epoch {epoch} matches the Registry's key hash")
+
+    def logs(
+        self,
+        event: type[Any],
+        *where: bytes,
+        from_block: int = 0,
+        to_block: int | None = None,
+    ) -> list[Any]:
+        """Events of one kind, in block order, filtered by the node on the values of its first
+        indexed fields (``where``, each left-padded to a word); logs that do not decode as
+        that event are skipped.
+
+        Raises:
+            ChainNotReady and the other RPC errors of ``JSONRPCClient.call``.
+        """
         docs = self.client.call(
             "eth_getLogs",
             {
-                "address": self.addresses.by_name(kind.CONTRACT).hex,
-                "fromBlock": hex(block),
-                "toBlock": hex(block),
-                "topics": ["0x" + event_topic(kind).hex(), "0x" + subject.hex()],
+                "address": self.addresses.by_name(event.CONTRACT).hex,
+                "fromBlock": hex(from_block),
+                "toBlock": "latest" if to_block is None else hex(to_block),
+                "topics": [
+                    "0x" + event_topic(event).hex(),
+                    *("0x" + value.rjust(32, b"\0").hex() for value in where),
+                ],
             },
         )
+        found = []
         for doc in docs or []:
-            event = decode_log(RawLog.from_rpc(doc), self.addresses)
-            if (
-                isinstance(event, kind)
-                and event.epoch == epoch
-                and keccak(event.public_key) == key_hash
-            ):
-                return bytes(event.public_key), epoch
-        raise ChainNotReady(f"no key event of epoch {epoch} matches the Registry's key hash")
+            try:
+                decoded = decode_log(RawLog.from_rpc(doc), self.addresses)
+            except (EventDecodeError, KeyError, TypeError, ValueError):
+                continue
+            if isinstance(decoded, event):
+                found.append(decoded)
+        return found

@@ -10,7 +10,6 @@ from veilnet.codec import decode, encode
 from veilnet.codec.constants import BULK_MAX_ITEMS, BULK_MAX_SIZE
 from veilnet.crypto import SecretKey, SymmetricKey
 from veilnet.errors import VeilnetError
-from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import contracts
 from veilnet.runtime.config import CoreConfig
 from veilnet.runtime.context import CoreContext
@@ -75,10 +74,7 @@ def _runtime_plain(runtime: ContractRuntime, *, sealed: bool) -> Any:
     return {
         "entries": entries,
         "digest": runtime.state.digest if sealed else b"",
-        "nonces": [[s, n] for s, n in sorted(runtime.nonces.items())],
-        "recent": [[s, list(n)] for s, n in sorted(runtime.recent.items())],
-        "outcomes": [[s, o.to_bytes()] for s, o in runtime.outcomes.items()],
-        "secrets": [[n, v] for n, v in sorted(runtime.secrets.items())],
+        **runtime.meta_plain(),
     }
 
 
@@ -115,10 +111,7 @@ def import_state(core: CoreContext, plain: dict[str, Any]) -> ReplicatedState:
             raise CheckpointInvalid("checkpoint lacks a contract's key")
         runtime = contracts.new_runtime(core, cid, key)
         runtime.state.load(data["entries"], data["digest"])
-        runtime.nonces = dict(data["nonces"])
-        runtime.recent = {s: tuple(n) for s, n in data["recent"]}
-        runtime.outcomes = {seq: OutcomeRecord.from_bytes(o) for seq, o in data["outcomes"]}
-        runtime.secrets = dict(data["secrets"])
+        runtime.load_meta(data)
         state.runtimes[cid] = runtime
     return state
 

@@ -318,16 +318,20 @@ def recorded_key_address(core: CoreContext, cluster_id: bytes, epoch: int) -> by
     return None
 
 
+def epoch_expired(core: CoreContext, cluster: ClusterInfo, epoch: int, number: int) -> bool:
+    """Whether ``epoch``'s successor was keyed more than a window before block ``number``:
+    nothing may use that epoch's key any more."""
+    successor = min((k for k in cluster.epochs if k > epoch), default=None)
+    if successor is None:
+        return False
+    return number > cluster.epochs[successor].keyed_at + core.config.key_window_blocks
+
+
 def expire_epochs(core: CoreContext, header: ev.BlockHeader) -> None:
     """Destroy cluster keys whose successor epoch was keyed more than a window ago."""
     for cluster_id, epoch in list(core.keys.cluster_keys):
         cluster = core.state.clusters.get(cluster_id)
-        if cluster is None:
-            continue
-        successor = min((k for k in cluster.epochs if k > epoch), default=None)
-        if successor is None:
-            continue
-        if header.number > cluster.epochs[successor].keyed_at + core.config.key_window_blocks:
+        if cluster is not None and epoch_expired(core, cluster, epoch, header.number):
             core.keys.forget_cluster_epoch(cluster_id, epoch)
 
 

@@ -235,17 +235,17 @@ def expire_masters(core: CoreContext, header: ev.BlockHeader) -> None:
     state = core.state
     if state.master is None:
         return
-    window = core.config.key_window_blocks
-    for rotation in [r for r in core.keys.masters if r < state.master.rotation]:
-        live = False
-        for cluster in state.clusters.values():
-            for epoch, source in cluster.master_rotation.items():
-                if source != rotation:
-                    continue
-                successor = min((k for k in cluster.epochs if k > epoch), default=None)
-                until = None if successor is None else cluster.epochs[successor].keyed_at + window
-                live = live or until is None or header.number <= until
-        if not live:
+    past = [r for r in core.keys.masters if r < state.master.rotation]
+    if not past:  # every worker but a gatekeeper that lived through a rotation
+        return
+    live = {
+        source
+        for cluster in state.clusters.values()
+        for epoch, source in cluster.master_rotation.items()
+        if not clusters.epoch_expired(core, cluster, epoch, header.number)
+    }
+    for rotation in past:
+        if rotation not in live:
             del core.keys.masters[rotation]
             core.keys_generated = True  # the host re-stores its sealed keys without it
 

@@ -99,6 +99,18 @@ class ContractRuntime:
             "secrets": sorted(self.secrets.items()),
         }
 
+    def load_meta(self, plain: Mapping[str, Any]) -> None:
+        """Inverse of ``meta_plain``, into a fresh runtime (a checkpoint, a snapshot).
+
+        Raises:
+            TypeError, ValueError, KeyError: ``plain`` is not of that shape.
+        """
+        self.nonces = {bytes(s): int(n) for s, n in plain["nonces"]}
+        self.recent = {bytes(s): tuple(int(x) for x in n) for s, n in plain["recent"]}
+        self.outcomes = {int(s): OutcomeRecord.from_bytes(o) for s, o in plain["outcomes"]}
+        self.secrets = {str(n): str(v) for n, v in plain["secrets"]}
+        self._meta = None
+
     def meta_digest(self) -> bytes:
         """SHA-256 of ``meta_plain``, kept until the next change (commitments ask every block)."""
         if self._meta is None:

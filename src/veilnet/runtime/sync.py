@@ -33,7 +33,6 @@ from veilnet.crypto import Binding, SecretKey
 from veilnet.errors import VeilnetError
 from veilnet.protocol import events as ev
 from veilnet.protocol.errors import SnapshotRefused
-from veilnet.protocol.outcomes import OutcomeRecord
 from veilnet.runtime import contracts, encryption
 from veilnet.runtime.context import CoreContext
 from veilnet.runtime.records import ClusterInfo, ContractInfo, EpochInfo, ScheduleInfo, SyncInfo
@@ -390,10 +389,7 @@ def _rebuild(core: CoreContext, cluster_id: bytes, plain: Any) -> _Taken:
         runtime = contracts.new_runtime(core, cid, key)
         runtime.state.apply({str(k): bytes(v) for k, v in data["kv"]})
         data["digest"] = runtime.state.digest  # the commitment is recomputed from this state
-        runtime.nonces = {bytes(s): int(n) for s, n in data["nonces"]}
-        runtime.recent = {bytes(s): tuple(int(x) for x in n) for s, n in data["recent"]}
-        runtime.outcomes = {int(s): OutcomeRecord.from_bytes(o) for s, o in data["outcomes"]}
-        runtime.secrets = {str(n): str(v) for n, v in data["secrets"]}
+        runtime.load_meta(data)
         runtimes[cid] = runtime
     return _Taken(
         current_epoch=int(plain["current_epoch"]),

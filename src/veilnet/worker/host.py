@@ -41,7 +41,7 @@ from eth_account import Account
 from veilnet.chain import EgressRelay, Follower, JSONRPCClient, Network, RelayJournal
 from veilnet.chain import model as cm
 from veilnet.chain.constants import KIND_NONE, KIND_WORKER
-from veilnet.chain.errors import ContractReverted, EventDecodeError
+from veilnet.chain.errors import ContractReverted
 from veilnet.chain.proofs import state_witness
 from veilnet.chain.rpc import from_quantity
 from veilnet.chain.transactions import (
@@ -837,7 +837,8 @@ class WorkerHost:
         if cluster is None or head is None or self._sync_tried_at == head.number:
             return
         self._sync_tried_at = head.number
-        for url in self._member_urls(client, cluster):
+        network = Network(client, self.config.deployment.addresses)  # this thread's client
+        for url in self._member_urls(network, cluster):
             try:
                 reply = httpx.get(
                     f"{url.rstrip('/')}/v1/snapshots/0x{self.identity.hex()}",
@@ -864,37 +865,20 @@ class WorkerHost:
             self.log.info("took the cluster's state at block %d from %s", synced.height, url)
             return
 
-    def _member_urls(self, client: JSONRPCClient, cluster: bytes) -> list[str]:
+    def _member_urls(self, network: Network, cluster: bytes) -> list[str]:
         """API URLs the members of ``cluster`` registered, from the Registry's logs (the host
         trusts none of them: what a member sends is checked in the core)."""
         members: set[bytes] = set()
-        for event in self._registry_logs(client, cm.ClusterWorkerAdded, cluster):
+        for event in network.logs(cm.ClusterWorkerAdded, cluster):
             members.add(event.worker.raw)
-        for event in self._registry_logs(client, cm.ClusterWorkerRemoved, cluster):
+        for event in network.logs(cm.ClusterWorkerRemoved, cluster):
             members.discard(event.worker.raw)
         members.discard(self.identity)
         urls: dict[bytes, str] = {}
         for worker in sorted(members):
-            for registered in self._registry_logs(client, cm.WorkerRegistered, worker):
+            for registered in network.logs(cm.WorkerRegistered, worker):
                 urls[worker] = registered.api_url  # block order: the newest wins
         return [url for url in urls.values() if url.startswith(("http://", "https://"))]
-
-    def _registry_logs(self, client: JSONRPCClient, event: type[Any], topic: bytes) -> list[Any]:
-        addresses = self.config.deployment.addresses
-        docs = client.call(
-            "eth_getLogs",
-            {
-                "address": addresses.registry.hex,
-                "fromBlock": "0x0",
-                "toBlock": "latest",
-                "topics": ["0x" + cm.event_topic(event).hex(), "0x" + topic.rjust(32, b"\0").hex()],
-            },
-        )
-        found = []
-        for doc in docs or []:
-            with contextlib.suppress(EventDecodeError, KeyError, TypeError, ValueError):
-                found.append(cm.decode_log(cm.RawLog.from_rpc(doc), addresses))
-        return [e for e in found if isinstance(e, event)]
 
     def _checkpoint(self, *, force: bool = False) -> None:
         """Write a checkpoint when due and the relay settled everything emitted so far."""
