@@ -222,3 +222,56 @@ def test_after_the_snapshot_the_joiner_answers_like_the_members(net: Network) ->
     net.settle()
     assert w3.snapshot_due is None
     assert query_core(net, ALICE, contract, {}, worker="w3")["result"]["count"] == 3
+
+
+def test_commitments_from_outside_the_cluster_count_in_no_verdict(net: Network) -> None:
+    """Two endorsed workers that are not members of the cluster post the same made-up
+    commitment for a height before its members do (their hosts held the members' posts back).
+    Every core counts only members: the verdict is the members' value, and the joiner takes
+    an honest snapshot (counting the outsiders, it would refuse every honest one)."""
+    from veilnet.codec import abi_decode, abi_encode
+    from veilnet.crypto import Address, Domain, sign_typed
+    from veilnet.protocol import topics
+    from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
+
+    counted(net)
+    outsiders = [net.register(name) for name in ("w3", "w4")]
+    net.settle()
+    w1, w2 = net.cores["w1"], net.cores["w2"]
+    members = {w1.address, w2.address}
+    joiner = _join(net, "w5")
+    net.withhold = lambda m: m.topic == topics.TOPIC_STATE_COMMITMENT and m.origin in members
+    _step_until(net, lambda: bool(net.withheld))  # the members' posts for one height, held
+    height = w1.state.snapshots[C1][0]
+    domain = Domain(chain_id=net.ledger.chain_id, verifying_contract=Address(net.ledger.bus))
+    payload = abi_encode(["bytes32", "uint64", "bytes32"], [C1, height, b"\x66" * 32])
+    for outsider in outsiders:
+        seq = net.ledger.next_seq.get(outsider.address, 0)
+        values = {
+            "origin": Address(outsider.address),
+            "seq": seq,
+            "topic": topics.TOPIC_STATE_COMMITMENT,
+            "payload": payload,
+        }
+        signature = sign_typed(outsider.keys.identity, domain, EGRESS_TYPE, values)
+        assert net._post(
+            EgressMessage(
+                origin=outsider.address,
+                seq=seq,
+                topic=topics.TOPIC_STATE_COMMITMENT,
+                payload=payload,
+                signature=signature,
+            )
+        )
+    net.step()  # the outsiders' posts land first
+    net.withhold = None
+    for message in net.withheld:
+        net._post(message)
+    _step_until(net, lambda: (C1, height) in joiner.state.verdicts)
+    honest = {
+        abi_decode(["bytes32", "uint64", "bytes32"], m.payload)[2]
+        for m in net.withheld
+        if abi_decode(["bytes32", "uint64", "bytes32"], m.payload)[1] == height
+    }
+    assert joiner.state.verdicts[(C1, height)] in honest
+    assert joiner.import_snapshot(w1.export_snapshot(joiner.address))[0] == height
