@@ -205,15 +205,15 @@ class FixedService:
             report_data=nonce,
         )
 
-    def query(self, request: bytes) -> bytes:
+    async def query_async(self, request: bytes) -> bytes:
         return request[::-1]
 
 
-def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) -> None:
+def _fixed_config(tmp_path: Path) -> WorkerConfig:
     addresses = ChainAddresses(
         chain_id=31337, registry=Address(b"\x03" * 20), bus=Address(b"\x04" * 20)
     )
-    config = WorkerConfig(
+    return WorkerConfig(
         name="fixed",
         data_dir=tmp_path,
         rpc_url="http://127.0.0.1:1",
@@ -221,6 +221,10 @@ def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) ->
         chain_trust=dev_chain_trust(),
         operator_key=b"\x01" * 32,
     )
+
+
+def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) -> None:
+    config = _fixed_config(tmp_path)
     service: WorkerService = FixedService(config)
     client = TestClient(create_app(service))
     health = client.get("/v1/health")
@@ -259,3 +263,23 @@ def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) ->
         ).encode()
     )
     assert client.post("/v1/query", content=b"abc").content == b"cba"
+
+
+def test_the_query_route_keeps_the_rate_limit_and_error_shape(tmp_path: Path) -> None:
+    """``POST /v1/query`` is served outside the framework's routing: it still takes a token
+    per client, answers every refusal as ``{"error": ...}``, and counts it."""
+    service = FixedService(_fixed_config(tmp_path))
+    clock = FakeClock()
+    client = TestClient(create_app(service, limiter=TokenBuckets(rate=1.0, burst=2, clock=clock)))
+    assert client.post("/v1/query", content=b"ab").content == b"ba"
+    _error(
+        client.post("/v1/query", content=b"\x00" * (MAX_QUERY_BODY + 1)), 413, "request_too_large"
+    )
+    limited = client.post("/v1/query", content=b"ab")
+    _error(limited, 429, "rate_limited")
+    assert limited.headers["retry-after"] == "1"
+    clock.now += 1.0
+    assert client.post("/v1/query", content=b"xy").content == b"yx"
+    metrics = client.get("/metrics").text
+    assert 'veil_worker_queries_total{outcome="ok"} 2.0' in metrics
+    assert 'veil_worker_queries_total{outcome="rate_limited"} 1.0' in metrics

@@ -96,30 +96,36 @@ def _plain_call(host: Any, contract_id: bytes, caller: bytes) -> Any:
 
 
 def _plain_apps(host: Any, call: Any, pool: Any) -> tuple[Any, Any]:
-    """Two plain endpoints for ``call``: one wired like the worker's ``/v1/query`` (rate limit,
-    error mapping, the query thread pool, a metric), one bare (the agent on the event loop)."""
+    """Two plain endpoints for ``call``: one served like the worker's ``/v1/query`` (a bare
+    ASGI route with the rate limit, error mapping and metrics; the agent off the event loop on
+    the query pool, as an in-process core must), one bare (the agent on the event loop)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
+    from starlette.types import Receive, Scope, Send
 
     from veilnet.worker.api import TokenBuckets, guard
 
     buckets = TokenBuckets(rate=host.config.rate_per_s, burst=host.config.rate_burst)
+    observe = host.metrics.query_seconds.observe
 
-    async def wired(request: Request) -> Response:
+    async def served(request: Request) -> Response:
         started = time.perf_counter()
         answer = await pool.run(call, await request.body())
-        host.metrics.query_seconds.observe(time.perf_counter() - started)
+        observe(time.perf_counter() - started)
         return Response(answer, media_type="application/json")
+
+    guarded = guard(host, buckets, served)
+
+    async def wired(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await guarded(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def bare(request: Request) -> Response:
         return Response(call(await request.body()), media_type="application/json")
 
-    return (
-        Starlette(routes=[Route("/plain", guard(host, buckets, wired), methods=["POST"])]),
-        Starlette(routes=[Route("/plain", bare, methods=["POST"])]),
-    )
+    return wired, Starlette(routes=[Route("/plain", bare, methods=["POST"])])
 
 
 def _serve_network(tmp: str, block_time: float, conn: Any) -> None:

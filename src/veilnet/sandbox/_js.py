@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import wasmtime
 from wasmtime import _ffi
-from wasmtime._func import enter_wasm as _enter_wasm
+from wasmtime._func import maybe_raise_last_exn as _raise_host_exception
 
 from veilnet.sandbox import constants as c
 from veilnet.sandbox._bridge import Bridge, failure
@@ -84,7 +84,10 @@ class _FastFunc:
         params = self._params
         for i, value in enumerate(args):
             params[i].of.i32 = value
-        with _enter_wasm(self._store) as trap:
+        # wasmtime-py's enter_wasm, inlined (a generator context manager costs more than the
+        # call into a small export): a trap, or an exception a host import raised, surfaces.
+        trap = ctypes.POINTER(_ffi.wasm_trap_t)()
+        try:
             error = _ffi.wasmtime_func_call(
                 self._context,
                 self._func,
@@ -92,10 +95,17 @@ class _FastFunc:
                 self._nparams,
                 self._results,
                 self._nresults,
-                trap,
+                ctypes.byref(trap),
             )
             if error:
                 raise wasmtime.WasmtimeError._from_ptr(error)
+            if trap:
+                trapped = wasmtime.Trap._from_ptr(trap)
+                _raise_host_exception()
+                raise trapped
+        except wasmtime.WasmtimeError:
+            _raise_host_exception()
+            raise
         return int(self._results[0].of.i32) if self._nresults else 0
 
 
@@ -132,6 +142,15 @@ class _Instance:
         exports = self.instance.exports(self.store)
         self.memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
         self.sp: wasmtime.Global = exports["__stack_pointer"]  # type: ignore[assignment]
+        # wasmtime-py's set_value introspects the global's type on every call (about 80 us, a
+        # sixth of a query): the i32 value is written through the C API instead.
+        self._sp_ref = ctypes.byref(self.sp._global)
+        self._sp_val = _ffi.wasmtime_val_t()
+        self._sp_val.kind = _ffi.WASMTIME_I32
+        # The same for reads and writes of linear memory (wasmtime-py builds a ctypes array
+        # type per access): the base and size are read through the C API, then memmove.
+        self._context = self.store._context()
+        self._memory_ref = ctypes.byref(self.memory._memory)
         self.fn: dict[str, _FastFunc] = {}
         for name in (
             "qjs_alloc", "qjs_free", "qjs_last_len", "qjs_last_ptr", "qjs_result_free",
@@ -145,18 +164,38 @@ class _Instance:
     def call(self, name: str, *args: int) -> int:
         return self.fn[name](*args)
 
-    def read(self, ptr: int, length: int) -> bytes:
-        size = self.memory.data_len(self.store)
+    def set_sp(self, value: int) -> None:
+        self._sp_val.of.i32 = value
+        error = _ffi.wasmtime_global_set(
+            self.store._context(), self._sp_ref, ctypes.byref(self._sp_val)
+        )
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+
+    def _address(self, ptr: int, length: int) -> int:
+        """The host address of guest bytes ``[ptr, ptr + length)``, checked to lie in memory
+        (memory may have grown, and moved, since the last access)."""
+        size = _ffi.wasmtime_memory_data_size(self._context, self._memory_ref)
         if ptr < 0 or length < 0 or ptr + length > size:
             raise SandboxInternalError("guest pointer out of range")
-        return bytes(self.memory.read(self.store, ptr, ptr + length))
+        base = _ffi.wasmtime_memory_data(self._context, self._memory_ref)
+        return ctypes.addressof(base.contents) + ptr
+
+    def size(self) -> int:
+        return int(_ffi.wasmtime_memory_data_size(self._context, self._memory_ref))
+
+    def read(self, ptr: int, length: int) -> bytes:
+        return ctypes.string_at(self._address(ptr, length), length)
+
+    def write(self, ptr: int, data: bytes) -> None:
+        ctypes.memmove(self._address(ptr, len(data)), data, len(data))
 
     def write_new(self, data: bytes) -> int:
         ptr = int(self.call("qjs_alloc", max(1, len(data))))
         if ptr == 0:
             raise SandboxMemoryLimit("JavaScript agent reached its memory limit")
         if data:
-            self.memory.write(self.store, data, ptr)
+            self.write(ptr, data)
         return ptr
 
     def new_string(self, text: bytes) -> int:
@@ -271,13 +310,13 @@ class JSEngine:
 
     def _environ_sizes_get(self, count_ptr: int, size_ptr: int) -> int:
         inst = self._run().instance
-        inst.memory.write(inst.store, b"\0" * 4, count_ptr)
-        inst.memory.write(inst.store, b"\0" * 4, size_ptr)
+        inst.write(count_ptr, b"\0" * 4)
+        inst.write(size_ptr, b"\0" * 4)
         return 0
 
     def _clock_time_get(self, _clock: int, _precision: int, out_ptr: int) -> int:
         run = self._run()
-        run.instance.memory.write(run.instance.store, struct.pack("<Q", run.clock_ns), out_ptr)
+        run.instance.write(out_ptr, struct.pack("<Q", run.clock_ns))
         return 0
 
     def _random_get(self, ptr: int, length: int) -> int:
@@ -286,7 +325,7 @@ class JSEngine:
         while len(out) < length:
             run.rng_counter += 1
             out += hashlib.sha256(run.rng_seed + run.rng_counter.to_bytes(8, "big")).digest()
-        run.instance.memory.write(run.instance.store, out[:length], ptr)
+        run.instance.write(ptr, out[:length])
         return 0
 
     def _fd_write(self, _fd: int, iovs: int, iovs_len: int, nwritten_ptr: int) -> int:
@@ -296,7 +335,7 @@ class JSEngine:
         for i in range(iovs_len):
             _ptr, length = struct.unpack_from("<II", raw, 8 * i)
             total += length
-        inst.memory.write(inst.store, struct.pack("<I", total), nwritten_ptr)
+        inst.write(nwritten_ptr, struct.pack("<I", total))
         return 0
 
     def _proc_exit(self, _code: int) -> None:
@@ -451,7 +490,7 @@ class JSEngine:
 
     def _restore(self, agent: JSAgent) -> _Instance:
         inst = agent.warm
-        if inst is None or inst.poisoned or inst.memory.data_len(inst.store) != len(agent.image):
+        if inst is None or inst.poisoned or inst.size() != len(agent.image):
             if inst is not None:
                 inst.close()
             inst = _Instance(self, agent.memory_bytes)
@@ -459,8 +498,8 @@ class JSEngine:
             if pages > 0:
                 inst.memory.grow(inst.store, pages)
             agent.warm = inst
-        ctypes.memmove(inst.memory.data_ptr(inst.store), agent.image, len(agent.image))
-        inst.sp.set_value(inst.store, agent.sp)
+        ctypes.memmove(inst._address(0, len(agent.image)), agent.image, len(agent.image))
+        inst.set_sp(agent.sp)
         return inst
 
     def invoke(
@@ -514,7 +553,7 @@ class JSEngine:
             # Nothing allocated here is freed: the next invocation restores the clean image.
             ptr = inst.write_new(request)
             arg = inst.call("new_string", ptr, len(request))
-            inst.memory.write(inst.store, struct.pack("<i", arg), agent.scratch)
+            inst.write(agent.scratch, struct.pack("<i", arg))
             argv, slot = agent.scratch, agent.scratch + 4
             status = inst.call("call_function", agent.invoke_fn, agent.global_obj, argv, 1, slot)
             (handle,) = struct.unpack("<i", inst.read(slot, 4))
@@ -529,7 +568,7 @@ class JSEngine:
             self._tls.run = outer
             fuel_left = int(inst.store.get_fuel())
         fuel_used = limits.fuel - fuel_left
-        memory_full = inst.memory.data_len(inst.store) + _PAGE > limits.memory_bytes
+        memory_full = inst.size() + _PAGE > limits.memory_bytes
         if bridge.crash is not None:
             raise SandboxInternalError("host call failed") from bridge.crash
         if run.timed_out:

@@ -1,5 +1,9 @@
 """The worker's HTTP API (Starlette, served by uvicorn in a thread): health, info, attestation,
-encrypted queries, public contract info and Prometheus metrics. Errors are ``{"error": {...}}``."""
+encrypted queries, public contract info and Prometheus metrics. Errors are ``{"error": {...}}``.
+
+``POST /v1/query`` is the one hot route: a bare ASGI handler in front of the framework (no
+routing or middleware on its path) that awaits the enclave's socket on the event loop, so no
+thread is held while the core answers; every other route goes through Starlette."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from veilnet._version import __version__
 from veilnet.errors import InternalError, VeilnetError
@@ -94,9 +99,16 @@ class QueryPool:
         if threads < 1:
             raise ValueError("a query pool needs at least one thread")
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self._slots = asyncio.Semaphore(threads)
 
     async def run(self, fn: Callable[[bytes], T], arg: bytes) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, arg)
+
+    async def run_async(self, fn: Callable[[bytes], Awaitable[T]], arg: bytes) -> T:
+        """``fn`` on the event loop, at most ``threads`` at once, like ``run``: the enclave
+        serves one query per connection, and the others wait in line here."""
+        async with self._slots:
+            return await fn(arg)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -137,7 +149,7 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     limiter: TokenBuckets | None = None,
     pool: QueryPool | None = None,
-) -> Starlette:
+) -> ASGIApp:
     """The ASGI app of one worker host.
 
     Args:
@@ -168,19 +180,47 @@ def create_app(
             raise BadRequest("nonce must be 32 bytes of hex")
         return JSONResponse(_attestation_json(await run_in_threadpool(host.attest, nonce)))
 
-    async def query(request: Request) -> Response:
+    answered = {"ok": host.metrics.queries.labels(outcome="ok")}
+    observe = host.metrics.query_seconds.observe
+
+    async def query(scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/query`` as a bare ASGI app: the one hot route skips the framework's
+        routing and middleware, and the enclave call waits on its socket, not a thread."""
         started = time.perf_counter()
         outcome = "ok"
         try:
-            body = await _read_bounded(request, MAX_QUERY_BODY)
-            answer = await queries.run(host.query, body)
+            client = scope.get("client")
+            wait = buckets.take(client[0] if client else "unknown")
+            if wait > 0:
+                raise RateLimited("too many requests", retry_after_s=round(wait, 3))
+            body = await _receive_bounded(scope, receive, MAX_QUERY_BODY)
+            answer = await queries.run_async(host.query_async, body)
         except VeilnetError as exc:
             outcome = exc.code
-            raise
+            await _error(host, exc)(scope, receive, send)
+            return
+        except Exception:
+            outcome = InternalError.code
+            _log.exception("worker API handler failed")
+            await _error(host, InternalError("the worker failed to answer"))(scope, receive, send)
+            return
         finally:
-            host.metrics.queries.labels(outcome=outcome).inc()
-            host.metrics.query_seconds.observe(time.perf_counter() - started)
-        return Response(answer, media_type="application/octet-stream")
+            counter = answered.get(outcome)
+            if counter is None:
+                counter = answered[outcome] = host.metrics.queries.labels(outcome=outcome)
+            counter.inc()
+            observe(time.perf_counter() - started)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/octet-stream"),
+                    (b"content-length", str(len(answer)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
 
     async def contract(request: Request) -> Response:
         contract_id = _hex(request.path_params["id_hex"], "contract id", max_chars=64)
@@ -209,12 +249,26 @@ def create_app(
         Route("/v1/health", guarded(health, limited=False), methods=["GET"]),
         Route("/v1/info", guarded(info), methods=["GET"]),
         Route("/v1/attestation", guarded(attestation), methods=["GET"]),
-        Route("/v1/query", guarded(query), methods=["POST"]),
         Route("/v1/contracts/{id_hex}", guarded(contract), methods=["GET"]),
         Route("/v1/snapshots/{address_hex}", guarded(snapshot), methods=["GET"]),
         Route("/metrics", guarded(metrics, limited=False), methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    framework = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/query":
+            if scope["method"] == "POST":
+                await query(scope, receive, send)
+                return
+            error = RouteNotFound("no such endpoint", method=scope["method"], status=405)
+            host.metrics.http_errors.labels(code=error.code).inc()
+            await JSONResponse(error.to_json(), status_code=405, headers={"Allow": "POST"})(
+                scope, receive, send
+            )
+            return
+        await framework(scope, receive, send)
+
+    return app
 
 
 def _hex(text: str, what: str, *, max_chars: int) -> bytes:
@@ -227,23 +281,28 @@ def _hex(text: str, what: str, *, max_chars: int) -> bytes:
         raise BadRequest(f"{what} is not hex") from exc
 
 
-async def _read_bounded(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError as exc:
-            raise BadRequest("bad Content-Length") from exc
-        if size > limit:
-            raise RequestTooLarge("request body is too large", max_size=limit)
+async def _receive_bounded(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                size = int(value)
+            except ValueError as exc:
+                raise BadRequest("bad Content-Length") from exc
+            if size > limit:
+                raise RequestTooLarge("request body is too large", max_size=limit)
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: nobody to answer
+            raise BadRequest("the client went away before its request was whole")
+        chunk = message.get("body", b"")
         total += len(chunk)
         if total > limit:
             raise RequestTooLarge("request body is too large", max_size=limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _0x(data: bytes) -> str:
@@ -336,7 +395,13 @@ class APIServer:
         display = f"[{host}]" if ":" in host else host
         self.url = f"http://{display}:{bound[1]}"
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", log_level="warning"
+            app,
+            http="httptools",  # llhttp and libuv: a fifth less CPU per query than h11 and asyncio
+            loop="uvloop",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            log_level="warning",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -45,7 +45,8 @@ class WorkerConfig:
         poll_interval: seconds between chain polls when idle.
         max_lag_blocks: how far behind the final head the worker may be and still serve.
         rate_per_s, rate_burst: token bucket per client address for the API.
-        query_threads: threads answering queries in parallel (agents run off the event loop).
+        query_threads: queries the enclave answers at once (each on a connection of its own;
+            more wait in line on the API's event loop).
         key_window_blocks, commitment_interval: network parameters (identical on replicas).
         egress_roots: PEM CA certificates agents' HTTPS servers must chain to (a network
             parameter, network.json ``egress_roots_pem``); empty: the enclave image's Mozilla

@@ -19,7 +19,7 @@ DEFAULT_RATE_PER_S: Final = 50.0
 """Token-bucket refill rate per client address (requests per second)."""
 DEFAULT_RATE_BURST: Final = 100
 DEFAULT_QUERY_THREADS: Final = 8
-"""Queries a worker runs at once; more wait in line (wasm agents run without the GIL)."""
+"""Queries a worker's enclave answers at once; more wait in line."""
 MAX_RATE_CLIENTS: Final = 10_000
 """Buckets kept before the idle ones are dropped."""
 IDENTITY_FUNDING_WEI: Final = 10**17

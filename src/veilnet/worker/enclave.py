@@ -13,6 +13,8 @@ while a block is applied; the enclave serializes what must be serialized.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import os
 import queue
@@ -25,7 +27,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from veilnet.codec import CodecError, Record
 from veilnet.errors import InternalError, VeilnetError
@@ -62,6 +64,9 @@ class EnclaveLink(Protocol):
     def call(self, payload: bytes, io: IOHandler | None) -> Record:
         """The reply to one ``Call`` payload, decoded: a ``Result`` or a ``Failure``."""
 
+    async def call_async(self, payload: bytes, io: IOHandler | None) -> Record:
+        """``call`` from an event loop, which it never blocks (``io`` runs on a thread)."""
+
     def close(self) -> None: ...
 
 
@@ -83,6 +88,9 @@ class LocalEnclave:
 
     def call(self, payload: bytes, io: IOHandler | None) -> Record:
         return wire.decode_frame(self.service.handle(payload, lambda r: _io_result(io, r)))
+
+    async def call_async(self, payload: bytes, io: IOHandler | None) -> Record:
+        return await asyncio.to_thread(self.call, payload, io)
 
     def close(self) -> None:
         self.service.close()
@@ -106,6 +114,73 @@ class _SocketConnection:
             self.sock.sendall(wire.frame(_io_result(io, reply)))
 
 
+class _AsyncConnection(asyncio.Protocol):
+    """One connection to the enclave process on an event loop, one call in flight: the frames
+    that arrive are queued and the call waits for them, so no thread blocks on a read."""
+
+    def __init__(self) -> None:
+        self._reader = wire.FrameReader()
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._broken: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        try:
+            while (frame := self._reader.next_frame()) is not None:
+                self._frames.append(frame)
+        except wire.FrameInvalid:
+            self._break("the enclave process sent an oversized frame")
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._broken is None:
+            self._broken = "the enclave process closed the connection"
+        self._wake()
+
+    def _break(self, why: str) -> None:
+        self._broken = why
+        if self._transport is not None:
+            self._transport.close()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def close(self) -> None:
+        self._break("closed")
+
+    @property
+    def usable(self) -> bool:
+        return self._broken is None and not self._frames
+
+    async def _next(self) -> bytes:
+        while not self._frames:
+            if self._broken is not None:
+                raise EnclaveUnavailable(self._broken)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._frames.popleft()
+
+    async def call(self, payload: bytes, io: IOHandler | None) -> Record:
+        assert self._transport is not None
+        self._transport.write(wire.frame_bytes(payload))
+        while True:
+            reply = wire.decode_frame(await self._next())
+            if not isinstance(reply, wire.IORequest):
+                return reply  # a Result or a Failure: the caller reads it
+            # An agent's I/O (a TLS relay, llm.chat) may block for seconds: off the loop.
+            result = await asyncio.to_thread(_io_result, io, reply)
+            self._transport.write(wire.frame(result))
+
+
 class ProcessEnclave:
     """``veil enclave serve`` as a child process, reached over a Unix socket in a private
     directory. The child exits when this object closes its standard input (or this process
@@ -125,6 +200,9 @@ class ProcessEnclave:
         self._pool: queue.SimpleQueue[_SocketConnection] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._connections: list[_SocketConnection] = []
+        # Connections of the one event loop that calls ``call_async`` (the worker API's).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: list[_AsyncConnection] = []
         self._wait_ready()
 
     @property
@@ -172,12 +250,46 @@ class ProcessEnclave:
         self._pool.put(connection)
         return reply
 
+    async def call_async(self, payload: bytes, io: IOHandler | None) -> Record:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._loop is None:
+                self._loop = loop
+        if loop is not self._loop:  # connections belong to one loop; another takes a thread
+            return await asyncio.to_thread(self.call, payload, io)
+        connection = self._idle.pop() if self._idle else await self._open_async(loop)
+        try:
+            reply = await connection.call(payload, io)
+        except (OSError, wire.FrameInvalid, CodecError) as exc:
+            connection.close()
+            raise EnclaveUnavailable("the enclave connection broke") from exc
+        except BaseException:  # cancelled mid-call, or the enclave went away: never reused
+            connection.close()
+            raise
+        if connection.usable:
+            self._idle.append(connection)
+        return reply
+
+    async def _open_async(self, loop: asyncio.AbstractEventLoop) -> _AsyncConnection:
+        if self._process.poll() is not None:
+            raise EnclaveUnavailable("the enclave process is gone", exit_code=self._process.poll())
+        try:
+            _, connection = await loop.create_unix_connection(_AsyncConnection, self.socket_path)
+        except OSError as exc:
+            raise EnclaveUnavailable("cannot reach the enclave process") from exc
+        return connection
+
     def close(self) -> None:
         with self._lock:
             for connection in self._connections:
                 with contextlib.suppress(OSError):
                     connection.sock.close()
             self._connections.clear()
+            loop, idle, self._idle = self._loop, self._idle, []
+        if loop is not None and not loop.is_closed():
+            for channel in idle:
+                with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile
+                    loop.call_soon_threadsafe(channel.close)
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()
@@ -201,7 +313,10 @@ class Enclave:
         self.link.close()
 
     def _call(self, op: str, body: bytes = b"", io: IOHandler | None = None) -> bytes:
-        reply = self.link.call(wire.Call(op=op, body=body).to_bytes(), io)
+        return self._unwrap(self.link.call(wire.Call(op=op, body=body).to_bytes(), io))
+
+    @staticmethod
+    def _unwrap(reply: Record) -> bytes:
         if isinstance(reply, wire.Result):
             return reply.body
         if not isinstance(reply, wire.Failure):
@@ -245,6 +360,11 @@ class Enclave:
 
     def query(self, request: bytes, io: IOHandler | None = None) -> bytes:
         return self._call(wire.OP_QUERY, request, io)
+
+    async def query_async(self, request: bytes, io: IOHandler | None = None) -> bytes:
+        """``query`` from the API's event loop: no thread waits on the enclave meanwhile."""
+        payload = wire.Call(op=wire.OP_QUERY, body=request).to_bytes()
+        return self._unwrap(await self.link.call_async(payload, io))
 
     def attest(self, nonce: bytes) -> wire.Attested:
         return wire.Attested.from_bytes(self._call(wire.OP_ATTEST, nonce))

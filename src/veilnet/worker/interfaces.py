@@ -105,7 +105,7 @@ class WorkerService(Protocol):
     """What the HTTP API needs from a worker host; every read is a consistent snapshot.
 
     Raises (from every method): ``NotReady`` before the host started; the core's errors from
-    ``query``; ``ContractUnavailable`` from ``contract`` for an unknown id.
+    ``query_async``; ``ContractUnavailable`` from ``contract`` for an unknown id.
     """
 
     @property
@@ -122,7 +122,10 @@ class WorkerService(Protocol):
 
     def attest(self, nonce: bytes) -> AttestationView: ...
 
-    def query(self, request: bytes) -> bytes: ...
+    async def query_async(self, request: bytes) -> bytes:
+        """Answer one encrypted query (``POST /v1/query``) on the API's event loop, holding
+        no thread while the core works."""
+        ...
 
     def snapshot(self, joiner: bytes) -> bytes:
         """The cluster state this member captured for ``joiner``, sealed to the joiner: only
