@@ -116,6 +116,30 @@ def test_async_client_twin(devnet: Devnet) -> None:
     assert count == 4 and total in (2 + 4, 3 + 4)
 
 
+def test_commands_in_a_batch(devnet: Devnet) -> None:
+    """``Agent.commands``: one transaction each, consecutive nonces, one JSON-RPC batch; their
+    outcomes read together, in order, an agent's refusal reported and not raised."""
+    with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
+        agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
+        assert agent.commands([]) == []
+        done = agent.commands([{"by": 1}, {"by": 2}, {"by": "x"}, {"by": 3}])
+        assert [d.seq for d in done] == list(range(done[0].seq, done[0].seq + 4))
+        assert [d.result for d in done] == [1, 3, None, 6]
+        assert [d.ok for d in done] == [True, True, False, True]
+        assert done[2].error is not None and done[2].error["code"] == "sandbox_agent_error"
+        assert all(d.applied and d.proof is not None for d in done)
+        assert agent.command({"by": 4}).result == 10  # the wallet's nonces carry on
+
+    async def later() -> list[int]:
+        async with AsyncClient.connect(devnet.network, allow_insecure_dev_tee=True) as client:
+            handle = client.agent(agent.id)
+            sent = await handle.commands([{"by": 1}] * 5, wait=False)
+            assert not any(s.applied for s in sent)
+            return [d.result for d in await handle.outcomes(sent)]
+
+    assert asyncio.run(later()) == [11, 12, 13, 14, 15]
+
+
 def test_attacks_over_http(devnet: Devnet) -> None:
     with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})

@@ -18,6 +18,13 @@ QUERY_CERT_MAX_BLOCKS: Final = 7200
 QUERY_WINDOW_BLOCKS: Final = 64
 """Blocks a query stays answerable after the block it names (``QueryPlaintext.window``): a
 worker remembers a request id only that long, so its replay cache is bounded by time."""
+MAX_OUTCOMES_PER_QUERY: Final = 256
+"""Most commands one ``outcome`` query may name (its body a list of seqs): a batch of commands
+is verified with a query per this many."""
+MAX_OUTCOMES_ANSWER_BYTES: Final = 1024 * 1024
+"""Past this much JSON, the outcomes of one ``outcome`` query's list are answered ``{"status":
+"later"}`` (the first is always answered): agents' results may be large, and the sealed answer
+must stay within the envelope limit."""
 QUERY_WINDOW_AHEAD: Final = 8
 """How far a query's ``window`` may lie ahead of the worker's head (the client's chain view may
 be a few blocks newer); a worker further behind refuses it as not ready."""

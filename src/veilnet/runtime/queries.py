@@ -287,11 +287,34 @@ def run(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None = None
 def _outcome_answer(
     runtime: ContractRuntime, cert: proto.QueryCertificate, inner: proto.QueryPlaintext
 ) -> Any:
+    """One command's outcome (the body is its ``seq``), or several at once (a list of up to
+    ``MAX_OUTCOMES_PER_QUERY`` seqs: ``{"outcomes": [...]}`` in their order), so a sender of
+    many commands verifies them with one query. Every one must be the caller's. Past
+    ``MAX_OUTCOMES_ANSWER_BYTES`` the rest are ``{"status": "later"}``, to be asked again."""
     try:
-        seq = decode(inner.body)
+        asked = decode(inner.body)
     except CodecError as exc:
         raise QueryRejected("outcome query needs a sequence number") from exc
-    if not isinstance(seq, int):
+    if isinstance(asked, list):
+        if not 1 <= len(asked) <= limits.MAX_OUTCOMES_PER_QUERY:
+            raise QueryRejected(
+                "an outcome query names 1 to MAX_OUTCOMES_PER_QUERY commands",
+                max_outcomes=limits.MAX_OUTCOMES_PER_QUERY,
+            )
+        answers: list[Any] = []
+        size = 0
+        for seq in asked:
+            answer = _one_outcome(runtime, cert, seq)
+            size += len(json.dumps(answer, separators=(",", ":")))
+            if answers and size > limits.MAX_OUTCOMES_ANSWER_BYTES:
+                answer = {"status": "later"}  # asked again: large results fill one answer
+            answers.append(answer)
+        return {"outcomes": answers}
+    return _one_outcome(runtime, cert, asked)
+
+
+def _one_outcome(runtime: ContractRuntime, cert: proto.QueryCertificate, seq: Any) -> Any:
+    if not isinstance(seq, int) or isinstance(seq, bool):
         raise QueryRejected("outcome query needs a sequence number")
     outcome = runtime.outcomes.get(seq)
     if outcome is None:

@@ -41,6 +41,7 @@ from veilnet.chain.model import (
     ChainAddresses,
     ChainEvent,
     ClusterKeySet,
+    Command,
     ContractKeySet,
     RawLog,
     decode_log,
@@ -360,14 +361,15 @@ class BaseClient:
 
     # ---- transactions --------------------------------------------------------------------
 
-    def tx_nonce(self, wallet: Wallet, chain_nonce: int | None) -> int | None:
-        """The next nonce for ``wallet``: the cached one, or None when it must be fetched."""
+    def tx_nonce(self, wallet: Wallet, chain_nonce: int | None, count: int = 1) -> int | None:
+        """The next nonce for ``wallet`` (the first of ``count`` consecutive ones, all taken):
+        the cached one, or None when it must be fetched."""
         with self._lock:
             cached = self._tx_nonces.get(wallet.address.raw)
             if cached is None and chain_nonce is None:
                 return None
             nonce = cached if cached is not None else int(chain_nonce or 0)
-            self._tx_nonces[wallet.address.raw] = nonce + 1
+            self._tx_nonces[wallet.address.raw] = nonce + count
             return nonce
 
     def reset_tx_nonce(self, wallet: Wallet) -> None:
@@ -678,10 +680,20 @@ class BaseClient:
         """Step 4, read: the answer as an ``Outcome`` (see ``read_outcome``)."""
         return read_outcome(self.answer(opened))
 
-    def query_result(self, opened: OpenedResponse, *, raise_on_error: bool = True) -> QueryResult:
-        outcome = self.outcome(opened)
-        if raise_on_error and outcome.ok is False:
-            raise agent_failure(outcome.error)
+    def outcomes(self, opened: OpenedResponse, count: int) -> list[Outcome]:
+        """The answer to an outcome query that named ``count`` commands, in their order (a
+        status other than ``applied``, such as ``later``, means: ask again)."""
+        found = self.answer(opened).get("outcomes")
+        if not isinstance(found, list) or len(found) != count:
+            raise ResponseInvalid(f"the answer does not hold the {count} outcomes asked for")
+        if not all(isinstance(one, dict) for one in found):
+            raise ResponseInvalid("an outcome in the answer is not an object")
+        return [read_outcome(one) for one in found]
+
+    @staticmethod
+    def outcome_proof(opened: OpenedResponse, outcome: Outcome) -> QueryResult:
+        """The verified query that reported ``outcome`` (its answer, or one of a batch's), as a
+        ``QueryResult``."""
         response = opened.response
         return QueryResult(
             value=outcome.result,
@@ -692,6 +704,35 @@ class BaseClient:
             events=list(outcome.events),
             fuel=outcome.fuel,
         )
+
+    def sent_command(self, contract_id: bytes, receipt: Mapping[str, Any]) -> CommandResult:
+        """The command a ``push_command`` receipt recorded (its ``Command`` event's seq).
+
+        Raises:
+            ChainUnavailable: the receipt carries no Command event of the contract.
+        """
+        seq = next(
+            (
+                e.seq
+                for e in self.decode_logs(list(receipt.get("logs") or []))
+                if isinstance(e, Command) and e.contract_id == contract_id
+            ),
+            None,
+        )
+        if seq is None:
+            raise ChainUnavailable("the command's receipt carries no Command event")
+        return CommandResult(
+            contract_id=contract_id,
+            seq=int(seq),
+            tx_hash=bytes.fromhex(str(receipt["transactionHash"])[2:]),
+            block_number=int(receipt["blockNumber"], 16),
+        )
+
+    def query_result(self, opened: OpenedResponse, *, raise_on_error: bool = True) -> QueryResult:
+        outcome = self.outcome(opened)
+        if raise_on_error and outcome.ok is False:
+            raise agent_failure(outcome.error)
+        return self.outcome_proof(opened, outcome)
 
     @staticmethod
     def command_result(sent: CommandResult, outcome: Outcome, proof: QueryResult) -> CommandResult:

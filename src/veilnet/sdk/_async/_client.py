@@ -21,7 +21,6 @@ from veilnet.chain.model import (
     ClusterCreated,
     ClusterKeySet,
     ClusterWorkerAdded,
-    Command,
     ContractDeployed,
     ContractInitFailed,
     ContractKeySet,
@@ -38,6 +37,7 @@ from veilnet.chain.model import (
 from veilnet.codec import CodecError, abi_encode, encode
 from veilnet.crypto import Address
 from veilnet.protocol import envelopes as proto
+from veilnet.protocol import limits
 from veilnet.protocol.hosts import normalize_host
 from veilnet.protocol.registration import check_api_url
 from veilnet.sdk import constants as C  # noqa: N812
@@ -372,6 +372,77 @@ class AsyncClient(BaseClient):
             raise TransactionReverted("the transaction reverted on chain", reason="reverted")
         return dict(receipt)
 
+    async def transact_many(
+        self,
+        wallet: Wallet,
+        to: Address,
+        calls: Sequence[bytes],
+        *,
+        timeout: float = C.DEFAULT_WAIT_S,
+    ) -> list[dict[str, Any]]:
+        """Sign and send one transaction per call in ``calls``, with consecutive nonces, all in
+        one JSON-RPC batch, and wait for every receipt (polled in batches); the receipts in
+        order. The gas is estimated once, for the longest call: the calls are of one kind
+        (``push_command``s) and differ in their data only.
+
+        Raises:
+            TransactionReverted: the estimate, a send or a mined transaction reverted (those
+                sent before it stay sent).
+            ChainUnavailable / Timeout: the node failed or did not mine them all in time.
+        """
+        if not calls:
+            return []
+        longest = max(calls, key=len)
+        estimate: dict[str, Any] = {
+            "from": wallet.address.hex,
+            "to": to.hex,
+            "data": "0x" + longest.hex(),
+            "value": "0x0",
+        }
+        gas = int(await self._rpc("eth_estimateGas", estimate), 16)
+        base_fee = await self._fees()
+        lock = self._send_locks.setdefault(wallet.address.raw, asyncio.Lock())
+        async with lock:
+            first = self.tx_nonce(wallet, None, len(calls))
+            if first is None:
+                count = await self._rpc("eth_getTransactionCount", wallet.address.hex, "pending")
+                first = self.tx_nonce(wallet, int(count, 16), len(calls))
+            assert first is not None
+            signed = [
+                self.sign_transaction(
+                    wallet, to=to, data=data, nonce=first + i, gas=gas, base_fee=base_fee
+                )
+                for i, data in enumerate(calls)
+            ]
+            try:
+                await self._rpc_batch(
+                    [("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw, _ in signed]
+                )
+            except (ChainUnavailable, TransactionReverted):
+                self.reset_tx_nonce(wallet)
+                raise
+        hashes = ["0x" + tx_hash.hex() for _, tx_hash in signed]
+        receipts: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = [h for h in hashes if h not in receipts]
+            found = await self._rpc_batch([("eth_getTransactionReceipt", [h]) for h in waiting])
+            for tx_hash, receipt in zip(waiting, found, strict=True):
+                if receipt:
+                    if int(receipt["status"], 16) != 1:
+                        raise TransactionReverted(
+                            "a transaction of the batch reverted on chain", reason="reverted"
+                        )
+                    receipts[tx_hash] = dict(receipt)
+            if len(receipts) == len(hashes):
+                return [receipts[h] for h in hashes]
+            if time.monotonic() > deadline:
+                self.reset_tx_nonce(wallet)
+                raise Timeout(
+                    f"{len(hashes) - len(receipts)} transactions were not mined in {timeout:.0f} s"
+                )
+            await asyncio.sleep(C.POLL_INTERVAL_S)
+
     # ---- agents --------------------------------------------------------------------------
 
     async def deploy(
@@ -471,22 +542,27 @@ class AsyncClient(BaseClient):
         payload = self.seal_command(key, wallet, kind, body)
         data = self.bus.encode("push_command", contract_id, payload)
         receipt = await self.transact(wallet, self.config.bus, data, timeout=timeout)
-        seq = next(
-            (
-                e.seq
-                for e in self.decode_logs(list(receipt.get("logs") or []))
-                if isinstance(e, Command) and e.contract_id == contract_id
-            ),
-            None,
-        )
-        if seq is None:
-            raise ChainUnavailable("the command's receipt carries no Command event")
-        return CommandResult(
-            contract_id=contract_id,
-            seq=int(seq),
-            tx_hash=bytes.fromhex(str(receipt["transactionHash"])[2:]),
-            block_number=int(receipt["blockNumber"], 16),
-        )
+        return self.sent_command(contract_id, receipt)
+
+    async def send_commands(
+        self,
+        contract_id: bytes,
+        kind: str,
+        bodies: Sequence[bytes],
+        *,
+        wallet: Wallet,
+        timeout: float,
+    ) -> list[CommandResult]:
+        """``send_command`` for many: one key lookup, then ``transact_many``."""
+        key = await self.contract_key(contract_id, refresh=True)
+        if key.paused:
+            raise WorkerRefused("the contract is paused", worker_code=WORKER_CONTRACT_PAUSED)
+        calls = [
+            self.bus.encode("push_command", contract_id, self.seal_command(key, wallet, kind, body))
+            for body in bodies
+        ]
+        receipts = await self.transact_many(wallet, self.config.bus, calls, timeout=timeout)
+        return [self.sent_command(contract_id, receipt) for receipt in receipts]
 
     async def wait_outcome(
         self, sent: CommandResult, *, wallet: Wallet, timeout: float, raise_on_error: bool = True
@@ -505,6 +581,47 @@ class AsyncClient(BaseClient):
                 )
             if time.monotonic() > deadline:
                 raise Timeout(f"command {sent.seq} was not applied within {timeout:.0f} s")
+            await asyncio.sleep(C.OUTCOME_POLL_S)
+
+    async def wait_outcomes(
+        self, sent: Sequence[CommandResult], *, wallet: Wallet, timeout: float
+    ) -> list[CommandResult]:
+        """``wait_outcome`` for many commands of one wallet: each verified query asks for up
+        to ``MAX_OUTCOMES_PER_QUERY`` of them (per contract), until all are applied. Never
+        raises for an agent's refusal: each result's ``ok`` and ``error`` say how it went.
+        Workers that fall behind under the load (``WorkerUnavailable``: catching up) are
+        asked again until ``timeout``; a command on chain is applied once they catch up."""
+        done: dict[int, CommandResult] = {}
+        deadline = time.monotonic() + timeout
+        unavailable: WorkerUnavailable | None = None
+        while True:
+            waiting: dict[bytes, list[int]] = {}
+            for index, command in enumerate(sent):
+                if index not in done:
+                    waiting.setdefault(command.contract_id, []).append(index)
+            for contract_id, indexes in waiting.items():
+                for start in range(0, len(indexes), limits.MAX_OUTCOMES_PER_QUERY):
+                    chunk = indexes[start : start + limits.MAX_OUTCOMES_PER_QUERY]
+                    body = encode([sent[i].seq for i in chunk])
+                    try:
+                        opened = await self.ask(contract_id, "outcome", body, wallet=wallet)
+                    except WorkerUnavailable as exc:
+                        unavailable = exc
+                        continue
+                    for index, outcome in zip(
+                        chunk, self.outcomes(opened, len(chunk)), strict=True
+                    ):
+                        if outcome.is_applied:
+                            proof = self.outcome_proof(opened, outcome)
+                            done[index] = self.command_result(sent[index], outcome, proof)
+            if len(done) == len(sent):
+                return [done[i] for i in range(len(sent))]
+            if time.monotonic() > deadline:
+                last = "" if unavailable is None else f" (last: {unavailable.message})"
+                raise Timeout(
+                    f"{len(sent) - len(done)} commands were not applied within {timeout:.0f} s"
+                    + last
+                )
             await asyncio.sleep(C.OUTCOME_POLL_S)
 
     # ---- queries -------------------------------------------------------------------------
@@ -1619,6 +1736,46 @@ class AsyncAgent:
         if not wait:
             return sent
         return await self.client.wait_outcome(sent, wallet=sender, timeout=timeout)
+
+    async def commands(
+        self,
+        msgs: Sequence[Any],
+        *,
+        wait: bool = True,
+        wallet: Wallet | bytes | str | None = None,
+        timeout: float = C.DEFAULT_WAIT_S,
+    ) -> list[CommandResult]:
+        """Send many encrypted commands at once, in this order: one transaction each, all
+        signed with consecutive nonces and sent in one JSON-RPC batch. With ``wait``, their
+        outcomes, read by one verified query per ``MAX_OUTCOMES_PER_QUERY`` commands.
+
+        Unlike ``command``, an agent's refusal of one command raises nothing: check each
+        result's ``ok`` (and ``error``).
+
+        Raises:
+            ValueError: a message is not JSON; nothing was sent.
+            TransactionReverted, Timeout, and the query errors of ``query``.
+        """
+        sender = self.client.wallet_for(wallet)
+        bodies = [self.client.call_body(msg) for msg in msgs]
+        sent = await self.client.send_commands(
+            self._raw, "call", bodies, wallet=sender, timeout=timeout
+        )
+        if not wait:
+            return sent
+        return await self.client.wait_outcomes(sent, wallet=sender, timeout=timeout)
+
+    async def outcomes(
+        self,
+        sent: Sequence[CommandResult],
+        *,
+        wallet: Wallet | bytes | str | None = None,
+        timeout: float = C.DEFAULT_WAIT_S,
+    ) -> list[CommandResult]:
+        """Wait for the outcomes of commands sent with ``wait=False`` (one wallet's)."""
+        return await self.client.wait_outcomes(
+            sent, wallet=self.client.wallet_for(wallet), timeout=timeout
+        )
 
     async def set_secret(
         self,
