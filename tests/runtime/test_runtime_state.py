@@ -113,6 +113,33 @@ def test_a_state_view_reads_the_state_as_it_was_when_taken() -> None:
     assert fresh.keys("a/") == ["a/1", "a/4"] and fresh.get("a/1") == b"ONE"
 
 
+def test_views_with_no_write_between_them_are_one_and_a_write_starts_another() -> None:
+    """Many idle agents cost no new view per block; any write, a rolled-back block's too, makes
+    the next reader take a new view, and an old one still reads its own time."""
+    from veilnet.crypto import SymmetricKey
+    from veilnet.runtime.state import ContractState, Journal
+
+    journal = Journal()
+    state = ContractState(b"c" * 32, SymmetricKey.generate(b"\x01" * 32), journal=journal)
+    state.apply({"a": b"1"})
+    first = state.view()
+    assert state.view() is first
+    state.apply({})  # a block that wrote nothing here
+    assert state.view() is first
+    journal.begin()
+    state.apply({"a": b"2"})
+    journal.rollback()
+    second = state.view()
+    assert second is not first and second.get("a") == b"1" and first.get("a") == b"1"
+    state.apply({"a": b"3"})
+    third = state.view()
+    assert (first.get("a"), second.get("a"), third.get("a")) == (b"1", b"1", b"3")
+    loaded = ContractState(b"d" * 32, SymmetricKey.generate(b"\x01" * 32))
+    empty = loaded.view()
+    loaded.load([["k", b"v"]], bytes(32))
+    assert empty.get("k") is None and loaded.view().get("k") == b"v"
+
+
 def test_a_state_view_stays_whole_while_another_thread_writes() -> None:
     """A query thread reads a view while the block thread writes (bounded, no sleeps): every
     read returns the value of when the view was taken, and listing never trips over a map

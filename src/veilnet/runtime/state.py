@@ -90,7 +90,7 @@ class ContractState:
     entry MACs, so the sum cannot be steered by outsiders.
     """
 
-    __slots__ = ("_digest", "_journal", "_mac_key", "_views", "contract_id", "values")
+    __slots__ = ("_digest", "_journal", "_mac_key", "_view", "_views", "contract_id", "values")
 
     def __init__(
         self, contract_id: bytes, mac_key: SymmetricKey, *, journal: Journal | None = None
@@ -101,12 +101,17 @@ class ContractState:
         self._digest = 0
         self._journal = journal if journal is not None else Journal()
         self._views: weakref.WeakSet[StateView] = weakref.WeakSet()
+        self._view: StateView | None = None
 
     def view(self) -> StateView:
         """This state as it is now, for a reader outside the core lock (queries, jobs): O(1),
-        however large the state, and unchanged by the blocks applied while it is read."""
-        view = StateView(self.values)
-        self._views.add(view)
+        however large the state, and unchanged by the blocks applied while it is read. Views
+        taken with no write between them are one object: a cluster of many agents, most of
+        them idle in a block, takes new views of the written ones only."""
+        view = self._view
+        if view is None:
+            view = self._view = StateView(self.values)
+            self._views.add(view)
         return view
 
     def _entry(self, name: str, value: bytes) -> int:
@@ -121,6 +126,8 @@ class ContractState:
     def apply(self, writes: Mapping[str, bytes | None]) -> None:
         """Commit a batch of writes (``None`` deletes) in order."""
         views = list(self._views) if self._views else ()
+        if writes:
+            self._view = None  # taken before these writes: the next reader needs a new one
         for name, value in writes.items():
             self._journal.note_write(self, name)
             for view in views:
@@ -160,6 +167,7 @@ class ContractState:
                 raise ValueError("malformed state entry")
             values[name] = value
         self.values = values
+        self._view = None
         self._digest = int.from_bytes(digest, "big")
 
 
