@@ -55,3 +55,36 @@ def test_two_worker_processes_agree(language: str) -> None:
         outputs.append(json.loads(proc.stdout))
     assert outputs[0] == outputs[1]
     assert all(step["fuel"] > 0 for ex in outputs[0].values() for step in ex["steps"])
+
+
+def test_a_js_restore_gives_back_the_clean_image_byte_for_byte(runtime: AgentRuntime) -> None:
+    """Every JS invocation starts from the agent's clean memory: the zero stack a deep call
+    dirtied is cleared and the rest copied back, so the guest memory equals what compile
+    captured, whatever ran before (a stale stack would be read by nothing in the spec, and by
+    anything that reads uninitialized memory)."""
+    from veilnet.sandbox import Context, Entry, Mode
+    from veilnet.sandbox.testing import MemoryHost, _ContractHost, _Journal
+
+    net = MemoryHost(runtime, limits=TEST_LIMITS)
+    source = (
+        b"function deep(n) { const a = [n, n + 1, n + 2]; return n ? deep(n - 1) + a[1] : 0; }\n"
+        b"export function handle(m) { return deep(m.n); }\n"
+    )
+    loaded = net.deploy("deep", "js", source)
+    ctx = Context(
+        caller="0x" + "11" * 20, contract_id="deep", block_number=1,
+        block_timestamp=1_700_000_000, mode=Mode.COMMAND,
+    )  # fmt: skip
+    outcome = runtime.invoke(
+        loaded, Entry.HANDLE, {"n": 40}, _ContractHost(net, _Journal(), ctx), ctx
+    )
+    assert outcome.error is None and outcome.result == sum(range(2, 42))
+    agent = loaded._compiled
+    engine = runtime._js
+    assert engine is not None and agent.zeros > 0  # the shadow stack is all zero when clean
+    clean = bytes(agent.zeros) + agent.image
+    warm = agent.warm
+    assert warm is not None and warm.size() == len(clean)
+    assert warm.read(0, agent.zeros) != bytes(agent.zeros)  # the deep call used the stack
+    assert engine._restore(agent) is warm  # restored in place, not a fresh instance
+    assert warm.read(0, len(clean)) == clean

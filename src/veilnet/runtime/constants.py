@@ -32,8 +32,9 @@ MAX_MEMOISED_QUERY_SESSIONS: Final = 10_000
 
 MAX_LOADED_AGENTS: Final = 256
 """Compiled agents a core keeps loaded, the least recently used dropped first: a loaded JS agent
-holds its clean memory image (about 1.8 MiB), so a core serving 1,000 agents would otherwise hold
-nearly 2 GiB. Every invocation starts from the clean image, so a reload changes no outcome."""
+holds a warm instance (its linear memory, about 1.3 MiB for ``counter.js``) and its clean image
+past the zero stack (about 0.3 MiB), so a core serving 1,000 agents would otherwise hold well over
+a GiB. Every invocation starts from the clean image, so a reload changes no outcome."""
 
 MAX_EXECUTIONS: Final = 64
 """Recent verified headers a core keeps for ``evm.call`` (queries run at the newest ones)."""
