@@ -116,9 +116,11 @@ def test_async_client_twin(devnet: Devnet) -> None:
     assert count == 4 and total in (2 + 4, 3 + 4)
 
 
-def test_commands_in_a_batch(devnet: Devnet) -> None:
-    """``Agent.commands``: one transaction each, consecutive nonces, one JSON-RPC batch; their
-    outcomes read together, in order, an agent's refusal reported and not raised."""
+def test_commands_in_a_batch(devnet: Devnet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Agent.commands``: one transaction each, consecutive nonces, sent in JSON-RPC batches
+    (of 2 here, so sends and receipt polls span several); their outcomes read together, in
+    order, an agent's refusal reported and not raised."""
+    monkeypatch.setattr(limits, "MAX_RPC_BATCH", 2)
     with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
         assert agent.commands([]) == []

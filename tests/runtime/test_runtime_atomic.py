@@ -46,6 +46,9 @@ class FaultyEngine:
         self._maybe_raise("load")
         return self.inner.load(language, code, limits)
 
+    def park(self, agent: Any) -> None:
+        self.inner.park(agent)
+
     def invoke(
         self,
         agent: Any,

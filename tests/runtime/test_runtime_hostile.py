@@ -68,6 +68,9 @@ class _SlowMachine:
     def load(self, language: Any, code: bytes, limits: Limits | None = None) -> Any:
         return (self.slow_marker in code, self.engine.load(language, code, limits))
 
+    def park(self, agent: Any) -> None:
+        self.engine.park(agent[1])
+
     def invoke(self, agent: Any, entry: Entry, *args: Any, **kwargs: Any) -> Any:
         slow, loaded = agent
         limits: Limits = args[-1]

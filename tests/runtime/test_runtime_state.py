@@ -178,9 +178,10 @@ def test_a_state_view_stays_whole_while_another_thread_writes() -> None:
 def test_a_core_keeps_a_bounded_number_of_agents_loaded(
     network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With room for two loaded agents, four agents used in turn are loaded again as needed:
-    the cache never holds more than two, and every count is what a replica that never evicts
-    computes (an invocation always starts from the agent's clean image)."""
+    """With room for three loaded agents, one of them warm, four agents used in turn are loaded
+    (and instantiated) again as needed: the cache never holds more than three, never more than
+    one keeps an instance, and every count is what a replica that never evicts computes (an
+    invocation always starts from the agent's clean image)."""
     from pathlib import Path
 
     from veilnet.crypto import SecretKey
@@ -194,12 +195,15 @@ def test_a_core_keeps_a_bounded_number_of_agents_loaded(
         network.deploy(owner, "js", counter, init={"start": 0}, salt=bytes([i]) * 32)
         for i in range(4)
     ]
-    monkeypatch.setattr(constants, "MAX_LOADED_AGENTS", 2)
+    monkeypatch.setattr(constants, "MAX_LOADED_AGENTS", 3)
+    monkeypatch.setattr(constants, "MAX_WARM_AGENTS", 1)
     for round_ in range(3):
         for index, agent in enumerate(agents):
             network.command(owner, agent, {"by": index + 1}, nonce=round_ + 1)
         network.settle()
-        assert len(network.cores["w1"]._core.agents) <= 2
+        cached = network.cores["w1"]._core.agents
+        assert len(cached) <= 3
+        assert sum(loaded._compiled.warm is not None for loaded in cached.values()) <= 1
     w1, w2 = network.cores["w1"], network.cores["w2"]
     for index, agent in enumerate(agents):
         assert w1.runtimes[agent].state.values["count"] == str(3 * (index + 1)).encode()

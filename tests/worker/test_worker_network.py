@@ -280,6 +280,9 @@ class _FlakyEngine:
     def load(self, *args: Any, **kwargs: Any) -> Any:
         return self.inner.load(*args, **kwargs)
 
+    def park(self, agent: Any) -> None:
+        self.inner.park(agent)
+
     def invoke(
         self, agent: Any, entry: Any, payload: Any, host: Any, ctx: Any, limits: Any = None
     ) -> Any:

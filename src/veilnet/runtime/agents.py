@@ -105,7 +105,8 @@ class CallJournal:
 
 def load_agent(core: CoreContext, contract_id: bytes) -> object:
     """The loaded code of a contract (cached until it is upgraded, or until it is the least
-    recently used of more than ``MAX_LOADED_AGENTS``)."""
+    recently used of more than ``MAX_LOADED_AGENTS``); past the ``MAX_WARM_AGENTS`` most
+    recently used, an agent keeps its code but not its instance (``AgentRuntime.park``)."""
     loaded = core.agents
     agent = loaded.pop(contract_id, None)  # re-inserted below: the newest use is last
     if agent is None:
@@ -116,6 +117,14 @@ def load_agent(core: CoreContext, contract_id: bytes) -> object:
             raise SandboxCompileError("agent code is not a packed agent") from exc
         agent = core.engine.load(Language(language), source, core.config.limits)
     loaded[contract_id] = agent
+    if len(loaded) > constants.MAX_WARM_AGENTS:
+        try:  # the agent this use pushed out of the warm ones, counted from the newest
+            left = next(itertools.islice(reversed(loaded), constants.MAX_WARM_AGENTS, None))
+            parked = loaded.get(left)
+        except (RuntimeError, StopIteration):  # a query thread changed the cache meanwhile
+            parked = None
+        if parked is not None:
+            core.engine.park(parked)
     if len(loaded) > constants.MAX_LOADED_AGENTS:
         # list() copies in one step: a query thread may be loading at the same time
         for oldest in list(loaded)[: len(loaded) - constants.MAX_LOADED_AGENTS]:

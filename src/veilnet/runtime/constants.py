@@ -30,11 +30,15 @@ MAX_MEMOISED_CONTRACT_KEYS: Final = 4096
 MAX_MEMOISED_QUERY_SESSIONS: Final = 10_000
 """Query sessions (one per client certificate, contract and epoch) kept, oldest dropped first."""
 
-MAX_LOADED_AGENTS: Final = 256
-"""Compiled agents a core keeps loaded, the least recently used dropped first: a loaded JS agent
-holds a warm instance (its linear memory, about 1.3 MiB for ``counter.js``) and its clean image
-past the zero stack (about 0.3 MiB), so a core serving 1,000 agents would otherwise hold well over
-a GiB. Every invocation starts from the clean image, so a reload changes no outcome."""
+MAX_LOADED_AGENTS: Final = 1024
+"""Compiled agents a core keeps, the least recently used dropped first (and compiled again, tens
+of milliseconds, when used again). Of these, the ``MAX_WARM_AGENTS`` most recently used also
+keep a warm instance; the others keep only their clean image (about 0.3 MiB for
+``counter.js``). Every invocation starts from the clean image, so neither bound changes an
+outcome."""
+MAX_WARM_AGENTS: Final = 256
+"""Agents that keep a warm instance (a JS agent's linear memory, about 1.3 MiB for
+``counter.js``); the others instantiate afresh when used, about a millisecond."""
 
 MAX_EXECUTIONS: Final = 64
 """Recent verified headers a core keeps for ``evm.call`` (queries run at the newest ones)."""

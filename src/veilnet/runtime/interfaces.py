@@ -71,6 +71,10 @@ class AgentEngine(Protocol):
     def load(self, language: Language, code: bytes, limits: Limits | None = None) -> Any:
         """Validate and prepare code; raises a SandboxError for code that can never run."""
 
+    def park(self, agent: Any) -> None:
+        """Free what a loaded agent holds to run at once, keeping it loaded (no outcome
+        changes); an agent being invoked is left as it is."""
+
     def invoke(
         self,
         agent: Any,

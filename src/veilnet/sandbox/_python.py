@@ -267,6 +267,11 @@ class PythonEngine:
         agent.dumps[key] = bytes(blob)
         return bytes(blob)
 
+    def park(self, agent: PythonAgent) -> None:
+        """Nothing to drop: a Python agent holds its checked source and session dumps only
+        (its sessions come from the shared pool)."""
+        return None
+
     def invoke(
         self,
         agent: PythonAgent,

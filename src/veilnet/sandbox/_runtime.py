@@ -87,6 +87,14 @@ class AgentRuntime:
             _compiled=compiled,
         )
 
+    def park(self, agent: LoadedAgent) -> None:
+        """Free what ``agent`` holds to run at once (a JS instance and its memory) and keep it
+        compiled; its next invocation takes about a millisecond more. No outcome changes: every
+        invocation starts from the agent's clean image either way."""
+        engine = self._js if agent.language is Language.JS else self._py
+        if engine is not None:
+            engine.park(agent._compiled)
+
     def invoke(
         self,
         agent: LoadedAgent,

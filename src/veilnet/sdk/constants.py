@@ -39,6 +39,9 @@ HTTP_TIMEOUT_S: Final = 30.0
 RATE_LIMIT_WAIT_S: Final = 5.0
 """Longest a query waits out workers' rate limits in all before raising RateLimited."""
 POLL_INTERVAL_S: Final = 0.05
+MAX_RPC_BATCH: Final = 500
+"""Calls per JSON-RPC batch request (``Agent.commands`` sends and polls in batches of this many):
+nodes bound a request's size, and a batch this big is far below their usual limits."""
 OUTCOME_POLL_S: Final = 0.1
 """Between two verified ``outcome`` queries while waiting for a command to be applied."""
 ROTATION_POLL_S: Final = 0.25

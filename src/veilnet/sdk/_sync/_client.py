@@ -381,10 +381,10 @@ class Client(BaseClient):
         *,
         timeout: float = C.DEFAULT_WAIT_S,
     ) -> list[dict[str, Any]]:
-        """Sign and send one transaction per call in ``calls``, with consecutive nonces, all in
-        one JSON-RPC batch, and wait for every receipt (polled in batches); the receipts in
-        order. The gas is estimated once, for the longest call: the calls are of one kind
-        (``push_command``s) and differ in their data only.
+        """Sign and send one transaction per call in ``calls``, with consecutive nonces, in
+        JSON-RPC batches of ``MAX_RPC_BATCH``, and wait for every receipt (polled in batches);
+        the receipts in order. The gas is estimated once, for the longest call: the calls are
+        of one kind (``push_command``s) and differ in their data only.
 
         Raises:
             TransactionReverted: the estimate, a send or a mined transaction reverted (those
@@ -416,9 +416,13 @@ class Client(BaseClient):
                 for i, data in enumerate(calls)
             ]
             try:
-                self._rpc_batch(
-                    [("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw, _ in signed]
-                )
+                for start in range(0, len(signed), C.MAX_RPC_BATCH):
+                    self._rpc_batch(
+                        [
+                            ("eth_sendRawTransaction", ["0x" + raw.hex()])
+                            for raw, _ in signed[start : start + C.MAX_RPC_BATCH]
+                        ]
+                    )
             except (ChainUnavailable, TransactionReverted):
                 self.reset_tx_nonce(wallet)
                 raise
@@ -426,8 +430,9 @@ class Client(BaseClient):
         receipts: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
         while True:
-            waiting = [h for h in hashes if h not in receipts]
+            waiting = [h for h in hashes if h not in receipts][: C.MAX_RPC_BATCH]
             found = self._rpc_batch([("eth_getTransactionReceipt", [h]) for h in waiting])
+            progressed = any(found)
             for tx_hash, receipt in zip(waiting, found, strict=True):
                 if receipt:
                     if int(receipt["status"], 16) != 1:
@@ -442,7 +447,8 @@ class Client(BaseClient):
                 raise Timeout(
                     f"{len(hashes) - len(receipts)} transactions were not mined in {timeout:.0f} s"
                 )
-            time.sleep(C.POLL_INTERVAL_S)
+            if not progressed:  # else the next hashes may be mined already: no wait
+                time.sleep(C.POLL_INTERVAL_S)
 
     # ---- agents --------------------------------------------------------------------------
 
