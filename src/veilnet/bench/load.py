@@ -28,13 +28,26 @@ _COMMAND_WALLETS = 8
 _REPLY_TIMEOUT_S = 10.0
 
 
-def _figures(run: LoadRun) -> dict[str, float]:
+_IDLE_S = 3.0
+"""How long the idle network's CPU is read before the load (its chain followers' baseline)."""
+
+
+def _figures(run: LoadRun, idle: float) -> dict[str, float]:
     return {
         "per_s": round(run.queries / run.wall_s, 1),
         "p50_ms": round(statistics.median(run.latencies) * 1000, 3),
         "p99_ms": round(_percentile(run.latencies, 0.99) * 1000, 3),
         "cpu_ms": round(run.cpu_s * 1000 / run.queries, 3),
+        "cpu_ms_net": round(max(0.0, run.cpu_s - idle * run.wall_s) * 1000 / run.queries, 3),
     }
+
+
+def _idle_fraction(cpu: Any) -> float:
+    """The share of a core the bench network spends with no load (its workers following the
+    chain), read over ``_IDLE_S`` seconds."""
+    before, started = cpu(), time.perf_counter()
+    time.sleep(_IDLE_S)  # a measurement window, not a wait for something to happen
+    return float((cpu() - before) / (time.perf_counter() - started))
 
 
 async def _commands(
@@ -77,6 +90,8 @@ def _bench(quick: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     with bench_network(context, block_time) as (info, parent):
         cpu = functools.partial(_network_cpu_seconds, parent)
+        idle = _idle_fraction(cpu)
+        figures["network_idle_cpu_fraction"] = round(idle, 3)
         for concurrency, processes, clients in levels:
             runs = run_load(
                 context,
@@ -90,7 +105,7 @@ def _bench(quick: bool) -> dict[str, Any]:
                 cpu_seconds=cpu,
             )
             for kind, run in (("verified", runs["verified"]), ("plain", runs["plain"])):
-                for name, value in _figures(run).items():
+                for name, value in _figures(run, idle).items():
                     figures[f"{kind}_{name}_c{concurrency}"] = value
         accounts = json.loads(Path(info["network"]).read_text())["dev_accounts"]
         keys = list(accounts.values())[1 : 1 + _COMMAND_WALLETS]
@@ -121,7 +136,9 @@ def _bench(quick: bool) -> dict[str, Any]:
             "worker": "w1: its core in an enclave process (the default); plain: the agent call "
             "on w2's core, served like /v1/query (rate limiter, error mapping, query pool)",
             "cpu": "user + system CPU of the network process (both workers, the gatekeeper, "
-            "the chain follower) and of w1's enclave process, per call",
+            "the chain follower) and of w1's enclave process, per call; cpu_ms_net: less what "
+            "the idle network spends meanwhile (network_idle_cpu_fraction, read over "
+            f"{_IDLE_S:.0f} s before the load)",
             "commands": f"{_COMMAND_WALLETS} wallets x {per_wallet} commands, each wallet's sent "
             "at once (Agent.commands: consecutive nonces, one JSON-RPC batch); every one applied "
             "by both replicas of the cluster and its outcome verified (queries of up to 256 "
