@@ -49,6 +49,9 @@ class FaultyEngine:
     def park(self, agent: Any) -> None:
         self.inner.park(agent)
 
+    def footprint(self, agent: Any) -> int:
+        return int(self.inner.footprint(agent))
+
     def invoke(
         self,
         agent: Any,

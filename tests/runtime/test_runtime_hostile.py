@@ -71,6 +71,9 @@ class _SlowMachine:
     def park(self, agent: Any) -> None:
         self.engine.park(agent[1])
 
+    def footprint(self, agent: Any) -> int:
+        return self.engine.footprint(agent[1])
+
     def invoke(self, agent: Any, entry: Entry, *args: Any, **kwargs: Any) -> Any:
         slow, loaded = agent
         limits: Limits = args[-1]

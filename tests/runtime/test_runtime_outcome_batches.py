@@ -50,8 +50,8 @@ def test_a_list_naming_another_senders_command_is_refused_whole(net: Network) ->
 
 @pytest.mark.parametrize(
     "asked",
-    [[], list(range(limits.MAX_OUTCOMES_PER_QUERY + 1)), [True], ["1"], [[1]], "1"],
-    ids=["empty", "too_many", "bool", "text", "nested", "not_a_list"],
+    [[], list(range(limits.MAX_OUTCOMES_PER_QUERY + 1)), [True], ["1"], [[1]], "1", [0, 0]],
+    ids=["empty", "too_many", "bool", "text", "nested", "not_a_list", "repeated"],
 )
 def test_malformed_outcome_lists_are_refused(net: Network, asked: object) -> None:
     contract = net.deploy(OWNER, "js", (EXAMPLES / "counter.js").read_bytes())

@@ -208,3 +208,36 @@ def test_a_core_keeps_a_bounded_number_of_agents_loaded(
     for index, agent in enumerate(agents):
         assert w1.runtimes[agent].state.values["count"] == str(3 * (index + 1)).encode()
     assert w1.state_root() == w2.state_root()
+
+
+def test_loaded_agents_are_bounded_by_the_bytes_of_their_images(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A count alone would let agents with large images hold gigabytes: with room for two
+    images' bytes, four agents used in turn keep at most two loaded, and every count is right."""
+    from pathlib import Path
+
+    from veilnet.crypto import SecretKey
+    from veilnet.runtime import constants
+    from veilnet.sandbox import Language
+
+    owner = SecretKey.derive(b"\x77" * 32, "owner")
+    counter = (
+        Path(__file__).resolve().parents[2] / "examples" / "agents" / "counter.js"
+    ).read_bytes()
+    core = network.cores["w1"]._core
+    image = core.engine.footprint(core.engine.load(Language.JS, counter))
+    monkeypatch.setattr(constants, "MAX_LOADED_AGENT_BYTES", 2 * image + image // 2)
+    agents = [
+        network.deploy(owner, "js", counter, init={"start": 0}, salt=bytes([i + 9]) * 32)
+        for i in range(4)
+    ]
+    for round_ in range(2):
+        for index, agent in enumerate(agents):
+            network.command(owner, agent, {"by": index + 1}, nonce=round_ + 1)
+        network.settle()
+        assert len(core.agents) <= 2
+    w1, w2 = network.cores["w1"], network.cores["w2"]
+    for index, agent in enumerate(agents):
+        assert w1.runtimes[agent].state.values["count"] == str(2 * (index + 1)).encode()
+    assert w1.state_root() == w2.state_root()

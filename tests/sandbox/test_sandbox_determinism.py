@@ -88,3 +88,32 @@ def test_a_js_restore_gives_back_the_clean_image_byte_for_byte(runtime: AgentRun
     assert warm.read(0, agent.zeros) != bytes(agent.zeros)  # the deep call used the stack
     assert engine._restore(agent) is warm  # restored in place, not a fresh instance
     assert warm.read(0, len(clean)) == clean
+
+
+def test_another_threads_host_exception_never_decides_a_js_outcome(
+    runtime: AgentRuntime,
+) -> None:
+    """wasmtime-py keeps the exception a host import raised in one global for the whole
+    process. An agent that traps (here: out of fuel) while another thread's import exception
+    sits there must still fail for its own reason, as on every other replica."""
+    import wasmtime._func
+
+    from veilnet.sandbox import Context, Entry, Mode
+    from veilnet.sandbox.errors import SandboxMemoryLimit
+    from veilnet.sandbox.testing import MemoryHost, _ContractHost, _Journal
+
+    net = MemoryHost(runtime, limits=TEST_LIMITS)
+    loaded = net.deploy("spin", "js", b"export function handle(m) { for (;;) {} }\n")
+    ctx = Context(
+        caller="0x" + "11" * 20, contract_id="spin", block_number=1,
+        block_timestamp=1_700_000_000, mode=Mode.COMMAND,
+    )  # fmt: skip
+    host = _ContractHost(net, _Journal(), ctx)
+    foreign = SandboxMemoryLimit("raised by another thread's import")
+    wasmtime._func.LAST_EXCEPTION = foreign
+    try:
+        outcome = runtime.invoke(loaded, Entry.HANDLE, {}, host, ctx)
+    finally:
+        if wasmtime._func.LAST_EXCEPTION is foreign:
+            wasmtime._func.LAST_EXCEPTION = None
+    assert outcome.error is not None and outcome.error.code == "sandbox_out_of_fuel"

@@ -117,3 +117,38 @@ def test_an_agents_io_is_carried_off_the_event_loop() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run(os.fspath(Path(tmp) / "enclave.sock")))
     assert seen == [(wire.IO_TLS, b"tls records", False)]
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_dead_enclave_is_unavailable_on_either_event_loop(loop: str) -> None:
+    """The worker API runs on uvloop, which raises on a write to a closed connection where
+    asyncio drops it: either way a gone enclave is ``EnclaveUnavailable`` (a 503), never a
+    bare error (a 500), for the call that finds it gone and for every one after."""
+    import signal
+
+    import uvloop
+
+    handle = Enclave(ProcessEnclave())
+    handle.boot(wire.Boot(config=dev_enclave_config()))
+    link = handle.link
+    assert isinstance(link, ProcessEnclave)
+
+    async def scenario() -> None:
+        with pytest.raises(NotReady):  # one call: a pooled connection is left idle
+            await handle.query_async(b"\x01" * 40)
+        os.kill(link.pid, signal.SIGKILL)
+        link._process.wait()
+        for _ in range(10_000):  # loop turns, no clock: until the loop has seen the close
+            if not link._idle or not link._idle[-1].usable:
+                break
+            await asyncio.sleep(0)
+        for _ in range(3):
+            with pytest.raises(EnclaveUnavailable):
+                await handle.query_async(b"\x01" * 40)
+
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(scenario())
+    finally:
+        handle.close()

@@ -283,6 +283,9 @@ class _FlakyEngine:
     def park(self, agent: Any) -> None:
         self.inner.park(agent)
 
+    def footprint(self, agent: Any) -> int:
+        return int(self.inner.footprint(agent))
+
     def invoke(
         self, agent: Any, entry: Any, payload: Any, host: Any, ctx: Any, limits: Any = None
     ) -> Any:

@@ -109,6 +109,7 @@ def load_agent(core: CoreContext, contract_id: bytes) -> object:
     recently used, an agent keeps its code but not its instance (``AgentRuntime.park``)."""
     loaded = core.agents
     agent = loaded.pop(contract_id, None)  # re-inserted below: the newest use is last
+    compiled = agent is None
     if agent is None:
         contract = core.state.contracts[contract_id]
         try:
@@ -117,6 +118,8 @@ def load_agent(core: CoreContext, contract_id: bytes) -> object:
             raise SandboxCompileError("agent code is not a packed agent") from exc
         agent = core.engine.load(Language(language), source, core.config.limits)
     loaded[contract_id] = agent
+    if compiled:  # the cache grew: keep its images within MAX_LOADED_AGENT_BYTES too
+        _bound_bytes(core, loaded)
     if len(loaded) > constants.MAX_WARM_AGENTS:
         try:  # the agent this use pushed out of the warm ones, counted from the newest
             left = next(itertools.islice(reversed(loaded), constants.MAX_WARM_AGENTS, None))
@@ -130,6 +133,23 @@ def load_agent(core: CoreContext, contract_id: bytes) -> object:
         for oldest in list(loaded)[: len(loaded) - constants.MAX_LOADED_AGENTS]:
             loaded.pop(oldest, None)
     return agent
+
+
+def _bound_bytes(core: CoreContext, loaded: dict[bytes, object]) -> None:
+    """Drop the least recently used loaded agents while their images add up to more than
+    ``MAX_LOADED_AGENT_BYTES`` (never the newest): a count alone would let agents with large
+    images hold gigabytes. Summed afresh only when an agent was compiled, a cost far below the
+    compile's."""
+    try:
+        sizes = [(key, core.engine.footprint(agent)) for key, agent in list(loaded.items())]
+    except RuntimeError:  # a query thread changed the cache meanwhile: the next compile checks
+        return
+    total = sum(size for _, size in sizes)
+    for key, size in sizes[:-1]:
+        if total <= constants.MAX_LOADED_AGENT_BYTES:
+            break
+        if loaded.pop(key, None) is not None:
+            total -= size
 
 
 def context_for(header: ev.BlockHeader, contract_id: bytes, caller: bytes, mode: Mode) -> Context:

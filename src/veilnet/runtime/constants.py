@@ -36,6 +36,10 @@ of milliseconds, when used again). Of these, the ``MAX_WARM_AGENTS`` most recent
 keep a warm instance; the others keep only their clean image (about 0.3 MiB for
 ``counter.js``). Every invocation starts from the clean image, so neither bound changes an
 outcome."""
+MAX_LOADED_AGENT_BYTES: Final = 512 * 1024 * 1024
+"""Most bytes the loaded agents' clean images may hold together, the least recently used
+dropped first: 1,024 ``counter.js`` images take about 0.3 GiB, but an agent may fill its 32 MiB
+of memory before its image is taken."""
 MAX_WARM_AGENTS: Final = 256
 """Agents that keep a warm instance (a JS agent's linear memory, about 1.3 MiB for
 ``counter.js``); the others instantiate afresh when used, about a millisecond."""

@@ -71,6 +71,9 @@ class AgentEngine(Protocol):
     def load(self, language: Language, code: bytes, limits: Limits | None = None) -> Any:
         """Validate and prepare code; raises a SandboxError for code that can never run."""
 
+    def footprint(self, agent: Any) -> int:
+        """Bytes a loaded agent holds while parked (bounds the cache of loaded agents)."""
+
     def park(self, agent: Any) -> None:
         """Free what a loaded agent holds to run at once, keeping it loaded (no outcome
         changes); an agent being invoked is left as it is."""

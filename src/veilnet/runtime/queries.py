@@ -55,7 +55,8 @@ class PreparedQuery:
     request_id: bytes
     msg: Any
     answer: Any
-    """Already computed (outcome queries); None when the agent must run."""
+    """Already computed (outcome queries; a list's is an ``OutcomeBatch``, built into JSON when
+    the query runs, outside the core lock); None when the agent must run."""
     head: ev.BlockHeader
     commitment: bytes
     snapshot: dict[bytes, Snapshot] = field(repr=False)
@@ -266,6 +267,8 @@ def run(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None = None
     result = prepared.answer
     if result is None:
         result = run_agent(core, prepared, io=io).to_public()
+    elif isinstance(result, OutcomeBatch):
+        result = result.answer()
     ciphertext = prepared.session.seal(
         json.dumps(result, sort_keys=True, separators=(",", ":")).encode(),
         request_id=prepared.request_id,
@@ -288,9 +291,10 @@ def _outcome_answer(
     runtime: ContractRuntime, cert: proto.QueryCertificate, inner: proto.QueryPlaintext
 ) -> Any:
     """One command's outcome (the body is its ``seq``), or several at once (a list of up to
-    ``MAX_OUTCOMES_PER_QUERY`` seqs: ``{"outcomes": [...]}`` in their order), so a sender of
-    many commands verifies them with one query. Every one must be the caller's. Past
-    ``MAX_OUTCOMES_ANSWER_BYTES`` the rest are ``{"status": "later"}``, to be asked again."""
+    ``MAX_OUTCOMES_PER_QUERY`` distinct seqs, answered ``{"outcomes": [...]}`` in their order
+    by ``OutcomeBatch``), so a sender of many commands verifies them with one query. Every one
+    must be the caller's. Only the checks run here, under the core lock; the answer is built
+    when the query runs."""
     try:
         asked = decode(inner.body)
     except CodecError as exc:
@@ -301,27 +305,51 @@ def _outcome_answer(
                 "an outcome query names 1 to MAX_OUTCOMES_PER_QUERY commands",
                 max_outcomes=limits.MAX_OUTCOMES_PER_QUERY,
             )
+        found = [_one_outcome(runtime, cert, seq) for seq in asked]
+        if len(set(asked)) != len(asked):  # ints, checked above: hashable
+            raise QueryRejected("an outcome query names each command once")
+        return OutcomeBatch(tuple(found))
+    return _answer(_one_outcome(runtime, cert, asked))
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeBatch:
+    """The outcomes an outcome query's list named (None: not applied yet), checked to be the
+    caller's. ``answer()`` builds the JSON outside the core lock; past
+    ``MAX_OUTCOMES_ANSWER_BYTES`` the rest are ``{"status": "later"}``, serialized no more."""
+
+    outcomes: tuple[OutcomeRecord | None, ...]
+
+    def answer(self) -> dict[str, Any]:
         answers: list[Any] = []
         size = 0
-        for seq in asked:
-            answer = _one_outcome(runtime, cert, seq)
-            size += len(json.dumps(answer, separators=(",", ":")))
+        for outcome in self.outcomes:
             if answers and size > limits.MAX_OUTCOMES_ANSWER_BYTES:
-                answer = {"status": "later"}  # asked again: large results fill one answer
+                answers.append({"status": "later"})  # asked again: large results fill one answer
+                continue
+            answer = _answer(outcome)
+            size += len(json.dumps(answer, separators=(",", ":")))
+            if len(answers) and size > limits.MAX_OUTCOMES_ANSWER_BYTES:
+                answer = {"status": "later"}
             answers.append(answer)
         return {"outcomes": answers}
-    return _one_outcome(runtime, cert, asked)
 
 
-def _one_outcome(runtime: ContractRuntime, cert: proto.QueryCertificate, seq: Any) -> Any:
+def _answer(outcome: OutcomeRecord | None) -> dict[str, Any]:
+    if outcome is None:
+        return {"status": "pending"}
+    return {"status": "applied", **outcome.to_public()}
+
+
+def _one_outcome(
+    runtime: ContractRuntime, cert: proto.QueryCertificate, seq: Any
+) -> OutcomeRecord | None:
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise QueryRejected("outcome query needs a sequence number")
     outcome = runtime.outcomes.get(seq)
-    if outcome is None:
-        return {"status": "pending"}
-    if outcome.sender != cert.wallet:
+    if outcome is not None and outcome.sender != cert.wallet:
         raise QueryRejected("only the command's sender may read its outcome")
-    return {"status": "applied", **outcome.to_public()}
+    return outcome
 
 
 def run_agent(core: CoreContext, prepared: PreparedQuery, *, io: QueryIO | None) -> OutcomeRecord:

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import wasmtime
 from wasmtime import _ffi
-from wasmtime._func import maybe_raise_last_exn as _raise_host_exception
+from wasmtime import _func as _wasmtime_func
 
 from veilnet.sandbox import constants as c
 from veilnet.sandbox._bridge import Bridge, failure
@@ -60,6 +60,36 @@ _CHECK_AGENT = (
 )
 
 
+_HOST = threading.local()
+"""The exception a host import raised on this thread. wasmtime-py keeps one for the whole
+process (``LAST_EXCEPTION``): with a query's agent and a command's running at once, a trap
+would report the other thread's exception, and a command's outcome could differ between
+replicas."""
+
+
+def _guarded(fn: Any) -> Any:
+    """A host import that notes on its thread what it raises, before wasmtime-py turns it
+    into a trap."""
+
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except BaseException as exc:
+            _HOST.exc = exc
+            raise
+
+    return call
+
+
+def _take_host_exception() -> BaseException | None:
+    found: BaseException | None = getattr(_HOST, "exc", None)
+    if found is not None:
+        _HOST.exc = None
+        if _wasmtime_func.LAST_EXCEPTION is found:  # consumed here, not by a later trap
+            _wasmtime_func.LAST_EXCEPTION = None
+    return found
+
+
 class _FastFunc:
     """Calls an all-``i32`` export without wasmtime-py's per-call type introspection (~10x less
     overhead); traps still surface as ``wasmtime.Trap``/``WasmtimeError`` through ``enter_wasm``."""
@@ -85,7 +115,8 @@ class _FastFunc:
         for i, value in enumerate(args):
             params[i].of.i32 = value
         # wasmtime-py's enter_wasm, inlined (a generator context manager costs more than the
-        # call into a small export): a trap, or an exception a host import raised, surfaces.
+        # call into a small export): a trap, or an exception a host import of this thread
+        # raised, surfaces.
         trap = ctypes.POINTER(_ffi.wasm_trap_t)()
         try:
             error = _ffi.wasmtime_func_call(
@@ -101,10 +132,14 @@ class _FastFunc:
                 raise wasmtime.WasmtimeError._from_ptr(error)
             if trap:
                 trapped = wasmtime.Trap._from_ptr(trap)
-                _raise_host_exception()
+                raised = _take_host_exception()
+                if raised is not None:
+                    raise raised
                 raise trapped
         except wasmtime.WasmtimeError:
-            _raise_host_exception()
+            raised = _take_host_exception()
+            if raised is not None:
+                raise raised from None
             raise
         return int(self._results[0].of.i32) if self._nresults else 0
 
@@ -138,7 +173,10 @@ class _Instance:
         self.store = wasmtime.Store(engine.engine)
         self.store.set_limits(memory_size=memory_bytes)
         self.store.set_fuel(_LOAD_FUEL)
-        self.instance = engine.linker.instantiate(self.store, engine.module)
+        try:
+            self.instance = engine.linker.instantiate(self.store, engine.module)
+        finally:
+            _HOST.exc = None  # wasmtime-py raised (or dropped) what an import raised here
         exports = self.instance.exports(self.store)
         self.memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
         self.sp: wasmtime.Global = exports["__stack_pointer"]  # type: ignore[assignment]
@@ -290,6 +328,10 @@ class JSEngine:
     def close(self) -> None:
         return None
 
+    def footprint(self, agent: JSAgent) -> int:
+        """Bytes the agent holds parked: its clean image past the zero stack."""
+        return len(agent.image)
+
     def park(self, agent: JSAgent) -> None:
         """Drop the agent's warm instance (its linear memory) and keep its clean image: its next
         invocation instantiates afresh, about a millisecond against tens for a compile. An
@@ -315,7 +357,7 @@ class JSEngine:
         i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
 
         def define(module: str, name: str, params: list[Any], results: list[Any], fn: Any) -> None:
-            linker.define_func(module, name, wasmtime.FuncType(params, results), fn)
+            linker.define_func(module, name, wasmtime.FuncType(params, results), _guarded(fn))
 
         wasi = "wasi_snapshot_preview1"
         define(wasi, "random_get", [i32, i32], [i32], self._random_get)

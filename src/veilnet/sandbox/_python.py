@@ -267,6 +267,10 @@ class PythonEngine:
         agent.dumps[key] = bytes(blob)
         return bytes(blob)
 
+    def footprint(self, agent: PythonAgent) -> int:
+        """Bytes the agent holds: its instrumented source and its clean session dumps."""
+        return len(agent.checked.source) + sum(len(dump) for dump in agent.dumps.values())
+
     def park(self, agent: PythonAgent) -> None:
         """Nothing to drop: a Python agent holds its checked source and session dumps only
         (its sessions come from the shared pool)."""

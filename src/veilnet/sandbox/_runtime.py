@@ -87,6 +87,12 @@ class AgentRuntime:
             _compiled=compiled,
         )
 
+    def footprint(self, agent: LoadedAgent) -> int:
+        """Bytes ``agent`` holds while loaded but parked (a JS agent's clean image, a Python
+        agent's source and session dumps)."""
+        engine = self._engine(agent.language)
+        return int(engine.footprint(agent._compiled))
+
     def park(self, agent: LoadedAgent) -> None:
         """Free what ``agent`` holds to run at once (a JS instance and its memory) and keep it
         compiled; its next invocation takes about a millisecond more. No outcome changes: every

@@ -169,16 +169,26 @@ class _AsyncConnection(asyncio.Protocol):
                 self._waiter = None
         return self._frames.popleft()
 
+    def _write(self, data: bytes) -> None:
+        # uvloop raises RuntimeError on a closed handle where asyncio drops the bytes: either
+        # way the enclave is gone, which the caller must hear as such (503), not as a bug.
+        if self._broken is not None or self._transport is None or self._transport.is_closing():
+            raise EnclaveUnavailable(self._broken or "the enclave connection is closed")
+        try:
+            self._transport.write(data)
+        except RuntimeError as exc:
+            self._break("the enclave connection is closed")
+            raise EnclaveUnavailable("the enclave connection is closed") from exc
+
     async def call(self, payload: bytes, io: IOHandler | None) -> Record:
-        assert self._transport is not None
-        self._transport.write(wire.frame_bytes(payload))
+        self._write(wire.frame_bytes(payload))
         while True:
             reply = wire.decode_frame(await self._next())
             if not isinstance(reply, wire.IORequest):
                 return reply  # a Result or a Failure: the caller reads it
             # An agent's I/O (a TLS relay, llm.chat) may block for seconds: off the loop.
             result = await asyncio.to_thread(_io_result, io, reply)
-            self._transport.write(wire.frame(result))
+            self._write(wire.frame(result))
 
 
 class ProcessEnclave:
@@ -257,7 +267,15 @@ class ProcessEnclave:
                 self._loop = loop
         if loop is not self._loop:  # connections belong to one loop; another takes a thread
             return await asyncio.to_thread(self.call, payload, io)
-        connection = self._idle.pop() if self._idle else await self._open_async(loop)
+        connection = None
+        while self._idle and connection is None:
+            candidate = self._idle.pop()
+            if candidate.usable:
+                connection = candidate
+            else:  # its enclave end closed while it waited
+                candidate.close()
+        if connection is None:
+            connection = await self._open_async(loop)
         try:
             reply = await connection.call(payload, io)
         except (OSError, wire.FrameInvalid, CodecError) as exc:
@@ -268,6 +286,8 @@ class ProcessEnclave:
             raise
         if connection.usable:
             self._idle.append(connection)
+        else:
+            connection.close()
         return reply
 
     async def _open_async(self, loop: asyncio.AbstractEventLoop) -> _AsyncConnection:

@@ -37,6 +37,7 @@ from veilnet.chain.model import (
 )
 from veilnet.codec import CodecError, abi_encode, encode
 from veilnet.crypto import Address
+from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import limits
 from veilnet.protocol.hosts import normalize_host
@@ -166,6 +167,14 @@ class Client(BaseClient):
         return self.rpc_result(doc, method)
 
     def _rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        return [
+            self.rpc_result(doc, method)
+            for doc, (method, _) in zip(self._rpc_batch_docs(calls), calls, strict=True)
+        ]
+
+    def _rpc_batch_docs(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """The reply document of each call of one batch, in order (each one's error its own:
+        a node accepts or refuses each call of a batch apart)."""
         bodies = []
         for method, params in calls:
             self._rpc_id += 1
@@ -178,10 +187,7 @@ class Client(BaseClient):
         if not isinstance(docs, list) or len(docs) != len(bodies):
             raise ChainUnavailable("the node answered a batch with the wrong number of replies")
         by_id = {d.get("id"): d for d in docs if isinstance(d, dict)}
-        return [
-            self.rpc_result(by_id.get(body["id"]), method)
-            for body, (method, _) in zip(bodies, calls, strict=True)
-        ]
+        return [by_id.get(body["id"]) for body in bodies]
 
     def head(self) -> int:
         """The chain head's block number, as this client's node reports it."""
@@ -387,9 +393,10 @@ class Client(BaseClient):
         of one kind (``push_command``s) and differ in their data only.
 
         Raises:
-            TransactionReverted: the estimate, a send or a mined transaction reverted (those
-                sent before it stay sent).
-            ChainUnavailable / Timeout: the node failed or did not mine them all in time.
+            TransactionReverted / ChainUnavailable: the estimate failed, or the node refused a
+                transaction (``details["sent_tx_hashes"]``: those it took, which stay sent), or
+                a mined one reverted (``details["tx_hash"]``).
+            Timeout: the node did not mine them all in time.
         """
         if not calls:
             return []
@@ -415,17 +422,34 @@ class Client(BaseClient):
                 )
                 for i, data in enumerate(calls)
             ]
+            refused: VeilnetError | None = None
+            accepted: list[str] = []
             try:
                 for start in range(0, len(signed), C.MAX_RPC_BATCH):
-                    self._rpc_batch(
-                        [
-                            ("eth_sendRawTransaction", ["0x" + raw.hex()])
-                            for raw, _ in signed[start : start + C.MAX_RPC_BATCH]
-                        ]
+                    chunk = signed[start : start + C.MAX_RPC_BATCH]
+                    docs = self._rpc_batch_docs(
+                        [("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw, _ in chunk]
                     )
-            except (ChainUnavailable, TransactionReverted):
+                    for doc, (_, tx_hash) in zip(docs, chunk, strict=True):
+                        try:
+                            self.rpc_result(doc, "eth_sendRawTransaction")
+                            accepted.append("0x" + tx_hash.hex())
+                        except (ChainUnavailable, TransactionReverted) as exc:
+                            refused = refused or exc
+                    if refused is not None:
+                        break
+            except ChainUnavailable as exc:
+                refused = exc
+            if refused is not None:
+                # The node takes or refuses each transaction apart: those it took stay sent
+                # (a refused one leaves a nonce gap that holds back the later ones).
                 self.reset_tx_nonce(wallet)
-                raise
+                raise type(refused)(
+                    f"{refused.message} ({len(accepted)} of {len(signed)} transactions were "
+                    "sent; their hashes are in sent_tx_hashes)",
+                    **refused.details,
+                    sent_tx_hashes=accepted,
+                )
         hashes = ["0x" + tx_hash.hex() for _, tx_hash in signed]
         receipts: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
@@ -433,13 +457,15 @@ class Client(BaseClient):
             waiting = [h for h in hashes if h not in receipts][: C.MAX_RPC_BATCH]
             found = self._rpc_batch([("eth_getTransactionReceipt", [h]) for h in waiting])
             progressed = any(found)
-            for tx_hash, receipt in zip(waiting, found, strict=True):
+            for sent_hash, receipt in zip(waiting, found, strict=True):
                 if receipt:
                     if int(receipt["status"], 16) != 1:
                         raise TransactionReverted(
-                            "a transaction of the batch reverted on chain", reason="reverted"
+                            "a transaction of the batch reverted on chain",
+                            reason="reverted",
+                            tx_hash=sent_hash,
                         )
-                    receipts[tx_hash] = dict(receipt)
+                    receipts[sent_hash] = dict(receipt)
             if len(receipts) == len(hashes):
                 return [receipts[h] for h in hashes]
             if time.monotonic() > deadline:

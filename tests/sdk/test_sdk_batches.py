@@ -1,0 +1,52 @@
+"""Many transactions in one JSON-RPC batch (``transact_many``): a node takes or refuses each one
+apart, so a refusal names the ones that were sent, and the wallet's nonces are read afresh."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from veilnet.sdk import ChainUnavailable, Client
+from veilnet.sdk import constants as limits
+
+from .conftest import ALICE, Local
+
+
+def _rpc(request: httpx.Request, sent: list[Any]) -> httpx.Response:
+    doc = json.loads(request.content)
+    if isinstance(doc, list):  # the batch of eth_sendRawTransaction
+        sent.append(doc)
+        replies: list[dict[str, Any]] = []
+        for i, call in enumerate(doc):
+            if i == 1:
+                error = {"code": -32000, "message": "insufficient funds for gas * price + value"}
+                replies.append({"jsonrpc": "2.0", "id": call["id"], "error": error})
+            else:
+                replies.append({"jsonrpc": "2.0", "id": call["id"], "result": "0x" + "ab" * 32})
+        return httpx.Response(200, json=list(reversed(replies)))  # any order: matched by id
+    result = {
+        "eth_estimateGas": "0x5208",
+        "eth_getBlockByNumber": {"baseFeePerGas": "0x3b9aca00"},
+        "eth_getTransactionCount": "0x7",
+    }[doc["method"]]
+    return httpx.Response(200, json={"jsonrpc": "2.0", "id": doc["id"], "result": result})
+
+
+def test_a_refused_transaction_names_those_sent_and_resets_the_nonces(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[Any] = []
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: _rpc(request, sent)))
+    monkeypatch.setattr(limits, "MAX_RPC_BATCH", 3)
+    with Client(local.config(), wallet=ALICE, http=http) as client:
+        calls = [b"\x01", b"\x02\x02", b"\x03"]
+        with pytest.raises(ChainUnavailable) as refused:
+            client.transact_many(ALICE, client.config.bus, calls)
+        assert "1 of" not in refused.value.message and "2 of 3" in refused.value.message
+        hashes = refused.value.details["sent_tx_hashes"]
+        assert len(hashes) == 2 and all(h.startswith("0x") and len(h) == 66 for h in hashes)
+        assert len(sent) == 1 and len(sent[0]) == 3  # one batch: every call went out at once
+        assert client.tx_nonce(ALICE, None) is None  # read afresh next time (the gap at 8)
