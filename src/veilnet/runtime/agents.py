@@ -105,8 +105,9 @@ class CallJournal:
 
 def load_agent(core: CoreContext, contract_id: bytes) -> object:
     """The loaded code of a contract (cached until it is upgraded, or until it is the least
-    recently used of more than ``MAX_LOADED_AGENTS``); past the ``MAX_WARM_AGENTS`` most
-    recently used, an agent keeps its code but not its instance (``AgentRuntime.park``)."""
+    recently used past ``MAX_LOADED_AGENTS`` or ``MAX_LOADED_AGENT_BYTES``); past the
+    ``MAX_WARM_AGENTS`` most recently used, an agent keeps its code but not its instance
+    (``AgentRuntime.park``)."""
     loaded = core.agents
     agent = loaded.pop(contract_id, None)  # re-inserted below: the newest use is last
     compiled = agent is None
@@ -118,8 +119,8 @@ def load_agent(core: CoreContext, contract_id: bytes) -> object:
             raise SandboxCompileError("agent code is not a packed agent") from exc
         agent = core.engine.load(Language(language), source, core.config.limits)
     loaded[contract_id] = agent
-    if compiled:  # the cache grew: keep its images within MAX_LOADED_AGENT_BYTES too
-        _bound_bytes(core, loaded)
+    if compiled or len(loaded) > constants.MAX_LOADED_AGENTS:  # the cache grew, or is too big
+        _evict(core, loaded)
     if len(loaded) > constants.MAX_WARM_AGENTS:
         try:  # the agent this use pushed out of the warm ones, counted from the newest
             left = next(itertools.islice(reversed(loaded), constants.MAX_WARM_AGENTS, None))
@@ -128,28 +129,24 @@ def load_agent(core: CoreContext, contract_id: bytes) -> object:
             parked = None
         if parked is not None:
             core.engine.park(parked)
-    if len(loaded) > constants.MAX_LOADED_AGENTS:
-        # list() copies in one step: a query thread may be loading at the same time
-        for oldest in list(loaded)[: len(loaded) - constants.MAX_LOADED_AGENTS]:
-            loaded.pop(oldest, None)
     return agent
 
 
-def _bound_bytes(core: CoreContext, loaded: dict[bytes, object]) -> None:
-    """Drop the least recently used loaded agents while their images add up to more than
-    ``MAX_LOADED_AGENT_BYTES`` (never the newest): a count alone would let agents with large
-    images hold gigabytes. Summed afresh only when an agent was compiled, a cost far below the
-    compile's."""
-    try:
+def _evict(core: CoreContext, loaded: dict[bytes, object]) -> None:
+    """Drop the least recently used loaded agents (never the newest) while there are more than
+    ``MAX_LOADED_AGENTS`` or their images add up to more than ``MAX_LOADED_AGENT_BYTES``: a
+    count alone would let agents with large images hold gigabytes. The sizes are summed afresh
+    here, a cost far below the compile that grew the cache."""
+    try:  # list() copies in one step: a query thread may be loading at the same time
         sizes = [(key, core.engine.footprint(agent)) for key, agent in list(loaded.items())]
-    except RuntimeError:  # a query thread changed the cache meanwhile: the next compile checks
+    except RuntimeError:  # the cache changed meanwhile: the next compile checks again
         return
-    total = sum(size for _, size in sizes)
+    count, total = len(sizes), sum(size for _, size in sizes)
     for key, size in sizes[:-1]:
-        if total <= constants.MAX_LOADED_AGENT_BYTES:
+        if count <= constants.MAX_LOADED_AGENTS and total <= constants.MAX_LOADED_AGENT_BYTES:
             break
         if loaded.pop(key, None) is not None:
-            total -= size
+            count, total = count - 1, total - size
 
 
 def context_for(header: ev.BlockHeader, contract_id: bytes, caller: bytes, mode: Mode) -> Context:

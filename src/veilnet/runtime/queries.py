@@ -324,14 +324,13 @@ class OutcomeBatch:
         answers: list[Any] = []
         size = 0
         for outcome in self.outcomes:
-            if answers and size > limits.MAX_OUTCOMES_ANSWER_BYTES:
-                answers.append({"status": "later"})  # asked again: large results fill one answer
-                continue
-            answer = _answer(outcome)
-            size += len(json.dumps(answer, separators=(",", ":")))
-            if len(answers) and size > limits.MAX_OUTCOMES_ANSWER_BYTES:
-                answer = {"status": "later"}
-            answers.append(answer)
+            if size <= limits.MAX_OUTCOMES_ANSWER_BYTES:  # else the budget is spent already
+                answer = _answer(outcome)
+                size += len(json.dumps(answer, separators=(",", ":")))
+                if not answers or size <= limits.MAX_OUTCOMES_ANSWER_BYTES:
+                    answers.append(answer)
+                    continue
+            answers.append({"status": "later"})  # asked again: large results fill one answer
         return {"outcomes": answers}
 
 

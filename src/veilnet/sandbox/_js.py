@@ -92,7 +92,8 @@ def _take_host_exception() -> BaseException | None:
 
 class _FastFunc:
     """Calls an all-``i32`` export without wasmtime-py's per-call type introspection (~10x less
-    overhead); traps still surface as ``wasmtime.Trap``/``WasmtimeError`` through ``enter_wasm``."""
+    overhead); traps still surface as ``wasmtime.Trap``/``WasmtimeError``, or as the exception
+    a host import of this thread raised."""
 
     __slots__ = ("_context", "_func", "_nparams", "_nresults", "_params", "_results", "_store")
 
@@ -204,17 +205,14 @@ class _Instance:
 
     def set_sp(self, value: int) -> None:
         self._sp_val.of.i32 = value
-        error = _ffi.wasmtime_global_set(
-            self.store._context(), self._sp_ref, ctypes.byref(self._sp_val)
-        )
+        error = _ffi.wasmtime_global_set(self._context, self._sp_ref, ctypes.byref(self._sp_val))
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
 
     def _address(self, ptr: int, length: int) -> int:
         """The host address of guest bytes ``[ptr, ptr + length)``, checked to lie in memory
         (memory may have grown, and moved, since the last access)."""
-        size = _ffi.wasmtime_memory_data_size(self._context, self._memory_ref)
-        if ptr < 0 or length < 0 or ptr + length > size:
+        if ptr < 0 or length < 0 or ptr + length > self.size():
             raise SandboxInternalError("guest pointer out of range")
         base = _ffi.wasmtime_memory_data(self._context, self._memory_ref)
         return ctypes.addressof(base.contents) + ptr

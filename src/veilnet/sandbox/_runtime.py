@@ -90,16 +90,17 @@ class AgentRuntime:
     def footprint(self, agent: LoadedAgent) -> int:
         """Bytes ``agent`` holds while loaded but parked (a JS agent's clean image, a Python
         agent's source and session dumps)."""
-        engine = self._engine(agent.language)
-        return int(engine.footprint(agent._compiled))
+        return int(self._loaded_by(agent).footprint(agent._compiled))
 
     def park(self, agent: LoadedAgent) -> None:
         """Free what ``agent`` holds to run at once (a JS instance and its memory) and keep it
         compiled; its next invocation takes about a millisecond more. No outcome changes: every
         invocation starts from the agent's clean image either way."""
-        engine = self._js if agent.language is Language.JS else self._py
-        if engine is not None:
-            engine.park(agent._compiled)
+        self._loaded_by(agent).park(agent._compiled)
+
+    def _loaded_by(self, agent: LoadedAgent) -> Any:
+        """The engine that loaded ``agent`` (running since: no lock, no start)."""
+        return self._js if agent.language is Language.JS else self._py
 
     def invoke(
         self,

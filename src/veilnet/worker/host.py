@@ -380,27 +380,14 @@ class WorkerHost:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def query(self, request: bytes) -> bytes:
-        """Answer one encrypted query (``POST /v1/query``).
+    async def query_async(self, request: bytes) -> bytes:
+        """Answer one encrypted query (``POST /v1/query``) on the API's event loop: the call
+        waits on the enclave's socket, not on a thread, and only an agent's I/O takes one.
 
         Raises:
             NotReady: the worker is starting or catching up (503 ``runtime_not_ready``).
             QueryRejected / ContractUnavailable / KeyEpochExpired: from the core.
         """
-        self._check_serving()
-        # The enclave opens and snapshots under its own lock and runs the agent outside it, so a
-        # slow llm.chat never holds up block application; only the sealed answer comes back.
-        with self._agent_io() as io:
-            return self.enclave.query(request, io)
-
-    async def query_async(self, request: bytes) -> bytes:
-        """``query`` on the API's event loop: the call waits on the enclave's socket, not on a
-        thread, and only an agent's I/O takes one."""
-        self._check_serving()
-        with self._agent_io() as io:
-            return await self.enclave.query_async(request, io)
-
-    def _check_serving(self) -> None:
         status = self.status()
         if status not in ("ok", "diverged"):  # a diverged core gives its own refusal
             raise NotReady(
@@ -408,6 +395,10 @@ class WorkerHost:
                 applied_block=self.applied_block,
                 chain_head=self._chain_head,
             )
+        # The enclave opens and snapshots under its own lock and runs the agent outside it, so a
+        # slow llm.chat never holds up block application; only the sealed answer comes back.
+        with self._agent_io() as io:
+            return await self.enclave.query_async(request, io)
 
     def _run_jobs(self) -> wire.Jobs:
         with self._agent_io() as io:

@@ -324,6 +324,20 @@ class AsyncClient(BaseClient):
             self._base_fee = int(block.get("baseFeePerGas") or "0x0", 16)
         return self._base_fee
 
+    def _send_lock(self, wallet: Wallet) -> asyncio.Lock:
+        """One send at a time per wallet: nonces must reach the node in order."""
+        return self._send_locks.setdefault(wallet.address.raw, asyncio.Lock())
+
+    async def _take_nonces(self, wallet: Wallet, count: int) -> int:
+        """The first of ``count`` consecutive nonces of ``wallet``, all taken (under its send
+        lock): the cached next one, else the node's pending count."""
+        first = self.tx_nonce(wallet, None, count)
+        if first is None:
+            pending = await self._rpc("eth_getTransactionCount", wallet.address.hex, "pending")
+            first = self.tx_nonce(wallet, int(pending, 16), count)
+        assert first is not None
+        return first
+
     async def transact(
         self,
         wallet: Wallet,
@@ -349,14 +363,8 @@ class AsyncClient(BaseClient):
             call["to"] = to.hex
         gas = int(await self._rpc("eth_estimateGas", call), 16)
         base_fee = await self._fees()
-        # One send at a time per wallet: nonces must reach the node in order.
-        lock = self._send_locks.setdefault(wallet.address.raw, asyncio.Lock())
-        async with lock:
-            nonce = self.tx_nonce(wallet, None)
-            if nonce is None:
-                count = await self._rpc("eth_getTransactionCount", wallet.address.hex, "pending")
-                nonce = self.tx_nonce(wallet, int(count, 16))
-            assert nonce is not None
+        async with self._send_lock(wallet):
+            nonce = await self._take_nonces(wallet, 1)
             raw, tx_hash = self.sign_transaction(
                 wallet, to=to, data=data, nonce=nonce, gas=gas, base_fee=base_fee, value=value
             )
@@ -408,13 +416,8 @@ class AsyncClient(BaseClient):
         }
         gas = int(await self._rpc("eth_estimateGas", estimate), 16)
         base_fee = await self._fees()
-        lock = self._send_locks.setdefault(wallet.address.raw, asyncio.Lock())
-        async with lock:
-            first = self.tx_nonce(wallet, None, len(calls))
-            if first is None:
-                count = await self._rpc("eth_getTransactionCount", wallet.address.hex, "pending")
-                first = self.tx_nonce(wallet, int(count, 16), len(calls))
-            assert first is not None
+        async with self._send_lock(wallet):
+            first = await self._take_nonces(wallet, len(calls))
             signed = [
                 self.sign_transaction(
                     wallet, to=to, data=data, nonce=first + i, gas=gas, base_fee=base_fee
@@ -1778,8 +1781,9 @@ class AsyncAgent:
         timeout: float = C.DEFAULT_WAIT_S,
     ) -> list[CommandResult]:
         """Send many encrypted commands at once, in this order: one transaction each, all
-        signed with consecutive nonces and sent in one JSON-RPC batch. With ``wait``, their
-        outcomes, read by one verified query per ``MAX_OUTCOMES_PER_QUERY`` commands.
+        signed with consecutive nonces and sent in JSON-RPC batches of ``MAX_RPC_BATCH``. With
+        ``wait``, their outcomes, read by one verified query per ``MAX_OUTCOMES_PER_QUERY``
+        commands.
 
         Unlike ``command``, an agent's refusal of one command raises nothing: check each
         result's ``ok`` (and ``error``).
