@@ -153,3 +153,26 @@ def test_evm_ecrecover_precompile_recovers_our_signer() -> None:
     )
     raw = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
     assert raw[12:] == KEY.address.raw
+
+
+def test_keccak_is_ethereums_hash_not_sha3() -> None:
+    """``veilnet.crypto.keccak`` is Keccak-256 with the original padding (what the EVM's
+    KECCAK256 computes), checked against published digests and against eth-hash."""
+    from eth_hash.auto import keccak as reference
+
+    from veilnet.crypto import keccak
+
+    empty = "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    assert keccak(b"").hex() == empty
+    assert keccak(b"").hex() != hashlib.sha3_256(b"").hexdigest()
+    assert keccak(b"transfer(address,uint256)")[:4].hex() == "a9059cbb"
+    assert keccak(bytearray(b"abc")) == keccak(memoryview(b"abc")) == reference(b"abc")
+
+
+@given(st.binary(max_size=600))
+def test_keccak_agrees_with_eth_hash(data: bytes) -> None:
+    from eth_hash.auto import keccak as reference
+
+    from veilnet.crypto import keccak
+
+    assert keccak(data) == reference(data)

@@ -90,6 +90,64 @@ def test_a_js_restore_gives_back_the_clean_image_byte_for_byte(runtime: AgentRun
     assert warm.read(0, len(clean)) == clean
 
 
+def test_a_js_restore_whose_fresh_pages_are_refused_takes_a_new_instance(
+    runtime: AgentRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zero stack is cleared by mapping fresh pages over it. Where the kernel refuses
+    (out of memory) the range may be unmapped already: the instance is dropped, never
+    touched again, and a new one gets the clean image."""
+    from veilnet.sandbox import Context, Entry, Mode, _js
+    from veilnet.sandbox.testing import MemoryHost, _ContractHost, _Journal
+
+    net = MemoryHost(runtime, limits=TEST_LIMITS)
+    loaded = net.deploy("c", "js", b"export function handle(m) { return m.n + 1; }\n")
+    ctx = Context(
+        caller="0x" + "11" * 20, contract_id="c", block_number=1,
+        block_timestamp=1_700_000_000, mode=Mode.COMMAND,
+    )  # fmt: skip
+    host = _ContractHost(net, _Journal(), ctx)
+    assert runtime.invoke(loaded, Entry.HANDLE, {"n": 1}, host, ctx).result == 2
+    agent = loaded._compiled
+    engine = runtime._js
+    assert engine is not None
+    before = agent.warm
+    assert before is not None
+    refused: list[int] = []
+    real = _js._zero
+
+    def refuse_once(address: int, length: int) -> bool:
+        if not refused:
+            refused.append(address)
+            return False
+        return real(address, length)
+
+    monkeypatch.setattr(_js, "_zero", refuse_once)
+    assert runtime.invoke(loaded, Entry.HANDLE, {"n": 2}, host, ctx).result == 3
+    assert refused and agent.warm is not None and agent.warm is not before
+    monkeypatch.setattr(_js, "_zero", real)
+    clean = bytes(agent.zeros) + agent.image
+    restored = engine._restore(agent)
+    assert restored.read(0, len(clean)) == clean
+
+
+def test_zeroing_guest_memory_off_page_boundaries_falls_back_to_a_memset() -> None:
+    """Fresh pages only replace whole host pages; any other range is cleared in place."""
+    import ctypes
+    import mmap
+
+    from veilnet.sandbox import _js
+
+    region = mmap.mmap(-1, 3 * mmap.PAGESIZE)
+    region.write(b"\xff" * len(region))
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    assert _js._zero(base + 1, mmap.PAGESIZE)  # not page-aligned: a memset
+    assert _js._zero(base + mmap.PAGESIZE, mmap.PAGESIZE)  # whole pages: mapped fresh
+    region.seek(0)
+    data = region.read(len(region))
+    assert data[0] == 0xFF and data[1 : 2 * mmap.PAGESIZE] == bytes(2 * mmap.PAGESIZE - 1)
+    assert data[2 * mmap.PAGESIZE :] == b"\xff" * mmap.PAGESIZE
+
+
 def test_another_threads_host_exception_never_decides_a_js_outcome(
     runtime: AgentRuntime,
 ) -> None:

@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_abi.abi import encode as abi_encode
-from eth_hash.auto import keccak
 
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.contracts import ContractHandle, Receipt, TxSender
 from veilnet.chain.deploy import Network
 from veilnet.chain.errors import ChainNotReady
-from veilnet.crypto import Address
+from veilnet.crypto import Address, keccak
 
 __all__ = [
     "Consumer",

@@ -12,13 +12,12 @@ from typing import Any
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
-from eth_hash.auto import keccak
 
 from veilnet.chain.artifacts import Artifact, load_artifact
 from veilnet.chain.constants import GAS_MARGIN_PERCENT, PRIORITY_FEE_WEI
 from veilnet.chain.errors import ContractReverted, RPCError, RPCUnavailable
 from veilnet.chain.rpc import JSONRPCClient, from_hex, from_quantity, to_hex
-from veilnet.crypto import Address
+from veilnet.crypto import Address, keccak
 
 __all__ = [
     "ContractHandle",

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
-from eth_hash.auto import keccak
 
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.constants import DEFAULT_MAX_PAYLOAD, POST_BASE_GAS, ROUTED_TOPICS
@@ -23,7 +22,7 @@ from veilnet.chain.model import (
     event_topic,
 )
 from veilnet.chain.rpc import JSONRPCClient, from_quantity
-from veilnet.crypto import Address
+from veilnet.crypto import Address, keccak
 from veilnet.protocol.egress import EgressMessage
 
 __all__ = ["Deployment", "Network", "deploy"]

@@ -43,7 +43,7 @@ __all__ = [
 
 def topic(name: str) -> bytes:
     """A free-form egress topic id: keccak256 of its name (``"veil/egress/state-commitment"``)."""
-    from eth_hash.auto import keccak
+    from veilnet.crypto import keccak
 
     return keccak(name.encode())
 

@@ -16,11 +16,10 @@ from typing import Any, ClassVar, Final
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_hash.auto import keccak
 
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.errors import EventDecodeError
-from veilnet.crypto import Address
+from veilnet.crypto import Address, keccak
 
 __all__ = [
     "EVENT_TYPES",

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import rlp
-from eth_hash.auto import keccak
 
 from veilnet.chain.errors import HeaderHashMismatch, LogProofFailed
 from veilnet.chain.rpc import from_hex, from_quantity
+from veilnet.crypto import keccak
 from veilnet.protocol.chain import bloom_may_contain
 from veilnet.protocol.chain import receipts_root as chain_receipts_root
 

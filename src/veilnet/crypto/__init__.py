@@ -1,6 +1,7 @@
 """Veilnet's cryptographic recipes: keys, HPKE envelopes, typed signatures, sealed values.
 Suites, version tags and bindings are fixed here; raw primitives live in ``crypto._hazmat``."""
 
+from veilnet.crypto._hazmat.keccak import keccak
 from veilnet.crypto.envelope import (
     Binding,
     EnvelopeHeader,
@@ -43,6 +44,7 @@ __all__ = [
     "Suite",
     "SymmetricKey",
     "UnsupportedVersion",
+    "keccak",
     "open_envelope",
     "open_key_envelope",
     "peek_envelope",

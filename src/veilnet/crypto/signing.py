@@ -11,9 +11,9 @@ from typing import Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import EncodingError
-from eth_hash.auto import keccak
 
 from veilnet.crypto._hazmat import secp256k1
+from veilnet.crypto._hazmat.keccak import keccak
 from veilnet.crypto.constants import EIP712_DOMAIN_NAME, EIP712_DOMAIN_VERSION
 from veilnet.crypto.errors import SignatureInvalid
 from veilnet.crypto.keys import Address, SecretKey

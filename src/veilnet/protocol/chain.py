@@ -27,10 +27,9 @@ import rlp
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError, EncodingError
-from eth_hash.auto import keccak
 
 from veilnet.codec import Record, record
-from veilnet.crypto import Address, KeyInvalid, MessageType
+from veilnet.crypto import Address, KeyInvalid, MessageType, keccak
 from veilnet.errors import InvalidInput
 from veilnet.protocol import events as ev
 

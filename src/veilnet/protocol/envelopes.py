@@ -8,8 +8,6 @@ import hmac
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from eth_hash.auto import keccak
-
 from veilnet.codec import Record, decode, encode, record
 from veilnet.crypto import (
     Address,
@@ -19,6 +17,7 @@ from veilnet.crypto import (
     PublicKeys,
     QuerySession,
     SecretKey,
+    keccak,
     open_envelope,
     recover_text,
     seal_for,

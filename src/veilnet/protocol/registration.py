@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from eth_hash.auto import keccak
-
 from veilnet.codec import Record, abi_encode, encode, record
+from veilnet.crypto import keccak
 from veilnet.protocol.hosts import normalize_host
 
 MAX_API_URL: Final = 256

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Final
 
 from eth_abi.abi import encode as abi_encode
-from eth_hash.auto import keccak
 
-from veilnet.crypto import Address, SecretKey
+from veilnet.crypto import Address, SecretKey, keccak
 
 __all__ = ["RESULT_TAG", "result_digest", "sign_result"]
 

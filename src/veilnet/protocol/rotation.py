@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Final
 
 from eth_abi.abi import encode as abi_encode
-from eth_hash.auto import keccak
 
-from veilnet.crypto import Address, SecretKey, recover_digest
+from veilnet.crypto import Address, SecretKey, keccak, recover_digest
 from veilnet.crypto.errors import SignatureInvalid
 
 __all__ = ["POSSESSION_TAG", "possession_digest", "prove_possession", "proves_possession"]

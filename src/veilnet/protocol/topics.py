@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from eth_hash.auto import keccak
+from veilnet.crypto import keccak
 
 # Topics routed by the Bus to the Registry (must equal Registry.vy's constants).
 TOPIC_MASTER_KEY: Final = keccak(b"veil/egress/master-key")

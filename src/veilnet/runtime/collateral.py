@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import Final
 
 import dcap_qvl
-from eth_hash.auto import keccak
 
 from veilnet.attestation import Collateral
 from veilnet.codec import CodecError, abi_decode, abi_encode
+from veilnet.crypto import keccak
 from veilnet.errors import Unavailable, VeilnetError
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits, topics

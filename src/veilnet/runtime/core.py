@@ -27,9 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eth_hash.auto import keccak
-
-from veilnet.crypto import Address, SecretKey
+from veilnet.crypto import Address, SecretKey, keccak
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits
 from veilnet.protocol.chain import POLICY_RPC_QUORUM, ChainBlock

@@ -3,10 +3,8 @@ Sequence counters are replicated state, so every holder of a key emits the same 
 
 from __future__ import annotations
 
-from eth_hash.auto import keccak
-
 from veilnet.codec import abi_encode
-from veilnet.crypto import Address, Domain, SecretKey, sign_typed
+from veilnet.crypto import Address, Domain, SecretKey, keccak, sign_typed
 from veilnet.protocol import limits, topics
 from veilnet.protocol.egress import EGRESS_TYPE, EgressMessage
 

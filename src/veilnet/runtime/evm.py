@@ -23,8 +23,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, Final
 
-from eth_hash.auto import keccak
-
+from veilnet.crypto import keccak
 from veilnet.protocol.chain import HeaderFields
 from veilnet.sandbox.interfaces import JSONValue
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from eth_abi.abi import encode as abi_encode
-from eth_hash.auto import keccak
 
-from veilnet.crypto import Address, SecretKey
+from veilnet.crypto import Address, SecretKey, keccak
 from veilnet.protocol import events as ev
 from veilnet.protocol.enclave import JobResult
 from veilnet.protocol.results import sign_result

@@ -6,8 +6,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 
-from eth_hash.auto import keccak
-
+from veilnet.crypto import keccak
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits, topics
 from veilnet.runtime import clusters, collateral, gatekeeper

@@ -4,9 +4,10 @@ our own lean host loop on ``wasmtime`` with fuel, store memory limits and determ
 Theory of operation: ``compile`` instantiates the guest once per agent, installs the prelude and
 evaluates the agent's ES module, then copies the whole linear memory (plus the stack pointer) as
 the agent's clean image. Every invocation restores that image (in place into the warm instance
-when its memory has not grown, else into a fresh instance) so all replicas start from identical
-bytes, sets the fuel, and makes exactly one guest call, ``__veil_invoke(json)``, which returns
-result, buffered state writes and events as one JSON string. Host calls arrive through one
+when its memory has not grown, else into a fresh instance; the zero stack as fresh zero pages)
+so all replicas start from identical bytes, sets the fuel, and makes exactly one guest call,
+``__veil_invoke(json)``, which returns result, buffered state writes and events as one JSON
+string. Host calls arrive through one
 import (``env.host_call``) carrying ``[op, args]`` as JSON. A refusal raises inside the import,
 which traps the guest: no JavaScript ``catch`` can intercept it. The clock reads the block
 timestamp, ``random_get`` a hash stream of it; stdout/stderr are discarded; files don't exist.
@@ -17,7 +18,9 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import mmap
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ from typing import Any, Final
 
 import wasmtime
 from wasmtime import _ffi
-from wasmtime import _func as _wasmtime_func
+from wasmtime._bindings import _wasmtime_func_call_unchecked as _call_unchecked
 
 from veilnet.sandbox import constants as c
 from veilnet.sandbox._bridge import Bridge, failure
@@ -67,26 +70,62 @@ would report the other thread's exception, and a command's outcome could differ 
 replicas."""
 
 
-def _guarded(fn: Any) -> Any:
-    """A host import that notes on its thread what it raises, before wasmtime-py turns it
-    into a trap."""
+def _raw_import(fn: Any, params: list[str], result: bool) -> Any:
+    """A host import as wasmtime's unchecked callback: raw values in and out, with none of
+    wasmtime-py's per-call type conversion. What ``fn`` raises is noted on its thread (see
+    ``_HOST``) and becomes a trap."""
+    getters = tuple(params)
 
-    def call(*args: Any) -> Any:
+    def callback(_env: Any, _caller: Any, vals: Any, _count: int) -> int:
         try:
-            return fn(*args)
+            value = fn(*[getattr(vals[i], kind) for i, kind in enumerate(getters)])
+            if result:
+                vals[0].i32 = value
+            return 0
         except BaseException as exc:
             _HOST.exc = exc
-            raise
+            trap = wasmtime.Trap("python exception")._consume()
+            return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
-    return call
+    return _ffi.wasmtime_func_unchecked_callback_t(callback)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [
+    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
+]  # fmt: skip
+_MAP_FIXED = 0x10  # Linux; the mmap module does not export it
+
+
+def _zero(address: int, length: int) -> bool:
+    """Zero ``[address, address + length)`` of a guest memory. Whole host pages on Linux get
+    fresh anonymous pages mapped over them: they read as zeros, as a memset would leave them,
+    but cost nothing until touched. A call dirties a few pages of the 1 MiB zero stack;
+    clearing all of it each time cost more than the rest of the restore and pushed the core's
+    own data out of the CPU cache. Elsewhere a memset. False: the kernel refused the mapping
+    (out of memory), and the range may be unmapped now."""
+    if sys.platform != "linux" or address % mmap.PAGESIZE or length % mmap.PAGESIZE:
+        ctypes.memset(address, 0, length)
+        return True
+    mapped = _libc.mmap(
+        address,
+        length,
+        mmap.PROT_READ | mmap.PROT_WRITE,
+        mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED,
+        -1,
+        0,
+    )
+    return bool(mapped == address)
+
+
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _env: None)
 
 
 def _take_host_exception() -> BaseException | None:
     found: BaseException | None = getattr(_HOST, "exc", None)
     if found is not None:
         _HOST.exc = None
-        if _wasmtime_func.LAST_EXCEPTION is found:  # consumed here, not by a later trap
-            _wasmtime_func.LAST_EXCEPTION = None
     return found
 
 
@@ -95,44 +134,54 @@ class _FastFunc:
     overhead); traps still surface as ``wasmtime.Trap``/``WasmtimeError``, or as the exception
     a host import of this thread raised."""
 
-    __slots__ = ("_context", "_func", "_nparams", "_nresults", "_params", "_results", "_store")
+    __slots__ = (
+        "_context",
+        "_func",
+        "_nparams",
+        "_nresults",
+        "_nvals",
+        "_trap",
+        "_trap_ref",
+        "_vals",
+    )
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func) -> None:
         ty = func.type(store)
         if any(p != wasmtime.ValType.i32() for p in [*ty.params, *ty.results]):
             raise SandboxInternalError("guest export is not all-i32")
-        self._store = store
+        if len(ty.results) > 1:
+            raise SandboxInternalError("guest export returns more than one value")
         self._context = store._context()
         self._func = ctypes.byref(func._func)
         self._nparams = len(ty.params)
         self._nresults = len(ty.results)
-        self._params = (_ffi.wasmtime_val_t * max(1, self._nparams))()
-        for i in range(self._nparams):
-            self._params[i].kind = _ffi.WASMTIME_I32
-        self._results = (_ffi.wasmtime_val_t * max(1, self._nresults))()
+        # wasmtime's unchecked call takes the arguments and returns the results in one array
+        # of raw values: the types were checked above, once, so no per-call conversion is due.
+        self._nvals = max(1, self._nparams, len(ty.results))
+        self._vals = (_ffi.wasmtime_val_raw_t * self._nvals)()
+        self._new_trap_slot()
+
+    def _new_trap_slot(self) -> None:
+        # a trap, once returned, is owned by the wasmtime.Trap wrapping this very pointer
+        self._trap = ctypes.POINTER(_ffi.wasm_trap_t)()
+        self._trap_ref = ctypes.byref(self._trap)
 
     def __call__(self, *args: int) -> int:
-        params = self._params
+        if len(args) != self._nparams:
+            raise SandboxInternalError("wrong number of arguments to a guest export")
+        vals = self._vals
         for i, value in enumerate(args):
-            params[i].of.i32 = value
+            vals[i].i32 = value
         # wasmtime-py's enter_wasm, inlined (a generator context manager costs more than the
         # call into a small export): a trap, or an exception a host import of this thread
         # raised, surfaces.
-        trap = ctypes.POINTER(_ffi.wasm_trap_t)()
         try:
-            error = _ffi.wasmtime_func_call(
-                self._context,
-                self._func,
-                params,
-                self._nparams,
-                self._results,
-                self._nresults,
-                ctypes.byref(trap),
-            )
+            error = _call_unchecked(self._context, self._func, vals, self._nvals, self._trap_ref)
             if error:
                 raise wasmtime.WasmtimeError._from_ptr(error)
-            if trap:
-                trapped = wasmtime.Trap._from_ptr(trap)
+            if self._trap:
+                trapped = wasmtime.Trap._from_ptr(self._trap)
+                self._new_trap_slot()
                 raised = _take_host_exception()
                 if raised is not None:
                     raise raised
@@ -142,7 +191,7 @@ class _FastFunc:
             if raised is not None:
                 raise raised from None
             raise
-        return int(self._results[0].of.i32) if self._nresults else 0
+        return int(vals[0].i32) if self._nresults else 0
 
 
 class _GuestTrap(Exception):
@@ -354,8 +403,27 @@ class JSEngine:
         linker = wasmtime.Linker(self.engine)
         i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
 
+        kinds = {str(i32): "i32", str(i64): "i64"}
+        self._imports: list[Any] = []  # the callbacks live as long as the linker
+
         def define(module: str, name: str, params: list[Any], results: list[Any], fn: Any) -> None:
-            linker.define_func(module, name, wasmtime.FuncType(params, results), _guarded(fn))
+            callback = _raw_import(fn, [kinds[str(p)] for p in params], bool(results))
+            self._imports.append(callback)
+            module_bytes, name_bytes = module.encode(), name.encode()
+            ty = wasmtime.FuncType(params, results)  # held: the call reads it, not owns it
+            error = _ffi.wasmtime_linker_define_func_unchecked(
+                linker.ptr(),
+                ctypes.create_string_buffer(module_bytes),
+                len(module_bytes),
+                ctypes.create_string_buffer(name_bytes),
+                len(name_bytes),
+                ty.ptr(),
+                callback,
+                None,
+                _NO_FINALIZER,
+            )
+            if error:
+                raise wasmtime.WasmtimeError._from_ptr(error)
 
         wasi = "wasi_snapshot_preview1"
         define(wasi, "random_get", [i32, i32], [i32], self._random_get)
@@ -559,17 +627,27 @@ class JSEngine:
         inst = agent.warm
         size = agent.zeros + len(agent.image)
         if inst is None or inst.poisoned or inst.size() != size:
-            if inst is not None:
-                inst.close()
-            inst = _Instance(self, agent.memory_bytes)
-            pages = size // _PAGE - inst.memory.size(inst.store)
-            if pages > 0:
-                inst.memory.grow(inst.store, pages)
-            agent.warm = inst
+            inst = self._fresh_instance(agent, size)
         base = inst._address(0, size)
-        ctypes.memset(base, 0, agent.zeros)
+        if not _zero(base, agent.zeros):
+            # never touched again: a refused MAP_FIXED may have unmapped the range already
+            inst = self._fresh_instance(agent, size)
+            base = inst._address(0, size)
+            ctypes.memset(base, 0, agent.zeros)
         ctypes.memmove(base + agent.zeros, agent.image, len(agent.image))
         inst.set_sp(agent.sp)
+        return inst
+
+    def _fresh_instance(self, agent: JSAgent, size: int) -> _Instance:
+        """A new instance with ``size`` bytes of memory in place of the agent's warm one."""
+        if agent.warm is not None:
+            agent.warm.close()
+            agent.warm = None
+        inst = _Instance(self, agent.memory_bytes)
+        pages = size // _PAGE - inst.memory.size(inst.store)
+        if pages > 0:
+            inst.memory.grow(inst.store, pages)
+        agent.warm = inst
         return inst
 
     def invoke(

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi.exceptions import DecodingError
-from eth_hash.auto import keccak
 
 from veilnet.attestation import Collateral, Policy, TrustRoot, verify_quote_at
 from veilnet.chain.contracts import ContractHandle
@@ -48,7 +47,7 @@ from veilnet.chain.model import (
     event_topic,
 )
 from veilnet.codec import CodecError, encode
-from veilnet.crypto import Address, Binding, Domain, QuerySession, SecretKey, seal_for
+from veilnet.crypto import Address, Binding, Domain, QuerySession, SecretKey, keccak, seal_for
 from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol.registration import attestation_report_data, registration_report_data

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from eth_hash.auto import keccak
-
 from veilnet.chain.constants import (
     ATTESTATION_WINDOW,
     DEPOSIT_WINDOW,
@@ -43,7 +41,15 @@ from veilnet.chain.constants import (
     ROUTED_TOPICS,
 )
 from veilnet.codec import CodecError, abi_decode, abi_encode
-from veilnet.crypto import Address, Domain, SecretKey, SignatureInvalid, recover_typed, sign_typed
+from veilnet.crypto import (
+    Address,
+    Domain,
+    SecretKey,
+    SignatureInvalid,
+    keccak,
+    recover_typed,
+    sign_typed,
+)
 from veilnet.crypto.constants import SECP256K1_HALF_N, SIGNATURE_LENGTH
 from veilnet.protocol import events as ev
 from veilnet.protocol import topics

@@ -18,11 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eth_hash.auto import keccak
-
 from veilnet.chain.constants import DEFAULT_CHAIN_ID_EMBEDDED, DEV_ACCOUNTS, DEV_MNEMONIC
 from veilnet.chain.errors import ChainNotReady
 from veilnet.chain.rpc import InProcessTransport, JSONRPCClient, from_hex, to_hex, to_quantity
+from veilnet.crypto import keccak
 
 __all__ = ["EmbeddedChain"]
 

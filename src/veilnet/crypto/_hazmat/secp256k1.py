@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 
 import coincurve
-from eth_hash.auto import keccak
 
+from veilnet.crypto._hazmat.keccak import keccak
 from veilnet.crypto.constants import SECP256K1_HALF_N, SECP256K1_N, SIGNATURE_LENGTH
 from veilnet.crypto.errors import KeyInvalid, SignatureInvalid
 
