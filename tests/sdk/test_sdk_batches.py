@@ -50,3 +50,39 @@ def test_a_refused_transaction_names_those_sent_and_resets_the_nonces(
         assert len(hashes) == 2 and all(h.startswith("0x") and len(h) == 66 for h in hashes)
         assert len(sent) == 1 and len(sent[0]) == 3  # one batch: every call went out at once
         assert client.tx_nonce(ALICE, None) is None  # read afresh next time (the gap at 8)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_command_waits_once_for_mining_and_its_outcome_together(
+    local: Local, monkeypatch: pytest.MonkeyPatch, batch: bool
+) -> None:
+    """``timeout`` bounds the whole call: what mining took is not given to the outcome
+    wait again (both used to get the full ``timeout``)."""
+    from veilnet.sdk._sync import _client as sync_client
+
+    now = [1000.0]
+    monkeypatch.setattr(sync_client.time, "monotonic", lambda: now[0])
+    waited: list[float] = []
+    with Client(local.config(), wallet=ALICE, http=httpx.Client()) as client:
+
+        def send(*args: Any, timeout: float, **kwargs: Any) -> Any:
+            now[0] += 45.0  # mining took 45 of the 60 seconds
+            return [] if batch else object()
+
+        def wait(sent: Any, *, wallet: Any, timeout: float) -> Any:
+            waited.append(timeout)
+            return sent
+
+        monkeypatch.setattr(client, "send_commands" if batch else "send_command", send)
+        monkeypatch.setattr(client, "wait_outcomes" if batch else "wait_outcome", wait)
+        agent = client.agent("0x" + "11" * 32)
+        if batch:
+            agent.commands([{"by": 1}], timeout=60)
+        else:
+            agent.command({"by": 1}, timeout=60)
+        now[0] += 100.0
+        if batch:
+            agent.commands([{"by": 1}], timeout=60)
+        else:
+            agent.command({"by": 1}, timeout=60)
+    assert waited == [15.0, 15.0]

@@ -267,7 +267,9 @@ def test_the_api_serves_any_worker_service_with_the_same_json(tmp_path: Path) ->
 
 def test_the_query_route_keeps_the_rate_limit_and_error_shape(tmp_path: Path) -> None:
     """``POST /v1/query`` is served outside the framework's routing: it still takes a token
-    per client, answers every refusal as ``{"error": ...}``, and counts it."""
+    per client, answers every refusal as ``{"error": ...}``, and counts it: a query it read
+    by its outcome, a request it refused unread (rate limit) as an HTTP error only. A
+    trailing slash reaches the same route."""
     service = FixedService(_fixed_config(tmp_path))
     clock = FakeClock()
     client = TestClient(create_app(service, limiter=TokenBuckets(rate=1.0, burst=2, clock=clock)))
@@ -282,4 +284,10 @@ def test_the_query_route_keeps_the_rate_limit_and_error_shape(tmp_path: Path) ->
     assert client.post("/v1/query", content=b"xy").content == b"yx"
     metrics = client.get("/metrics").text
     assert 'veil_worker_queries_total{outcome="ok"} 2.0' in metrics
-    assert 'veil_worker_queries_total{outcome="rate_limited"} 1.0' in metrics
+    assert 'veil_worker_queries_total{outcome="request_too_large"} 1.0' in metrics
+    assert 'outcome="rate_limited"' not in metrics
+    assert "veil_worker_query_seconds_count 3.0" in metrics
+    assert 'veil_worker_http_errors_total{code="rate_limited"} 1.0' in metrics
+    clock.now += 1.0
+    assert client.post("/v1/query/", content=b"pq").content == b"qp"
+    _error(client.get("/v1/query/"), 405, "worker_route_not_found")

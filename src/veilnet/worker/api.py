@@ -186,13 +186,15 @@ def create_app(
     async def query(scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/query`` as a bare ASGI app: the one hot route skips the framework's
         routing and middleware, and the enclave call waits on its socket, not a thread."""
+        client = scope.get("client")
+        wait = buckets.take(client[0] if client else "unknown")
+        if wait > 0:  # refused before it was read: an HTTP error, not a query answered
+            limited = RateLimited("too many requests", retry_after_s=round(wait, 3))
+            await _error(host, limited)(scope, receive, send)
+            return
         started = time.perf_counter()
         outcome = "ok"
         try:
-            client = scope.get("client")
-            wait = buckets.take(client[0] if client else "unknown")
-            if wait > 0:
-                raise RateLimited("too many requests", retry_after_s=round(wait, 3))
             body = await _receive_bounded(scope, receive, MAX_QUERY_BODY)
             answer = await queries.run_async(host.query_async, body)
         except VeilnetError as exc:
@@ -256,7 +258,8 @@ def create_app(
     framework = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/query":
+        # with or without a trailing slash, as the framework's redirect used to allow
+        if scope["type"] == "http" and scope["path"] in ("/v1/query", "/v1/query/"):
             if scope["method"] == "POST":
                 await query(scope, receive, send)
                 return

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from eth_hash.auto import keccak
 
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.contracts import ContractHandle
@@ -35,7 +34,7 @@ from veilnet.chain.model import (
     WorkerRegistered,
 )
 from veilnet.codec import CodecError, abi_encode, encode
-from veilnet.crypto import Address
+from veilnet.crypto import Address, keccak
 from veilnet.errors import VeilnetError
 from veilnet.protocol import envelopes as proto
 from veilnet.protocol import limits
@@ -1765,12 +1764,13 @@ class AsyncAgent:
             TransactionReverted, Timeout, and the query errors of ``query``.
         """
         sender = self.client.wallet_for(wallet)
+        deadline = time.monotonic() + timeout  # one bound for mining and the outcome
         sent = await self.client.send_command(
             self._raw, "call", self.client.call_body(msg), wallet=sender, timeout=timeout
         )
         if not wait:
             return sent
-        return await self.client.wait_outcome(sent, wallet=sender, timeout=timeout)
+        return await self.client.wait_outcome(sent, wallet=sender, timeout=_left(deadline))
 
     async def commands(
         self,
@@ -1794,12 +1794,13 @@ class AsyncAgent:
         """
         sender = self.client.wallet_for(wallet)
         bodies = [self.client.call_body(msg) for msg in msgs]
+        deadline = time.monotonic() + timeout  # one bound for mining and the outcomes
         sent = await self.client.send_commands(
             self._raw, "call", bodies, wallet=sender, timeout=timeout
         )
         if not wait:
             return sent
-        return await self.client.wait_outcomes(sent, wallet=sender, timeout=timeout)
+        return await self.client.wait_outcomes(sent, wallet=sender, timeout=_left(deadline))
 
     async def outcomes(
         self,
@@ -1826,12 +1827,13 @@ class AsyncAgent:
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError("secret names and values are strings")
         sender = self.client.wallet_for(wallet)
+        deadline = time.monotonic() + timeout  # one bound for mining and the outcome
         sent = await self.client.send_command(
             self._raw, "secret", encode([name, value]), wallet=sender, timeout=timeout
         )
         if not wait:
             return sent
-        return await self.client.wait_outcome(sent, wallet=sender, timeout=timeout)
+        return await self.client.wait_outcome(sent, wallet=sender, timeout=_left(deadline))
 
     async def outcome(
         self,
@@ -1896,3 +1898,9 @@ def _topic(value: bytes | Sequence[bytes]) -> str | list[str]:
     if isinstance(value, bytes):
         return "0x" + value.rjust(32, b"\x00").hex()
     return [str(_topic(item)) for item in value]
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline`` (``time.monotonic``), never negative: a wait given none
+    still looks once before it times out."""
+    return max(0.0, deadline - time.monotonic())
