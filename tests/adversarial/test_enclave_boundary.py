@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from veilnet.codec import encode_record
 from veilnet.protocol import enclave as wire
 from veilnet.protocol.errors import BlockRejected, CheckpointInvalid, QueryRejected
 from veilnet.protocol.registration import register_worker_calldata
@@ -64,6 +65,14 @@ def test_the_interface_is_exactly_its_operations() -> None:
         (wire.frame(wire.Call(op="sign_transaction", body=b"{}")), "enclave_frame_invalid"),
         (wire.frame(wire.Call(op="register_transaction", body=b"[1]")), "codec_unknown_version"),
         (wire.frame(wire.Call(op="checkpoint", body=b"")), None),  # allowed: sealed bytes
+        # a call in the codec's record layout: a call has one encoding, its own
+        (
+            wire.frame_bytes(encode_record(wire.Call(op="status", body=b""))),
+            "enclave_frame_invalid",
+        ),
+        (wire.frame_bytes(b"\xc1\x09query"), "enclave_frame_invalid"),  # op cut short
+        (wire.frame_bytes(b"\xc1\x02\xff\xfe"), "enclave_frame_invalid"),  # op not UTF-8
+        (wire.frame_bytes(b"\xc2"), "enclave_frame_invalid"),  # a result sent as a call
     ],
 )
 def test_bad_frames_get_typed_failures(host: MaliciousHost, frame: bytes, code: str | None) -> None:
@@ -155,6 +164,7 @@ def test_the_enclave_reports_the_configuration_it_was_built_from(host: Malicious
 
 _HOST_ONLY = """
 import sys
+from veilnet.codec import encode_record
 from veilnet.protocol import enclave as wire
 from eth_hash.auto import keccak
 from veilnet.chain.sequencer import sign_block

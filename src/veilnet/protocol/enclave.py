@@ -4,7 +4,10 @@ Length-prefixed frames of canonical records, versioned; a sans-IO ``FrameReader`
 Theory of operation
 -------------------
 The host sends one ``Call`` per frame and reads frames until it gets that call's ``Result`` or
-``Failure``. While it answers a query or runs jobs, the enclave may send ``IORequest`` frames
+``Failure``. Those two envelopes, which every call crosses, have fixed byte layouts of their own
+(a tag byte no canonical record starts with, then the operation and the body), so a request's
+bytes are copied once, never encoded, walked and encoded again; every other frame is a
+canonical record. While it answers a query or runs jobs, the enclave may send ``IORequest`` frames
 first (an agent's ``llm.chat``, or the TLS records of its ``http.fetch``); the host answers each
 with one ``IOResult`` and keeps reading.
 One call is in flight per connection; a host that wants concurrency opens several connections.
@@ -21,16 +24,16 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
-from veilnet.codec import Record, decode_record, record
+from veilnet.codec import CodecError, Oversized, Record, decode_record, record
 from veilnet.errors import InvalidInput
 from veilnet.protocol.chain import ChainTrust
 from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.events import BlockHeader
 from veilnet.protocol.registration import RegistrationRequest
 
-ENCLAVE_INTERFACE_VERSION: Final = 6
+ENCLAVE_INTERFACE_VERSION: Final = 7
 """Bumped whenever an operation or a record of this module changes shape (2:
 ``register_transaction``, whose calldata the core builds, replaced ``sign_transaction``; 3:
 ``apply_block`` takes a raw ``ChainBlock`` the core proves itself, ``EnclaveConfig`` carries
@@ -38,7 +41,8 @@ the chain-trust policy, ``certify`` asks an RPC quorum over TLS ended in the cor
 and proposals come from TEE entropy and travel sealed in ``Applied``/``Boot.sealed_keys``; 4:
 ``jobs``; 5: agents' ``http.fetch`` runs in the core over ``IO_TLS``, ``EnclaveConfig``
 carries ``egress_roots``, ``llm.chat`` is sealed to the gateway in the core over
-``IO_GATEWAY``)."""
+``IO_GATEWAY``; 6: ``snapshot`` and ``sync`` replace ``resync``; 7: ``Call`` and ``Result``
+frames are fixed byte layouts, not records)."""
 FRAME_HEADER_BYTES: Final = 4
 _RECV_BYTES: Final = 1 << 16
 READY_LINE: Final = "veil-enclave ready"
@@ -151,17 +155,59 @@ class FrameInvalid(InvalidInput):
 # ---- envelopes of every frame ------------------------------------------------------------
 
 
+CALL_TAG: Final = 0xC1
+"""First byte of a ``Call`` frame: ``0xC1, len(op), op (UTF-8), body``."""
+RESULT_TAG: Final = 0xC2
+"""First byte of a ``Result`` frame: ``0xC2, body``. A canonical record starts with the codec
+version instead, so the first byte alone tells the layouts apart."""
+
+
 @record("enclave.call")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Call(Record):
+    """One operation and its request, laid out as ``CALL_TAG``'s docstring says."""
+
     op: str
     body: bytes
+
+    def to_bytes(self) -> bytes:
+        op = self.op.encode("utf-8")
+        if len(op) > 255:
+            raise FrameInvalid("an operation name is at most 255 bytes")
+        return bytes((CALL_TAG, len(op))) + op + self.body
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, max_size: int = MAX_FRAME_BYTES) -> Self:
+        """Raises CodecError: not a call's layout, or larger than ``max_size``."""
+        if len(data) > max_size:
+            raise Oversized("frame is larger than allowed", max_size=max_size)
+        if len(data) < 2 or data[0] != CALL_TAG or len(data) < 2 + data[1]:
+            raise CodecError("not a call")
+        try:
+            op = bytes(data[2 : 2 + data[1]]).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CodecError("an operation name is not UTF-8") from exc
+        return cls(op=op, body=bytes(data[2 + data[1] :]))
 
 
 @record("enclave.result")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Result(Record):
+    """An operation's reply, laid out as ``RESULT_TAG``'s docstring says."""
+
     body: bytes
+
+    def to_bytes(self) -> bytes:
+        return bytes((RESULT_TAG,)) + self.body
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, max_size: int = MAX_FRAME_BYTES) -> Self:
+        """Raises CodecError: not a result's layout, or larger than ``max_size``."""
+        if len(data) > max_size:
+            raise Oversized("frame is larger than allowed", max_size=max_size)
+        if not data or data[0] != RESULT_TAG:
+            raise CodecError("not a result")
+        return cls(body=bytes(data[1:]))
 
 
 @record("enclave.failure")
@@ -509,9 +555,17 @@ def decode_frame(payload: bytes) -> Record:
     """The record a frame carries, decoded once (callers dispatch on its type).
 
     Raises:
-        CodecError: the payload is not a record.
+        CodecError: the payload is not a record, or is a call or result in the codec's
+            layout (each has exactly one encoding: its own).
     """
-    return decode_record(payload, max_size=MAX_FRAME_BYTES)
+    if payload[:1] == bytes((CALL_TAG,)):
+        return Call.from_bytes(payload)
+    if payload[:1] == bytes((RESULT_TAG,)):
+        return Result.from_bytes(payload)
+    found = decode_record(payload, max_size=MAX_FRAME_BYTES)
+    if isinstance(found, Call | Result):
+        raise CodecError("a call or result is framed in its own layout")
+    return found
 
 
 class FrameReader:
