@@ -176,3 +176,76 @@ def test_keccak_agrees_with_eth_hash(data: bytes) -> None:
     from veilnet.crypto import keccak
 
     assert keccak(data) == reference(data)
+
+
+_TX = st.fixed_dictionaries(
+    {
+        "chain_id": st.integers(1, 2**64),
+        "nonce": st.integers(0, 2**64 - 2),
+        "to": st.one_of(st.none(), st.binary(min_size=20, max_size=20)),
+        "value": st.integers(0, 2**256 - 1),
+        "data": st.binary(max_size=300),
+        "gas": st.integers(0, 2**64),
+        "max_fee_per_gas": st.integers(2**40, 2**200),
+        "max_priority_fee_per_gas": st.integers(0, 2**40),
+    }
+)
+
+
+@given(st.binary(min_size=32, max_size=32), _TX)
+def test_eip1559_transactions_sign_to_eth_accounts_bytes(key: bytes, tx: dict[str, object]) -> None:
+    """``TransactionSigner`` (what wallets, the relay and the core's registration sign with)
+    makes the bytes and hash eth-account makes for the same transaction and key."""
+    from hypothesis import assume
+
+    from veilnet.crypto import KeyInvalid, TransactionSigner
+
+    try:
+        signer = TransactionSigner(key)
+    except KeyInvalid:
+        assume(False)
+        return
+    raw, tx_hash = signer.sign_eip1559(**tx)  # type: ignore[arg-type]
+    to = tx["to"]
+    reference = Account.from_key(key).sign_transaction(
+        {
+            "chainId": tx["chain_id"],
+            "nonce": tx["nonce"],
+            "to": b"" if to is None else Address(to).hex,  # type: ignore[arg-type]
+            "value": tx["value"],
+            "data": tx["data"],
+            "gas": tx["gas"],
+            "maxFeePerGas": tx["max_fee_per_gas"],
+            "maxPriorityFeePerGas": tx["max_priority_fee_per_gas"],
+        }
+    )
+    assert raw == bytes(reference.raw_transaction)
+    assert tx_hash == bytes(reference.hash)
+    assert Account.recover_transaction(raw) == Account.from_key(key).address
+
+
+def test_a_transaction_no_chain_would_take_is_refused() -> None:
+    from veilnet.crypto import KeyInvalid, TransactionSigner
+
+    signer = TransactionSigner(b"\x01" * 32)
+    good = {
+        "chain_id": 1, "nonce": 0, "to": b"\x11" * 20, "value": 0, "data": b"", "gas": 21_000,
+        "max_fee_per_gas": 2, "max_priority_fee_per_gas": 1,
+    }  # fmt: skip
+    signer.sign_eip1559(**good)  # type: ignore[arg-type]
+    for bad in (
+        {"nonce": 2**64 - 1},
+        {"value": -1},
+        {"gas": 2**256},
+        {"max_priority_fee_per_gas": 3},
+        {"to": b"\x11" * 19},
+        {"chain_id": True},
+    ):
+        with pytest.raises(ValueError):
+            signer.sign_eip1559(**{**good, **bad})  # type: ignore[arg-type]
+    for key in (b"\x00" * 32, b"\xff" * 32, b"\x01" * 31):
+        with pytest.raises(KeyInvalid):
+            TransactionSigner(key)
+    assert "01" not in repr(signer)
+    with pytest.raises(TypeError):
+        signer.__reduce__()  # what pickling calls: a key never leaves in a pickle

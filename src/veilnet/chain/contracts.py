@@ -17,7 +17,7 @@ from veilnet.chain.artifacts import Artifact, load_artifact
 from veilnet.chain.constants import GAS_MARGIN_PERCENT, PRIORITY_FEE_WEI
 from veilnet.chain.errors import ContractReverted, RPCError, RPCUnavailable
 from veilnet.chain.rpc import JSONRPCClient, from_hex, from_quantity, to_hex
-from veilnet.crypto import Address, keccak
+from veilnet.crypto import Address, TransactionSigner, keccak
 
 __all__ = [
     "ContractHandle",
@@ -154,8 +154,8 @@ class TxSender:
 
     def __init__(self, client: JSONRPCClient, private_key: bytes, *, chain_id: int) -> None:
         self.client = client
-        self._account = Account.from_key(private_key)
-        self.address = Address.parse(self._account.address)
+        self._signer = TransactionSigner(private_key)
+        self.address = Address.parse(Account.from_key(private_key).address)
         self.chain_id = chain_id
         self._lock = threading.Lock()
         self._nonce: int | None = None
@@ -188,19 +188,16 @@ class TxSender:
     ) -> tuple[bytes, bytes]:
         """(raw transaction, tx hash) of an EIP-1559 transaction."""
         max_fee, tip = self.fees()
-        signed = self._account.sign_transaction(
-            {
-                "chainId": self.chain_id,
-                "nonce": nonce,
-                "to": to.hex if to is not None else b"",
-                "value": value,
-                "data": data,
-                "gas": gas,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-            }
+        return self._signer.sign_eip1559(
+            chain_id=self.chain_id,
+            nonce=nonce,
+            to=None if to is None else to.raw,
+            value=value,
+            data=data,
+            gas=gas,
+            max_fee_per_gas=max_fee,
+            max_priority_fee_per_gas=tip,
         )
-        return bytes(signed.raw_transaction), bytes(signed.hash)
 
     def send(
         self, to: Address | None, data: bytes, *, gas: int | None = None, value: int = 0

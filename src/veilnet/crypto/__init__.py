@@ -28,6 +28,7 @@ from veilnet.crypto.signing import (
     verify_text,
     verify_typed,
 )
+from veilnet.crypto.transactions import TransactionSigner
 
 __all__ = [
     "Address",
@@ -43,6 +44,7 @@ __all__ = [
     "SignatureInvalid",
     "Suite",
     "SymmetricKey",
+    "TransactionSigner",
     "UnsupportedVersion",
     "keccak",
     "open_envelope",

@@ -224,7 +224,7 @@ class SecretKey(_Secret):
         return cached
 
     def _private_scalar(self) -> bytes:
-        """Hazardous: for eth-account interop (transaction signing) in the host only."""
+        """Hazardous: the raw scalar, for a ``TransactionSigner`` (the registration transaction)."""
         return self._scalar
 
     def __repr__(self) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from veilnet.crypto import Address, SecretKey, keccak
+from veilnet.crypto import Address, SecretKey, TransactionSigner, keccak
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits
 from veilnet.protocol.chain import POLICY_RPC_QUORUM, ChainBlock
@@ -198,8 +198,6 @@ class EnclaveCore:
         measurement) comes from this core; the host chooses only what the chain needs to include
         it. Raises ValueError for values no chain would take.
         """
-        from eth_account import Account
-
         if not 21_000 <= gas <= limits.MAX_REGISTRATION_GAS:
             raise ValueError(f"gas must be within 21000..{limits.MAX_REGISTRATION_GAS}")
         if not 0 <= max_priority_fee_per_gas <= max_fee_per_gas or nonce < 0:
@@ -210,18 +208,18 @@ class EnclaveCore:
             self._core.platform.renew_collateral()
         request = self.registration(operator, api_url=api_url)
         data = (reattest_worker_calldata if reattest else register_worker_calldata)(request)
-        transaction = {
-            "chainId": self.config.chain_id,
-            "nonce": nonce,
-            "to": Address(self.config.registry).hex,
-            "value": deposit,
-            "data": data,
-            "gas": gas,
-            "maxFeePerGas": max_fee_per_gas,
-            "maxPriorityFeePerGas": max_priority_fee_per_gas,
-        }
-        signed = Account.sign_transaction(transaction, self.keys.identity._private_scalar())
-        return request, bytes(signed.raw_transaction)
+        signer = TransactionSigner(self.keys.identity._private_scalar())
+        raw, _ = signer.sign_eip1559(
+            chain_id=self.config.chain_id,
+            nonce=nonce,
+            to=Address(self.config.registry).raw,
+            value=deposit,
+            data=data,
+            gas=gas,
+            max_fee_per_gas=max_fee_per_gas,
+            max_priority_fee_per_gas=max_priority_fee_per_gas,
+        )
+        return request, raw
 
     # ------------------------------------------------------------------ blocks -------------
 

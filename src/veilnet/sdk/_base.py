@@ -388,16 +388,14 @@ class BaseClient:
     ) -> tuple[bytes, bytes]:
         """(raw, hash) of an EIP-1559 transaction; ``to`` None creates a contract."""
         return wallet.sign_transaction(
-            {
-                "chainId": self.config.chain_id,
-                "nonce": nonce,
-                "to": to.hex if to is not None else b"",
-                "value": value,
-                "data": data,
-                "gas": gas + gas * C.GAS_MARGIN_PERCENT // 100,
-                "maxFeePerGas": base_fee * 2 + C.PRIORITY_FEE_WEI,
-                "maxPriorityFeePerGas": C.PRIORITY_FEE_WEI,
-            }
+            chain_id=self.config.chain_id,
+            nonce=nonce,
+            to=to,
+            value=value,
+            data=data,
+            gas=gas + gas * C.GAS_MARGIN_PERCENT // 100,
+            max_fee_per_gas=base_fee * 2 + C.PRIORITY_FEE_WEI,
+            max_priority_fee_per_gas=C.PRIORITY_FEE_WEI,
         )
 
     def decode_logs(self, logs: list[Any]) -> list[ChainEvent]:

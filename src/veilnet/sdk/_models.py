@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from veilnet.crypto import Address
+from veilnet.crypto import Address, TransactionSigner
 from veilnet.errors import VeilnetError
 from veilnet.sdk.constants import (
     DEFAULT_COMMITMENT_INTERVAL,
@@ -211,10 +211,11 @@ class Wallet:
     Build with ``from_key`` (32-byte private key or hex). The key never appears in ``repr``.
     """
 
-    __slots__ = ("_account", "address")
+    __slots__ = ("_account", "_signer", "address")
 
-    def __init__(self, account: Any) -> None:
+    def __init__(self, account: Any, signer: TransactionSigner) -> None:
         self._account = account
+        self._signer = signer
         self.address = Address.parse(str(account.address))
 
     @classmethod
@@ -223,16 +224,36 @@ class Wallet:
             key = bytes.fromhex(key.removeprefix("0x"))
         if len(key) != 32:
             raise ValueError("a private key is 32 bytes")
-        return cls(Account.from_key(key))
+        return cls(Account.from_key(key), TransactionSigner(key))
 
     def sign_text(self, text: str) -> bytes:
         """EIP-191 ``personal_sign`` signature (65 bytes, v in {27, 28})."""
         return bytes(self._account.sign_message(encode_defunct(text=text)).signature)
 
-    def sign_transaction(self, transaction: dict[str, Any]) -> tuple[bytes, bytes]:
-        """(raw transaction, transaction hash)."""
-        signed = self._account.sign_transaction(transaction)
-        return bytes(signed.raw_transaction), bytes(signed.hash)
+    def sign_transaction(
+        self,
+        *,
+        chain_id: int,
+        nonce: int,
+        to: Address | None,
+        value: int,
+        data: bytes,
+        gas: int,
+        max_fee_per_gas: int,
+        max_priority_fee_per_gas: int,
+    ) -> tuple[bytes, bytes]:
+        """(raw transaction, transaction hash) of an EIP-1559 transaction; ``to`` None creates
+        a contract. Raises ValueError for values no chain would take."""
+        return self._signer.sign_eip1559(
+            chain_id=chain_id,
+            nonce=nonce,
+            to=None if to is None else to.raw,
+            value=value,
+            data=data,
+            gas=gas,
+            max_fee_per_gas=max_fee_per_gas,
+            max_priority_fee_per_gas=max_priority_fee_per_gas,
+        )
 
     def __repr__(self) -> str:
         return f"Wallet({self.address.hex})"
