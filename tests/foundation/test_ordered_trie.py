@@ -39,3 +39,22 @@ def test_receipt_tries_of_every_shape(count: int) -> None:
 def test_a_duplicate_key_is_refused() -> None:
     with pytest.raises(ValueError, match="duplicate"):
         ordered_trie_root([(b"\x01", b"a"), (b"\x01", b"b")])
+
+
+@given(st.integers(min_value=0, max_value=2**256 - 1))
+def test_rlp_integers_encode_as_pyrlp_encodes_them(value: int) -> None:
+    """Receipts and trie keys are encoded with ``encode_raw`` over ``rlp_uint`` bytes (no
+    type inference); that is RLP's integer encoding."""
+    import rlp
+    from rlp.codec import encode_raw
+
+    from veilnet.protocol.chain import rlp_uint
+
+    assert encode_raw(rlp_uint(value)) == rlp.encode(value)
+
+
+def test_rlp_integers_are_unsigned() -> None:
+    from veilnet.protocol.chain import rlp_uint
+
+    with pytest.raises(ValueError):
+        rlp_uint(-1)

@@ -86,3 +86,44 @@ def test_a_command_waits_once_for_mining_and_its_outcome_together(
         else:
             agent.command({"by": 1}, timeout=60)
     assert waited == [15.0, 15.0]
+
+
+def test_waiting_for_a_batch_asks_one_receipt_until_the_first_is_mined(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One wallet's transactions are mined in nonce order, so while the first one waiting is
+    not mined an idle poll asks the node for that one receipt, not for all of them; once it
+    is, the rest are asked at once."""
+    asked: list[int] = []
+    polls = [0]
+
+    def rpc(request: httpx.Request) -> httpx.Response:
+        doc = json.loads(request.content)
+        if isinstance(doc, list):
+            if doc[0]["method"] == "eth_sendRawTransaction":
+                replies = [
+                    {"jsonrpc": "2.0", "id": c["id"], "result": "0x" + "ab" * 32} for c in doc
+                ]
+                return httpx.Response(200, json=replies)
+            assert all(c["method"] == "eth_getTransactionReceipt" for c in doc)
+            asked.append(len(doc))
+            polls[0] += 1
+            mined = polls[0] >= 4
+            receipt = {"status": "0x1", "logs": []} if mined else None
+            return httpx.Response(
+                200, json=[{"jsonrpc": "2.0", "id": c["id"], "result": receipt} for c in doc]
+            )
+        result = {
+            "eth_estimateGas": "0x5208",
+            "eth_getBlockByNumber": {"baseFeePerGas": "0x3b9aca00"},
+            "eth_getTransactionCount": "0x7",
+        }[doc["method"]]
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": doc["id"], "result": result})
+
+    monkeypatch.setattr(limits, "POLL_INTERVAL_S", 0.0)
+    http = httpx.Client(transport=httpx.MockTransport(rpc))
+    with Client(local.config(), wallet=ALICE, http=http) as client:
+        calls = [bytes([i]) for i in range(1, 41)]
+        receipts = client.transact_many(ALICE, client.config.bus, calls)
+    assert len(receipts) == 40
+    assert asked == [40, 1, 1, 1, 39]  # all (none mined), probes until one is, then the rest

@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import rlp
+from rlp.codec import encode_raw
 
 from veilnet.chain.errors import HeaderHashMismatch, LogProofFailed
 from veilnet.chain.rpc import from_hex, from_quantity
 from veilnet.crypto import keccak
-from veilnet.protocol.chain import bloom_may_contain
+from veilnet.protocol.chain import bloom_may_contain, rlp_uint
 from veilnet.protocol.chain import receipts_root as chain_receipts_root
 
 __all__ = [
@@ -107,10 +108,11 @@ def encode_receipt(receipt: Mapping[str, Any]) -> bytes:
         [from_hex(log["address"]), [from_hex(t) for t in log["topics"]], from_hex(log["data"])]
         for log in receipt["logs"]
     ]
-    body = rlp.encode(
+    # bytes and lists only, so ``encode_raw`` (pyrlp's type inference costs as much again)
+    body = encode_raw(
         [
             b"\x01" if status == 1 else b"",
-            from_quantity(receipt["cumulativeGasUsed"]),
+            rlp_uint(from_quantity(receipt["cumulativeGasUsed"])),
             from_hex(receipt["logsBloom"]),
             logs,
         ]
