@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from veilnet.errors import VeilnetError
 from veilnet.protocol import enclave as wire
 from veilnet.protocol.errors import NotReady
 from veilnet.testing.adversary import dev_enclave_config
@@ -152,3 +153,35 @@ def test_a_dead_enclave_is_unavailable_on_either_event_loop(loop: str) -> None:
             runner.run(scenario())
     finally:
         handle.close()
+
+
+def test_a_call_that_ends_after_close_pools_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker shutting down closes its enclave while a query may still be in flight: that
+    call's connection is closed when it ends, never put back for a next call, and a call
+    made after ``close`` is refused at once."""
+    link = ProcessEnclave()
+    handle = Enclave(link)
+    real_call = _AsyncConnection.call
+    ended: list[_AsyncConnection] = []
+
+    async def call_then_close(
+        self: _AsyncConnection, payload: bytes, io: object
+    ) -> wire.Result | wire.Failure:
+        reply = await real_call(self, payload, io)  # type: ignore[arg-type]
+        link.close()  # the host shuts down while this reply is on its way
+        ended.append(self)
+        return reply  # type: ignore[return-value]
+
+    monkeypatch.setattr(_AsyncConnection, "call", call_then_close)
+
+    async def ask() -> None:
+        with pytest.raises(VeilnetError):  # the unbooted core's typed refusal
+            await handle.query_async(b"\x01" * 40)
+        assert link._idle == []  # its connection was closed, not put back
+        with pytest.raises(EnclaveUnavailable):
+            await handle.query_async(b"\x01" * 40)
+
+    asyncio.run(ask())
+    assert link._idle == [] and len(ended) == 1 and not ended[0].usable
+    with pytest.raises(EnclaveUnavailable):
+        handle.query(b"\x01" * 40)

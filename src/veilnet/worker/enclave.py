@@ -213,6 +213,7 @@ class ProcessEnclave:
         # Connections of the one event loop that calls ``call_async`` (the worker API's).
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[_AsyncConnection] = []
+        self._closed = False  # a call that ends after ``close`` pools nothing
         self._wait_ready()
 
     @property
@@ -231,6 +232,8 @@ class ProcessEnclave:
             )
 
     def _connection(self) -> _SocketConnection:
+        if self._closed:
+            raise EnclaveUnavailable("the enclave was closed")
         try:
             return self._pool.get_nowait()
         except queue.Empty:
@@ -257,7 +260,12 @@ class ProcessEnclave:
             with contextlib.suppress(OSError):
                 connection.sock.close()
             raise
-        self._pool.put(connection)
+        with self._lock:
+            if not self._closed:
+                self._pool.put(connection)
+                return reply
+        with contextlib.suppress(OSError):
+            connection.sock.close()
         return reply
 
     async def call_async(self, payload: bytes, io: IOHandler | None) -> Record:
@@ -284,13 +292,15 @@ class ProcessEnclave:
         except BaseException:  # cancelled mid-call, or the enclave went away: never reused
             connection.close()
             raise
-        if connection.usable:
+        if connection.usable and not self._closed:
             self._idle.append(connection)
         else:
             connection.close()
         return reply
 
     async def _open_async(self, loop: asyncio.AbstractEventLoop) -> _AsyncConnection:
+        if self._closed:
+            raise EnclaveUnavailable("the enclave was closed")
         if self._process.poll() is not None:
             raise EnclaveUnavailable("the enclave process is gone", exit_code=self._process.poll())
         try:
@@ -301,6 +311,7 @@ class ProcessEnclave:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for connection in self._connections:
                 with contextlib.suppress(OSError):
                     connection.sock.close()
