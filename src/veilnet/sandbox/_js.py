@@ -64,10 +64,10 @@ _CHECK_AGENT = (
 
 
 _HOST = threading.local()
-"""The exception a host import raised on this thread. wasmtime-py keeps one for the whole
-process (``LAST_EXCEPTION``): with a query's agent and a command's running at once, a trap
-would report the other thread's exception, and a command's outcome could differ between
-replicas."""
+"""The exception a host import raised on this thread, for the trap it caused to report. Kept
+per thread (wasmtime-py kept one for the whole process): with a query's agent and a command's
+running at once, a trap would report the other thread's exception, and a command's outcome
+could differ between replicas."""
 
 
 def _raw_import(fn: Any, params: list[str], result: bool) -> Any:
@@ -119,6 +119,7 @@ def _zero(address: int, length: int) -> bool:
     return bool(mapped == address)
 
 
+# The imports carry no per-function data to release (``_imports`` keeps the callbacks alive).
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _env: None)
 
 
