@@ -53,6 +53,7 @@ class CoreContext:
         "platform",
         "query_snapshots",
         "record_digests",
+        "served_snapshots",
         "state",
         "verifier",
     )
@@ -88,6 +89,10 @@ class CoreContext:
         replicated or sealed; a restart certifies again)."""
         self.query_snapshots: dict[bytes, Any] = {}
         """Per cluster, the snapshot queries share until the next block."""
+        self.served_snapshots: dict[bytes, dict[bytes, tuple[object, Any]]] = {}
+        """Per cluster, contract id → (its record, its last query snapshot): the next block's
+        snapshot reuses a contract's when its record, state view, secrets and key are the same
+        objects or values (a cluster of many idle agents rebuilt them all every block)."""
         self.record_digests: dict[bytes, tuple[object, bytes]] = {}
         """Contract id → (its record, that record's digest) for commitments: records are frozen
         and replaced on change, so the digest holds while the record object is the same."""

@@ -246,17 +246,36 @@ def served_cluster(core: CoreContext, cluster_id: bytes) -> ServedCluster:
     found: ServedCluster | None = core.query_snapshots.get(cluster_id)
     if found is None:
         state = core.state
-        contracts = {
-            cid: Snapshot(
-                values=state.runtimes[cid].state.view(),
-                secrets=dict(state.runtimes[cid].secrets),
-                epoch=info.epoch,
-                key=core.keys.contract_key(cluster_id, cid, info.epoch),
-                egress_hosts=frozenset(info.egress_hosts),
-            )
-            for cid, info in state.contracts.items()
-            if info.cluster == cluster_id and cid in state.runtimes
-        }
+        previous = core.served_snapshots.get(cluster_id, {})
+        kept: dict[bytes, tuple[object, Any]] = {}
+        contracts: dict[bytes, Snapshot] = {}
+        for cid, info in state.contracts.items():
+            runtime = state.runtimes.get(cid)
+            if info.cluster != cluster_id or runtime is None:
+                continue
+            values = runtime.state.view()  # the same object until the state is written
+            key = core.keys.contract_key(cluster_id, cid, info.epoch)
+            last = previous.get(cid)
+            snapshot: Snapshot
+            if (
+                last is not None
+                and last[0] is info  # records are replaced on change: epoch, egress hosts
+                and last[1].values is values
+                and last[1].key is key
+                and last[1].secrets == runtime.secrets
+            ):
+                snapshot = last[1]
+            else:
+                snapshot = Snapshot(
+                    values=values,
+                    secrets=dict(runtime.secrets),
+                    epoch=info.epoch,
+                    key=key,
+                    egress_hosts=frozenset(info.egress_hosts),
+                )
+            contracts[cid] = snapshot
+            kept[cid] = (info, snapshot)
+        core.served_snapshots[cluster_id] = kept
         commitment = cluster_commitment(core, cluster_id) or bytes(32)
         found = core.query_snapshots[cluster_id] = ServedCluster(contracts, commitment)
     return found
