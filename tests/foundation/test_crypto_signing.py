@@ -222,6 +222,7 @@ def test_eip1559_transactions_sign_to_eth_accounts_bytes(key: bytes, tx: dict[st
     assert raw == bytes(reference.raw_transaction)
     assert tx_hash == bytes(reference.hash)
     assert Account.recover_transaction(raw) == Account.from_key(key).address
+    assert signer.address == Address.parse(Account.from_key(key).address)
 
 
 def test_a_transaction_no_chain_would_take_is_refused() -> None:

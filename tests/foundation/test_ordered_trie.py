@@ -43,18 +43,9 @@ def test_a_duplicate_key_is_refused() -> None:
 
 @given(st.integers(min_value=0, max_value=2**256 - 1))
 def test_rlp_integers_encode_as_pyrlp_encodes_them(value: int) -> None:
-    """Receipts and trie keys are encoded with ``encode_raw`` over ``rlp_uint`` bytes (no
-    type inference); that is RLP's integer encoding."""
-    import rlp
+    """Receipts and trie keys are encoded with ``encode_raw`` over ``big_endian_int`` bytes
+    (no type inference); that is RLP's integer encoding."""
     from rlp.codec import encode_raw
+    from rlp.sedes import big_endian_int
 
-    from veilnet.protocol.chain import rlp_uint
-
-    assert encode_raw(rlp_uint(value)) == rlp.encode(value)
-
-
-def test_rlp_integers_are_unsigned() -> None:
-    from veilnet.protocol.chain import rlp_uint
-
-    with pytest.raises(ValueError):
-        rlp_uint(-1)
+    assert encode_raw(big_endian_int.serialize(value)) == rlp.encode(value)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from veilnet.sandbox import AgentRuntime
+from veilnet.sandbox import AgentRuntime, Context, Mode
 
 _SHARED = runpy.run_path(str(Path(__file__).with_name("scenario_runner.py")))
 EXAMPLES = _SHARED["EXAMPLES"]
@@ -57,12 +57,23 @@ def test_two_worker_processes_agree(language: str) -> None:
     assert all(step["fuel"] > 0 for ex in outputs[0].values() for step in ex["steps"])
 
 
+def _command_context(contract_id: str) -> Context:
+    """A command's context at block 1, for the tests that drive the JS engine directly."""
+    return Context(
+        caller="0x" + "11" * 20,
+        contract_id=contract_id,
+        block_number=1,
+        block_timestamp=1_700_000_000,
+        mode=Mode.COMMAND,
+    )
+
+
 def test_a_js_restore_gives_back_the_clean_image_byte_for_byte(runtime: AgentRuntime) -> None:
     """Every JS invocation starts from the agent's clean memory: the zero stack a deep call
     dirtied is cleared and the rest copied back, so the guest memory equals what compile
     captured, whatever ran before (a stale stack would be read by nothing in the spec, and by
     anything that reads uninitialized memory)."""
-    from veilnet.sandbox import Context, Entry, Mode
+    from veilnet.sandbox import Entry
     from veilnet.sandbox.testing import MemoryHost, _ContractHost, _Journal
 
     net = MemoryHost(runtime, limits=TEST_LIMITS)
@@ -71,10 +82,7 @@ def test_a_js_restore_gives_back_the_clean_image_byte_for_byte(runtime: AgentRun
         b"export function handle(m) { return deep(m.n); }\n"
     )
     loaded = net.deploy("deep", "js", source)
-    ctx = Context(
-        caller="0x" + "11" * 20, contract_id="deep", block_number=1,
-        block_timestamp=1_700_000_000, mode=Mode.COMMAND,
-    )  # fmt: skip
+    ctx = _command_context("deep")
     outcome = runtime.invoke(
         loaded, Entry.HANDLE, {"n": 40}, _ContractHost(net, _Journal(), ctx), ctx
     )
@@ -96,15 +104,12 @@ def test_a_js_restore_whose_fresh_pages_are_refused_takes_a_new_instance(
     """The zero stack is cleared by mapping fresh pages over it. Where the kernel refuses
     (out of memory) the range may be unmapped already: the instance is dropped, never
     touched again, and a new one gets the clean image."""
-    from veilnet.sandbox import Context, Entry, Mode, _js
+    from veilnet.sandbox import Entry, _js
     from veilnet.sandbox.testing import MemoryHost, _ContractHost, _Journal
 
     net = MemoryHost(runtime, limits=TEST_LIMITS)
     loaded = net.deploy("c", "js", b"export function handle(m) { return m.n + 1; }\n")
-    ctx = Context(
-        caller="0x" + "11" * 20, contract_id="c", block_number=1,
-        block_timestamp=1_700_000_000, mode=Mode.COMMAND,
-    )  # fmt: skip
+    ctx = _command_context("c")
     host = _ContractHost(net, _Journal(), ctx)
     assert runtime.invoke(loaded, Entry.HANDLE, {"n": 1}, host, ctx).result == 2
     agent = loaded._compiled
@@ -156,16 +161,13 @@ def test_another_threads_host_exception_never_decides_a_js_outcome(
     sits there must still fail for its own reason, as on every other replica."""
     import wasmtime._func
 
-    from veilnet.sandbox import Context, Entry, Mode
+    from veilnet.sandbox import Entry
     from veilnet.sandbox.errors import SandboxMemoryLimit
     from veilnet.sandbox.testing import MemoryHost, _ContractHost, _Journal
 
     net = MemoryHost(runtime, limits=TEST_LIMITS)
     loaded = net.deploy("spin", "js", b"export function handle(m) { for (;;) {} }\n")
-    ctx = Context(
-        caller="0x" + "11" * 20, contract_id="spin", block_number=1,
-        block_timestamp=1_700_000_000, mode=Mode.COMMAND,
-    )  # fmt: skip
+    ctx = _command_context("spin")
     host = _ContractHost(net, _Journal(), ctx)
     foreign = SandboxMemoryLimit("raised by another thread's import")
     wasmtime._func.LAST_EXCEPTION = foreign

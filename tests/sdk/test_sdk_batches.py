@@ -27,6 +27,11 @@ def _rpc(request: httpx.Request, sent: list[Any]) -> httpx.Response:
             else:
                 replies.append({"jsonrpc": "2.0", "id": call["id"], "result": "0x" + "ab" * 32})
         return httpx.Response(200, json=list(reversed(replies)))  # any order: matched by id
+    return _single(doc)
+
+
+def _single(doc: dict[str, Any]) -> httpx.Response:
+    """The node's answer to the one-call requests a wallet makes before a batch."""
     result = {
         "eth_estimateGas": "0x5208",
         "eth_getBlockByNumber": {"baseFeePerGas": "0x3b9aca00"},
@@ -113,12 +118,7 @@ def test_waiting_for_a_batch_asks_one_receipt_until_the_first_is_mined(
             return httpx.Response(
                 200, json=[{"jsonrpc": "2.0", "id": c["id"], "result": receipt} for c in doc]
             )
-        result = {
-            "eth_estimateGas": "0x5208",
-            "eth_getBlockByNumber": {"baseFeePerGas": "0x3b9aca00"},
-            "eth_getTransactionCount": "0x7",
-        }[doc["method"]]
-        return httpx.Response(200, json={"jsonrpc": "2.0", "id": doc["id"], "result": result})
+        return _single(doc)
 
     monkeypatch.setattr(limits, "POLL_INTERVAL_S", 0.0)
     http = httpx.Client(transport=httpx.MockTransport(rpc))

@@ -11,7 +11,6 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
-from eth_account import Account
 
 from veilnet.chain.artifacts import Artifact, load_artifact
 from veilnet.chain.constants import GAS_MARGIN_PERCENT, PRIORITY_FEE_WEI
@@ -155,7 +154,7 @@ class TxSender:
     def __init__(self, client: JSONRPCClient, private_key: bytes, *, chain_id: int) -> None:
         self.client = client
         self._signer = TransactionSigner(private_key)
-        self.address = Address.parse(Account.from_key(private_key).address)
+        self.address = self._signer.address
         self.chain_id = chain_id
         self._lock = threading.Lock()
         self._nonce: int | None = None

@@ -8,11 +8,12 @@ from typing import Any
 
 import rlp
 from rlp.codec import encode_raw
+from rlp.sedes import big_endian_int
 
 from veilnet.chain.errors import HeaderHashMismatch, LogProofFailed
 from veilnet.chain.rpc import from_hex, from_quantity
 from veilnet.crypto import keccak
-from veilnet.protocol.chain import bloom_may_contain, rlp_uint
+from veilnet.protocol.chain import bloom_may_contain
 from veilnet.protocol.chain import receipts_root as chain_receipts_root
 
 __all__ = [
@@ -112,7 +113,7 @@ def encode_receipt(receipt: Mapping[str, Any]) -> bytes:
     body = encode_raw(
         [
             b"\x01" if status == 1 else b"",
-            rlp_uint(from_quantity(receipt["cumulativeGasUsed"])),
+            big_endian_int.serialize(from_quantity(receipt["cumulativeGasUsed"])),
             from_hex(receipt["logsBloom"]),
             logs,
         ]

@@ -15,6 +15,7 @@ import rlp
 from veilnet.crypto._hazmat import secp256k1
 from veilnet.crypto._hazmat.keccak import keccak
 from veilnet.crypto.errors import KeyInvalid
+from veilnet.crypto.keys import Address
 
 __all__ = ["TransactionSigner"]
 
@@ -27,7 +28,7 @@ class TransactionSigner:
     """A private key that signs EIP-1559 transactions. The key is parsed once; it appears
     in no ``repr`` and is not picklable."""
 
-    __slots__ = ("_signer",)
+    __slots__ = ("_signer", "address")
 
     def __init__(self, private_key: bytes) -> None:
         """Raises KeyInvalid: not a 32-byte secp256k1 private key."""
@@ -37,6 +38,8 @@ class TransactionSigner:
             self._signer = secp256k1.signer(private_key)
         except ValueError as exc:  # zero, or not below the group order
             raise KeyInvalid("not a secp256k1 private key") from exc
+        self.address = Address(secp256k1.address_of(secp256k1.public_key(private_key)))
+        """The account that sends what this key signs."""
 
     def sign_eip1559(
         self,

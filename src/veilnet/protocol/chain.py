@@ -28,6 +28,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError, EncodingError
 from rlp.codec import encode_raw
+from rlp.sedes import big_endian_int
 
 from veilnet.codec import Record, record
 from veilnet.crypto import Address, KeyInvalid, MessageType, keccak
@@ -399,15 +400,11 @@ def decode_receipt(data: bytes) -> tuple[bool, tuple[LogEntry, ...]]:
 def receipts_root(receipts: Sequence[bytes]) -> bytes:
     """The receipts trie root over encoded receipts, keyed by RLP(index)."""
     return ordered_trie_root(
-        [(encode_raw(rlp_uint(index)), receipt) for index, receipt in enumerate(receipts)]
+        [
+            (encode_raw(big_endian_int.serialize(index)), receipt)
+            for index, receipt in enumerate(receipts)
+        ]
     )
-
-
-def rlp_uint(value: int) -> bytes:
-    """RLP's integer: big-endian, no leading zero bytes (zero is empty)."""
-    if value < 0:
-        raise ValueError("RLP integers are unsigned")
-    return value.to_bytes((value.bit_length() + 7) // 8, "big")
 
 
 def ordered_trie_root(items: Sequence[tuple[bytes, bytes]]) -> bytes:

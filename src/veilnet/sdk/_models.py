@@ -216,7 +216,7 @@ class Wallet:
     def __init__(self, account: Any, signer: TransactionSigner) -> None:
         self._account = account
         self._signer = signer
-        self.address = Address.parse(str(account.address))
+        self.address = signer.address
 
     @classmethod
     def from_key(cls, key: bytes | str) -> Wallet:
