@@ -33,7 +33,7 @@ from wasmtime._bindings import _wasmtime_func_call_unchecked as _call_unchecked
 
 from veilnet.sandbox import constants as c
 from veilnet.sandbox._bridge import Bridge, failure
-from veilnet.sandbox._jsprelude import PRELUDE
+from veilnet.sandbox._jsprelude import CTX_FIELDS, PRELUDE
 from veilnet.sandbox.errors import (
     SandboxAgentError,
     SandboxCallDepth,
@@ -197,6 +197,11 @@ class _FastFunc:
 
 class _GuestTrap(Exception):
     """Raised inside a host import to stop the guest (the cause is in the active ``_Run``)."""
+
+
+def _compact(value: JSONValue) -> str:
+    """JSON text with no whitespace and no raw newline (the prelude splits its input at them)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _guest_wasm() -> bytes:
@@ -498,10 +503,13 @@ class JSEngine:
         raw = inst.take_string(handle)
         if raw is None:
             raise _GuestTrap("malformed host call")
+        name, space, encoded = raw.partition(b" ")
         try:
-            op, args = json.loads(raw)
+            op, args = name.decode("ascii"), json.loads(encoded)
         except (ValueError, TypeError) as exc:
             raise _GuestTrap("malformed host call") from exc
+        if not space or not isinstance(args, list):
+            raise _GuestTrap("malformed host call")
         remaining = int(inst.store.get_fuel())
 
         def fuel_left() -> int:
@@ -509,7 +517,7 @@ class JSEngine:
 
         started = time.monotonic()
         try:
-            value = bridge.dispatch(str(op), list(args), fuel_left)
+            value = bridge.dispatch(op, args, fuel_left)
         except (SandboxError, SandboxInternalError) as exc:
             raise _GuestTrap(str(op)) from exc
         if op in _IO_CALLS and run.deadline:
@@ -688,10 +696,10 @@ class JSEngine:
         )
         outer = getattr(self._tls, "run", None)  # a nested agent call runs inside another
         self._with_run(run)
-        request = json.dumps(
-            {"entry": entry.value, "payload": payload, "ctx": ctx.to_json()},
-            separators=(",", ":"),
-            ensure_ascii=False,
+        # the prelude's __veil_invoke splits this at its two newlines (see _jsprelude)
+        doc = ctx.to_json()
+        request = "\n".join(
+            (entry.value, _compact([doc[name] for name in CTX_FIELDS]), _compact(payload))
         ).encode()
         inst.store.set_fuel(limits.fuel)
         result_text: bytes | None = None
