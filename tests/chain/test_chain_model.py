@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from eth_abi import encode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veilnet.chain import ArtifactMismatch
 from veilnet.chain.artifacts import CONTRACTS_DIR
@@ -98,3 +100,28 @@ def test_limits_match_vyper_constants() -> None:
                 assert mirror == int(value), (contract, name)
                 checked.append(name)
     assert {"MAX_CODE", "MAX_EGRESS_HOSTS", "MAX_HOST_NAME", "MAX_HPKE_KEY"} <= set(checked)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(["address", "bytes32", "uint256"]),
+    st.one_of(
+        st.binary(min_size=32, max_size=32),
+        st.binary(min_size=20, max_size=20).map(lambda raw: bytes(12) + raw),
+    ),
+)
+def test_topics_decode_as_eth_abi_decodes_them(abi_type: str, topic: bytes) -> None:
+    """The topic types read directly (``_topic_value``) give eth-abi's strict values and
+    refuse what it refuses (an address with dirty padding)."""
+    from eth_abi import decode as abi_decode
+    from eth_abi.exceptions import DecodingError
+
+    from veilnet.chain.model import _convert, _topic_value
+
+    try:
+        expected = _convert(abi_type, abi_decode([abi_type], topic)[0])
+    except DecodingError:
+        with pytest.raises(DecodingError):
+            _topic_value(abi_type, topic)
+        return
+    assert _topic_value(abi_type, topic) == expected

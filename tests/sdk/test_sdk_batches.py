@@ -93,12 +93,12 @@ def test_a_command_waits_once_for_mining_and_its_outcome_together(
     assert waited == [15.0, 15.0]
 
 
-def test_waiting_for_a_batch_asks_one_receipt_until_the_first_is_mined(
+def test_waiting_for_a_batch_asks_one_receipt_until_the_last_is_mined(
     local: Local, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One wallet's transactions are mined in nonce order, so while the first one waiting is
-    not mined an idle poll asks the node for that one receipt, not for all of them; once it
-    is, the rest are asked at once."""
+    """One wallet's transactions are mined in nonce order, so until the last one waiting is
+    mined a poll asks the node for that one receipt, not for all of them; once it is, the
+    rest are asked at once."""
     asked: list[int] = []
     polls = [0]
 
@@ -126,4 +126,4 @@ def test_waiting_for_a_batch_asks_one_receipt_until_the_first_is_mined(
         calls = [bytes([i]) for i in range(1, 41)]
         receipts = client.transact_many(ALICE, client.config.bus, calls)
     assert len(receipts) == 40
-    assert asked == [40, 1, 1, 1, 39]  # all (none mined), probes until one is, then the rest
+    assert asked == [1, 1, 1, 1, 39]  # the last until it is mined, then the rest

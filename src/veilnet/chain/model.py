@@ -692,6 +692,24 @@ def _convert(abi_type: str, value: Any) -> Any:
     return value
 
 
+def _topic_value(abi_type: str, topic: bytes) -> Any:
+    """An indexed value from its 32-byte topic, as eth-abi's strict decoder reads it (the
+    types topics carry here are read directly: a tenth of the time, on every command).
+
+    Raises:
+        DecodingError: an address topic with anything but zeros above its 20 bytes.
+    """
+    if abi_type == "bytes32":
+        return topic
+    if abi_type == "uint256":
+        return int.from_bytes(topic, "big")
+    if abi_type == "address":
+        if any(topic[:12]):
+            raise DecodingError("an address topic is padded with zeros")
+        return Address(topic[12:])
+    return _convert(abi_type, abi_decode([abi_type], topic)[0])
+
+
 def decode_log(log: RawLog, addresses: ChainAddresses) -> ChainEvent:
     """Decode one proven log into its typed event.
 
@@ -729,7 +747,7 @@ def decode_log(log: RawLog, addresses: ChainAddresses) -> ChainEvent:
         for (name, abi_type), topic in zip(spec.indexed, log.topics[1:], strict=True):
             if len(topic) != 32:
                 raise EventDecodeError("topic is not 32 bytes", log_index=log.log_index)
-            values[name] = _convert(abi_type, abi_decode([abi_type], bytes(topic))[0])
+            values[name] = _topic_value(abi_type, bytes(topic))
         decoded = abi_decode([t for _, t in spec.data], bytes(log.data))
         for (name, abi_type), value in zip(spec.data, decoded, strict=True):
             values[name] = _convert(abi_type, value)

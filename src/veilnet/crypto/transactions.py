@@ -10,7 +10,8 @@ A wallet sending thousands of commands spent about half its CPU in eth-account's
 
 from __future__ import annotations
 
-import rlp
+from rlp.codec import encode_raw
+from rlp.sedes import big_endian_int
 
 from veilnet.crypto._hazmat import secp256k1
 from veilnet.crypto._hazmat.keccak import keccak
@@ -22,6 +23,7 @@ __all__ = ["TransactionSigner"]
 _TYPE_EIP1559 = b"\x02"
 _UINT256 = 1 << 256
 _UINT64 = 1 << 64
+_uint = big_endian_int.serialize
 
 
 class TransactionSigner:
@@ -69,22 +71,25 @@ class TransactionSigner:
             raise ValueError("the priority fee is above the fee cap")
         if to is not None and len(to) != 20:
             raise ValueError("a destination is a 20-byte address")
+        # Integers serialized here and the list encoded raw: rlp.encode would infer a sedes
+        # for every item, a third of a wallet's signing time.
         fields = [
-            chain_id,
-            nonce,
-            max_priority_fee_per_gas,
-            max_fee_per_gas,
-            gas,
+            _uint(chain_id),
+            _uint(nonce),
+            _uint(max_priority_fee_per_gas),
+            _uint(max_fee_per_gas),
+            _uint(gas),
             b"" if to is None else bytes(to),
-            value,
+            _uint(value),
             bytes(data),
             [],
         ]
-        digest = keccak(_TYPE_EIP1559 + rlp.encode(fields))
+        digest = keccak(_TYPE_EIP1559 + encode_raw(fields))
         signature = secp256k1.sign_digest(self._signer, digest)
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:64], "big")
-        raw = _TYPE_EIP1559 + rlp.encode([*fields, signature[64] - 27, r, s])
+        # r and s as minimal big-endian integers: RLP forbids leading zero bytes
+        r = signature[:32].lstrip(b"\0")
+        s = signature[32:64].lstrip(b"\0")
+        raw = _TYPE_EIP1559 + encode_raw([*fields, _uint(signature[64] - 27), r, s])
         return raw, keccak(raw)
 
     def __repr__(self) -> str:

@@ -455,15 +455,17 @@ class Client(BaseClient):
         hashes = ["0x" + tx_hash.hex() for _, tx_hash in signed]
         receipts: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
-        everything = True  # the first round asks for every receipt: some may be mined already
+        whole = False
         while True:
             waiting = [h for h in hashes if h not in receipts]
-            # One wallet's transactions are mined in nonce order: while the first one waiting
-            # is not mined, none after it is. So an idle round asks the node for one receipt,
-            # not hundreds, and a round after progress asks for the rest at once.
-            waiting = waiting[: C.MAX_RPC_BATCH] if everything else waiting[:1]
+            # One wallet's transactions are mined in nonce order: once the last one waiting is
+            # mined, so are all before it. So a round asks the node for that one receipt, and
+            # once it is mined the next round asks for the rest at once: no empty answers for
+            # the hundreds still in the pool.
+            waiting = waiting[: C.MAX_RPC_BATCH] if whole else waiting[-1:]
             found = self._rpc_batch([("eth_getTransactionReceipt", [h]) for h in waiting])
-            progressed = everything = any(found)
+            progressed = any(found)
+            whole = progressed  # else one was replaced (never mined): poll the last again
             for sent_hash, receipt in zip(waiting, found, strict=True):
                 if receipt:
                     if int(receipt["status"], 16) != 1:
