@@ -127,3 +127,46 @@ def test_waiting_for_a_batch_asks_one_receipt_until_the_last_is_mined(
         receipts = client.transact_many(ALICE, client.config.bus, calls)
     assert len(receipts) == 40
     assert asked == [1, 1, 1, 1, 39]  # the last until it is mined, then the rest
+
+
+def test_outcomes_are_asked_for_once_their_first_block_is_final(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker applies a block before ``finality`` blocks are built on it, so waiting for
+    outcomes reads the head and asks the workers only from then on."""
+    from types import SimpleNamespace
+
+    from veilnet.sdk import CommandResult
+
+    heads = iter([10, 11, 12, 12])
+    asked_at: list[int] = []
+    head = [0]
+
+    with Client(local.config(), wallet=ALICE, http=httpx.Client()) as client:
+        assert client.config.finality == 2
+
+        def read_head() -> int:
+            head[0] = next(heads)
+            return head[0]
+
+        def ask(contract_id: bytes, kind: str, body: bytes, **kwargs: Any) -> Any:
+            asked_at.append(head[0])
+            return object()
+
+        monkeypatch.setattr(limits, "OUTCOME_POLL_S", 0.0)
+        monkeypatch.setattr(client, "head", read_head)
+        monkeypatch.setattr(client, "ask", ask)
+        monkeypatch.setattr(
+            client, "outcomes", lambda opened, n: [SimpleNamespace(is_applied=True)] * n
+        )
+        monkeypatch.setattr(client, "outcome_proof", lambda opened, outcome: None)
+        monkeypatch.setattr(
+            client, "command_result", lambda sent, outcome, proof: f"applied:{sent.seq}"
+        )
+        sent = [
+            CommandResult(contract_id=b"\x11" * 32, seq=seq, tx_hash=b"\x00" * 32, block_number=10)
+            for seq in (1, 2)
+        ]
+        done = client.wait_outcomes(sent, wallet=ALICE, timeout=60)
+    assert done == ["applied:1", "applied:2"]
+    assert asked_at == [12]  # heads 10 and 11: block 10 not final, no query

@@ -613,6 +613,12 @@ class Client(BaseClient):
         deadline = time.monotonic() + timeout
         body = encode(sent.seq)
         while True:
+            if self.head() < sent.block_number + self.config.finality:
+                # not final yet: no worker has applied it (see wait_outcomes)
+                if time.monotonic() > deadline:
+                    raise Timeout(f"command {sent.seq} was not applied within {timeout:.0f} s")
+                time.sleep(C.OUTCOME_POLL_S)
+                continue
             opened = self.ask(sent.contract_id, "outcome", body, wallet=wallet)
             outcome = self.outcome(opened)
             if outcome.is_applied:
@@ -641,7 +647,11 @@ class Client(BaseClient):
             for index, command in enumerate(sent):
                 if index not in done:
                     waiting.setdefault(command.contract_id, []).append(index)
-            for contract_id, indexes in waiting.items():
+            # No worker applies a block before it is final (``finality`` blocks on top): until
+            # the first block waited on is, a query would only cost the workers an answer.
+            first = min((c.block_number for i, c in enumerate(sent) if i not in done), default=0)
+            final = not waiting or self.head() >= first + self.config.finality
+            for contract_id, indexes in waiting.items() if final else ():
                 for start in range(0, len(indexes), limits.MAX_OUTCOMES_PER_QUERY):
                     chunk = indexes[start : start + limits.MAX_OUTCOMES_PER_QUERY]
                     body = encode([sent[i].seq for i in chunk])
