@@ -46,8 +46,8 @@ class FaultyEngine:
         self._maybe_raise("load")
         return self.inner.load(language, code, limits)
 
-    def park(self, agent: Any) -> None:
-        self.inner.park(agent)
+    def park(self, agent: Any) -> bool:
+        return bool(self.inner.park(agent))
 
     def footprint(self, agent: Any) -> int:
         return int(self.inner.footprint(agent))

@@ -68,8 +68,8 @@ class _SlowMachine:
     def load(self, language: Any, code: bytes, limits: Limits | None = None) -> Any:
         return (self.slow_marker in code, self.engine.load(language, code, limits))
 
-    def park(self, agent: Any) -> None:
-        self.engine.park(agent[1])
+    def park(self, agent: Any) -> bool:
+        return bool(self.engine.park(agent[1]))
 
     def footprint(self, agent: Any) -> int:
         return self.engine.footprint(agent[1])

@@ -210,6 +210,44 @@ def test_a_core_keeps_a_bounded_number_of_agents_loaded(
     assert w1.state_root() == w2.state_root()
 
 
+def test_an_agent_left_warm_while_it_ran_is_parked_by_a_later_use(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A park skips an agent that is running at that moment; the next use past the warm ones
+    parks it, so the warm set does not stay above ``MAX_WARM_AGENTS``."""
+    from pathlib import Path
+
+    from veilnet.crypto import SecretKey
+    from veilnet.runtime import constants
+    from veilnet.runtime.agents import load_agent
+
+    owner = SecretKey.derive(b"\x77" * 32, "owner")
+    counter = (
+        Path(__file__).resolve().parents[2] / "examples" / "agents" / "counter.js"
+    ).read_bytes()
+    agents = [
+        network.deploy(owner, "js", counter, init={"start": 0}, salt=bytes([i + 20]) * 32)
+        for i in range(4)
+    ]
+    network.settle()
+    monkeypatch.setattr(constants, "MAX_WARM_AGENTS", 1)
+    core = network.cores["w1"]._core
+    core.agents.clear()
+
+    def warm() -> list[bytes]:
+        return [cid for cid, loaded in core.agents.items() if loaded._compiled.warm is not None]
+
+    for cid in agents[:2]:
+        load_agent(core, cid)  # a compile leaves the agent with an instance
+    assert warm() == [agents[1]]
+    busy = core.agents[agents[1]]._compiled
+    with busy.lock:  # agents[1] runs on another thread: pushing it out cannot park it
+        load_agent(core, agents[2])
+    assert warm() == [agents[1], agents[2]]  # one over, for now
+    load_agent(core, agents[3])
+    assert warm() == [agents[3]]  # the one pushed out and the one left before are parked
+
+
 def test_loaded_agents_are_bounded_by_the_bytes_of_their_images(
     network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -280,8 +280,8 @@ class _FlakyEngine:
     def load(self, *args: Any, **kwargs: Any) -> Any:
         return self.inner.load(*args, **kwargs)
 
-    def park(self, agent: Any) -> None:
-        self.inner.park(agent)
+    def park(self, agent: Any) -> bool:
+        return bool(self.inner.park(agent))
 
     def footprint(self, agent: Any) -> int:
         return int(self.inner.footprint(agent))

@@ -122,13 +122,17 @@ def load_agent(core: CoreContext, contract_id: bytes) -> object:
     if compiled or len(loaded) > constants.MAX_LOADED_AGENTS:  # the cache grew, or is too big
         _evict(core, loaded)
     if len(loaded) > constants.MAX_WARM_AGENTS:
-        try:  # the agent this use pushed out of the warm ones, counted from the newest
-            left = next(itertools.islice(reversed(loaded), constants.MAX_WARM_AGENTS, None))
-            parked = loaded.get(left)
-        except (RuntimeError, StopIteration):  # a query thread changed the cache meanwhile
-            parked = None
-        if parked is not None:
-            core.engine.park(parked)
+        # Park the agent this use pushed out of the warm ones (counted from the newest), and
+        # older ones while they still hold an instance: one left warm before (it was running,
+        # or a query thread changed the cache meanwhile) is parked now. In the steady state
+        # that is one park and one look at an agent already parked.
+        try:
+            for key in itertools.islice(reversed(loaded), constants.MAX_WARM_AGENTS, None):
+                older = loaded.get(key)
+                if older is not None and not core.engine.park(older):
+                    break
+        except RuntimeError:  # a query thread changed the cache meanwhile: the next use goes on
+            pass
     return agent
 
 

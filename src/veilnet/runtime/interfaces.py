@@ -74,9 +74,10 @@ class AgentEngine(Protocol):
     def footprint(self, agent: Any) -> int:
         """Bytes a loaded agent holds while parked (bounds the cache of loaded agents)."""
 
-    def park(self, agent: Any) -> None:
+    def park(self, agent: Any) -> bool:
         """Free what a loaded agent holds to run at once, keeping it loaded (no outcome
-        changes); an agent being invoked is left as it is."""
+        changes); an agent being invoked is left as it is. Returns whether it held something
+        to free (freed now, or left while it runs); False if it held nothing."""
 
     def invoke(
         self,

@@ -385,17 +385,20 @@ class JSEngine:
         """Bytes the agent holds parked: its clean image past the zero stack."""
         return len(agent.image)
 
-    def park(self, agent: JSAgent) -> None:
+    def park(self, agent: JSAgent) -> bool:
         """Drop the agent's warm instance (its linear memory) and keep its clean image: its next
         invocation instantiates afresh, about a millisecond against tens for a compile. An
-        agent being invoked right now is left as it is."""
+        agent being invoked right now is left as it is. Returns whether the agent had an
+        instance (parked now, or left while it runs); False if it was parked already."""
         assert agent.lock is not None
         if not agent.lock.acquire(blocking=False):
-            return
+            return True
         try:
-            if agent.warm is not None:
-                agent.warm.close()
-                agent.warm = None
+            if agent.warm is None:
+                return False
+            agent.warm.close()
+            agent.warm = None
+            return True
         finally:
             agent.lock.release()
 

@@ -271,10 +271,10 @@ class PythonEngine:
         """Bytes the agent holds: its instrumented source and its clean session dumps."""
         return len(agent.checked.source) + sum(len(dump) for dump in agent.dumps.values())
 
-    def park(self, agent: PythonAgent) -> None:
+    def park(self, agent: PythonAgent) -> bool:
         """Nothing to drop: a Python agent holds its checked source and session dumps only
-        (its sessions come from the shared pool)."""
-        return None
+        (its sessions come from the shared pool). Always False: it never has an instance."""
+        return False
 
     def invoke(
         self,

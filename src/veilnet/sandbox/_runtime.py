@@ -92,11 +92,12 @@ class AgentRuntime:
         agent's source and session dumps)."""
         return int(self._loaded_by(agent).footprint(agent._compiled))
 
-    def park(self, agent: LoadedAgent) -> None:
+    def park(self, agent: LoadedAgent) -> bool:
         """Free what ``agent`` holds to run at once (a JS instance and its memory) and keep it
         compiled; its next invocation takes about a millisecond more. No outcome changes: every
-        invocation starts from the agent's clean image either way."""
-        self._loaded_by(agent).park(agent._compiled)
+        invocation starts from the agent's clean image either way. Returns whether it held an
+        instance (parked now, or left as it is while it runs); False if it held none."""
+        return bool(self._loaded_by(agent).park(agent._compiled))
 
     def _loaded_by(self, agent: LoadedAgent) -> Any:
         """The engine that loaded ``agent`` (running since: no lock, no start)."""
