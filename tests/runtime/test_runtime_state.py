@@ -72,15 +72,39 @@ def test_the_commitment_kept_between_blocks_equals_one_computed_afresh(network: 
 
     def fresh() -> bytes | None:
         core._core.record_digests.clear()
+        core._core.commitment_rows.clear()
         for runtime in core.runtimes.values():
             runtime._meta = None
         return core.cluster_commitment(c1)
+
+    def documented() -> bytes:
+        """docs/protocol.md's formula, encoded in one piece (commitments splice kept rows)."""
+        from veilnet.codec import encode
+        from veilnet.codec.constants import BULK_MAX_ITEMS
+        from veilnet.runtime import sync
+        from veilnet.runtime.replicated import plain_digest
+
+        plain = sync.cluster_plain(core._core, c1)
+        runtimes = dict(plain["runtimes"])
+        rows = []
+        for cid, info in plain["contracts"]:
+            data = runtimes.get(cid)
+            kv = b"" if data is None else data["digest"]
+            meta = b"" if data is None else plain_digest({k: data[k] for k in sync._META_KEYS})
+            rows.append([cid, plain_digest(info), kv, meta])
+        records = plain_digest({k: plain[k] for k in sync._RECORD_KEYS})
+        assert core.state.head is not None
+        key = core._core.keys.cluster_key(c1, core.state.clusters[c1].current_epoch)
+        assert key is not None
+        body = encode([c1, core.state.head.number, rows, records], max_items=BULK_MAX_ITEMS)
+        return key.symmetric("commitment").mac(body)
 
     seen = [core.cluster_commitment(c1)]
     contract = network.deploy(owner, "py", counter.read_bytes(), init={"start": 0})
     network.settle()
     for step in range(3):
         kept = core.cluster_commitment(c1)
+        assert kept == documented()
         assert kept == fresh() and kept not in seen
         seen.append(kept)
         network.command(owner, contract, {"by": step + 1}, nonce=step + 1)

@@ -28,7 +28,7 @@ from veilnet.codec.errors import (
 Value = None | bool | int | bytes | str | list["Value"] | dict[str, "Value"]
 """The values the canonical codec carries."""
 
-__all__ = ["Value", "decode", "encode"]
+__all__ = ["Value", "decode", "encode", "encode_array", "encode_piece"]
 
 
 # Tuples, concrete types first: isinstance tries them in order, and an ABC check costs far more.
@@ -76,6 +76,36 @@ def encode(value: Any, *, max_items: int = MAX_ITEMS) -> bytes:
     """
     _check(value, 0, MAX_DEPTH, [max_items])
     return bytes([CODEC_VERSION]) + cbor2.dumps(value, canonical=True)
+
+
+def encode_piece(value: Any) -> bytes:
+    """``value``'s canonical encoding without the version byte: a piece for ``encode_array``.
+
+    Raises:
+        TypeError / Oversized: as ``encode``.
+    """
+    _check(value, 0, MAX_DEPTH, [MAX_ITEMS])
+    return cbor2.dumps(value, canonical=True)
+
+
+def encode_array(pieces: Sequence[bytes], *, versioned: bool = False) -> bytes:
+    """The canonical encoding of the list whose items' pieces (``encode_piece``) are
+    ``pieces``; with ``versioned``, byte for byte what ``encode`` makes of that list. A caller
+    that keeps the pieces of a long list re-encodes only the items that changed. The item
+    bound of ``encode`` is the caller's to keep (each piece was checked on its own)."""
+    header = _array_header(len(pieces))
+    body = header + b"".join(pieces)
+    return bytes([CODEC_VERSION]) + body if versioned else body
+
+
+def _array_header(length: int) -> bytes:
+    """CBOR major type 4 with ``length`` in its shortest form (RFC 8949 §4.2.1)."""
+    if length < 24:
+        return bytes([0x80 | length])
+    for marker, size in ((0x98, 1), (0x99, 2), (0x9A, 4), (0x9B, 8)):
+        if length < 1 << (8 * size):
+            return bytes([marker]) + length.to_bytes(size, "big")
+    raise Oversized("a list this long cannot be encoded")
 
 
 def decode(

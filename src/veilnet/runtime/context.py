@@ -39,6 +39,7 @@ class CoreContext:
         "agents",
         "boot_id",
         "certified",
+        "commitment_rows",
         "config",
         "engine",
         "executions",
@@ -96,6 +97,9 @@ class CoreContext:
         self.record_digests: dict[bytes, tuple[object, bytes]] = {}
         """Contract id → (its record, that record's digest) for commitments: records are frozen
         and replaced on change, so the digest holds while the record object is the same."""
+        self.commitment_rows: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = {}
+        """Contract id → (record digest, state digest, runtime digest, the encoded commitment
+        row of these): a commitment re-encodes only the rows whose digests changed."""
         self.pccs_cache: dict[bytes, bytes] = {}
         """Gatekeepers: collateral fetched from the network's PCCS by quote hash, posted with
         the next block (``collateral``; never replicated or sealed: a restart fetches again)."""

@@ -27,7 +27,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final
 
-from veilnet.codec import CodecError, abi_decode, decode, encode
+from veilnet.codec import (
+    CodecError,
+    Oversized,
+    abi_decode,
+    decode,
+    encode,
+    encode_array,
+    encode_piece,
+)
 from veilnet.codec.constants import BULK_MAX_ITEMS, BULK_MAX_SIZE
 from veilnet.crypto import Binding, SecretKey
 from veilnet.errors import VeilnetError
@@ -206,16 +214,19 @@ def live_commitment(core: CoreContext, key: SecretKey, cluster_id: bytes, height
     state = core.state
     ids = _contract_ids(core, cluster_id)
     rows = []
+    kept = core.commitment_rows
     for cid in ids:
         info = state.contracts[cid]
         memo = core.record_digests.get(cid)
         if memo is None or memo[0] is not info:
             memo = core.record_digests[cid] = (info, plain_digest(to_plain(info)))
         runtime = state.runtimes.get(cid)
-        if runtime is None:
-            rows.append([cid, memo[1], b"", b""])
-        else:
-            rows.append([cid, memo[1], runtime.state.digest, runtime.meta_digest()])
+        record = memo[1]
+        kv, meta = (b"", b"") if runtime is None else (runtime.state.digest, runtime.meta_digest())
+        row = kept.get(cid)
+        if row is None or row[0] != record or row[1] != kv or row[2] != meta:
+            row = kept[cid] = (record, kv, meta, encode_piece([cid, record, kv, meta]))
+        rows.append(row[3])
     records = plain_digest(_cluster_records(core, cluster_id, ids))
     return _mac(key, cluster_id, height, rows, records)
 
@@ -229,18 +240,25 @@ def commitment_over(key: SecretKey, height: int, plain: dict[str, Any]) -> bytes
     for cid, info in plain["contracts"]:
         data = runtimes.get(cid)
         if data is None:
-            rows.append([cid, plain_digest(info), b"", b""])
+            rows.append(encode_piece([cid, plain_digest(info), b"", b""]))
         else:
             meta = plain_digest({k: data[k] for k in _META_KEYS})
-            rows.append([cid, plain_digest(info), data["digest"], meta])
+            rows.append(encode_piece([cid, plain_digest(info), data["digest"], meta]))
     records = plain_digest({k: plain[k] for k in _RECORD_KEYS})
     return _mac(key, plain["cluster"], height, rows, records)
 
 
-def _mac(key: SecretKey, cluster_id: bytes, height: int, rows: list[Any], records: bytes) -> bytes:
-    return key.symmetric("commitment").mac(
-        encode([cluster_id, height, rows, records], max_items=BULK_MAX_ITEMS)
-    )
+def _mac(
+    key: SecretKey, cluster_id: bytes, height: int, rows: list[bytes], records: bytes
+) -> bytes:
+    """The MAC over ``encode([cluster_id, height, rows, records])``, spliced from the rows'
+    encodings (``rows``: each row's ``encode_piece``): the same bytes, without encoding every
+    row again for each commitment."""
+    if 5 + 5 * len(rows) > BULK_MAX_ITEMS:  # what encode() would count and refuse
+        raise Oversized("value has too many items")
+    pieces = [encode_piece(cluster_id), encode_piece(height), encode_array(rows)]
+    pieces.append(encode_piece(records))
+    return key.symmetric("commitment").mac(encode_array(pieces, versioned=True))
 
 
 def capture(core: CoreContext, cluster_id: bytes, height: int) -> None:
