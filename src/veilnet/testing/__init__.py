@@ -3,7 +3,7 @@ malicious host for the enclave (``veilnet.testing.adversary``) and prerequisite 
 
 from veilnet.testing._ci import is_ci, require_tool
 from veilnet.testing.ledger import LedgerSim, Revert
-from veilnet.testing.network import Network, cluster_id_of, query_core
+from veilnet.testing.network import Network, cluster_id_of, query_core, sealed_query
 
 __all__ = [
     "LedgerSim",
@@ -13,4 +13,5 @@ __all__ = [
     "is_ci",
     "query_core",
     "require_tool",
+    "sealed_query",
 ]

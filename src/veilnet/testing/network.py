@@ -370,6 +370,21 @@ def query_core(
     io: Any = None,
 ) -> dict[str, Any]:
     """Run an encrypted, certified query against one core and return the verified answer."""
+    request, answer = sealed_query(net, wallet, contract_id, msg, worker=worker, kind=kind)
+    return answer(net.cores[worker].query(request, io=io))
+
+
+def sealed_query(
+    net: Network,
+    wallet: SecretKey,
+    contract_id: bytes,
+    msg: Any,
+    *,
+    worker: str = "w1",
+    kind: str = "call",
+) -> tuple[bytes, Callable[[bytes], dict[str, Any]]]:
+    """``query_core`` in two parts: the sealed request, and what checks and opens the core's
+    answer to it (a bench times the core alone)."""
     ephemeral = SecretKey.generate()
     request_id = hashlib.sha256(ephemeral.public.x25519 + json.dumps(msg).encode()).digest()
     body = encode(msg) if kind == "outcome" else json.dumps(msg).encode()
@@ -383,16 +398,20 @@ def query_core(
         body=body,
         worker=worker,
     )
-    raw = net.cores[worker].query(request, io=io)
     assert net.config is not None
-    plain = proto.open_response(
-        proto.QueryResponse.from_bytes(raw),
-        domain=net.config.response_domain,
-        session=session.keys,
-        expected_request_id=request_id,
-    )
-    answer: dict[str, Any] = json.loads(plain)
-    return answer
+    domain = net.config.response_domain
+
+    def answer(raw: bytes) -> dict[str, Any]:
+        plain = proto.open_response(
+            proto.QueryResponse.from_bytes(raw),
+            domain=domain,
+            session=session.keys,
+            expected_request_id=request_id,
+        )
+        opened: dict[str, Any] = json.loads(plain)
+        return opened
+
+    return request, answer
 
 
 def cluster_id_of(name: str) -> bytes:
