@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from veilnet._gc import freeze_loaded
 from veilnet.bench import benchmark
 from veilnet.bench._load import LoadRun, run_load
 from veilnet.crypto import Address
@@ -148,6 +149,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
     )
     began = time.monotonic()
     devnet = Devnet(options)
+    freeze_loaded()  # as veil devnet does
     servers: list[Any] = []
     pool: QueryPool | None = None
     try:

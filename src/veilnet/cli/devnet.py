@@ -14,6 +14,7 @@ import click
 from rich.panel import Panel
 from rich.table import Table
 
+from veilnet._gc import freeze_loaded
 from veilnet.cli._output import console, err_console, json_option
 from veilnet.devnet import constants as C  # noqa: N812
 
@@ -99,6 +100,7 @@ def devnet(
         )
         # A stop asked for while it starts (or as it comes up) stops it cleanly too: the
         # handlers raise KeyboardInterrupt wherever the main thread is.
+        freeze_loaded()
         with spinner:
             net.start()
         _serve(net, demo=demo, as_json=as_json, out=out, began=began)

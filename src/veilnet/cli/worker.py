@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from veilnet._gc import freeze_loaded
 from veilnet.cli._output import console, err_console
 
 __all__ = ["worker"]
@@ -226,6 +227,7 @@ def run(
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     host = WorkerHost(config)
+    freeze_loaded()
     host.start()
     try:
         if insecure_dev_tee:

@@ -12,6 +12,7 @@ import sys
 import threading
 from typing import TextIO
 
+from veilnet._gc import freeze_loaded
 from veilnet.codec import CodecError
 from veilnet.enclave.service import EnclaveService
 from veilnet.protocol import enclave as wire
@@ -69,6 +70,7 @@ def serve(socket_path: str, *, out: TextIO = sys.stdout, stdin: TextIO | None = 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     service = EnclaveService()
+    freeze_loaded()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket_path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
