@@ -14,6 +14,7 @@ import statistics
 import time
 from typing import Any
 
+from veilnet._gc import freeze_loaded
 from veilnet.bench._registry import benchmark
 from veilnet.bench.state import checkpoint_and_restore, rss_mib, slowest_step_ms
 from veilnet.crypto import SecretKey
@@ -44,6 +45,7 @@ def _counts(quick: bool) -> list[int]:
 
 @benchmark("agents")
 def _bench(quick: bool) -> dict[str, Any]:
+    freeze_loaded()  # as the enclave process does: the imports are out of full collections
     owner = SecretKey.derive(b"\x43" * 32, "bench-agents-owner")
     figures: dict[str, float] = {}
     engine = AgentRuntime()
