@@ -31,6 +31,7 @@ def test_bench_load_quick() -> None:
             assert figures[f"{kind}_p99_ms_c{level}"] >= figures[f"{kind}_p50_ms_c{level}"]
             assert figures[f"{kind}_cpu_ms_c{level}"] > 0
             assert 0 <= figures[f"{kind}_cpu_ms_net_c{level}"] <= figures[f"{kind}_cpu_ms_c{level}"]
+            assert figures[f"{kind}_client_cpu_ms_c{level}"] > 0
     assert figures["commands_per_s"] > 0 and figures["worker_rss_mib"] > 0
     assert figures["commands_submitted_per_s"] >= figures["commands_per_s"]
     assert 0 <= figures["network_idle_cpu_fraction"] < 2

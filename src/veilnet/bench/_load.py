@@ -29,6 +29,8 @@ class LoadRun:
     latencies: list[float]
     wall_s: float
     cpu_s: float
+    client_cpu_s: float = 0.0
+    """CPU the client processes spent in the phase (user + system), all of them together."""
 
     @property
     def queries(self) -> int:
@@ -78,10 +80,15 @@ def run_load(
             started = time.perf_counter()
             for _, conn in workers:
                 conn.send(phase)
-            latencies = [x for _, conn in workers for x in _receive(conn, _PHASE_TIMEOUT_S)]
+            reports = [_receive(conn, _PHASE_TIMEOUT_S) for _, conn in workers]
             wall_s = time.perf_counter() - started
             cpu_s = cpu_seconds() - cpu_before
-            runs[phase] = LoadRun(latencies=latencies, wall_s=wall_s, cpu_s=cpu_s)
+            runs[phase] = LoadRun(
+                latencies=[x for report in reports for x in report.get("latencies", [])],
+                wall_s=wall_s,
+                cpu_s=cpu_s,
+                client_cpu_s=sum(float(report.get("cpu_s", 0.0)) for report in reports),
+            )
         return runs
     finally:
         for _, conn in workers:
@@ -94,14 +101,13 @@ def run_load(
                 process.join()
 
 
-def _receive(conn: Any, timeout: float) -> list[float]:
+def _receive(conn: Any, timeout: float) -> dict[str, Any]:
     if not conn.poll(timeout):
         raise RuntimeError("a bench client process did not answer in time")
     message: dict[str, Any] = conn.recv()
     if "error" in message:
         raise RuntimeError(f"a bench client process failed: {message['error']}")
-    latencies: list[float] = message.get("latencies", [])
-    return latencies
+    return message
 
 
 def serve_clients(
@@ -165,10 +171,16 @@ async def _serve(
         conn.send({"ready": True})
         # The pipe is read off the event loop so the clients' connections stay on this one loop.
         while (phase := await asyncio.to_thread(conn.recv)) != _STOP:
+            began = time.process_time()
             per_client = await asyncio.gather(
                 *(_timed(calls[phase], i, queries) for i in range(clients))
             )
-            conn.send({"latencies": [x for samples in per_client for x in samples]})
+            conn.send(
+                {
+                    "latencies": [x for samples in per_client for x in samples],
+                    "cpu_s": time.process_time() - began,
+                }
+            )
 
 
 async def _timed(call: Callable[[int], Awaitable[None]], index: int, count: int) -> list[float]:

@@ -39,6 +39,7 @@ def _figures(run: LoadRun, idle: float) -> dict[str, float]:
         "p99_ms": round(_percentile(run.latencies, 0.99) * 1000, 3),
         "cpu_ms": round(run.cpu_s * 1000 / run.queries, 3),
         "cpu_ms_net": round(max(0.0, run.cpu_s - idle * run.wall_s) * 1000 / run.queries, 3),
+        "client_cpu_ms": round(run.client_cpu_s * 1000 / run.queries, 3),
     }
 
 
@@ -135,6 +136,8 @@ def _bench(quick: bool) -> dict[str, Any]:
             "queries_per_level": total,
             "worker": "w1: its core in an enclave process (the default); plain: the agent call "
             "on w2's core, served like /v1/query (rate limiter, error mapping, query pool)",
+            "client_cpu": "client_cpu_ms: user + system CPU of the client processes per call "
+            "(the SDK's sealing, checks and HTTP for verified queries; HTTP and JSON for plain)",
             "cpu": "user + system CPU of the network process (both workers, the gatekeeper, "
             "the chain follower) and of w1's enclave process, per call; cpu_ms_net: less what "
             "the idle network spends meanwhile (network_idle_cpu_fraction, read over "
