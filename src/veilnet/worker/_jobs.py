@@ -20,6 +20,9 @@ from veilnet.worker.metrics import WorkerMetrics
 
 __all__ = ["JobWorker"]
 
+_DELIVERY_ATTEMPTS = 2
+"""Sends of one result the node refused (each with a fresh nonce and fee caps)."""
+
 
 class JobWorker:
     """One background thread: ``poke`` after applied blocks; it runs jobs and delivers them."""
@@ -93,17 +96,32 @@ class JobWorker:
             )
         else:
             data = consumer.encode("fulfill", result.request_id, result.result, result.signature)
-        try:
-            self._sender.transact(consumer.address, data)
-        except ContractReverted as exc:
-            # "already fulfilled": another member was first; the consumer took one result
-            self._log.debug("jobs: 0x%s not taken: %s", result.request_id.hex(), exc.reason)
-            self._metrics.jobs.labels(outcome="not_taken").inc()
-            return
-        except (RPCError, RPCUnavailable) as exc:
-            self._log.warning("jobs: 0x%s not delivered: %s", result.request_id.hex(), exc.code)
-            self._metrics.jobs.labels(outcome="failed").inc()
-            return
+        for attempt in range(1, _DELIVERY_ATTEMPTS + 1):
+            try:
+                self._sender.transact(consumer.address, data)
+                break
+            except ContractReverted as exc:
+                # "already fulfilled": another member was first; the consumer took one result
+                self._log.debug("jobs: 0x%s not taken: %s", result.request_id.hex(), exc.reason)
+                self._metrics.jobs.labels(outcome="not_taken").inc()
+                return
+            except RPCError as exc:
+                # The node refused it (a nonce another sender took, a fee cap the base fee
+                # passed): the sender reads both afresh. The result has no other chance (the
+                # enclave runs a request once); a copy of one already mined only reverts.
+                if attempt < _DELIVERY_ATTEMPTS:
+                    continue
+                self._failed(result, exc)
+                return
+            except RPCUnavailable as exc:  # it may be in the pool: sending again could pay twice
+                self._failed(result, exc)
+                return
         self._metrics.jobs.labels(outcome="delivered").inc()
         self.delivered += 1
         self._log.info("jobs: delivered the result of 0x%s", result.request_id.hex())
+
+    def _failed(self, result: wire.JobResult, exc: RPCError | RPCUnavailable) -> None:
+        self._log.warning(
+            "jobs: 0x%s not delivered: %s (%s)", result.request_id.hex(), exc.code, exc.message
+        )
+        self._metrics.jobs.labels(outcome="failed").inc()
