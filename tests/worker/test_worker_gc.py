@@ -60,3 +60,22 @@ def test_the_enclave_process_freezes_what_it_loaded_before_it_serves(tmp_path: P
         gc.unfreeze()
     assert ready and not thread.is_alive()
     assert frozen > 0
+
+
+def test_the_enclave_freezes_again_once_its_core_runs_and_only_then() -> None:
+    """What booting loaded (the engine, the verifier, a restored state) lives as long as the
+    core: the enclave process freezes once more after a boot, never after a refused one."""
+    from veilnet.enclave import EnclaveService
+    from veilnet.testing.adversary import dev_enclave_config
+
+    booted: list[bool] = []
+    service = EnclaveService(after_boot=lambda: booted.append(True))
+    boot = wire.Call(op=wire.OP_BOOT, body=wire.Boot(config=dev_enclave_config()).to_bytes())
+    try:
+        assert isinstance(wire.decode_frame(service.handle(boot.to_bytes())), wire.Result)
+        assert booted == [True]
+        again = wire.decode_frame(service.handle(boot.to_bytes()))
+        assert isinstance(again, wire.Failure) and again.code == "enclave_already_booted"
+        assert booted == [True]
+    finally:
+        service.close()

@@ -149,11 +149,11 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
     )
     began = time.monotonic()
     devnet = Devnet(options)
-    freeze_loaded()  # as veil devnet does
     servers: list[Any] = []
     pool: QueryPool | None = None
     try:
         devnet.start()
+        freeze_loaded()  # as veil devnet does
         with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
             agent = client.deploy(examples_dir() / _AGENT, init={"start": 1})
             first = agent.query({})

@@ -100,9 +100,9 @@ def devnet(
         )
         # A stop asked for while it starts (or as it comes up) stops it cleanly too: the
         # handlers raise KeyboardInterrupt wherever the main thread is.
-        freeze_loaded()
         with spinner:
             net.start()
+        freeze_loaded()  # what the devnet loaded to start lives as long as it
         _serve(net, demo=demo, as_json=as_json, out=out, began=began)
     except KeyboardInterrupt:
         if demo:

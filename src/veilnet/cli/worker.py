@@ -227,8 +227,8 @@ def run(
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     host = WorkerHost(config)
-    freeze_loaded()
     host.start()
+    freeze_loaded()  # what the worker loaded to start lives as long as it
     try:
         if insecure_dev_tee:
             console.print("[bold red]INSECURE development TEE[/bold red]: for devnets only")

@@ -69,7 +69,7 @@ def serve(socket_path: str, *, out: TextIO = sys.stdout, stdin: TextIO | None = 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    service = EnclaveService()
+    service = EnclaveService(after_boot=freeze_loaded)  # what the core loaded lives on too
     freeze_loaded()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket_path)

@@ -69,8 +69,16 @@ class EnclaveService:
             the only one a real enclave uses (tests may pass fakes in an in-process enclave).
     """
 
-    def __init__(self, *, parts: Callable[[wire.EnclaveConfig], Parts] = build_parts) -> None:
+    def __init__(
+        self,
+        *,
+        parts: Callable[[wire.EnclaveConfig], Parts] = build_parts,
+        after_boot: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``after_boot``: called once a core runs (the enclave process freezes what it loaded
+        out of the garbage collector's walks, ``veilnet._gc``)."""
         self._build_parts = parts
+        self._after_boot = after_boot
         self._lock = threading.RLock()
         self._config: wire.EnclaveConfig | None = None
         self._parts: Parts | None = None
@@ -156,7 +164,9 @@ class EnclaveService:
                 core.import_keys(request.sealed_keys)
             self._core = core
             self._io_kinds = frozenset(request.io_kinds)
-            return self._booted()
+            booted = self._booted()
+        self._after_boot()
+        return booted
 
     def _core_parts(self) -> dict[str, Any]:
         """What ``EnclaveCore.boot``/``restore`` are built from: this enclave's own parts."""
