@@ -71,7 +71,6 @@ def test_the_commitment_kept_between_blocks_equals_one_computed_afresh(network: 
     counter = Path(__file__).resolve().parents[2] / "examples" / "agents" / "counter.py"
 
     def fresh() -> bytes | None:
-        core._core.record_digests.clear()
         core._core.commitment_rows.clear()
         for runtime in core.runtimes.values():
             runtime._meta = None

@@ -190,7 +190,7 @@ class TxSender:
         return self._signer.sign_eip1559(
             chain_id=self.chain_id,
             nonce=nonce,
-            to=None if to is None else to.raw,
+            to=to,
             value=value,
             data=data,
             gas=gas,

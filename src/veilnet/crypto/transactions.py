@@ -48,7 +48,7 @@ class TransactionSigner:
         *,
         chain_id: int,
         nonce: int,
-        to: bytes | None,
+        to: Address | bytes | None,
         value: int,
         data: bytes,
         gas: int,
@@ -69,7 +69,8 @@ class TransactionSigner:
             raise ValueError("a nonce is below 2**64 - 1 (EIP-2681)")
         if max_priority_fee_per_gas > max_fee_per_gas:
             raise ValueError("the priority fee is above the fee cap")
-        if to is not None and len(to) != 20:
+        destination = b"" if to is None else to.raw if isinstance(to, Address) else bytes(to)
+        if to is not None and len(destination) != 20:
             raise ValueError("a destination is a 20-byte address")
         # Integers serialized here and the list encoded raw: rlp.encode would infer a sedes
         # for every item, a third of a wallet's signing time.
@@ -79,7 +80,7 @@ class TransactionSigner:
             _uint(max_priority_fee_per_gas),
             _uint(max_fee_per_gas),
             _uint(gas),
-            b"" if to is None else bytes(to),
+            destination,
             _uint(value),
             bytes(data),
             [],

@@ -53,7 +53,6 @@ class CoreContext:
         "pccs_cache",
         "platform",
         "query_snapshots",
-        "record_digests",
         "served_snapshots",
         "state",
         "verifier",
@@ -94,12 +93,10 @@ class CoreContext:
         """Per cluster, contract id → (its record, its last query snapshot): the next block's
         snapshot reuses a contract's when its record, state view, secrets and key are the same
         objects or values (a cluster of many idle agents rebuilt them all every block)."""
-        self.record_digests: dict[bytes, tuple[object, bytes]] = {}
-        """Contract id → (its record, that record's digest) for commitments: records are frozen
-        and replaced on change, so the digest holds while the record object is the same."""
-        self.commitment_rows: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = {}
-        """Contract id → (record digest, state digest, runtime digest, the encoded commitment
-        row of these): a commitment re-encodes only the rows whose digests changed."""
+        self.commitment_rows: dict[bytes, tuple[object, bytes, bytes, bytes, bytes]] = {}
+        """Contract id → (its record, that record's digest, its state digest, its runtime
+        digest, the encoded commitment row of these): a commitment re-encodes only the rows
+        whose record object or digests changed."""
         self.pccs_cache: dict[bytes, bytes] = {}
         """Gatekeepers: collateral fetched from the network's PCCS by quote hash, posted with
         the next block (``collateral``; never replicated or sealed: a restart fetches again)."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from veilnet.crypto import Address, SecretKey, TransactionSigner, keccak
+from veilnet.crypto import SecretKey, TransactionSigner, keccak
 from veilnet.protocol import events as ev
 from veilnet.protocol import limits
 from veilnet.protocol.chain import POLICY_RPC_QUORUM, ChainBlock
@@ -212,7 +212,7 @@ class EnclaveCore:
         raw, _ = signer.sign_eip1559(
             chain_id=self.config.chain_id,
             nonce=nonce,
-            to=Address(self.config.registry).raw,
+            to=self.config.registry,
             value=deposit,
             data=data,
             gas=gas,

@@ -217,16 +217,14 @@ def live_commitment(core: CoreContext, key: SecretKey, cluster_id: bytes, height
     kept = core.commitment_rows
     for cid in ids:
         info = state.contracts[cid]
-        memo = core.record_digests.get(cid)
-        if memo is None or memo[0] is not info:
-            memo = core.record_digests[cid] = (info, plain_digest(to_plain(info)))
         runtime = state.runtimes.get(cid)
-        record = memo[1]
         kv, meta = (b"", b"") if runtime is None else (runtime.state.digest, runtime.meta_digest())
         row = kept.get(cid)
-        if row is None or row[0] != record or row[1] != kv or row[2] != meta:
-            row = kept[cid] = (record, kv, meta, encode_piece([cid, record, kv, meta]))
-        rows.append(row[3])
+        if row is None or row[0] is not info or row[2] != kv or row[3] != meta:
+            # records are frozen and replaced on change: the digest holds while the object does
+            record = row[1] if row is not None and row[0] is info else plain_digest(to_plain(info))
+            row = kept[cid] = (info, record, kv, meta, encode_piece([cid, record, kv, meta]))
+        rows.append(row[4])
     records = plain_digest(_cluster_records(core, cluster_id, ids))
     return _mac(key, cluster_id, height, rows, records)
 

@@ -387,7 +387,7 @@ class BaseClient:
         value: int = 0,
     ) -> tuple[bytes, bytes]:
         """(raw, hash) of an EIP-1559 transaction; ``to`` None creates a contract."""
-        return wallet.sign_transaction(
+        return wallet.signer.sign_eip1559(
             chain_id=self.config.chain_id,
             nonce=nonce,
             to=to,

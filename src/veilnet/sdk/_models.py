@@ -211,11 +211,12 @@ class Wallet:
     Build with ``from_key`` (32-byte private key or hex). The key never appears in ``repr``.
     """
 
-    __slots__ = ("_account", "_signer", "address")
+    __slots__ = ("_account", "address", "signer")
 
     def __init__(self, account: Any, signer: TransactionSigner) -> None:
         self._account = account
-        self._signer = signer
+        self.signer = signer
+        """Signs the wallet's EIP-1559 transactions (``TransactionSigner``)."""
         self.address = signer.address
 
     @classmethod
@@ -229,31 +230,6 @@ class Wallet:
     def sign_text(self, text: str) -> bytes:
         """EIP-191 ``personal_sign`` signature (65 bytes, v in {27, 28})."""
         return bytes(self._account.sign_message(encode_defunct(text=text)).signature)
-
-    def sign_transaction(
-        self,
-        *,
-        chain_id: int,
-        nonce: int,
-        to: Address | None,
-        value: int,
-        data: bytes,
-        gas: int,
-        max_fee_per_gas: int,
-        max_priority_fee_per_gas: int,
-    ) -> tuple[bytes, bytes]:
-        """(raw transaction, transaction hash) of an EIP-1559 transaction; ``to`` None creates
-        a contract. Raises ValueError for values no chain would take."""
-        return self._signer.sign_eip1559(
-            chain_id=chain_id,
-            nonce=nonce,
-            to=None if to is None else to.raw,
-            value=value,
-            data=data,
-            gas=gas,
-            max_fee_per_gas=max_fee_per_gas,
-            max_priority_fee_per_gas=max_priority_fee_per_gas,
-        )
 
     def __repr__(self) -> str:
         return f"Wallet({self.address.hex})"

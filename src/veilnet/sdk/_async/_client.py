@@ -193,6 +193,11 @@ class AsyncClient(BaseClient):
         self.remember_head(head, time.monotonic())
         return head
 
+    async def is_final(self, number: int) -> bool:
+        """Whether block ``number`` has ``finality`` blocks on top: no worker applies a block
+        before, so an outcome query sooner only costs the workers an answer."""
+        return await self.head() >= number + self.config.finality
+
     async def recent_head(self) -> int:
         """The head, reused for ``head_cache_s`` (queries call this instead of ``head``)."""
         cached = self.cached_head(time.monotonic())
@@ -612,8 +617,7 @@ class AsyncClient(BaseClient):
         deadline = time.monotonic() + timeout
         body = encode(sent.seq)
         while True:
-            if await self.head() < sent.block_number + self.config.finality:
-                # not final yet: no worker has applied it (see wait_outcomes)
+            if not await self.is_final(sent.block_number):
                 if time.monotonic() > deadline:
                     raise Timeout(f"command {sent.seq} was not applied within {timeout:.0f} s")
                 await asyncio.sleep(C.OUTCOME_POLL_S)
@@ -646,10 +650,8 @@ class AsyncClient(BaseClient):
             for index, command in enumerate(sent):
                 if index not in done:
                     waiting.setdefault(command.contract_id, []).append(index)
-            # No worker applies a block before it is final (``finality`` blocks on top): until
-            # the first block waited on is, a query would only cost the workers an answer.
             first = min((c.block_number for i, c in enumerate(sent) if i not in done), default=0)
-            final = not waiting or await self.head() >= first + self.config.finality
+            final = not waiting or await self.is_final(first)  # the first block waited on
             for contract_id, indexes in waiting.items() if final else ():
                 for start in range(0, len(indexes), limits.MAX_OUTCOMES_PER_QUERY):
                     chunk = indexes[start : start + limits.MAX_OUTCOMES_PER_QUERY]
