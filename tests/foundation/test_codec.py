@@ -21,6 +21,7 @@ from veilnet.codec import (
     decode,
     encode,
     encode_array,
+    encode_map,
     encode_piece,
     record,
 )
@@ -52,6 +53,20 @@ def test_a_list_spliced_from_pieces_is_its_encoding(items: list[object]) -> None
     pieces = [encode_piece(item) for item in items]
     assert encode_array(pieces, versioned=True) == encode(items)
     assert encode_array(pieces) == encode(items)[1:]
+
+
+@given(st.dictionaries(st.text(max_size=12), values, max_size=23))
+def test_a_map_spliced_from_pieces_is_its_encoding(entries: dict[str, object]) -> None:
+    """``encode_map`` of the values' pieces, keys in canonical order (by their encoded bytes:
+    shorter keys first), is what ``encode`` makes of the map (runtime meta digests)."""
+    pieces = {key: encode_piece(value) for key, value in entries.items()}
+    assert encode_map(pieces, versioned=True) == encode(entries)
+    assert encode_map(pieces) == encode(entries)[1:]
+
+
+def test_a_spliced_map_takes_fewer_than_24_keys() -> None:
+    with pytest.raises(Oversized):
+        encode_map({str(i): encode_piece(i) for i in range(24)})
 
 
 @pytest.mark.parametrize("length", [0, 1, 23, 24, 255, 256, 65_535, 65_536])

@@ -302,3 +302,48 @@ def test_loaded_agents_are_bounded_by_the_bytes_of_their_images(
     for index, agent in enumerate(agents):
         assert w1.runtimes[agent].state.values["count"] == str(2 * (index + 1)).encode()
     assert w1.state_root() == w2.state_root()
+
+
+def test_the_kept_meta_digest_equals_the_digest_of_the_meta(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``meta_digest`` splices each outcome's kept piece: after new outcomes, one replaced at
+    its seq, the oldest dropped past the cap, nonces, secrets and a rolled-back block, it is
+    the digest of ``meta_plain`` encoded in one piece (what commitments are documented as)."""
+    from veilnet.protocol.outcomes import OutcomeRecord
+    from veilnet.runtime import constants
+    from veilnet.runtime.replicated import ContractRuntime, plain_digest
+    from veilnet.runtime.state import ContractState, Journal
+
+    monkeypatch.setattr(constants, "MAX_OUTCOMES_PER_CONTRACT", 40)
+    journal = Journal()
+    runtime = ContractRuntime(ContractState(b"\x01" * 32, b"\x02" * 32), journal)
+    seen = []
+
+    def check() -> None:
+        digest = runtime.meta_digest()
+        assert digest == plain_digest(runtime.meta_plain())
+        assert digest not in seen
+        seen.append(digest)
+
+    def outcome(i: int) -> OutcomeRecord:
+        return OutcomeRecord.success(sender=bytes([i % 7]) * 20, result=i, events=[i], fuel=i)
+
+    check()
+    for seq in range(30):
+        runtime.record_outcome(seq, outcome(seq))
+    check()
+    runtime.record_outcome(29, outcome(1000))  # the same seq, another record
+    runtime.use_nonce(b"\xaa" * 20, 5)
+    runtime.set_secret("api", "k")
+    check()
+    for seq in range(30, 60):  # past the cap: the oldest go
+        runtime.record_outcome(seq, outcome(seq))
+    assert len(runtime.outcomes) == 40
+    check()
+    journal.begin()
+    runtime.record_outcome(60, outcome(60))
+    runtime.use_nonce(b"\xbb" * 20, 9)
+    check()
+    journal.rollback()
+    assert runtime.meta_digest() == seen[-2] == plain_digest(runtime.meta_plain())

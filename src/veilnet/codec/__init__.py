@@ -2,7 +2,14 @@
 Same value, same bytes, everywhere; every decoder is bounded and raises typed CodecErrors."""
 
 from veilnet.codec._abi import abi_decode, abi_encode
-from veilnet.codec._canonical import Value, decode, encode, encode_array, encode_piece
+from veilnet.codec._canonical import (
+    Value,
+    decode,
+    encode,
+    encode_array,
+    encode_map,
+    encode_piece,
+)
 from veilnet.codec._records import Record, decode_record, encode_record, record
 from veilnet.codec.errors import (
     CodecError,
@@ -28,6 +35,7 @@ __all__ = [
     "decode_record",
     "encode",
     "encode_array",
+    "encode_map",
     "encode_piece",
     "encode_record",
     "record",

@@ -28,7 +28,7 @@ from veilnet.codec.errors import (
 Value = None | bool | int | bytes | str | list["Value"] | dict[str, "Value"]
 """The values the canonical codec carries."""
 
-__all__ = ["Value", "decode", "encode", "encode_array", "encode_piece"]
+__all__ = ["Value", "decode", "encode", "encode_array", "encode_map", "encode_piece"]
 
 
 # Tuples, concrete types first: isinstance tries them in order, and an ABC check costs far more.
@@ -78,14 +78,27 @@ def encode(value: Any, *, max_items: int = MAX_ITEMS) -> bytes:
     return bytes([CODEC_VERSION]) + cbor2.dumps(value, canonical=True)
 
 
-def encode_piece(value: Any) -> bytes:
-    """``value``'s canonical encoding without the version byte: a piece for ``encode_array``.
+def encode_piece(value: Any, *, max_items: int = MAX_ITEMS) -> bytes:
+    """``value``'s canonical encoding without the version byte: a piece for ``encode_array``
+    or ``encode_map``.
 
     Raises:
         TypeError / Oversized: as ``encode``.
     """
-    _check(value, 0, MAX_DEPTH, [MAX_ITEMS])
+    _check(value, 0, MAX_DEPTH, [max_items])
     return cbor2.dumps(value, canonical=True)
+
+
+def encode_map(pieces: Mapping[str, bytes], *, versioned: bool = False) -> bytes:
+    """The canonical encoding of the map whose values' pieces (``encode_piece`` or
+    ``encode_array``) are ``pieces``, keys in canonical order; with ``versioned``, byte for byte
+    what ``encode`` makes of that map. As with ``encode_array``, the item bound is the
+    caller's to keep."""
+    if len(pieces) >= 24:
+        raise Oversized("encode_map takes fewer than 24 keys")
+    entries = sorted((cbor2.dumps(key), piece) for key, piece in pieces.items())
+    body = bytes([0xA0 | len(entries)]) + b"".join(k + v for k, v in entries)
+    return bytes([CODEC_VERSION]) + body if versioned else body
 
 
 def encode_array(pieces: Sequence[bytes], *, versioned: bool = False) -> bytes:

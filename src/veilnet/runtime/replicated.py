@@ -28,7 +28,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Union
 
-from veilnet.codec import Record, decode_record, encode
+from veilnet.codec import (
+    Oversized,
+    Record,
+    decode_record,
+    encode,
+    encode_array,
+    encode_map,
+    encode_piece,
+)
 from veilnet.codec.constants import BULK_MAX_ITEMS
 from veilnet.protocol.events import BlockHeader, ChainEvent
 from veilnet.protocol.outcomes import OutcomeRecord
@@ -62,12 +70,23 @@ class ContractRuntime:
     Every change goes through a method, so the block journal can undo it.
     """
 
-    __slots__ = ("_journal", "_meta", "nonces", "outcomes", "recent", "secrets", "state")
+    __slots__ = (
+        "_journal",
+        "_meta",
+        "_pieces",
+        "nonces",
+        "outcomes",
+        "recent",
+        "secrets",
+        "state",
+    )
 
     def __init__(self, state: ContractState, journal: Journal) -> None:
         self.state = state
         self._journal = journal
         self._meta: bytes | None = None
+        self._pieces: dict[int, tuple[OutcomeRecord, bytes]] = {}
+        """Per seq, the outcome ``meta_digest`` last encoded and its piece of the list."""
         self.nonces: dict[bytes, int] = {}
         """Per sender, the floor: no nonce at or below it applies (again)."""
         self.recent: dict[bytes, tuple[int, ...]] = {}
@@ -89,15 +108,18 @@ class ContractRuntime:
 
         self._journal.note_object(self, restore)
 
-    def meta_plain(self) -> dict[str, Any]:
+    def meta_plain(self, *, outcomes: bool = True) -> dict[str, Any]:
         """Everything of this runtime but the key-value state, as plain values: what a
-        snapshot carries and the cluster commitment covers (``sync``)."""
-        return {
+        snapshot carries and the cluster commitment covers (``sync``). Without ``outcomes``:
+        all but those."""
+        plain: dict[str, Any] = {
             "nonces": sorted(self.nonces.items()),
             "recent": [[s, list(n)] for s, n in sorted(self.recent.items())],
-            "outcomes": [[s, o.to_bytes()] for s, o in self.outcomes.items()],
             "secrets": sorted(self.secrets.items()),
         }
+        if outcomes:
+            plain["outcomes"] = [[s, o.to_bytes()] for s, o in self.outcomes.items()]
+        return plain
 
     def load_meta(self, plain: Mapping[str, Any]) -> None:
         """Inverse of ``meta_plain``, into a fresh runtime (a checkpoint, a snapshot).
@@ -112,10 +134,35 @@ class ContractRuntime:
         self._meta = None
 
     def meta_digest(self) -> bytes:
-        """SHA-256 of ``meta_plain``, kept until the next change (commitments ask every block)."""
+        """SHA-256 of ``meta_plain``'s encoding (``plain_digest``), kept until the next change
+        (commitments and the first query after a block ask). Each outcome's piece of the
+        encoding is kept while its record is the same object (records are frozen), so a
+        block re-encodes the outcomes it recorded, not the thousands kept before."""
         if self._meta is None:
-            self._meta = plain_digest(self.meta_plain())
+            self._meta = hashlib.sha256(self._meta_encoding()).digest()
         return self._meta
+
+    def _meta_encoding(self) -> bytes:
+        """``encode(self.meta_plain(), max_items=BULK_MAX_ITEMS)``, spliced from pieces."""
+        kept, fresh, outcomes = self._pieces, {}, []
+        for seq, outcome in self.outcomes.items():
+            found = kept.get(seq)
+            if found is None or found[0] is not outcome:
+                found = (outcome, encode_piece([seq, outcome.to_bytes()]))
+            fresh[seq] = found
+            outcomes.append(found[1])
+        self._pieces = fresh
+        # what encode() would count and refuse: the map, its four lists, every item in them
+        items = 5 + 3 * (len(self.nonces) + len(self.outcomes) + len(self.secrets))
+        items += sum(3 + len(used) for used in self.recent.values())
+        if items > BULK_MAX_ITEMS:
+            raise Oversized("value has too many items")
+        pieces = {
+            key: encode_piece(value, max_items=BULK_MAX_ITEMS)
+            for key, value in self.meta_plain(outcomes=False).items()
+        }
+        pieces["outcomes"] = encode_array(outcomes)
+        return encode_map(pieces, versioned=True)
 
     def nonce_used(self, sender: bytes, nonce: int) -> bool:
         """Whether ``nonce`` may not apply: at or below the floor, a window or more below the
