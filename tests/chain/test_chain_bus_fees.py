@@ -116,6 +116,26 @@ def test_one_fee_rule_and_the_excess_goes_back(net: Net) -> None:
     assert _balance(net, bus) == 10
 
 
+def test_a_batch_pays_the_fee_per_command(net: Net) -> None:
+    """``push_commands``: the same fee rule once per command, the hook paid one call per
+    command, the excess over their sum refunded; too little for all of them records none."""
+    contract, bus = _contract(net), net.deployment.addresses.bus
+    _params(net, fee=10, hook=None)
+    batch = [b"a", b"b", b"c"]
+    _reverts("fee too low", net.network.push_commands, net.user, contract, batch, value=29)
+    net.network.push_commands(net.user, contract, batch, value=35)
+    assert _balance(net, bus) == 30  # 5 went back to the sender
+    hook = _hook(net)
+    _params(net, fee=10, hook=hook)
+    net.network.push_commands(net.user, contract, batch, value=50)
+    assert (_uint(net, hook, "calls"), _uint(net, hook, "received")) == (3, 30)
+    assert _balance(net, bus) == 30
+    net.admin.transact(hook, keccak(b"set_reenter(bool)")[:4] + abi_encode(["bool"], [True]))
+    with pytest.raises(ContractReverted):
+        net.network.push_commands(net.user, contract, batch, value=30)
+    assert _uint(net, hook, "calls") == 3  # nothing of the failed batch stayed
+
+
 def test_a_hook_cannot_reenter_and_must_have_code(net: Net) -> None:
     contract = _contract(net)
     _reverts("fee hook has no code", _params, net, fee=1, hook=net.user.address)

@@ -36,6 +36,8 @@ from veilnet.chain.constants import (
     BUS_TOPICS,
     DEFAULT_MAX_PAYLOAD,
     DEPOSIT_WINDOW,
+    MAX_BATCHED_PAYLOAD,
+    MAX_COMMAND_BATCH,
     MAX_EGRESS_HOSTS,
     MAX_HOST_NAME,
     MAX_PAYLOAD_BOUND,
@@ -625,6 +627,16 @@ class Twin:
             "push_command",
             contract_id,
             payload,
+        )
+
+    def push_commands(self, contract_id: bytes, payloads: list[bytes], *, by: bytes) -> Outcome:
+        return self._both(
+            lambda: self.ledger.push_commands(contract_id, payloads, sender=by),
+            by,
+            "Bus",
+            "push_commands",
+            contract_id,
+            payloads,
         )
 
     def post(
@@ -1350,6 +1362,32 @@ def test_contract_and_command_rules(twin: Twin) -> None:
     _accepted(twin.upgrade_contract(contract_id, b"z", by=stranger), ev.ContractUpgraded)
 
 
+def test_batched_commands(twin: Twin) -> None:
+    """``push_commands``: consecutive seqs in the batch's order, shared with ``push_command``;
+    its bounds (count, each payload's size) and the single command's rules, all or none."""
+    owner, stranger = twin.user(1), twin.user(3)
+    c1 = b"\xc1" * 32
+    twin.create_cluster(c1, twin.admin, by=twin.admin)
+    contract_id = twin.deploy_contract(by=owner, salt=b"\x01" * 32, cluster_id=c1)[1]
+    _reverted(twin.push_commands(b"\xee" * 32, [b"c"], by=stranger), "unknown contract")
+    _reverted(twin.push_commands(contract_id, [], by=stranger), "no commands")
+    _accepted(twin.push_command(contract_id, b"c0", by=owner), ev.Command)
+    batch = twin.push_commands(contract_id, [b"c1", b"", b"c3"], by=stranger)
+    _accepted(batch, ev.Command, ev.Command, ev.Command)
+    assert [e.seq for e in batch.events if isinstance(e, ev.Command)] == [1, 2, 3]
+    full = [bytes([i]) * MAX_BATCHED_PAYLOAD for i in range(MAX_COMMAND_BATCH)]
+    _accepted(twin.push_commands(contract_id, full, by=owner), *[ev.Command] * MAX_COMMAND_BATCH)
+    _reverted(twin.push_commands(contract_id, [*full, b"x"], by=owner), NO_REASON)
+    oversized = [b"c", b"\x00" * (MAX_BATCHED_PAYLOAD + 1)]
+    _reverted(twin.push_commands(contract_id, oversized, by=owner), NO_REASON)
+    _accepted(twin.set_paused(contract_id, True, by=owner), ev.ContractPaused)
+    _reverted(twin.push_commands(contract_id, [b"c"], by=owner), "contract paused")
+    _accepted(twin.set_paused(contract_id, False, by=owner), ev.ContractPaused)
+    after = twin.push_commands(contract_id, [b"c"], by=owner)
+    _accepted(after, ev.Command)
+    assert [e.seq for e in after.events if isinstance(e, ev.Command)] == [4 + MAX_COMMAND_BATCH]
+
+
 def test_agent_egress_allowlists(twin: Twin) -> None:
     """Only the agent's owner edits its ``http.fetch`` allowlist (not its controller); a
     repeated edit changes nothing and logs nothing; at most 16 names."""
@@ -1837,12 +1875,15 @@ def test_random_walk_agrees_with_the_chain(chain: Chain) -> None:
             if outcome.accepted:
                 self.contracts.append(contract_id)
 
-        @rule(data=st.data(), by=st.sampled_from(_USERS), action=st.integers(0, 4))
+        @rule(data=st.data(), by=st.sampled_from(_USERS), action=st.integers(0, 5))
         def control(self, data: st.DataObject, by: int, action: int) -> None:
             contract_id = data.draw(st.sampled_from(self.contracts))
             sender, other = self.twin.user(by), self.twin.user(3 - by)
             if action == 0:
                 self.twin.push_command(contract_id, b"command", by=sender)
+            elif action == 5:
+                count = data.draw(st.integers(0, 3))
+                self.twin.push_commands(contract_id, [b"batched"] * count, by=sender)
             elif action == 1:
                 self.twin.set_paused(contract_id, data.draw(st.booleans()), by=sender)
             elif action == 2:

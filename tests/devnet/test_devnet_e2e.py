@@ -117,10 +117,14 @@ def test_async_client_twin(devnet: Devnet) -> None:
 
 
 def test_commands_in_a_batch(devnet: Devnet, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``Agent.commands``: one transaction each, consecutive nonces, sent in JSON-RPC batches
-    (of 2 here, so sends and receipt polls span several); their outcomes read together, in
-    order, an agent's refusal reported and not raised."""
+    """``Agent.commands``: ``push_commands`` transactions of up to ``MAX_COMMAND_BATCH`` (3
+    here), consecutive nonces, sent in JSON-RPC batches (of 2 here, so sends and receipt polls
+    span several); their outcomes read together, in order, an agent's refusal reported and
+    not raised. A command too long for a batch sends each as its own ``push_command``."""
+    from veilnet.sdk import _base
+
     monkeypatch.setattr(limits, "MAX_RPC_BATCH", 2)
+    monkeypatch.setattr(_base, "MAX_COMMAND_BATCH", 3)
     with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
         assert agent.commands([]) == []
@@ -130,7 +134,10 @@ def test_commands_in_a_batch(devnet: Devnet, monkeypatch: pytest.MonkeyPatch) ->
         assert [d.ok for d in done] == [True, True, False, True]
         assert done[2].error is not None and done[2].error["code"] == "sandbox_agent_error"
         assert all(d.applied and d.proof is not None for d in done)
+        assert len({d.tx_hash for d in done[:3]}) == 1 and done[3].tx_hash != done[0].tx_hash
         assert agent.command({"by": 4}).result == 10  # the wallet's nonces carry on
+        long = agent.commands([{"by": 1, "pad": "p" * 2100}, {"by": 1}])
+        assert [d.result for d in long] == [11, 12] and long[0].tx_hash != long[1].tx_hash
 
     async def later() -> list[int]:
         async with AsyncClient.connect(devnet.network, allow_insecure_dev_tee=True) as client:
@@ -139,7 +146,7 @@ def test_commands_in_a_batch(devnet: Devnet, monkeypatch: pytest.MonkeyPatch) ->
             assert not any(s.applied for s in sent)
             return [d.result for d in await handle.outcomes(sent)]
 
-    assert asyncio.run(later()) == [11, 12, 13, 14, 15]
+    assert asyncio.run(later()) == [13, 14, 15, 16, 17]
 
 
 def test_attacks_over_http(devnet: Devnet) -> None:

@@ -98,12 +98,22 @@ def test_waiting_for_a_batch_asks_one_receipt_until_the_last_is_mined(
 ) -> None:
     """One wallet's transactions are mined in nonce order, so until the last one waiting is
     mined a poll asks the node for that one receipt, not for all of them; once it is, the
-    rest are asked at once."""
+    rest are asked at once. After the first poll, each waits for a new block."""
     asked: list[int] = []
     polls = [0]
+    reads = [0]
+    polled_at: list[int] = []
+
+    def head() -> int:
+        return 100 + reads[0] // 2  # a new block every other read of the head
 
     def rpc(request: httpx.Request) -> httpx.Response:
         doc = json.loads(request.content)
+        if isinstance(doc, dict) and doc["method"] == "eth_blockNumber":
+            reads[0] += 1
+            return httpx.Response(
+                200, json={"jsonrpc": "2.0", "id": doc["id"], "result": hex(head())}
+            )
         if isinstance(doc, list):
             if doc[0]["method"] == "eth_sendRawTransaction":
                 replies = [
@@ -112,6 +122,7 @@ def test_waiting_for_a_batch_asks_one_receipt_until_the_last_is_mined(
                 return httpx.Response(200, json=replies)
             assert all(c["method"] == "eth_getTransactionReceipt" for c in doc)
             asked.append(len(doc))
+            polled_at.append(head())
             polls[0] += 1
             mined = polls[0] >= 4
             receipt = {"status": "0x1", "logs": []} if mined else None
@@ -121,12 +132,47 @@ def test_waiting_for_a_batch_asks_one_receipt_until_the_last_is_mined(
         return _single(doc)
 
     monkeypatch.setattr(limits, "POLL_INTERVAL_S", 0.0)
+    monkeypatch.setattr(limits, "SHARED_HEAD_S", -1.0)  # every wait reads the head itself
     http = httpx.Client(transport=httpx.MockTransport(rpc))
     with Client(local.config(), wallet=ALICE, http=http) as client:
         calls = [bytes([i]) for i in range(1, 41)]
         receipts = client.transact_many(ALICE, client.config.bus, calls)
     assert len(receipts) == 40
     assert asked == [1, 1, 1, 1, 39]  # the last until it is mined, then the rest
+    assert polled_at == [100, 101, 102, 103, 103]  # one poll a block, the rest at once
+
+
+def test_finality_checks_share_a_recent_head_read(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outcome waits running at once ask the node for the head once per ``SHARED_HEAD_S``;
+    a block a read already showed final needs no read at all."""
+    from veilnet.sdk._sync import _client as sync_client
+
+    now = [1000.0]
+    monkeypatch.setattr(sync_client.time, "monotonic", lambda: now[0])
+    heads = iter([11, 12])
+    reads: list[int] = []
+
+    def rpc(request: httpx.Request) -> httpx.Response:
+        doc = json.loads(request.content)
+        assert doc["method"] == "eth_blockNumber"
+        reads.append(next(heads))
+        return httpx.Response(
+            200, json={"jsonrpc": "2.0", "id": doc["id"], "result": hex(reads[-1])}
+        )
+
+    http = httpx.Client(transport=httpx.MockTransport(rpc))
+    with Client(local.config(), wallet=ALICE, http=http) as client:
+        assert client.config.finality == 2
+        assert client.is_final(10) is False  # head 11
+        now[0] += limits.SHARED_HEAD_S / 2
+        assert client.is_final(10) is False and reads == [11]  # the same read
+        now[0] += limits.SHARED_HEAD_S
+        assert client.is_final(10) is True and reads == [11, 12]
+        now[0] += 60.0
+        assert client.is_final(9) is True and client.is_final(10) is True
+    assert reads == [11, 12]
 
 
 def test_outcomes_are_asked_for_once_their_first_block_is_final(

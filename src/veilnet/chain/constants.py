@@ -30,6 +30,10 @@ MAX_REQUEST: Final = 4096
 MAX_PAYLOAD_BOUND: Final = 32768
 """Hard ABI bound of Bus payloads; the configurable limit is ``DEFAULT_MAX_PAYLOAD``."""
 DEFAULT_MAX_PAYLOAD: Final = 16384
+MAX_COMMAND_BATCH: Final = 32
+"""Most commands one ``Bus.push_commands`` carries."""
+MAX_BATCHED_PAYLOAD: Final = 2048
+"""Hard ABI bound of each ``Bus.push_commands`` payload (under any ``max_payload``)."""
 MAX_CLUSTER_WORKERS: Final = 64
 MAX_EGRESS_HOSTS: Final = 16
 """Most host names on one agent's ``http.fetch`` allowlist (``Bus.set_egress``)."""

@@ -270,6 +270,12 @@ class Network:
         data = self.bus.encode("push_command", contract_id, payload)
         return sender.transact(self.bus.address, data, value=value)
 
+    def push_commands(
+        self, sender: TxSender, contract_id: bytes, payloads: list[bytes], *, value: int = 0
+    ) -> Receipt:
+        data = self.bus.encode("push_commands", contract_id, payloads)
+        return sender.transact(self.bus.address, data, value=value)
+
     def post_data(self, message: EgressMessage) -> bytes:
         return self.bus.encode(
             "post", message.origin, message.seq, message.topic, message.payload, message.signature

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from pathlib import Path
@@ -34,6 +34,7 @@ from typing import Any
 from eth_abi.exceptions import DecodingError
 
 from veilnet.attestation import Collateral, Policy, TrustRoot, verify_quote_at
+from veilnet.chain.constants import MAX_BATCHED_PAYLOAD, MAX_COMMAND_BATCH
 from veilnet.chain.contracts import ContractHandle
 from veilnet.chain.errors import EventDecodeError
 from veilnet.chain.model import (
@@ -319,6 +320,18 @@ class BaseClient:
     def cached_key(self, contract_id: bytes) -> ContractKey | None:
         return self._keys.get(contract_id)
 
+    def known_public_key(self, contract_id: bytes, record: ContractRecord) -> bytes | None:
+        """The cached public key where it is the one ``record`` names (same epoch, and its
+        hash the one the Registry stores), so a refresh need not fetch its event again."""
+        cached = self._keys.get(contract_id)
+        if (
+            cached is None
+            or cached.epoch != record.key_epoch
+            or keccak(cached.public_key) != record.key_hash
+        ):
+            return None
+        return cached.public_key
+
     def forget_key(self, contract_id: bytes) -> None:
         self._keys.pop(contract_id, None)
 
@@ -576,6 +589,16 @@ class BaseClient:
             return None
         return self._head[0]
 
+    def shared_head(self, now: float) -> int | None:
+        """The last head read if it is under ``SHARED_HEAD_S`` old (``fresh_head``)."""
+        if self._head is None or now - self._head[1] > C.SHARED_HEAD_S:
+            return None
+        return self._head[0]
+
+    def known_final(self, number: int) -> bool:
+        """Whether a head read so far shows block ``number`` final (heads only grow)."""
+        return self._head is not None and self._head[0] >= number + self.config.finality
+
     def remember_head(self, head: int, now: float) -> None:
         self._head = (head, now)
 
@@ -708,22 +731,44 @@ class BaseClient:
         Raises:
             ChainUnavailable: the receipt carries no Command event of the contract.
         """
-        seq = next(
-            (
-                e.seq
-                for e in self.decode_logs(list(receipt.get("logs") or []))
-                if isinstance(e, Command) and e.contract_id == contract_id
-            ),
-            None,
-        )
-        if seq is None:
+        return self.sent_commands(contract_id, receipt)[0]
+
+    def sent_commands(self, contract_id: bytes, receipt: Mapping[str, Any]) -> list[CommandResult]:
+        """The commands a ``push_command`` or ``push_commands`` receipt recorded, in seq order.
+
+        Raises:
+            ChainUnavailable: the receipt carries no Command event of the contract.
+        """
+        tx_hash = bytes.fromhex(str(receipt["transactionHash"])[2:])
+        block = int(receipt["blockNumber"], 16)
+        sent = [
+            CommandResult(contract_id=contract_id, seq=e.seq, tx_hash=tx_hash, block_number=block)
+            for e in self.decode_logs(list(receipt.get("logs") or []))
+            if isinstance(e, Command) and e.contract_id == contract_id
+        ]
+        if not sent:
             raise ChainUnavailable("the command's receipt carries no Command event")
-        return CommandResult(
-            contract_id=contract_id,
-            seq=int(seq),
-            tx_hash=bytes.fromhex(str(receipt["transactionHash"])[2:]),
-            block_number=int(receipt["blockNumber"], 16),
-        )
+        return sent
+
+    def command_calls(
+        self, contract_id: bytes, payloads: Sequence[bytes]
+    ) -> tuple[list[bytes], bytes | None]:
+        """The Bus calls that carry ``payloads`` in their order, and call data to estimate
+        their gas with (None: the longest call). Several commands that all fit
+        ``MAX_BATCHED_PAYLOAD`` go ``MAX_COMMAND_BATCH`` to a ``push_commands``, which shares
+        one transaction's cost among them; the estimate is the fullest batch with every
+        payload as long as the longest, which costs at least what any batch does. Otherwise,
+        one ``push_command`` each."""
+        longest = max((len(p) for p in payloads), default=0)
+        if len(payloads) < 2 or longest > MAX_BATCHED_PAYLOAD:
+            return [self.bus.encode("push_command", contract_id, p) for p in payloads], None
+        batches = [
+            list(payloads[i : i + MAX_COMMAND_BATCH])
+            for i in range(0, len(payloads), MAX_COMMAND_BATCH)
+        ]
+        calls = [self.bus.encode("push_commands", contract_id, batch) for batch in batches]
+        worst = [b"\xff" * longest] * len(batches[0])
+        return calls, self.bus.encode("push_commands", contract_id, worst)
 
     def query_result(self, opened: OpenedResponse, *, raise_on_error: bool = True) -> QueryResult:
         outcome = self.outcome(opened)

@@ -44,6 +44,10 @@ MAX_RPC_BATCH: Final = 500
 nodes bound a request's size, and a batch this big is far below their usual limits."""
 OUTCOME_POLL_S: Final = 0.1
 """Between two verified ``outcome`` queries while waiting for a command to be applied."""
+SHARED_HEAD_S: Final = 0.05
+"""How old a head read may be for the waits that poll it (``is_final`` for outcomes, a new
+block for receipts): waits running at once share reads, at the cost of seeing a new block up to
+this much later."""
 ROTATION_POLL_S: Final = 0.25
 MAX_AGENT_CODE: Final = 24576
 """The Registry's limit on packed agent code (``MAX_CODE`` in Registry.vy)."""

@@ -28,8 +28,10 @@ from veilnet.chain.constants import (
     KIND_NONE,
     KIND_WORKER,
     MAX_API_URL,
+    MAX_BATCHED_PAYLOAD,
     MAX_CLUSTER_WORKERS,
     MAX_CODE,
+    MAX_COMMAND_BATCH,
     MAX_EGRESS_HOSTS,
     MAX_HOST_NAME,
     MAX_HPKE_KEY,
@@ -865,17 +867,31 @@ class LedgerSim:
         _check_payload_bound(payload)
         if len(payload) > self.max_payload:
             raise Revert("payload too big")
+        return self._record_commands(contract_id, [payload], sender)
+
+    def push_commands(self, contract_id: bytes, payloads: list[bytes], *, sender: bytes) -> int:
+        """``Bus.push_commands`` with no fee configured: each payload a ``Command`` under the
+        next seq, all or none; returns the first seq."""
+        if len(payloads) > MAX_COMMAND_BATCH or any(len(p) > MAX_BATCHED_PAYLOAD for p in payloads):
+            raise Revert("argument too long")
+        if not payloads:
+            raise Revert("no commands")
+        return self._record_commands(contract_id, payloads, sender)
+
+    def _record_commands(self, contract_id: bytes, payloads: list[bytes], sender: bytes) -> int:
+        """The rules both pushes share, then each payload a ``Command`` under the next seq."""
         contract = self.contracts.get(contract_id)
         if contract is not None and contract.paused:
             raise Revert("contract paused")
         if contract is None:
             raise Revert("unknown contract")
-        seq = self.command_seq.get(contract_id, 0)
-        self.command_seq[contract_id] = seq + 1
-        self.pending.append(
-            ev.Command(contract_id=contract_id, seq=seq, sender=sender, payload=payload)
+        first = self.command_seq.get(contract_id, 0)
+        self.command_seq[contract_id] = first + len(payloads)
+        self.pending.extend(
+            ev.Command(contract_id=contract_id, seq=first + i, sender=sender, payload=payload)
+            for i, payload in enumerate(payloads)
         )
-        return seq
+        return first
 
     def _signer(self, message: EgressMessage) -> bytes:
         """What the Bus's ``_recover`` + ``ecrecover`` give: malformed signatures revert with

@@ -26,6 +26,13 @@ MAX_PAYLOAD_BOUND: constant(uint256) = 32768
 MAX_HPKE_KEY: constant(uint256) = 1216
 MAX_CODE: constant(uint256) = 24576
 MAX_INIT: constant(uint256) = 4096
+# One `push_commands` carries up to MAX_COMMAND_BATCH commands of up to MAX_BATCHED_PAYLOAD
+# bytes each: one transaction's overhead (signature, nonce, base gas) shared by them all. The
+# bounds are small because Vyper reserves memory for the whole array (a 32 KiB item bound would
+# cost millions of gas); MAX_BATCHED_PAYLOAD is under MIN_MAX_PAYLOAD, so every item fits the
+# `max_payload` a single `push_command` enforces.
+MAX_COMMAND_BATCH: constant(uint256) = 32
+MAX_BATCHED_PAYLOAD: constant(uint256) = 2048
 KIND_WORKER: constant(uint8) = 1
 KIND_CLUSTER: constant(uint8) = 3
 # Job requests from EVM contracts: a request's payload, and how many blocks it may wait for
@@ -293,6 +300,39 @@ def push_command(contract_id: bytes32, payload: Bytes[MAX_PAYLOAD_BOUND]) -> uin
     if msg.value > fee:
         raw_call(msg.sender, b"", value=msg.value - fee)
     return seq
+
+
+@payable
+@external
+@nonreentrant
+def push_commands(
+    contract_id: bytes32, payloads: DynArray[Bytes[MAX_BATCHED_PAYLOAD], MAX_COMMAND_BATCH]
+) -> uint64:
+    """
+    @notice `push_command` for several commands of one sender to one contract: one
+            transaction for them all, each a `Command` under the next seq, in their order; the
+            first seq is returned. Each pays `command_fee` (to the hook one by one, as
+            `push_command` does); anything paid above their sum goes back to the sender. All
+            are recorded before any external call.
+    """
+    count: uint256 = len(payloads)
+    assert count > 0, "no commands"
+    assert not self.contracts[contract_id].paused, "contract paused"
+    assert self.contracts[contract_id].owner != empty(address), "unknown contract"
+    fee: uint256 = self.command_fee
+    assert msg.value >= fee * count, "fee too low"
+    first: uint64 = self.command_seq[contract_id]
+    for i: uint256 in range(count, bound=MAX_COMMAND_BATCH):
+        seq: uint64 = first + convert(i, uint64)
+        log Command(contract_id=contract_id, seq=seq, sender=msg.sender, payload=payloads[i])
+    self.command_seq[contract_id] = first + convert(count, uint64)
+    hook: address = self.fee_hook
+    if hook != empty(address):
+        for i: uint256 in range(count, bound=MAX_COMMAND_BATCH):
+            extcall IFeeHook(hook).on_command(msg.sender, contract_id, len(payloads[i]), value=fee)
+    if msg.value > fee * count:
+        raw_call(msg.sender, b"", value=msg.value - fee * count)
+    return first
 
 
 # --- agent contracts --------------------------------------------------------------------

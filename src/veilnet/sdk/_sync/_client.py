@@ -127,6 +127,7 @@ class Client(BaseClient):
         self._base_fee: int | None = None
         self._worker_clusters: dict[bytes, bytes] = {}
         self._send_locks: dict[bytes, threading.Lock] = {}
+        self._head_lock = threading.Lock()
 
     @classmethod
     def connect(
@@ -194,10 +195,28 @@ class Client(BaseClient):
         self.remember_head(head, time.monotonic())
         return head
 
+    def fresh_head(self) -> int:
+        """The head from a read at most ``SHARED_HEAD_S`` old: the waits that poll the head
+        share reads instead of each asking the node."""
+        shared = self.shared_head(time.monotonic())
+        if shared is not None:
+            return shared
+        with self._head_lock:  # waits woken together: one reads, the rest reuse it
+            shared = self.shared_head(time.monotonic())
+            return shared if shared is not None else self.head()
+
     def is_final(self, number: int) -> bool:
         """Whether block ``number`` has ``finality`` blocks on top: no worker applies a block
         before, so an outcome query sooner only costs the workers an answer."""
-        return self.head() >= number + self.config.finality
+        if self.known_final(number):
+            return True
+        return self.fresh_head() >= number + self.config.finality
+
+    def _next_block(self, after: int, deadline: float) -> int:
+        """The head once it passes ``after`` (or at ``deadline``): receipts wait for a block."""
+        while (head := self.fresh_head()) <= after and time.monotonic() < deadline:
+            time.sleep(C.POLL_INTERVAL_S)
+        return head
 
     def recent_head(self) -> int:
         """The head, reused for ``head_cache_s`` (queries call this instead of ``head``)."""
@@ -305,9 +324,11 @@ class Client(BaseClient):
             return self.parse_contract_key(contract_id, record, b"")  # raises ContractNotFound
         if record.key_epoch == 0:
             raise WorkerUnavailable("the contract has no key yet (its cluster is still keying it)")
-        public_key = self.published_key_of(
-            ContractKeySet, contract_id, record.key_block, record.key_epoch, record.key_hash
-        )
+        public_key = self.known_public_key(contract_id, record)
+        if public_key is None:
+            public_key = self.published_key_of(
+                ContractKeySet, contract_id, record.key_block, record.key_epoch, record.key_hash
+            )
         return self.parse_contract_key(contract_id, record, public_key)
 
     def published_key_of(
@@ -398,11 +419,13 @@ class Client(BaseClient):
         calls: Sequence[bytes],
         *,
         timeout: float = C.DEFAULT_WAIT_S,
+        estimate: bytes | None = None,
     ) -> list[dict[str, Any]]:
         """Sign and send one transaction per call in ``calls``, with consecutive nonces, in
         JSON-RPC batches of ``MAX_RPC_BATCH``, and wait for every receipt (polled in batches);
-        the receipts in order. The gas is estimated once, for the longest call: the calls are
-        of one kind (``push_command``s) and differ in their data only.
+        the receipts in order. The gas is estimated once, for ``estimate`` (call data that
+        costs at least what each call costs) or else for the longest call: the calls are of
+        one kind (``push_command``s) and differ in their data only.
 
         Raises:
             TransactionReverted / ChainUnavailable: the estimate failed, or the node refused a
@@ -412,14 +435,13 @@ class Client(BaseClient):
         """
         if not calls:
             return []
-        longest = max(calls, key=len)
-        estimate: dict[str, Any] = {
+        probe: dict[str, Any] = {
             "from": wallet.address.hex,
             "to": to.hex,
-            "data": "0x" + longest.hex(),
+            "data": "0x" + (estimate if estimate is not None else max(calls, key=len)).hex(),
             "value": "0x0",
         }
-        gas = int(self._rpc("eth_estimateGas", estimate), 16)
+        gas = int(self._rpc("eth_estimateGas", probe), 16)
         base_fee = self._fees()
         with self._send_lock(wallet):
             first = self._take_nonces(wallet, len(calls))
@@ -461,6 +483,7 @@ class Client(BaseClient):
         receipts: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
         whole = False
+        seen = self.fresh_head()
         while True:
             waiting = [h for h in hashes if h not in receipts]
             # One wallet's transactions are mined in nonce order: once the last one waiting is
@@ -488,7 +511,7 @@ class Client(BaseClient):
                     f"{len(hashes) - len(receipts)} transactions were not mined in {timeout:.0f} s"
                 )
             if not progressed:  # else the next hashes may be mined already: no wait
-                time.sleep(C.POLL_INTERVAL_S)
+                seen = self._next_block(seen, deadline)
 
     # ---- agents --------------------------------------------------------------------------
 
@@ -600,16 +623,18 @@ class Client(BaseClient):
         wallet: Wallet,
         timeout: float,
     ) -> list[CommandResult]:
-        """``send_command`` for many: one key lookup, then ``transact_many``."""
+        """``send_command`` for many: one key lookup, then ``transact_many`` of
+        ``command_calls`` (``push_commands`` of up to ``MAX_COMMAND_BATCH`` where every
+        sealed command fits ``MAX_BATCHED_PAYLOAD``)."""
         key = self.contract_key(contract_id, refresh=True)
         if key.paused:
             raise WorkerRefused("the contract is paused", worker_code=WORKER_CONTRACT_PAUSED)
-        calls = [
-            self.bus.encode("push_command", contract_id, self.seal_command(key, wallet, kind, body))
-            for body in bodies
-        ]
-        receipts = self.transact_many(wallet, self.config.bus, calls, timeout=timeout)
-        return [self.sent_command(contract_id, receipt) for receipt in receipts]
+        payloads = [self.seal_command(key, wallet, kind, body) for body in bodies]
+        calls, estimate = self.command_calls(contract_id, payloads)
+        receipts = self.transact_many(
+            wallet, self.config.bus, calls, timeout=timeout, estimate=estimate
+        )
+        return [sent for receipt in receipts for sent in self.sent_commands(contract_id, receipt)]
 
     def wait_outcome(
         self, sent: CommandResult, *, wallet: Wallet, timeout: float, raise_on_error: bool = True
