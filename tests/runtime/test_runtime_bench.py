@@ -33,7 +33,15 @@ def test_bench_load_quick() -> None:
             assert 0 <= figures[f"{kind}_cpu_ms_net_c{level}"] <= figures[f"{kind}_cpu_ms_c{level}"]
             assert figures[f"{kind}_client_cpu_ms_c{level}"] > 0
     assert figures["commands_per_s"] > 0 and figures["worker_rss_mib"] > 0
-    assert figures["commands_submitted_per_s"] >= figures["commands_per_s"]
+    assert figures["commands_offered_per_s"] == 8 * 8 / 0.25  # wallets x batch per block
+    assert figures["command_p99_ms"] >= figures["command_p50_ms"] > 0
+    assert figures["command_cpu_ms"] > 0 and figures["command_client_cpu_ms"] > 0
+    # the names INTERFACES.md fixes
+    for name in ("queries_per_s_1", "queries_per_s_8", "queries_per_s_32", "query_p50_ms"):
+        assert figures[name] > 0
+    assert figures["query_p99_ms_32"] == figures["verified_p99_ms_c32"]
+    assert figures["worker_cpu_ms_per_query"] == figures["verified_cpu_ms_c32"]
+    assert figures["plain_p50_ms"] > 0 and figures["worker_rss_mb"] > 0
     assert 0 <= figures["network_idle_cpu_fraction"] < 2
 
 

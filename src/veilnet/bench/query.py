@@ -180,13 +180,26 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
                 }
             )
             enclave_pid = split.enclave.link.pid
-            # Until told to stop, report the CPU time of this process (all its threads) and of
-            # the split worker's enclave process on request, or their resident memory.
-            while (ask := conn.recv()) in ("cpu", "rss"):
-                if ask == "cpu":
-                    conn.send(time.process_time() + _process_cpu_seconds(enclave_pid))
-                else:
+            # every other process of the network: the other enclave processes, the chain's node
+            others = [
+                pid
+                for pid in (
+                    *(getattr(getattr(h.enclave, "link", None), "pid", None) for h in devnet.hosts),
+                    getattr(getattr(devnet.chain, "process", None), "pid", None),
+                )
+                if isinstance(pid, int) and pid != enclave_pid
+            ]
+            # Until told to stop, report on request the CPU time of this process (all its
+            # threads) and of the split worker's enclave process ("cpu"), with every other
+            # process of the network too ("all_cpu"), or their resident memory ("rss").
+            while (ask := conn.recv()) in ("cpu", "all_cpu", "rss"):
+                if ask == "rss":
                     conn.send(_rss_bytes(os.getpid()) + _rss_bytes(enclave_pid))
+                    continue
+                spent = time.process_time() + _process_cpu_seconds(enclave_pid)
+                if ask == "all_cpu":
+                    spent += sum(_process_cpu_seconds(pid) for pid in others)
+                conn.send(spent)
     except BaseException as exc:
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
         raise
@@ -244,8 +257,8 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
-def _network_cpu_seconds(conn: Any) -> float:
-    conn.send("cpu")
+def _network_cpu_seconds(conn: Any, ask: str = "cpu") -> float:
+    conn.send(ask)
     if not conn.poll(_CPU_TIMEOUT_S):
         raise RuntimeError("the bench network did not report its CPU time")
     return float(conn.recv())
