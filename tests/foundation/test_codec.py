@@ -18,12 +18,14 @@ from veilnet.codec import (
     UnknownVersion,
     abi_decode,
     abi_encode,
+    canonical_uints_then_bytes,
     decode,
     encode,
     encode_array,
     encode_map,
     encode_piece,
     record,
+    uints_then_bytes,
 )
 
 values = st.recursive(
@@ -232,3 +234,76 @@ def test_subclasses_of_codec_types_encode_as_their_base_values() -> None:
         encode({"x": 1.5})
     with pytest.raises(TypeError):
         encode({1: "non-text key"})
+
+
+_LAYOUTS = [(), (64,), (64, 64), (8, 256)]
+
+
+def _eth_abi(bits: tuple[int, ...], data: bytes) -> tuple[object, ...] | None:
+    from eth_abi import decode as eth_decode
+    from eth_abi.exceptions import DecodingError
+
+    try:
+        return tuple(eth_decode([f"uint{b}" for b in bits] + ["bytes"], data, strict=True))
+    except (DecodingError, OverflowError, ValueError):
+        return None
+
+
+def _mutated(data: bytes, index: int, value: int) -> bytes:
+    if not data:
+        return bytes([value])
+    index %= len(data)
+    return data[:index] + bytes([value]) + data[index + 1 :]
+
+
+@given(
+    st.sampled_from(_LAYOUTS),
+    st.data(),
+    st.binary(max_size=80),
+    st.integers(0, 400),
+    st.integers(0, 255),
+    st.sampled_from(["none", "mutate", "append", "cut"]),
+)
+def test_the_fast_event_reader_gives_what_eth_abi_gives(
+    bits: tuple[int, ...],
+    data: st.DataObject,
+    payload: bytes,
+    index: int,
+    value: int,
+    change: str,
+) -> None:
+    """``canonical_uints_then_bytes`` (how cores and the SDK read ``Command`` and ``Egress``
+    logs) answers exactly the canonical encodings, with eth-abi's strict values; on anything
+    else (a bit flipped, bytes added or cut: offsets, lengths, padding, integer ranges) it
+    answers None and eth-abi decides, so no input reads differently."""
+    ints = [data.draw(st.integers(0, 2**b - 1)) for b in bits]
+    encoded = abi_encode([f"uint{b}" for b in bits] + ["bytes"], [*ints, payload])
+    assert canonical_uints_then_bytes(encoded, bits) == (*ints, payload) == _eth_abi(bits, encoded)
+    if change == "mutate":
+        encoded = _mutated(encoded, index, value)
+    elif change == "append":
+        encoded += bytes([value]) * (1 + index % 40)
+    elif change == "cut":
+        encoded = encoded[: index % (len(encoded) + 1)]
+    fast = canonical_uints_then_bytes(encoded, bits)
+    assert fast is None or fast == _eth_abi(bits, encoded)
+
+
+def test_the_fast_event_reader_refuses_each_non_canonical_part() -> None:
+    good = abi_encode(["uint64", "bytes"], [7, b"abc"])
+    assert canonical_uints_then_bytes(good, (64,)) == (7, b"abc")
+    word = 32
+    for bad in (
+        b"\x01" + good[1:],  # the integer beyond 64 bits
+        good[:word] + (96).to_bytes(32, "big") + good[2 * word :],  # another offset
+        good[: 2 * word] + (40).to_bytes(32, "big") + good[3 * word :],  # length past the data
+        good[:-1] + b"\x01",  # dirty padding
+        good + bytes(32),  # a trailing word
+        good[:-1],  # cut short
+    ):
+        assert canonical_uints_then_bytes(bad, (64,)) is None
+    assert uints_then_bytes(["uint64", "bytes"]) == (64,)
+    assert uints_then_bytes(["bytes"]) == ()
+    assert uints_then_bytes(["uint64", "string"]) is None
+    assert uints_then_bytes(["bytes32", "bytes"]) is None
+    assert uints_then_bytes([]) is None

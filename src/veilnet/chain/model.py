@@ -11,7 +11,7 @@ the contract that defines its event (a ``Command`` emitted by any other address 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Final
 
 from eth_abi.abi import decode as abi_decode
@@ -19,6 +19,7 @@ from eth_abi.exceptions import DecodingError
 
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.errors import EventDecodeError
+from veilnet.codec import canonical_uints_then_bytes, uints_then_bytes
 from veilnet.crypto import Address, keccak
 
 __all__ = [
@@ -650,6 +651,14 @@ class _EventSpec:
     topic0: bytes
     indexed: tuple[tuple[str, str], ...]
     data: tuple[tuple[str, str], ...]
+    types: tuple[str, ...] = field(init=False)
+    fast_bits: tuple[int, ...] | None = field(init=False)
+    """Where the data is ``uintN``s then one ``bytes`` (``Command``: seq, payload), their
+    sizes: ``canonical_uints_then_bytes`` reads it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "types", tuple(t for _, t in self.data))
+        object.__setattr__(self, "fast_bits", uints_then_bytes(self.types))
 
 
 def event_topic(cls: type[ChainEvent]) -> bytes:
@@ -748,7 +757,10 @@ def decode_log(log: RawLog, addresses: ChainAddresses) -> ChainEvent:
             if len(topic) != 32:
                 raise EventDecodeError("topic is not 32 bytes", log_index=log.log_index)
             values[name] = _topic_value(abi_type, bytes(topic))
-        decoded = abi_decode([t for _, t in spec.data], bytes(log.data))
+        data = bytes(log.data)
+        bits = spec.fast_bits
+        fast = None if bits is None else canonical_uints_then_bytes(data, bits)
+        decoded = fast if fast is not None else abi_decode(spec.types, data)
         for (name, abi_type), value in zip(spec.data, decoded, strict=True):
             values[name] = _convert(abi_type, value)
     except (DecodingError, ValueError, TypeError, OverflowError) as exc:

@@ -1,7 +1,12 @@
 """Veilnet's wire formats: canonical versioned CBOR for internal messages, ABI for EVM contracts.
 Same value, same bytes, everywhere; every decoder is bounded and raises typed CodecErrors."""
 
-from veilnet.codec._abi import abi_decode, abi_encode
+from veilnet.codec._abi import (
+    abi_decode,
+    abi_encode,
+    canonical_uints_then_bytes,
+    uints_then_bytes,
+)
 from veilnet.codec._canonical import (
     Value,
     decode,
@@ -31,6 +36,7 @@ __all__ = [
     "Value",
     "abi_decode",
     "abi_encode",
+    "canonical_uints_then_bytes",
     "decode",
     "decode_record",
     "encode",
@@ -39,4 +45,5 @@ __all__ = [
     "encode_piece",
     "encode_record",
     "record",
+    "uints_then_bytes",
 ]

@@ -30,7 +30,7 @@ from eth_abi.exceptions import DecodingError, EncodingError
 from rlp.codec import encode_raw
 from rlp.sedes import big_endian_int
 
-from veilnet.codec import Record, record
+from veilnet.codec import Record, canonical_uints_then_bytes, record, uints_then_bytes
 from veilnet.crypto import Address, KeyInvalid, MessageType, keccak
 from veilnet.errors import InvalidInput
 from veilnet.protocol import events as ev
@@ -503,6 +503,13 @@ _REGISTRY: Final = "Registry"
 _BUS: Final = "Bus"
 
 
+def _wire_type(abi_type: str) -> str:
+    """How the core reads a field: a ``string`` as the ``bytes`` it is encoded alike, because
+    Vyper does not check UTF-8, and a strict decode of a string someone registered with
+    invalid bytes would make a real block undecodable and halt every core that follows it."""
+    return "bytes" if abi_type == "string" else abi_type
+
+
 @dataclass(frozen=True, slots=True)
 class _EventABI:
     name: str
@@ -514,12 +521,19 @@ class _EventABI:
     topic0: bytes = b""
     indexed: tuple[tuple[str, str], ...] = ()
     data: tuple[tuple[str, str], ...] = ()
+    wire_types: tuple[str, ...] = ()
+    """How the core reads the data fields (``_wire_type``)."""
+    fast_bits: tuple[int, ...] | None = None
+    """Where the data is unsigned integers then one field read as ``bytes`` (``Command``:
+    its seq, then its payload), their sizes in bits: ``canonical_uints_then_bytes`` reads it."""
 
     def __post_init__(self) -> None:
         signature = f"{self.name}({','.join(t for _, t, _ in self.inputs)})"
         object.__setattr__(self, "topic0", keccak(signature.encode()))
         object.__setattr__(self, "indexed", tuple((n, t) for n, t, i in self.inputs if i))
         object.__setattr__(self, "data", tuple((n, t) for n, t, i in self.inputs if not i))
+        object.__setattr__(self, "wire_types", tuple(_wire_type(t) for _, t in self.data))
+        object.__setattr__(self, "fast_bits", uints_then_bytes(self.wire_types))
 
 
 def _abi(
@@ -839,13 +853,6 @@ def _from_abi(abi_type: str, value: Any) -> Any:
     return bytes.fromhex(value[2:]) if abi_type == "address" else value
 
 
-def _wire_type(abi_type: str) -> str:
-    """How the core reads a field: a ``string`` as the ``bytes`` it is encoded alike, because
-    Vyper does not check UTF-8, and a strict decode of a string someone registered with
-    invalid bytes would make a real block undecodable and halt every core that follows it."""
-    return "bytes" if abi_type == "string" else abi_type
-
-
 def encode_event(event: ev.ChainEvent, *, registry: bytes, bus: bytes) -> LogEntry:
     """The log a contract emits for ``event`` (for models and tests). Raises KeyError for a
     record with no event."""
@@ -906,7 +913,9 @@ def _decode_log(contract: str, log: LogEntry, receipt: int) -> ev.ChainEvent | N
     try:
         for (name, abi_type), topic in zip(spec.indexed, log.topics[1:], strict=True):
             values[name] = _topic_value(abi_type, topic)
-        decoded = abi_decode([_wire_type(t) for _, t in spec.data], log.data)
+        bits = spec.fast_bits
+        fast = None if bits is None else canonical_uints_then_bytes(log.data, bits)
+        decoded = fast if fast is not None else abi_decode(spec.wire_types, log.data)
         for (name, abi_type), value in zip(spec.data, decoded, strict=True):
             values[name] = _from_abi(abi_type, value)
     except (DecodingError, EncodingError, ValueError, TypeError, OverflowError) as exc:
