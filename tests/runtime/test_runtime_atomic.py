@@ -46,6 +46,9 @@ class FaultyEngine:
         self._maybe_raise("load")
         return self.inner.load(language, code, limits)
 
+    def holds_instance(self, agent: Any) -> bool:
+        return bool(self.inner.holds_instance(agent))
+
     def park(self, agent: Any) -> bool:
         return bool(self.inner.park(agent))
 

@@ -68,6 +68,9 @@ class _SlowMachine:
     def load(self, language: Any, code: bytes, limits: Limits | None = None) -> Any:
         return (self.slow_marker in code, self.engine.load(language, code, limits))
 
+    def holds_instance(self, agent: Any) -> bool:
+        return bool(self.engine.holds_instance(agent[1]))
+
     def park(self, agent: Any) -> bool:
         return bool(self.engine.park(agent[1]))
 

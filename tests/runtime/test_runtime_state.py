@@ -347,3 +347,47 @@ def test_the_kept_meta_digest_equals_the_digest_of_the_meta(
     check()
     journal.rollback()
     assert runtime.meta_digest() == seen[-2] == plain_digest(runtime.meta_plain())
+
+
+def test_the_park_walk_goes_past_python_agents(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python agent holds no instance, so the walk that parks the agents pushed out of the
+    warm ones does not stop at it: a JS agent left warm behind it is parked by the next use."""
+    from pathlib import Path
+
+    from veilnet.crypto import SecretKey
+    from veilnet.runtime import constants
+    from veilnet.runtime.agents import load_agent
+
+    owner = SecretKey.derive(b"\x77" * 32, "owner")
+    examples = Path(__file__).resolve().parents[2] / "examples" / "agents"
+    js = [
+        network.deploy(
+            owner, "js", (examples / "counter.js").read_bytes(), salt=bytes([i + 40]) * 32
+        )
+        for i in range(3)
+    ]
+    py = network.deploy(owner, "py", (examples / "counter.py").read_bytes(), salt=b"\x50" * 32)
+    network.settle()
+    monkeypatch.setattr(constants, "MAX_WARM_AGENTS", 1)
+    core = network.cores["w1"]._core
+    core.agents.clear()
+
+    def warm() -> list[bytes]:
+        return [
+            cid
+            for cid, loaded in core.agents.items()
+            if core.engine.holds_instance(loaded) and loaded._compiled.warm is not None
+        ]
+
+    load_agent(core, js[0])
+    busy = core.agents[js[0]]._compiled
+    with busy.lock:  # js[0] runs on another thread: pushing it out cannot park it
+        load_agent(core, py)
+    assert warm() == [js[0]]  # one over the bound, behind the Python agent
+    load_agent(core, js[1])  # the walk passes the Python agent and parks js[0]
+    assert warm() == [js[1]]
+    load_agent(core, js[2])
+    assert warm() == [js[2]]
+    assert not core.engine.holds_instance(core.agents[py])

@@ -280,6 +280,9 @@ class _FlakyEngine:
     def load(self, *args: Any, **kwargs: Any) -> Any:
         return self.inner.load(*args, **kwargs)
 
+    def holds_instance(self, agent: Any) -> bool:
+        return bool(self.inner.holds_instance(agent))
+
     def park(self, agent: Any) -> bool:
         return bool(self.inner.park(agent))
 

@@ -125,11 +125,14 @@ def load_agent(core: CoreContext, contract_id: bytes) -> object:
         # Park the agent this use pushed out of the warm ones (counted from the newest), and
         # older ones while they still hold an instance: one left warm before (it was running,
         # or a query thread changed the cache meanwhile) is parked now. In the steady state
-        # that is one park and one look at an agent already parked.
+        # that is one park and one look at an agent already parked. Python agents hold no
+        # instance: the walk goes past them.
         try:
             for key in itertools.islice(reversed(loaded), constants.MAX_WARM_AGENTS, None):
                 older = loaded.get(key)
-                if older is not None and not core.engine.park(older):
+                if older is None or not core.engine.holds_instance(older):
+                    continue
+                if not core.engine.park(older):
                     break
         except RuntimeError:  # a query thread changed the cache meanwhile: the next use goes on
             pass

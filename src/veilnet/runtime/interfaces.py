@@ -74,6 +74,9 @@ class AgentEngine(Protocol):
     def footprint(self, agent: Any) -> int:
         """Bytes a loaded agent holds while parked (bounds the cache of loaded agents)."""
 
+    def holds_instance(self, agent: Any) -> bool:
+        """Whether a loaded agent keeps something between invocations that ``park`` frees."""
+
     def park(self, agent: Any) -> bool:
         """Free what a loaded agent holds to run at once, keeping it loaded (no outcome
         changes); an agent being invoked is left as it is. Returns whether it held something

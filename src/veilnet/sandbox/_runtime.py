@@ -92,6 +92,12 @@ class AgentRuntime:
         agent's source and session dumps)."""
         return int(self._loaded_by(agent).footprint(agent._compiled))
 
+    @staticmethod
+    def holds_instance(agent: LoadedAgent) -> bool:
+        """Whether ``agent`` keeps an instance between invocations, for ``park`` to free: a JS
+        agent does, a Python agent never does (its sessions come from a shared pool)."""
+        return agent.language is Language.JS
+
     def park(self, agent: LoadedAgent) -> bool:
         """Free what ``agent`` holds to run at once (a JS instance and its memory) and keep it
         compiled; its next invocation takes about a millisecond more. No outcome changes: every
