@@ -149,6 +149,39 @@ def test_commands_in_a_batch(devnet: Devnet, monkeypatch: pytest.MonkeyPatch) ->
     assert asyncio.run(later()) == [13, 14, 15, 16, 17]
 
 
+def test_commands_pay_the_command_fee(devnet: Devnet) -> None:
+    """With a command fee set, ``agent.command`` pays it and ``agent.commands`` pays it per
+    command (a batch sends the fee times its commands); the Bus keeps exactly that."""
+    from veilnet.chain.anvil import dev_accounts
+    from veilnet.sdk import Wallet
+
+    admin = Wallet.from_key(dev_accounts(1)[0][1])  # the devnet's Registry owner
+    with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
+        agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})
+        bus = client.config.bus
+        max_payload, fee, hook = (
+            int(client.bus_view("max_payload")),
+            int(client.bus_view("command_fee")),
+            client.bus_view("fee_hook"),
+        )
+
+        def set_fee(wei: int) -> None:
+            data = client.bus.encode("set_params", max_payload, wei, hook)
+            client.transact(admin, bus, data)
+
+        def balance() -> int:
+            return int(client._rpc("eth_getBalance", bus.hex, "latest"), 16)
+
+        before = balance()
+        set_fee(fee + 7)
+        try:
+            assert agent.command({"by": 1}).result == 1
+            assert [d.result for d in agent.commands([{"by": 1}] * 3)] == [2, 3, 4]
+        finally:
+            set_fee(fee)
+        assert balance() - before == 4 * (fee + 7)
+
+
 def test_attacks_over_http(devnet: Devnet) -> None:
     with Client.connect(devnet.network, allow_insecure_dev_tee=True) as client:
         agent = client.deploy(EXAMPLES / "counter.js", init={"start": 0})

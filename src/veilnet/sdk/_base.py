@@ -752,23 +752,25 @@ class BaseClient:
 
     def command_calls(
         self, contract_id: bytes, payloads: Sequence[bytes]
-    ) -> tuple[list[bytes], bytes | None]:
-        """The Bus calls that carry ``payloads`` in their order, and call data to estimate
-        their gas with (None: the longest call). Several commands that all fit
-        ``MAX_BATCHED_PAYLOAD`` go ``MAX_COMMAND_BATCH`` to a ``push_commands``, which shares
-        one transaction's cost among them; the estimate is the fullest batch with every
-        payload as long as the longest, which costs at least what any batch does. Otherwise,
-        one ``push_command`` each."""
+    ) -> tuple[list[bytes], bytes | None, list[int]]:
+        """The Bus calls that carry ``payloads`` in their order, call data to estimate their
+        gas with (None: the longest call), and how many commands each call carries (each pays
+        ``command_fee``). Several commands that all fit ``MAX_BATCHED_PAYLOAD`` go
+        ``MAX_COMMAND_BATCH`` to a ``push_commands``, which shares one transaction's cost among
+        them; the estimate is the fullest batch with every payload as long as the longest,
+        which costs at least what any batch does. Otherwise, one ``push_command`` each."""
         longest = max((len(p) for p in payloads), default=0)
         if len(payloads) < 2 or longest > MAX_BATCHED_PAYLOAD:
-            return [self.bus.encode("push_command", contract_id, p) for p in payloads], None
+            calls = [self.bus.encode("push_command", contract_id, p) for p in payloads]
+            return calls, None, [1] * len(calls)
         batches = [
             list(payloads[i : i + MAX_COMMAND_BATCH])
             for i in range(0, len(payloads), MAX_COMMAND_BATCH)
         ]
         calls = [self.bus.encode("push_commands", contract_id, batch) for batch in batches]
         worst = [b"\xff" * longest] * len(batches[0])
-        return calls, self.bus.encode("push_commands", contract_id, worst)
+        estimate = self.bus.encode("push_commands", contract_id, worst)
+        return calls, estimate, [len(batch) for batch in batches]
 
     def query_result(self, opened: OpenedResponse, *, raise_on_error: bool = True) -> QueryResult:
         outcome = self.outcome(opened)

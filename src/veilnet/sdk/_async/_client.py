@@ -419,12 +419,14 @@ class AsyncClient(BaseClient):
         *,
         timeout: float = C.DEFAULT_WAIT_S,
         estimate: bytes | None = None,
+        values: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
         """Sign and send one transaction per call in ``calls``, with consecutive nonces, in
         JSON-RPC batches of ``MAX_RPC_BATCH``, and wait for every receipt (polled in batches);
         the receipts in order. The gas is estimated once, for ``estimate`` (call data that
         costs at least what each call costs) or else for the longest call: the calls are of
-        one kind (``push_command``s) and differ in their data only.
+        one kind (``push_command``s) and differ in their data only. ``values``: the wei each
+        call sends (none by default); the estimate sends the largest.
 
         Raises:
             TransactionReverted / ChainUnavailable: the estimate failed, or the node refused a
@@ -434,11 +436,14 @@ class AsyncClient(BaseClient):
         """
         if not calls:
             return []
+        paid = list(values) if values is not None else [0] * len(calls)
+        if len(paid) != len(calls):
+            raise ValueError("values must name the wei of each call")
         probe: dict[str, Any] = {
             "from": wallet.address.hex,
             "to": to.hex,
             "data": "0x" + (estimate if estimate is not None else max(calls, key=len)).hex(),
-            "value": "0x0",
+            "value": hex(max(paid)),
         }
         gas = int(await self._rpc("eth_estimateGas", probe), 16)
         base_fee = await self._fees()
@@ -446,7 +451,13 @@ class AsyncClient(BaseClient):
             first = await self._take_nonces(wallet, len(calls))
             signed = [
                 self.sign_transaction(
-                    wallet, to=to, data=data, nonce=first + i, gas=gas, base_fee=base_fee
+                    wallet,
+                    to=to,
+                    data=data,
+                    nonce=first + i,
+                    gas=gas,
+                    base_fee=base_fee,
+                    value=paid[i],
                 )
                 for i, data in enumerate(calls)
             ]
@@ -610,7 +621,8 @@ class AsyncClient(BaseClient):
             raise WorkerRefused("the contract is paused", worker_code=WORKER_CONTRACT_PAUSED)
         payload = self.seal_command(key, wallet, kind, body)
         data = self.bus.encode("push_command", contract_id, payload)
-        receipt = await self.transact(wallet, self.config.bus, data, timeout=timeout)
+        fee = int(await self.bus_view("command_fee"))
+        receipt = await self.transact(wallet, self.config.bus, data, value=fee, timeout=timeout)
         return self.sent_command(contract_id, receipt)
 
     async def send_commands(
@@ -629,9 +641,15 @@ class AsyncClient(BaseClient):
         if key.paused:
             raise WorkerRefused("the contract is paused", worker_code=WORKER_CONTRACT_PAUSED)
         payloads = [self.seal_command(key, wallet, kind, body) for body in bodies]
-        calls, estimate = self.command_calls(contract_id, payloads)
+        calls, estimate, counts = self.command_calls(contract_id, payloads)
+        fee = int(await self.bus_view("command_fee")) if calls else 0
         receipts = await self.transact_many(
-            wallet, self.config.bus, calls, timeout=timeout, estimate=estimate
+            wallet,
+            self.config.bus,
+            calls,
+            timeout=timeout,
+            estimate=estimate,
+            values=[fee * count for count in counts],
         )
         return [sent for receipt in receipts for sent in self.sent_commands(contract_id, receipt)]
 
