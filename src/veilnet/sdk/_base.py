@@ -818,6 +818,11 @@ class BaseClient:
             return None
         return found[1], found[2], found[3]
 
+    def last_measurement(self, worker: Address) -> bytes | None:
+        """The measurement of the registry entry last read for ``worker``, at any head."""
+        found = self._registrations.get(worker.raw)
+        return None if found is None else found[1].measurement
+
     def remember_registration(
         self, worker: Address, head: int, record: WorkerRecord, allowed: bool, until: int
     ) -> None:

@@ -982,12 +982,23 @@ class Client(BaseClient):
         head = self.recent_head()
         known = None if refresh else self.cached_registration(worker, head)
         if known is None:
-            raw, until_raw = self.registry_views(
-                [(WorkerRecord.getter, (worker,)), ("endorsed_until", (worker,))]
-            )
-            record = WorkerRecord.from_getter(raw)
-            until = int(until_raw)
-            allowed = bool(self.registry_view("allowed_measurements", record.measurement))
+            # The measurement is asked about in the same round trip, as the one the worker had
+            # at the last head (it changes only with a new registration); if it changed, the
+            # new one is asked about apart: the answer is always for the record just read.
+            guess = self.last_measurement(worker)
+            calls: list[tuple[str, tuple[Any, ...]]] = [
+                (WorkerRecord.getter, (worker,)),
+                ("endorsed_until", (worker,)),
+            ]
+            if guess is not None:
+                calls.append(("allowed_measurements", (guess,)))
+            values = self.registry_views(calls)
+            record = WorkerRecord.from_getter(values[0])
+            until = int(values[1])
+            if guess is not None and record.measurement == guess:
+                allowed = bool(values[2])
+            else:
+                allowed = bool(self.registry_view("allowed_measurements", record.measurement))
             self.remember_registration(worker, head, record, allowed, until)
         else:
             record, allowed, until = known
