@@ -13,7 +13,15 @@ from eth_hash.auto import keccak
 from veilnet.crypto import Address
 from veilnet.protocol import envelopes as proto
 from veilnet.sandbox import AgentRuntime
-from veilnet.sdk import BaseClient, ChainView, ContractKey, NetworkConfig, Wallet, WorkerRecord
+from veilnet.sdk import (
+    BaseClient,
+    ChainView,
+    ContractKey,
+    NetworkConfig,
+    Wallet,
+    WorkerRecord,
+    WorkerVerification,
+)
 from veilnet.testing import Network, cluster_id_of
 from veilnet.testing.network import NETWORK_SEED
 
@@ -67,6 +75,20 @@ class Local:
         """The chain as a client's own node would report it."""
         blocks = {b.header.number: b.header.hash for b in self.net.ledger.blocks}
         return ChainView(head=self.head if head is None else head, block_hash=blocks.get(number))
+
+    def verification(self, worker: Address) -> WorkerVerification:
+        """What a client keeps once ``worker`` attested, for its registry entry now."""
+        record = self.registry_record(worker.raw)
+        return WorkerVerification(
+            address=worker,
+            url=None,
+            cluster=record.cluster,
+            confidence=record.confidence,
+            measurement=record.measurement,
+            tee="tdx",
+            trust_root="dev",
+            verified_at=0,
+        )
 
     def registry_record(self, worker: bytes) -> WorkerRecord:
         """``Registry.workers(addr)`` as the chain would return it, decoded as the SDK does."""

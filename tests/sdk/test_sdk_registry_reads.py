@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from veilnet.sdk import Client, WorkerRecord, WorkerUnverified, WorkerVerification
+from veilnet.sdk import Client, WorkerRecord, WorkerUnverified
 
 from .conftest import ALICE, Local
 
@@ -58,16 +58,7 @@ def test_a_new_head_reads_the_registration_in_one_round_trip(
         return chain["allowed"].get(args[0], False)
 
     with Client(local.config(), wallet=ALICE, http=httpx.Client()) as client:
-        verification = WorkerVerification(
-            address=w1,
-            url=None,
-            cluster=record.cluster,
-            confidence=record.confidence,
-            measurement=record.measurement,
-            tee="tdx",
-            trust_root="dev",
-            verified_at=0,
-        )
+        verification = local.verification(w1)
         # attested already: only the registry is read again at each head
         client.remember_verification(verification, time.monotonic(), record.quote_hash)
         monkeypatch.setattr(client, "registry_views", registry_views)

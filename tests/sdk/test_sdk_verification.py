@@ -294,24 +294,13 @@ def test_registration_is_read_again_at_every_head_and_only_the_attestation_is_re
     """A de-endorsed, removed or re-registered worker is refused from the next block the client
     sees, not 10 minutes later: the registry entry is cached for one head only, and a cached
     attestation counts only for the registration (quote hash) it checked."""
-    from veilnet.sdk import WorkerVerification
-
     client = local.client()
     w1 = local.net.cores["w1"].keys.identity.address
     record = local.registry_record(w1)
     client.remember_registration(w1, 10, record, True, 2**40)
     assert client.cached_registration(w1, 10) == (record, True, 2**40)
     assert client.cached_registration(w1, 11) is None  # a new head: read it again
-    verification = WorkerVerification(
-        address=w1,
-        url=None,
-        cluster=record.cluster,
-        confidence=record.confidence,
-        measurement=record.measurement,
-        tee="tdx",
-        trust_root="dev",
-        verified_at=0,
-    )
+    verification = local.verification(w1)
     client.remember_verification(verification, 100.0, record.quote_hash)
     assert client.cached_verification(w1, 101.0, record.quote_hash) == verification
     assert client.cached_verification(w1, 101.0, b"\x01" * 32) is None  # re-registered
