@@ -19,7 +19,7 @@ from eth_abi.exceptions import DecodingError
 
 from veilnet.chain.artifacts import load_artifact
 from veilnet.chain.errors import EventDecodeError
-from veilnet.codec import canonical_uints_then_bytes, uints_then_bytes
+from veilnet.codec import decode_event_data
 from veilnet.crypto import Address, keccak
 
 __all__ = [
@@ -652,13 +652,9 @@ class _EventSpec:
     indexed: tuple[tuple[str, str], ...]
     data: tuple[tuple[str, str], ...]
     types: tuple[str, ...] = field(init=False)
-    fast_bits: tuple[int, ...] | None = field(init=False)
-    """Where the data is ``uintN``s then one ``bytes`` (``Command``: seq, payload), their
-    sizes: ``canonical_uints_then_bytes`` reads it."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "types", tuple(t for _, t in self.data))
-        object.__setattr__(self, "fast_bits", uints_then_bytes(self.types))
 
 
 def event_topic(cls: type[ChainEvent]) -> bytes:
@@ -757,10 +753,7 @@ def decode_log(log: RawLog, addresses: ChainAddresses) -> ChainEvent:
             if len(topic) != 32:
                 raise EventDecodeError("topic is not 32 bytes", log_index=log.log_index)
             values[name] = _topic_value(abi_type, bytes(topic))
-        data = bytes(log.data)
-        bits = spec.fast_bits
-        fast = None if bits is None else canonical_uints_then_bytes(data, bits)
-        decoded = fast if fast is not None else abi_decode(spec.types, data)
+        decoded = decode_event_data(spec.types, bytes(log.data))
         for (name, abi_type), value in zip(spec.data, decoded, strict=True):
             values[name] = _convert(abi_type, value)
     except (DecodingError, ValueError, TypeError, OverflowError) as exc:

@@ -5,6 +5,7 @@ from veilnet.codec._abi import (
     abi_decode,
     abi_encode,
     canonical_uints_then_bytes,
+    decode_event_data,
     uints_then_bytes,
 )
 from veilnet.codec._canonical import (
@@ -38,6 +39,7 @@ __all__ = [
     "abi_encode",
     "canonical_uints_then_bytes",
     "decode",
+    "decode_event_data",
     "decode_record",
     "encode",
     "encode_array",

@@ -3,6 +3,7 @@ A thin layer over ``eth_abi``; strict decoding rejects trailing and non-canonica
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,13 @@ from eth_abi.exceptions import DecodingError, EncodingError
 from veilnet.codec.constants import MAX_ENCODED_SIZE
 from veilnet.codec.errors import CodecError, Oversized, TrailingBytes
 
-__all__ = ["abi_decode", "abi_encode", "canonical_uints_then_bytes", "uints_then_bytes"]
+__all__ = [
+    "abi_decode",
+    "abi_encode",
+    "canonical_uints_then_bytes",
+    "decode_event_data",
+    "uints_then_bytes",
+]
 
 
 def abi_encode(types: Sequence[str], values: Sequence[Any]) -> bytes:
@@ -45,6 +52,16 @@ def abi_decode(
     return values
 
 
+def decode_event_data(types: tuple[str, ...], data: bytes) -> tuple[Any, ...]:
+    """eth-abi's strict decode of an event's data, for ``Command`` and ``Egress`` (``uintN``s
+    then one ``bytes``) read directly when it is the canonical encoding
+    (``canonical_uints_then_bytes``): the same values on every input. Raises what eth-abi
+    raises (``DecodingError`` and kin), not codec errors: log decoders map them."""
+    bits = _layout(types)
+    fast = None if bits is None else canonical_uints_then_bytes(data, bits)
+    return fast if fast is not None else tuple(_eth_decode(list(types), data, strict=True))
+
+
 def uints_then_bytes(types: Sequence[str]) -> tuple[int, ...] | None:
     """The integer sizes where ABI ``types`` are ``uintN``s then one ``bytes`` (the layout
     ``canonical_uints_then_bytes`` reads), else None."""
@@ -54,6 +71,10 @@ def uints_then_bytes(types: Sequence[str]) -> tuple[int, ...] | None:
     if not all(t.startswith("uint") and t[4:].isdigit() for t in heads):
         return None
     return tuple(int(t[4:]) for t in heads)
+
+
+_layout = functools.lru_cache(maxsize=64)(uints_then_bytes)
+"""``uints_then_bytes`` per event's types: a few dozen events, asked once per log."""
 
 
 def canonical_uints_then_bytes(data: bytes, bits: Sequence[int]) -> tuple[Any, ...] | None:

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import rlp
-from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError, EncodingError
 from rlp.codec import encode_raw
 from rlp.sedes import big_endian_int
 
-from veilnet.codec import Record, canonical_uints_then_bytes, record, uints_then_bytes
+from veilnet.codec import Record, decode_event_data, record
 from veilnet.crypto import Address, KeyInvalid, MessageType, keccak
 from veilnet.errors import InvalidInput
 from veilnet.protocol import events as ev
@@ -523,9 +522,6 @@ class _EventABI:
     data: tuple[tuple[str, str], ...] = ()
     wire_types: tuple[str, ...] = ()
     """How the core reads the data fields (``_wire_type``)."""
-    fast_bits: tuple[int, ...] | None = None
-    """Where the data is unsigned integers then one field read as ``bytes`` (``Command``:
-    its seq, then its payload), their sizes in bits: ``canonical_uints_then_bytes`` reads it."""
 
     def __post_init__(self) -> None:
         signature = f"{self.name}({','.join(t for _, t, _ in self.inputs)})"
@@ -533,7 +529,6 @@ class _EventABI:
         object.__setattr__(self, "indexed", tuple((n, t) for n, t, i in self.inputs if i))
         object.__setattr__(self, "data", tuple((n, t) for n, t, i in self.inputs if not i))
         object.__setattr__(self, "wire_types", tuple(_wire_type(t) for _, t in self.data))
-        object.__setattr__(self, "fast_bits", uints_then_bytes(self.wire_types))
 
 
 def _abi(
@@ -913,9 +908,7 @@ def _decode_log(contract: str, log: LogEntry, receipt: int) -> ev.ChainEvent | N
     try:
         for (name, abi_type), topic in zip(spec.indexed, log.topics[1:], strict=True):
             values[name] = _topic_value(abi_type, topic)
-        bits = spec.fast_bits
-        fast = None if bits is None else canonical_uints_then_bytes(log.data, bits)
-        decoded = fast if fast is not None else abi_decode(spec.wire_types, log.data)
+        decoded = decode_event_data(spec.wire_types, log.data)
         for (name, abi_type), value in zip(spec.data, decoded, strict=True):
             values[name] = _from_abi(abi_type, value)
     except (DecodingError, EncodingError, ValueError, TypeError, OverflowError) as exc:

@@ -318,7 +318,12 @@ class AsyncClient(BaseClient):
             cached = self.cached_key(contract_id)
             if cached is not None:
                 return cached
-        record = await self.registry_record(ContractRecord, contract_id)
+        return await self._key_of(
+            contract_id, await self.registry_record(ContractRecord, contract_id)
+        )
+
+    async def _key_of(self, contract_id: bytes, record: ContractRecord) -> ContractKey:
+        """``contract_key`` from its ``Bus.contracts`` record, read just now."""
         if not record.exists:
             return self.parse_contract_key(contract_id, record, b"")  # raises ContractNotFound
         if record.key_epoch == 0:
@@ -613,15 +618,27 @@ class AsyncClient(BaseClient):
             return raw.ljust(32, b"\x00")[:32] if len(raw) <= 32 else raw[:32]
         return bytes(cluster).ljust(32, b"\x00")
 
+    async def _command_terms(self, contract_id: bytes) -> tuple[ContractKey, int]:
+        """What a command is sent under: the contract's key, read afresh, and the Bus's
+        ``command_fee``, both in one round trip (and the key's event when it is new here).
+
+        Raises:
+            WorkerRefused: the contract is paused. As ``contract_key`` otherwise.
+        """
+        raw, fee = await self.bus_views(
+            [(ContractRecord.getter, (contract_id,)), ("command_fee", ())]
+        )
+        key = await self._key_of(contract_id, ContractRecord.from_getter(raw))
+        if key.paused:
+            raise WorkerRefused("the contract is paused", worker_code=WORKER_CONTRACT_PAUSED)
+        return key, int(fee)
+
     async def send_command(
         self, contract_id: bytes, kind: str, body: bytes, *, wallet: Wallet, timeout: float
     ) -> CommandResult:
-        key = await self.contract_key(contract_id, refresh=True)
-        if key.paused:
-            raise WorkerRefused("the contract is paused", worker_code=WORKER_CONTRACT_PAUSED)
+        key, fee = await self._command_terms(contract_id)
         payload = self.seal_command(key, wallet, kind, body)
         data = self.bus.encode("push_command", contract_id, payload)
-        fee = int(await self.bus_view("command_fee"))
         receipt = await self.transact(wallet, self.config.bus, data, value=fee, timeout=timeout)
         return self.sent_command(contract_id, receipt)
 
@@ -634,15 +651,12 @@ class AsyncClient(BaseClient):
         wallet: Wallet,
         timeout: float,
     ) -> list[CommandResult]:
-        """``send_command`` for many: one key lookup, then ``transact_many`` of
+        """``send_command`` for many: one key and fee lookup, then ``transact_many`` of
         ``command_calls`` (``push_commands`` of up to ``MAX_COMMAND_BATCH`` where every
         sealed command fits ``MAX_BATCHED_PAYLOAD``)."""
-        key = await self.contract_key(contract_id, refresh=True)
-        if key.paused:
-            raise WorkerRefused("the contract is paused", worker_code=WORKER_CONTRACT_PAUSED)
+        key, fee = await self._command_terms(contract_id)
         payloads = [self.seal_command(key, wallet, kind, body) for body in bodies]
         calls, estimate, counts = self.command_calls(contract_id, payloads)
-        fee = int(await self.bus_view("command_fee")) if calls else 0
         receipts = await self.transact_many(
             wallet,
             self.config.bus,
