@@ -307,3 +307,182 @@ def test_the_fast_event_reader_refuses_each_non_canonical_part() -> None:
     assert uints_then_bytes(["uint64", "string"]) is None
     assert uints_then_bytes(["bytes32", "bytes"]) is None
     assert uints_then_bytes([]) is None
+
+
+@record("test.flat.inner")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlatInner(Record):
+    key: bytes
+    label: str
+    count: int
+
+
+@record("test.flat")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flat(Record):
+    raw: bytes
+    name: str
+    number: int
+    flag: bool
+    maybe_raw: bytes | None
+    maybe_name: str | None
+    maybe_number: int | None
+    maybe_flag: bool | None
+    inner: FlatInner
+    maybe_inner: FlatInner | None
+
+
+@record("test.flat.checked")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlatChecked(Record):
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.size > 1000:
+            raise ValueError("too big")
+
+
+_ints = st.integers(-(2**64), 2**64 - 1) | st.sampled_from(
+    [0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, -1, -24, -25, -257, -(2**64)]
+)
+_inner = st.builds(FlatInner, key=st.binary(max_size=300), label=st.text(max_size=40), count=_ints)
+_flats = st.builds(
+    Flat,
+    raw=st.binary(max_size=300),
+    name=st.text(max_size=40),
+    number=_ints,
+    flag=st.booleans(),
+    maybe_raw=st.none() | st.binary(max_size=30),
+    maybe_name=st.none() | st.text(max_size=30),
+    maybe_number=st.none() | _ints,
+    maybe_flag=st.none() | st.booleans(),
+    inner=_inner,
+    maybe_inner=st.none() | _inner,
+)
+
+
+def _generic(data: bytes) -> object:
+    """What the generic decoder makes of ``data`` (None: a typed refusal)."""
+    from veilnet.codec import decode_record
+
+    try:
+        return decode_record(data)
+    except CodecError:
+        return None
+
+
+@given(_flats)
+def test_flat_records_read_and_write_as_the_generic_codec(item: Flat) -> None:
+    """A flat record's direct encoding is byte for byte the generic one, and reads back."""
+    from veilnet.codec import _flat, _records
+
+    layout = _records._layout(Flat)
+    assert layout is not None
+    generic = encode(_records._to_value(item))
+    assert _flat.encode(layout, item) == generic == item.to_bytes()
+    assert _flat.decode(layout, generic) == item == Flat.from_bytes(generic) == _generic(generic)
+
+
+@given(
+    _flats,
+    st.integers(0, 2000),
+    st.integers(0, 255),
+    st.sampled_from(["mutate", "insert", "delete", "append", "cut"]),
+)
+def test_the_flat_reader_never_reads_what_the_generic_reader_would_not(
+    item: Flat, index: int, value: int, change: str
+) -> None:
+    """Bytes changed anywhere (heads, lengths, kinds, values, the end): the flat reader
+    answers None or exactly what the generic decoder reads, so no input is accepted or read
+    differently by the fast path."""
+    from veilnet.codec import _flat, _records
+
+    data = item.to_bytes()
+    spot = index % (len(data) + 1)
+    if change == "mutate":
+        data = _mutated(data, index, value)
+    elif change == "insert":
+        data = data[:spot] + bytes([value]) + data[spot:]
+    elif change == "delete":
+        data = data[:spot] + data[spot + 1 :]
+    elif change == "append":
+        data += bytes([value])
+    else:
+        data = data[:spot]
+    layout = _records._layout(Flat)
+    assert layout is not None
+    fast = _flat.decode(layout, data)
+    if fast is not None:
+        assert fast == _generic(data)
+
+
+def test_the_flat_reader_refuses_each_non_canonical_part() -> None:
+    """Each shape the generic decoder refuses (or reads as another record) gets None from
+    the flat reader, and ``from_bytes`` still raises the generic decoder's typed error."""
+    from veilnet.codec import _flat, _records
+
+    layout = _records._layout(FlatInner)
+    assert layout is not None
+    good = FlatInner(key=b"k", label="l", count=5).to_bytes()
+    kind = b"\x6ftest.flat.inner"
+    assert good == b"\x01\x84" + kind + b"\x41k\x61l\x05"
+    assert _flat.decode(layout, good) == FlatInner(key=b"k", label="l", count=5)
+    for bad, error in (
+        (b"\x01\x84" + kind + b"\x58\x01k\x61l\x05", NotCanonical),  # a long length head
+        (b"\x01\x84" + kind + b"\x41k\x61l\x18\x05", NotCanonical),  # a long integer head
+        (b"\x01\x84" + kind + b"\x41k\x61l\x19\x00\xff", NotCanonical),  # two bytes for one
+        (b"\x01\x84" + kind + b"\x5f\x41k\xff\x61l\x05", CodecError),  # an indefinite length
+        (b"\x01\x84" + kind + b"\x41k\x61l\xf9\x00\x00", CodecError),  # a float
+        (b"\x01\x84" + kind + b"\x41k\x61l\xf5", SchemaMismatch),  # a bool for an int
+        (b"\x01\x84" + kind + b"\x61k\x61l\x05", SchemaMismatch),  # text for bytes
+        (b"\x01\x84" + kind + b"\x41k\x61\xff\x05", CodecError),  # text that is not UTF-8
+        (b"\x01\x83" + kind + b"\x41k\x61l", SchemaMismatch),  # a field missing
+        (good + b"\x00", TrailingBytes),
+        (good[:-1], CodecError),
+        (b"\x02" + good[1:], UnknownVersion),
+        (FlatChecked(size=1).to_bytes(), SchemaMismatch),  # another kind
+    ):
+        assert _flat.decode(layout, bad) is None, bad
+        with pytest.raises(error):
+            FlatInner.from_bytes(bad)
+    checked = _records._layout(FlatChecked)
+    assert checked is not None
+    refused = encode(["test.flat.checked", 5000])  # what the constructor refuses
+    assert _flat.decode(checked, refused) is None
+    with pytest.raises(SchemaMismatch):
+        FlatChecked.from_bytes(refused)
+    assert FlatInner.from_bytes(good * 1, max_size=len(good)).count == 5
+    with pytest.raises(Oversized):
+        FlatInner.from_bytes(good, max_size=len(good) - 1)
+
+
+def test_only_flat_records_take_the_flat_path() -> None:
+    """Tuples, maps and unions of two types keep the generic path; values of another type than
+    declared (a subclass, a bytearray) are written by the generic encoder; the query records
+    every query crosses are flat."""
+    import enum
+
+    from veilnet.codec import _flat, _records
+    from veilnet.protocol import envelopes
+
+    assert _records._layout(Transfer) is None  # a tuple field
+    assert _records._layout(Batch) is None
+    for cls in (
+        envelopes.QueryRequest,
+        envelopes.QueryPlaintext,
+        envelopes.QueryResponse,
+        envelopes.QueryCertificate,
+    ):
+        assert _records._layout(cls) is not None, cls
+
+    class Count(enum.IntEnum):
+        FIVE = 5
+
+    layout = _records._layout(FlatInner)
+    assert layout is not None
+    odd = FlatInner(key=bytearray(b"k"), label="l", count=Count.FIVE)  # type: ignore[arg-type]
+    assert _flat.encode(layout, odd) is None
+    assert odd.to_bytes() == encode(_records._to_value(odd))  # whatever the generic one makes
+    enum_only = FlatInner(key=b"k", label="l", count=Count.FIVE)
+    assert _flat.encode(layout, enum_only) is None
+    assert enum_only.to_bytes() == FlatInner(key=b"k", label="l", count=5).to_bytes()

@@ -34,6 +34,20 @@ def test_client_and_worker_derive_the_same_keys_both_ways() -> None:
     assert client.open(response, request_id=REQUEST, direction="response") == b"answer"
 
 
+@pytest.mark.parametrize("direction", ["request", "response"])
+def test_each_key_is_the_documented_derivation(direction: str) -> None:
+    """``docs/protocol.md`` §11: ``0x51 || AES-256-GCM-SIV(HKDF(root, ["query", direction,
+    request id]), zero nonce, plaintext, AAD = request id)``, whatever shortcut computes it."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+
+    from veilnet.crypto._hazmat import kdf
+
+    client, _ = _pair()
+    key = kdf.derive_bytes(client._root, ["query", direction, REQUEST])
+    expected = b"\x51" + AESGCMSIV(key).encrypt(bytes(12), b"ask", REQUEST)
+    assert client.seal(b"ask", request_id=REQUEST, direction=direction) == expected
+
+
 def test_sealing_is_deterministic_per_request_and_direction() -> None:
     client, _ = _pair()
     one = client.seal(b"x", request_id=REQUEST, direction="request")

@@ -9,6 +9,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, cast, get_args, get_origin
 
+from veilnet.codec import _flat
 from veilnet.codec._canonical import Value, decode, encode
 from veilnet.codec.constants import MAX_ENCODED_SIZE
 from veilnet.codec.errors import CodecError, SchemaMismatch
@@ -34,6 +35,11 @@ class Record:
 
     @classmethod
     def from_bytes(cls: type[R], data: bytes, *, max_size: int = MAX_ENCODED_SIZE) -> R:
+        layout = _layout(cls)
+        if layout is not None and len(data) <= max_size:
+            fast: R | None = _flat.decode(layout, data)
+            if fast is not None:
+                return fast
         found = decode_record(data, max_size=max_size)
         if not isinstance(found, cls):
             raise SchemaMismatch(f"expected a {cls.KIND} record, got {found.KIND}")
@@ -67,6 +73,11 @@ def _to_value(value: Any) -> Value:
 
 def encode_record(item: Record) -> bytes:
     """Canonical bytes of a record."""
+    layout = _layout(type(item))
+    if layout is not None:
+        fast = _flat.encode(layout, item)
+        if fast is not None:
+            return fast
     return encode(_to_value(item))
 
 
@@ -99,6 +110,54 @@ def _plan(cls: type) -> tuple[tuple[str, Converter], ...]:
         plan = tuple((name, _converter(hints[name])) for name in _names(cls))
         _PLANS[cls] = plan
     return plan
+
+
+_LAYOUTS: dict[type, _flat.Layout | None] = {}
+
+
+def _layout(cls: type) -> _flat.Layout | None:
+    """The flat layout of a record class (``veilnet.codec._flat``), or None where a field is
+    of another type (a tuple, a map, a union of two types) or the class has no kind."""
+    try:
+        return _LAYOUTS[cls]
+    except KeyError:
+        pass
+    _LAYOUTS[cls] = None  # a record that nests itself is not flat
+    kind = cls.__dict__.get("KIND")
+    if not isinstance(kind, str) or _KINDS.get(kind) is not cls:
+        return None
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # encoding needs no hints: the generic path still works
+        return None
+    fields: list[tuple[str, int, bool, _flat.Layout | None]] = []
+    for name in _names(cls):
+        found = _flat_field(hints[name])
+        if found is None:
+            return None
+        fields.append((name, *found))
+    raw = kind.encode("utf-8")
+    prefix = _flat.head(4, len(fields) + 1) + _flat.head(3, len(raw)) + raw
+    layout = _LAYOUTS[cls] = _flat.Layout(cls, prefix, tuple(fields))
+    return layout
+
+
+_FLAT_LEAVES = {bytes: _flat.BYTES, str: _flat.TEXT, int: _flat.INT, bool: _flat.BOOL}
+
+
+def _flat_field(expected: Any) -> tuple[int, bool, _flat.Layout | None] | None:
+    nullable = False
+    if get_origin(expected) in (types.UnionType, typing.Union):
+        options = [option for option in get_args(expected) if option is not type(None)]
+        if len(options) != 1:
+            return None
+        expected, nullable = options[0], True
+    if expected in _FLAT_LEAVES:
+        return _FLAT_LEAVES[expected], nullable, None
+    if isinstance(expected, type) and issubclass(expected, Record):
+        nested = _layout(expected)
+        return None if nested is None else (_flat.RECORD, nullable, nested)
+    return None
 
 
 def _decode_record(value: Value, expected: type[Record]) -> Record:

@@ -23,6 +23,8 @@ SESSION_ENVELOPE_VERSION = 0x51
 SESSION_SECRET_LENGTH = 32
 REQUEST_ID_LENGTH = 32
 _DIRECTIONS = ("request", "response")
+_KEY_PATHS = {direction: kdf.encode_path(["query", direction]) for direction in _DIRECTIONS}
+"""``encode_path(["query", direction, request_id])`` less its last segment, encoded once."""
 _HEADER = struct.Struct(">B")
 _ZERO_NONCE = bytes(AEAD_NONCE_LENGTH)
 
@@ -122,9 +124,10 @@ class QuerySession(_Secret):
     def _key(self, request_id: bytes, direction: str) -> bytes:
         if not isinstance(request_id, bytes) or len(request_id) != REQUEST_ID_LENGTH:
             raise ValueError("a request id is 32 bytes")
-        if direction not in _DIRECTIONS:
+        prefix = _KEY_PATHS.get(direction)
+        if prefix is None:
             raise ValueError("direction is 'request' or 'response'")
-        return kdf.derive_bytes(self._root, ["query", direction, request_id])
+        return kdf.derive_from_info(self._root, prefix + kdf.encode_segment(request_id))
 
     def __repr__(self) -> str:
         return "QuerySession(<redacted>)"

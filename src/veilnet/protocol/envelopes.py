@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import hmac
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from veilnet.codec import Record, decode, encode, record
@@ -345,7 +345,15 @@ def sign_response(
     state_commitment: bytes,
     ciphertext: bytes,
 ) -> QueryResponse:
-    unsigned = QueryResponse(
+    signed: dict[str, Any] = {
+        "request_id": request_id,
+        "contract_id": contract_id,
+        "block_number": block_number,
+        "block_hash": block_hash,
+        "state_commitment": state_commitment,
+        "ciphertext": ciphertext,
+    }  # what ``QueryResponse.signed_values`` reads back
+    return QueryResponse(
         request_id=request_id,
         contract_id=contract_id,
         worker=worker.address.raw,
@@ -353,10 +361,8 @@ def sign_response(
         block_hash=block_hash,
         state_commitment=state_commitment,
         ciphertext=ciphertext,
-        signature=b"",
+        signature=sign_typed(worker, domain, QUERY_RESPONSE_TYPE, signed),
     )
-    signature = sign_typed(worker, domain, QUERY_RESPONSE_TYPE, unsigned.signed_values())
-    return replace(unsigned, signature=signature)
 
 
 def open_response(

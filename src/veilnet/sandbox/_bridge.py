@@ -221,7 +221,8 @@ class Bridge:
             raise SandboxInternalError("guest returned malformed events")
         if len(events) > limits.events:
             raise SandboxHostCallLimit(f"more than {limits.events} events", limit=limits.events)
-        canonical_json(events, max_bytes=limits.output_bytes, what="events")
+        if events:  # an empty list is always canonical and within any limit
+            canonical_json(events, max_bytes=limits.output_bytes, what="events")
         writes: dict[str, bytes | None] = {}
         if self.ctx.mode.keeps_writes:
             total = 0

@@ -50,6 +50,11 @@ from veilnet.sandbox.interfaces import Context, Entry, HostAPI, JSONValue, Limit
 _STATUS_OK = 0
 _STATUS_JS_ERROR = 1
 _PAGE = 65536
+_SCRATCH_SLOTS = 8
+"""The start of each agent's scratch allocation: the call's argument and result handles."""
+_TEXT_BUFFER = 4096
+"""Then a buffer strings pass through on their way into the guest: an invocation's input and
+most host call answers fit, and need no allocation and free of their own."""
 _LOAD_FUEL = 2_000_000_000
 _ERRNO_BADF = 8
 _ERRNO_NOSYS = 52
@@ -199,9 +204,14 @@ class _GuestTrap(Exception):
     """Raised inside a host import to stop the guest (the cause is in the active ``_Run``)."""
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` without building an
+encoder on every call (two or three calls an invocation)."""
+
+
 def _compact(value: JSONValue) -> str:
     """JSON text with no whitespace and no raw newline (the prelude splits its input at them)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT(value)
 
 
 def _guest_wasm() -> bytes:
@@ -220,6 +230,8 @@ class _Run:
     deadline: float = 0.0
     timed_out: bool = False
     forbidden_import: str | None = None
+    text_buffer: int = 0
+    """Where host call answers are written for the guest to copy (0: allocate each one)."""
 
 
 class _Instance:
@@ -289,7 +301,12 @@ class _Instance:
             self.write(ptr, data)
         return ptr
 
-    def new_string(self, text: bytes) -> int:
+    def new_string(self, text: bytes, *, buffer: int = 0) -> int:
+        """A guest string of ``text``, copied through ``buffer`` (``_TEXT_BUFFER`` bytes the
+        agent's image keeps allocated) when it fits, else through a fresh allocation."""
+        if buffer and len(text) <= _TEXT_BUFFER:
+            self.write(buffer, text)
+            return int(self.call("new_string", buffer, len(text)))
         ptr = self.write_new(text)
         try:
             return int(self.call("new_string", ptr, len(text)))
@@ -535,8 +552,7 @@ class JSEngine:
             )
             raise _GuestTrap("out of fuel")
         inst.store.set_fuel(remaining - charge)
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-        return inst.new_string(text)
+        return inst.new_string(_COMPACT(value).encode(), buffer=run.text_buffer)
 
     # ---- compile / invoke ----
 
@@ -581,7 +597,7 @@ class JSEngine:
             inst.call("qjs_free", ptr, len(key))
             if status != _STATUS_OK:
                 raise SandboxInternalError("prelude did not define __veil_invoke")
-            scratch = inst.write_new(bytes(8))
+            scratch = inst.write_new(bytes(_SCRATCH_SLOTS + _TEXT_BUFFER))
             memory = inst.read(0, inst.size())
             sp = int(inst.sp.value(inst.store))
         except wasmtime.WasmtimeError as exc:
@@ -696,6 +712,7 @@ class JSEngine:
                 f"veil/js/{ctx.contract_id}/{ctx.block_number}/{ctx.depth}".encode()
             ).digest(),
             deadline=time.monotonic() + limits.wall_clock_s,
+            text_buffer=agent.scratch + _SCRATCH_SLOTS,
         )
         outer = getattr(self._tls, "run", None)  # a nested agent call runs inside another
         self._with_run(run)
@@ -711,8 +728,7 @@ class JSEngine:
         kind = message = ""
         try:
             # Nothing allocated here is freed: the next invocation restores the clean image.
-            ptr = inst.write_new(request)
-            arg = inst.call("new_string", ptr, len(request))
+            arg = inst.new_string(request, buffer=run.text_buffer)
             inst.write(agent.scratch, struct.pack("<i", arg))
             argv, slot = agent.scratch, agent.scratch + 4
             status = inst.call("call_function", agent.invoke_fn, agent.global_obj, argv, 1, slot)
