@@ -35,17 +35,37 @@ def test_client_and_worker_derive_the_same_keys_both_ways() -> None:
 
 
 @pytest.mark.parametrize("direction", ["request", "response"])
-def test_each_key_is_the_documented_derivation(direction: str) -> None:
-    """``docs/protocol.md`` §11: ``0x51 || AES-256-GCM-SIV(HKDF(root, ["query", direction,
-    request id]), zero nonce, plaintext, AAD = request id)``, whatever shortcut computes it."""
+def test_sealing_is_the_documented_formula(direction: str) -> None:
+    """``docs/protocol.md`` §11, from the keys up: ``root = HKDF(X25519 || secret, path)``, one
+    key per direction ``HKDF(root, ["query", direction])``, then ``0x52 || AES-256-GCM-SIV(key,
+    nonce = request id[:12], plaintext, AAD = request id)``."""
+    from cryptography.hazmat.primitives.asymmetric import x25519
     from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
     from veilnet.crypto._hazmat import kdf
+    from veilnet.crypto._hazmat.hpke import Suite
 
-    client, _ = _pair()
-    key = kdf.derive_bytes(client._root, ["query", direction, REQUEST])
-    expected = b"\x51" + AESGCMSIV(key).encrypt(bytes(12), b"ask", REQUEST)
-    assert client.seal(b"ask", request_id=REQUEST, direction=direction) == expected
+    private = CLIENT._hpke_private(Suite.X25519_SHA256_AES256GCM)
+    assert isinstance(private, x25519.X25519PrivateKey)
+    shared = private.exchange(x25519.X25519PublicKey.from_public_bytes(CONTRACT.public.x25519))
+    low, high = sorted((CLIENT.public.x25519, CONTRACT.public.x25519))
+    root = kdf.derive_bytes(
+        shared + SECRET, ["query-session", "query-session", 31337, b"\x44" * 32, 1, low, high]
+    )
+    key = kdf.derive_bytes(root, ["query", direction])
+    request = bytes(range(32))
+    expected = b"\x52" + AESGCMSIV(key).encrypt(request[:12], b"ask", request)
+    client, worker = _pair()
+    assert client.seal(b"ask", request_id=request, direction=direction) == expected
+    assert worker.open(expected, request_id=request, direction=direction) == b"ask"
+
+
+def test_the_per_request_keys_of_version_0x51_are_refused() -> None:
+    """Sessions sealed each value under a key per request id until envelope 0x52: such a
+    value is refused by its version byte, before any decryption."""
+    _, worker = _pair()
+    with pytest.raises(UnsupportedVersion):
+        worker.open(b"\x51" + bytes(40), request_id=REQUEST, direction="request")
 
 
 def test_sealing_is_deterministic_per_request_and_direction() -> None:

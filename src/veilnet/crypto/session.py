@@ -1,5 +1,5 @@
 """Query sessions: what a client's certified query key and a contract key agree on, per epoch.
-Each request and response is sealed under a key derived from it and the request id."""
+Requests and responses are sealed under the session's key of their direction, per request id."""
 
 from __future__ import annotations
 
@@ -18,15 +18,13 @@ from veilnet.crypto.keys import SecretKey, _Secret
 
 __all__ = ["QuerySession"]
 
-SESSION_ENVELOPE_VERSION = 0x51
-"""First byte of a session-sealed value; differs from HPKE envelopes and sealed values."""
+SESSION_ENVELOPE_VERSION = 0x52
+"""First byte of a session-sealed value; differs from HPKE envelopes and sealed values. (0x51
+sealed each request under a key of its own, derived per request id; refused since.)"""
 SESSION_SECRET_LENGTH = 32
 REQUEST_ID_LENGTH = 32
 _DIRECTIONS = ("request", "response")
-_KEY_PATHS = {direction: kdf.encode_path(["query", direction]) for direction in _DIRECTIONS}
-"""``encode_path(["query", direction, request_id])`` less its last segment, encoded once."""
 _HEADER = struct.Struct(">B")
-_ZERO_NONCE = bytes(AEAD_NONCE_LENGTH)
 
 
 @final
@@ -39,12 +37,15 @@ class QuerySession(_Secret):
     (or of the contract key, inside a worker's TEE) can derive request and response keys, so a
     request also proves its sender holds the certified key.
 
-    Each key serves one request id and one direction; AES-256-GCM-SIV means two workers
-    answering the same request can at worst produce equal ciphertexts, never reuse a nonce.
+    Each direction has one key for the whole session, derived once; a value is sealed under it
+    with its request id as nonce (the first 12 bytes) and as associated data (all 32).
+    AES-256-GCM-SIV derives fresh keys from every nonce and resists nonce reuse, so two
+    workers answering the same request can at worst produce equal ciphertexts, and no two
+    requests of a session share nonce and associated data.
     """
 
-    __slots__ = ("_root",)
-    _root: bytes
+    __slots__ = ("_ciphers",)
+    _ciphers: dict[str, aead.Cipher]
 
     def __init__(self, *, _token: object = None) -> None:
         if _token is not _CONSTRUCT:
@@ -74,8 +75,7 @@ class QuerySession(_Secret):
         except ValueError as exc:  # all-zero output: a low-order point
             raise KeyInvalid("the query key has no shared secret with this key") from exc
         low, high = sorted((own.public.x25519, peer_x25519))
-        session = cls(_token=_CONSTRUCT)
-        session._root = kdf.derive_bytes(
+        root = kdf.derive_bytes(
             shared + secret,
             [
                 "query-session",
@@ -87,14 +87,20 @@ class QuerySession(_Secret):
                 high,
             ],
         )
+        session = cls(_token=_CONSTRUCT)
+        # the per-query cost is then one AEAD operation: no key derivation, no cipher setup
+        session._ciphers = {
+            direction: aead.Cipher(kdf.derive_bytes(root, ["query", direction]))
+            for direction in _DIRECTIONS
+        }
         return session
 
     def seal(self, plaintext: bytes, *, request_id: bytes, direction: str) -> bytes:
-        """``version || AES-256-GCM-SIV(key, plaintext)`` with the key of one request id and
-        ``direction`` (``"request"`` or ``"response"``)."""
-        key = self._key(request_id, direction)
-        return _HEADER.pack(SESSION_ENVELOPE_VERSION) + aead.encrypt(
-            key, _ZERO_NONCE, plaintext, request_id
+        """``version || AES-256-GCM-SIV(key of direction, nonce = request_id[:12], plaintext,
+        aad = request_id)``; ``direction`` is ``"request"`` or ``"response"``."""
+        cipher = self._cipher(request_id, direction)
+        return _HEADER.pack(SESSION_ENVELOPE_VERSION) + cipher.encrypt(
+            request_id[:AEAD_NONCE_LENGTH], plaintext, request_id
         )
 
     def open(
@@ -118,16 +124,16 @@ class QuerySession(_Secret):
             raise EnvelopeInvalid()
         if sealed[0] != SESSION_ENVELOPE_VERSION:
             raise UnsupportedVersion(f"session envelope version {sealed[0]} is not supported")
-        key = self._key(request_id, direction)
-        return aead.decrypt(key, _ZERO_NONCE, sealed[_HEADER.size :], request_id)
+        cipher = self._cipher(request_id, direction)
+        return cipher.decrypt(request_id[:AEAD_NONCE_LENGTH], sealed[_HEADER.size :], request_id)
 
-    def _key(self, request_id: bytes, direction: str) -> bytes:
+    def _cipher(self, request_id: bytes, direction: str) -> aead.Cipher:
         if not isinstance(request_id, bytes) or len(request_id) != REQUEST_ID_LENGTH:
             raise ValueError("a request id is 32 bytes")
-        prefix = _KEY_PATHS.get(direction)
-        if prefix is None:
+        cipher = self._ciphers.get(direction)
+        if cipher is None:
             raise ValueError("direction is 'request' or 'response'")
-        return kdf.derive_from_info(self._root, prefix + kdf.encode_segment(request_id))
+        return cipher
 
     def __repr__(self) -> str:
         return "QuerySession(<redacted>)"

@@ -24,6 +24,28 @@ def encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
     return AESGCMSIV(key).encrypt(nonce, plaintext, aad)
 
 
+class Cipher:
+    """AES-256-GCM-SIV under one key, set up once for many values (a query session's)."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCMSIV(key)
+
+    def encrypt(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        return self._aead.encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        """Any failure is one opaque EnvelopeInvalid."""
+        try:
+            return self._aead.decrypt(nonce, ciphertext, aad)
+        except (InvalidTag, ValueError) as exc:
+            raise EnvelopeInvalid() from exc
+
+    def __repr__(self) -> str:
+        return "Cipher(<redacted>)"
+
+
 def decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
     """AES-256-GCM-SIV decryption; any failure is one opaque EnvelopeInvalid."""
     try:

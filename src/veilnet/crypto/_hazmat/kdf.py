@@ -43,15 +43,9 @@ def encode_path(path: Iterable[PathSegment]) -> bytes:
 
 def derive_bytes(secret: bytes, path: Iterable[PathSegment], length: int = 32) -> bytes:
     """HKDF-SHA256(salt=KDF_SALT, ikm=secret, info=encode_path(path)) truncated to ``length``."""
-    return derive_from_info(secret, encode_path(path), length)
-
-
-def derive_from_info(secret: bytes, info: bytes, length: int = 32) -> bytes:
-    """``derive_bytes`` for an ``info`` already encoded by ``encode_path`` (a caller deriving
-    many keys under one path prefix encodes the prefix once)."""
     if not isinstance(secret, bytes) or len(secret) < 16:
         raise ValueError("KDF input keying material must be at least 16 bytes")
     if not 1 <= length <= _MAX_OUTPUT:
         raise ValueError("KDF output length out of range")
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=KDF_SALT, info=info)
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=KDF_SALT, info=encode_path(path))
     return hkdf.derive(secret)
