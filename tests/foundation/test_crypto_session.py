@@ -64,7 +64,7 @@ def test_the_per_request_keys_of_version_0x51_are_refused() -> None:
     """Sessions sealed each value under a key per request id until envelope 0x52: such a
     value is refused by its version byte, before any decryption."""
     _, worker = _pair()
-    with pytest.raises(UnsupportedVersion):
+    with pytest.raises(UnsupportedVersion, match="0x51 is not supported"):
         worker.open(b"\x51" + bytes(40), request_id=REQUEST, direction="request")
 
 

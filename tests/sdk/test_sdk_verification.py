@@ -219,6 +219,20 @@ def test_a_request_with_a_tampered_session_or_body_is_refused(local: Local) -> N
         assert info.value.code == "runtime_query_rejected"
 
 
+def test_a_request_sealed_as_session_envelope_0x51_is_refused_by_name(local: Local) -> None:
+    """A client of the per-request keys (envelope 0x51, before 0x52) gets a refusal naming both
+    envelopes, not an opaque failure to decrypt, and the core remembers nothing of it."""
+    client = local.client()
+    pending, _ = _ask(local, client)
+    request = proto.QueryRequest.from_bytes(pending.request)
+    old = dataclasses.replace(request, ciphertext=b"\x51" + request.ciphertext[1:])
+    before = _state(local)
+    with pytest.raises(CoreQueryRejected, match=r"0x51 is not supported.*seals 0x52") as info:
+        local.net.cores["w1"].query(old.to_bytes())
+    assert info.value.code == "runtime_query_rejected"
+    assert _state(local) == before
+
+
 def _resign(local: Local, response: proto.QueryResponse, signer: SecretKey, **changes: object):
     fields = {**response.signed_values(), **changes}
     return proto.sign_response(signer, local.client().domain, **fields)

@@ -123,7 +123,11 @@ class QuerySession(_Secret):
         if len(sealed) < _HEADER.size + AEAD_TAG_LENGTH:
             raise EnvelopeInvalid()
         if sealed[0] != SESSION_ENVELOPE_VERSION:
-            raise UnsupportedVersion(f"session envelope version {sealed[0]} is not supported")
+            raise UnsupportedVersion(
+                f"session envelope 0x{sealed[0]:02x} is not supported (this build seals "
+                f"0x{SESSION_ENVELOPE_VERSION:02x}: client and worker must both be as new)",
+                version=sealed[0],
+            )
         cipher = self._cipher(request_id, direction)
         return cipher.decrypt(request_id[:AEAD_NONCE_LENGTH], sealed[_HEADER.size :], request_id)
 
