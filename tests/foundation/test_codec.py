@@ -486,3 +486,24 @@ def test_only_flat_records_take_the_flat_path() -> None:
     enum_only = FlatInner(key=b"k", label="l", count=Count.FIVE)
     assert _flat.encode(layout, enum_only) is None
     assert enum_only.to_bytes() == FlatInner(key=b"k", label="l", count=5).to_bytes()
+
+
+def test_a_record_nested_past_the_depth_limit_keeps_the_generic_path() -> None:
+    """The flat path has no limits walk of its own: a record whose encoding nests deeper than
+    ``MAX_DEPTH`` (which the generic decoder refuses) gets no flat layout."""
+    from dataclasses import make_dataclass
+
+    from veilnet.codec import _records
+    from veilnet.codec.constants import MAX_DEPTH
+
+    inner: type[Record] = FlatInner
+    for level in range(MAX_DEPTH):
+        wrapper = make_dataclass(
+            f"Deep{level}", [("child", inner)], bases=(Record,), frozen=True, kw_only=True
+        )
+        inner = record(f"test.flat.deep{level}")(wrapper)
+        layout = _records._layout(inner)
+        if level + 2 <= MAX_DEPTH:
+            assert layout is not None and layout.depth == level + 2
+        else:
+            assert layout is None

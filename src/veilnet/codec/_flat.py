@@ -41,6 +41,11 @@ class Layout:
     cls: type
     prefix: bytes
     fields: tuple[tuple[str, int, bool, Layout | None], ...]
+    depth: int
+    """Levels of nesting of the encoding, counting the record's own array (the generic decoder
+    refuses deeper than ``MAX_DEPTH``)."""
+    items: int
+    """Values in the encoding, nested records' included (the generic bound is ``MAX_ITEMS``)."""
 
 
 class _NotFlat(Exception):
@@ -111,7 +116,7 @@ def decode(layout: Layout, data: bytes) -> Any:
         return None
     try:
         found, end = _decode_at(layout, data, 1)
-    except (_NotFlat, IndexError, UnicodeDecodeError, TypeError, ValueError):
+    except Exception:  # whatever went wrong (a constructor too), the generic decoder says what
         return None
     return found if end == len(data) else None
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, TypeVar, cast, get_args, get_origin
 
 from veilnet.codec import _flat
 from veilnet.codec._canonical import Value, decode, encode
-from veilnet.codec.constants import MAX_ENCODED_SIZE
+from veilnet.codec.constants import MAX_DEPTH, MAX_ENCODED_SIZE, MAX_ITEMS
 from veilnet.codec.errors import CodecError, SchemaMismatch
 
 __all__ = ["Record", "decode_record", "encode_record", "record"]
@@ -136,9 +136,14 @@ def _layout(cls: type) -> _flat.Layout | None:
         if found is None:
             return None
         fields.append((name, *found))
+    nested = [field[3] for field in fields if field[3] is not None]
+    depth = 1 + max((layout.depth for layout in nested), default=0)
+    items = 2 + len(fields) + sum(layout.items for layout in nested)
+    if depth > MAX_DEPTH or items > MAX_ITEMS:  # the generic decoder refuses such records
+        return None
     raw = kind.encode("utf-8")
     prefix = _flat.head(4, len(fields) + 1) + _flat.head(3, len(raw)) + raw
-    layout = _LAYOUTS[cls] = _flat.Layout(cls, prefix, tuple(fields))
+    layout = _LAYOUTS[cls] = _flat.Layout(cls, prefix, tuple(fields), depth, items)
     return layout
 
 

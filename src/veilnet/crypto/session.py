@@ -39,9 +39,9 @@ class QuerySession(_Secret):
 
     Each direction has one key for the whole session, derived once; a value is sealed under it
     with its request id as nonce (the first 12 bytes) and as associated data (all 32).
-    AES-256-GCM-SIV derives fresh keys from every nonce and resists nonce reuse, so two
-    workers answering the same request can at worst produce equal ciphertexts, and no two
-    requests of a session share nonce and associated data.
+    AES-256-GCM-SIV derives fresh keys from every nonce and resists nonce reuse: request ids
+    are random, and where one id is sealed twice (the same query asked of another worker) a
+    repeat shows only whether the two values were equal (``docs/protocol.md`` §11).
     """
 
     __slots__ = ("_ciphers",)
