@@ -113,12 +113,22 @@ def encode_array(pieces: Sequence[bytes], *, versioned: bool = False) -> bytes:
 
 def _array_header(length: int) -> bytes:
     """CBOR major type 4 with ``length`` in its shortest form (RFC 8949 §4.2.1)."""
-    if length < 24:
-        return bytes([0x80 | length])
-    for marker, size in ((0x98, 1), (0x99, 2), (0x9A, 4), (0x9B, 8)):
-        if length < 1 << (8 * size):
-            return bytes([marker]) + length.to_bytes(size, "big")
-    raise Oversized("a list this long cannot be encoded")
+    if length >= 1 << 64:
+        raise Oversized("a list this long cannot be encoded")
+    return head(4, length)
+
+
+def head(major: int, argument: int) -> bytes:
+    """A CBOR head in its shortest form (RFC 8949 §4.2.1); ``argument`` below 2**64."""
+    if argument < 24:
+        return bytes((major << 5 | argument,))
+    if argument < 0x100:
+        return bytes((major << 5 | 24, argument))
+    if argument < 0x10000:
+        return bytes((major << 5 | 25,)) + argument.to_bytes(2, "big")
+    if argument < 0x100000000:
+        return bytes((major << 5 | 26,)) + argument.to_bytes(4, "big")
+    return bytes((major << 5 | 27,)) + argument.to_bytes(8, "big")
 
 
 def decode(

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from veilnet.codec._canonical import head
 from veilnet.codec.constants import CODEC_VERSION, MAX_INT, MIN_INT
 
-__all__ = ["BOOL", "BYTES", "INT", "RECORD", "TEXT", "Layout", "decode", "encode", "head"]
+__all__ = ["BOOL", "BYTES", "INT", "RECORD", "TEXT", "Layout", "decode", "encode"]
 
 BYTES = 0
 TEXT = 1
@@ -50,19 +51,6 @@ class Layout:
 
 class _NotFlat(Exception):
     """These bytes or this value leave the flat shape: the generic path decides."""
-
-
-def head(major: int, argument: int) -> bytes:
-    """A CBOR head in its shortest form (RFC 8949 §4.2.1); ``argument`` below 2**64."""
-    if argument < 24:
-        return bytes((major << 5 | argument,))
-    if argument < 0x100:
-        return bytes((major << 5 | 24, argument))
-    if argument < 0x10000:
-        return bytes((major << 5 | 25,)) + argument.to_bytes(2, "big")
-    if argument < 0x100000000:
-        return bytes((major << 5 | 26,)) + argument.to_bytes(4, "big")
-    return bytes((major << 5 | 27,)) + argument.to_bytes(8, "big")
 
 
 def encode(layout: Layout, item: object) -> bytes | None:

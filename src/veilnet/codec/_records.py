@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, cast, get_args, get_origin
 
 from veilnet.codec import _flat
-from veilnet.codec._canonical import Value, decode, encode
+from veilnet.codec._canonical import Value, decode, encode, head
 from veilnet.codec.constants import MAX_DEPTH, MAX_ENCODED_SIZE, MAX_ITEMS
 from veilnet.codec.errors import CodecError, SchemaMismatch
 
@@ -142,7 +142,7 @@ def _layout(cls: type) -> _flat.Layout | None:
     if depth > MAX_DEPTH or items > MAX_ITEMS:  # the generic decoder refuses such records
         return None
     raw = kind.encode("utf-8")
-    prefix = _flat.head(4, len(fields) + 1) + _flat.head(3, len(raw)) + raw
+    prefix = head(4, len(fields) + 1) + head(3, len(raw)) + raw
     layout = _LAYOUTS[cls] = _flat.Layout(cls, prefix, tuple(fields), depth, items)
     return layout
 

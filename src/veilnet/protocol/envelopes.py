@@ -354,13 +354,8 @@ def sign_response(
         "ciphertext": ciphertext,
     }  # what ``QueryResponse.signed_values`` reads back
     return QueryResponse(
-        request_id=request_id,
-        contract_id=contract_id,
+        **signed,
         worker=worker.address.raw,
-        block_number=block_number,
-        block_hash=block_hash,
-        state_commitment=state_commitment,
-        ciphertext=ciphertext,
         signature=sign_typed(worker, domain, QUERY_RESPONSE_TYPE, signed),
     )
 

@@ -21,7 +21,17 @@ def synthetic_nonce(nonce_key: bytes, plaintext: bytes, aad: bytes) -> bytes:
 
 def encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """AES-256-GCM-SIV encryption (misuse-resistant even if a nonce repeats)."""
-    return AESGCMSIV(key).encrypt(nonce, plaintext, aad)
+    return Cipher(key).encrypt(nonce, plaintext, aad)
+
+
+def decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM-SIV decryption; any failure (a malformed key too) is one opaque
+    EnvelopeInvalid."""
+    try:
+        cipher = Cipher(key)
+    except ValueError as exc:
+        raise EnvelopeInvalid() from exc
+    return cipher.decrypt(nonce, ciphertext, aad)
 
 
 class Cipher:
@@ -44,11 +54,3 @@ class Cipher:
 
     def __repr__(self) -> str:
         return "Cipher(<redacted>)"
-
-
-def decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
-    """AES-256-GCM-SIV decryption; any failure is one opaque EnvelopeInvalid."""
-    try:
-        return AESGCMSIV(key).decrypt(nonce, ciphertext, aad)
-    except (InvalidTag, ValueError) as exc:
-        raise EnvelopeInvalid() from exc
