@@ -110,3 +110,20 @@ def test_a_query_past_its_window_is_refused_and_one_ahead_waits(setup: Setup) ->
         setup.net.hosts["w1"].enclave.query(ahead)
     edge, session = _query(setup, "w1", window=head - limits.QUERY_WINDOW_BLOCKS)
     assert _answered(setup, "w1", edge, session) == head
+
+
+def test_a_query_the_host_re_encodes_is_refused_and_not_spent(setup: Setup) -> None:
+    """The host hands the enclave a client's query with the same values in other bytes: a
+    longer head for the request id, or a byte after the record. The core's reader takes only
+    the one canonical encoding (``codec._flat`` defers anything else to the generic decoder,
+    which refuses it), and the refused bytes spend nothing: the query as sent is still
+    answered once."""
+    request, session = _query(setup, "w1")
+    request_id = b"\x07" * 32
+    assert request.count(b"\x58\x20" + request_id) == 1  # a 32-byte string's shortest head
+    longer_head = request.replace(b"\x58\x20" + request_id, b"\x59\x00\x20" + request_id)
+    for forged in (longer_head, request + b"\x00"):
+        with pytest.raises(QueryRejected) as info:
+            setup.net.hosts["w1"].enclave.query(forged)
+        assert "canonical" in info.value.message or "after the value" in info.value.message
+    _answered(setup, "w1", request, session)
