@@ -33,13 +33,15 @@ def test_the_interface_is_exactly_its_operations() -> None:
     assert set(service._ops) == wire.OPS
     # None hands out keys, plaintext state or a prepared query for the host to edit and sign;
     # "jobs" hands out results already signed by the contract key, which the consumer checks
-    # (an edited one is refused: tests/chain/test_chain_consumer.py).
+    # (an edited one is refused: tests/chain/test_chain_consumer.py); "queries" answers each
+    # query as "query" would (tests/adversarial/test_query_batch.py).
     assert {
         "hello",
         "boot",
         "apply_block",
         "certify",
         "query",
+        "queries",
         "attest",
         "checkpoint",
         "registration",

@@ -23,7 +23,8 @@ def test_bench_rotation_quick() -> None:
 
 @pytest.mark.slow
 def test_bench_load_quick() -> None:
-    """``veil bench load``: each level's verified and plain figures, commands end to end, RSS."""
+    """``veil bench load``: each level's verified and plain figures, the capacity load, commands
+    end to end, RSS."""
     figures = run("load", quick=True).figures
     for level in (1, 8, 32):
         for kind in ("verified", "plain"):
@@ -32,6 +33,11 @@ def test_bench_load_quick() -> None:
             assert figures[f"{kind}_cpu_ms_c{level}"] > 0
             assert 0 <= figures[f"{kind}_cpu_ms_net_c{level}"] <= figures[f"{kind}_cpu_ms_c{level}"]
             assert figures[f"{kind}_client_cpu_ms_c{level}"] > 0
+    # the capacity load: every verified answer was checked (the bench fails otherwise)
+    for kind in ("verified", "plain"):
+        assert figures[f"capacity_{kind}_per_s_c32"] > 0
+        assert figures[f"capacity_{kind}_p99_ms_c32"] >= figures[f"capacity_{kind}_p50_ms_c32"]
+        assert figures[f"capacity_{kind}_cpu_ms_c32"] > 0
     assert figures["commands_per_s"] > 0 and figures["worker_rss_mib"] > 0
     assert figures["commands_offered_per_s"] == 8 * 8 / 0.25  # wallets x batch per block
     assert figures["command_p99_ms"] >= figures["command_p50_ms"] > 0

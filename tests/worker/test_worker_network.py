@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,35 @@ def test_registration_commands_queries_and_replicas_agree(net: Net) -> None:
     assert health.status_code == 200 and health.json()["status"] == "ok"
     metrics = httpx.get(f"{w1.api_url}/metrics").text
     assert 'veil_worker_queries_total{outcome="ok"} 1.0' in metrics
+    assert "veil_worker_query_call_size_count 1.0" in metrics  # one query, alone
     assert "veil_worker_blocks_applied_total" in metrics
     assert 'veil_worker_egress_posted_total{status="landed"}' in metrics
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_concurrent_queries_are_each_answered_once_batched_or_not(net: Net) -> None:
+    """Queries that reach a worker at once through its API (some waiting while the enclave
+    computes, then sent together as one ``queries`` call) are each answered for their own
+    request, verified and opened by the client; the enclave saw each query once."""
+    _, w1, w2 = _bootstrap(net)
+    contract = deploy_counter(net)
+    net.settle(lambda: _keyed(contract, w1, w2))
+    before = httpx.get(f"{w1.api_url}/metrics").text
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: query_over_http(net, w1.api_url, contract), range(48)))
+    assert all(answer["ok"] and answer["result"]["count"] == 0 for answer, _ in answers)
+    assert len({response.request_id for _, response in answers}) == 48
+    after = httpx.get(f"{w1.api_url}/metrics").text
+    sent = "veil_worker_query_call_size_sum"
+    assert _metric(after, sent) - _metric(before, sent) == 48
+    ok = 'veil_worker_queries_total{outcome="ok"}'
+    assert _metric(after, ok) - _metric(before, ok) == 48
 
 
 def test_a_post_quantum_hybrid_cluster_works_end_to_end(net: Net) -> None:

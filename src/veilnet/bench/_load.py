@@ -15,7 +15,7 @@ WARMUP_QUERIES = 2
 
 PHASES = ("verified", "plain")
 
-_STOP = "stop"
+STOP = "stop"
 _READY_TIMEOUT_S = 120.0
 _PHASE_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 10.0
@@ -73,14 +73,14 @@ def run_load(
             process.start()
             workers.append((process, parent))
         for _, conn in workers:
-            _receive(conn, _READY_TIMEOUT_S)
+            receive_report(conn, _READY_TIMEOUT_S)
         runs = {}
         for phase in PHASES:
             cpu_before = cpu_seconds()
             started = time.perf_counter()
             for _, conn in workers:
                 conn.send(phase)
-            reports = [_receive(conn, _PHASE_TIMEOUT_S) for _, conn in workers]
+            reports = [receive_report(conn, _PHASE_TIMEOUT_S) for _, conn in workers]
             wall_s = time.perf_counter() - started
             cpu_s = cpu_seconds() - cpu_before
             runs[phase] = LoadRun(
@@ -93,7 +93,7 @@ def run_load(
     finally:
         for _, conn in workers:
             with contextlib.suppress(OSError):
-                conn.send(_STOP)
+                conn.send(STOP)
         for process, _ in workers:
             process.join(_STOP_TIMEOUT_S)
             if process.is_alive():
@@ -101,7 +101,9 @@ def run_load(
                 process.join()
 
 
-def _receive(conn: Any, timeout: float) -> dict[str, Any]:
+def receive_report(conn: Any, timeout: float) -> dict[str, Any]:
+    """The next message of a bench client process; raises RuntimeError for its error or for
+    silence past ``timeout``."""
     if not conn.poll(timeout):
         raise RuntimeError("a bench client process did not answer in time")
     message: dict[str, Any] = conn.recv()
@@ -170,7 +172,7 @@ async def _serve(
             await asyncio.gather(*(_timed(call, i, WARMUP_QUERIES) for i in range(clients)))
         conn.send({"ready": True})
         # The pipe is read off the event loop so the clients' connections stay on this one loop.
-        while (phase := await asyncio.to_thread(conn.recv)) != _STOP:
+        while (phase := await asyncio.to_thread(conn.recv)) != STOP:
             began = time.process_time()
             per_client = await asyncio.gather(
                 *(_timed(calls[phase], i, queries) for i in range(clients))

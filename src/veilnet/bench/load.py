@@ -3,11 +3,13 @@ verified queries beside the plain-HTTP baseline served by the same worker, then 
 
 For each level: verified queries/s, p50 and p99, and the worker's CPU per query (the network
 process and the worker's enclave process, user + system), and the same for the plain baseline
-(the agent call served like ``/v1/query`` without the cryptography), in the same run. Then
-sustained commands: a stream of batches from several wallets, one round per block, each
-command applied by both replicas and its outcome verified by a query; commands/s once the
-stream runs, latency, CPU per command. Last, the RSS of the network and enclave processes. The
-network is the two-worker devnet of ``veil bench query``.
+(the agent call served like ``/v1/query`` without the cryptography), in the same run. Then the
+worker's capacity: both kinds again from one lean client on 32 connections
+(``bench._capacity``), every verified answer checked after the window. Then sustained
+commands: a stream of batches from several wallets, one round per block, each command applied
+by both replicas and its outcome verified by a query; commands/s once the stream runs,
+latency, CPU per command. Last, the RSS of the network and enclave processes. The network is
+the two-worker devnet of ``veil bench query``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from veilnet.bench import benchmark
+from veilnet.bench._capacity import run_capacity
 from veilnet.bench._load import LoadRun, run_load
 from veilnet.bench.query import _network_cpu_seconds, _percentile, bench_network
 
 LEVELS = ((1, 1, 1), (8, 2, 4), (32, 4, 8), (128, 4, 32))
 """(concurrent clients, client processes, clients per process)."""
+CAPACITY_CONNECTIONS = 32
+"""Connections of the capacity load (``bench._capacity``), one query in flight on each."""
 _COMMAND_WALLETS = 8
 _STREAM = (80, 16)
 """Commands per wallet and round, and rounds, of the command stream: 8 x 80 per 0.5 s block is
@@ -174,6 +179,7 @@ def _bench(quick: bool) -> dict[str, Any]:
     from pathlib import Path
 
     total = 40 if quick else 400  # queries per level and kind, spread over its clients
+    capacity_queries = 320 if quick else 6000
     batch, rounds = (8, 4) if quick else _STREAM
     block_time = 0.25 if quick else 0.5
     levels = LEVELS[:3] if quick else LEVELS
@@ -198,6 +204,19 @@ def _bench(quick: bool) -> dict[str, Any]:
             for kind, run in (("verified", runs["verified"]), ("plain", runs["plain"])):
                 for name, value in _figures(run, idle).items():
                     figures[f"{kind}_{name}_c{concurrency}"] = value
+        capacity = run_capacity(
+            context,
+            network=info["network"],
+            contract=info["contract"],
+            plain_url=info["wired"],
+            worker=info["split"],
+            connections=CAPACITY_CONNECTIONS,
+            queries=capacity_queries,
+            cpu_seconds=cpu,
+        )
+        for kind, run in capacity.items():
+            for name, value in _figures(run, idle).items():
+                figures[f"capacity_{kind}_{name}_c{CAPACITY_CONNECTIONS}"] = value
         accounts = json.loads(Path(info["network"]).read_text())["dev_accounts"]
         keys = list(accounts.values())[1 : 1 + _COMMAND_WALLETS]
         stream = asyncio.run(
@@ -253,5 +272,12 @@ def _bench(quick: bool) -> dict[str, Any]:
             "at 1 client; query_p99_ms_32 = verified_p99_ms_c32; worker_cpu_ms_per_query = "
             "verified_cpu_ms_c32; worker_rss_mb = worker_rss_mib (MiB)",
             "rss": "resident memory of the network process and w1's enclave process at the end",
+            "capacity": f"capacity_*_c{CAPACITY_CONNECTIONS}: {capacity_queries} queries of "
+            f"each kind on {CAPACITY_CONNECTIONS} keep-alive connections, one in flight each, "
+            "from one client process that costs a few microseconds a request: verified "
+            "queries sealed by the SDK just before the window (each its own request id, as "
+            "Agent.query seals it) and every answer given all of Agent.query's checks "
+            "(AsyncClient.check) after the window, which fails the bench if one does not "
+            "pass; the worker's rate and CPU when it, not the clients, is the bottleneck",
         },
     }

@@ -21,6 +21,7 @@ installed, else the embedded one); the network runs in a child process, the clie
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -29,6 +30,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +115,9 @@ def _plain_apps(host: Any, call: Any, pool: Any) -> tuple[Any, Any]:
 
     async def served(request: Request) -> Response:
         started = time.perf_counter()
-        answer = await pool.run(call, await request.body())
+        body = await request.body()
+        # off the event loop, as an in-process core's agent call must be
+        answer = await asyncio.get_running_loop().run_in_executor(pool, call, body)
         observe(time.perf_counter() - started)
         return Response(answer, media_type="application/json")
 
@@ -135,7 +139,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
     from veilnet.devnet import Devnet, DevnetOptions
     from veilnet.devnet._demo import examples_dir
     from veilnet.sdk import Client
-    from veilnet.worker.api import APIServer, QueryPool
+    from veilnet.worker.api import APIServer
 
     options = DevnetOptions(
         workers=2,
@@ -150,7 +154,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
     began = time.monotonic()
     devnet = Devnet(options)
     servers: list[Any] = []
-    pool: QueryPool | None = None
+    pool: ThreadPoolExecutor | None = None
     try:
         devnet.start()
         freeze_loaded()  # as veil devnet does
@@ -163,7 +167,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
             split, local = devnet.workers  # w1: enclave process; w2: the same core in-process
             host = local
             call = _plain_call(host, bytes.fromhex(agent.id[2:]), client.wallet.address.raw)
-            pool = QueryPool(host.config.query_threads, name="veil-bench-plain")
+            pool = ThreadPoolExecutor(host.config.query_threads, thread_name_prefix="veil-plain")
             servers = [APIServer(app) for app in _plain_apps(host, call, pool)]
             for server in servers:
                 server.start()
@@ -207,7 +211,7 @@ def _serve_network(tmp: str, block_time: float, conn: Any) -> None:
         for server in servers:
             server.stop()
         if pool is not None:
-            pool.close()
+            pool.shutdown(wait=False, cancel_futures=True)
         devnet.stop()
 
 

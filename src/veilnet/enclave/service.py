@@ -90,6 +90,7 @@ class EnclaveService:
             wire.OP_APPLY_BLOCK: self._apply_block,
             wire.OP_CERTIFY: self._certify,
             wire.OP_QUERY: self._query,
+            wire.OP_QUERIES: self._queries,
             wire.OP_ATTEST: self._attest,
             wire.OP_CHECKPOINT: self._checkpoint,
             wire.OP_REGISTRATION: self._registration,
@@ -256,6 +257,33 @@ class EnclaveService:
         # the agent runs on the snapshot, so a slow llm.chat never holds up block application
         return core.run_query(prepared, io=_query_io(io, self._io_kinds))
 
+    def _queries(self, body: bytes, io: IOChannel | None) -> bytes:
+        try:
+            batch = wire.QueryBatch.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
+        except CodecError as exc:
+            raise wire.FrameInvalid(f"not a query batch: {exc.message}") from exc
+        if not 1 <= len(batch.requests) <= wire.MAX_QUERY_BATCH:
+            raise wire.FrameInvalid(
+                f"a query batch holds 1 to {wire.MAX_QUERY_BATCH} queries",
+                count=len(batch.requests),
+            )
+        replies: list[bytes] = []
+        used_io: list[int] = []
+        for index, request in enumerate(batch.requests):
+            asked: list[bool] = []
+            noted = None if io is None else _noting(io, asked)
+            # each query as if it came alone: its own refusal, its own lock turn
+            try:
+                replies.append(wire.Result(body=self._query(request, noted)).to_bytes())
+            except VeilnetError as exc:
+                replies.append(_failure(exc))
+            except Exception as exc:  # a bug, or a fault: say only its type
+                _log.exception("a batched query failed")
+                replies.append(_failure(InternalError(f"query failed: {type(exc).__name__}")))
+            if asked:
+                used_io.append(index)
+        return wire.QueryAnswers(replies=tuple(replies), used_io=tuple(used_io)).to_bytes()
+
     def _jobs(self, body: bytes, io: IOChannel | None) -> bytes:
         with self._lock:  # take the queue with its snapshots: fast
             core = self.core
@@ -391,6 +419,16 @@ def _tls_relay(io: IOChannel) -> Relay:
         return result.body
 
     return relay
+
+
+def _noting(io: IOChannel, asked: list[bool]) -> IOChannel:
+    """``io`` that notes in ``asked`` that it was used."""
+
+    def channel(request: wire.IORequest) -> wire.IOResult:
+        asked.append(True)
+        return io(request)
+
+    return channel
 
 
 def _query_io(io: IOChannel | None, kinds: frozenset[str]) -> QueryIO | None:

@@ -33,7 +33,7 @@ from veilnet.protocol.egress import EgressMessage
 from veilnet.protocol.events import BlockHeader
 from veilnet.protocol.registration import RegistrationRequest
 
-ENCLAVE_INTERFACE_VERSION: Final = 7
+ENCLAVE_INTERFACE_VERSION: Final = 8
 """Bumped whenever an operation or a record of this module changes shape (2:
 ``register_transaction``, whose calldata the core builds, replaced ``sign_transaction``; 3:
 ``apply_block`` takes a raw ``ChainBlock`` the core proves itself, ``EnclaveConfig`` carries
@@ -42,11 +42,13 @@ and proposals come from TEE entropy and travel sealed in ``Applied``/``Boot.seal
 ``jobs``; 5: agents' ``http.fetch`` runs in the core over ``IO_TLS``, ``EnclaveConfig``
 carries ``egress_roots``, ``llm.chat`` is sealed to the gateway in the core over
 ``IO_GATEWAY``; 6: ``snapshot`` and ``sync`` replace ``resync``; 7: ``Call`` and ``Result``
-frames are fixed byte layouts, not records)."""
+frames are fixed byte layouts, not records; 8: ``queries``)."""
 FRAME_HEADER_BYTES: Final = 4
 _RECV_BYTES: Final = 1 << 16
 READY_LINE: Final = "veil-enclave ready"
 """What the enclave process prints on stdout once it listens (its host waits for this line)."""
+MAX_QUERY_BATCH: Final = 64
+"""Most queries one ``queries`` call carries."""
 MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
 """Largest frame either side accepts: a checkpoint of a state of a million entries (about 100
 MiB, each entry sealed on its own) fits; a block with many deployments stays far below."""
@@ -100,6 +102,12 @@ OP_COLLATERAL: Final = "collateral"
 registrations it must judge from the network's PCCS, over ``IO_TLS`` requests that carry TLS
 records only, and posts it with the next block's egress (``Applied.collateral_wanted`` says
 when to call)."""
+OP_QUERIES: Final = "queries"
+"""body: ``QueryBatch`` → ``QueryAnswers``: each request answered as ``query`` would answer it
+alone, one after another on this call (each opened and snapshotted under the core's lock,
+each request id spent once), and each reply a ``Result`` or a ``Failure`` of its own. A host
+batches the queries that wait while the enclave is busy: one thread answering them back to
+back keeps the core's data in the CPU caches and never waits for the interpreter lock."""
 OP_JOBS: Final = "jobs"
 """body: empty → ``Jobs``: run the job requests the applied blocks queued for served agents
 (their ``job`` entry, on committed state) and return each result signed by the contract key,
@@ -112,6 +120,7 @@ OPS: Final = frozenset(
         OP_APPLY_BLOCK,
         OP_CERTIFY,
         OP_QUERY,
+        OP_QUERIES,
         OP_ATTEST,
         OP_CHECKPOINT,
         OP_REGISTRATION,
@@ -225,6 +234,26 @@ class Failure(Record):
         except ValueError:
             return {}
         return found if isinstance(found, dict) else {}
+
+
+@record("enclave.query_batch")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryBatch(Record):
+    """The sealed query requests of one ``queries`` call (at most ``MAX_QUERY_BATCH``)."""
+
+    requests: tuple[bytes, ...]
+
+
+@record("enclave.query_answers")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryAnswers(Record):
+    """One reply per request of a ``QueryBatch``, in its order: a ``Result`` payload (the
+    sealed, signed answer) or a ``Failure`` payload. ``used_io``: the positions of the queries
+    whose agent asked the host for I/O (the host keeps their contracts out of later batches,
+    so no query waits behind another's LLM call)."""
+
+    replies: tuple[bytes, ...]
+    used_io: tuple[int, ...] = ()
 
 
 @record("enclave.io")

@@ -7,7 +7,6 @@ thread is held while the core answers; every other route goes through Starlette.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import socket
@@ -15,7 +14,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
@@ -39,7 +37,7 @@ from veilnet.worker.interfaces import (
 )
 from veilnet.worker.metrics import CONTENT_TYPE_LATEST
 
-__all__ = ["APIServer", "QueryPool", "TokenBuckets", "create_app", "guard"]
+__all__ = ["APIServer", "TokenBuckets", "create_app", "guard"]
 
 _log = logging.getLogger("veilnet.worker.api")
 
@@ -88,32 +86,6 @@ class TokenBuckets:
             return wait
 
 
-class QueryPool:
-    """The threads queries run on, off the event loop (an agent may compute or call an LLM).
-
-    A plain executor hop costs about half of what anyio's ``run_in_threadpool`` does, which
-    matters on a path that takes about a millisecond in all.
-    """
-
-    def __init__(self, threads: int, *, name: str = "veil-query") -> None:
-        if threads < 1:
-            raise ValueError("a query pool needs at least one thread")
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
-        self._slots = asyncio.Semaphore(threads)
-
-    async def run(self, fn: Callable[[bytes], T], arg: bytes) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, arg)
-
-    async def run_async(self, fn: Callable[[bytes], Awaitable[T]], arg: bytes) -> T:
-        """``fn`` on the event loop, at most ``threads`` at once, like ``run``: the enclave
-        serves one query per connection, and the others wait in line here."""
-        async with self._slots:
-            return await fn(arg)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
 def guard(host: WorkerService, buckets: TokenBuckets | None, handler: Handler) -> Handler:
     """Wrap an endpoint: the client's rate limit (unless ``buckets`` is None), and every error
     as ``{"error": {...}}`` with its stable code."""
@@ -148,20 +120,16 @@ def create_app(
     *,
     clock: Callable[[], float] = time.monotonic,
     limiter: TokenBuckets | None = None,
-    pool: QueryPool | None = None,
 ) -> ASGIApp:
     """The ASGI app of one worker host.
 
     Args:
         clock: monotonic seconds for the per-client token buckets.
         limiter: the buckets to use (default: the host config's rate and burst on ``clock``).
-        pool: the threads queries run on, owned by the caller (default: a new pool of the
-            host config's ``query_threads``, left to the process to reap).
     """
     buckets = limiter or TokenBuckets(
         rate=host.config.rate_per_s, burst=host.config.rate_burst, clock=clock
     )
-    queries = pool or QueryPool(host.config.query_threads, name=f"veil-{host.config.name}-query")
 
     def guarded(handler: Handler, *, limited: bool = True) -> Handler:
         return guard(host, buckets if limited else None, handler)
@@ -196,7 +164,7 @@ def create_app(
         outcome = "ok"
         try:
             body = await _receive_bounded(scope, receive, MAX_QUERY_BODY)
-            answer = await queries.run_async(host.query_async, body)
+            answer = await host.query_async(body)
         except VeilnetError as exc:
             outcome = exc.code
             await _error(host, exc)(scope, receive, send)

@@ -45,8 +45,11 @@ class WorkerConfig:
         poll_interval: seconds between chain polls when idle.
         max_lag_blocks: how far behind the final head the worker may be and still serve.
         rate_per_s, rate_burst: token bucket per client address for the API.
-        query_threads: queries the enclave answers at once (each on a connection of its own;
-            more wait in line on the API's event loop).
+        query_threads: most calls in flight to the enclave, each on a connection of its own
+            (``worker/lane.py``: one computes at a time; the others are queries waiting on
+            I/O); more wait in line on the API's event loop.
+        query_batch: most queries that waited while the enclave was busy sent in one call
+            (1: each query alone).
         key_window_blocks, commitment_interval: network parameters (identical on replicas).
         egress_roots: PEM CA certificates agents' HTTPS servers must chain to (a network
             parameter, network.json ``egress_roots_pem``); empty: the enclave image's Mozilla
@@ -88,6 +91,7 @@ class WorkerConfig:
     rate_per_s: float = C.DEFAULT_RATE_PER_S
     rate_burst: int = C.DEFAULT_RATE_BURST
     query_threads: int = C.DEFAULT_QUERY_THREADS
+    query_batch: int = C.DEFAULT_QUERY_BATCH
     key_window_blocks: int = RC.DEFAULT_KEY_WINDOW_BLOCKS
     commitment_interval: int = RC.DEFAULT_COMMITMENT_INTERVAL
     enclave_mode: str = "process"

@@ -19,7 +19,10 @@ DEFAULT_RATE_PER_S: Final = 50.0
 """Token-bucket refill rate per client address (requests per second)."""
 DEFAULT_RATE_BURST: Final = 100
 DEFAULT_QUERY_THREADS: Final = 8
-"""Queries a worker's enclave answers at once; more wait in line."""
+"""Calls a worker host has in flight to its enclave at most (one computing, the others' agents
+waiting on I/O); more queries wait in line."""
+DEFAULT_QUERY_BATCH: Final = 32
+"""Queries that waited while the enclave was busy, sent in one call at most."""
 MAX_RATE_CLIENTS: Final = 10_000
 """Buckets kept before the idle ones are dropped."""
 IDENTITY_FUNDING_WEI: Final = 10**17

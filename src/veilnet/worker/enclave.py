@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -396,6 +396,43 @@ class Enclave:
         """``query`` from the API's event loop: no thread waits on the enclave meanwhile."""
         payload = wire.Call(op=wire.OP_QUERY, body=request).to_bytes()
         return self._unwrap(await self.link.call_async(payload, io))
+
+    def queries(
+        self, requests: Sequence[bytes], io: IOHandler | None = None
+    ) -> tuple[list[bytes | VeilnetError], tuple[int, ...]]:
+        """Several queries in one ``queries`` call: each one's sealed answer or the error it
+        would have raised alone, in order, and the positions of those whose agent asked for
+        I/O. Raises only for the call as a whole (``FrameInvalid``: more than
+        ``MAX_QUERY_BATCH``, or none)."""
+        body = self._call(wire.OP_QUERIES, wire.QueryBatch(requests=tuple(requests)).to_bytes(), io)
+        return self._answers(body, len(requests))
+
+    async def queries_async(
+        self, requests: Sequence[bytes], io: IOHandler | None = None
+    ) -> tuple[list[bytes | VeilnetError], tuple[int, ...]]:
+        """``queries`` from the API's event loop."""
+        batch = wire.QueryBatch(requests=tuple(requests)).to_bytes()
+        payload = wire.Call(op=wire.OP_QUERIES, body=batch).to_bytes()
+        return self._answers(self._unwrap(await self.link.call_async(payload, io)), len(requests))
+
+    @classmethod
+    def _answers(
+        cls, body: bytes, count: int
+    ) -> tuple[list[bytes | VeilnetError], tuple[int, ...]]:
+        try:
+            found = wire.QueryAnswers.from_bytes(body, max_size=wire.MAX_FRAME_BYTES)
+            replies = [wire.decode_frame(reply) for reply in found.replies]
+        except CodecError as exc:
+            raise EnclaveFailed("the enclave answered a batch with malformed replies") from exc
+        if len(replies) != count:
+            raise EnclaveFailed("the enclave answered another number of queries")
+        answers: list[bytes | VeilnetError] = []
+        for reply in replies:
+            try:
+                answers.append(cls._unwrap(reply))
+            except VeilnetError as exc:
+                answers.append(exc)
+        return answers, found.used_io
 
     def attest(self, nonce: bytes) -> wire.Attested:
         return wire.Attested.from_bytes(self._call(wire.OP_ATTEST, nonce))

@@ -66,7 +66,7 @@ from veilnet.protocol.errors import (
 from veilnet.protocol.events import BlockHeader
 from veilnet.worker._jobs import JobWorker
 from veilnet.worker._relay import RelayWorker
-from veilnet.worker.api import APIServer, QueryPool, create_app
+from veilnet.worker.api import APIServer, create_app
 from veilnet.worker.config import WorkerConfig
 from veilnet.worker.constants import (
     COLLATERAL_RETRY_S,
@@ -103,6 +103,7 @@ from veilnet.worker.interfaces import (
     HealthView,
     WorkerInfoView,
 )
+from veilnet.worker.lane import QueryLane
 from veilnet.worker.metrics import WorkerMetrics
 from veilnet.worker.storage import StoredCheckpoint, WorkerStorage
 
@@ -126,6 +127,8 @@ class WorkerHost:
             raise WorkerConfigInvalid("finality_depth must be >= 0 and checkpoint_every >= 1")
         if config.query_threads < 1:
             raise WorkerConfigInvalid("query_threads must be at least 1")
+        if not 1 <= config.query_batch <= wire.MAX_QUERY_BATCH:
+            raise WorkerConfigInvalid(f"query_batch must be 1 to {wire.MAX_QUERY_BATCH}")
         self.config = config
         self.metrics = WorkerMetrics()
         self.log = logging.LoggerAdapter(_log, {"worker": config.name})
@@ -169,7 +172,7 @@ class WorkerHost:
         self._relay: RelayWorker | None = None
         self._jobs: JobWorker | None = None
         self._api: APIServer | None = None
-        self._queries: QueryPool | None = None
+        self._lane: QueryLane | None = None
         self._clients: list[JSONRPCClient] = []
         self._gateway: Any = None
         self._witness_client: JSONRPCClient | None = None
@@ -320,8 +323,7 @@ class WorkerHost:
         )
         self._jobs.start()
         if cfg.serve_api:
-            self._queries = QueryPool(cfg.query_threads, name=f"veil-{cfg.name}-query")
-            app = create_app(self, pool=self._queries)
+            app = create_app(self)
             self._api = APIServer(app, host=cfg.api_host, port=cfg.api_port)
             self._api.start()
         self._thread = threading.Thread(target=self._run, name=f"veil-{cfg.name}", daemon=True)
@@ -359,9 +361,6 @@ class WorkerHost:
         if self._api is not None:
             self._api.stop()
             self._api = None
-        if self._queries is not None:
-            self._queries.close()
-            self._queries = None
         for client in self._clients:
             client.close()
         if self._gateway is not None:
@@ -397,8 +396,17 @@ class WorkerHost:
             )
         # The enclave opens and snapshots under its own lock and runs the agent outside it, so a
         # slow llm.chat never holds up block application; only the sealed answer comes back.
-        with self._agent_io() as io:
-            return await self.enclave.query_async(request, io)
+        lane = self._lane
+        if lane is None:
+            # made on first use: it belongs to the event loop that serves the API
+            lane = self._lane = QueryLane(
+                self.enclave,
+                self._agent_io,
+                lanes=self.config.query_threads,
+                max_batch=self.config.query_batch,
+                observe=self.metrics.query_calls.observe,
+            )
+        return await lane.query(request)
 
     def _run_jobs(self) -> wire.Jobs:
         with self._agent_io() as io:

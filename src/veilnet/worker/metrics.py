@@ -31,6 +31,12 @@ class WorkerMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.query_calls = Histogram(
+            "veil_worker_query_call_size",
+            "Queries per call to the enclave (more than one: they waited while it was busy)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
         self.egress_posted = Counter(
             "veil_worker_egress_posted",
             "Egress messages settled on chain (landed, or already used by another replica)",
