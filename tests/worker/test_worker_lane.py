@@ -111,7 +111,7 @@ def _lane(
         return b""
 
     return QueryLane(
-        cast(Enclave, stand_in),
+        lambda: cast(Enclave, stand_in),
         lambda: contextlib.nullcontext(waiting_io),
         lanes=lanes,
         max_batch=max_batch,
@@ -124,6 +124,16 @@ async def _io_started(stand_in: StandIn, count: int = 1) -> None:
     for _ in range(count):
         assert await asyncio.to_thread(stand_in.io_started.acquire, True, 10)
     await _settle()
+
+
+async def _waiting_on_io() -> tuple[StandIn, QueryLane, asyncio.Task[bytes]]:
+    """A lane whose one call (a query of A) waits on its agent's I/O."""
+    stand_in = StandIn()
+    stand_in.io_contracts = {A}
+    lane = _lane(stand_in)
+    slow = asyncio.create_task(lane.query(_request(A, 1)))
+    await _io_started(stand_in)
+    return stand_in, lane, slow
 
 
 async def _settle() -> None:
@@ -205,11 +215,7 @@ def test_each_query_of_a_batch_hears_its_own_outcome_and_a_failed_call_reaches_a
 
 def test_a_query_waiting_on_io_lets_a_batch_start_and_its_contract_then_goes_alone() -> None:
     async def test() -> None:
-        stand_in = StandIn()
-        stand_in.io_contracts = {A}
-        lane = _lane(stand_in)
-        slow = asyncio.create_task(lane.query(_request(A, 1)))
-        await _io_started(stand_in)
+        stand_in, lane, slow = await _waiting_on_io()
         assert lane.computing == 0  # waiting on I/O is not computing
         quick = [asyncio.create_task(lane.query(_request(B, n))) for n in (2, 3)]
         assert await asyncio.gather(*quick) == [b"answer:\x02", b"answer:\x03"]
@@ -232,6 +238,32 @@ def test_a_query_waiting_on_io_lets_a_batch_start_and_its_contract_then_goes_alo
         stand_in.release.set()
         await asyncio.gather(busy, *mixed)
         assert stand_in.calls[-1] == [_request(B, 6), _request(B, 7)]
+
+    _run(test)
+
+
+def test_a_burst_for_a_contract_that_turns_out_to_do_io_is_not_batched_behind_it() -> None:
+    """The first query of A goes alone and asks for I/O: A is known from that moment, so the
+    queries of A that waited meanwhile go aside, one call each, at most ``lanes - 1`` at once,
+    and the lane stays free for the others."""
+
+    async def test() -> None:
+        stand_in = StandIn()
+        stand_in.io_contracts = {A}
+        lane = _lane(stand_in, lanes=3)
+        first = asyncio.create_task(lane.query(_request(A, 1)))
+        await _io_started(stand_in)
+        assert lane.does_io(A)
+        burst = [asyncio.create_task(lane.query(_request(A, n))) for n in range(2, 7)]
+        await _io_started(stand_in)  # one more aside: with the first, lanes - 1 in flight
+        await _settle()
+        assert lane.in_flight == 2
+        other = await lane.query(_request(B, 9))  # the lane still answers at once
+        assert other == b"answer:\t"
+        stand_in.io_done.set()
+        await asyncio.gather(first, *burst)
+        assert all(len(call) == 1 for call in stand_in.calls)
+        assert lane.batches == 0
 
     _run(test)
 
@@ -261,11 +293,11 @@ def test_lanes_bound_the_calls_in_flight_and_a_cancelled_query_is_left_out() -> 
     async def test() -> None:
         stand_in = StandIn()
         stand_in.io_contracts = {A}
-        lane = _lane(stand_in, lanes=2)
+        lane = _lane(stand_in, lanes=3)
         lane._learn(A)  # as if A's agent had asked for I/O before
         waiting = [asyncio.create_task(lane.query(_request(A, n))) for n in (1, 2, 3)]
         await _io_started(stand_in, 2)
-        assert stand_in.in_flight == 2  # the third waits for a lane
+        assert stand_in.in_flight == 2  # the third waits: the lane keeps one connection
         stand_in.io_done.set()
         assert await asyncio.gather(*waiting) == [b"answer:\x01", b"answer:\x02", b"answer:\x03"]
         assert stand_in.most_in_flight == 2
@@ -298,5 +330,32 @@ def test_a_lane_of_one_query_per_call_never_batches() -> None:
         assert lane.batches == 0
         with pytest.raises(ValueError):
             _lane(stand_in, max_batch=65)
+
+    _run(test)
+
+
+def test_a_call_cancelled_while_its_agent_waits_on_io_leaves_the_counts_sound() -> None:
+    """The caller goes away while its agent's I/O thread still runs: the call leaves the
+    lane at once, and the thread ending later changes nothing; the next queries again
+    compute one call at a time."""
+
+    async def test() -> None:
+        stand_in, lane, slow = await _waiting_on_io()
+        slow.cancel()
+        await _settle()
+        assert lane.in_flight == 0 and lane.computing == 0
+        stand_in.release.clear()
+        first = asyncio.create_task(lane.query(_request(B, 2)))
+        await _settle()
+        rest = [asyncio.create_task(lane.query(_request(B, n))) for n in (3, 4)]
+        await _settle()
+        assert stand_in.in_flight == 1 and lane.computing == 1
+        stand_in.io_done.set()  # the orphaned I/O thread ends
+        await asyncio.to_thread(lambda: None)
+        await _settle()
+        assert lane.computing == 1
+        stand_in.release.set()
+        await asyncio.gather(first, *rest)
+        assert stand_in.calls[-1] == [_request(B, 3), _request(B, 4)]
 
     _run(test)

@@ -4,8 +4,11 @@ a late joiner taking a snapshot, and no key material on disk or in the logs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from veilnet.cli.cluster import policy as cluster_policy
 from veilnet.cli.consumer import consumer as consumer_cli
 from veilnet.codec import abi_decode, encode
 from veilnet.crypto import SecretKey
+from veilnet.errors import VeilnetError
 from veilnet.sdk import Client, NetworkConfig, TransactionReverted
 from veilnet.worker import WorkerHost, bootstrap_network, cluster_id, dev_measurement
 
@@ -168,6 +172,27 @@ def test_concurrent_queries_are_each_answered_once_batched_or_not(net: Net) -> N
     assert _metric(after, sent) - _metric(before, sent) == 48
     ok = 'veil_worker_queries_total{outcome="ok"}'
     assert _metric(after, ok) - _metric(before, ok) == 48
+
+
+def test_queries_reach_the_enclave_the_host_started_after_a_crash(net: Net) -> None:
+    """The API's query lane asks the host for its enclave on every call: once the host has
+    replaced an enclave process that died, queries go to the new one."""
+    _, w1, w2 = _bootstrap(net, enclave_mode="process", engine=None)  # w2: its own process
+    contract = deploy_counter(net)
+
+    def keyed() -> bool:
+        with contextlib.suppress(VeilnetError):
+            return _keyed(contract, w1) and w2.enclave.contract(contract).epoch > 0
+        return False
+
+    net.settle(keyed)
+    query_over_http(net, w2.api_url, contract)  # the lane exists, bound to the API's loop
+    crashed = w2.enclave
+    os.kill(crashed.link.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+    net.settle(lambda: w2.enclave is not crashed and w2.status() == "ok")
+    answer, response = query_over_http(net, w2.api_url, contract)
+    assert answer["ok"] and answer["result"]["count"] == 0
+    assert "0x" + response.worker.hex() == w2.address.lower()
 
 
 def test_a_post_quantum_hybrid_cluster_works_end_to_end(net: Net) -> None:

@@ -46,8 +46,8 @@ class WorkerConfig:
         max_lag_blocks: how far behind the final head the worker may be and still serve.
         rate_per_s, rate_burst: token bucket per client address for the API.
         query_threads: most calls in flight to the enclave, each on a connection of its own
-            (``worker/lane.py``: one computes at a time; the others are queries waiting on
-            I/O); more wait in line on the API's event loop.
+            (``worker/lane.py``: one lane call computes at a time; the others are queries of
+            agents that do I/O); more wait in line on the API's event loop.
         query_batch: most queries that waited while the enclave was busy sent in one call
             (1: each query alone).
         key_window_blocks, commitment_interval: network parameters (identical on replicas).

@@ -361,6 +361,7 @@ class WorkerHost:
         if self._api is not None:
             self._api.stop()
             self._api = None
+        self._lane = None  # it belonged to the API's event loop
         for client in self._clients:
             client.close()
         if self._gateway is not None:
@@ -400,7 +401,7 @@ class WorkerHost:
         if lane is None:
             # made on first use: it belongs to the event loop that serves the API
             lane = self._lane = QueryLane(
-                self.enclave,
+                lambda: self.enclave,  # a crashed enclave process is replaced
                 self._agent_io,
                 lanes=self.config.query_threads,
                 max_batch=self.config.query_batch,

@@ -1,5 +1,5 @@
 """How a worker host hands its API's queries to the enclave: alone while the enclave is idle, in
-batches while it is busy, and on further connections only while a query waits on I/O.
+batches while it is busy, and on connections of their own for agents that wait on I/O.
 
 Theory of operation
 -------------------
@@ -7,17 +7,23 @@ The enclave answers queries in Python, under one interpreter lock that every cal
 agent's wasm gives up and takes back. Two queries computing at once on two connections do not
 run in parallel: they hand the lock to each other at each such call, and every hand-off wakes a
 thread on another core (on the 2-core VM, 0.6 against 0.3 ms of enclave CPU per query at 32
-clients). So the lane keeps one call computing at a time. A query that arrives while one runs
-waits; when that call returns, all that waited (up to ``max_batch``) go as one ``queries`` call,
-answered back to back on one thread while the core's data is still in the CPU caches. An idle
-enclave gets each query alone, at once: batching never delays a query that has nothing to wait
-for.
+clients). So the queries share one *lane*: a lane call starts only while no other computes
+(one whose agent came back from I/O may overlap another for a while). A query that arrives
+while one computes waits; when that call returns, or waits on I/O, all that waited (up
+to ``max_batch``) go as one ``queries`` call, answered back to back on one thread while the
+core's data is still in the CPU caches. An idle enclave gets each query alone, at once:
+batching never delays a query that has nothing to wait for.
 
 I/O is the exception. An agent waiting for an LLM or an HTTPS server holds its call for
-seconds; while it waits it is not computing, so the next batch starts on another connection
-(at most ``lanes`` calls in flight). The queries batched behind one that does I/O wait for it,
-so the contracts whose agents asked for I/O are remembered and their queries go alone. The
-lane decides only when and with which others a query reaches the enclave, never what it
+seconds, and the queries batched behind it would wait as long. So a contract whose agent asked
+for I/O is remembered (from the moment a call of its own asks, or from a batch's ``used_io``
+when the batch returns), and its queries then go *aside*: one call each, on connections of
+their own, at most ``lanes - 1`` at once so that the lane always has one (at most ``lanes``
+calls in flight in all). A call counts as computing only while its agent is not waiting on
+I/O. What this leaves: the first batch that carries a query of a contract not yet known to do
+I/O (after the host starts, or among the ``MAX_IO_CONTRACTS`` newest) waits for that I/O once.
+
+The lane decides only when and with which others a query reaches the enclave, never what it
 answers: each query of a batch is checked, spent and answered as if it came alone.
 """
 
@@ -41,23 +47,33 @@ from veilnet.worker.enclave import Enclave, IOHandler
 __all__ = ["QueryLane"]
 
 MAX_IO_CONTRACTS = 4096
-"""Contracts remembered as doing I/O (the oldest is forgotten first: at worst one more batch
-waits behind its query once)."""
+"""Contracts remembered as doing I/O (the oldest is forgotten first)."""
 
 
 @dataclass(slots=True)
 class _Waiting:
     request: bytes
     reply: asyncio.Future[bytes]
-    contract: bytes | None = field(default=None)
-    alone: bool = False
+    contract: bytes | None
+
+
+@dataclass(eq=False, slots=True)
+class _Call:
+    """One call in flight: on the lane, or aside; its query when it carries one; whether its
+    agent waits on I/O now."""
+
+    aside: bool
+    request: bytes | None = None
+    waiting_io: bool = False
+    asked_io: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class QueryLane:
     """Queries to one enclave from one event loop (the API's): see the module docstring.
 
     Args:
-        enclave: where the queries go.
+        enclave: gives the enclave to call now (the host replaces a crashed one).
         agent_io: a context giving the I/O handler for one call's agents (the host's).
         lanes: most calls in flight at once (``query_threads``).
         max_batch: most queries in one call (1: never batch).
@@ -66,7 +82,7 @@ class QueryLane:
 
     def __init__(
         self,
-        enclave: Enclave,
+        enclave: Callable[[], Enclave],
         agent_io: Callable[[], AbstractContextManager[IOHandler]],
         *,
         lanes: int,
@@ -79,23 +95,27 @@ class QueryLane:
         self._agent_io = agent_io
         self.lanes = lanes
         self.max_batch = max_batch
+        self._observe = observe
         self._waiting: collections.deque[_Waiting] = collections.deque()
-        self._in_flight = 0
-        self._in_io = 0  # calls whose agent waits on the host's I/O (changed on I/O threads)
-        self._count = threading.Lock()
+        self._calls: set[_Call] = set()
+        self._io_state = threading.Lock()  # I/O threads flip ``waiting_io``
         self._io_contracts: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._observe = observe
         self.batches = 0
-        """``queries`` calls made so far (for tests and metrics)."""
+        """``queries`` calls made so far (for tests)."""
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._calls)
 
     @property
     def computing(self) -> int:
-        """Calls in flight whose agent is not waiting on I/O."""
-        return self._in_flight - self._in_io
+        """Lane calls in flight whose agent is not waiting on I/O."""
+        with self._io_state:
+            return sum(1 for call in self._calls if not call.aside and not call.waiting_io)
 
     def does_io(self, contract: bytes) -> bool:
-        """Whether ``contract``'s queries go alone (its agent asked for I/O before)."""
+        """Whether ``contract``'s queries go aside (its agent asked for I/O before)."""
         return contract in self._io_contracts
 
     async def query(self, request: bytes) -> bytes:
@@ -103,58 +123,71 @@ class QueryLane:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
-        if not self._waiting and self.computing == 0 and self._in_flight < self.lanes:
-            self._in_flight += 1
+        # only contracts known to do I/O go aside: with none known, nothing is parsed here
+        contract = _contract_of(request) if self._io_contracts else None
+        aside = contract is not None and contract in self._io_contracts
+        if not aside and not self._waiting and self.computing == 0 and self.in_flight < self.lanes:
+            # idle: straight to the enclave, on the lane
+            call = _Call(aside=False, request=request)
+            self._calls.add(call)
             try:
-                return await self._alone(request, None)
+                return await self._alone(call, request)
             finally:
-                self._in_flight -= 1
+                self._calls.discard(call)
                 self._kick()
-        contract = _contract_of(request)
-        item = _Waiting(
-            request,
-            loop.create_future(),
-            contract,
-            alone=contract is None or self.max_batch == 1 or contract in self._io_contracts,
-        )
+        found = contract if self._io_contracts else _contract_of(request)
+        item = _Waiting(request, loop.create_future(), found)
         self._waiting.append(item)
         self._kick()
         return await item.reply
 
+    def _aside(self, item: _Waiting) -> bool:
+        return self.max_batch == 1 or (
+            item.contract is not None and item.contract in self._io_contracts
+        )
+
     def _kick(self) -> None:
-        """Start what may start now: a query that goes alone whenever a lane is free, a batch
-        of the others when nothing computes."""
-        while self._waiting and self._in_flight < self.lanes:
-            while self._waiting and self._waiting[0].reply.done():  # its client went away
-                self._waiting.popleft()
-            if not self._waiting:
-                return
-            alone = next((item for item in self._waiting if item.alone), None)
-            if alone is not None:
-                self._waiting.remove(alone)
-                self._start([alone])
+        """Start what may start now: queries that go aside while their share of the lanes
+        allows (in the order they came), then one batch of the others if no lane call
+        computes."""
+        while self._waiting and self._waiting[0].reply.done():  # its client went away
+            self._waiting.popleft()
+        # Calls aside and lane calls waiting on I/O leave one connection to the lane, unless
+        # nothing is ever batched.
+        cap = self.lanes if self.max_batch == 1 else max(1, self.lanes - 1)
+        for item in [item for item in self._waiting if self._aside(item)]:
+            if self.in_flight >= self.lanes or self.in_flight - self.computing >= cap:
+                break
+            self._waiting.remove(item)
+            if not item.reply.done():
+                self._start([item], aside=True)
+        if not self._waiting or self.in_flight >= self.lanes or self.computing > 0:
+            return
+        batch: list[_Waiting] = []
+        kept: collections.deque[_Waiting] = collections.deque()
+        for item in self._waiting:
+            if item.reply.done():
                 continue
-            if self.computing > 0:
-                return
-            batch: list[_Waiting] = []
-            while self._waiting and len(batch) < self.max_batch:
-                item = self._waiting.popleft()
-                if not item.reply.done():
-                    batch.append(item)
-            if batch:
-                self._start(batch)
+            if len(batch) < self.max_batch and not self._aside(item):
+                batch.append(item)
+            else:
+                kept.append(item)
+        self._waiting = kept
+        if batch:
+            self._start(batch, aside=False)
 
-    def _start(self, items: list[_Waiting]) -> None:
+    def _start(self, items: list[_Waiting], *, aside: bool) -> None:
         assert self._loop is not None
-        self._in_flight += 1
-        self._loop.create_task(self._run(items))
+        call = _Call(aside=aside, request=items[0].request if len(items) == 1 else None)
+        self._calls.add(call)
+        call.task = self._loop.create_task(self._run(call, items))  # kept: see _Call.task
 
-    async def _run(self, items: list[_Waiting]) -> None:
+    async def _run(self, call: _Call, items: list[_Waiting]) -> None:
         try:
             if len(items) == 1:
                 item = items[0]
                 try:
-                    answer = await self._alone(item.request, item.contract)
+                    answer = await self._alone(call, item.request)
                 except asyncio.CancelledError:
                     item.reply.cancel()
                     raise
@@ -164,7 +197,7 @@ class QueryLane:
                     _settle(item.reply, answer)
                 return
             try:
-                answers, used_io = await self._batch([item.request for item in items])
+                answers, used_io = await self._batch(call, [item.request for item in items])
             except asyncio.CancelledError:
                 for item in items:
                     item.reply.cancel()
@@ -179,51 +212,51 @@ class QueryLane:
             for item, outcome in zip(items, answers, strict=True):
                 _settle(item.reply, outcome)
         finally:
-            self._in_flight -= 1
+            self._calls.discard(call)
             self._kick()
 
-    async def _alone(self, request: bytes, contract: bytes | None) -> bytes:
+    async def _alone(self, call: _Call, request: bytes) -> bytes:
         if self._observe is not None:
             self._observe(1)
-        asked: list[bool] = []
-        try:
-            with self._agent_io() as io:
-                return await self._enclave.query_async(request, self._counted(io, asked))
-        finally:
-            if asked:
-                self._learn(contract if contract is not None else _contract_of(request))
+        with self._agent_io() as io:
+            return await self._enclave().query_async(request, self._counted(io, call))
 
     async def _batch(
-        self, requests: Sequence[bytes]
+        self, call: _Call, requests: Sequence[bytes]
     ) -> tuple[list[bytes | VeilnetError], tuple[int, ...]]:
         self.batches += 1
         if self._observe is not None:
             self._observe(len(requests))
         with self._agent_io() as io:
-            return await self._enclave.queries_async(requests, self._counted(io, []))
+            return await self._enclave().queries_async(requests, self._counted(io, call))
 
-    def _counted(self, io: IOHandler, asked: list[bool]) -> IOHandler:
-        """``io`` that counts its call as waiting while it runs (on an I/O thread), so that a
-        batch may start meanwhile."""
+    def _counted(self, io: IOHandler, call: _Call) -> IOHandler:
+        """``io`` that marks its call as waiting while it runs (on an I/O thread), so that a
+        batch may start meanwhile; a call of one query teaches its contract at once."""
 
         def carry_out(kind: str, body: bytes) -> bytes:
-            asked.append(True)
-            with self._count:
-                self._in_io += 1
-            self._wake()
+            with self._io_state:
+                first = not call.asked_io
+                call.waiting_io = call.asked_io = True
+            if first and call.request is not None:
+                self._soon(self._learn_from, call.request)
+            self._soon(self._kick)
             try:
                 return io(kind, body)
             finally:
-                with self._count:
-                    self._in_io -= 1
+                with self._io_state:
+                    call.waiting_io = False
 
         return carry_out
 
-    def _wake(self) -> None:
+    def _soon(self, callback: Callable[..., object], *args: object) -> None:
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed: nothing waits anymore
-                loop.call_soon_threadsafe(self._kick)
+                loop.call_soon_threadsafe(callback, *args)
+
+    def _learn_from(self, request: bytes) -> None:
+        self._learn(_contract_of(request))
 
     def _learn(self, contract: bytes | None) -> None:
         if contract is None:
@@ -244,8 +277,8 @@ def _settle(future: asyncio.Future[bytes], outcome: bytes | Exception) -> None:
 
 
 def _contract_of(request: bytes) -> bytes | None:
-    """The contract a sealed query names in the clear (None: not a query; the enclave will say
-    why when it goes alone)."""
+    """The contract a sealed query names in the clear (None: not a query, which the enclave
+    refuses on its own, batched or not)."""
     try:
         parsed = proto.QueryRequest.from_bytes(request, max_size=limits.MAX_QUERY_ENVELOPE)
     except (CodecError, VeilnetError, ValueError):
