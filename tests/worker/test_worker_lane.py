@@ -55,6 +55,7 @@ class StandIn:
         self.io_contracts: set[bytes] = set()
         self.io_done = threading.Event()
         self.io_started = threading.Semaphore(0)
+        self.io_finished = threading.Semaphore(0)
         self.fail_batch: Exception | None = None
         self.refuse: set[bytes] = set()
         self.in_flight = 0
@@ -108,6 +109,7 @@ def _lane(
     def waiting_io(kind: str, body: bytes) -> bytes:
         stand_in.io_started.release()
         stand_in.io_done.wait(10)
+        stand_in.io_finished.release()
         return b""
 
     return QueryLane(
@@ -351,11 +353,70 @@ def test_a_call_cancelled_while_its_agent_waits_on_io_leaves_the_counts_sound() 
         await _settle()
         assert stand_in.in_flight == 1 and lane.computing == 1
         stand_in.io_done.set()  # the orphaned I/O thread ends
-        await asyncio.to_thread(lambda: None)
+        assert await asyncio.to_thread(stand_in.io_finished.acquire, True, 10)
         await _settle()
-        assert lane.computing == 1
+        assert lane.computing == 1 and lane.in_flight == 1
         stand_in.release.set()
         await asyncio.gather(first, *rest)
         assert stand_in.calls[-1] == [_request(B, 3), _request(B, 4)]
+
+    _run(test)
+
+
+C = b"\xcc" * 32
+D = b"\xdd" * 32
+
+
+def test_while_a_batch_waits_on_io_its_contracts_go_aside_until_it_returns() -> None:
+    """A batch's agent asks for I/O (which query did is known only when it returns): the
+    queries of its contracts that come meanwhile go aside, one call each, while the others
+    are batched on the lane as before; afterwards only the contract that did I/O stays
+    aside."""
+
+    async def test() -> None:
+        stand_in = StandIn()
+        stand_in.io_contracts = {C}
+        stand_in.release.clear()
+        lane = _lane(stand_in)
+        busy = asyncio.create_task(lane.query(_request(B, 1)))
+        await _settle()
+        batched = [asyncio.create_task(lane.query(_request(c, n))) for c, n in ((C, 2), (B, 3))]
+        await _settle()
+        stand_in.release.set()
+        await busy
+        await _io_started(stand_in)  # the batch [C2, B3] waits on C2's I/O
+        assert stand_in.calls[-1] == [_request(C, 2), _request(B, 3)]
+        assert not lane.does_io(C)
+        later = [asyncio.create_task(lane.query(_request(c, n))) for c, n in ((C, 4), (D, 5))]
+        await _io_started(stand_in)  # C4 went aside, alone, and waits on its own I/O
+        assert [_request(C, 4)] in stand_in.calls
+        assert await later[1] == b"answer:\x05"  # D is served while both wait
+        assert not any(task.done() for task in batched)
+        stand_in.io_done.set()
+        await asyncio.gather(*batched, later[0])
+        assert lane.does_io(C) and not lane.does_io(B)
+        assert not +lane._suspects
+
+    _run(test)
+
+
+def test_a_query_aside_whose_client_goes_away_is_not_carried_on() -> None:
+    async def test() -> None:
+        stand_in = StandIn()
+        stand_in.io_contracts = {A}
+        stand_in.release.clear()
+        lane = _lane(stand_in)
+        lane._learn(A)
+        busy = asyncio.create_task(lane.query(_request(B, 1)))
+        await _settle()
+        gone = asyncio.create_task(lane.query(_request(A, 2)))
+        await _settle()
+        assert lane.in_flight == 2  # the query of A went aside at once
+        gone.cancel()
+        await _settle()
+        assert lane.in_flight == 1  # its call was cancelled with it
+        stand_in.release.set()
+        await busy
+        stand_in.io_done.set()
 
     _run(test)

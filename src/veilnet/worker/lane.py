@@ -20,8 +20,10 @@ for I/O is remembered (from the moment a call of its own asks, or from a batch's
 when the batch returns), and its queries then go *aside*: one call each, on connections of
 their own, at most ``lanes - 1`` at once so that the lane always has one (at most ``lanes``
 calls in flight in all). A call counts as computing only while its agent is not waiting on
-I/O. What this leaves: the first batch that carries a query of a contract not yet known to do
-I/O (after the host starts, or among the ``MAX_IO_CONTRACTS`` newest) waits for that I/O once.
+I/O. A batch whose agent asks for I/O makes all of its contracts suspects until it returns
+(which query asked is known then, from ``used_io``): their new queries go aside meanwhile.
+What this leaves: a batch that carries queries of a contract not yet known to do I/O (after
+the host starts, or beyond the ``MAX_IO_CONTRACTS`` newest) waits for their I/O, once.
 
 The lane decides only when and with which others a query reaches the enclave, never what it
 answers: each query of a batch is checked, spent and answered as if it came alone.
@@ -34,6 +36,7 @@ import collections
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
@@ -64,8 +67,12 @@ class _Call:
 
     aside: bool
     request: bytes | None = None
+    contracts: tuple[bytes | None, ...] = ()
+    """A batch's contracts, in its order."""
     waiting_io: bool = False
     asked_io: bool = False
+    suspected: bool = False
+    """Its contracts are counted in the lane's suspects (a batch that asked for I/O)."""
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -100,6 +107,9 @@ class QueryLane:
         self._calls: set[_Call] = set()
         self._io_state = threading.Lock()  # I/O threads flip ``waiting_io``
         self._io_contracts: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self._suspects: collections.Counter[bytes] = collections.Counter()
+        """Contracts of the batches in flight that asked for I/O (which query did is known
+        when the batch returns): until then their queries go aside too."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         """``queries`` calls made so far (for tests)."""
@@ -123,6 +133,12 @@ class QueryLane:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
+            # Each call's agent I/O runs on a thread of the loop's default executor (the
+            # enclave link's ``to_thread``): as many threads as calls, or a call whose I/O
+            # waits for a thread would count as computing and hold up the batches.
+            loop.set_default_executor(
+                ThreadPoolExecutor(self.lanes + 2, thread_name_prefix="veil-query-io")
+            )
         # only contracts known to do I/O go aside: with none known, nothing is parsed here
         contract = _contract_of(request) if self._io_contracts else None
         aside = contract is not None and contract in self._io_contracts
@@ -143,7 +159,8 @@ class QueryLane:
 
     def _aside(self, item: _Waiting) -> bool:
         return self.max_batch == 1 or (
-            item.contract is not None and item.contract in self._io_contracts
+            item.contract is not None
+            and (item.contract in self._io_contracts or item.contract in self._suspects)
         )
 
     def _kick(self) -> None:
@@ -178,9 +195,17 @@ class QueryLane:
 
     def _start(self, items: list[_Waiting], *, aside: bool) -> None:
         assert self._loop is not None
-        call = _Call(aside=aside, request=items[0].request if len(items) == 1 else None)
+        single = len(items) == 1
+        call = _Call(
+            aside=aside,
+            request=items[0].request if single else None,
+            contracts=() if single else tuple(item.contract for item in items),
+        )
         self._calls.add(call)
         call.task = self._loop.create_task(self._run(call, items))  # kept: see _Call.task
+        if single:  # its client went away: the call (an LLM's, say) need not go on
+            task = call.task
+            items[0].reply.add_done_callback(lambda reply: reply.cancelled() and task.cancel())
 
     async def _run(self, call: _Call, items: list[_Waiting]) -> None:
         try:
@@ -213,6 +238,9 @@ class QueryLane:
                 _settle(item.reply, outcome)
         finally:
             self._calls.discard(call)
+            if call.suspected:
+                self._suspects.subtract(c for c in call.contracts if c is not None)
+                self._suspects += collections.Counter()  # drops the counts at zero
             self._kick()
 
     async def _alone(self, call: _Call, request: bytes) -> bytes:
@@ -238,14 +266,15 @@ class QueryLane:
             with self._io_state:
                 first = not call.asked_io
                 call.waiting_io = call.asked_io = True
-            if first and call.request is not None:
-                self._soon(self._learn_from, call.request)
+            if first:
+                self._soon(self._first_io, call)
             self._soon(self._kick)
             try:
                 return io(kind, body)
             finally:
                 with self._io_state:
                     call.waiting_io = False
+                self._soon(self._kick)  # fewer calls wait on I/O: one aside may start
 
         return carry_out
 
@@ -255,8 +284,14 @@ class QueryLane:
             with contextlib.suppress(RuntimeError):  # the loop closed: nothing waits anymore
                 loop.call_soon_threadsafe(callback, *args)
 
-    def _learn_from(self, request: bytes) -> None:
-        self._learn(_contract_of(request))
+    def _first_io(self, call: _Call) -> None:
+        """A call's agent asked for I/O the first time: a query alone teaches its contract;
+        a batch makes all of its contracts suspects until it returns."""
+        if call.request is not None:
+            self._learn(_contract_of(call.request))
+        elif call in self._calls:
+            call.suspected = True
+            self._suspects.update(c for c in call.contracts if c is not None)
 
     def _learn(self, contract: bytes | None) -> None:
         if contract is None:
