@@ -172,7 +172,10 @@ class QueryLane:
         # Calls aside and lane calls waiting on I/O leave one connection to the lane, unless
         # nothing is ever batched.
         cap = self.lanes if self.max_batch == 1 else max(1, self.lanes - 1)
-        for item in [item for item in self._waiting if self._aside(item)]:
+        aside: list[_Waiting] = []
+        if self.max_batch == 1 or self._io_contracts or self._suspects:  # else none goes aside
+            aside = [item for item in self._waiting if self._aside(item)]
+        for item in aside:
             if self.in_flight >= self.lanes or self.in_flight - self.computing >= cap:
                 break
             self._waiting.remove(item)
