@@ -14,6 +14,7 @@ one ``IOResult`` back, on the connection that carried the query.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -120,13 +121,7 @@ class EnclaveService:
         operation = self._ops.get(call.op)
         if operation is None:
             return _failure(wire.FrameInvalid("unknown operation", op=call.op[:64]))
-        try:
-            return wire.Result(body=operation(call.body, io)).to_bytes()
-        except VeilnetError as exc:
-            return _failure(exc)
-        except Exception as exc:  # a bug, or a fault: say only its type
-            _log.exception("enclave operation %s failed", call.op)
-            return _failure(InternalError(f"{call.op} failed: {type(exc).__name__}"))
+        return _reply(call.op, lambda: operation(call.body, io))
 
     # ---- operations ----------------------------------------------------------------------
 
@@ -273,13 +268,7 @@ class EnclaveService:
             asked: list[bool] = []
             noted = None if io is None else _noting(io, asked)
             # each query as if it came alone: its own refusal, its own lock turn
-            try:
-                replies.append(wire.Result(body=self._query(request, noted)).to_bytes())
-            except VeilnetError as exc:
-                replies.append(_failure(exc))
-            except Exception as exc:  # a bug, or a fault: say only its type
-                _log.exception("a batched query failed")
-                replies.append(_failure(InternalError(f"query failed: {type(exc).__name__}")))
+            replies.append(_reply(wire.OP_QUERY, functools.partial(self._query, request, noted)))
             if asked:
                 used_io.append(index)
         return wire.QueryAnswers(replies=tuple(replies), used_io=tuple(used_io)).to_bytes()
@@ -391,6 +380,18 @@ class EnclaveService:
                 public_key=b"" if epoch is None else epoch.public_key,
                 key_address=b"" if epoch is None else epoch.key_address,
             ).to_bytes()
+
+
+def _reply(op: str, run: Callable[[], bytes]) -> bytes:
+    """A ``Result`` of what ``run`` returns, or the ``Failure`` it raised (a bug or fault
+    only by its type)."""
+    try:
+        return wire.Result(body=run()).to_bytes()
+    except VeilnetError as exc:
+        return _failure(exc)
+    except Exception as exc:  # a bug, or a fault: say only its type
+        _log.exception("enclave operation %s failed", op)
+        return _failure(InternalError(f"{op} failed: {type(exc).__name__}"))
 
 
 def _failure(exc: VeilnetError) -> bytes:

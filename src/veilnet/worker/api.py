@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -42,7 +42,6 @@ __all__ = ["APIServer", "TokenBuckets", "create_app", "guard"]
 _log = logging.getLogger("veilnet.worker.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
-T = TypeVar("T")
 
 
 class TokenBuckets:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -105,7 +104,6 @@ class QueryLane:
         self._observe = observe
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._calls: set[_Call] = set()
-        self._io_state = threading.Lock()  # I/O threads flip ``waiting_io``
         self._io_contracts: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._suspects: collections.Counter[bytes] = collections.Counter()
         """Contracts of the batches in flight that asked for I/O (which query did is known
@@ -121,8 +119,7 @@ class QueryLane:
     @property
     def computing(self) -> int:
         """Lane calls in flight whose agent is not waiting on I/O."""
-        with self._io_state:
-            return sum(1 for call in self._calls if not call.aside and not call.waiting_io)
+        return sum(1 for call in self._calls if not call.aside and not call.waiting_io)
 
     def does_io(self, contract: bytes) -> bool:
         """Whether ``contract``'s queries go aside (its agent asked for I/O before)."""
@@ -151,8 +148,9 @@ class QueryLane:
             finally:
                 self._calls.discard(call)
                 self._kick()
-        found = contract if self._io_contracts else _contract_of(request)
-        item = _Waiting(request, loop.create_future(), found)
+        if contract is None:
+            contract = _contract_of(request)
+        item = _Waiting(request, loop.create_future(), contract)
         self._waiting.append(item)
         self._kick()
         return await item.reply
@@ -211,33 +209,24 @@ class QueryLane:
             items[0].reply.add_done_callback(lambda reply: reply.cancelled() and task.cancel())
 
     async def _run(self, call: _Call, items: list[_Waiting]) -> None:
+        outcomes: Sequence[bytes | Exception]
+        used_io: tuple[int, ...] = ()
         try:
-            if len(items) == 1:
-                item = items[0]
-                try:
-                    answer = await self._alone(call, item.request)
-                except asyncio.CancelledError:
-                    item.reply.cancel()
-                    raise
-                except Exception as exc:  # handed to the query's caller
-                    _settle(item.reply, exc)
-                else:
-                    _settle(item.reply, answer)
-                return
             try:
-                answers, used_io = await self._batch(call, [item.request for item in items])
+                if len(items) == 1:
+                    outcomes = [await self._alone(call, items[0].request)]
+                else:
+                    outcomes, used_io = await self._batch(call, [i.request for i in items])
             except asyncio.CancelledError:
                 for item in items:
                     item.reply.cancel()
                 raise
-            except Exception as exc:  # every query of the call hears it
-                for item in items:
-                    _settle(item.reply, exc)
-                return
+            except Exception as exc:  # the call failed: each of its queries hears why
+                outcomes = [exc] * len(items)
             for index in used_io:
                 if 0 <= index < len(items):
                     self._learn(items[index].contract)
-            for item, outcome in zip(items, answers, strict=True):
+            for item, outcome in zip(items, outcomes, strict=True):
                 _settle(item.reply, outcome)
         finally:
             self._calls.discard(call)
@@ -266,17 +255,17 @@ class QueryLane:
         batch may start meanwhile; a call of one query teaches its contract at once."""
 
         def carry_out(kind: str, body: bytes) -> bytes:
-            with self._io_state:
-                first = not call.asked_io
-                call.waiting_io = call.asked_io = True
-            if first:
+            # A call's I/O requests come one at a time, so only this thread writes these
+            # flags; the loop only reads them.
+            if not call.asked_io:
+                call.asked_io = True
                 self._soon(self._first_io, call)
+            call.waiting_io = True
             self._soon(self._kick)
             try:
                 return io(kind, body)
             finally:
-                with self._io_state:
-                    call.waiting_io = False
+                call.waiting_io = False
                 self._soon(self._kick)  # fewer calls wait on I/O: one aside may start
 
         return carry_out
