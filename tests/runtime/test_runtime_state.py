@@ -391,3 +391,41 @@ def test_the_park_walk_goes_past_python_agents(
     load_agent(core, js[2])
     assert warm() == [js[2]]
     assert not core.engine.holds_instance(core.agents[py])
+
+
+def test_the_nonce_window_matches_its_plain_definition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``nonce_used`` and ``use_nonce`` search and trim a sorted list by bisection; over rising,
+    repeated, late and far-jumping nonces of two wallets, they decide and keep exactly what
+    the definition says: refused at or below the floor, a window or more below the highest,
+    or used already; the oldest dropped past the cap or out of the window."""
+    import random
+
+    from veilnet.runtime import constants
+    from veilnet.runtime.replicated import ContractRuntime
+    from veilnet.runtime.state import ContractState, Journal
+
+    monkeypatch.setattr(constants, "MAX_RECENT_NONCES", 16)
+    monkeypatch.setattr(constants, "COMMAND_NONCE_WINDOW", 50)
+    runtime = ContractRuntime(ContractState(b"\x01" * 32, b"\x02" * 32), Journal())
+    floors: dict[bytes, int] = {}
+    lists: dict[bytes, list[int]] = {}
+    rng = random.Random(7)
+    refused = 0
+    for step in range(4000):
+        sender = bytes([step % 2]) * 20
+        floor, used = floors.get(sender, -1), lists.setdefault(sender, [])
+        highest = used[-1] if used else floor
+        nonce = max(0, highest + rng.choice((-70, -30, -3, -1, 0, 1, 1, 2, 5, 90)))
+        expected = nonce <= max(floor, highest - 50) or nonce in used
+        assert runtime.nonce_used(sender, nonce) is expected
+        if expected:
+            refused += 1
+            continue
+        runtime.use_nonce(sender, nonce)
+        used.append(nonce)
+        used.sort()
+        while len(used) > 16 or used[0] <= used[-1] - 50:
+            floors[sender] = used.pop(0)
+        assert runtime.recent[sender] == tuple(used)
+        assert runtime.nonces[sender] == floors.get(sender, -1)
+    assert 500 < refused < 3500  # both branches were taken often

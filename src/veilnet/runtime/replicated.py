@@ -18,6 +18,7 @@ copying it per block would cost O(state).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
 import functools
@@ -128,7 +129,7 @@ class ContractRuntime:
             TypeError, ValueError, KeyError: ``plain`` is not of that shape.
         """
         self.nonces = {bytes(s): int(n) for s, n in plain["nonces"]}
-        self.recent = {bytes(s): tuple(int(x) for x in n) for s, n in plain["recent"]}
+        self.recent = {bytes(s): tuple(sorted(int(x) for x in n)) for s, n in plain["recent"]}
         self.outcomes = {int(s): OutcomeRecord.from_bytes(o) for s, o in plain["outcomes"]}
         self.secrets = {str(n): str(v) for n, v in plain["secrets"]}
         self._meta = None
@@ -170,18 +171,29 @@ class ContractRuntime:
         floor = self.nonces.get(sender, -1)
         recent = self.recent.get(sender, ())
         highest = recent[-1] if recent else floor
-        return nonce <= max(floor, highest - constants.COMMAND_NONCE_WINDOW) or nonce in recent
+        if nonce <= max(floor, highest - constants.COMMAND_NONCE_WINDOW):
+            return True
+        # the list is sorted and up to MAX_RECENT_NONCES long: a scan per command showed
+        at = bisect.bisect_left(recent, nonce)
+        return at < len(recent) and recent[at] == nonce
 
     def use_nonce(self, sender: bytes, nonce: int) -> None:
         """Mark ``nonce`` used; the floor rises to keep the window and the list bounded."""
         self._note()
-        used = sorted((*self.recent.get(sender, ()), nonce))
+        used = list(self.recent.get(sender, ()))
+        if used and nonce < used[-1]:
+            bisect.insort(used, nonce)
+        else:  # the common case: a wallet's nonces rise
+            used.append(nonce)
         floor = self.nonces.get(sender, -1)
-        while used and (
-            len(used) > constants.MAX_RECENT_NONCES
-            or used[0] <= used[-1] - constants.COMMAND_NONCE_WINDOW
-        ):
-            floor = used.pop(0)
+        # the oldest go: past the cap, and a window or more below the highest (never the highest)
+        cut = max(
+            len(used) - constants.MAX_RECENT_NONCES,
+            bisect.bisect_right(used, used[-1] - constants.COMMAND_NONCE_WINDOW),
+        )
+        if cut > 0:
+            floor = used[cut - 1]
+            del used[:cut]
         self.nonces[sender] = floor
         self.recent[sender] = tuple(used)
 

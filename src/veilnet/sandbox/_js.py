@@ -226,6 +226,9 @@ class _Run:
     bridge: Bridge | None = None
     clock_ns: int = 0
     rng_seed: bytes = b""
+    """Empty until the guest first asks WASI for random bytes (rare: QuickJS seeds itself at
+    load); then derived from ``ctx``."""
+    ctx: Context | None = None
     rng_counter: int = 0
     deadline: float = 0.0
     timed_out: bool = False
@@ -480,6 +483,10 @@ class JSEngine:
 
     def _random_get(self, ptr: int, length: int) -> int:
         run = self._run()
+        if not run.rng_seed and run.ctx is not None:
+            ctx = run.ctx
+            label = f"veil/js/{ctx.contract_id}/{ctx.block_number}/{ctx.depth}"
+            run.rng_seed = hashlib.sha256(label.encode()).digest()
         out = b""
         while len(out) < length:
             run.rng_counter += 1
@@ -708,9 +715,7 @@ class JSEngine:
             instance=inst,
             bridge=bridge,
             clock_ns=ctx.block_timestamp * 1_000_000_000,
-            rng_seed=hashlib.sha256(
-                f"veil/js/{ctx.contract_id}/{ctx.block_number}/{ctx.depth}".encode()
-            ).digest(),
+            ctx=ctx,
             deadline=time.monotonic() + limits.wall_clock_s,
             text_buffer=agent.scratch + _SCRATCH_SLOTS,
         )
