@@ -29,7 +29,11 @@ from typing import Any, Final
 
 import wasmtime
 from wasmtime import _ffi
+from wasmtime._bindings import _wasmtime_context_get_fuel as _get_fuel
+from wasmtime._bindings import _wasmtime_context_set_fuel as _set_fuel
 from wasmtime._bindings import _wasmtime_func_call_unchecked as _call_unchecked
+from wasmtime._bindings import _wasmtime_memory_data as _memory_data
+from wasmtime._bindings import _wasmtime_memory_data_size as _memory_data_size
 
 from veilnet.sandbox import constants as c
 from veilnet.sandbox._bridge import Bridge, failure
@@ -146,6 +150,7 @@ class _FastFunc:
         "_nparams",
         "_nresults",
         "_nvals",
+        "_slots",
         "_trap",
         "_trap_ref",
         "_vals",
@@ -165,6 +170,8 @@ class _FastFunc:
         # of raw values: the types were checked above, once, so no per-call conversion is due.
         self._nvals = max(1, self._nparams, len(ty.results))
         self._vals = (_ffi.wasmtime_val_raw_t * self._nvals)()
+        # views of the array's items, made once (indexing the array makes a new one each time)
+        self._slots = tuple(self._vals[i] for i in range(self._nvals))
         self._new_trap_slot()
 
     def _new_trap_slot(self) -> None:
@@ -175,14 +182,16 @@ class _FastFunc:
     def __call__(self, *args: int) -> int:
         if len(args) != self._nparams:
             raise SandboxInternalError("wrong number of arguments to a guest export")
-        vals = self._vals
-        for i, value in enumerate(args):
-            vals[i].i32 = value
+        slots = self._slots
+        for slot, value in zip(slots, args, strict=False):  # slots: at least as many
+            slot.i32 = value
         # wasmtime-py's enter_wasm, inlined (a generator context manager costs more than the
         # call into a small export): a trap, or an exception a host import of this thread
         # raised, surfaces.
         try:
-            error = _call_unchecked(self._context, self._func, vals, self._nvals, self._trap_ref)
+            error = _call_unchecked(
+                self._context, self._func, self._vals, self._nvals, self._trap_ref
+            )
             if error:
                 raise wasmtime.WasmtimeError._from_ptr(error)
             if self._trap:
@@ -197,7 +206,7 @@ class _FastFunc:
             if raised is not None:
                 raise raised from None
             raise
-        return int(vals[0].i32) if self._nresults else 0
+        return int(slots[0].i32) if self._nresults else 0
 
 
 class _GuestTrap(Exception):
@@ -207,6 +216,20 @@ class _GuestTrap(Exception):
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` without building an
 encoder on every call (two or three calls an invocation)."""
+
+
+_DECODE = json.JSONDecoder().decode
+
+
+def _guest_json(text: bytes) -> Any:
+    """``json.loads`` of JSON text a guest wrote, less its encoding detection: the guest writes
+    UTF-8 (a lone surrogate as QuickJS encodes it, which ``json.loads`` lets through too), and
+    its text starts with ``[`` or ``{``, never a byte-order mark.
+
+    Raises:
+        ValueError: not JSON (``UnicodeDecodeError`` and ``JSONDecodeError`` are ValueErrors).
+    """
+    return _DECODE(text.decode("utf-8", "surrogatepass"))
 
 
 def _compact(value: JSONValue) -> str:
@@ -260,6 +283,11 @@ class _Instance:
         # type per access): the base and size are read through the C API, then memmove.
         self._context = self.store._context()
         self._memory_ref = ctypes.byref(self.memory._memory)
+        self._base = 0
+        self._base_size = -1
+        """The memory's base address, as read when its size was ``_base_size``."""
+        self._fuel = ctypes.c_uint64(0)
+        self._fuel_ref = ctypes.byref(self._fuel)
         self.fn: dict[str, _FastFunc] = {}
         for name in (
             "qjs_alloc", "qjs_free", "qjs_last_len", "qjs_last_ptr", "qjs_result_free",
@@ -268,6 +296,11 @@ class _Instance:
             "set_memory_limit", "set_max_stack_size",
         ):  # fmt: skip
             self.fn[name] = _FastFunc(self.store, exports[name])  # type: ignore[arg-type]
+        self._new_string = self.fn["new_string"]
+        self._get_string = self.fn["get_string"]
+        self._last_len = self.fn["qjs_last_len"]
+        self._last_ptr = self.fn["qjs_last_ptr"]
+        self._result_free = self.fn["qjs_result_free"]
         self.poisoned = False
 
     def call(self, name: str, *args: int) -> int:
@@ -280,15 +313,32 @@ class _Instance:
             raise wasmtime.WasmtimeError._from_ptr(error)
 
     def _address(self, ptr: int, length: int) -> int:
-        """The host address of guest bytes ``[ptr, ptr + length)``, checked to lie in memory
-        (memory may have grown, and moved, since the last access)."""
-        if ptr < 0 or length < 0 or ptr + length > self.size():
+        """The host address of guest bytes ``[ptr, ptr + length)``, checked to lie in memory.
+        Memory may have grown, and moved, since the last access; it moves only when it grows,
+        so its base is read again whenever its size is not the one the base was read at."""
+        size = _memory_data_size(self._context, self._memory_ref)
+        if ptr < 0 or length < 0 or ptr + length > size:
             raise SandboxInternalError("guest pointer out of range")
-        base = _ffi.wasmtime_memory_data(self._context, self._memory_ref)
-        return ctypes.addressof(base.contents) + ptr
+        if size != self._base_size:
+            base = _memory_data(self._context, self._memory_ref)
+            self._base = ctypes.cast(base, ctypes.c_void_p).value or 0
+            self._base_size = size
+        return self._base + ptr
 
     def size(self) -> int:
-        return int(_ffi.wasmtime_memory_data_size(self._context, self._memory_ref))
+        return int(_memory_data_size(self._context, self._memory_ref))
+
+    def get_fuel(self) -> int:
+        """The store's fuel left (``Store.get_fuel`` through the C API directly)."""
+        error = _get_fuel(self._context, self._fuel_ref)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+        return int(self._fuel.value)
+
+    def set_fuel(self, fuel: int) -> None:
+        error = _set_fuel(self._context, fuel)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
 
     def read(self, ptr: int, length: int) -> bytes:
         return ctypes.string_at(self._address(ptr, length), length)
@@ -309,7 +359,7 @@ class _Instance:
         agent's image keeps allocated) when it fits, else through a fresh allocation."""
         if buffer and len(text) <= _TEXT_BUFFER:
             self.write(buffer, text)
-            return int(self.call("new_string", buffer, len(text)))
+            return self._new_string(buffer, len(text))
         ptr = self.write_new(text)
         try:
             return int(self.call("new_string", ptr, len(text)))
@@ -317,12 +367,12 @@ class _Instance:
             self.call("qjs_free", ptr, max(1, len(text)))
 
     def take_string(self, handle: int, *, free: bool = True) -> bytes | None:
-        if self.call("get_string", handle) != _STATUS_OK:
+        if self._get_string(handle) != _STATUS_OK:
             return None
-        n = self.call("qjs_last_len")
-        data = self.read(self.call("qjs_last_ptr"), n) if n else b""
+        n = self._last_len()
+        data = self.read(self._last_ptr(), n) if n else b""
         if free:
-            self.call("qjs_result_free")
+            self._result_free()
         return data
 
     def out_i32(self, fn: str, *args: int) -> tuple[int, int]:
@@ -532,12 +582,12 @@ class JSEngine:
             raise _GuestTrap("malformed host call")
         name, space, encoded = raw.partition(b" ")
         try:
-            op, args = name.decode("ascii"), json.loads(encoded)
+            op, args = name.decode("ascii"), _guest_json(encoded)
         except (ValueError, TypeError) as exc:
             raise _GuestTrap("malformed host call") from exc
         if not space or not isinstance(args, list):
             raise _GuestTrap("malformed host call")
-        remaining = int(inst.store.get_fuel())
+        remaining = inst.get_fuel()
 
         def fuel_left() -> int:
             return max(0, remaining - c.HOST_CALL_FUEL)
@@ -553,12 +603,12 @@ class JSEngine:
         charge = c.HOST_CALL_FUEL + bridge.nested_fuel
         bridge.nested_fuel = 0
         if charge > remaining:
-            inst.store.set_fuel(0)
+            inst.set_fuel(0)
             bridge.abort = SandboxOutOfFuel(
                 "JavaScript agent ran out of fuel", limit=bridge.limits.fuel
             )
             raise _GuestTrap("out of fuel")
-        inst.store.set_fuel(remaining - charge)
+        inst.set_fuel(remaining - charge)
         return inst.new_string(_COMPACT(value).encode(), buffer=run.text_buffer)
 
     # ---- compile / invoke ----
@@ -726,7 +776,7 @@ class JSEngine:
         request = "\n".join(
             (entry.value, _compact([doc[name] for name in CTX_FIELDS]), _compact(payload))
         ).encode()
-        inst.store.set_fuel(limits.fuel)
+        inst.set_fuel(limits.fuel)
         result_text: bytes | None = None
         trapped: BaseException | None = None
         status = _STATUS_OK
@@ -747,7 +797,7 @@ class JSEngine:
             inst.poisoned = True
         finally:
             self._tls.run = outer
-            fuel_left = int(inst.store.get_fuel())
+            fuel_left = inst.get_fuel()
         fuel_used = limits.fuel - fuel_left
         memory_full = inst.size() + _PAGE > limits.memory_bytes
         if bridge.crash is not None:
@@ -783,7 +833,7 @@ class JSEngine:
         try:
             if result_text is None:
                 raise SandboxInternalError("guest returned no result")
-            output = json.loads(result_text)
+            output = _guest_json(result_text)
             return bridge.finish(output, fuel_used=fuel_used)
         except SandboxError as exc:
             return failure(exc, fuel_used=fuel_used, host_calls=bridge.calls)
