@@ -33,6 +33,12 @@ def test_bench_load_quick() -> None:
             assert figures[f"{kind}_cpu_ms_c{level}"] > 0
             assert 0 <= figures[f"{kind}_cpu_ms_net_c{level}"] <= figures[f"{kind}_cpu_ms_c{level}"]
             assert figures[f"{kind}_client_cpu_ms_c{level}"] > 0
+    # at 1 client the latencies come from the two kinds interleaved, the phases' beside them
+    for kind in ("verified", "plain"):
+        assert figures[f"{kind}_p99_ms_c1_phased"] >= figures[f"{kind}_p50_ms_c1_phased"] > 0
+    ratio = figures["verified_p50_ms_c1"] / figures["plain_p50_ms_c1"]
+    assert figures["overhead_x_c1"] == round(ratio, 2)
+    assert figures["overhead_x_c1_phased"] > 0
     # the capacity load: every verified answer was checked (the bench fails otherwise)
     for kind in ("verified", "plain"):
         assert figures[f"capacity_{kind}_per_s_c32"] > 0

@@ -14,6 +14,9 @@ WARMUP_QUERIES = 2
 """Per client and kind, before the clock starts: worker verification, key and chain view cached."""
 
 PHASES = ("verified", "plain")
+INTERLEAVED = "interleaved"
+"""A phase of its own: each client alternates a verified query and a plain call (which goes
+first alternates too), so drift in the machine's speed hits both kinds alike."""
 
 STOP = "stop"
 _READY_TIMEOUT_S = 120.0
@@ -48,9 +51,12 @@ def run_load(
     clients: int,
     queries: int,
     cpu_seconds: Callable[[], float],
+    interleave: bool = False,
 ) -> dict[str, LoadRun]:
     """Start ``processes`` client processes of ``clients`` clients each, wait until all have
-    warmed up, then run each phase of ``PHASES`` with all of them at once.
+    warmed up, then run each phase of ``PHASES`` with all of them at once; with ``interleave``
+    then an ``INTERLEAVED`` phase too, whose latencies come back as ``verified_interleaved``
+    and ``plain_interleaved`` (their ``cpu_s`` is the phase's, both kinds together).
 
     Args:
         context: a multiprocessing context (spawn: no state inherited from the bench process).
@@ -89,6 +95,20 @@ def run_load(
                 cpu_s=cpu_s,
                 client_cpu_s=sum(float(report.get("cpu_s", 0.0)) for report in reports),
             )
+        if interleave:
+            cpu_before = cpu_seconds()
+            started = time.perf_counter()
+            for _, conn in workers:
+                conn.send(INTERLEAVED)
+            reports = [receive_report(conn, 2 * _PHASE_TIMEOUT_S) for _, conn in workers]
+            wall_s = time.perf_counter() - started
+            cpu_s = cpu_seconds() - cpu_before
+            for kind, key in (("verified", "latencies"), ("plain", "plain_latencies")):
+                runs[f"{kind}_{INTERLEAVED}"] = LoadRun(
+                    latencies=[x for report in reports for x in report.get(key, [])],
+                    wall_s=wall_s,
+                    cpu_s=cpu_s,
+                )
         return runs
     finally:
         for _, conn in workers:
@@ -174,6 +194,18 @@ async def _serve(
         # The pipe is read off the event loop so the clients' connections stay on this one loop.
         while (phase := await asyncio.to_thread(conn.recv)) != STOP:
             began = time.process_time()
+            if phase == INTERLEAVED:
+                pairs = await asyncio.gather(
+                    *(_interleaved(verified, plain, i, queries) for i in range(clients))
+                )
+                conn.send(
+                    {
+                        "latencies": [x for samples, _ in pairs for x in samples],
+                        "plain_latencies": [x for _, samples in pairs for x in samples],
+                        "cpu_s": time.process_time() - began,
+                    }
+                )
+                continue
             per_client = await asyncio.gather(
                 *(_timed(calls[phase], i, queries) for i in range(clients))
             )
@@ -183,6 +215,23 @@ async def _serve(
                     "cpu_s": time.process_time() - began,
                 }
             )
+
+
+async def _interleaved(
+    first: Callable[[int], Awaitable[None]],
+    second: Callable[[int], Awaitable[None]],
+    index: int,
+    count: int,
+) -> tuple[list[float], list[float]]:
+    """``count`` calls of each, alternating, and which of the two goes first alternates too:
+    the latencies of ``first``'s calls and of ``second``'s."""
+    samples: tuple[list[float], list[float]] = ([], [])
+    for round_ in range(count):
+        for which in (0, 1) if round_ % 2 == 0 else (1, 0):
+            started = time.perf_counter()
+            await (first, second)[which](index)
+            samples[which].append(time.perf_counter() - started)
+    return samples
 
 
 async def _timed(call: Callable[[int], Awaitable[None]], index: int, count: int) -> list[float]:
