@@ -213,12 +213,12 @@ class Bridge:
         """Validate a guest's ``{"r": result, "w": [[key, value|None]...], "e": [events]}``."""
         limits = self.limits
         if not isinstance(output, dict):
-            raise SandboxInternalError("guest returned a malformed envelope")
+            raise SandboxAgentError("guest returned a malformed envelope")
         result = output.get("r")
         canonical_json(result, max_bytes=limits.output_bytes, what="result")
         events = output.get("e") or []
         if not isinstance(events, list):
-            raise SandboxInternalError("guest returned malformed events")
+            raise SandboxAgentError("guest returned malformed events")
         if len(events) > limits.events:
             raise SandboxHostCallLimit(f"more than {limits.events} events", limit=limits.events)
         if events:  # an empty list is always canonical and within any limit
@@ -228,7 +228,7 @@ class Bridge:
             total = 0
             for item in output.get("w") or []:
                 if not isinstance(item, list) or len(item) != 2:
-                    raise SandboxInternalError("guest returned malformed writes")
+                    raise SandboxAgentError("guest returned malformed writes")
                 key = _check_key(item[0])
                 value = (
                     None

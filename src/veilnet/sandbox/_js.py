@@ -232,6 +232,13 @@ def _guest_json(text: bytes) -> Any:
     return _DECODE(text.decode("utf-8", "surrogatepass"))
 
 
+def _trap_reason(trapped: BaseException) -> str:
+    """A trap's reason without its backtrace (the same on every replica either way)."""
+    if isinstance(trapped, _GuestTrap):
+        return str(trapped)
+    return str(trapped).split("\n", 1)[0][:120]
+
+
 def _compact(value: JSONValue) -> str:
     """JSON text with no whitespace and no raw newline (the prelude splits its input at them)."""
     return _COMPACT(value)
@@ -815,8 +822,14 @@ class JSEngine:
                 error = SandboxMemoryLimit("JavaScript agent reached its memory limit")
             elif "call stack exhausted" in str(trapped):
                 error = SandboxCallDepth("JavaScript agent recursed too deeply", kind="stack")
+            elif isinstance(trapped, wasmtime.Trap | _GuestTrap):
+                # The guest runs the same bytes from the same image on every replica: a trap
+                # is the agent's doing, and an internal error here would let one agent's
+                # command stop every replica of its cluster at that block.
+                reason = _trap_reason(trapped)
+                error = SandboxAgentError(f"JavaScript agent stopped the engine: {reason}")
             else:
-                raise SandboxInternalError("JavaScript engine trapped") from trapped
+                raise SandboxInternalError("JavaScript engine failed") from trapped
         if error is None and memory_full:
             error = SandboxMemoryLimit("JavaScript agent reached its memory limit")
         if error is None and status != _STATUS_OK:
@@ -830,12 +843,15 @@ class JSEngine:
                 )
         if error is not None:
             return failure(error, fuel_used=fuel_used, host_calls=bridge.calls)
+        # What the guest returned is the same on every replica, and an agent can make it
+        # anything (the prelude shares its realm): a malformed answer is the agent's failure.
         try:
             if result_text is None:
-                raise SandboxInternalError("guest returned no result")
-            output = _guest_json(result_text)
+                raise SandboxAgentError("JavaScript agent returned no result text")
+            try:
+                output = _guest_json(result_text)
+            except ValueError as exc:
+                raise SandboxAgentError("JavaScript agent returned malformed JSON") from exc
             return bridge.finish(output, fuel_used=fuel_used)
         except SandboxError as exc:
             return failure(exc, fuel_used=fuel_used, host_calls=bridge.calls)
-        except ValueError as exc:
-            raise SandboxInternalError("guest returned malformed JSON") from exc

@@ -31,7 +31,13 @@ _PRELUDE = r"""
   }
   const state = Object.freeze({
     get(k) { key(k); if (W.has(k)) { const v = W.get(k); return v === null ? null : P(v); } return host("state.get", [k]); },
-    set(k, v) { key(k); if (v === undefined || v === null) throw new TypeError("state.set needs a value; use state.delete"); W.set(k, S(v)); },
+    set(k, v) {
+      key(k);
+      if (v === undefined || v === null) throw new TypeError("state.set needs a value; use state.delete");
+      const text = S(v);  // undefined for a function or a symbol
+      if (typeof text !== "string") throw new TypeError("state.set takes a JSON value");
+      W.set(k, text);
+    },
     delete(k) { key(k); W.set(k, null); },
     keys(prefix) {
       prefix = prefix === undefined ? "" : String(prefix);
@@ -77,7 +83,8 @@ _PRELUDE = r"""
   // input: the entry point's name, a newline, ctx's values as a JSON array (CTX_FIELDS),
   // a newline, the payload as JSON
   // (JSON text as the host writes it holds no raw newline)
-  globalThis.__veil_invoke = function (input) {
+  // not writable: an agent's module runs after this and must not put its own in its place
+  Object.defineProperty(globalThis, "__veil_invoke", { writable: false, configurable: false, value: function (input) {
     const i = input.indexOf("\n"), j = input.indexOf("\n", i + 1);
     const entry = input.slice(0, i);
     W = new Map(); EV = []; CTX = null; CTXS = input.slice(i + 1, j);
@@ -90,11 +97,13 @@ _PRELUDE = r"""
     }
     const r = fn(payload);
     if (r instanceof Promise) throw new TypeError("async entry points are not supported");
+    const rs = r === undefined ? "null" : S(r);  // undefined for a function or a symbol
+    if (typeof rs !== "string") throw new TypeError("the entry point returned a value that is not JSON");
     let w = "[";
     let first = true;
     for (const [k, v] of W) { w += (first ? "" : ",") + "[" + S(k) + "," + (v === null ? "null" : v) + "]"; first = false; }
-    return '{"r":' + (r === undefined ? "null" : S(r)) + ',"w":' + w + '],"e":[' + EV.join(",") + "]}";
-  };
+    return '{"r":' + rs + ',"w":' + w + '],"e":[' + EV.join(",") + "]}";
+  } });
 })();
 """
 
