@@ -56,7 +56,7 @@ def run_load(
     """Start ``processes`` client processes of ``clients`` clients each, wait until all have
     warmed up, then run each phase of ``PHASES`` with all of them at once; with ``interleave``
     then an ``INTERLEAVED`` phase too, whose latencies come back as ``verified_interleaved``
-    and ``plain_interleaved`` (their ``cpu_s`` is the phase's, both kinds together).
+    and ``plain_interleaved`` (their CPU figures are the phase's, both kinds together).
 
     Args:
         context: a multiprocessing context (spawn: no state inherited from the bench process).
@@ -81,33 +81,27 @@ def run_load(
         for _, conn in workers:
             receive_report(conn, _READY_TIMEOUT_S)
         runs = {}
-        for phase in PHASES:
+        for phase in (*PHASES, INTERLEAVED) if interleave else PHASES:
             cpu_before = cpu_seconds()
             started = time.perf_counter()
             for _, conn in workers:
                 conn.send(phase)
-            reports = [receive_report(conn, _PHASE_TIMEOUT_S) for _, conn in workers]
+            # an interleaved phase makes twice the calls
+            timeout = _PHASE_TIMEOUT_S * (2 if phase == INTERLEAVED else 1)
+            reports = [receive_report(conn, timeout) for _, conn in workers]
             wall_s = time.perf_counter() - started
             cpu_s = cpu_seconds() - cpu_before
-            runs[phase] = LoadRun(
-                latencies=[x for report in reports for x in report.get("latencies", [])],
-                wall_s=wall_s,
-                cpu_s=cpu_s,
-                client_cpu_s=sum(float(report.get("cpu_s", 0.0)) for report in reports),
+            kinds = (
+                (("verified_" + INTERLEAVED, "latencies"), ("plain_" + INTERLEAVED, "plain"))
+                if phase == INTERLEAVED
+                else ((phase, "latencies"),)
             )
-        if interleave:
-            cpu_before = cpu_seconds()
-            started = time.perf_counter()
-            for _, conn in workers:
-                conn.send(INTERLEAVED)
-            reports = [receive_report(conn, 2 * _PHASE_TIMEOUT_S) for _, conn in workers]
-            wall_s = time.perf_counter() - started
-            cpu_s = cpu_seconds() - cpu_before
-            for kind, key in (("verified", "latencies"), ("plain", "plain_latencies")):
-                runs[f"{kind}_{INTERLEAVED}"] = LoadRun(
+            for name, key in kinds:
+                runs[name] = LoadRun(
                     latencies=[x for report in reports for x in report.get(key, [])],
                     wall_s=wall_s,
                     cpu_s=cpu_s,
+                    client_cpu_s=sum(float(report.get("cpu_s", 0.0)) for report in reports),
                 )
         return runs
     finally:
@@ -194,27 +188,22 @@ async def _serve(
         # The pipe is read off the event loop so the clients' connections stay on this one loop.
         while (phase := await asyncio.to_thread(conn.recv)) != STOP:
             began = time.process_time()
+            report: dict[str, Any]
             if phase == INTERLEAVED:
                 pairs = await asyncio.gather(
                     *(_interleaved(verified, plain, i, queries) for i in range(clients))
                 )
-                conn.send(
-                    {
-                        "latencies": [x for samples, _ in pairs for x in samples],
-                        "plain_latencies": [x for _, samples in pairs for x in samples],
-                        "cpu_s": time.process_time() - began,
-                    }
-                )
-                continue
-            per_client = await asyncio.gather(
-                *(_timed(calls[phase], i, queries) for i in range(clients))
-            )
-            conn.send(
-                {
-                    "latencies": [x for samples in per_client for x in samples],
-                    "cpu_s": time.process_time() - began,
+                report = {
+                    "latencies": [x for samples, _ in pairs for x in samples],
+                    "plain": [x for _, samples in pairs for x in samples],
                 }
-            )
+            else:
+                per_client = await asyncio.gather(
+                    *(_timed(calls[phase], i, queries) for i in range(clients))
+                )
+                report = {"latencies": [x for samples in per_client for x in samples]}
+            report["cpu_s"] = time.process_time() - began
+            conn.send(report)
 
 
 async def _interleaved(

@@ -211,10 +211,10 @@ def _bench(quick: bool) -> dict[str, Any]:
                 # one after the other: a second of drift in the machine moved their ratio by
                 # a tenth); the phases' own figures stay beside them
                 for kind in ("verified", "plain"):
-                    run = runs[f"{kind}_interleaved"]
+                    interleaved = _figures(runs[f"{kind}_interleaved"], idle)
                     for name in ("p50_ms", "p99_ms"):
                         figures[f"{kind}_{name}_c1_phased"] = figures[f"{kind}_{name}_c1"]
-                        figures[f"{kind}_{name}_c1"] = _figures(run, idle)[name]
+                        figures[f"{kind}_{name}_c1"] = interleaved[name]
         capacity = run_capacity(
             context,
             network=info["network"],
